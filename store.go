@@ -1,0 +1,51 @@
+package latch
+
+import (
+	"context"
+	"time"
+)
+
+// GrantFilter selects grants. Zero fields match everything.
+type GrantFilter struct {
+	States  []GrantState // any of these states
+	Opening *Opening     // only grants for this opening
+	RuleID  RuleID       // only grants on this rule
+	Limit   int          // at most this many, newest first; 0 means no limit
+}
+
+// GrantEvent is one entry of a grant's history.
+type GrantEvent struct {
+	GrantID GrantID
+	At      time.Time
+	State   GrantState
+	Note    string
+}
+
+// Store is the ledger of why: grants and their history. Implementations are
+// safe for concurrent use, by several processes sharing one database.
+type Store interface {
+	// CreateGrant records a new grant at Version 1. Returns ECONFLICT if the
+	// ID is taken.
+	CreateGrant(ctx context.Context, g Grant, note string) (Grant, error)
+	// Grant returns one grant. Returns ENOTFOUND.
+	Grant(ctx context.Context, id GrantID) (Grant, error)
+	// Grants lists grants matching f, newest first.
+	Grants(ctx context.Context, f GrantFilter) ([]Grant, error)
+	// UpdateGrant writes g if the stored grant still has g.Version, and
+	// returns it with the version advanced. A change of state, or a non-empty
+	// note, appends to the grant's history. Returns ENOTFOUND, or ECONFLICT
+	// when g is stale.
+	UpdateGrant(ctx context.Context, g Grant, note string) (Grant, error)
+	// History returns a grant's events, oldest first.
+	History(ctx context.Context, id GrantID) ([]GrantEvent, error)
+
+	// Due returns up to limit IDs of grants whose DueAt is at or before now.
+	Due(ctx context.Context, now time.Time, limit int) ([]GrantID, error)
+	// NextDue returns the earliest DueAt of any grant; ok is false if none.
+	NextDue(ctx context.Context) (at time.Time, ok bool, err error)
+	// Changed returns a channel closed after the next change made through
+	// this Store value.
+	Changed() <-chan struct{}
+
+	Close() error
+}

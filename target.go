@@ -1,0 +1,146 @@
+package latch
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// GroupID is an EC2 security group ID (sg-…).
+type GroupID string
+
+// RuleID is an EC2 security group rule ID (sgr-…).
+type RuleID string
+
+var (
+	groupIDPattern = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	ruleIDPattern  = regexp.MustCompile(`^sgr-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+)
+
+// ParseGroupID checks that s is a well-formed security group ID.
+func ParseGroupID(s string) (GroupID, error) {
+	if !groupIDPattern.MatchString(s) {
+		return "", Invalidf("sg", "%q is not a security group ID; want sg- followed by 8 or 17 lowercase hex digits, e.g. sg-0123456789abcdef0", s)
+	}
+	return GroupID(s), nil
+}
+
+// ParseRuleID checks that s is a well-formed security group rule ID.
+func ParseRuleID(s string) (RuleID, error) {
+	if !ruleIDPattern.MatchString(s) {
+		return "", Invalidf("rule", "%q is not a security group rule ID; want sgr- followed by 17 lowercase hex digits", s)
+	}
+	return RuleID(s), nil
+}
+
+// ParseRegion checks that s looks like an AWS region name.
+func ParseRegion(s string) (string, error) {
+	if !regionPattern.MatchString(s) {
+		return "", Invalidf("region", "%q is not an AWS region; want a name like us-east-1", s)
+	}
+	return s, nil
+}
+
+// Protocol is the IP protocol a grant opens.
+type Protocol string
+
+// The protocols a grant may open. "All traffic" (-1) is never allowed.
+const (
+	TCP  Protocol = "tcp"
+	UDP  Protocol = "udp"
+	ICMP Protocol = "icmp"
+)
+
+// ParseProtocol accepts tcp, udp or icmp, in any case.
+func ParseProtocol(s string) (Protocol, error) {
+	switch p := Protocol(strings.ToLower(s)); p {
+	case TCP, UDP, ICMP:
+		return p, nil
+	}
+	return "", Invalidf("protocol", "%q is not allowed; want tcp, udp or icmp", s)
+}
+
+// PortRange is an inclusive range of ports. For ICMP, From is the type and To
+// the code, with -1 meaning all, as EC2 has it.
+type PortRange struct {
+	From, To int
+}
+
+func (r PortRange) String() string {
+	if r.From == r.To {
+		return strconv.Itoa(r.From)
+	}
+	return fmt.Sprintf("%d-%d", r.From, r.To)
+}
+
+// ParsePorts accepts "22" or "8000-8080" for tcp and udp. For icmp it accepts
+// "TYPE" or "TYPE-CODE" (-1 for all), so "8" is echo request, any code.
+func ParsePorts(proto Protocol, s string) (PortRange, error) {
+	if proto == ICMP {
+		return parseICMP(s)
+	}
+	from, to, found := strings.Cut(s, "-")
+	if !found {
+		to = from
+	}
+	f, err1 := strconv.Atoi(from)
+	t, err2 := strconv.Atoi(to)
+	if err1 != nil || err2 != nil || f < 1 || t > 65535 || f > t {
+		return PortRange{}, Invalidf("port", "%q is not a port or range; want a number 1-65535 or FROM-TO with FROM <= TO", s)
+	}
+	return PortRange{From: f, To: t}, nil
+}
+
+func parseICMP(s string) (PortRange, error) {
+	if s == "" || s == "-1" {
+		return PortRange{From: -1, To: -1}, nil
+	}
+	typ, code, found := strings.Cut(s, "-")
+	if !found {
+		code = "-1"
+	}
+	t, err1 := strconv.Atoi(typ)
+	c, err2 := strconv.Atoi(code)
+	if err1 != nil || err2 != nil || t < 0 || t > 255 || c < -1 || c > 255 {
+		return PortRange{}, Invalidf("port", "%q is not an ICMP type; want TYPE or TYPE-CODE (0-255, code -1 for all)", s)
+	}
+	return PortRange{From: t, To: c}, nil
+}
+
+// ParseSource turns an address, or a single-address prefix, into the one
+// source a grant may open to: an IPv4 /32 or an IPv6 /128. Anything wider is
+// refused, the whole internet most firmly.
+func ParseSource(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, Invalidf("ip", "%q is not an IP address or prefix", s)
+		}
+		if p.Bits() == 0 {
+			return netip.Prefix{}, Invalidf("ip", "%q opens to the whole internet, which latch never does; give your own address (or --ip auto)", s)
+		}
+		if p.Bits() != p.Addr().BitLen() {
+			return netip.Prefix{}, Invalidf("ip", "%q is a /%d network; a grant opens to a single address only (/%d)", s, p.Bits(), p.Addr().BitLen())
+		}
+		return checkSourceAddr(s, p.Addr())
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, Invalidf("ip", "%q is not an IP address", s)
+	}
+	return checkSourceAddr(s, a)
+}
+
+func checkSourceAddr(s string, a netip.Addr) (netip.Prefix, error) {
+	a = a.Unmap()
+	if a.Zone() != "" {
+		return netip.Prefix{}, Invalidf("ip", "%q has a zone; a security group rule cannot name one", s)
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return netip.Prefix{}, Invalidf("ip", "%q is not a unicast address a connection can come from", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
