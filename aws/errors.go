@@ -1,0 +1,51 @@
+package aws
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/latchdev/latch"
+)
+
+// errRuleExists and errRuleGone are the two EC2 answers that idempotent
+// callers treat as success.
+var (
+	errRuleExists = errors.New("rule already exists")
+	errRuleGone   = errors.New("rule does not exist")
+)
+
+func isRuleExists(err error) bool { return errors.Is(err, errRuleExists) }
+func isRuleGone(err error) bool   { return errors.Is(err, errRuleGone) }
+
+// translate turns an EC2 error into latch's vocabulary. It is the only place
+// in latch that knows EC2 error codes.
+func translate(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	apiErr, ok := errors.AsType[smithy.APIError](err)
+	if !ok {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	msg := apiErr.ErrorMessage()
+	switch apiErr.ErrorCode() {
+	case "InvalidPermission.Duplicate":
+		return fmt.Errorf("%s: %w", op, errRuleExists)
+	case "InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound", "InvalidGroup.NotFound":
+		// ENOTFOUND for callers that report it; errRuleGone for Revoke,
+		// which counts it as done.
+		return fmt.Errorf("%w%w", latch.Errorf(latch.ENOTFOUND, "%s: %s", op, msg), errRuleGone)
+	case "InvalidGroupId.Malformed", "InvalidSecurityGroupRuleId.Malformed", "InvalidParameterValue", "MissingParameter":
+		return latch.Errorf(latch.EINVALID, "%s: %s", op, msg)
+	case "RulesPerSecurityGroupLimitExceeded":
+		return latch.Errorf(latch.ECONFLICT, "%s: the security group has no room for another rule (%s); end other grants or raise quota L-0EA8095F", op, msg)
+	case "UnauthorizedOperation", "AuthFailure":
+		return latch.Errorf(latch.EFORBIDDEN, "%s: AWS refused: %s", op, msg)
+	default:
+		// Throttling and 5xx: the SDK's retryer already tried; the caller's
+		// own backoff (the revoker) tries again later.
+		return latch.Errorf(latch.EUNAVAILABLE, "%s: %s: %s", op, apiErr.ErrorCode(), msg)
+	}
+}

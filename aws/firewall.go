@@ -1,0 +1,196 @@
+// Package aws implements latch.Firewall on EC2 security-group rules with
+// aws-sdk-go-v2. It is the only package that speaks EC2; its error codes
+// are translated to latch's at this boundary (errors.go).
+package aws
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/latchdev/latch"
+)
+
+// ec2API is the part of the EC2 client the firewall calls.
+type ec2API interface {
+	AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
+	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
+	DescribeSecurityGroupRules(context.Context, *ec2.DescribeSecurityGroupRulesInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupRulesOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// Firewall opens and closes rules in one region.
+type Firewall struct {
+	ec2    ec2API
+	region string
+	log    *slog.Logger
+}
+
+// NewFirewall returns a firewall for cfg.Region. log may be nil.
+func NewFirewall(cfg aws.Config, log *slog.Logger) *Firewall {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Firewall{ec2: ec2.NewFromConfig(cfg), region: cfg.Region, log: log}
+}
+
+// Region returns the firewall's region.
+func (f *Firewall) Region() string { return f.region }
+
+// Authorize opens o with tags on the new rule, or returns the identical rule
+// that already exists (EC2 refuses duplicates) with created false.
+func (f *Firewall) Authorize(ctx context.Context, o latch.Opening, tags map[string]string) (latch.Rule, bool, error) {
+	out, err := f.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId:       aws.String(string(o.GroupID)),
+		IpPermissions: []types.IpPermission{permission(o, "latch "+tags[latch.TagGrantID])},
+		TagSpecifications: []types.TagSpecification{{
+			ResourceType: types.ResourceTypeSecurityGroupRule,
+			Tags:         ec2Tags(tags),
+		}},
+	})
+	err = translate("authorize ingress", err)
+	if isRuleExists(err) {
+		r, err := f.find(ctx, o)
+		return r, false, err
+	}
+	if err != nil {
+		return latch.Rule{}, false, err
+	}
+	f.log.DebugContext(ctx, "authorized", "group_id", o.GroupID, "source", o.Source.String())
+	for _, r := range out.SecurityGroupRules {
+		if rule, ok := f.rule(r); ok && rule.Opening == o {
+			return rule, true, nil
+		}
+	}
+	return latch.Rule{}, false, fmt.Errorf("authorize ingress on %s: the response named no rule for %s", o.GroupID, o.Source)
+}
+
+// find returns the existing ingress rule for o.
+func (f *Firewall) find(ctx context.Context, o latch.Opening) (latch.Rule, error) {
+	var found *latch.Rule
+	err := f.describe(ctx, []types.Filter{{Name: aws.String("group-id"), Values: []string{string(o.GroupID)}}}, func(r latch.Rule) {
+		if r.Opening == o {
+			found = &r
+		}
+	})
+	if err != nil {
+		return latch.Rule{}, err
+	}
+	if found == nil {
+		// EC2 said duplicate, then did not list it: it was revoked in between.
+		return latch.Rule{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s in %s was revoked while being opened; try again", o.Source, o.GroupID)
+	}
+	return *found, nil
+}
+
+// Tag sets tags on a rule.
+func (f *Firewall) Tag(ctx context.Context, id latch.RuleID, tags map[string]string) error {
+	_, err := f.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{string(id)}, Tags: ec2Tags(tags)})
+	return translate("tag rule "+string(id), err)
+}
+
+// Revoke removes a rule by ID. A rule, or group, that is already gone counts
+// as revoked.
+func (f *Firewall) Revoke(ctx context.Context, group latch.GroupID, id latch.RuleID) error {
+	_, err := f.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+		GroupId:              aws.String(string(group)),
+		SecurityGroupRuleIds: []string{string(id)},
+	})
+	err = translate("revoke ingress", err)
+	if isRuleGone(err) {
+		return nil
+	}
+	return err
+}
+
+// Rules lists every ingress rule in the region tagged latch:expires-at.
+func (f *Firewall) Rules(ctx context.Context) ([]latch.Rule, error) {
+	var rules []latch.Rule
+	err := f.describe(ctx, []types.Filter{{Name: aws.String("tag-key"), Values: []string{latch.TagExpiresAt}}}, func(r latch.Rule) {
+		rules = append(rules, r)
+	})
+	return rules, err
+}
+
+// describe pages through DescribeSecurityGroupRules, calling fn on every
+// ingress rule latch can represent.
+func (f *Firewall) describe(ctx context.Context, filters []types.Filter, fn func(latch.Rule)) error {
+	p := ec2.NewDescribeSecurityGroupRulesPaginator(f.ec2, &ec2.DescribeSecurityGroupRulesInput{
+		Filters:    filters,
+		MaxResults: aws.Int32(1000),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return translate("describe security group rules", err)
+		}
+		for _, r := range page.SecurityGroupRules {
+			if rule, ok := f.rule(r); ok {
+				fn(rule)
+			}
+		}
+	}
+	return nil
+}
+
+// rule converts an EC2 rule; ok is false for egress rules and for rules
+// latch never makes (group references, prefix lists, all protocols).
+func (f *Firewall) rule(r types.SecurityGroupRule) (latch.Rule, bool) {
+	if aws.ToBool(r.IsEgress) {
+		return latch.Rule{}, false
+	}
+	cidr := aws.ToString(r.CidrIpv4)
+	if cidr == "" {
+		cidr = aws.ToString(r.CidrIpv6)
+	}
+	src, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return latch.Rule{}, false
+	}
+	proto, err := latch.ParseProtocol(aws.ToString(r.IpProtocol))
+	if err != nil {
+		return latch.Rule{}, false
+	}
+	tags := make(map[string]string, len(r.Tags))
+	for _, t := range r.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return latch.Rule{
+		ID: latch.RuleID(aws.ToString(r.SecurityGroupRuleId)),
+		Opening: latch.Opening{
+			Region: f.region, GroupID: latch.GroupID(aws.ToString(r.GroupId)), Protocol: proto,
+			Ports:  latch.PortRange{From: int(aws.ToInt32(r.FromPort)), To: int(aws.ToInt32(r.ToPort))},
+			Source: src.Masked(),
+		},
+		Tags: tags,
+	}, true
+}
+
+func permission(o latch.Opening, desc string) types.IpPermission {
+	p := types.IpPermission{
+		IpProtocol: aws.String(string(o.Protocol)),
+		FromPort:   aws.Int32(int32(o.Ports.From)),
+		ToPort:     aws.Int32(int32(o.Ports.To)),
+	}
+	if o.Source.Addr().Is4() {
+		p.IpRanges = []types.IpRange{{CidrIp: aws.String(o.Source.String()), Description: aws.String(desc)}}
+	} else {
+		p.Ipv6Ranges = []types.Ipv6Range{{CidrIpv6: aws.String(o.Source.String()), Description: aws.String(desc)}}
+	}
+	return p
+}
+
+func ec2Tags(tags map[string]string) []types.Tag {
+	out := make([]types.Tag, 0, len(tags))
+	for k, v := range tags {
+		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	return out
+}
+
+var _ latch.Firewall = (*Firewall)(nil)

@@ -1,0 +1,161 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/latchdev/latch"
+)
+
+// Revoke ends a grant early, at once, on behalf of by. Returns ENOTFOUND for
+// an unknown grant and ECONFLICT for one that has already ended. If AWS
+// refuses, the grant stays ending and is retried by the revoker.
+func (b *Broker) Revoke(ctx context.Context, id latch.GrantID, by string) (latch.Grant, error) {
+	return b.end(ctx, id, latch.StateRevoked, by)
+}
+
+// Expire ends a grant that is due: an active grant past its expiry, or an
+// ending grant whose next attempt has come. Anything else is left alone, so
+// calling it twice, or early, is harmless.
+func (b *Broker) Expire(ctx context.Context, id latch.GrantID) error {
+	_, err := b.end(ctx, id, latch.StateExpired, "")
+	if latch.ErrorCode(err) == latch.ECONFLICT {
+		return nil
+	}
+	return err
+}
+
+func (b *Broker) end(ctx context.Context, id latch.GrantID, as latch.GrantState, by string) (latch.Grant, error) {
+	g, err := b.store.Grant(ctx, id)
+	if err != nil {
+		return g, err
+	}
+	unlock := b.lock(g.Opening())
+	defer unlock()
+	if g, err = b.store.Grant(ctx, id); err != nil { // it may have moved while we waited
+		return g, err
+	}
+	now := b.now()
+	switch {
+	case !g.State.Open():
+		return g, latch.Errorf(latch.ECONFLICT, "grant %s has already ended (%s)", g.ID, g.State)
+	case as == latch.StateExpired && !b.due(g, now):
+		return g, nil // not due yet, or requested (a sweep settles those)
+	case !g.State.Ending():
+		g.State, g.EndAs, g.NextAttempt = latch.StateRevoking, as, now
+		note := "expired"
+		if as == latch.StateRevoked {
+			note = "revoked by " + by
+		}
+		if g, err = b.store.UpdateGrant(ctx, g, note); err != nil {
+			return g, fmt.Errorf("record revoking: %w", err)
+		}
+	}
+	return b.close(ctx, g, now)
+}
+
+func (b *Broker) due(g latch.Grant, now time.Time) bool {
+	at, ok := g.DueAt()
+	return ok && !at.After(now)
+}
+
+// close revokes an ending grant's rule, unless another live grant still
+// shares it, and records the outcome.
+func (b *Broker) close(ctx context.Context, g latch.Grant, now time.Time) (latch.Grant, error) {
+	fw, err := b.firewall(g.Region)
+	if err != nil {
+		return b.revokeFailed(ctx, g, now, err)
+	}
+	if g.RuleID == "" {
+		if g.RuleID, err = b.findRule(ctx, fw, g.Opening()); err != nil {
+			return b.revokeFailed(ctx, g, now, err)
+		}
+	}
+	keeper, err := b.keeper(ctx, g, now)
+	if err != nil {
+		return b.revokeFailed(ctx, g, now, err)
+	}
+	note := "rule revoked"
+	switch {
+	case g.RuleID == "":
+		note = "no rule was ever opened"
+	case keeper != nil:
+		if err := fw.Tag(ctx, g.RuleID, latch.RuleTags(*keeper)); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
+			return b.revokeFailed(ctx, g, now, fmt.Errorf("hand rule %s to grant %s: %w", g.RuleID, keeper.ID, err))
+		}
+		note = fmt.Sprintf("rule kept for grant %s until %s", keeper.ID, latch.FormatExpiry(keeper.ExpiresAt))
+	default:
+		b.checkpoint("before-revoke")
+		if err := fw.Revoke(ctx, g.GroupID, g.RuleID); err != nil {
+			return b.revokeFailed(ctx, g, now, err)
+		}
+	}
+	g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
+	g, err = b.store.UpdateGrant(ctx, g, note)
+	if err != nil {
+		return g, fmt.Errorf("record %s: %w", note, err)
+	}
+	b.evidence(ctx, string(g.State), g, "outcome", note, "attempts", g.Attempts+1)
+	return g, nil
+}
+
+// keeper returns the latest-expiring other live grant on g's rule, or nil if
+// the rule is g's alone.
+func (b *Broker) keeper(ctx context.Context, g latch.Grant, now time.Time) (*latch.Grant, error) {
+	if g.RuleID == "" {
+		return nil, nil
+	}
+	others, err := b.store.Grants(ctx, latch.GrantFilter{RuleID: g.RuleID, States: []latch.GrantState{latch.StateActive}})
+	if err != nil {
+		return nil, fmt.Errorf("list grants sharing rule %s: %w", g.RuleID, err)
+	}
+	var keeper *latch.Grant
+	for i, o := range others {
+		if o.ID != g.ID && o.ExpiresAt.After(now) && (keeper == nil || o.ExpiresAt.After(keeper.ExpiresAt)) {
+			keeper = &others[i]
+		}
+	}
+	return keeper, nil
+}
+
+// findRule looks in AWS for the rule of an opening whose grant never
+// recorded it. It returns "" if there is none.
+func (b *Broker) findRule(ctx context.Context, fw latch.Firewall, o latch.Opening) (latch.RuleID, error) {
+	rules, err := fw.Rules(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list rules: %w", err)
+	}
+	for _, r := range rules {
+		if r.Opening == o {
+			return r.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// revokeFailed records a failed attempt and when to try again. It never
+// gives up: after FailAfter attempts the grant is revoke-failed, which is
+// louder, not final.
+func (b *Broker) revokeFailed(ctx context.Context, g latch.Grant, now time.Time, cause error) (latch.Grant, error) {
+	g.Attempts++
+	g.NextAttempt = now.Add(b.backoff(g.Attempts))
+	g.LastError = errString(cause)
+	level, note := "WARN", "revoke failed, will retry"
+	if g.Attempts >= b.opts.FailAfter {
+		g.State, level, note = latch.StateRevokeFailed, "ERROR", "revoke keeps failing, still retrying"
+	}
+	attrs := []any{"grant_id", g.ID, "group_id", g.GroupID, "rule_id", g.RuleID, "attempts", g.Attempts,
+		"next_attempt", latch.FormatExpiry(g.NextAttempt), "err", cause}
+	if level == "ERROR" {
+		b.log.ErrorContext(ctx, note, attrs...)
+	} else {
+		b.log.WarnContext(ctx, note, attrs...)
+	}
+	if ug, err := b.store.UpdateGrant(ctx, g, note+": "+g.LastError); err != nil {
+		b.log.ErrorContext(ctx, "record failed revoke", "grant_id", g.ID, "err", err)
+	} else {
+		g = ug
+	}
+	return g, fmt.Errorf("revoke %s in %s: %w", g.RuleID, g.GroupID, cause)
+}

@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/latchdev/latch"
+)
+
+// Grant opens a rule for req and returns the active grant. Bad input returns
+// EINVALID and records nothing. If AWS refuses, the grant is recorded as
+// failed and the error returned.
+func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant, error) {
+	if err := req.Validate(b.opts.MaxDuration); err != nil {
+		return latch.Grant{}, err
+	}
+	fw, err := b.firewall(req.Region)
+	if err != nil {
+		return latch.Grant{}, err
+	}
+	now := b.now()
+	g, err := b.store.CreateGrant(ctx, latch.Grant{
+		ID: latch.NewGrantID(), State: latch.StateRequested,
+		Region: req.Region, GroupID: req.GroupID, Protocol: req.Protocol, Ports: req.Ports, Source: req.Source,
+		Requester: req.Requester, Reason: req.Reason, CreatedAt: now, ExpiresAt: now.Add(req.Duration),
+	}, "requested: "+req.Reason)
+	if err != nil {
+		return latch.Grant{}, fmt.Errorf("record grant: %w", err)
+	}
+
+	unlock := b.lock(g.Opening())
+	defer unlock()
+	b.checkpoint("before-authorize")
+	rule, err := b.open(ctx, fw, g)
+	if err != nil {
+		g.State, g.EndedAt, g.LastError = latch.StateFailed, now, errString(err)
+		if _, uerr := b.store.UpdateGrant(ctx, g, "authorize failed"); uerr != nil {
+			b.log.ErrorContext(ctx, "record failed grant", "grant_id", g.ID, "err", uerr)
+		}
+		b.log.WarnContext(ctx, "grant failed", "grant_id", g.ID, "group_id", g.GroupID, "err", err)
+		return g, fmt.Errorf("open %s to %s on %s: %w", g.GroupID, g.Source, g.Ports, err)
+	}
+	b.checkpoint("after-authorize")
+	g.State, g.RuleID = latch.StateActive, rule.ID
+	g, err = b.store.UpdateGrant(ctx, g, "rule "+string(rule.ID))
+	if err != nil {
+		// The rule is tagged with its expiry, so a sweep will revoke it even
+		// though the store does not know it is active.
+		return g, fmt.Errorf("record rule %s: %w", rule.ID, err)
+	}
+	b.evidence(ctx, "granted", g, "reason", g.Reason)
+	return g, nil
+}
+
+// open authorizes g's rule, or adopts the identical rule that is already
+// there and makes its tags carry the latest expiry of the grants sharing it.
+func (b *Broker) open(ctx context.Context, fw latch.Firewall, g latch.Grant) (latch.Rule, error) {
+	owner, err := b.latestSharer(ctx, g)
+	if err != nil {
+		return latch.Rule{}, err
+	}
+	tags := latch.RuleTags(owner)
+	for range 3 {
+		rule, created, err := fw.Authorize(ctx, g.Opening(), tags)
+		if err != nil || created {
+			return rule, err
+		}
+		at, tagged, err := rule.ExpiresAt()
+		if !tagged {
+			return latch.Rule{}, latch.Errorf(latch.ECONFLICT,
+				"an identical rule %s that latch did not make is already in %s; latch will not take it over (remove it, or leave access to it)", rule.ID, g.GroupID)
+		}
+		if err == nil && !at.Before(owner.ExpiresAt) {
+			return rule, nil // it already lasts at least as long
+		}
+		err = fw.Tag(ctx, rule.ID, tags)
+		if latch.ErrorCode(err) == latch.ENOTFOUND {
+			continue // revoked between authorize and tag: open it again
+		}
+		return rule, err
+	}
+	return latch.Rule{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s kept disappearing while it was being opened", g.GroupID)
+}
+
+// latestSharer returns whichever of g and the other open grants for the
+// same opening expires last: the grant the rule's tags should describe.
+func (b *Broker) latestSharer(ctx context.Context, g latch.Grant) (latch.Grant, error) {
+	o := g.Opening()
+	others, err := b.store.Grants(ctx, latch.GrantFilter{Opening: &o, States: []latch.GrantState{latch.StateRequested, latch.StateActive}})
+	if err != nil {
+		return latch.Grant{}, fmt.Errorf("list grants sharing the rule: %w", err)
+	}
+	latest := g
+	for _, o := range others {
+		if o.ExpiresAt.After(latest.ExpiresAt) {
+			latest = o
+		}
+	}
+	return latest, nil
+}

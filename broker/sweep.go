@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/latchdev/latch"
+)
+
+// Swept is one expired rule a sweep found.
+type Swept struct {
+	Rule      latch.Rule
+	ExpiredAt time.Time // zero if the expiry tag was unreadable
+	Revoked   bool      // false on a dry run, on error, or if a live grant kept it
+	Err       error
+}
+
+// SweepReport says what one sweep of one region found and did.
+type SweepReport struct {
+	Region string
+	Rules  int // latch rules found
+	Swept  []Swept
+}
+
+// Sweep revokes every rule in the firewalls' regions whose latch:expires-at
+// has passed, using AWS alone: it needs no store. A rule whose expiry tag is
+// unreadable counts as expired. With dryRun it only reports.
+func Sweep(ctx context.Context, fws []latch.Firewall, now time.Time, dryRun bool, log *slog.Logger) ([]SweepReport, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var reports []SweepReport
+	var errs []error
+	for _, fw := range fws {
+		rules, err := fw.Rules(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err))
+			reports = append(reports, SweepReport{Region: fw.Region()})
+			continue
+		}
+		rep, err := sweepRules(fw.Region(), rules, now, func(r latch.Rule) (bool, error) {
+			if dryRun {
+				return false, nil
+			}
+			if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
+				return false, err
+			}
+			ruleEvidence(ctx, log, "expired", r, "via", "sweep")
+			return true, nil
+		})
+		reports = append(reports, rep)
+		errs = append(errs, err)
+	}
+	return reports, errors.Join(errs...)
+}
+
+// sweepRules calls act on each expired rule of rules, and reports.
+func sweepRules(region string, rules []latch.Rule, now time.Time, act func(latch.Rule) (revoked bool, err error)) (SweepReport, error) {
+	rep := SweepReport{Region: region, Rules: len(rules)}
+	var errs []error
+	for _, r := range rules {
+		at, _, perr := r.ExpiresAt()
+		if perr == nil && at.After(now) {
+			continue
+		}
+		s := Swept{Rule: r, ExpiredAt: at}
+		s.Revoked, s.Err = act(r)
+		if s.Err != nil {
+			errs = append(errs, fmt.Errorf("revoke %s in %s: %w", r.ID, r.Opening.GroupID, s.Err))
+		}
+		rep.Swept = append(rep.Swept, s)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// ruleEvidence is the evidence line for a rule ended from its tags alone.
+func ruleEvidence(ctx context.Context, log *slog.Logger, msg string, r latch.Rule, attrs ...any) {
+	o := r.Opening
+	log.InfoContext(ctx, msg, append([]any{
+		"grant_id", r.Tags[latch.TagGrantID], "region", o.Region, "group_id", o.GroupID, "rule_id", r.ID,
+		"source", o.Source.String(), "protocol", o.Protocol, "ports", o.Ports.String(),
+		"requester", r.Tags[latch.TagRequester], "expires_at", r.Tags[latch.TagExpiresAt],
+	}, attrs...)...)
+}
+
+// Sweep revokes every expired latch rule in every configured region, known
+// to the store or not, and records what it did against the grants the store
+// knows. It first settles requested grants whose process died before
+// recording the outcome. Every region is tried before errors are returned.
+func (b *Broker) Sweep(ctx context.Context) error {
+	var errs []error
+	for _, fw := range b.firewalls {
+		now := b.now()
+		rules, err := fw.Rules(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err))
+			continue
+		}
+		errs = append(errs, b.settle(ctx, fw, rules, now))
+		_, err = sweepRules(fw.Region(), rules, now, func(r latch.Rule) (bool, error) { return b.sweepRule(ctx, fw, r, now) })
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// sweepRule revokes an expired rule and ends the grants on it, unless the
+// store knows a live grant on it, in which case its tags were left stale
+// (a crash between steps) and are mended instead.
+func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule, now time.Time) (bool, error) {
+	unlock := b.lock(r.Opening)
+	defer unlock()
+	grants, err := b.store.Grants(ctx, latch.GrantFilter{RuleID: r.ID, States: []latch.GrantState{latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}})
+	if err != nil {
+		return false, fmt.Errorf("list grants on rule %s: %w", r.ID, err)
+	}
+	var keeper *latch.Grant
+	for i, g := range grants {
+		if g.State == latch.StateActive && g.ExpiresAt.After(now) && (keeper == nil || g.ExpiresAt.After(keeper.ExpiresAt)) {
+			keeper = &grants[i]
+		}
+	}
+	if keeper != nil {
+		b.log.WarnContext(ctx, "rule tagged expired but a live grant holds it; mending its tags", "rule_id", r.ID, "grant_id", keeper.ID)
+		return false, fw.Tag(ctx, r.ID, latch.RuleTags(*keeper))
+	}
+	b.checkpoint("before-revoke")
+	if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
+		return false, err
+	}
+	ruleEvidence(ctx, b.log, "expired", r, "via", "sweep")
+	for _, g := range grants {
+		if g.State == latch.StateActive {
+			g.State, g.EndAs = latch.StateRevoking, latch.StateExpired
+			if g, err = b.store.UpdateGrant(ctx, g, "expired"); err != nil {
+				continue // the revoker will finish it: the rule is gone, so its revoke succeeds
+			}
+		}
+		g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
+		if _, err := b.store.UpdateGrant(ctx, g, "rule revoked by sweep"); err != nil {
+			b.log.WarnContext(ctx, "record swept grant", "grant_id", g.ID, "err", err)
+		}
+	}
+	return true, nil
+}
+
+// settle decides requested grants whose process has had SettleTime to
+// finish and has not: if their rule is in AWS they are active (and revoked
+// in turn if expired); if not, they never opened.
+func (b *Broker) settle(ctx context.Context, fw latch.Firewall, rules []latch.Rule, now time.Time) error {
+	stuck, err := b.store.Grants(ctx, latch.GrantFilter{States: []latch.GrantState{latch.StateRequested}})
+	if err != nil {
+		return fmt.Errorf("list requested grants: %w", err)
+	}
+	var errs []error
+	for _, g := range stuck {
+		if g.Region != fw.Region() || g.CreatedAt.Add(b.opts.SettleTime).After(now) {
+			continue
+		}
+		errs = append(errs, b.settleOne(ctx, fw, g, rules, now))
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) settleOne(ctx context.Context, fw latch.Firewall, g latch.Grant, rules []latch.Rule, now time.Time) error {
+	unlock := b.lock(g.Opening())
+	defer unlock()
+	for _, r := range rules {
+		if r.Opening != g.Opening() {
+			continue
+		}
+		if at, _, err := r.ExpiresAt(); err != nil || at.Before(g.ExpiresAt) {
+			owner, err := b.latestSharer(ctx, g)
+			if err != nil {
+				return err
+			}
+			if err := fw.Tag(ctx, r.ID, latch.RuleTags(owner)); err != nil {
+				return fmt.Errorf("settle %s: tag rule %s: %w", g.ID, r.ID, err)
+			}
+		}
+		g.State, g.RuleID = latch.StateActive, r.ID
+		_, err := b.store.UpdateGrant(ctx, g, "settled: rule "+string(r.ID)+" found in AWS")
+		return err
+	}
+	g.State, g.EndedAt, g.LastError = latch.StateFailed, now, "the process opening it stopped before the rule was made"
+	_, err := b.store.UpdateGrant(ctx, g, "settled: no rule in AWS")
+	return err
+}
