@@ -36,7 +36,7 @@ func translate(op string, err error) error {
 	case "InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound", "InvalidGroup.NotFound":
 		// ENOTFOUND for callers that report it; errRuleGone for Revoke,
 		// which counts it as done.
-		return fmt.Errorf("%w%w", latch.Errorf(latch.ENOTFOUND, "%s: %s", op, msg), errRuleGone)
+		return notFound{latch.Errorf(latch.ENOTFOUND, "%s: %s", op, msg)}
 	case "InvalidGroupId.Malformed", "InvalidSecurityGroupRuleId.Malformed", "InvalidParameterValue", "MissingParameter":
 		return latch.Errorf(latch.EINVALID, "%s: %s", op, msg)
 	case "RulesPerSecurityGroupLimitExceeded":
@@ -49,3 +49,9 @@ func translate(op string, err error) error {
 		return latch.Errorf(latch.EUNAVAILABLE, "%s: %s: %s", op, apiErr.ErrorCode(), msg)
 	}
 }
+
+// notFound is an ENOTFOUND *latch.Error that is also errRuleGone.
+type notFound struct{ err *latch.Error }
+
+func (e notFound) Error() string   { return e.err.Error() }
+func (e notFound) Unwrap() []error { return []error{e.err, errRuleGone} }
