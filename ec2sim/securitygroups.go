@@ -1,0 +1,254 @@
+package ec2sim
+
+import "strings"
+
+// lookupGroup finds the group a request names by GroupId, or by GroupName
+// in the region's default VPC, as EC2 allows.
+func (s *Server) lookupGroup(r *region, p params) (*group, *apiError) {
+	if id, ok := p.get("GroupId"); ok && id != "" {
+		return r.group(id)
+	}
+	if name, ok := p.get("GroupName"); ok && name != "" {
+		if g := r.groupByName(r.defaultVPC, name); g != nil {
+			return g, nil
+		}
+		return nil, errf(CodeInvalidGroupNotFound,
+			"The security group '%s' does not exist in default VPC '%s'", name, r.defaultVPC)
+	}
+	return nil, missing("GroupId or GroupName")
+}
+
+// group finds a group by ID, distinguishing a malformed ID from an
+// unknown one as EC2 does.
+func (r *region) group(id string) (*group, *apiError) {
+	if !validID(id, "sg") {
+		return nil, errf(CodeInvalidGroupIDMalformed, "Invalid id: %q (expecting \"sg-...\")", id)
+	}
+	g, ok := r.groups[id]
+	if !ok {
+		return nil, errf(CodeInvalidGroupNotFound, "The security group '%s' does not exist", id)
+	}
+	return g, nil
+}
+
+type createGroupResponse struct {
+	meta
+	Return           bool        `xml:"return"`
+	GroupID          string      `xml:"groupId"`
+	TagSet           set[xmlTag] `xml:"tagSet"`
+	SecurityGroupArn string      `xml:"securityGroupArn"`
+}
+
+func (s *Server) createSecurityGroup(r *region, p params) (response, *apiError) {
+	name, ok := p.get("GroupName")
+	if !ok || name == "" {
+		return nil, missing("GroupName")
+	}
+	desc, ok := p.get("GroupDescription")
+	if !ok || desc == "" {
+		return nil, missing("GroupDescription")
+	}
+	switch {
+	case len(name) > 255:
+		return nil, invalidValue("GroupName", name, "It must be at most 255 characters.")
+	case strings.HasPrefix(strings.ToLower(name), "sg-"):
+		return nil, invalidValue("GroupName", name, "Group names may not be in the format sg-*.")
+	case name == "default":
+		return nil, errf(CodeInvalidGroupReserved, "The security group 'default' is reserved")
+	case len(desc) > 255:
+		return nil, invalidValue("GroupDescription", desc, "It must be at most 255 characters.")
+	}
+	vpcID := r.defaultVPC
+	if v, ok := p.get("VpcId"); ok && v != "" {
+		if _, ok := r.vpcs[v]; !ok {
+			return nil, errf(CodeInvalidVpcIDNotFound, "The vpc ID '%s' does not exist", v)
+		}
+		vpcID = v
+	}
+	if r.groupByName(vpcID, name) != nil {
+		return nil, errf(CodeInvalidGroupDuplicate, "The security group '%s' already exists for VPC '%s'", name, vpcID)
+	}
+	tags, err := p.tagSpecs("security-group")
+	if err != nil {
+		return nil, err
+	}
+	g := &group{
+		id:          s.ids.resource("sg"),
+		name:        name,
+		description: desc,
+		vpcID:       vpcID,
+		seq:         s.nextSeq(),
+		tags:        tags,
+	}
+	r.groups[g.id] = g
+	return &createGroupResponse{
+		Return:           true,
+		GroupID:          g.id,
+		TagSet:           tagSet(g.tags),
+		SecurityGroupArn: s.arn(r, "security-group", g.id),
+	}, nil
+}
+
+func (s *Server) deleteSecurityGroup(r *region, p params) (response, *apiError) {
+	g, err := s.lookupGroup(r, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range r.instances {
+		for _, id := range in.groupIDs {
+			if id == g.id {
+				return nil, errf(CodeDependencyViolation, "resource %s has a dependent object", g.id)
+			}
+		}
+	}
+	for id, ru := range r.rules {
+		if ru.groupID == g.id {
+			delete(r.rules, id)
+		}
+	}
+	delete(r.groups, g.id)
+	return &returnResponse{Return: true}, nil
+}
+
+type xmlIPRange struct {
+	CidrIP      string `xml:"cidrIp"`
+	Description string `xml:"description,omitempty"`
+}
+
+type xmlIPv6Range struct {
+	CidrIPv6    string `xml:"cidrIpv6"`
+	Description string `xml:"description,omitempty"`
+}
+
+// xmlPermission is an IpPermission: the rules of one protocol and port
+// range, with their CIDRs gathered. EC2 leaves out the ports of
+// all-protocol permissions.
+type xmlPermission struct {
+	IPProtocol    string            `xml:"ipProtocol"`
+	FromPort      *int              `xml:"fromPort,omitempty"`
+	ToPort        *int              `xml:"toPort,omitempty"`
+	Groups        set[struct{}]     `xml:"groups"`
+	IPRanges      set[xmlIPRange]   `xml:"ipRanges"`
+	IPv6Ranges    set[xmlIPv6Range] `xml:"ipv6Ranges"`
+	PrefixListIDs set[struct{}]     `xml:"prefixListIds"`
+}
+
+type xmlGroup struct {
+	OwnerID             string              `xml:"ownerId"`
+	GroupID             string              `xml:"groupId"`
+	GroupName           string              `xml:"groupName"`
+	GroupDescription    string              `xml:"groupDescription"`
+	VpcID               string              `xml:"vpcId"`
+	IPPermissions       set[*xmlPermission] `xml:"ipPermissions"`
+	IPPermissionsEgress set[*xmlPermission] `xml:"ipPermissionsEgress"`
+	TagSet              set[xmlTag]         `xml:"tagSet"`
+	SecurityGroupArn    string              `xml:"securityGroupArn"`
+}
+
+func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
+	x := xmlGroup{
+		OwnerID:          s.accountID(),
+		GroupID:          g.id,
+		GroupName:        g.name,
+		GroupDescription: g.description,
+		VpcID:            g.vpcID,
+		TagSet:           tagSet(g.tags),
+		SecurityGroupArn: s.arn(r, "security-group", g.id),
+	}
+	type portKey struct {
+		protocol string
+		from, to int
+	}
+	byPorts := map[portKey]*xmlPermission{}
+	for _, ru := range r.rulesOf(g.id) {
+		k := portKey{ru.protocol, ru.fromPort, ru.toPort}
+		xp, ok := byPorts[k]
+		if !ok {
+			xp = &xmlPermission{IPProtocol: ru.protocol}
+			if ru.protocol != "-1" {
+				from, to := ru.fromPort, ru.toPort // copied: the response outlives the lock
+				xp.FromPort, xp.ToPort = &from, &to
+			}
+			byPorts[k] = xp
+			x.IPPermissions.Items = append(x.IPPermissions.Items, xp)
+		}
+		if ru.cidr.Addr().Is4() {
+			xp.IPRanges.Items = append(xp.IPRanges.Items, xmlIPRange{ru.cidr.String(), ru.description})
+		} else {
+			xp.IPv6Ranges.Items = append(xp.IPv6Ranges.Items, xmlIPv6Range{ru.cidr.String(), ru.description})
+		}
+	}
+	return x
+}
+
+type describeGroupsResponse struct {
+	meta
+	SecurityGroupInfo set[xmlGroup] `xml:"securityGroupInfo"`
+	NextToken         string        `xml:"nextToken,omitempty"`
+}
+
+var groupFields = fields[*group]{
+	"group-id":    func(g *group) []string { return []string{g.id} },
+	"group-name":  func(g *group) []string { return []string{g.name} },
+	"vpc-id":      func(g *group) []string { return []string{g.vpcID} },
+	"description": func(g *group) []string { return []string{g.description} },
+}
+
+func (s *Server) describeSecurityGroups(r *region, p params) (response, *apiError) {
+	pg, err := p.paging()
+	if err != nil {
+		return nil, err
+	}
+	filters, err := p.filters()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFilters(filters, groupFields); err != nil {
+		return nil, err
+	}
+	ids, names := p.list("GroupId"), p.list("GroupName")
+	if pg.max > 0 && len(ids)+len(names) > 0 {
+		return nil, errf(CodeInvalidParameterCombination,
+			"The parameter GroupIds cannot be used with the parameter maxResults")
+	}
+	var candidates []*group
+	for _, id := range ids {
+		g, err := r.group(id)
+		if err != nil {
+			return nil, err
+		}
+		candidates = append(candidates, g)
+	}
+	for _, name := range names {
+		g := r.groupByName(r.defaultVPC, name)
+		if g == nil {
+			return nil, errf(CodeInvalidGroupNotFound,
+				"The security group '%s' does not exist in default VPC '%s'", name, r.defaultVPC)
+		}
+		candidates = append(candidates, g)
+	}
+	if len(ids)+len(names) == 0 {
+		for _, g := range r.groups {
+			candidates = append(candidates, g)
+		}
+	}
+	var matched []*group
+	seen := map[string]bool{}
+	for _, g := range candidates {
+		ok, err := match(filters, g, g.tags, groupFields)
+		if err != nil {
+			return nil, err
+		}
+		if ok && !seen[g.id] {
+			seen[g.id] = true
+			matched = append(matched, g)
+		}
+	}
+	sortBySeq(matched, func(g *group) int64 { return g.seq })
+	items, next := paginate(matched, func(g *group) string { return seqKey(g.seq) }, pg)
+	resp := &describeGroupsResponse{NextToken: next}
+	for _, g := range items {
+		resp.SecurityGroupInfo.Items = append(resp.SecurityGroupInfo.Items, s.xmlGroup(r, g))
+	}
+	return resp, nil
+}

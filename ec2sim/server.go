@@ -1,0 +1,340 @@
+package ec2sim
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultRuleLimit is EC2's default quota of inbound rules per security
+// group, counted separately for IPv4 and IPv6 CIDRs.
+const DefaultRuleLimit = 60
+
+// DefaultAccountID is the account that owns everything when
+// [Options.AccountID] is empty.
+const DefaultAccountID = "123456789012"
+
+// maxBody bounds a request body; EC2 itself refuses much smaller ones.
+const maxBody = 1 << 20
+
+// Options are the simulator's settings. The zero value is ready to use.
+type Options struct {
+	// RuleLimit is the number of inbound rules a group may hold per address
+	// family; 0 means DefaultRuleLimit.
+	RuleLimit int
+	// AccountID owns every resource; "" means DefaultAccountID.
+	AccountID string
+	// Logger receives one debug line per request; nil discards logs.
+	Logger *slog.Logger
+	// Now stamps instance launch times; nil means time.Now.
+	Now func() time.Time
+	// Seed, when non-zero, makes generated resource and request IDs a
+	// fixed sequence, so tests can compare responses byte for byte. 0
+	// means random IDs.
+	Seed int64
+}
+
+// Server is an in-memory EC2 that speaks the Query API over HTTP. It is an
+// [http.Handler]; all methods are safe for concurrent use. The zero value
+// is a server with default [Options]; use [New] to set them.
+type Server struct {
+	opts Options
+
+	// mu guards everything below. One lock for the whole account keeps
+	// every action atomic, which is what callers rely on from EC2.
+	mu        sync.Mutex
+	ready     bool
+	ids       *idGen
+	seq       int64
+	regions   map[string]*region
+	calls     map[string]int
+	faults    Faults
+	faultRand *rand.Rand
+}
+
+// New returns a server with no resources beyond each region's default VPC,
+// which is created when the region is first used.
+func New(opts Options) *Server {
+	return &Server{opts: opts}
+}
+
+// lock takes s.mu, initialising the zero value on first use.
+func (s *Server) lock() {
+	s.mu.Lock()
+	if s.ready {
+		return
+	}
+	s.ids = newIDGen(s.opts.Seed)
+	s.regions = map[string]*region{}
+	s.calls = map[string]int{}
+	s.faultRand = newFaultRand(0)
+	s.ready = true
+}
+
+func (s *Server) unlock() { s.mu.Unlock() }
+
+func (s *Server) ruleLimit() int {
+	if s.opts.RuleLimit > 0 {
+		return s.opts.RuleLimit
+	}
+	return DefaultRuleLimit
+}
+
+func (s *Server) accountID() string {
+	if s.opts.AccountID != "" {
+		return s.opts.AccountID
+	}
+	return DefaultAccountID
+}
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.opts.Logger != nil {
+		return s.opts.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// nextSeq numbers resources in creation order, which is the order the
+// simulator lists them in (and pages over). Caller holds s.mu.
+func (s *Server) nextSeq() int64 {
+	s.seq++
+	return s.seq
+}
+
+// region returns the named region, creating it with a default VPC on first
+// use. Caller holds s.mu.
+func (s *Server) region(name string) *region {
+	if r, ok := s.regions[name]; ok {
+		return r
+	}
+	r := newRegion(name)
+	s.regions[name] = r
+	return r
+}
+
+// ensureDefaultVPC gives r a default VPC if it has none, so that
+// CreateSecurityGroup without VpcId works in a fresh region. Caller holds
+// s.mu.
+func (s *Server) ensureDefaultVPC(r *region) {
+	if r.defaultVPC != "" {
+		return
+	}
+	v := &vpc{id: s.ids.resource("vpc"), cidr: mustPrefix(defaultVPCCIDR), tags: map[string]string{}}
+	r.vpcs[v.id] = v
+	r.defaultVPC = v.id
+}
+
+// Calls returns how many requests named action the server has received,
+// including those answered with an injected fault and those that failed.
+func (s *Server) Calls(action string) int {
+	s.lock()
+	defer s.unlock()
+	return s.calls[action]
+}
+
+// Rules returns a snapshot of the ingress rules of groupID in region, in
+// creation order; an empty groupID means every group in the region.
+func (s *Server) Rules(region, groupID string) []Rule {
+	s.lock()
+	defer s.unlock()
+	r, ok := s.regions[region]
+	if !ok {
+		return nil
+	}
+	var rules []*rule
+	for _, ru := range r.rules {
+		if groupID == "" || ru.groupID == groupID {
+			rules = append(rules, ru)
+		}
+	}
+	sortBySeq(rules, func(ru *rule) int64 { return ru.seq })
+	out := make([]Rule, len(rules))
+	for i, ru := range rules {
+		out[i] = ru.snapshot()
+	}
+	return out
+}
+
+// Client returns an HTTP client whose transport calls the server directly,
+// with no socket. Pass it as the SDK's HTTPClient (any BaseEndpoint will
+// do); it works inside a testing/synctest bubble, where TCP does not.
+func (s *Server) Client() *http.Client {
+	return &http.Client{Transport: handlerTransport{s}}
+}
+
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A RoundTripper must not modify the caller's request; the handler
+	// parses the form into it.
+	in := req.Clone(req.Context())
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, in)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+// call is one EC2 request as the handlers see it.
+type call struct {
+	action      string
+	region      string
+	accessKeyID string // kept for audit trails such as a CloudTrail double
+	requestID   string
+	params      params
+}
+
+// ServeHTTP answers EC2 Query API requests, and the simulator's own
+// control endpoints under /_sim/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, adminPrefix) {
+		s.serveAdmin(w, r)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	formErr := r.ParseForm()
+	c := &call{params: params(r.Form)}
+	c.action = c.params.str("Action")
+	c.region, c.accessKeyID = credentialScope(r)
+
+	s.lock()
+	c.requestID = s.ids.request()
+	s.calls[c.action]++
+	fault, latency := s.drawFault(c.action)
+	s.unlock()
+
+	w.Header().Set("x-amzn-RequestId", c.requestID)
+	if latency > 0 && !wait(r.Context(), latency) {
+		return // the client has gone; nobody to answer
+	}
+
+	var body []byte
+	var aerr *apiError
+	switch {
+	case formErr != nil:
+		aerr = errf("MalformedQueryString", "The request body could not be parsed: %v", formErr)
+	case fault == faultThrottle:
+		aerr = errf(CodeRequestLimitExceeded, "Request limit exceeded.")
+	case fault == faultServerError:
+		aerr = errf(CodeInternalError, "An internal error has occurred. (injected by ec2sim)")
+	default:
+		body, aerr = s.handle(c)
+		if fault == faultLostResponse {
+			// The effect stays; only the answer is lost, as when a
+			// connection drops after EC2 has acted.
+			body, aerr = nil, errf(CodeInternalError, "An internal error has occurred. (response lost, injected by ec2sim)")
+		}
+	}
+
+	log := s.log()
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	if aerr != nil {
+		log.Debug("ec2 request", "action", c.action, "region", c.region, "access_key_id", c.accessKeyID,
+			"request_id", c.requestID, "error", aerr.Code, "message", aerr.Message)
+		w.WriteHeader(aerr.status())
+		_, _ = w.Write(encodeError(aerr, c.requestID))
+		return
+	}
+	log.Debug("ec2 request", "action", c.action, "region", c.region, "access_key_id", c.accessKeyID,
+		"request_id", c.requestID)
+	_, _ = w.Write(body)
+}
+
+// handle runs one action under the lock and renders its answer.
+func (s *Server) handle(c *call) ([]byte, *apiError) {
+	if c.action == "" {
+		return nil, errf(CodeMissingAction, "The request must contain the parameter Action")
+	}
+	h, ok := actions[c.action]
+	if !ok {
+		return nil, errf(CodeInvalidAction, "The action %s is not valid for this web service.", c.action)
+	}
+	switch v, ok := c.params.get("Version"); {
+	case !ok:
+		return nil, missing("Version")
+	case v != APIVersion:
+		return nil, errf(CodeNoSuchVersion, "The requested version (%s) of service AmazonEC2 does not exist", v)
+	}
+	if c.params.boolean("DryRun") {
+		return nil, errf(CodeDryRunOperation, "Request would have succeeded, but DryRun flag is set.")
+	}
+
+	s.lock()
+	reg := s.region(c.region)
+	s.ensureDefaultVPC(reg)
+	resp, aerr := h(s, reg, c.params)
+	s.unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
+	body, err := encodeResponse(c.action, c.requestID, resp)
+	if err != nil {
+		return nil, errf(CodeInternalError, "%v", err)
+	}
+	return body, nil
+}
+
+// handler is one EC2 action. It runs with s.mu held, and must change
+// nothing when it returns an error.
+type handler func(s *Server, r *region, p params) (response, *apiError)
+
+// actions is the dispatch table; it is never modified.
+var actions = map[string]handler{
+	"AuthorizeSecurityGroupIngress": (*Server).authorizeIngress,
+	"CreateSecurityGroup":           (*Server).createSecurityGroup,
+	"CreateTags":                    (*Server).createTags,
+	"DeleteSecurityGroup":           (*Server).deleteSecurityGroup,
+	"DeleteTags":                    (*Server).deleteTags,
+	"DescribeInstances":             (*Server).describeInstances,
+	"DescribeSecurityGroupRules":    (*Server).describeSecurityGroupRules,
+	"DescribeSecurityGroups":        (*Server).describeSecurityGroups,
+	"DescribeTags":                  (*Server).describeTags,
+	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
+}
+
+// credentialScope reads the region and access key from the SigV4
+// credential (Credential=AKID/DATE/REGION/ec2/aws4_request), in the
+// Authorization header or a presigned query. The signature is not checked.
+func credentialScope(r *http.Request) (region, accessKeyID string) {
+	cred := r.Form.Get("X-Amz-Credential")
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		if _, after, ok := strings.Cut(auth, "Credential="); ok {
+			cred, _, _ = strings.Cut(after, ",")
+		}
+	}
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) >= 3 && parts[2] != "" {
+		return parts[2], parts[0]
+	}
+	if len(parts) >= 1 {
+		accessKeyID = parts[0]
+	}
+	return DefaultRegion, accessKeyID
+}
+
+// wait blocks for d, or until ctx ends; it reports whether d passed.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
