@@ -161,3 +161,8 @@ func errString(err error) string {
 	}
 	return fmt.Sprint(err)
 }
+
+// Get returns one grant. Returns ENOTFOUND.
+func (b *Broker) Get(ctx context.Context, id latch.GrantID) (latch.Grant, error) {
+	return b.store.Grant(ctx, id)
+}

@@ -139,7 +139,8 @@ func (b *Broker) findRule(ctx context.Context, fw latch.Firewall, o latch.Openin
 // louder, not final.
 func (b *Broker) revokeFailed(ctx context.Context, g latch.Grant, now time.Time, cause error) (latch.Grant, error) {
 	g.Attempts++
-	g.NextAttempt = now.Add(b.backoff(g.Attempts))
+	// Whole seconds, rounded up, like every time the broker compares with.
+	g.NextAttempt = now.Add(b.backoff(g.Attempts) + time.Second - 1).Truncate(time.Second)
 	g.LastError = errString(cause)
 	level, note := "WARN", "revoke failed, will retry"
 	if g.Attempts >= b.opts.FailAfter {

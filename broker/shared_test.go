@@ -1,0 +1,150 @@
+package broker_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/internal/awstest"
+)
+
+// Grants for the same opening share one rule, whose expiry tag is the
+// latest among them; ending one never cuts another.
+func TestSharedRule(t *testing.T) {
+	type step struct {
+		do     string        // "grant NAME DURATION", "advance D", "expire NAME", "revoke NAME"
+		expiry time.Duration // the rule's expiry tag after the step, from start; 0 = no rule
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"later grant extends the rule", []step{
+			{do: "grant a 30m", expiry: 30 * time.Minute},
+			{do: "grant b 60m", expiry: 60 * time.Minute},
+			{do: "advance 30m", expiry: 60 * time.Minute},
+			{do: "expire a", expiry: 60 * time.Minute}, // a ends, b keeps the rule
+			{do: "advance 30m", expiry: 60 * time.Minute},
+			{do: "expire b", expiry: 0},
+		}},
+		{"shorter grant does not shorten the rule", []step{
+			{do: "grant a 60m", expiry: 60 * time.Minute},
+			{do: "grant b 30m", expiry: 60 * time.Minute},
+			{do: "advance 30m", expiry: 60 * time.Minute},
+			{do: "expire b", expiry: 60 * time.Minute},
+			{do: "advance 30m", expiry: 60 * time.Minute},
+			{do: "expire a", expiry: 0},
+		}},
+		{"ending the longest early hands the rule down", []step{
+			{do: "grant a 60m", expiry: 60 * time.Minute},
+			{do: "grant b 30m", expiry: 60 * time.Minute},
+			{do: "revoke a", expiry: 30 * time.Minute}, // b still has access, a's extra time is gone
+			{do: "revoke b", expiry: 0},
+		}},
+		{"a new grant after the rule closed opens a new one", []step{
+			{do: "grant a 10m", expiry: 10 * time.Minute},
+			{do: "revoke a", expiry: 0},
+			{do: "grant b 20m", expiry: 20 * time.Minute},
+			{do: "revoke b", expiry: 0},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, awstest.New(t), broker.Options{})
+			grants := map[string]latch.Grant{}
+			ruleIDs := map[latch.RuleID]bool{}
+			for _, s := range tt.steps {
+				var verb, name, arg string
+				parse(s.do, &verb, &name, &arg)
+				switch verb {
+				case "grant":
+					d, _ := time.ParseDuration(arg)
+					grants[name] = f.grant(t, "203.0.113.7", d)
+					ruleIDs[grants[name].RuleID] = true
+				case "advance":
+					d, _ := time.ParseDuration(name)
+					f.clock.Advance(d)
+				case "expire":
+					if err := f.b.Expire(t.Context(), grants[name].ID); err != nil {
+						t.Fatalf("%s: %v", s.do, err)
+					}
+				case "revoke":
+					if _, err := f.b.Revoke(t.Context(), grants[name].ID, "alice"); err != nil {
+						t.Fatalf("%s: %v", s.do, err)
+					}
+				}
+				rules := f.ruleTags(t)
+				if s.expiry == 0 {
+					if len(rules) != 0 {
+						t.Fatalf("after %q: %d rules, want none", s.do, len(rules))
+					}
+					continue
+				}
+				if len(rules) != 1 {
+					t.Fatalf("after %q: %d rules, want exactly 1", s.do, len(rules))
+				}
+				for _, tags := range rules {
+					if want := latch.FormatExpiry(start.Add(s.expiry)); tags[latch.TagExpiresAt] != want {
+						t.Fatalf("after %q: rule expires %s, want %s", s.do, tags[latch.TagExpiresAt], want)
+					}
+				}
+			}
+			if tt.name != "a new grant after the rule closed opens a new one" && len(ruleIDs) != 1 {
+				t.Errorf("grants used %d rules, want 1 shared", len(ruleIDs))
+			}
+		})
+	}
+}
+
+func parse(s string, fields ...*string) {
+	parts := strings.Fields(s)
+	for i := range fields {
+		if i < len(parts) {
+			*fields[i] = parts[i]
+		}
+	}
+}
+
+// A rule left by a grant the store no longer knows (a lost database) is
+// adopted, and keeps the later of its own expiry and the new grant's.
+func TestAdoptsRuleFromLostStore(t *testing.T) {
+	env := awstest.New(t)
+	f := newFixture(t, env, broker.Options{})
+	lost := latch.Grant{ID: latch.NewGrantID(), Requester: "bob", ExpiresAt: start.Add(90 * time.Minute)}
+	o := latch.Opening{Region: awstest.Region, GroupID: f.group, Protocol: latch.TCP, Ports: latch.PortRange{From: 22, To: 22}, Source: f.request("203.0.113.7", time.Minute).Source}
+	rule, created, err := env.Firewall(t).Authorize(t.Context(), o, latch.RuleTags(lost))
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	g := f.grant(t, "203.0.113.7", 30*time.Minute)
+	if g.RuleID != rule.ID {
+		t.Fatalf("grant opened %s, want the existing %s", g.RuleID, rule.ID)
+	}
+	if tags := f.ruleTags(t)[rule.ID]; tags[latch.TagGrantID] != string(lost.ID) || tags[latch.TagExpiresAt] != "2026-11-23T11:30:00Z" {
+		t.Errorf("tags = %v, want the lost grant's later expiry kept", tags)
+	}
+}
+
+// An identical rule latch did not make is not taken over.
+func TestRefusesUntaggedIdenticalRule(t *testing.T) {
+	env := awstest.New(t)
+	f := newFixture(t, env, broker.Options{})
+	o := latch.Opening{Region: awstest.Region, GroupID: f.group, Protocol: latch.TCP, Ports: latch.PortRange{From: 22, To: 22}, Source: f.request("203.0.113.7", time.Minute).Source}
+	if _, _, err := env.Firewall(t).Authorize(t.Context(), o, map[string]string{"owner": "terraform"}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.b.Grant(t.Context(), f.request("203.0.113.7", time.Minute))
+	if latch.ErrorCode(err) != latch.ECONFLICT {
+		t.Fatalf("Grant() = %v, want ECONFLICT", err)
+	}
+	if f.state(t, g.ID).State != latch.StateFailed {
+		t.Error("grant not recorded as failed")
+	}
+	for _, tags := range f.ruleTags(t) {
+		if tags[latch.TagExpiresAt] != "" {
+			t.Errorf("the untagged rule was tagged: %v", tags)
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/sqlite"
+)
+
+// app holds one invocation's world and the resources it opened. This file
+// is the only one that reads the environment.
+type app struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+
+	regions   []string
+	profile   string
+	endpoint  string
+	dbPath    string
+	logFormat string
+	logLevel  string
+
+	clock   latch.Clock
+	log     *slog.Logger
+	closers []func() error
+}
+
+func (a *app) globalFlags(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringSliceVar(&a.regions, "region", nil, "AWS region(s); grant uses the first, sweep and run cover all (default $AWS_REGION, else us-east-1)")
+	f.StringVar(&a.profile, "profile", "", "AWS shared-config profile (default $AWS_PROFILE)")
+	f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
+	f.StringVar(&a.dbPath, "db", "", "grant database file (default $XDG_STATE_HOME/latch/latch.db)")
+	f.StringVar(&a.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
+	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// applyEnv fills every flag not given on the command line from its LATCH_
+// variable, then sets up logging and the clock.
+func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
+	var err error
+	visit := func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := envName(f.Name)
+		if v := a.getenv(name); v != "" {
+			if serr := cmd.Flags().Set(f.Name, v); serr != nil {
+				err = usagef("%s=%q: %v", name, v, serr)
+			}
+		}
+	}
+	cmd.Flags().VisitAll(visit)
+	if err != nil {
+		return err
+	}
+	if len(a.regions) == 0 {
+		a.regions = []string{"us-east-1"}
+		if r := a.getenv("AWS_REGION"); r != "" {
+			a.regions = strings.Split(r, ",")
+		}
+	}
+	for _, r := range a.regions {
+		if _, err := latch.ParseRegion(r); err != nil {
+			return err
+		}
+	}
+	if a.profile == "" {
+		a.profile = a.getenv("AWS_PROFILE")
+	}
+	if a.endpoint == "" {
+		a.endpoint = a.getenv("AWS_ENDPOINT_URL")
+	}
+	if a.log, err = a.newLogger(); err != nil {
+		return err
+	}
+	a.clock = latch.SystemClock{}
+	if path := a.getenv("LATCH_TEST_CLOCK_FILE"); path != "" {
+		a.clock = newFileClock(path) // latch's own crash tests move time through this file
+	}
+	return nil
+}
+
+func envName(flag string) string {
+	return "LATCH_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func (a *app) newLogger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(a.stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
+	case "auto":
+		if isTerminal(a.stderr) {
+			return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(a.stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want json, text or auto", a.logFormat)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// firewalls connects to EC2 in every configured region.
+func (a *app) firewalls(ctx context.Context) ([]latch.Firewall, error) {
+	var fws []latch.Firewall
+	for _, region := range a.regions {
+		cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
+			Region:          region,
+			Profile:         a.profile,
+			Endpoint:        a.endpoint,
+			AccessKeyID:     a.getenv("AWS_ACCESS_KEY_ID"),
+			SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
+			SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		fws = append(fws, latchaws.NewFirewall(cfg, a.log.With("component", "aws")))
+	}
+	return fws, nil
+}
+
+// store opens the grant database, creating it if needed.
+func (a *app) store(ctx context.Context) (*sqlite.Store, error) {
+	path := a.dbPath
+	if path == "" {
+		path = a.defaultDBPath()
+	}
+	s, err := sqlite.Open(ctx, path, sqlite.Options{Now: a.clock.Now, Logger: a.log.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("open grant database %s: %w", path, err)
+	}
+	a.closers = append(a.closers, s.Close)
+	return s, nil
+}
+
+func (a *app) defaultDBPath() string {
+	dir := a.getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home := a.getenv("HOME")
+		if home == "" {
+			home = "."
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "latch", "latch.db")
+}
+
+// close releases what the command opened, newest first.
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil && a.log != nil {
+			a.log.Warn("close", "err", err)
+		}
+	}
+	a.closers = nil
+}
+
+// checkpoint returns the broker's crash-test hook: with LATCH_TEST_CRASHPOINT
+// set, the process announces the named point on stderr and waits there to
+// be killed.
+func (a *app) checkpoint() func(string) {
+	want := a.getenv("LATCH_TEST_CRASHPOINT")
+	if want == "" {
+		return nil
+	}
+	return func(name string) {
+		if name != want {
+			return
+		}
+		fmt.Fprintf(a.stderr, "latch: crashpoint %s reached\n", name)
+		for {
+			time.Sleep(time.Hour) // a timer, so the runtime sees no deadlock
+		}
+	}
+}
+
+// durationFlag parses a duration flag value, naming the flag on error.
+func durationFlag(name, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, latch.Invalidf(name, "%q is not a duration; want e.g. 30m, 1h or 90s", v)
+	}
+	return d, nil
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+)
+
+type grantOptions struct {
+	sg, ip, port, protocol, dur, reason, requester, maxDur string
+	detach, json                                           bool
+}
+
+func (a *app) grantCommand() *cobra.Command {
+	var o grantOptions
+	cmd := &cobra.Command{
+		Use:   "grant --sg SG --ip IP|auto --for DURATION --reason TEXT",
+		Short: "Open a security group to one address for a bounded time",
+		Long: `Open one ingress rule in security group SG for one address, tagged with its
+expiry, and record it in the grant database.
+
+Without --detach, latch stays in the foreground with a countdown and revokes
+the rule at expiry or when you press Ctrl-C. With --detach it returns at
+once; 'latch run' (or any 'latch sweep') revokes the rule at expiry. If latch
+is killed, the expiry tag on the rule still lets any sweep revoke it.
+
+The source must be one address (IPv4 /32 or IPv6 /128); 0.0.0.0/0, ::/0
+and every wider prefix are refused. --ip auto asks $LATCH_IP_ECHO_URL
+(default https://checkip.amazonaws.com) for your public address.
+
+The recipe's environment also works: SECURITY_GROUP_ID, ALLOWED_IP and
+DURATION (in seconds) stand in for --sg, --ip and --for.`,
+		Example: `  latch grant --sg sg-0123456789abcdef0 --ip auto --for 30m --reason "hotfix INC-42"
+  latch grant --sg sg-0123456789abcdef0 --ip 203.0.113.7 --port 8000-8080 --for 1h --reason test --detach --json`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.grant(cmd.Context(), &o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.sg, "sg", "", "security group ID to open (sg-…)")
+	f.StringVar(&o.ip, "ip", "", "source address, or auto to detect your public address")
+	f.StringVar(&o.port, "port", "22", "port or range FROM-TO (for icmp: TYPE or TYPE-CODE)")
+	f.StringVar(&o.protocol, "protocol", "tcp", "tcp, udp or icmp")
+	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (at most --max-duration)")
+	f.StringVar(&o.reason, "reason", "", "why you need access (required, at most 256 characters)")
+	f.StringVar(&o.requester, "requester", "", "who is asking (default $USER@hostname)")
+	f.StringVar(&o.maxDur, "max-duration", latch.DefaultMaxDuration.String(), "longest grant allowed")
+	f.BoolVar(&o.detach, "detach", false, "return at once and leave revocation to 'latch run' or a sweep")
+	f.BoolVar(&o.json, "json", false, "print JSON: one object when granted, one when it ends")
+	return cmd
+}
+
+func (a *app) grant(ctx context.Context, o *grantOptions) error {
+	req, maxDur, err := a.grantRequest(ctx, o)
+	if err != nil {
+		return err
+	}
+	fws, err := a.firewalls(ctx)
+	if err != nil {
+		return err
+	}
+	store, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	b := broker.New(store, fws[:1], broker.Options{
+		Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(),
+	})
+	g, err := b.Grant(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := a.showGrant(o.json, g); err != nil {
+		return err
+	}
+	if o.detach {
+		if !o.json {
+			fmt.Fprintf(a.stdout, "\nDetached. 'latch run' or any 'latch sweep' revokes it at expiry; 'latch revoke %s' ends it now.\n", g.ID)
+		}
+		return nil
+	}
+	return a.holdGrant(ctx, b, g, o.json)
+}
+
+// holdGrant shows a countdown until g expires or ctx ends, then revokes.
+func (a *app) holdGrant(ctx context.Context, b *broker.Broker, g latch.Grant, asJSON bool) error {
+	interrupted := a.countdown(ctx, g)
+	stop := context.WithoutCancel(ctx) // the signal that ended ctx must not stop the revoke
+	var err error
+	if interrupted {
+		g, err = b.Revoke(stop, g.ID, g.Requester)
+	} else {
+		err = b.Expire(stop, g.ID)
+		if err == nil {
+			g, err = b.Get(stop, g.ID)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w\nThe grant is recorded as ending; 'latch run' or 'latch sweep' will finish revoking it", err)
+	}
+	return a.showGrant(asJSON, g)
+}
+
+func (a *app) showGrant(asJSON bool, g latch.Grant) error {
+	if asJSON {
+		return writeJSON(a.stdout, toJSON(g))
+	}
+	printGrant(a.stdout, g, a.clock.Now())
+	return nil
+}
+
+// grantRequest turns flags (and the recipe's variables) into a request, or
+// an EINVALID error naming the flag.
+func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantRequest, time.Duration, error) {
+	if o.sg == "" {
+		o.sg = a.getenv("SECURITY_GROUP_ID")
+	}
+	if o.ip == "" {
+		o.ip = a.getenv("ALLOWED_IP")
+	}
+	if o.dur == "" {
+		if s := a.getenv("DURATION"); s != "" {
+			secs, err := strconv.Atoi(s)
+			if err != nil {
+				return latch.GrantRequest{}, 0, latch.Invalidf("for", "DURATION=%q is not a whole number of seconds", s)
+			}
+			o.dur = strconv.Itoa(secs) + "s"
+		}
+	}
+	switch {
+	case o.sg == "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("sg", "a security group is required: --sg sg-… (or SECURITY_GROUP_ID)")
+	case o.ip == "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("ip", "a source address is required: --ip ADDRESS, or --ip auto (or ALLOWED_IP)")
+	case o.dur == "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("for", "a duration is required: --for 30m (or DURATION in seconds)")
+	}
+	maxDur, err := durationFlag("max-duration", o.maxDur)
+	if err != nil {
+		return latch.GrantRequest{}, 0, err
+	}
+	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: o.requester}
+	if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
+		return req, 0, err
+	}
+	if req.Protocol, err = latch.ParseProtocol(o.protocol); err != nil {
+		return req, 0, err
+	}
+	if req.Ports, err = latch.ParsePorts(req.Protocol, o.port); err != nil {
+		return req, 0, err
+	}
+	if req.Duration, err = durationFlag("for", o.dur); err != nil {
+		return req, 0, err
+	}
+	if req.Requester == "" {
+		req.Requester = a.localUser()
+	}
+	ip := o.ip
+	if ip == "auto" {
+		if ip, err = a.publicIP(ctx); err != nil {
+			return req, 0, err
+		}
+	}
+	if req.Source, err = latch.ParseSource(ip); err != nil {
+		return req, 0, err
+	}
+	return req, maxDur, req.Validate(maxDur)
+}

@@ -1,0 +1,110 @@
+// Command latch opens time-bound, tagged security-group rules on EC2 and
+// makes sure they close: see `latch --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks a mistake in how latch was called: exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// run is latch with its world passed in, so tests run the real program.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	a.close()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "latch:", latch.ErrorMessage(err))
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	if _, ok := errors.AsType[usageError](err); ok {
+		return exitUsage
+	}
+	if latch.ErrorCode(err) == latch.EINVALID {
+		return exitUsage
+	}
+	return exitRuntime
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "latch",
+		Short: "Just-in-time, time-bound access to EC2 instances",
+		Long: `latch opens one security-group rule, for one address, for a bounded time,
+and makes sure it closes: the expiry is written onto the rule itself, so any
+latch process (the daemon, a sweep, a later run) revokes it even if the one
+that opened it died.
+
+Every flag can also be set by an environment variable: LATCH_ and the flag's
+name in capitals with dashes as underscores (--sweep-interval is
+LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
+		Example: `  latch demo                                   # try it, offline
+  latch grant --sg sg-0123456789abcdef0 --ip auto --port 22 --for 30m --reason "deploy"
+  latch ls
+  latch run                                    # the revoker daemon`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: a.applyEnv,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usagef("%w\nSee '%s --help'.", err, c.CommandPath())
+	})
+	a.globalFlags(root)
+	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand())
+	for _, c := range root.Commands() {
+		c.Args = wrapArgs(c.Args)
+	}
+	return root
+}
+
+// wrapArgs makes argument-count errors usage errors.
+func wrapArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	if check == nil {
+		check = cobra.NoArgs
+	}
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return usagef("%w\nSee '%s --help'.", err, c.CommandPath())
+		}
+		return nil
+	}
+}

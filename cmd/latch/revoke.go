@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+)
+
+func (a *app) revokeCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "revoke GRANT_ID",
+		Short: "End a grant now and revoke its rule",
+		Long: `End a grant early. Its rule is revoked at once, unless another live grant
+for the same address and ports shares it, in which case the rule stays for
+that grant only.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.revoke(cmd.Context(), args[0], asJSON) },
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the ended grant as JSON")
+	return cmd
+}
+
+func (a *app) revoke(ctx context.Context, arg string, asJSON bool) error {
+	id, err := latch.ParseGrantID(arg)
+	if err != nil {
+		return err
+	}
+	store, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	g, err := store.Grant(ctx, id)
+	if err != nil {
+		return err
+	}
+	fws, err := a.firewallsFor(ctx, g.Region)
+	if err != nil {
+		return err
+	}
+	b := broker.New(store, fws, broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), Checkpoint: a.checkpoint()})
+	g, err = b.Revoke(ctx, id, a.localUser())
+	if err != nil {
+		return err
+	}
+	if !asJSON {
+		fmt.Fprintf(a.stdout, "Revoked %s.\n", g.ID)
+	}
+	return a.showGrant(asJSON, g)
+}
+
+// firewallsFor connects to the one region a grant lives in.
+func (a *app) firewallsFor(ctx context.Context, region string) ([]latch.Firewall, error) {
+	saved := a.regions
+	a.regions = []string{region}
+	defer func() { a.regions = saved }()
+	return a.firewalls(ctx)
+}

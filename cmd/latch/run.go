@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/revoker"
+)
+
+type runOptions struct {
+	sweepInterval, recheck string
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the revoker daemon until SIGTERM",
+		Long: `Revoke grants as they expire, and sweep AWS for expired latch rules every
+--sweep-interval, until interrupted.
+
+At start it sweeps once and settles grants a crashed process left half
+done, so restarting it after a crash (or with an empty database) converges:
+every expired rule is revoked within one sweep interval. A revoke that fails
+is retried with backoff, forever; after repeated failures the grant is
+marked revoke-failed and every further failure is logged at ERROR.`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.daemon(cmd.Context(), o) },
+	}
+	cmd.Flags().StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
+	cmd.Flags().StringVar(&o.recheck, "recheck", revoker.DefaultRecheck.String(), "how often to re-read the database for grants made by other processes")
+	return cmd
+}
+
+func (a *app) daemon(ctx context.Context, o runOptions) error {
+	sweep, err := positiveDuration("sweep-interval", o.sweepInterval)
+	if err != nil {
+		return err
+	}
+	recheck, err := positiveDuration("recheck", o.recheck)
+	if err != nil {
+		return err
+	}
+	fws, err := a.firewalls(ctx)
+	if err != nil {
+		return err
+	}
+	store, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	b := broker.New(store, fws, broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), Checkpoint: a.checkpoint()})
+	r := revoker.New(store, b, b, revoker.Options{
+		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep, Recheck: recheck,
+	})
+	a.log.Info("revoker started", "regions", a.regions, "sweep_interval", sweep.String(), "db", store.Path())
+	err = r.Run(ctx)
+	a.log.Info("revoker stopped")
+	return err
+}
+
+func positiveDuration(flag, v string) (time.Duration, error) {
+	d, err := durationFlag(flag, v)
+	if err == nil && d <= 0 {
+		return 0, usagef("--%s %s: want a positive duration", flag, v)
+	}
+	return d, err
+}
