@@ -220,7 +220,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]latch.Gran
 // NextDue returns the earliest DueAt of any grant; ok is false if none.
 func (s *Store) NextDue(ctx context.Context) (at time.Time, ok bool, err error) {
 	var v sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT MIN(due_at) FROM grants`).Scan(&v); err != nil {
+	if err := s.read.QueryRowContext(ctx, `SELECT MIN(due_at) FROM grants WHERE due_at IS NOT NULL`).Scan(&v); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due grant: %w", translate(err))
 	}
 	if !v.Valid {

@@ -28,11 +28,12 @@ CREATE TABLE grants (
 	version      INTEGER NOT NULL
 ) STRICT;
 
+-- Lists are newest first, so the filter indexes end in (created_at, id).
 CREATE INDEX grants_due     ON grants (due_at, id) WHERE due_at IS NOT NULL;
 CREATE INDEX grants_created ON grants (created_at, id);
-CREATE INDEX grants_state   ON grants (state, created_at);
-CREATE INDEX grants_opening ON grants (region, group_id, protocol, port_from, port_to, source);
-CREATE INDEX grants_rule    ON grants (rule_id);
+CREATE INDEX grants_state   ON grants (state, created_at, id);
+CREATE INDEX grants_opening ON grants (region, group_id, protocol, port_from, port_to, source, created_at, id);
+CREATE INDEX grants_rule    ON grants (rule_id, created_at, id);
 
 CREATE TABLE grant_events (
 	grant_id TEXT    NOT NULL REFERENCES grants (id),
