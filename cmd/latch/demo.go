@@ -163,5 +163,5 @@ func startDemoSim() (url string, group latch.GroupID, stop func(), err error) {
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // Serve returns ErrServerClosed on Close
-	return "http://" + ln.Addr().String(), ec2sim.DemoManagedGroupID, func() { srv.Close() }, nil
+	return "http://" + ln.Addr().String(), ec2sim.DemoWebLatchGroup, func() { srv.Close() }, nil
 }

@@ -88,6 +88,13 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%w\nSee '%s --help'.", err, c.CommandPath())
 	})
+	root.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q\nSee 'latch --help'.", args[0])
+		}
+		return c.Help()
+	}
+	root.Args = cobra.ArbitraryArgs
 	a.globalFlags(root)
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand())
 	for _, c := range root.Commands() {
