@@ -66,7 +66,7 @@ var _ latch.Store = (*Store)(nil)
 // directory (mode 0700) if need be, and brings the schema up to date. It
 // refuses a file whose schema is newer than this binary knows.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	if path == "" || path == ":memory:" || filepath.Base(path) == "." {
+	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("open store: %w", latch.Invalidf("path", "%q is not a database file path", path))
 	}
 	abs, err := filepath.Abs(path)
@@ -108,7 +108,7 @@ func (s *Store) createFile() error {
 		return err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		s.log.Warn("database file is readable by others; it holds who asked for access and why",
+		s.log.Warn("database file is open to other users; it records who asked for access and why",
 			"path", s.path, "mode", fi.Mode().Perm().String())
 	}
 	return nil
@@ -125,8 +125,6 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	s.write.SetMaxOpenConns(1)
 	s.write.SetMaxIdleConns(1)
-	s.write.SetConnMaxIdleTime(0)
-	s.write.SetConnMaxLifetime(0)
 	if err := s.migrate(ctx); err != nil {
 		return err
 	}

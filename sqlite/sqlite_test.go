@@ -183,6 +183,17 @@ func TestOpen(t *testing.T) {
 		}
 	})
 
+	t.Run("PathWithCharactersURIsReserve", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "my state?#%20", "latch db?x=1#y.db")
+		s := mustOpen(t, path, sqlite.Options{})
+		if _, err := s.CreateGrant(t.Context(), storetest.NewGrant(time.Now()), ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path + "-wal"); err != nil {
+			t.Fatalf("SQLite is not writing to the path given: %v", err)
+		}
+	})
+
 	t.Run("CloseTwice", func(t *testing.T) {
 		s := mustOpen(t, filepath.Join(t.TempDir(), "latch.db"), sqlite.Options{})
 		if err := s.Close(); err != nil {
