@@ -31,7 +31,8 @@ type Options struct {
 	// sweep decides its process died; 0 means DefaultSettleTime.
 	SettleTime time.Duration
 	// Checkpoint, if set, is called at named points of opening and ending a
-	// grant ("before-authorize", "after-authorize", "before-revoke"). Crash
+	// grant ("before-authorize", "after-authorize", "before-revoke",
+	// "after-revoke"). Crash
 	// tests use it to kill the process at a known step.
 	Checkpoint func(name string)
 }

@@ -90,6 +90,7 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, now time.Time) (latch
 		if err := fw.Revoke(ctx, g.GroupID, g.RuleID); err != nil {
 			return b.revokeFailed(ctx, g, now, err)
 		}
+		b.checkpoint("after-revoke")
 	}
 	g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
 	g, err = b.store.UpdateGrant(ctx, g, note)

@@ -130,6 +130,7 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 	if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
 		return false, err
 	}
+	b.checkpoint("after-revoke")
 	ruleEvidence(ctx, b.log, "expired", r, "via", "sweep")
 	for _, g := range grants {
 		if g.State == latch.StateActive {

@@ -138,7 +138,7 @@ func (r *Revoker) pass(ctx context.Context) time.Time {
 	now := r.clock.Now()
 	due, err := r.schedule.Due(ctx, now, batchSize)
 	if err != nil {
-		r.log.ErrorContext(ctx, "list due grants", "err", err)
+		r.logError(ctx, "list due grants", err)
 		return now.Add(r.opts.RetryDelay)
 	}
 	r.expireAll(ctx, due)
@@ -148,7 +148,7 @@ func (r *Revoker) pass(ctx context.Context) time.Time {
 	next, ok, err := r.schedule.NextDue(ctx)
 	switch {
 	case err != nil:
-		r.log.ErrorContext(ctx, "find next due grant", "err", err)
+		r.logError(ctx, "find next due grant", err)
 		return now.Add(r.opts.RetryDelay)
 	case !ok || next.After(now.Add(r.opts.Recheck)):
 		return now.Add(r.opts.Recheck)
@@ -177,4 +177,11 @@ func (r *Revoker) expireAll(ctx context.Context, ids []latch.GrantID) {
 		})
 	}
 	wg.Wait()
+}
+
+// logError logs a store failure, unless it is only the shutdown.
+func (r *Revoker) logError(ctx context.Context, msg string, err error) {
+	if ctx.Err() == nil {
+		r.log.ErrorContext(ctx, msg, "err", err)
+	}
 }
