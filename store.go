@@ -22,7 +22,9 @@ type GrantEvent struct {
 }
 
 // Store is the ledger of why: grants and their history. Implementations are
-// safe for concurrent use, by several processes sharing one database.
+// safe for concurrent use, by several processes sharing one database. They
+// keep times to at least the second, return them in UTC, stamp history with
+// their own clock, and return grants exactly as stored.
 type Store interface {
 	// CreateGrant records a new grant at Version 1. Returns ECONFLICT if the
 	// ID is taken.
@@ -44,7 +46,8 @@ type Store interface {
 	// NextDue returns the earliest DueAt of any grant; ok is false if none.
 	NextDue(ctx context.Context) (at time.Time, ok bool, err error)
 	// Changed returns a channel closed after the next change made through
-	// this Store value.
+	// this Store value. Changes by other processes are not seen; readers
+	// that care (the revoker) also re-read on a timer.
 	Changed() <-chan struct{}
 
 	Close() error

@@ -102,7 +102,7 @@ func TestParseIDs(t *testing.T) {
 	if _, err := latch.ParseGrantID(string(latch.NewGrantID())); err != nil {
 		t.Errorf("a new grant ID does not parse: %v", err)
 	}
-	if latch.NewGrantID() == latch.NewGrantID() {
+	if a, b := latch.NewGrantID(), latch.NewGrantID(); a == b {
 		t.Error("two new grant IDs are equal")
 	}
 }

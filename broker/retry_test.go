@@ -15,7 +15,7 @@ import (
 // revoke-failed (logged at ERROR on every attempt) and never given up.
 func TestRevokeRetriesForever(t *testing.T) {
 	env := awstest.NewSim(t, ec2sim.Options{})
-	f := newFixture(t, env, broker.Options{FailAfter: 3, RetryBase: time.Second, RetryMax: time.Minute})
+	f := newFixture(t, env, broker.Options{FailAfter: 3, RetryBase: time.Second, RetryMax: 10 * time.Second})
 	g := f.grant(t, "203.0.113.7", time.Minute)
 	env.Sim.SetFaults(ec2sim.Faults{ServerErrorRate: 1, Actions: []string{"RevokeSecurityGroupIngress"}})
 
@@ -43,8 +43,10 @@ func TestRevokeRetriesForever(t *testing.T) {
 		}
 		f.clock.Advance(delay)
 	}
-	if !(delays[1] > delays[0] && delays[3] > delays[1]) || delays[5] > 75*time.Second {
-		t.Errorf("retry delays %v: want growing, capped near RetryMax", delays)
+	// Base 1s doubling, ±25% jitter, rounded up to whole seconds, capped at
+	// 10s: about 1, 2, 4, 8, 10, 10.
+	if !(delays[2] > delays[0] && delays[3] > delays[2]) || delays[5] > 13*time.Second || delays[5] < 7*time.Second {
+		t.Errorf("retry delays %v: want growing, then capped near RetryMax", delays)
 	}
 	if n := strings.Count(f.logs.String(), `"level":"ERROR"`); n != 4 {
 		t.Errorf("%d ERROR lines, want one per attempt from the 3rd (4)", n)

@@ -1,0 +1,63 @@
+package latch_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyRules keeps the layering of docs/ARCHITECTURE.md: the root
+// imports only the standard library, the engine packages only the root, and
+// the simulator nothing of latch or the SDK.
+func TestDependencyRules(t *testing.T) {
+	const mod = "github.com/latchdev/latch"
+	rules := []struct {
+		pkg     string
+		allowed []string // prefixes of non-standard-library imports allowed
+	}{
+		{pkg: mod, allowed: nil},
+		{pkg: mod + "/broker", allowed: []string{mod}},
+		{pkg: mod + "/revoker", allowed: []string{mod}},
+		{pkg: mod + "/ec2sim", allowed: []string{"gopkg.in/yaml.v3"}},
+		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/"}},
+		{pkg: mod + "/mock", allowed: []string{mod}},
+		{pkg: mod + "/sqlite", allowed: []string{mod, "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",
+			"github.com/mattn/go-isatty", "github.com/ncruces/go-strftime", "github.com/remyoudompheng/bigfft", "golang.org/x/sys/", "golang.org/x/exp/"}},
+	}
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", r.pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", r.pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == r.pkg || allowed(dep, r.allowed) {
+				continue
+			}
+			t.Errorf("%s depends on %s, which its layer does not allow", r.pkg, dep)
+		}
+	}
+}
+
+func allowed(dep string, prefixes []string) bool {
+	for _, p := range prefixes {
+		// A prefix ending in "/" allows a whole tree; anything else, one package.
+		if dep == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(dep, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPackagesAreDocumented checks that every package says what it is for.
+func TestPackagesAreDocumented(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{.Doc}}", "./...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, doc, _ := strings.Cut(line, "\t")
+		if strings.TrimSpace(doc) == "" {
+			t.Errorf("package %s has no doc comment", pkg)
+		}
+	}
+}
