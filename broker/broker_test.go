@@ -47,7 +47,7 @@ func (b *syncBuffer) String() string {
 	return b.Buffer.String()
 }
 
-func newFixture(t *testing.T, env *awstest.Env, opts broker.Options) *fixture {
+func newFixture(t testing.TB, env *awstest.Env, opts broker.Options) *fixture {
 	t.Helper()
 	f := &fixture{env: env, clock: mock.NewClock(start), logs: &syncBuffer{}}
 	var err error

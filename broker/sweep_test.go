@@ -13,7 +13,7 @@ import (
 
 // openDirect opens a rule with tags and no store record, as a process that
 // died before recording it would leave it.
-func openDirect(t *testing.T, f *fixture, src string, tags map[string]string) latch.RuleID {
+func openDirect(t testing.TB, f *fixture, src string, tags map[string]string) latch.RuleID {
 	t.Helper()
 	o := latch.Opening{Region: awstest.Region, GroupID: f.group, Protocol: latch.TCP, Ports: latch.PortRange{From: 22, To: 22}, Source: netip.MustParsePrefix(src)}
 	r, _, err := f.env.Firewall(t).Authorize(t.Context(), o, tags)

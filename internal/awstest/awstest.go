@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
@@ -75,6 +76,7 @@ func newEnv(t testing.TB, url string, sim *ec2sim.Server) *Env {
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
 	}
+	cfg.Logger = logging.Nop{} // the SDK warns when a test server closes a connection it was reading
 	return &Env{URL: url, Sim: sim, EC2: ec2.NewFromConfig(cfg), cfg: cfg}
 }
 
