@@ -20,6 +20,7 @@ type faultsJSON struct {
 	LostResponseRate float64  `json:"lost_response_rate"`
 	Latency          string   `json:"latency"`
 	Actions          []string `json:"actions"`
+	Limit            int      `json:"limit"`
 	Seed             int64    `json:"seed"`
 }
 
@@ -79,6 +80,7 @@ func (fj faultsJSON) faults() (Faults, error) {
 		ServerErrorRate:  fj.ServerErrorRate,
 		LostResponseRate: fj.LostResponseRate,
 		Actions:          fj.Actions,
+		Limit:            fj.Limit,
 		Seed:             fj.Seed,
 	}
 	for name, rate := range map[string]float64{
@@ -104,6 +106,7 @@ func toFaultsJSON(f Faults) faultsJSON {
 		ServerErrorRate:  f.ServerErrorRate,
 		LostResponseRate: f.LostResponseRate,
 		Actions:          f.Actions,
+		Limit:            f.Limit,
 		Seed:             f.Seed,
 	}
 	if f.Latency > 0 {

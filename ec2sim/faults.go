@@ -24,6 +24,10 @@ type Faults struct {
 	Latency time.Duration
 	// Actions limits the faults to these EC2 actions; empty means all.
 	Actions []string
+	// Limit stops the failures (not the latency) after this many; 0 means
+	// no limit. Limit 1 with a rate of 1 fails exactly the next request,
+	// so a test can let the SDK's retry through.
+	Limit int
 	// Seed starts the sequence of draws, so a sequence of requests meets
 	// the same faults on every run.
 	Seed int64
@@ -46,6 +50,7 @@ func (s *Server) SetFaults(f Faults) {
 	defer s.unlock()
 	s.faults = f
 	s.faultRand = newFaultRand(f.Seed)
+	s.faulted = 0
 }
 
 // CurrentFaults returns the faults being injected.
@@ -72,14 +77,20 @@ func (s *Server) drawFault(action string) (faultKind, time.Duration) {
 	if f.ThrottleRate <= 0 && f.ServerErrorRate <= 0 && f.LostResponseRate <= 0 {
 		return faultNone, f.Latency
 	}
-	u := s.faultRand.Float64()
-	switch {
-	case u < f.ThrottleRate:
-		return faultThrottle, f.Latency
-	case u < f.ThrottleRate+f.ServerErrorRate:
-		return faultServerError, f.Latency
-	case u < f.ThrottleRate+f.ServerErrorRate+f.LostResponseRate:
-		return faultLostResponse, f.Latency
+	if f.Limit > 0 && s.faulted >= f.Limit {
+		return faultNone, f.Latency
 	}
-	return faultNone, f.Latency
+	kind := faultNone
+	switch u := s.faultRand.Float64(); {
+	case u < f.ThrottleRate:
+		kind = faultThrottle
+	case u < f.ThrottleRate+f.ServerErrorRate:
+		kind = faultServerError
+	case u < f.ThrottleRate+f.ServerErrorRate+f.LostResponseRate:
+		kind = faultLostResponse
+	}
+	if kind != faultNone {
+		s.faulted++
+	}
+	return kind, f.Latency
 }

@@ -55,6 +55,7 @@ type Server struct {
 	calls     map[string]int
 	faults    Faults
 	faultRand *rand.Rand
+	faulted   int // requests failed since SetFaults, for Faults.Limit
 }
 
 // New returns a server with no resources beyond each region's default VPC,
