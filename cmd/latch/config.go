@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,6 +130,14 @@ func isTerminal(w io.Writer) bool {
 
 // firewalls connects to EC2 in every configured region.
 func (a *app) firewalls(ctx context.Context) ([]latch.Firewall, error) {
+	attempts := 0
+	if v := a.getenv("AWS_MAX_ATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, usagef("AWS_MAX_ATTEMPTS=%q: want a whole number, at least 1", v)
+		}
+		attempts = n
+	}
 	var fws []latch.Firewall
 	for _, region := range a.regions {
 		cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
@@ -138,6 +147,7 @@ func (a *app) firewalls(ctx context.Context) ([]latch.Firewall, error) {
 			AccessKeyID:     a.getenv("AWS_ACCESS_KEY_ID"),
 			SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
 			SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
+			MaxAttempts:     attempts,
 		})
 		if err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/internal/awstest"
 )
 
@@ -209,5 +210,23 @@ func TestRecipeEnvironmentCarriesOver(t *testing.T) {
 	w.vars["DURATION"] = "ten minutes"
 	if r := w.latch(t, "grant"); r.code != exitUsage || !strings.Contains(r.stderr, "DURATION") {
 		t.Errorf("bad DURATION: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func TestListShowsRevokeFailed(t *testing.T) {
+	w := newWorld(t)
+	sim := w.env.RequireSim(t)
+	g := decode[grantJSON](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json").stdout)
+	sim.SetFaults(ec2sim.Faults{ServerErrorRate: 1, Actions: []string{"RevokeSecurityGroupIngress"}})
+	w.vars["AWS_MAX_ATTEMPTS"] = "1"
+	for range 5 {
+		if r := w.latch(t, "revoke", string(g.ID)); r.code != exitRuntime {
+			t.Fatalf("revoke against failing EC2: exit %d", r.code)
+		}
+		w.setClock(t, start.Add(time.Hour)) // past any retry time
+	}
+	out := w.latch(t, "ls").stdout
+	if !strings.Contains(out, "revoke-failed") || !strings.Contains(out, "still being retried") || !strings.Contains(out, "InternalError") {
+		t.Fatalf("ls does not show the revoke-failed grant and its error:\n%s", out)
 	}
 }
