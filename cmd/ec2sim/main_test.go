@@ -1,0 +1,179 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/latchdev/latch/ec2sim"
+)
+
+// binary is the ec2sim command, built once for all tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ec2sim-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ec2sim")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startSim runs the binary and returns its URL, read from the first line
+// of its output. The process is stopped with SIGTERM at cleanup, and must
+// then exit cleanly.
+func startSim(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout) // keep the pipe drained until exit
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("ec2sim after SIGTERM: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second): // a deadline for a hung process, not a sleep
+			_ = cmd.Process.Kill()
+			t.Errorf("ec2sim did not stop after SIGTERM\n%s", stderr.String())
+		}
+	})
+	select {
+	case url := <-lines:
+		if !strings.HasPrefix(url, "http://127.0.0.1:") {
+			t.Fatalf("first line %q, want the server's URL\n%s", url, stderr.String())
+		}
+		return url
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no URL from ec2sim\n%s", stderr.String())
+		return ""
+	}
+}
+
+func client(url string) *ec2.Client {
+	return ec2.NewFromConfig(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		BaseEndpoint: aws.String(url),
+	})
+}
+
+func TestServesTheDemoFleet(t *testing.T) {
+	url := startSim(t)
+	out, err := client(url).DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.Reservations); n != 3 {
+		t.Errorf("%d instances, want the demo fleet's 3", n)
+	}
+	_, err = client(url).AuthorizeSecurityGroupIngress(t.Context(), &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId: aws.String(ec2sim.DemoWebLatchGroup), IpProtocol: aws.String("tcp"),
+		FromPort: aws.Int32(22), ToPort: aws.Int32(22), CidrIp: aws.String("192.0.2.1/32"),
+	})
+	if err != nil {
+		t.Errorf("authorize on the demo's web-latch group: %v", err)
+	}
+}
+
+func TestFleetFlag(t *testing.T) {
+	t.Run("none", func(t *testing.T) {
+		url := startSim(t, "-fleet", "none", "-rule-limit", "1")
+		out, err := client(url).DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{})
+		if err != nil || len(out.Reservations) != 0 {
+			t.Errorf("instances = %v, %v; want none", out, err)
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "fleet.yaml")
+		fleet := "regions:\n  eu-west-1:\n    security_groups: [{id: sg-0123456789abcdef0, name: g}]\n"
+		if err := os.WriteFile(path, []byte(fleet), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		url := startSim(t, "-fleet", path)
+		c := ec2.NewFromConfig(aws.Config{
+			Region:       "eu-west-1",
+			Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+			BaseEndpoint: aws.String(url),
+		})
+		out, err := c.DescribeSecurityGroups(t.Context(), &ec2.DescribeSecurityGroupsInput{GroupIds: []string{"sg-0123456789abcdef0"}})
+		if err != nil || len(out.SecurityGroups) != 1 {
+			t.Errorf("group from fleet file = %v, %v", out, err)
+		}
+	})
+}
+
+func TestExitStatus(t *testing.T) {
+	badFleet := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badFleet, []byte("regions:\n  us-east-1:\n    instances: [{security_groups: [nope]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"unknown flag", []string{"-bogus"}, 2, "bogus"},
+		{"negative rule limit", []string{"-rule-limit", "-1"}, 2, "-rule-limit"},
+		{"stray argument", []string{"serve"}, 2, "serve"},
+		{"bad account", []string{"-account", "12"}, 2, "-account"},
+		{"missing fleet file", []string{"-fleet", filepath.Join(t.TempDir(), "absent.yaml")}, 1, "absent.yaml"},
+		{"invalid fleet", []string{"-fleet", badFleet}, 1, "instances[0].security_groups[0]"},
+		{"bad listen address", []string{"-listen", "256.0.0.1:0"}, 1, "256.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tt.code {
+				t.Fatalf("exit = %v, want status %d\n%s", err, tt.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr %q does not mention %q", stderr.String(), tt.stderr)
+			}
+		})
+	}
+}
