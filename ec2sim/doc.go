@@ -39,7 +39,9 @@
 // DescribeTags. Authorize and revoke are atomic, as in EC2: when any
 // permission in a call is invalid, duplicate or over the rule quota
 // ([Options.RuleLimit], 60 per address family by default), nothing
-// changes. CIDRs are stored canonically (100.68.0.18/18 becomes
+// changes. The one exception is EC2's own: revoking by IpPermissions in a
+// default VPC revokes what matches and lists the rest in
+// unknownIpPermissionSet instead of answering InvalidPermission.NotFound. CIDRs are stored canonically (100.68.0.18/18 becomes
 // 100.68.0.0/18). Describes page with MaxResults (5 to 1000) and
 // NextToken; tokens name the last item returned, so concurrent changes
 // never make a page repeat or skip an item that stays.
@@ -68,8 +70,8 @@
 //
 // # The demo fleet
 //
-// [DemoFleet] is an account in us-east-1 with VPC vpc-0a1b2c3d4e5f60718,
-// instances web-1 (i-0a0b0c0d0e0f00001) and web-2 (i-0a0b0c0d0e0f00002),
+// [DemoFleet] is an account in us-east-1 with VPC vpc-0a1b2c3d4e5f60718
+// (not the region's default VPC, which the simulator adds), instances web-1 (i-0a0b0c0d0e0f00001) and web-2 (i-0a0b0c0d0e0f00002),
 // both env=dev, and db-1 (i-0a0b0c0d0e0f00003, env=prod). Grants go in the
 // latch-managed groups web-latch (sg-0f00dcafe0000b001, on web-1 and
 // web-2) and db-latch (sg-0f00dcafe0000d001, on db-1); the groups default

@@ -8,11 +8,11 @@ import (
 // Error codes the simulator returns. They are EC2's own codes, spelled as
 // EC2 spells them, because callers (and the SDK's retryer) match on them.
 const (
+	CodeDependencyViolation         = "DependencyViolation"
 	CodeDryRunOperation             = "DryRunOperation"
 	CodeInternalError               = "InternalError"
 	CodeInvalidAction               = "InvalidAction"
 	CodeInvalidGroupDuplicate       = "InvalidGroup.Duplicate"
-	CodeDependencyViolation         = "DependencyViolation"
 	CodeInvalidGroupNotFound        = "InvalidGroup.NotFound"
 	CodeInvalidGroupReserved        = "InvalidGroup.Reserved"
 	CodeInvalidGroupIDMalformed     = "InvalidGroupId.Malformed"

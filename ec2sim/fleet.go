@@ -109,6 +109,7 @@ type FleetError struct {
 	Err   error
 }
 
+// Error reads "fleet: line N: path: problem".
 func (e *FleetError) Error() string {
 	var b strings.Builder
 	b.WriteString("fleet: ")
@@ -122,6 +123,7 @@ func (e *FleetError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying problem.
 func (e *FleetError) Unwrap() error { return e.Err }
 
 func fleetErr(line int, field, format string, args ...any) *FleetError {

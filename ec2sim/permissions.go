@@ -101,6 +101,21 @@ func (p params) permission(prefix, legacyCIDR string) ([]perm, *apiError) {
 	return out, nil
 }
 
+// xml renders p as the IpPermission that names it alone.
+func (p perm) xml() xmlPermission {
+	x := xmlPermission{IPProtocol: p.protocol}
+	if p.protocol != "-1" {
+		from, to := p.fromPort, p.toPort
+		x.FromPort, x.ToPort = &from, &to
+	}
+	if p.cidr.Addr().Is4() {
+		x.IPRanges.Items = []xmlIPRange{{p.cidr.String(), p.description}}
+	} else {
+		x.IPv6Ranges.Items = []xmlIPv6Range{{p.cidr.String(), p.description}}
+	}
+	return x
+}
+
 // canonicalProtocol maps what EC2 accepts (names in any case, or IANA
 // numbers) to what it stores: the name for tcp, udp, icmp and icmpv6,
 // "-1" for all, and the number for anything else.

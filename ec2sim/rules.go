@@ -126,12 +126,15 @@ type xmlRevokedRule struct {
 type revokeResponse struct {
 	meta
 	Return                      bool                `xml:"return"`
+	UnknownIPPermissionSet      *set[xmlPermission] `xml:"unknownIpPermissionSet,omitempty"`
 	RevokedSecurityGroupRuleSet set[xmlRevokedRule] `xml:"revokedSecurityGroupRuleSet"`
 }
 
 // revokeIngress removes rules, named either by SecurityGroupRuleId.N or by
-// IpPermissions. Like authorize it is all or nothing. A revoked rule's
-// tags go with it.
+// IpPermissions. A revoked rule's tags go with it. Like authorize it is all
+// or nothing, with one exception EC2 documents: in a default VPC,
+// permissions that match no rule are not an error but are listed in
+// unknownIpPermissionSet, and the others are revoked.
 func (s *Server) revokeIngress(r *region, p params) (response, *apiError) {
 	g, err := s.lookupGroup(r, p)
 	if err != nil {
@@ -140,6 +143,7 @@ func (s *Server) revokeIngress(r *region, p params) (response, *apiError) {
 	ids := p.list("SecurityGroupRuleId")
 	hasPerms := len(p.members("IpPermissions")) > 0 || p.str("IpProtocol") != "" || p.str("CidrIp") != ""
 	var doomed []*rule
+	var unknown []perm
 	switch {
 	case len(ids) > 0 && hasPerms:
 		return nil, errf(CodeInvalidParameterCombination,
@@ -165,17 +169,28 @@ func (s *Server) revokeIngress(r *region, p params) (response, *apiError) {
 		for _, ru := range r.rulesOf(g.id) {
 			byKey[ru.key()] = ru
 		}
+		lenient := g.vpcID == r.defaultVPC
 		for _, pm := range perms {
 			ru, ok := byKey[pm.key(g.id)]
-			if !ok {
+			switch {
+			case ok:
+				doomed = append(doomed, ru)
+			case lenient:
+				unknown = append(unknown, pm)
+			default:
 				return nil, errf(CodeInvalidPermissionNotFound,
 					"The specified rule does not exist in this security group.")
 			}
-			doomed = append(doomed, ru)
 		}
 	}
 
 	resp := &revokeResponse{Return: true}
+	if len(unknown) > 0 {
+		resp.UnknownIPPermissionSet = &set[xmlPermission]{}
+		for _, pm := range unknown {
+			resp.UnknownIPPermissionSet.Items = append(resp.UnknownIPPermissionSet.Items, pm.xml())
+		}
+	}
 	for _, ru := range doomed {
 		if _, ok := r.rules[ru.id]; !ok {
 			continue // named twice in one call

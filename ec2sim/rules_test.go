@@ -325,6 +325,32 @@ func TestRevoke_ByPermission(t *testing.T) {
 	wantCode(t, err, "InvalidGroup.NotFound")
 }
 
+// In a default VPC, EC2 revokes what matches and lists the rest instead of
+// failing the call.
+func TestRevoke_ByPermissionInDefaultVPC(t *testing.T) {
+	sim, c := mustSim(t, ec2sim.Options{})
+	ctx := t.Context()
+	g, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("jit"), Description: aws.String("d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(g.GroupId)
+	mustAuthorize(t, c, id, ssh("203.0.113.7/32"))
+	out, err := c.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+		GroupId: g.GroupId, IpPermissions: []types.IpPermission{ssh("203.0.113.7/32"), ssh("203.0.113.8/32")},
+	})
+	if err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if len(out.RevokedSecurityGroupRules) != 1 || len(out.UnknownIpPermissions) != 1 ||
+		aws.ToString(out.UnknownIpPermissions[0].IpRanges[0].CidrIp) != "203.0.113.8/32" {
+		t.Errorf("revoke = revoked %+v, unknown %+v; want one of each", out.RevokedSecurityGroupRules, out.UnknownIpPermissions)
+	}
+	if left := sim.Rules("us-east-1", id); len(left) != 0 {
+		t.Errorf("left %v", left)
+	}
+}
+
 func TestDescribeRules_Paging(t *testing.T) {
 	_, c := mustSim(t, ec2sim.Options{})
 	var perms []types.IpPermission

@@ -84,8 +84,15 @@ func TestDescribeSecurityGroups_PermissionsAndFilters(t *testing.T) {
 	if err != nil || len(byVPC.SecurityGroups) != 4 {
 		t.Errorf("groups in demo VPC = %d, %v; want 4", len(byVPC.SecurityGroups), err)
 	}
-	byName, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupNames: []string{"db-latch"}})
-	if err != nil || len(byName.SecurityGroups) != 1 || aws.ToString(byName.SecurityGroups[0].GroupId) != ec2sim.DemoDBLatchGroup {
+	// Names work only in the default VPC, which the demo VPC is not.
+	_, err = c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupNames: []string{"db-latch"}})
+	wantCode(t, err, "InvalidGroup.NotFound")
+	mine, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("mine"), Description: aws.String("d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupNames: []string{"mine"}})
+	if err != nil || len(byName.SecurityGroups) != 1 || aws.ToString(byName.SecurityGroups[0].GroupId) != aws.ToString(mine.GroupId) {
 		t.Errorf("by name = %v, %v", byName, err)
 	}
 	_, err = c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{"sg-0123456789abcdef0"}})
