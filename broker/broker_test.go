@@ -258,3 +258,22 @@ func mustSource(s string) netip.Prefix {
 	}
 	return p
 }
+
+// A caller that gives up (Ctrl-C) after the rule is made still gets it
+// recorded, so it can revoke it, rather than leaving a rule the store does
+// not know.
+func TestGrantFinishesItsStepWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	f := newFixture(t, awstest.New(t), broker.Options{Checkpoint: func(name string) {
+		if name == "after-authorize" {
+			cancel()
+		}
+	}})
+	g, err := f.b.Grant(ctx, f.request("203.0.113.7", time.Minute))
+	if err != nil {
+		t.Fatalf("Grant() = %v, want the step finished despite the cancel", err)
+	}
+	if got := f.state(t, g.ID); got.State != latch.StateActive || got.RuleID == "" {
+		t.Fatalf("grant recorded as %s on %q, want active with its rule", got.State, got.RuleID)
+	}
+}

@@ -3,9 +3,13 @@ package broker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/latchdev/latch"
 )
+
+// grantStepTimeout bounds opening a rule once it has been recorded.
+const grantStepTimeout = 2 * time.Minute
 
 // Grant opens a rule for req and returns the active grant. Bad input returns
 // EINVALID and records nothing. If AWS refuses, the grant is recorded as
@@ -28,6 +32,11 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 		return latch.Grant{}, fmt.Errorf("record grant: %w", err)
 	}
 
+	// From here the step runs to its end even if the caller gives up (a
+	// Ctrl-C): stopping between authorize and the store write would leave a
+	// rule the store does not know, when the caller could just revoke it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantStepTimeout)
+	defer cancel()
 	unlock := b.lock(g.Opening())
 	defer unlock()
 	b.checkpoint("before-authorize")
