@@ -58,6 +58,8 @@ type Server struct {
 	faulted   int // requests failed since SetFaults, for Faults.Limit
 }
 
+var _ http.Handler = (*Server)(nil)
+
 // New returns a server with no resources beyond each region's default VPC,
 // which is created when the region is first used.
 func New(opts Options) *Server {
