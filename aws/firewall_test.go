@@ -1,0 +1,124 @@
+package aws_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
+)
+
+func opening(group latch.GroupID, src string) latch.Opening {
+	return latch.Opening{Region: awstest.Region, GroupID: group, Protocol: latch.TCP, Ports: latch.PortRange{From: 22, To: 22}, Source: netip.MustParsePrefix(src)}
+}
+
+var tags = map[string]string{latch.TagGrantID: "g-0123456789abcdef", latch.TagExpiresAt: "2026-11-23T10:00:00Z", latch.TagRequester: "alice"}
+
+func TestAuthorizeCreatesThenAdopts(t *testing.T) {
+	env := awstest.New(t)
+	fw := env.Firewall(t)
+	group := env.ManagedGroup(t)
+	for _, src := range []string{"203.0.113.7/32", "2001:db8::7/128"} {
+		r, created, err := fw.Authorize(t.Context(), opening(group, src), tags)
+		if err != nil || !created {
+			t.Fatalf("Authorize(%s) = %v, %v; want created", src, created, err)
+		}
+		if r.Opening != opening(group, src) || r.Tags[latch.TagExpiresAt] != tags[latch.TagExpiresAt] {
+			t.Errorf("rule = %+v", r)
+		}
+		again, created, err := fw.Authorize(t.Context(), opening(group, src), map[string]string{latch.TagGrantID: "other"})
+		if err != nil || created || again.ID != r.ID {
+			t.Fatalf("second Authorize(%s) = %s, %v, %v; want the existing %s, not created", src, again.ID, created, err, r.ID)
+		}
+		if again.Tags[latch.TagGrantID] != tags[latch.TagGrantID] {
+			t.Errorf("adopting changed the tags: %v", again.Tags)
+		}
+	}
+	if n := len(env.Ingress(t, group)); n != 2 {
+		t.Errorf("%d rules, want 2", n)
+	}
+}
+
+func TestErrorsAreTranslated(t *testing.T) {
+	env := awstest.New(t)
+	fw := env.Firewall(t)
+	group := env.ManagedGroup(t)
+	if _, _, err := fw.Authorize(t.Context(), opening("sg-0000000000000dead", "203.0.113.7/32"), tags); latch.ErrorCode(err) != latch.ENOTFOUND {
+		t.Errorf("Authorize(unknown group) = %v, want ENOTFOUND", err)
+	}
+	if err := fw.Tag(t.Context(), "sgr-0000000000000dead", tags); latch.ErrorCode(err) != latch.ENOTFOUND {
+		t.Errorf("Tag(unknown rule) = %v, want ENOTFOUND", err)
+	}
+	if err := fw.Revoke(t.Context(), group, "sgr-0000000000000dead"); err != nil {
+		t.Errorf("Revoke(unknown rule) = %v, want nil: gone counts as revoked", err)
+	}
+	r, _, err := fw.Authorize(t.Context(), opening(group, "203.0.113.7/32"), tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := fw.Revoke(t.Context(), group, r.ID); err != nil {
+			t.Fatalf("Revoke = %v", err)
+		}
+	}
+}
+
+func TestQuotaIsAConflict(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{RuleLimit: 1})
+	fw := env.Firewall(t)
+	group := env.ManagedGroup(t)
+	if _, _, err := fw.Authorize(t.Context(), opening(group, "203.0.113.1/32"), tags); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := fw.Authorize(t.Context(), opening(group, "203.0.113.2/32"), tags)
+	if latch.ErrorCode(err) != latch.ECONFLICT {
+		t.Fatalf("Authorize over quota = %v, want ECONFLICT", err)
+	}
+}
+
+// Rules lists only tagged ingress rules latch can represent, across pages
+// and groups.
+func TestRulesListsTaggedRules(t *testing.T) {
+	env := awstest.New(t)
+	fw := env.Firewall(t)
+	group := env.ManagedGroup(t)
+	if _, _, err := fw.Authorize(t.Context(), opening(group, "203.0.113.1/32"), tags); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fw.Authorize(t.Context(), opening(group, "203.0.113.2/32"), map[string]string{"owner": "terraform"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.EC2.AuthorizeSecurityGroupIngress(t.Context(), &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId: aws.String(string(group)),
+		IpPermissions: []types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443),
+			IpRanges: []types.IpRange{{CidrIp: aws.String("198.51.100.0/24")}}}},
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSecurityGroupRule,
+			Tags: []types.Tag{{Key: aws.String(latch.TagExpiresAt), Value: aws.String("2026-11-23T10:00:00Z")}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := fw.Rules(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []latch.Rule
+	for _, r := range rules {
+		if r.Opening.GroupID == group {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) != 2 {
+		t.Fatalf("Rules() in the group = %+v, want the 2 tagged ones", mine)
+	}
+	for _, r := range mine {
+		if _, ok, err := r.ExpiresAt(); !ok || err != nil {
+			t.Errorf("rule %s has no readable expiry", r.ID)
+		}
+	}
+}
