@@ -71,7 +71,9 @@ func newEnv(t testing.TB, url string, sim *ec2sim.Server) *Env {
 	t.Helper()
 	cfg, err := latchaws.LoadConfig(context.Background(), latchaws.Config{
 		Region: Region, Endpoint: url, AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret",
-		MaxAttempts: 10, MaxBackoff: 50 * time.Millisecond,
+		// The fault tests answer half of all calls with an error; 20 attempts
+		// make a call fail outright about once in a million.
+		MaxAttempts: 20, MaxBackoff: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
