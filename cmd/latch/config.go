@@ -16,6 +16,7 @@ import (
 
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/sqlite"
 )
 
@@ -128,8 +129,19 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// firewalls connects to EC2 in every configured region.
-func (a *app) firewalls(ctx context.Context) ([]latch.Firewall, error) {
+// broker wires a broker on store with firewalls for regions.
+func (a *app) broker(ctx context.Context, store latch.Store, regions []string, maxDur time.Duration) (*broker.Broker, error) {
+	fws, err := a.firewalls(ctx, regions)
+	if err != nil {
+		return nil, err
+	}
+	return broker.New(store, fws, broker.Options{
+		Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(),
+	}), nil
+}
+
+// firewalls connects to EC2 in each region.
+func (a *app) firewalls(ctx context.Context, regions []string) ([]latch.Firewall, error) {
 	attempts := 0
 	if v := a.getenv("AWS_MAX_ATTEMPTS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -139,7 +151,7 @@ func (a *app) firewalls(ctx context.Context) ([]latch.Firewall, error) {
 		attempts = n
 	}
 	var fws []latch.Firewall
-	for _, region := range a.regions {
+	for _, region := range regions {
 		cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
 			Region:          region,
 			Profile:         a.profile,

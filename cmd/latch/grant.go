@@ -59,17 +59,14 @@ func (a *app) grant(ctx context.Context, o *grantOptions) error {
 	if err != nil {
 		return err
 	}
-	fws, err := a.firewalls(ctx)
-	if err != nil {
-		return err
-	}
 	store, err := a.store(ctx)
 	if err != nil {
 		return err
 	}
-	b := broker.New(store, fws[:1], broker.Options{
-		Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(),
-	})
+	b, err := a.broker(ctx, store, a.regions[:1], maxDur)
+	if err != nil {
+		return err
+	}
 	g, err := b.Grant(ctx, req)
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/broker"
 )
 
 func (a *app) revokeCommand() *cobra.Command {
@@ -38,11 +37,10 @@ func (a *app) revoke(ctx context.Context, arg string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	fws, err := a.firewallsFor(ctx, g.Region)
+	b, err := a.broker(ctx, store, []string{g.Region}, 0)
 	if err != nil {
 		return err
 	}
-	b := broker.New(store, fws, broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), Checkpoint: a.checkpoint()})
 	g, err = b.Revoke(ctx, id, a.localUser())
 	if err != nil {
 		return err
@@ -51,12 +49,4 @@ func (a *app) revoke(ctx context.Context, arg string, asJSON bool) error {
 		fmt.Fprintf(a.stdout, "Revoked %s.\n", g.ID)
 	}
 	return a.showGrant(asJSON, g)
-}
-
-// firewallsFor connects to the one region a grant lives in.
-func (a *app) firewallsFor(ctx context.Context, region string) ([]latch.Firewall, error) {
-	saved := a.regions
-	a.regions = []string{region}
-	defer func() { a.regions = saved }()
-	return a.firewalls(ctx)
 }

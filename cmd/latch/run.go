@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/revoker"
 )
 
@@ -43,15 +42,14 @@ func (a *app) daemon(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	fws, err := a.firewalls(ctx)
-	if err != nil {
-		return err
-	}
 	store, err := a.store(ctx)
 	if err != nil {
 		return err
 	}
-	b := broker.New(store, fws, broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), Checkpoint: a.checkpoint()})
+	b, err := a.broker(ctx, store, a.regions, 0)
+	if err != nil {
+		return err
+	}
 	r := revoker.New(store, b, b, revoker.Options{
 		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep, Recheck: recheck,
 	})

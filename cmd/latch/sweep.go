@@ -42,7 +42,7 @@ type sweptJSON struct {
 }
 
 func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
-	fws, err := a.firewalls(ctx)
+	fws, err := a.firewalls(ctx, a.regions)
 	if err != nil {
 		return err
 	}
