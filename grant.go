@@ -137,6 +137,9 @@ type GrantRequest struct {
 	Duration  time.Duration
 	Requester string
 	Reason    string
+	// Wide lets Source be a prefix wider than one address, for a policy
+	// rule that allows it (a corporate egress range). Never /0.
+	Wide bool
 }
 
 // DefaultMaxDuration caps a grant's duration unless configured otherwise.
@@ -161,7 +164,11 @@ func (r GrantRequest) Validate(max time.Duration) error {
 	if _, err := ParsePorts(r.Protocol, r.Ports.String()); err != nil {
 		return err
 	}
-	if _, err := ParseSource(r.Source.String()); err != nil {
+	if r.Wide {
+		if _, err := ParseWideSource(r.Source.String()); err != nil {
+			return err
+		}
+	} else if _, err := ParseSource(r.Source.String()); err != nil {
 		return err
 	}
 	if r.Duration <= 0 || r.Duration > max {

@@ -7,10 +7,18 @@ import (
 
 // GrantFilter selects grants. Zero fields match everything.
 type GrantFilter struct {
-	States  []GrantState // any of these states
-	Opening *Opening     // only grants for this opening
-	RuleID  RuleID       // only grants on this rule
-	Limit   int          // at most this many, newest first; 0 means no limit
+	States    []GrantState // any of these states
+	Opening   *Opening     // only grants for this opening
+	RuleID    RuleID       // only grants on this rule
+	Requester string       // only grants for this requester (exact subject)
+	Limit     int          // at most this many, newest first; 0 means no limit
+}
+
+// RequestFilter selects requests. Zero fields match everything.
+type RequestFilter struct {
+	States    []RequestState // any of these states
+	Requester string         // only requests by this subject (exact)
+	Limit     int            // at most this many, newest first; 0 means no limit
 }
 
 // GrantEvent is one entry of a grant's history.
@@ -40,6 +48,18 @@ type Store interface {
 	UpdateGrant(ctx context.Context, g Grant, note string) (Grant, error)
 	// History returns a grant's events, oldest first.
 	History(ctx context.Context, id GrantID) ([]GrantEvent, error)
+
+	// CreateRequest records a new request at Version 1. Returns ECONFLICT if
+	// the ID is taken.
+	CreateRequest(ctx context.Context, r Request) (Request, error)
+	// Request returns one request with its reviews. Returns ENOTFOUND.
+	Request(ctx context.Context, id RequestID) (Request, error)
+	// Requests lists requests matching f, newest first (by CreatedAt, then ID).
+	Requests(ctx context.Context, f RequestFilter) ([]Request, error)
+	// UpdateRequest writes r, reviews included, if the stored request still
+	// has r.Version, and returns it with the version advanced. Returns
+	// ENOTFOUND, or ECONFLICT when r is stale.
+	UpdateRequest(ctx context.Context, r Request) (Request, error)
 
 	// Due returns up to limit IDs of grants whose DueAt is at or before now.
 	Due(ctx context.Context, now time.Time, limit int) ([]GrantID, error)

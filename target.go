@@ -144,3 +144,23 @@ func checkSourceAddr(s string, a netip.Addr) (netip.Prefix, error) {
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// ParseWideSource is ParseSource for a policy rule that allows a prefix
+// wider than one address. It still refuses the whole internet (/0), and
+// canonicalises host bits away as EC2 does.
+func ParseWideSource(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		return ParseSource(s)
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, Invalidf("ip", "%q is not an IP address or prefix", s)
+	}
+	if p.Bits() == 0 {
+		return netip.Prefix{}, Invalidf("ip", "%q opens to the whole internet, which latch never does", s)
+	}
+	if _, err := checkSourceAddr(s, p.Addr()); err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
+}

@@ -1,0 +1,156 @@
+package latch
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// RequestID identifies a request: "r-" and 16 lowercase hex digits.
+type RequestID string
+
+var requestIDPattern = regexp.MustCompile(`^r-[0-9a-f]{16}$`)
+
+// NewRequestID returns a random request ID.
+func NewRequestID() RequestID {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return RequestID("r-" + hex.EncodeToString(b[:]))
+}
+
+// ParseRequestID checks that s is a well-formed request ID.
+func ParseRequestID(s string) (RequestID, error) {
+	if !requestIDPattern.MatchString(s) {
+		return "", Invalidf("request", "%q is not a request ID; want r- followed by 16 lowercase hex digits", s)
+	}
+	return RequestID(s), nil
+}
+
+// InstanceID is an EC2 instance ID (i-…).
+type InstanceID string
+
+var instanceIDPattern = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
+
+// ParseInstanceID checks that s is a well-formed instance ID.
+func ParseInstanceID(s string) (InstanceID, error) {
+	if !instanceIDPattern.MatchString(s) {
+		return "", Invalidf("target", "%q is not an instance ID; want i- followed by 8 or 17 lowercase hex digits", s)
+	}
+	return InstanceID(s), nil
+}
+
+// Target is what access is to: an instance, resolved to the one managed
+// security group latch opens, or a managed group named directly.
+type Target struct {
+	Region     string
+	InstanceID InstanceID // empty when the group was named directly
+	GroupID    GroupID
+	Tags       map[string]string // the instance's tags, or the group's
+}
+
+// RequestState is where a request is in its life.
+//
+//	pending ─▶ approved ─▶ active ─▶ ended (its grant's revoked | expired)
+//	   │           │
+//	   ▼           ▼
+//	denied | withdrawn | timed-out      failed (the grant could not open)
+type RequestState string
+
+// The request states.
+const (
+	RequestPending   RequestState = "pending"
+	RequestApproved  RequestState = "approved" // enough approvals; the grant is being opened
+	RequestActive    RequestState = "active"   // its grant exists; see the grant for whether it is still open
+	RequestDenied    RequestState = "denied"
+	RequestWithdrawn RequestState = "withdrawn"
+	RequestTimedOut  RequestState = "timed-out"
+	RequestFailed    RequestState = "failed"
+)
+
+var requestMoves = map[RequestState][]RequestState{
+	RequestPending:  {RequestApproved, RequestDenied, RequestWithdrawn, RequestTimedOut},
+	RequestApproved: {RequestActive, RequestFailed},
+}
+
+// CanMove reports whether a request may go from s to to. Denied, withdrawn
+// and timed-out requests are final: extending access is a new request.
+func (s RequestState) CanMove(to RequestState) bool { return slices.Contains(requestMoves[s], to) }
+
+// Review is one approval or denial.
+type Review struct {
+	By      Identity
+	Approve bool
+	Reason  string
+	At      time.Time
+}
+
+// Request is a person's ask for access, and the decisions on it.
+type Request struct {
+	ID         RequestID
+	State      RequestState
+	Requester  Identity
+	Target     Target
+	Protocol   Protocol
+	Ports      PortRange
+	Source     netip.Prefix
+	Duration   time.Duration // counted from when access starts, not from the ask
+	Reason     string
+	BreakGlass bool   // opened at once without approval; flagged everywhere
+	Rule       string // the policy rule that decided it
+
+	ApprovalsNeeded int      // 0 for auto-approved and break-glass requests
+	ApproverGroups  []string // who may review: members of any of these groups
+	Reviews         []Review
+
+	CreatedAt    time.Time
+	PendingUntil time.Time // when a pending request times out
+	DecidedAt    time.Time // zero while pending
+	GrantID      GrantID   // set once access starts
+	Note         string    // why it failed, if it did
+
+	Version int
+}
+
+// Approvals counts the approving reviews.
+func (r Request) Approvals() int {
+	n := 0
+	for _, rv := range r.Reviews {
+		if rv.Approve {
+			n++
+		}
+	}
+	return n
+}
+
+// Review records by's verdict on r at now. It refuses, as its first check,
+// a review of one's own request, then a reviewer outside the approver
+// groups, a second review by the same person, and any request no longer
+// pending (or past its pending time). One denial denies; the last approval
+// needed approves.
+func (r *Request) Review(by Identity, approve bool, reason string, now time.Time) error {
+	switch {
+	case by.Same(r.Requester):
+		return Errorf(EFORBIDDEN, "you cannot review your own request")
+	case !slices.ContainsFunc(r.ApproverGroups, by.InGroup):
+		return Errorf(EFORBIDDEN, "%s is not in an approver group for this request (%v)", by, r.ApproverGroups)
+	case slices.ContainsFunc(r.Reviews, func(rv Review) bool { return rv.By.Same(by) }):
+		return Errorf(ECONFLICT, "%s has already reviewed request %s", by, r.ID)
+	case r.State != RequestPending:
+		return Errorf(ECONFLICT, "request %s is %s, not pending", r.ID, r.State)
+	case !now.Before(r.PendingUntil):
+		return Errorf(ECONFLICT, "request %s timed out at %s", r.ID, FormatExpiry(r.PendingUntil))
+	case !approve && reason == "":
+		return Invalidf("reason", "a denial needs a reason")
+	}
+	r.Reviews = append(r.Reviews, Review{By: by, Approve: approve, Reason: reason, At: now})
+	switch {
+	case !approve:
+		r.State, r.DecidedAt = RequestDenied, now
+	case r.Approvals() >= r.ApprovalsNeeded:
+		r.State, r.DecidedAt = RequestApproved, now
+	}
+	return nil
+}
