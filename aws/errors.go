@@ -50,6 +50,18 @@ func translate(op string, err error) error {
 	}
 }
 
+// translateLookup is translate for Describe calls, where EC2 also answers
+// NotFound for unknown instances.
+func translateLookup(op string, err error) error {
+	if apiErr, ok := errors.AsType[smithy.APIError](err); ok && apiErr.ErrorCode() == "InvalidInstanceID.NotFound" {
+		return latch.Errorf(latch.ENOTFOUND, "%s: %s", op, apiErr.ErrorMessage())
+	}
+	if apiErr, ok := errors.AsType[smithy.APIError](err); ok && apiErr.ErrorCode() == "InvalidInstanceID.Malformed" {
+		return latch.Errorf(latch.EINVALID, "%s: %s", op, apiErr.ErrorMessage())
+	}
+	return translate(op, err)
+}
+
 // notFound is an ENOTFOUND *latch.Error that is also errRuleGone.
 type notFound struct{ err *latch.Error }
 

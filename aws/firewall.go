@@ -156,10 +156,7 @@ func (f *Firewall) rule(r types.SecurityGroupRule) (latch.Rule, bool) {
 	if err != nil {
 		return latch.Rule{}, false
 	}
-	tags := make(map[string]string, len(r.Tags))
-	for _, t := range r.Tags {
-		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
+	tags := tagMap(r.Tags)
 	return latch.Rule{
 		ID: latch.RuleID(aws.ToString(r.SecurityGroupRuleId)),
 		Opening: latch.Opening{

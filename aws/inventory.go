@@ -1,0 +1,95 @@
+package aws
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/latchdev/latch"
+)
+
+// inventoryAPI is the part of the EC2 client the inventory calls.
+type inventoryAPI interface {
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
+}
+
+// Inventory looks up instances and security groups in one region.
+type Inventory struct {
+	ec2 inventoryAPI
+	log *slog.Logger
+}
+
+// NewInventory returns an inventory for cfg.Region. log may be nil.
+func NewInventory(cfg aws.Config, log *slog.Logger) *Inventory {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Inventory{ec2: ec2.NewFromConfig(cfg), log: log}
+}
+
+// Instance returns an instance and its security groups, with their tags.
+func (v *Inventory) Instance(ctx context.Context, id latch.InstanceID) (latch.Instance, error) {
+	out, err := v.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{string(id)}})
+	if err != nil {
+		return latch.Instance{}, translateLookup("describe instance "+string(id), err)
+	}
+	for _, res := range out.Reservations {
+		for _, in := range res.Instances {
+			if aws.ToString(in.InstanceId) != string(id) {
+				continue
+			}
+			inst := latch.Instance{ID: id, Tags: tagMap(in.Tags)}
+			inst.Name = inst.Tags["Name"]
+			var ids []string
+			for _, g := range in.SecurityGroups {
+				ids = append(ids, aws.ToString(g.GroupId))
+			}
+			if inst.Groups, err = v.groups(ctx, ids); err != nil {
+				return latch.Instance{}, err
+			}
+			return inst, nil
+		}
+	}
+	return latch.Instance{}, latch.Errorf(latch.ENOTFOUND, "instance %s not found", id)
+}
+
+// Group returns one security group with its tags.
+func (v *Inventory) Group(ctx context.Context, id latch.GroupID) (latch.Group, error) {
+	gs, err := v.groups(ctx, []string{string(id)})
+	if err != nil {
+		return latch.Group{}, err
+	}
+	if len(gs) != 1 {
+		return latch.Group{}, latch.Errorf(latch.ENOTFOUND, "security group %s not found", id)
+	}
+	return gs[0], nil
+}
+
+func (v *Inventory) groups(ctx context.Context, ids []string) ([]latch.Group, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out, err := v.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: ids})
+	if err != nil {
+		return nil, translateLookup("describe security groups", err)
+	}
+	var gs []latch.Group
+	for _, g := range out.SecurityGroups {
+		gs = append(gs, latch.Group{ID: latch.GroupID(aws.ToString(g.GroupId)), Name: aws.ToString(g.GroupName), Tags: tagMap(g.Tags)})
+	}
+	return gs, nil
+}
+
+func tagMap(tags []types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+var _ latch.Inventory = (*Inventory)(nil)
