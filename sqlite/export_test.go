@@ -22,3 +22,9 @@ func (s *Store) CreateGrantsInOneTx(ctx context.Context, gs []latch.Grant) error
 		return nil
 	})
 }
+
+// OpenAtVersion opens the store at path as Open does, but brings its schema
+// only up to version v, as the latch that wrote version v would have.
+func OpenAtVersion(ctx context.Context, path string, opts Options, v int) (*Store, error) {
+	return openAt(ctx, path, opts, v)
+}

@@ -78,6 +78,10 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		where = append(where, "rule_id = ?")
 		args = append(args, f.RuleID)
 	}
+	if f.Requester != "" {
+		where = append(where, "requester = ?")
+		args = append(args, f.Requester)
+	}
 	q := `SELECT ` + grantColumns + ` FROM grants`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -67,6 +67,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.upTo > 0 && s.upTo < len(ms) {
+		ms = ms[:s.upTo]
+	}
 	var applied []migration
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (

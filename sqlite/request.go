@@ -2,28 +2,417 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/latchdev/latch"
 )
 
-// Placeholder until requests are stored; see migrations.
+// Requests are stored whole in one row of requests, and their reviews one a
+// row in reviews, numbered from 1 in order. The empty lists and maps of a
+// request (groups, tags, approver groups, reviews) read back as nil, and
+// CreateRequest and UpdateRequest return them so: what they return is what
+// Request returns. Duration is kept to the microsecond, like times.
 
-// CreateRequest is not implemented yet.
+const requestColumns = `r.id, r.state,
+	r.requester_kind, r.requester_subject, r.requester_issuer, r.requester_groups,
+	r.region, r.instance_id, r.group_id, r.tags,
+	r.protocol, r.port_from, r.port_to, r.source, r.duration_us, r.reason, r.break_glass, r.rule,
+	r.approvals_needed, r.approver_groups, r.created_at, r.pending_until, r.decided_at,
+	r.grant_id, r.note, r.version`
+
+const reviewColumns = `v.seq, v.by_kind, v.by_subject, v.by_issuer, v.by_groups, v.approve, v.reason, v.at`
+
+// CreateRequest records r, with its reviews, at Version 1. Returns ECONFLICT
+// if the ID is taken.
 func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Request, error) {
-	return latch.Request{}, latch.Errorf(latch.EINTERNAL, "requests are not stored yet")
+	r = normalizeRequest(r)
+	r.Version = 1
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO requests (
+			id, state, requester_kind, requester_subject, requester_issuer, requester_groups,
+			region, instance_id, group_id, tags,
+			protocol, port_from, port_to, source, duration_us, reason, break_glass, rule,
+			approvals_needed, approver_groups, created_at, pending_until, decided_at,
+			grant_id, note, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, requestArgs(r)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return latch.Errorf(latch.ECONFLICT, "request %s already exists", r.ID)
+		}
+		return insertReviews(ctx, tx, r.ID, 0, r.Reviews)
+	})
+	if err != nil {
+		return latch.Request{}, fmt.Errorf("create request %s: %w", r.ID, err)
+	}
+	s.notify()
+	return r, nil
 }
 
-// Request is not implemented yet.
+// requestArgs returns r's columns but version, in the order CreateRequest
+// and UpdateRequest name them, then r.Version.
+func requestArgs(r latch.Request) []any {
+	q, t := r.Requester, r.Target
+	return []any{
+		r.ID, r.State, q.Kind, q.Subject, q.Issuer, encodeList(q.Groups),
+		t.Region, t.InstanceID, t.GroupID, encodeTags(t.Tags),
+		r.Protocol, r.Ports.From, r.Ports.To, encodePrefix(r.Source), r.Duration.Microseconds(), r.Reason, r.BreakGlass, r.Rule,
+		r.ApprovalsNeeded, encodeList(r.ApproverGroups), encodeTime(r.CreatedAt), encodeTime(r.PendingUntil), encodeTime(r.DecidedAt),
+		r.GrantID, r.Note, r.Version,
+	}
+}
+
+// insertReviews appends rvs to the reviews of request id, which has have
+// reviews already.
+func insertReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID, have int, rvs []latch.Review) error {
+	for i, rv := range rvs {
+		_, err := tx.ExecContext(ctx, `INSERT INTO reviews
+			(request_id, seq, by_kind, by_subject, by_issuer, by_groups, approve, reason, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, have+i+1, rv.By.Kind, rv.By.Subject, rv.By.Issuer, encodeList(rv.By.Groups),
+			rv.Approve, rv.Reason, encodeTime(rv.At))
+		if err != nil {
+			return fmt.Errorf("review %d: %w", have+i+1, err)
+		}
+	}
+	return nil
+}
+
+// Request returns the request with the given ID, with its reviews in the
+// order they were recorded. Returns ENOTFOUND.
 func (s *Store) Request(ctx context.Context, id latch.RequestID) (latch.Request, error) {
-	return latch.Request{}, latch.Errorf(latch.EINTERNAL, "requests are not stored yet")
+	// One statement reads the request and its reviews from one snapshot.
+	rows, err := s.read.QueryContext(ctx, `SELECT `+requestColumns+`, `+reviewColumns+`
+		FROM requests r LEFT JOIN reviews v ON v.request_id = r.id
+		WHERE r.id = ? ORDER BY v.seq`, id)
+	if err != nil {
+		return latch.Request{}, fmt.Errorf("get request %s: %w", id, translate(err))
+	}
+	rs, err := scanRequests(rows)
+	if err == nil && len(rs) == 0 {
+		err = requestNotFound(id)
+	}
+	if err != nil {
+		return latch.Request{}, fmt.Errorf("get request %s: %w", id, err)
+	}
+	return rs[0], nil
 }
 
-// Requests is not implemented yet.
+// Requests lists the requests matching f, with their reviews, newest first:
+// by CreatedAt, then by ID, both descending.
 func (s *Store) Requests(ctx context.Context, f latch.RequestFilter) ([]latch.Request, error) {
-	return nil, latch.Errorf(latch.EINTERNAL, "requests are not stored yet")
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	if f.Requester != "" {
+		where = append(where, "requester_subject = ?")
+		args = append(args, f.Requester)
+	}
+	sel := `SELECT * FROM requests`
+	if len(where) > 0 {
+		sel += " WHERE " + strings.Join(where, " AND ")
+	}
+	sel += " ORDER BY created_at DESC, id DESC"
+	if f.Limit > 0 {
+		sel += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.read.QueryContext(ctx, `WITH r AS (`+sel+`)
+		SELECT `+requestColumns+`, `+reviewColumns+`
+		FROM r LEFT JOIN reviews v ON v.request_id = r.id
+		ORDER BY r.created_at DESC, r.id DESC, v.seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", translate(err))
+	}
+	rs, err := scanRequests(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	return rs, nil
 }
 
-// UpdateRequest is not implemented yet.
+// UpdateRequest writes every field of r if the stored request still has
+// r.Version, appends the reviews r has beyond the stored ones, and returns r
+// with the version advanced. Returns ENOTFOUND, or ECONFLICT when r is
+// stale.
+//
+// Reviews are append-only: r.Reviews must begin with the stored reviews,
+// unchanged. An update from the current version that changes, reorders or
+// drops a stored review is refused with EINVALID, and nothing changes; it is
+// a caller's mistake that reading again would not cure. (A stale update is
+// ECONFLICT whatever its reviews: reading again gives the reviews to extend.)
 func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Request, error) {
-	return latch.Request{}, latch.Errorf(latch.EINTERNAL, "requests are not stored yet")
+	r = normalizeRequest(r)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var version int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM requests WHERE id = ?`, r.ID).Scan(&version)
+		if err == sql.ErrNoRows {
+			return requestNotFound(r.ID)
+		} else if err != nil {
+			return err
+		}
+		if version != r.Version {
+			return staleRequest(r)
+		}
+		stored, err := storedReviews(ctx, tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if err := extends(r.Reviews, stored); err != nil {
+			return err
+		}
+		args := append(requestArgs(r)[1:], r.ID, r.Version)
+		res, err := tx.ExecContext(ctx, `UPDATE requests SET
+			state = ?, requester_kind = ?, requester_subject = ?, requester_issuer = ?, requester_groups = ?,
+			region = ?, instance_id = ?, group_id = ?, tags = ?,
+			protocol = ?, port_from = ?, port_to = ?, source = ?, duration_us = ?, reason = ?, break_glass = ?, rule = ?,
+			approvals_needed = ?, approver_groups = ?, created_at = ?, pending_until = ?, decided_at = ?,
+			grant_id = ?, note = ?, version = ? + 1
+			WHERE id = ? AND version = ?`, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 { // cannot happen while the transaction holds the write lock
+			return staleRequest(r)
+		}
+		return insertReviews(ctx, tx, r.ID, len(stored), r.Reviews[len(stored):])
+	})
+	if err != nil {
+		return latch.Request{}, fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	r.Version++
+	s.notify()
+	return r, nil
+}
+
+func staleRequest(r latch.Request) error {
+	return latch.Errorf(latch.ECONFLICT, "request %s has changed since version %d was read; read it again and retry", r.ID, r.Version)
+}
+
+// extends returns EINVALID unless rvs begins with stored.
+func extends(rvs, stored []latch.Review) error {
+	if len(rvs) < len(stored) {
+		return latch.Invalidf("reviews", "the update has %d reviews but %d are stored; reviews cannot be removed",
+			len(rvs), len(stored))
+	}
+	for i, st := range stored {
+		if !sameReview(rvs[i], st) {
+			return latch.Invalidf("reviews", "the update changes review %d (by %s); reviews cannot be changed, only added",
+				i+1, st.By)
+		}
+	}
+	return nil
+}
+
+// sameReview reports whether a and b, both normalised, are equal.
+func sameReview(a, b latch.Review) bool {
+	return a.By.Kind == b.By.Kind && a.By.Subject == b.By.Subject && a.By.Issuer == b.By.Issuer &&
+		slices.Equal(a.By.Groups, b.By.Groups) && a.Approve == b.Approve && a.Reason == b.Reason && a.At.Equal(b.At)
+}
+
+func storedReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID) ([]latch.Review, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+reviewColumns+` FROM reviews v WHERE v.request_id = ? ORDER BY v.seq`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rvs []latch.Review
+	for rows.Next() {
+		var rv reviewRow
+		if err := rows.Scan(rv.dest()...); err != nil {
+			return nil, err
+		}
+		review, err := rv.review()
+		if err != nil {
+			return nil, fmt.Errorf("request %s: %w", id, err)
+		}
+		rvs = append(rvs, review)
+	}
+	return rvs, rows.Err()
+}
+
+func requestNotFound(id latch.RequestID) error {
+	return latch.Errorf(latch.ENOTFOUND, "request %s not found", id)
+}
+
+// reviewRow holds the reviewColumns of one row of a LEFT JOIN, all NULL
+// for a request without reviews.
+type reviewRow struct {
+	seq                      sql.NullInt64
+	kind, subj, issuer, grps sql.NullString
+	approve                  sql.NullBool
+	reason                   sql.NullString
+	at                       sql.NullInt64
+}
+
+func (v *reviewRow) dest() []any {
+	return []any{&v.seq, &v.kind, &v.subj, &v.issuer, &v.grps, &v.approve, &v.reason, &v.at}
+}
+
+func (v *reviewRow) review() (latch.Review, error) {
+	groups, err := decodeList(v.grps.String)
+	if err != nil {
+		return latch.Review{}, fmt.Errorf("stored groups of review %d: %w", v.seq.Int64, err)
+	}
+	return latch.Review{
+		By: latch.Identity{Kind: latch.IdentityKind(v.kind.String), Subject: v.subj.String,
+			Issuer: v.issuer.String, Groups: groups},
+		Approve: v.approve.Bool,
+		Reason:  v.reason.String,
+		At:      decodeTime(v.at),
+	}, nil
+}
+
+// scanRequests reads rows of requestColumns and reviewColumns, ordered so
+// that each request's rows are together and in review order, and closes
+// rows.
+func scanRequests(rows *sql.Rows) ([]latch.Request, error) {
+	defer rows.Close()
+	var rs []latch.Request
+	for rows.Next() {
+		var r latch.Request
+		var reqGroups, tags, source, approvers string
+		var durationUS int64
+		var created, pendingUntil, decided sql.NullInt64
+		var v reviewRow
+		dest := []any{&r.ID, &r.State,
+			&r.Requester.Kind, &r.Requester.Subject, &r.Requester.Issuer, &reqGroups,
+			&r.Target.Region, &r.Target.InstanceID, &r.Target.GroupID, &tags,
+			&r.Protocol, &r.Ports.From, &r.Ports.To, &source, &durationUS, &r.Reason, &r.BreakGlass, &r.Rule,
+			&r.ApprovalsNeeded, &approvers, &created, &pendingUntil, &decided,
+			&r.GrantID, &r.Note, &r.Version}
+		if err := rows.Scan(append(dest, v.dest()...)...); err != nil {
+			return nil, err
+		}
+		if n := len(rs); n == 0 || rs[n-1].ID != r.ID {
+			var err error
+			if r.Requester.Groups, err = decodeList(reqGroups); err != nil {
+				return nil, fmt.Errorf("request %s: stored requester groups: %w", r.ID, err)
+			}
+			if r.Target.Tags, err = decodeTags(tags); err != nil {
+				return nil, fmt.Errorf("request %s: stored tags: %w", r.ID, err)
+			}
+			if r.ApproverGroups, err = decodeList(approvers); err != nil {
+				return nil, fmt.Errorf("request %s: stored approver groups: %w", r.ID, err)
+			}
+			if source != "" {
+				if r.Source, err = netip.ParsePrefix(source); err != nil {
+					return nil, fmt.Errorf("request %s: stored source: %w", r.ID, err)
+				}
+			}
+			r.Duration = time.Duration(durationUS) * time.Microsecond
+			r.CreatedAt, r.PendingUntil, r.DecidedAt = decodeTime(created), decodeTime(pendingUntil), decodeTime(decided)
+			rs = append(rs, r)
+		}
+		if v.seq.Valid {
+			rv, err := v.review()
+			if err != nil {
+				return nil, fmt.Errorf("request %s: %w", r.ID, err)
+			}
+			last := &rs[len(rs)-1]
+			last.Reviews = append(last.Reviews, rv)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return rs, nil
+}
+
+// normalizeRequest returns r as it will be read back: times in UTC and to
+// the microsecond, Duration to the microsecond, and empty lists and maps
+// nil. It does not modify what r refers to.
+func normalizeRequest(r latch.Request) latch.Request {
+	r.Requester = normalizeIdentity(r.Requester)
+	if len(r.Target.Tags) == 0 {
+		r.Target.Tags = nil
+	}
+	r.Duration = r.Duration.Truncate(time.Microsecond)
+	if len(r.ApproverGroups) == 0 {
+		r.ApproverGroups = nil
+	}
+	if len(r.Reviews) == 0 {
+		r.Reviews = nil
+	} else {
+		r.Reviews = slices.Clone(r.Reviews)
+		for i := range r.Reviews {
+			r.Reviews[i].By = normalizeIdentity(r.Reviews[i].By)
+			r.Reviews[i].At = normalizeTime(r.Reviews[i].At)
+		}
+	}
+	r.CreatedAt, r.PendingUntil, r.DecidedAt = normalizeTime(r.CreatedAt), normalizeTime(r.PendingUntil), normalizeTime(r.DecidedAt)
+	return r
+}
+
+func normalizeIdentity(id latch.Identity) latch.Identity {
+	if len(id.Groups) == 0 {
+		id.Groups = nil
+	}
+	return id
+}
+
+func normalizeTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.Truncate(time.Microsecond).UTC()
+}
+
+// encodeList stores l as a JSON array, "[]" when empty.
+func encodeList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(l) // a []string always marshals
+	return string(b)
+}
+
+// decodeList reverses encodeList, giving nil for an empty array.
+func decodeList(s string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, err
+	}
+	if len(l) == 0 {
+		return nil, nil
+	}
+	return l, nil
+}
+
+// encodeTags stores m as a JSON object, "{}" when empty.
+func encodeTags(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m) // a map[string]string always marshals
+	return string(b)
+}
+
+// decodeTags reverses encodeTags, giving nil for an empty object.
+func decodeTags(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }

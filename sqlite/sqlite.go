@@ -52,6 +52,7 @@ type Store struct {
 	log   *slog.Logger
 	write *sql.DB // one connection; transactions begin IMMEDIATE
 	read  *sql.DB // query_only connections
+	upTo  int     // the schema version to migrate to; 0 means the latest
 
 	closeOnce sync.Once
 	closeErr  error
@@ -66,6 +67,12 @@ var _ latch.Store = (*Store)(nil)
 // directory (mode 0700) if need be, and brings the schema up to date. It
 // refuses a file whose schema is newer than this binary knows.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	return openAt(ctx, path, opts, 0)
+}
+
+// openAt is Open, but migrates the schema only up to version upTo if it is
+// not 0; tests use it to make files as older versions of latch left them.
+func openAt(ctx context.Context, path string, opts Options, upTo int) (*Store, error) {
 	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("open store: %w", latch.Invalidf("path", "%q is not a database file path", path))
 	}
@@ -73,7 +80,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{path: abs, now: opts.Now, log: opts.Logger, changed: make(chan struct{})}
+	s := &Store{path: abs, now: opts.Now, log: opts.Logger, upTo: upTo, changed: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -122,6 +122,24 @@ func testGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 		mustList(t, s, latch.GrantFilter{RuleID: "sgr-00000000000000000"})
 	})
 
+	t.Run("ByRequesterExactly", func(t *testing.T) {
+		s := open(t)
+		mk := func(i int, requester string) latch.Grant {
+			g := NewGrant(epoch().Add(time.Duration(i) * time.Minute))
+			g.Requester = requester
+			return mustCreate(t, s, g, "")
+		}
+		a1 := mk(0, "alice@example.com")
+		b := mk(1, "bob@example.com")
+		a2 := mk(2, "alice@example.com")
+		mk(3, "Alice@example.com")
+		mk(4, "alice@example.co")
+		mustList(t, s, latch.GrantFilter{Requester: "alice@example.com"}, a2, a1)
+		mustList(t, s, latch.GrantFilter{Requester: "bob@example.com"}, b)
+		mustList(t, s, latch.GrantFilter{Requester: "carol@example.com"})
+		mustList(t, s, latch.GrantFilter{Requester: "alice@example.com", States: []latch.GrantState{latch.StateActive}, Limit: 1}, a2)
+	})
+
 	t.Run("LimitKeepsTheNewest", func(t *testing.T) {
 		s := open(t)
 		var gs []latch.Grant
@@ -147,8 +165,13 @@ func testGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 		otherOpening.Ports = latch.PortRange{From: 443, To: 443}
 		mustCreate(t, s, otherOpening, "")
 
+		otherRequester := NewGrant(epoch().Add(4 * time.Minute))
+		otherRequester.Requester = "bob@example.com"
+		mustCreate(t, s, otherRequester, "")
+
 		o := want.Opening()
-		mustList(t, s, latch.GrantFilter{States: []latch.GrantState{latch.StateActive}, Opening: &o, RuleID: want.RuleID, Limit: 10}, want)
+		mustList(t, s, latch.GrantFilter{States: []latch.GrantState{latch.StateActive}, Opening: &o, RuleID: want.RuleID,
+			Requester: want.Requester, Limit: 10}, want)
 	})
 
 	t.Run("SeesUpdates", func(t *testing.T) {

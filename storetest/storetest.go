@@ -23,7 +23,17 @@ import (
 // Beyond what [latch.Store] documents, the suite expects:
 //   - times come back in UTC, and at least to the second;
 //   - Due returns the earliest-due grants first;
-//   - Changed is closed by the time CreateGrant or UpdateGrant returns.
+//   - Changed is closed by the time CreateGrant, UpdateGrant, CreateRequest
+//     or UpdateRequest returns;
+//   - a request's reviews are append-only: UpdateRequest, at the current
+//     version, refuses with EINVALID (and changes nothing) reviews that do
+//     not begin with the stored ones unchanged; a stale update is ECONFLICT
+//     whatever its reviews;
+//   - an empty list or map in a request (groups, tags, approver groups,
+//     reviews) may come back nil or empty, but the same way whether it was
+//     written nil or empty, and CreateRequest and UpdateRequest return
+//     requests exactly as Request and Requests then do;
+//   - a request's Duration is kept to the second at least, like times.
 func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("CreateGrant", func(t *testing.T) { testCreateGrant(t, open) })
 	t.Run("UpdateGrant", func(t *testing.T) { testUpdateGrant(t, open) })
@@ -33,6 +43,10 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("NextDue", func(t *testing.T) { testNextDue(t, open) })
 	t.Run("Changed", func(t *testing.T) { testChanged(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("CreateRequest", func(t *testing.T) { testCreateRequest(t, open) })
+	t.Run("UpdateRequest", func(t *testing.T) { testUpdateRequest(t, open) })
+	t.Run("Requests", func(t *testing.T) { testRequests(t, open) })
+	t.Run("RequestChanged", func(t *testing.T) { testRequestChanged(t, open) })
 }
 
 // epoch is the suite's reference time: whole seconds, UTC, in the future so
