@@ -1,0 +1,299 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchdev/latch"
+)
+
+// Query is a request for access, as the policy sees it.
+type Query struct {
+	Who        latch.Identity
+	Target     latch.Target // InstanceID is empty when a group was named directly
+	Protocol   latch.Protocol
+	Ports      latch.PortRange
+	Duration   time.Duration // 0 means the deciding rule's default
+	Source     netip.Prefix  // the requester's address (/32 or /128), or a wider prefix they ask for
+	BreakGlass bool          // skip approval, where the rule allows it
+	Reason     string
+
+	// Active returns how many active grants the requester holds under a
+	// rule, for max_active. nil means none.
+	Active func(rule string) int
+}
+
+// Outcome is what a policy decides.
+type Outcome string
+
+// The outcomes.
+const (
+	Allowed       Outcome = "allowed"
+	NeedsApproval Outcome = "needs-approval"
+	Denied        Outcome = "denied"
+)
+
+// Decision is a policy's answer to a Query.
+type Decision struct {
+	Outcome         Outcome
+	Rule            string        // the rule that decided; "" when none applied
+	Why             string        // a sentence for people: why allowed, what is missing, or why denied
+	Duration        time.Duration // the duration granted, default applied; 0 when denied before it was known
+	ApprovalsNeeded int           // for NeedsApproval
+	ApproverGroups  []string      // for NeedsApproval: members of any may approve
+	PendingTimeout  time.Duration // for NeedsApproval: how long the request may wait
+	BreakGlass      bool          // allowed only because break-glass was asked for
+	Wide            bool          // the source is wider than one address, which the rule allows
+}
+
+// Decide returns the policy's decision on q. The first rule, in file order,
+// whose targets, who and ports all match q decides; later rules are not
+// consulted, even when that rule denies. Decide is pure and deterministic.
+func (p *Policy) Decide(q Query) Decision {
+	if why := q.problem(); why != "" {
+		return Decision{Outcome: Denied, Why: why}
+	}
+	q.Source = unmap(q.Source)
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.Targets.match(q.Target) && r.Who.match(q.Who) && r.covers(q.Protocol, q.Ports) {
+			return r.decide(q)
+		}
+	}
+	return Decision{Outcome: Denied, Why: fmt.Sprintf("no policy rule lets %s open %s on %s",
+		q.Who.Subject, formatPorts(q.Protocol, q.Ports), describeTarget(q.Target))}
+}
+
+// problem says what makes q impossible to decide, or "".
+func (q Query) problem() string {
+	if q.Who.Subject == "" {
+		return "the request has no identity"
+	}
+	proto, err := latch.ParseProtocol(string(q.Protocol))
+	if err != nil || proto != q.Protocol {
+		return fmt.Sprintf("protocol %q is not allowed; want tcp, udp or icmp", q.Protocol)
+	}
+	if r, err := latch.ParsePorts(q.Protocol, q.Ports.String()); err != nil || r != q.Ports {
+		return fmt.Sprintf("ports %s are not a valid %s range", q.Ports, q.Protocol)
+	}
+	if !q.Source.IsValid() {
+		return "the request has no source address"
+	}
+	if q.Source.Bits() == 0 {
+		return fmt.Sprintf("source %s is the whole internet, which latch never opens to", q.Source)
+	}
+	if q.Duration < 0 {
+		return fmt.Sprintf("duration %s is negative", q.Duration)
+	}
+	return ""
+}
+
+// unmap turns an IPv4-mapped IPv6 prefix into the IPv4 prefix it means, so
+// it is compared with IPv4 networks.
+func unmap(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
+// decide applies r, the first rule to apply, to q.
+func (r *Rule) decide(q Query) Decision {
+	d := Decision{Outcome: Denied, Rule: r.Name}
+	deny := func(format string, args ...any) Decision {
+		d.Why = fmt.Sprintf("rule %q: ", r.Name) + fmt.Sprintf(format, args...)
+		return d
+	}
+	dur := q.Duration
+	if dur == 0 {
+		dur = r.DefaultDuration
+	}
+	if dur > r.MaxDuration {
+		return deny("allows at most %s; %s was asked for", formatDuration(r.MaxDuration), formatDuration(dur))
+	}
+	d.Duration = dur
+	if r.ReasonRequired && strings.TrimSpace(q.Reason) == "" {
+		return deny("a reason is required; say why you need access")
+	}
+	if len(r.Networks) > 0 && !slices.ContainsFunc(r.Networks, func(n netip.Prefix) bool { return inside(q.Source, n) }) {
+		return deny("requests must come from %s; %s is outside", joinPrefixes(r.Networks), q.Source)
+	}
+	if q.Source.Bits() < q.Source.Addr().BitLen() {
+		if !r.AllowPrefix {
+			return deny("opens to one address only (/%d); %s is a network", q.Source.Addr().BitLen(), q.Source)
+		}
+		d.Wide = true
+	}
+	if r.MaxActive > 0 && q.Active != nil {
+		if n := q.Active(r.Name); n >= r.MaxActive {
+			return deny("allows %d active grants per requester and %s has %d; end one first", r.MaxActive, q.Who.Subject, n)
+		}
+	}
+	what := fmt.Sprintf("%s on %s for %s", formatPorts(q.Protocol, q.Ports), describeTarget(q.Target), formatDuration(dur))
+	switch {
+	case r.Approvals == 0:
+		d.Outcome = Allowed
+		d.Why = fmt.Sprintf("rule %q allows %s without approval", r.Name, what)
+		if q.BreakGlass {
+			d.Why += " (break-glass was not needed)"
+		}
+	case q.BreakGlass && !r.BreakGlass:
+		return deny("does not allow break-glass; ask without it and %s", approvalText(r))
+	case q.BreakGlass && strings.TrimSpace(q.Reason) == "":
+		return deny("break-glass needs a reason, which is recorded and flagged")
+	case q.BreakGlass:
+		d.Outcome, d.BreakGlass = Allowed, true
+		d.Why = fmt.Sprintf("rule %q allows %s by break-glass, skipping %s; this is flagged for review", r.Name, what, approvalText(r))
+	default:
+		d.Outcome = NeedsApproval
+		d.ApprovalsNeeded = r.Approvals
+		d.ApproverGroups = slices.Clone(r.ApproverGroups)
+		d.PendingTimeout = r.PendingTimeout
+		d.Why = fmt.Sprintf("rule %q allows %s once it has %s within %s", r.Name, what, approvalText(r), formatDuration(r.PendingTimeout))
+	}
+	return d
+}
+
+// inside reports whether every address of src is in network n.
+func inside(src, n netip.Prefix) bool {
+	return n.Bits() <= src.Bits() && n.Contains(src.Addr())
+}
+
+// approvalText says what approval a rule needs, e.g. "2 approvals from sre or security".
+func approvalText(r *Rule) string {
+	if r.Approvals == 0 {
+		return "no approval"
+	}
+	noun := "approvals"
+	if r.Approvals == 1 {
+		noun = "approval"
+	}
+	return fmt.Sprintf("%d %s from %s", r.Approvals, noun, strings.Join(r.ApproverGroups, " or "))
+}
+
+// match reports whether any selector of t matches target.
+func (t Targets) match(target latch.Target) bool {
+	if target.InstanceID != "" && slices.Contains(t.Instances, target.InstanceID) {
+		return true
+	}
+	if target.GroupID != "" && slices.Contains(t.Groups, target.GroupID) {
+		return true
+	}
+	if len(t.Tags) == 0 {
+		return false
+	}
+	for k, v := range t.Tags {
+		if got, ok := target.Tags[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// match reports whether any entry of w matches id.
+func (w Who) match(id latch.Identity) bool {
+	if slices.ContainsFunc(w.Users, func(u string) bool { return strings.EqualFold(u, id.Subject) }) ||
+		slices.ContainsFunc(w.Groups, id.InGroup) {
+		return true
+	}
+	if id.Kind != latch.KindIAM {
+		return false
+	}
+	role := roleARN(id.Subject)
+	return slices.ContainsFunc(w.AWSPrincipals, func(pat string) bool {
+		return glob(pat, id.Subject) || (role != "" && glob(pat, role))
+	})
+}
+
+// covers reports whether one of r's port specs holds the whole of ports.
+func (r *Rule) covers(proto latch.Protocol, ports latch.PortRange) bool {
+	return slices.ContainsFunc(r.Ports, func(s PortSpec) bool { return s.covers(proto, ports) })
+}
+
+// covers reports whether s holds the whole of ports. For ICMP, -1 (all)
+// covers any type or code, and nothing but -1 covers -1.
+func (s PortSpec) covers(proto latch.Protocol, ports latch.PortRange) bool {
+	if s.Protocol != proto {
+		return false
+	}
+	if proto == latch.ICMP {
+		all := func(want, got int) bool { return want == -1 || want == got }
+		return all(s.Ports.From, ports.From) && (s.Ports.From == -1 || all(s.Ports.To, ports.To))
+	}
+	return s.Ports.From <= ports.From && ports.To <= s.Ports.To
+}
+
+// roleARN returns the IAM role ARN behind an STS assumed-role ARN
+// (arn:aws:sts::123456789012:assumed-role/dev/alice → arn:aws:iam::123456789012:role/dev),
+// or "" for any other ARN. The role's path is not in an assumed-role ARN,
+// so the result has none.
+func roleARN(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sts" || parts[3] != "" {
+		return ""
+	}
+	rest, ok := strings.CutPrefix(parts[5], "assumed-role/")
+	role, session, found := strings.Cut(rest, "/")
+	if !ok || !found || role == "" || session == "" {
+		return ""
+	}
+	return fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], parts[4], role)
+}
+
+// glob matches s against pattern, where * matches any run of characters
+// (including / and :, as in IAM policies) and ? any one character.
+func glob(pattern, s string) bool {
+	p, t := []rune(pattern), []rune(s)
+	pi, ti := 0, 0
+	star, mark := -1, 0 // the last * seen, and where in t it started matching
+	for ti < len(t) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == t[ti]):
+			pi++
+			ti++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, ti
+			pi++
+		case star >= 0:
+			mark++
+			pi, ti = star+1, mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// describeTarget names a target for people: the instance, or the group.
+func describeTarget(t latch.Target) string {
+	var s string
+	switch {
+	case t.InstanceID != "" && t.GroupID != "":
+		s = fmt.Sprintf("%s (%s)", t.InstanceID, t.GroupID)
+	case t.InstanceID != "":
+		s = string(t.InstanceID)
+	case t.GroupID != "":
+		s = string(t.GroupID)
+	default:
+		s = "an unnamed target"
+	}
+	if t.Region != "" {
+		s += " in " + t.Region
+	}
+	return s
+}
+
+// joinPrefixes lists prefixes for people.
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, " or ")
+}

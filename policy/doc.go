@@ -1,0 +1,53 @@
+// Package policy decides who may ask latch for which access: it reads a
+// policy file, validates it at load, and answers each request with
+// allowed, needs-approval or denied, naming the rule that decided.
+//
+// # The file
+//
+// A policy is YAML: a version and a list of rules.
+//
+//	version: 1
+//	rules:
+//	  - name: dev-ssh                      # required, unique
+//	    description: developers on dev boxes
+//	    targets:                           # a target matches if ANY selector does
+//	      instances: [i-0a0b0c0d0e0f00001]
+//	      groups: [sg-0f00dcafe0000b001]
+//	      tags: {env: dev}                 # ALL listed tags must be on the target
+//	    who:                               # a caller matches if ANY entry does
+//	      users: [alice@example.com]       # subject, case-insensitive
+//	      groups: [developers]             # identity groups
+//	      aws_principals: ["arn:aws:iam::123456789012:role/dev-*"]
+//	    ports: [tcp/22, tcp/8000-8080, icmp/8]
+//	    duration: {default: 30m, max: 2h}  # max at most 12h
+//	    approval: auto                     # or {approvals: 2, from: [sre, security]}
+//	    networks: [198.51.100.0/24]        # optional: where requests may come from
+//	    allow_prefix: false                # may the source be a network (inside networks)
+//	    max_active: 3                      # active grants per requester; 0 = no limit
+//	    reason_required: true              # the default
+//	    pending_timeout: 1h                # the default; only with approvals
+//	    break_glass: false                 # may a requester skip approval, with a reason
+//
+// Unknown keys, bad values and impossible combinations (allow_prefix
+// without networks, a default longer than max, 0.0.0.0/0 in networks) are
+// refused at load, each reported as file:line: field path: message.
+//
+// aws_principals are globs (* matches anything, including / and :; ?
+// matches one character) matched against an aws-iam caller's ARN and, for
+// an STS assumed-role ARN, also against the role's IAM ARN (without its
+// path, which assumed-role ARNs do not carry). Match roles, not session
+// names: whoever may assume a role chooses the session name.
+//
+// # Deciding
+//
+// A rule applies to a request when its targets match the target, its who
+// matches the caller and one of its ports entries covers the protocol and
+// the whole port range asked for. Rules are considered in file order and
+// the first that applies decides, even if it then denies (a duration over
+// its max, a missing reason, a source outside its networks, too many active
+// grants): file order is precedence, and [Policy.Explain] can always name
+// the one rule that decides. No applicable rule means denied.
+//
+// Policies are reviewed like code: [RunTests] runs a file of example
+// requests and expected outcomes against a policy.
+package policy

@@ -1,0 +1,296 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/latchdev/latch"
+)
+
+// maxNameLen bounds rule and test names, which appear in records and
+// command lines.
+const maxNameLen = 64
+
+// policy reads the top level of a policy file.
+func (d *decoder) policy(root *yaml.Node) []Rule {
+	m := d.mapping(root, "(document)", "version", "rules")
+	if m == nil {
+		return nil
+	}
+	if v := d.require(root, m, "", "version", "version: 1"); v != nil {
+		if v.Kind != yaml.ScalarNode || v.Value != "1" {
+			d.failf(v, "version", "%s is not a version this latch reads; want 1", describe(v))
+		}
+	}
+	items := d.list(d.require(root, m, "", "rules", "a list of rules"), "rules")
+	rules := make([]Rule, 0, len(items))
+	names := make(map[string]int) // lower-cased name → index, to refuse near-duplicates too
+	for i, item := range items {
+		path := index("rules", i)
+		r := d.rule(item, path)
+		if r.Name != "" {
+			key := strings.ToLower(r.Name)
+			if j, dup := names[key]; dup {
+				d.failf(item, join(path, "name"), "%q is already the name of rules[%d] (line %d); names must be unique", r.Name, j, rules[j].Line)
+			} else {
+				names[key] = i
+			}
+		}
+		rules = append(rules, r)
+	}
+	return rules
+}
+
+// rule reads and checks one rule.
+func (d *decoder) rule(n *yaml.Node, path string) Rule {
+	r := Rule{Line: n.Line, ReasonRequired: true}
+	if isNull(n) {
+		d.failf(n, path, "empty; want a rule with name, targets, who, ports, duration and approval")
+		return r
+	}
+	m := d.mapping(n, path, "name", "description", "targets", "who", "ports", "duration", "approval",
+		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass")
+	if m == nil {
+		return r
+	}
+	if v := d.require(n, m, path, "name", "a short unique name such as dev-ssh"); v != nil {
+		r.Name = d.name(v, join(path, "name"))
+	}
+	r.Description = d.str(m["description"], join(path, "description"))
+	r.Targets = d.targets(d.require(n, m, path, "targets", "instances, groups or tags"), join(path, "targets"))
+	r.Who = d.who(d.require(n, m, path, "who", "users, groups or aws_principals"), join(path, "who"))
+	for i, item := range d.list(d.require(n, m, path, "ports", "a list such as [tcp/22]"), join(path, "ports")) {
+		p := index(join(path, "ports"), i)
+		if s, ok := d.scalar(item, p, "PROTOCOL/PORTS such as tcp/22"); ok {
+			if spec, err := parsePortSpec(s); err != nil {
+				d.failf(item, p, "%s", err)
+			} else {
+				r.Ports = append(r.Ports, spec)
+			}
+		}
+	}
+	d.durations(&r, d.require(n, m, path, "duration", "{default: 30m, max: 2h}"), join(path, "duration"))
+	auto := d.approval(&r, d.require(n, m, path, "approval", "auto or {approvals: 1, from: [sre]}"), join(path, "approval"))
+
+	for i, item := range d.list(m["networks"], join(path, "networks")) {
+		if p, ok := d.network(item, index(join(path, "networks"), i)); ok {
+			r.Networks = append(r.Networks, p)
+		}
+	}
+	r.AllowPrefix = d.boolean(m["allow_prefix"], join(path, "allow_prefix"), false)
+	if r.AllowPrefix && m["networks"] == nil {
+		d.failf(m["allow_prefix"], join(path, "allow_prefix"), "needs networks: a prefix wider than one address is allowed only inside named networks")
+	}
+	r.MaxActive = d.integer(m["max_active"], join(path, "max_active"), 0)
+	r.ReasonRequired = d.boolean(m["reason_required"], join(path, "reason_required"), true)
+	r.BreakGlass = d.boolean(m["break_glass"], join(path, "break_glass"), false)
+
+	if v := m["pending_timeout"]; v != nil {
+		r.PendingTimeout = d.duration(v, join(path, "pending_timeout"))
+		if auto {
+			d.failf(v, join(path, "pending_timeout"), "has no effect with approval: auto; remove it")
+		}
+	}
+	if r.Approvals > 0 && r.PendingTimeout == 0 {
+		r.PendingTimeout = DefaultPendingTimeout
+	}
+	if r.BreakGlass && auto {
+		d.failf(m["break_glass"], join(path, "break_glass"), "has no effect with approval: auto (there is no approval to skip); remove it")
+	}
+	return r
+}
+
+// name checks a rule or test name.
+func (d *decoder) name(n *yaml.Node, path string) string {
+	s, ok := d.scalar(n, path, "a name")
+	if !ok {
+		return ""
+	}
+	if s == "" || len(s) > maxNameLen || strings.IndexFunc(s, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.')
+	}) >= 0 {
+		d.failf(n, path, "%q is not a name; want 1-%d letters, digits, '-', '_' or '.'", s, maxNameLen)
+		return ""
+	}
+	return s
+}
+
+// targets reads a rule's target selectors.
+func (d *decoder) targets(n *yaml.Node, path string) Targets {
+	var t Targets
+	m := d.mapping(n, path, "instances", "groups", "tags")
+	if m == nil {
+		return t
+	}
+	d.strs(m["instances"], join(path, "instances"), func(n *yaml.Node, p, s string) bool {
+		id, err := latch.ParseInstanceID(s)
+		if err != nil {
+			d.failf(n, p, "%s", message(err))
+			return false
+		}
+		t.Instances = append(t.Instances, id)
+		return true
+	})
+	d.strs(m["groups"], join(path, "groups"), func(n *yaml.Node, p, s string) bool {
+		id, err := latch.ParseGroupID(s)
+		if err != nil {
+			d.failf(n, p, "%s", message(err))
+			return false
+		}
+		t.Groups = append(t.Groups, id)
+		return true
+	})
+	if tags := m["tags"]; tags != nil {
+		if d.mapping(tags, join(path, "tags")) != nil && len(tags.Content) == 0 {
+			d.failf(tags, join(path, "tags"), "empty; an empty tag selector would match every target, so name at least one tag")
+		}
+		for i := 0; tags.Kind == yaml.MappingNode && i+1 < len(tags.Content); i += 2 {
+			k, v := tags.Content[i], tags.Content[i+1]
+			p := join(join(path, "tags"), k.Value)
+			switch val, ok := d.scalar(v, p, "a tag value"); {
+			case k.Kind != yaml.ScalarNode: // reported by mapping
+			case strings.TrimSpace(k.Value) == "":
+				d.failf(k, join(path, "tags"), "a tag key cannot be empty")
+			case isNull(v):
+				d.failf(v, p, `no value; write "" to match an empty tag value`)
+			case ok:
+				if t.Tags == nil {
+					t.Tags = make(map[string]string)
+				}
+				t.Tags[k.Value] = val
+			}
+		}
+	}
+	if len(m) == 0 {
+		d.failf(n, path, "no selector; want at least one of instances, groups or tags")
+	}
+	return t
+}
+
+// who reads a rule's caller selectors.
+func (d *decoder) who(n *yaml.Node, path string) Who {
+	var w Who
+	m := d.mapping(n, path, "users", "groups", "aws_principals")
+	if m == nil {
+		return w
+	}
+	w.Users = d.strs(m["users"], join(path, "users"), nil)
+	w.Groups = d.strs(m["groups"], join(path, "groups"), nil)
+	w.AWSPrincipals = d.strs(m["aws_principals"], join(path, "aws_principals"), func(n *yaml.Node, p, s string) bool {
+		if !strings.HasPrefix(s, "arn:") {
+			d.failf(n, p, "%q is not an ARN pattern; want e.g. arn:aws:iam::123456789012:role/dev-*", s)
+			return false
+		}
+		return true
+	})
+	if len(m) == 0 {
+		d.failf(n, path, "nobody; want at least one of users, groups or aws_principals")
+	}
+	return w
+}
+
+// durations reads duration: {default, max}.
+func (d *decoder) durations(r *Rule, n *yaml.Node, path string) {
+	m := d.mapping(n, path, "default", "max")
+	if m == nil {
+		return
+	}
+	if v := d.require(n, m, path, "max", "the longest a grant may last, e.g. 2h"); v != nil {
+		r.MaxDuration = d.duration(v, join(path, "max"))
+		if r.MaxDuration > DurationCap {
+			d.failf(v, join(path, "max"), "%s is longer than latch allows; want at most %s", formatDuration(r.MaxDuration), formatDuration(DurationCap))
+			r.MaxDuration = 0
+		}
+	}
+	if v := d.require(n, m, path, "default", "the duration used when a request gives none, e.g. 30m"); v != nil {
+		r.DefaultDuration = d.duration(v, join(path, "default"))
+		if r.MaxDuration > 0 && r.DefaultDuration > r.MaxDuration {
+			d.failf(v, join(path, "default"), "%s is more than max (%s); want default <= max", formatDuration(r.DefaultDuration), formatDuration(r.MaxDuration))
+		}
+	}
+}
+
+// approval reads approval: auto | {approvals: N, from: [groups]}, and
+// reports whether it is auto.
+func (d *decoder) approval(r *Rule, n *yaml.Node, path string) (auto bool) {
+	if n == nil {
+		return false
+	}
+	if n.Kind == yaml.ScalarNode {
+		if n.Value != "auto" {
+			d.failf(n, path, "%s is not an approval; want auto or {approvals: 1, from: [sre]}", describe(n))
+			return false
+		}
+		return true
+	}
+	m := d.mapping(n, path, "approvals", "from")
+	if m == nil {
+		return false
+	}
+	if v := d.require(n, m, path, "approvals", "how many approvals a request needs, 1 or more"); v != nil {
+		r.Approvals = d.integer(v, join(path, "approvals"), 1)
+	}
+	r.ApproverGroups = d.strs(d.require(n, m, path, "from", "the groups whose members may approve, e.g. [sre]"), join(path, "from"), nil)
+	return false
+}
+
+// message returns what a latch error says without its field prefix, which
+// the field path in a file error replaces.
+func message(err error) string {
+	if e, ok := errors.AsType[*latch.Error](err); ok {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// network reads one entry of networks: a CIDR, or one address.
+func (d *decoder) network(n *yaml.Node, path string) (netip.Prefix, bool) {
+	s, ok := d.scalar(n, path, "a network such as 198.51.100.0/24")
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil || a.Zone() != "" {
+			d.failf(n, path, "%q is not a network; want a CIDR such as 198.51.100.0/24 or 2001:db8::/48", s)
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	switch {
+	case p.Bits() == 0:
+		d.failf(n, path, "%q is the whole internet; networks narrow where requests may come from, and latch never opens to everyone. Name your own ranges", s)
+	case p != p.Masked():
+		d.failf(n, path, "%q has host bits set; did you mean %s?", s, p.Masked())
+	case p.Addr().Is4In6():
+		d.failf(n, path, "%q is an IPv4-mapped IPv6 network; write it as IPv4", s)
+	default:
+		return p, true
+	}
+	return netip.Prefix{}, false
+}
+
+// parsePortSpec reads PROTOCOL/PORTS, e.g. tcp/22, udp/60000-61000, icmp/8.
+func parsePortSpec(s string) (PortSpec, error) {
+	proto, ports, found := strings.Cut(s, "/")
+	if !found || ports == "" {
+		return PortSpec{}, fmt.Errorf("%q is not PROTOCOL/PORTS; want e.g. tcp/22, tcp/8000-8080 or icmp/8", s)
+	}
+	p, err := latch.ParseProtocol(proto)
+	if err != nil {
+		return PortSpec{}, fmt.Errorf("%q: protocol %q is not allowed; want tcp, udp or icmp", s, proto)
+	}
+	r, err := latch.ParsePorts(p, ports)
+	if err != nil {
+		if p == latch.ICMP {
+			return PortSpec{}, fmt.Errorf("%q: %q is not an ICMP type; want TYPE or TYPE-CODE (0-255; -1 for all)", s, ports)
+		}
+		return PortSpec{}, fmt.Errorf("%q: %q is not a port or range; want 1-65535 or FROM-TO with FROM <= TO", s, ports)
+	}
+	return PortSpec{Protocol: p, Ports: r}, nil
+}

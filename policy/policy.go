@@ -1,0 +1,157 @@
+package policy
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchdev/latch"
+)
+
+// DurationCap is the longest any rule may let a grant last.
+const DurationCap = 12 * time.Hour
+
+// DefaultPendingTimeout is how long a request waits for its approvals when
+// a rule does not say.
+const DefaultPendingTimeout = time.Hour
+
+// Policy is a loaded, validated policy file. It is immutable once loaded
+// and safe for concurrent use.
+type Policy struct {
+	rules []Rule
+}
+
+// Rule is one rule of a policy, as its file states it, with defaults
+// applied.
+type Rule struct {
+	Name        string
+	Description string
+	Line        int // the line in the policy file where the rule starts
+
+	Targets Targets    // which targets the rule is about
+	Who     Who        // who may ask under it
+	Ports   []PortSpec // what may be opened; never empty
+
+	DefaultDuration time.Duration // used when a request gives none
+	MaxDuration     time.Duration // at most DurationCap
+
+	Approvals      int           // approvals a request needs; 0 means auto-approved
+	ApproverGroups []string      // members of any of these groups may approve; empty when Approvals is 0
+	PendingTimeout time.Duration // how long a request may wait for approval; 0 when Approvals is 0
+	BreakGlass     bool          // a requester may skip approval by asking for break-glass with a reason
+
+	Networks       []netip.Prefix // the requester's source must fall inside one; empty means anywhere
+	AllowPrefix    bool           // the source may be wider than one address (still inside Networks)
+	MaxActive      int            // concurrent active grants per requester under this rule; 0 means no limit
+	ReasonRequired bool           // a request must say why (true unless the file says false)
+}
+
+// Targets selects targets. A target matches if any non-empty selector does.
+type Targets struct {
+	Instances []latch.InstanceID
+	Groups    []latch.GroupID
+	Tags      map[string]string // every tag listed must be on the target, with this value
+}
+
+// Who selects callers. A caller matches if any entry does.
+type Who struct {
+	Users         []string // exact subjects, compared case-insensitively
+	Groups        []string // identity groups (the OIDC groups claim)
+	AWSPrincipals []string // ARN globs (* and ?) for aws-iam identities
+}
+
+// PortSpec is one protocol and port range a rule may open. For ICMP, Ports
+// holds type and code as latch.PortRange does, -1 meaning all.
+type PortSpec struct {
+	Protocol latch.Protocol
+	Ports    latch.PortRange
+}
+
+// String returns the spec as a policy file writes it, e.g. tcp/22, icmp/8.
+func (s PortSpec) String() string { return formatPorts(s.Protocol, s.Ports) }
+
+// formatPorts writes a protocol and range so that parsePortSpec reads it
+// back: ICMP's "any code" is left off, so type 8 is icmp/8, not icmp/8--1.
+func formatPorts(proto latch.Protocol, r latch.PortRange) string {
+	if proto == latch.ICMP && r.From >= 0 && r.To == -1 {
+		return fmt.Sprintf("%s/%d", proto, r.From)
+	}
+	return fmt.Sprintf("%s/%s", proto, r)
+}
+
+// Load reads and parses the policy file at path. Problems with its content
+// are an EINVALID *latch.Error listing each as "path:line: field: message".
+func Load(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates a policy file's content. name is the file's
+// name for messages. Problems are an EINVALID *latch.Error listing each as
+// "name:line: field: message", e.g.
+//
+//	policy.yaml:14: rules[1].duration.max: "3x" is not a duration (want e.g. 30m or 2h)
+func Parse(name string, data []byte) (*Policy, error) {
+	d := &decoder{file: name}
+	root := d.document(data)
+	if root == nil {
+		return nil, d.err()
+	}
+	rules := d.policy(root)
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return &Policy{rules: rules}, nil
+}
+
+// Rules returns a copy of the policy's rules, in file order.
+func (p *Policy) Rules() []Rule {
+	out := make([]Rule, len(p.rules))
+	for i, r := range p.rules {
+		out[i] = r.clone()
+	}
+	return out
+}
+
+// rule returns the rule named name.
+func (p *Policy) rule(name string) (*Rule, bool) {
+	for i := range p.rules {
+		if p.rules[i].Name == name {
+			return &p.rules[i], true
+		}
+	}
+	return nil, false
+}
+
+// clone returns a deep copy of r, so callers cannot change a loaded policy.
+func (r Rule) clone() Rule {
+	r.Targets.Instances = slices.Clone(r.Targets.Instances)
+	r.Targets.Groups = slices.Clone(r.Targets.Groups)
+	r.Targets.Tags = maps.Clone(r.Targets.Tags)
+	r.Who.Users = slices.Clone(r.Who.Users)
+	r.Who.Groups = slices.Clone(r.Who.Groups)
+	r.Who.AWSPrincipals = slices.Clone(r.Who.AWSPrincipals)
+	r.Ports = slices.Clone(r.Ports)
+	r.ApproverGroups = slices.Clone(r.ApproverGroups)
+	r.Networks = slices.Clone(r.Networks)
+	return r
+}
+
+// formatDuration writes d as a policy file would: 2h, 30m, 1h30m, 45s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
