@@ -1,6 +1,8 @@
 package ec2sim
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -131,68 +133,51 @@ func internalDomain(region string) string {
 	return region + ".compute.internal"
 }
 
-var instanceFields = fields[*instance]{
-	"instance-id":         func(in *instance) []string { return []string{in.id} },
-	"vpc-id":              func(in *instance) []string { return []string{in.vpcID} },
-	"subnet-id":           func(in *instance) []string { return []string{in.subnetID} },
-	"private-ip-address":  func(in *instance) []string { return []string{in.privateIP.String()} },
-	"instance-state-name": func(in *instance) []string { return []string{in.state} },
-	"instance.group-id":   func(in *instance) []string { return in.groupIDs },
-	"network-interface.network-interface-id": func(in *instance) []string {
-		return []string{in.eniID}
+var instanceListing = listing[*instance]{
+	fields: fields[*instance]{
+		"instance-id":         func(in *instance) []string { return []string{in.id} },
+		"vpc-id":              func(in *instance) []string { return []string{in.vpcID} },
+		"subnet-id":           func(in *instance) []string { return []string{in.subnetID} },
+		"private-ip-address":  func(in *instance) []string { return []string{in.privateIP.String()} },
+		"instance-state-name": func(in *instance) []string { return []string{in.state} },
+		"instance.group-id":   func(in *instance) []string { return in.groupIDs },
+		"network-interface.network-interface-id": func(in *instance) []string {
+			return []string{in.eniID}
+		},
 	},
+	tags: func(in *instance) map[string]string { return in.tags },
+	key:  func(in *instance) string { return seqKey(in.seq) },
 }
 
 // describeInstances lists instances, each in a reservation of its own.
 func (s *Server) describeInstances(r *region, p params) (response, *apiError) {
-	pg, err := p.paging()
-	if err != nil {
-		return nil, err
-	}
-	filters, err := p.filters()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFilters(filters, instanceFields); err != nil {
-		return nil, err
-	}
-	ids := p.list("InstanceId")
-	if pg.max > 0 && len(ids) > 0 {
-		return nil, errf(CodeInvalidParameterCombination,
-			"The parameter instancesSet cannot be used with the parameter maxResults")
-	}
-	var candidates []*instance
-	for _, id := range ids {
-		if !validID(id, "i") {
-			return nil, errf(CodeInvalidInstanceIDMalformed, "Invalid id: %q (expecting \"i-...\")", id)
+	items, next, err := describe(p, instanceListing, func(pg page) ([]*instance, *apiError) {
+		ids := p.list("InstanceId")
+		if len(ids) == 0 {
+			return slices.Collect(maps.Values(r.instances)), nil
 		}
-	}
-	for _, id := range ids {
-		in, ok := r.instances[id]
-		if !ok {
-			return nil, errf(CodeInvalidInstanceIDNotFound, "The instance ID '%s' does not exist", id)
+		if pg.max > 0 {
+			return nil, errf(CodeInvalidParameterCombination,
+				"The parameter instancesSet cannot be used with the parameter maxResults")
 		}
-		candidates = append(candidates, in)
-	}
-	if len(ids) == 0 {
-		for _, in := range r.instances {
+		for _, id := range ids {
+			if !validID(id, "i") {
+				return nil, errf(CodeInvalidInstanceIDMalformed, "Invalid id: %q (expecting \"i-...\")", id)
+			}
+		}
+		var candidates []*instance
+		for _, id := range ids {
+			in, ok := r.instances[id]
+			if !ok {
+				return nil, errf(CodeInvalidInstanceIDNotFound, "The instance ID '%s' does not exist", id)
+			}
 			candidates = append(candidates, in)
 		}
+		return candidates, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	var matched []*instance
-	seen := map[string]bool{}
-	for _, in := range candidates {
-		ok, err := match(filters, in, in.tags, instanceFields)
-		if err != nil {
-			return nil, err
-		}
-		if ok && !seen[in.id] {
-			seen[in.id] = true
-			matched = append(matched, in)
-		}
-	}
-	sortBySeq(matched, func(in *instance) int64 { return in.seq })
-	items, next := paginate(matched, func(in *instance) string { return seqKey(in.seq) }, pg)
 	resp := &describeInstancesResponse{NextToken: next}
 	for _, in := range items {
 		resp.ReservationSet.Items = append(resp.ReservationSet.Items, xmlReservation{

@@ -1,6 +1,9 @@
 package ec2sim
 
-import "maps"
+import (
+	"maps"
+	"slices"
+)
 
 // xmlRule is a SecurityGroupRule as DescribeSecurityGroupRules and
 // AuthorizeSecurityGroupIngress return it.
@@ -220,27 +223,24 @@ type describeRulesResponse struct {
 	NextToken            string       `xml:"nextToken,omitempty"`
 }
 
-// ruleFields are the filters EC2 documents for DescribeSecurityGroupRules
-// (besides the tag filters every describe takes).
-var ruleFields = fields[*rule]{
-	"group-id":               func(ru *rule) []string { return []string{ru.groupID} },
-	"security-group-rule-id": func(ru *rule) []string { return []string{ru.id} },
+// ruleListing takes the filters EC2 documents for
+// DescribeSecurityGroupRules (besides the tag filters every describe takes).
+var ruleListing = listing[*rule]{
+	fields: fields[*rule]{
+		"group-id":               func(ru *rule) []string { return []string{ru.groupID} },
+		"security-group-rule-id": func(ru *rule) []string { return []string{ru.id} },
+	},
+	tags: func(ru *rule) map[string]string { return ru.tags },
+	key:  func(ru *rule) string { return seqKey(ru.seq) },
 }
 
 func (s *Server) describeSecurityGroupRules(r *region, p params) (response, *apiError) {
-	pg, err := p.paging()
-	if err != nil {
-		return nil, err
-	}
-	filters, err := p.filters()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFilters(filters, ruleFields); err != nil {
-		return nil, err
-	}
-	var candidates []*rule
-	if ids := p.list("SecurityGroupRuleId"); len(ids) > 0 {
+	items, next, err := describe(p, ruleListing, func(page) ([]*rule, *apiError) {
+		ids := p.list("SecurityGroupRuleId")
+		if len(ids) == 0 {
+			return slices.Collect(maps.Values(r.rules)), nil
+		}
+		var candidates []*rule
 		for _, id := range ids {
 			if !validRuleID(id) {
 				return nil, errf(CodeInvalidRuleIDMalformed, "Invalid id: %q (expecting \"sgr-...\")", id)
@@ -251,25 +251,11 @@ func (s *Server) describeSecurityGroupRules(r *region, p params) (response, *api
 			}
 			candidates = append(candidates, ru)
 		}
-	} else {
-		for _, ru := range r.rules {
-			candidates = append(candidates, ru)
-		}
+		return candidates, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	var matched []*rule
-	seen := map[string]bool{}
-	for _, ru := range candidates {
-		ok, err := match(filters, ru, ru.tags, ruleFields)
-		if err != nil {
-			return nil, err
-		}
-		if ok && !seen[ru.id] {
-			seen[ru.id] = true
-			matched = append(matched, ru)
-		}
-	}
-	sortBySeq(matched, func(ru *rule) int64 { return ru.seq })
-	items, next := paginate(matched, func(ru *rule) string { return seqKey(ru.seq) }, pg)
 	resp := &describeRulesResponse{NextToken: next}
 	for _, ru := range items {
 		resp.SecurityGroupRuleSet.Items = append(resp.SecurityGroupRuleSet.Items, s.xmlRule(r, ru))

@@ -1,6 +1,10 @@
 package ec2sim
 
-import "strings"
+import (
+	"maps"
+	"slices"
+	"strings"
+)
 
 // lookupGroup finds the group a request names by GroupId, or by GroupName
 // in the region's default VPC, as EC2 allows.
@@ -187,65 +191,48 @@ type describeGroupsResponse struct {
 	NextToken         string        `xml:"nextToken,omitempty"`
 }
 
-var groupFields = fields[*group]{
-	"group-id":    func(g *group) []string { return []string{g.id} },
-	"group-name":  func(g *group) []string { return []string{g.name} },
-	"vpc-id":      func(g *group) []string { return []string{g.vpcID} },
-	"description": func(g *group) []string { return []string{g.description} },
+var groupListing = listing[*group]{
+	fields: fields[*group]{
+		"group-id":    func(g *group) []string { return []string{g.id} },
+		"group-name":  func(g *group) []string { return []string{g.name} },
+		"vpc-id":      func(g *group) []string { return []string{g.vpcID} },
+		"description": func(g *group) []string { return []string{g.description} },
+	},
+	tags: func(g *group) map[string]string { return g.tags },
+	key:  func(g *group) string { return seqKey(g.seq) },
 }
 
 func (s *Server) describeSecurityGroups(r *region, p params) (response, *apiError) {
-	pg, err := p.paging()
-	if err != nil {
-		return nil, err
-	}
-	filters, err := p.filters()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFilters(filters, groupFields); err != nil {
-		return nil, err
-	}
-	ids, names := p.list("GroupId"), p.list("GroupName")
-	if pg.max > 0 && len(ids)+len(names) > 0 {
-		return nil, errf(CodeInvalidParameterCombination,
-			"The parameter GroupIds cannot be used with the parameter maxResults")
-	}
-	var candidates []*group
-	for _, id := range ids {
-		g, err := r.group(id)
-		if err != nil {
-			return nil, err
+	items, next, err := describe(p, groupListing, func(pg page) ([]*group, *apiError) {
+		ids, names := p.list("GroupId"), p.list("GroupName")
+		if len(ids)+len(names) == 0 {
+			return slices.Collect(maps.Values(r.groups)), nil
 		}
-		candidates = append(candidates, g)
-	}
-	for _, name := range names {
-		g := r.groupByName(r.defaultVPC, name)
-		if g == nil {
-			return nil, errf(CodeInvalidGroupNotFound,
-				"The security group '%s' does not exist in default VPC '%s'", name, r.defaultVPC)
+		if pg.max > 0 {
+			return nil, errf(CodeInvalidParameterCombination,
+				"The parameter GroupIds cannot be used with the parameter maxResults")
 		}
-		candidates = append(candidates, g)
-	}
-	if len(ids)+len(names) == 0 {
-		for _, g := range r.groups {
+		var candidates []*group
+		for _, id := range ids {
+			g, err := r.group(id)
+			if err != nil {
+				return nil, err
+			}
 			candidates = append(candidates, g)
 		}
-	}
-	var matched []*group
-	seen := map[string]bool{}
-	for _, g := range candidates {
-		ok, err := match(filters, g, g.tags, groupFields)
-		if err != nil {
-			return nil, err
+		for _, name := range names {
+			g := r.groupByName(r.defaultVPC, name)
+			if g == nil {
+				return nil, errf(CodeInvalidGroupNotFound,
+					"The security group '%s' does not exist in default VPC '%s'", name, r.defaultVPC)
+			}
+			candidates = append(candidates, g)
 		}
-		if ok && !seen[g.id] {
-			seen[g.id] = true
-			matched = append(matched, g)
-		}
+		return candidates, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	sortBySeq(matched, func(g *group) int64 { return g.seq })
-	items, next := paginate(matched, func(g *group) string { return seqKey(g.seq) }, pg)
 	resp := &describeGroupsResponse{NextToken: next}
 	for _, g := range items {
 		resp.SecurityGroupInfo.Items = append(resp.SecurityGroupInfo.Items, s.xmlGroup(r, g))

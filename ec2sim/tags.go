@@ -1,10 +1,6 @@
 package ec2sim
 
-import (
-	"cmp"
-	"slices"
-	"strings"
-)
+import "strings"
 
 // maxTags is EC2's limit of user tags per resource.
 const maxTags = 50
@@ -168,41 +164,31 @@ type tagRow struct {
 	key, val string
 }
 
-var tagFields = fields[tagRow]{
-	"resource-id":   func(t tagRow) []string { return []string{t.res.id} },
-	"resource-type": func(t tagRow) []string { return []string{t.res.resourceType} },
-	"key":           func(t tagRow) []string { return []string{t.key} },
-	"value":         func(t tagRow) []string { return []string{t.val} },
+// tagListing orders rows by resource ID, then key.
+var tagListing = listing[tagRow]{
+	fields: fields[tagRow]{
+		"resource-id":   func(t tagRow) []string { return []string{t.res.id} },
+		"resource-type": func(t tagRow) []string { return []string{t.res.resourceType} },
+		"key":           func(t tagRow) []string { return []string{t.key} },
+		"value":         func(t tagRow) []string { return []string{t.val} },
+	},
+	tags: func(t tagRow) map[string]string { return t.res.tags },
+	key:  func(t tagRow) string { return t.res.id + "\x00" + t.key },
 }
 
 func (s *Server) describeTags(r *region, p params) (response, *apiError) {
-	pg, err := p.paging()
-	if err != nil {
-		return nil, err
-	}
-	filters, err := p.filters()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFilters(filters, tagFields); err != nil {
-		return nil, err
-	}
-	var rows []tagRow
-	for _, t := range r.allTaggable() {
-		for k, v := range t.tags {
-			row := tagRow{t, k, v}
-			ok, err := match(filters, row, t.tags, tagFields)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				rows = append(rows, row)
+	items, next, err := describe(p, tagListing, func(page) ([]tagRow, *apiError) {
+		var rows []tagRow
+		for _, t := range r.allTaggable() {
+			for k, v := range t.tags {
+				rows = append(rows, tagRow{t, k, v})
 			}
 		}
+		return rows, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	rowKey := func(t tagRow) string { return t.res.id + "\x00" + t.key }
-	slices.SortFunc(rows, func(a, b tagRow) int { return cmp.Compare(rowKey(a), rowKey(b)) })
-	items, next := paginate(rows, rowKey, pg)
 	resp := &describeTagsResponse{NextToken: next}
 	for _, t := range items {
 		resp.TagSet.Items = append(resp.TagSet.Items, xmlTagDescription{t.res.id, t.res.resourceType, t.key, t.val})

@@ -87,19 +87,7 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 			wg.Go(func() { _, errs[i] = s.UpdateGrant(t.Context(), g, fmt.Sprint(i)) })
 		}
 		wg.Wait()
-		wins := 0
-		for i, err := range errs {
-			switch latch.ErrorCode(err) {
-			case "":
-				wins++
-			case latch.ECONFLICT:
-			default:
-				t.Fatalf("writer %d: %v", i, err)
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d writers won, want 1", wins)
-		}
+		storetest.OneWins(t, "writer", errs)
 	})
 
 	t.Run("ChangedIsPerStore", func(t *testing.T) {

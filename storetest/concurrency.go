@@ -144,18 +144,28 @@ func testConcurrency(t *testing.T, open func(t *testing.T) latch.Store) {
 			wg.Go(func() { _, errs[i] = s.CreateGrant(t.Context(), g, "") })
 		}
 		wg.Wait()
-		wins := 0
-		for i, err := range errs {
-			switch latch.ErrorCode(err) {
-			case "":
-				wins++
-			case latch.ECONFLICT:
-			default:
-				t.Fatalf("creator %d: %v; want success or ECONFLICT", i, err)
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d creators won, want 1", wins)
-		}
+		OneWins(t, "creator", errs)
 	})
+}
+
+// OneWins checks the errors of racing writers, errs[i] being writer i's:
+// exactly one must have succeeded and every other failed with ECONFLICT.
+// It returns the winner's index; who names a writer in failure messages.
+func OneWins(t testing.TB, who string, errs []error) int {
+	t.Helper()
+	winner, wins := -1, 0
+	for i, err := range errs {
+		switch latch.ErrorCode(err) {
+		case "":
+			winner = i
+			wins++
+		case latch.ECONFLICT:
+		default:
+			t.Fatalf("%s %d: %v; want success or ECONFLICT", who, i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d %ss won, want 1", wins, who)
+	}
+	return winner
 }
