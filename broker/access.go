@@ -1,0 +1,250 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/policy"
+)
+
+// PolicySource returns the policy in force. The server swaps it on SIGHUP;
+// each decision reads it once.
+type PolicySource interface {
+	Policy() *policy.Policy
+}
+
+// AccessOptions are the access service's settings.
+type AccessOptions struct {
+	Clock         latch.Clock  // nil means latch.SystemClock
+	Logger        *slog.Logger // nil discards logs
+	DefaultRegion string       // for requests that name none
+	// Admins are groups, or exact subjects, whose members may see and end
+	// every grant and request and explain policy for anyone.
+	Admins []string
+}
+
+// Access is the request-and-approval service: it decides requests by
+// policy, collects reviews and opens grants through the Broker. Every
+// method takes the caller's identity and authorizes it first.
+type Access struct {
+	b      *Broker
+	store  latch.Store
+	policy PolicySource
+	inv    map[string]latch.Inventory
+	clock  latch.Clock
+	log    *slog.Logger
+	opts   AccessOptions
+}
+
+// NewAccess returns the access service. inventories maps region to
+// inventory; the broker must have a firewall for each of those regions.
+func NewAccess(b *Broker, store latch.Store, ps PolicySource, inventories map[string]latch.Inventory, opts AccessOptions) *Access {
+	if opts.Clock == nil {
+		opts.Clock = latch.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Access{b: b, store: store, policy: ps, inv: inventories, clock: opts.Clock, log: opts.Logger, opts: opts}
+}
+
+// IsAdmin reports whether who is an administrator.
+func (a *Access) IsAdmin(who latch.Identity) bool {
+	return slices.ContainsFunc(a.opts.Admins, func(s string) bool { return who.InGroup(s) || strings.EqualFold(who.Subject, s) })
+}
+
+// RequestInput is what a requester asks for.
+type RequestInput struct {
+	Target     string // an instance ID (i-…) or a managed security group ID (sg-…)
+	Region     string // "" means the default region
+	Protocol   latch.Protocol
+	Ports      latch.PortRange
+	Duration   time.Duration // 0 means the rule's default
+	Reason     string
+	Observed   netip.Prefix // the address the server saw the request come from
+	Asked      netip.Prefix // an address the requester names instead; zero for none
+	BreakGlass bool
+}
+
+// resolve turns a target string into a Target, checking that latch may
+// open its group.
+func (a *Access) resolve(ctx context.Context, region, target string) (latch.Target, error) {
+	if region == "" {
+		region = a.opts.DefaultRegion
+	}
+	inv, ok := a.inv[region]
+	if !ok {
+		return latch.Target{}, latch.Invalidf("region", "region %q is not served here", region)
+	}
+	if strings.HasPrefix(target, "sg-") {
+		id, err := latch.ParseGroupID(target)
+		if err != nil {
+			return latch.Target{}, latch.Invalidf("target", "%s", latch.ErrorMessage(err))
+		}
+		g, err := inv.Group(ctx, id)
+		if err != nil {
+			return latch.Target{}, err
+		}
+		if !g.Managed() {
+			return latch.Target{}, latch.Errorf(latch.EFORBIDDEN, "security group %s is not tagged %s=true; latch never opens it", id, latch.TagManaged)
+		}
+		return latch.Target{Region: region, GroupID: id, Tags: g.Tags}, nil
+	}
+	id, err := latch.ParseInstanceID(target)
+	if err != nil {
+		return latch.Target{}, latch.Invalidf("target", "%q is neither an instance ID (i-…) nor a security group ID (sg-…)", target)
+	}
+	in, err := inv.Instance(ctx, id)
+	if err != nil {
+		return latch.Target{}, err
+	}
+	g, err := in.ManagedGroup()
+	if err != nil {
+		return latch.Target{}, err
+	}
+	return latch.Target{Region: region, InstanceID: id, GroupID: g.ID, Tags: in.Tags}, nil
+}
+
+// Request decides in by policy. Allowed requests (auto-approved, or
+// break-glass) open their grant at once; others wait for reviews. A
+// policy denial returns EFORBIDDEN saying why, and records nothing.
+func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInput) (latch.Request, error) {
+	if !in.Observed.IsValid() {
+		return latch.Request{}, latch.Errorf(latch.EINTERNAL, "request without an observed source address")
+	}
+	target, err := a.resolve(ctx, in.Region, in.Target)
+	if err != nil {
+		return latch.Request{}, err
+	}
+	source := in.Observed
+	if in.Asked.IsValid() {
+		source = in.Asked
+	}
+	p := a.policy.Policy()
+	d := p.Decide(policy.Query{
+		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Duration: in.Duration,
+		Source: source, BreakGlass: in.BreakGlass, Reason: in.Reason,
+		Active: func(rule string) int { return a.activeUnder(ctx, who, rule) },
+	})
+	if d.Outcome == policy.Allowed || d.Outcome == policy.NeedsApproval {
+		if err := a.checkAskedSource(p, d.Rule, in); err != nil {
+			d.Outcome, d.Why = policy.Denied, latch.ErrorMessage(err)
+		}
+	}
+	if d.Outcome == policy.Denied {
+		a.log.InfoContext(ctx, "request denied by policy", "requester", who.Subject, "target", in.Target, "rule", d.Rule, "why", d.Why)
+		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "%s", d.Why)
+	}
+	now := a.now()
+	r := latch.Request{
+		ID: latch.NewRequestID(), State: latch.RequestPending, Requester: who, Target: target,
+		Protocol: in.Protocol, Ports: in.Ports, Source: source, Duration: d.Duration, Reason: in.Reason,
+		BreakGlass: d.BreakGlass, Rule: d.Rule, ApprovalsNeeded: d.ApprovalsNeeded, ApproverGroups: d.ApproverGroups,
+		CreatedAt: now, PendingUntil: now.Add(d.PendingTimeout),
+	}
+	if d.Outcome == policy.Allowed {
+		r.State, r.DecidedAt, r.ApprovalsNeeded = latch.RequestApproved, now, 0
+	}
+	if r, err = a.store.CreateRequest(ctx, r); err != nil {
+		return r, fmt.Errorf("record request: %w", err)
+	}
+	a.log.InfoContext(ctx, "requested", "request_id", r.ID, "requester", who.Subject, "target", in.Target, "group_id", target.GroupID,
+		"rule", r.Rule, "state", r.State, "break_glass", r.BreakGlass)
+	if r.State == latch.RequestApproved {
+		return a.open(ctx, r, d.Wide)
+	}
+	return r, nil
+}
+
+// checkAskedSource lets a requester name an address other than their own
+// only inside the deciding rule's networks.
+func (a *Access) checkAskedSource(p *policy.Policy, rule string, in RequestInput) error {
+	if !in.Asked.IsValid() || in.Asked == in.Observed {
+		return nil
+	}
+	for _, r := range p.Rules() {
+		if r.Name == rule && len(r.Networks) > 0 {
+			return nil // Decide already checked the address is inside them
+		}
+	}
+	return latch.Invalidf("source", "you asked for %s but are connecting from %s; rule %q allows only your own address", in.Asked, in.Observed.Addr(), rule)
+}
+
+// activeUnder counts the requester's active grants opened under rule.
+func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule string) int {
+	rs, err := a.store.Requests(ctx, latch.RequestFilter{Requester: who.Subject, States: []latch.RequestState{latch.RequestActive}})
+	if err != nil {
+		a.log.WarnContext(ctx, "count active grants", "err", err)
+		return 0
+	}
+	n := 0
+	for _, r := range rs {
+		if r.Rule != rule || !r.Requester.Same(who) {
+			continue
+		}
+		if g, err := a.store.Grant(ctx, r.GrantID); err == nil && g.State.Open() {
+			n++
+		}
+	}
+	return n
+}
+
+// open starts access for an approved request: the duration counts from now.
+func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Request, error) {
+	g, err := a.b.Grant(ctx, latch.GrantRequest{
+		Region: r.Target.Region, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports, Source: r.Source,
+		Duration: r.Duration, Requester: r.Requester.Subject, Reason: requestReason(r), Wide: wide,
+	})
+	if err != nil {
+		r.State, r.Note = latch.RequestFailed, latch.ErrorMessage(err)
+		if g.ID != "" {
+			r.GrantID = g.ID
+		}
+		if ur, uerr := a.store.UpdateRequest(ctx, r); uerr == nil {
+			r = ur
+		}
+		return r, err
+	}
+	r.State, r.GrantID = latch.RequestActive, g.ID
+	return a.store.UpdateRequest(ctx, r)
+}
+
+func requestReason(r latch.Request) string {
+	reason := r.Reason
+	if reason == "" {
+		reason = "request " + string(r.ID)
+	}
+	if r.BreakGlass {
+		reason = "BREAK-GLASS: " + reason
+	}
+	if n := []rune(reason); len(n) > latch.MaxReasonLen {
+		reason = string(n[:latch.MaxReasonLen])
+	}
+	return reason
+}
+
+func (a *Access) now() time.Time { return a.clock.Now().UTC().Truncate(time.Second) }
+
+// Explain says, rule by rule, what as may do on target. Anyone may ask
+// about themselves; only admins may ask about someone else, whose groups
+// they then state.
+func (a *Access) Explain(ctx context.Context, who latch.Identity, as *latch.Identity, region, target string) ([]policy.Explanation, error) {
+	subject := who
+	if as != nil && !as.Same(who) {
+		if !a.IsAdmin(who) {
+			return nil, latch.Errorf(latch.EFORBIDDEN, "only admins may explain policy for someone else")
+		}
+		subject = *as
+	}
+	t, err := a.resolve(ctx, region, target)
+	if err != nil {
+		return nil, err
+	}
+	return a.policy.Policy().Explain(subject, t), nil
+}

@@ -1,0 +1,186 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/latchdev/latch"
+)
+
+// Credentials returns the Authorization header value for each call: a
+// bearer ID token, or a fresh presigned AWS identity.
+type Credentials func(ctx context.Context) (string, error)
+
+// Client calls a latch server. Errors come back as *latch.Error with the
+// server's code, message and field.
+type Client struct {
+	URL   string // e.g. https://latch.example.com
+	Creds Credentials
+	HTTP  *http.Client // nil means http.DefaultClient
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := strings.TrimRight(c.URL, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return latch.Invalidf("server", "%q is not a usable server URL: %v", c.URL, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Creds != nil {
+		auth, err := c.Creds(ctx)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", auth)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return latch.Errorf(latch.EUNAVAILABLE, "reach latch server %s: %v", c.URL, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return latch.Errorf(latch.EUNAVAILABLE, "read answer from %s: %v", c.URL, err)
+	}
+	if resp.StatusCode >= 400 {
+		return fromError(resp, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return latch.Errorf(latch.EINTERNAL, "the server's answer to %s %s is not the JSON expected: %v", method, path, err)
+	}
+	return nil
+}
+
+// fromError turns an error response back into the *latch.Error the server
+// returned.
+func fromError(resp *http.Response, data []byte) error {
+	var e ErrorBody
+	if json.Unmarshal(data, &e) != nil || e.Code == "" {
+		code := latch.EINTERNAL
+		for c, s := range statuses {
+			if s == resp.StatusCode && c != codeRateLimited && c != codeTooLarge {
+				code = c
+			}
+		}
+		return latch.Errorf(code, "server answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	msg := e.Message
+	if e.RequestID != "" && (e.Code == latch.EINTERNAL || e.Code == latch.EUNAVAILABLE) {
+		msg += fmt.Sprintf(" (request %s)", e.RequestID)
+	}
+	return &latch.Error{Code: e.Code, Message: msg, Field: e.Field}
+}
+
+// WhoAmI returns the caller as the server sees them.
+func (c *Client) WhoAmI(ctx context.Context) (WhoAmIJSON, error) {
+	var out WhoAmIJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/whoami", nil, nil, &out)
+}
+
+// CreateRequest asks for access.
+func (c *Client) CreateRequest(ctx context.Context, body RequestBody) (RequestJSON, error) {
+	var out RequestJSON
+	return out, c.do(ctx, http.MethodPost, "/v1/requests", nil, body, &out)
+}
+
+// Request returns one request.
+func (c *Client) Request(ctx context.Context, id latch.RequestID) (RequestJSON, error) {
+	var out RequestJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/requests/"+url.PathEscape(string(id)), nil, nil, &out)
+}
+
+// Requests lists requests; states is comma-separated, "" for all.
+func (c *Client) Requests(ctx context.Context, states string, mine bool) ([]RequestJSON, error) {
+	q := url.Values{}
+	if states != "" {
+		q.Set("state", states)
+	}
+	if mine {
+		q.Set("mine", "true")
+	}
+	var out []RequestJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/requests", q, nil, &out)
+}
+
+// Review approves or denies a request.
+func (c *Client) Review(ctx context.Context, id latch.RequestID, approve bool, reason string) (RequestJSON, error) {
+	verb := "deny"
+	if approve {
+		verb = "approve"
+	}
+	var out RequestJSON
+	return out, c.do(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(string(id))+"/"+verb, nil, ReviewBody{Reason: reason}, &out)
+}
+
+// Withdraw cancels one's own pending request.
+func (c *Client) Withdraw(ctx context.Context, id latch.RequestID) (RequestJSON, error) {
+	var out RequestJSON
+	return out, c.do(ctx, http.MethodPost, "/v1/requests/"+url.PathEscape(string(id))+"/withdraw", nil, nil, &out)
+}
+
+// Grants lists the caller's grants, or everyone's with all (admins).
+func (c *Client) Grants(ctx context.Context, all, open bool) ([]GrantJSON, error) {
+	q := url.Values{}
+	if all {
+		q.Set("all", "true")
+	}
+	if open {
+		q.Set("open", "true")
+	}
+	var out []GrantJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/grants", q, nil, &out)
+}
+
+// Grant returns one grant.
+func (c *Client) Grant(ctx context.Context, id latch.GrantID) (GrantJSON, error) {
+	var out GrantJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/grants/"+url.PathEscape(string(id)), nil, nil, &out)
+}
+
+// Revoke ends a grant now.
+func (c *Client) Revoke(ctx context.Context, id latch.GrantID) (GrantJSON, error) {
+	var out GrantJSON
+	return out, c.do(ctx, http.MethodPost, "/v1/grants/"+url.PathEscape(string(id))+"/revoke", nil, nil, &out)
+}
+
+// Explain asks what as (or the caller, if empty) may do on target.
+func (c *Client) Explain(ctx context.Context, target, region, as string, groups []string) ([]ExplanationJSON, error) {
+	q := url.Values{"target": {target}}
+	if region != "" {
+		q.Set("region", region)
+	}
+	if as != "" {
+		q.Set("as", as)
+	}
+	if len(groups) > 0 {
+		q.Set("groups", strings.Join(groups, ","))
+	}
+	var out []ExplanationJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/policy/explain", q, nil, &out)
+}

@@ -1,0 +1,211 @@
+package http
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/latchdev/latch"
+)
+
+// caller is the authenticated identity; the middleware guarantees one.
+func caller(r *http.Request) latch.Identity {
+	who, _ := identity(r.Context())
+	return who
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	who := caller(r)
+	writeJSON(w, http.StatusOK, WhoAmIJSON{identityJSON(who), clientAddr(r.Context()).String(), s.access.IsAdmin(who)})
+}
+
+func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.writeError(w, r, latch.Errorf(codeTooLarge, "the request body is too large"))
+		return
+	}
+	in, err := DecodeRequest(body, clientAddr(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := s.access.Request(r.Context(), caller(r), in)
+	if err != nil && req.ID == "" {
+		s.writeError(w, r, err)
+		return
+	}
+	// A recorded request whose grant failed is still created; its state says so.
+	writeJSON(w, http.StatusCreated, requestJSON(req))
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
+	states, err := parseStates(r.URL.Query().Get("state"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := parseLimit(r.URL.Query().Get("limit"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f := latch.RequestFilter{States: states, Limit: limit}
+	if r.URL.Query().Get("mine") == "true" {
+		f.Requester = caller(r).Subject
+	}
+	rs, err := s.access.ListRequests(r.Context(), caller(r), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]RequestJSON, 0, len(rs))
+	for _, req := range rs {
+		out = append(out, requestJSON(req))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
+	id, err := latch.ParseRequestID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := s.access.GetRequest(r.Context(), caller(r), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, requestJSON(req))
+}
+
+func (s *Server) review(approve bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := latch.ParseRequestID(r.PathValue("id"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		var b ReviewBody
+		if r.ContentLength != 0 {
+			if err := decode(r.Body, &b); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		req, err := s.access.Review(r.Context(), caller(r), id, approve, b.Reason)
+		if err != nil && (req.ID == "" || req.State == latch.RequestPending) {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, requestJSON(req))
+	}
+}
+
+func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
+	id, err := latch.ParseRequestID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := s.access.Withdraw(r.Context(), caller(r), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, requestJSON(req))
+}
+
+func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
+	limit, err := parseLimit(r.URL.Query().Get("limit"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f := latch.GrantFilter{Limit: limit}
+	if r.URL.Query().Get("open") == "true" {
+		f.States = []latch.GrantState{latch.StateRequested, latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}
+	}
+	gs, err := s.access.ListGrants(r.Context(), caller(r), r.URL.Query().Get("all") == "true", f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]GrantJSON, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, grantJSON(g))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getGrant(w http.ResponseWriter, r *http.Request) {
+	id, err := latch.ParseGrantID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	g, err := s.access.GetGrant(r.Context(), caller(r), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, grantJSON(g))
+}
+
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
+	id, err := latch.ParseGrantID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	g, err := s.access.EndGrant(r.Context(), caller(r), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, grantJSON(g))
+}
+
+func parseLimit(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 1000 {
+		return 0, latch.Invalidf("limit", "%q is not a number from 0 to 1000", s)
+	}
+	return n, nil
+}
+
+func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	target := q.Get("target")
+	if target == "" {
+		s.writeError(w, r, latch.Invalidf("target", "a target is required: ?target=i-… or sg-…"))
+		return
+	}
+	who := caller(r)
+	var as *latch.Identity
+	if sub := q.Get("as"); sub != "" {
+		other := latch.Identity{Kind: who.Kind, Issuer: who.Issuer, Subject: sub}
+		if strings.HasPrefix(sub, "arn:aws:") {
+			other.Kind = latch.KindIAM
+		}
+		if g := q.Get("groups"); g != "" {
+			other.Groups = strings.Split(g, ",")
+		}
+		as = &other
+	}
+	ex, err := s.access.Explain(r.Context(), who, as, q.Get("region"), target)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]ExplanationJSON, 0, len(ex))
+	for _, e := range ex {
+		out = append(out, ExplanationJSON{Rule: e.Rule.Name, Applies: e.Applies, Why: e.Why})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

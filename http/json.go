@@ -1,0 +1,224 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+)
+
+// RequestBody is POST /v1/requests.
+type RequestBody struct {
+	Target     string `json:"target"`
+	Region     string `json:"region,omitempty"`
+	Protocol   string `json:"protocol,omitempty"` // default tcp
+	Port       string `json:"port"`               // "22" or "8000-8080"
+	Duration   string `json:"duration,omitempty"` // "30m"; empty means the rule's default
+	Reason     string `json:"reason,omitempty"`
+	Source     string `json:"source,omitempty"` // an address other than the caller's, if policy allows
+	BreakGlass bool   `json:"break_glass,omitempty"`
+}
+
+// ReviewBody is POST /v1/requests/{id}/approve and /deny.
+type ReviewBody struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// decode reads exactly one JSON object into v, refusing unknown fields.
+func decode(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return latch.Errorf(codeTooLarge, "the request body is too large")
+		}
+		if errors.Is(err, io.EOF) {
+			return latch.Invalidf("body", "a JSON object is required")
+		}
+		return latch.Invalidf("body", "not valid JSON for this endpoint: %v", err)
+	}
+	if dec.More() {
+		return latch.Invalidf("body", "one JSON object only")
+	}
+	return nil
+}
+
+// DecodeRequest parses and checks a request body, with observed as the
+// caller's address. Everything the caller can get wrong is an EINVALID
+// naming the field.
+func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error) {
+	var b RequestBody
+	if err := decode(bytes.NewReader(body), &b); err != nil {
+		return broker.RequestInput{}, err
+	}
+	in := broker.RequestInput{Target: strings.TrimSpace(b.Target), Region: b.Region, Reason: b.Reason, BreakGlass: b.BreakGlass}
+	if in.Target == "" {
+		return in, latch.Invalidf("target", "a target is required: an instance ID (i-…) or a managed security group ID (sg-…)")
+	}
+	if in.Region != "" {
+		if _, err := latch.ParseRegion(in.Region); err != nil {
+			return in, err
+		}
+	}
+	if b.Protocol == "" {
+		b.Protocol = "tcp"
+	}
+	var err error
+	if in.Protocol, err = latch.ParseProtocol(b.Protocol); err != nil {
+		return in, err
+	}
+	if in.Ports, err = latch.ParsePorts(in.Protocol, b.Port); err != nil {
+		return in, err
+	}
+	if b.Duration != "" {
+		d, err := time.ParseDuration(b.Duration)
+		if err != nil || d <= 0 || d%time.Second != 0 {
+			return in, latch.Invalidf("duration", "%q is not a positive whole number of seconds, e.g. 30m", b.Duration)
+		}
+		in.Duration = d
+	}
+	if n := len([]rune(in.Reason)); n > latch.MaxReasonLen {
+		return in, latch.Invalidf("reason", "the reason is %d characters; at most %d are allowed", n, latch.MaxReasonLen)
+	}
+	if !observed.IsValid() {
+		return in, latch.Errorf(latch.EINTERNAL, "no client address")
+	}
+	in.Observed = netip.PrefixFrom(observed, observed.BitLen())
+	if b.Source != "" {
+		if in.Asked, err = latch.ParseWideSource(b.Source); err != nil {
+			return in, latch.Invalidf("source", "%s", latch.ErrorMessage(err))
+		}
+	}
+	return in, nil
+}
+
+// IdentityJSON is an identity on the wire.
+type IdentityJSON struct {
+	Kind    latch.IdentityKind `json:"kind"`
+	Subject string             `json:"subject"`
+	Issuer  string             `json:"issuer,omitempty"`
+	Groups  []string           `json:"groups,omitempty"`
+}
+
+func identityJSON(i latch.Identity) IdentityJSON {
+	return IdentityJSON{Kind: i.Kind, Subject: i.Subject, Issuer: i.Issuer, Groups: i.Groups}
+}
+
+// ExplanationJSON is one rule's part of GET /v1/policy/explain.
+type ExplanationJSON struct {
+	Rule    string `json:"rule"`
+	Applies bool   `json:"applies"`
+	Why     string `json:"why"`
+}
+
+// WhoAmIJSON is GET /v1/whoami.
+type WhoAmIJSON struct {
+	IdentityJSON
+	Address string `json:"address"` // the caller's address as the server sees it
+	Admin   bool   `json:"admin"`
+}
+
+// ReviewJSON is one review on the wire.
+type ReviewJSON struct {
+	By      string    `json:"by"`
+	Approve bool      `json:"approve"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// RequestJSON is a request on the wire.
+type RequestJSON struct {
+	ID              latch.RequestID    `json:"request_id"`
+	State           latch.RequestState `json:"state"`
+	Requester       IdentityJSON       `json:"requester"`
+	Region          string             `json:"region"`
+	InstanceID      latch.InstanceID   `json:"instance_id,omitempty"`
+	GroupID         latch.GroupID      `json:"group_id"`
+	Protocol        latch.Protocol     `json:"protocol"`
+	Ports           string             `json:"ports"`
+	Source          string             `json:"source"`
+	Duration        string             `json:"duration"`
+	Reason          string             `json:"reason,omitempty"`
+	BreakGlass      bool               `json:"break_glass,omitempty"`
+	Rule            string             `json:"rule"`
+	ApprovalsNeeded int                `json:"approvals_needed"`
+	ApproverGroups  []string           `json:"approver_groups,omitempty"`
+	Reviews         []ReviewJSON       `json:"reviews,omitempty"`
+	CreatedAt       time.Time          `json:"created_at"`
+	PendingUntil    time.Time          `json:"pending_until"`
+	DecidedAt       *time.Time         `json:"decided_at,omitempty"`
+	GrantID         latch.GrantID      `json:"grant_id,omitempty"`
+	Note            string             `json:"note,omitempty"`
+}
+
+func requestJSON(r latch.Request) RequestJSON {
+	j := RequestJSON{
+		ID: r.ID, State: r.State, Requester: identityJSON(r.Requester), Region: r.Target.Region,
+		InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports.String(),
+		Source: r.Source.String(), Duration: r.Duration.String(), Reason: r.Reason, BreakGlass: r.BreakGlass, Rule: r.Rule,
+		ApprovalsNeeded: r.ApprovalsNeeded, ApproverGroups: r.ApproverGroups, CreatedAt: r.CreatedAt, PendingUntil: r.PendingUntil,
+		GrantID: r.GrantID, Note: r.Note,
+	}
+	for _, rv := range r.Reviews {
+		j.Reviews = append(j.Reviews, ReviewJSON{By: rv.By.Subject, Approve: rv.Approve, Reason: rv.Reason, At: rv.At})
+	}
+	if !r.DecidedAt.IsZero() {
+		t := r.DecidedAt
+		j.DecidedAt = &t
+	}
+	return j
+}
+
+// GrantJSON is a grant on the wire.
+type GrantJSON struct {
+	ID        latch.GrantID    `json:"grant_id"`
+	State     latch.GrantState `json:"state"`
+	Region    string           `json:"region"`
+	GroupID   latch.GroupID    `json:"group_id"`
+	RuleID    latch.RuleID     `json:"rule_id,omitempty"`
+	Protocol  latch.Protocol   `json:"protocol"`
+	Ports     string           `json:"ports"`
+	Source    string           `json:"source"`
+	Requester string           `json:"requester"`
+	Reason    string           `json:"reason"`
+	CreatedAt time.Time        `json:"created_at"`
+	ExpiresAt time.Time        `json:"expires_at"`
+	EndedAt   *time.Time       `json:"ended_at,omitempty"`
+	LastError string           `json:"last_error,omitempty"`
+}
+
+func grantJSON(g latch.Grant) GrantJSON {
+	j := GrantJSON{ID: g.ID, State: g.State, Region: g.Region, GroupID: g.GroupID, RuleID: g.RuleID, Protocol: g.Protocol,
+		Ports: g.Ports.String(), Source: g.Source.String(), Requester: g.Requester, Reason: g.Reason,
+		CreatedAt: g.CreatedAt, ExpiresAt: g.ExpiresAt, LastError: g.LastError}
+	if !g.EndedAt.IsZero() {
+		t := g.EndedAt
+		j.EndedAt = &t
+	}
+	return j
+}
+
+func parseStates(s string) ([]latch.RequestState, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []latch.RequestState
+	for _, p := range strings.Split(s, ",") {
+		st := latch.RequestState(strings.TrimSpace(p))
+		switch st {
+		case latch.RequestPending, latch.RequestApproved, latch.RequestActive, latch.RequestDenied,
+			latch.RequestWithdrawn, latch.RequestTimedOut, latch.RequestFailed:
+			out = append(out, st)
+		default:
+			return nil, latch.Invalidf("state", "%q is not a request state", p)
+		}
+	}
+	return out, nil
+}

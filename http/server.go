@@ -1,0 +1,131 @@
+// Package http serves latch's JSON API under /v1 and is its client.
+//
+// Every request gets an ID (X-Request-Id, and in every log line it
+// causes). Every route but health and readiness authenticates the caller,
+// and every handler hands the identity to the access service, which
+// authorizes it explicitly. Errors are {code, message, field, request_id}.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"golang.org/x/time/rate"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+)
+
+// Authenticator proves who made a request. It returns EUNAUTHENTICATED
+// for missing or bad credentials.
+type Authenticator interface {
+	Authenticate(r *http.Request) (latch.Identity, error)
+}
+
+// Options are the server's settings.
+type Options struct {
+	Logger         *slog.Logger   // nil discards logs
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed
+	RateLimit      rate.Limit     // requests per second per identity; 0 means DefaultRateLimit
+	Burst          int            // 0 means DefaultBurst
+	MaxBody        int64          // bytes; 0 means DefaultMaxBody
+	// Ready reports whether the server can serve (its store answers).
+	Ready func(ctx context.Context) error
+}
+
+// Defaults for Options.
+const (
+	DefaultRateLimit = rate.Limit(5)
+	DefaultBurst     = 20
+	DefaultMaxBody   = 64 << 10
+)
+
+// Server is the API server.
+type Server struct {
+	access *broker.Access
+	auth   Authenticator
+	log    *slog.Logger
+	opts   Options
+	limits *limiter
+}
+
+// NewServer returns a server for access, authenticating with auth.
+func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RateLimit == 0 {
+		opts.RateLimit = DefaultRateLimit
+	}
+	if opts.Burst == 0 {
+		opts.Burst = DefaultBurst
+	}
+	if opts.MaxBody == 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts,
+		limits: &limiter{rate: opts.RateLimit, burst: opts.Burst, buckets: map[string]*rate.Limiter{}}}
+}
+
+// Routes lists every route as "METHOD /path"; the OpenAPI test checks the
+// document against it.
+func (s *Server) Routes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /v1/whoami":                  s.whoami,
+		"POST /v1/requests":               s.createRequest,
+		"GET /v1/requests":                s.listRequests,
+		"GET /v1/requests/{id}":           s.getRequest,
+		"POST /v1/requests/{id}/approve":  s.review(true),
+		"POST /v1/requests/{id}/deny":     s.review(false),
+		"POST /v1/requests/{id}/withdraw": s.withdraw,
+		"GET /v1/grants":                  s.listGrants,
+		"GET /v1/grants/{id}":             s.getGrant,
+		"POST /v1/grants/{id}/revoke":     s.revokeGrant,
+		"GET /v1/policy/explain":          s.explain,
+	}
+}
+
+// Open routes need no identity.
+func (s *Server) openRoutes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /v1/health": s.health,
+		"GET /v1/ready":  s.ready,
+	}
+}
+
+// Handler returns the API with its middleware.
+func (s *Server) Handler() http.Handler {
+	authed := http.NewServeMux()
+	for pattern, h := range s.Routes() {
+		authed.Handle(pattern, h)
+	}
+	authed.HandleFunc("/", s.notFound)
+	protected := s.authenticate(s.rateLimit(authed))
+
+	mux := http.NewServeMux()
+	for pattern, h := range s.openRoutes() {
+		mux.Handle(pattern, h)
+	}
+	mux.Handle("/", protected)
+	return withRequestID(s.recoverPanics(s.logRequests(s.withClientAddr(s.limitBody(mux)))))
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, latch.Errorf(latch.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(r.Context()); err != nil {
+			s.writeError(w, r, latch.Errorf(latch.EUNAVAILABLE, "not ready: %v", err))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
