@@ -1,0 +1,112 @@
+// Package accesstest builds a complete access service for tests: the
+// simulator with the demo fleet, a SQLite store, the broker, a policy and
+// a fake clock, plus the people the tests talk about.
+package accesstest
+
+import (
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
+	"github.com/latchdev/latch/mock"
+	"github.com/latchdev/latch/policy"
+	"github.com/latchdev/latch/sqlite"
+)
+
+// Start is the fake clock's first reading.
+var Start = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// The people in the tests. Alice develops; Bob and Erin are SREs (the
+// approvers); Carol administers; Dave is a stranger to the policy.
+var (
+	Alice = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "alice@example.com", Groups: []string{"dev"}}
+	Bob   = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "bob@example.com", Groups: []string{"sre"}}
+	Erin  = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "erin@example.com", Groups: []string{"sre"}}
+	Carol = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "carol@example.com", Groups: []string{"admins"}}
+	Dave  = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "dave@example.com"}
+)
+
+// Policy is the tests' policy: dev instances auto-approved for dev, prod
+// needing one SRE approval (with break-glass), and the db port needing two
+// approvals from the corporate network only.
+const Policy = `
+version: 1
+rules:
+  - name: dev-ssh
+    targets: {tags: {env: dev}}
+    who: {groups: [dev]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 1h}
+    approval: auto
+    max_active: 2
+  - name: prod-db
+    targets: {tags: {env: prod}}
+    who: {groups: [dev]}
+    ports: [tcp/5432]
+    duration: {default: 15m, max: 1h}
+    approval: {approvals: 2, from: [sre]}
+    networks: [198.51.100.0/24]
+  - name: prod-ssh
+    targets: {tags: {env: prod}}
+    who: {groups: [dev]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 2h}
+    approval: {approvals: 1, from: [sre]}
+    pending_timeout: 1h
+    break_glass: true
+`
+
+// Fixture is a running access service.
+type Fixture struct {
+	Env    *awstest.Env
+	Store  *sqlite.Store
+	Clock  *mock.Clock
+	Broker *broker.Broker
+	Access *broker.Access
+	Policy *Holder
+}
+
+// Holder is a swappable policy.
+type Holder struct{ p atomic.Pointer[policy.Policy] }
+
+// Policy returns the policy in force.
+func (h *Holder) Policy() *policy.Policy { return h.p.Load() }
+
+// Set swaps the policy.
+func (h *Holder) Set(p *policy.Policy) { h.p.Store(p) }
+
+// New starts a fixture with the demo fleet and Policy.
+func New(t testing.TB) *Fixture {
+	t.Helper()
+	env := awstest.NewSim(t, ec2sim.Options{})
+	if err := env.Sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
+		t.Fatal(err)
+	}
+	f := &Fixture{Env: env, Clock: mock.NewClock(Start), Policy: &Holder{}}
+	p, err := policy.Parse("test-policy.yaml", []byte(Policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Policy.Set(p)
+	f.Store, err = sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "latch.db"), sqlite.Options{Now: f.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Store.Close() })
+	f.Broker = broker.New(f.Store, []latch.Firewall{env.Firewall(t)}, broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap})
+	f.Access = broker.NewAccess(f.Broker, f.Store, f.Policy,
+		map[string]latch.Inventory{awstest.Region: latchaws.NewInventory(env.Config(), nil)},
+		broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}})
+	return f
+}
+
+// Rules returns the rules now in a group, from the simulator.
+func (f *Fixture) Rules(group latch.GroupID) []ec2sim.Rule {
+	return f.Env.Sim.Rules(awstest.Region, string(group))
+}
