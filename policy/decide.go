@@ -141,7 +141,7 @@ func (r *Rule) decide(q Query) Decision {
 			d.Why += " (break-glass was not needed)"
 		}
 	case q.BreakGlass && !r.BreakGlass:
-		return deny("does not allow break-glass; ask without it and %s", approvalText(r))
+		return deny("does not allow break-glass; ask without it and get %s", approvalText(r))
 	case q.BreakGlass && strings.TrimSpace(q.Reason) == "":
 		return deny("break-glass needs a reason, which is recorded and flagged")
 	case q.BreakGlass:

@@ -66,6 +66,7 @@ rules:
     break_glass: true
 `
 
+// Fixtures, never modified.
 var (
 	alice   = latch.Identity{Kind: latch.KindOIDC, Subject: "alice@example.com", Groups: []string{"developers"}}
 	both    = latch.Identity{Kind: latch.KindOIDC, Subject: "alice@example.com", Groups: []string{"developers", "oncall"}}
@@ -104,8 +105,8 @@ func from(src string) func(*policy.Query) {
 	return func(q *policy.Query) { q.Source = netip.MustParsePrefix(src) }
 }
 func lasting(d time.Duration) func(*policy.Query) { return func(q *policy.Query) { q.Duration = d } }
-func because(r string) func(*policy.Query) { return func(q *policy.Query) { q.Reason = r } }
-func breakGlass(q *policy.Query)              { q.BreakGlass = true }
+func because(r string) func(*policy.Query)        { return func(q *policy.Query) { q.Reason = r } }
+func breakGlass(q *policy.Query)                  { q.BreakGlass = true }
 func active(rule string, n int) func(*policy.Query) {
 	return func(q *policy.Query) {
 		q.Active = func(r string) int {
@@ -166,7 +167,7 @@ func TestDecide(t *testing.T) {
 		{"no reason where none is required", ask(alice, labBox, "tcp/22", because("")),
 			policy.Decision{Outcome: policy.NeedsApproval, Rule: "lab-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, ApproverGroups: []string{"sre"}, PendingTimeout: time.Hour}, ""},
 		{"break-glass where the rule has none", ask(dana, prodBox, "tcp/5432", breakGlass), denied("prod-db", 15*time.Minute),
-			`rule "prod-db": does not allow break-glass; ask without it and 2 approvals from sre or security`},
+			`rule "prod-db": does not allow break-glass; ask without it and get 2 approvals from sre or security`},
 		{"break-glass on an auto rule", ask(alice, devBox, "tcp/22", breakGlass), allowed("dev-ssh", 30*time.Minute), "(break-glass was not needed)"},
 
 		// Rule order: the first applicable rule decides, even when it denies.

@@ -24,7 +24,13 @@ const maxProblems = 20
 // and the test-file readers use it.
 type decoder struct {
 	file     string
-	problems []string
+	problems []problem
+}
+
+// problem is one thing wrong with a file, at a line (0 for the whole file).
+type problem struct {
+	line int
+	text string
 }
 
 // failf records a problem at n. path is the field path, e.g. rules[1].ports[0].
@@ -33,17 +39,32 @@ func (d *decoder) failf(n *yaml.Node, path, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	d.problems = append(d.problems, fmt.Sprintf("%s:%d: %s: %s", d.file, line, path, fmt.Sprintf(format, args...)))
+	d.whole(line, path+": "+fmt.Sprintf(format, args...))
 }
 
-// err returns the problems found as one EINVALID error, or nil.
+// whole records a problem with the whole file, or at a line the YAML parser gave.
+func (d *decoder) whole(line int, text string) {
+	if line > 0 {
+		d.problems = append(d.problems, problem{line, fmt.Sprintf("%s:%d: %s", d.file, line, text)})
+		return
+	}
+	d.problems = append(d.problems, problem{0, d.file + ": " + text})
+}
+
+// err returns the problems found as one EINVALID error, in line order,
+// or nil.
 func (d *decoder) err() error {
 	if len(d.problems) == 0 {
 		return nil
 	}
-	lines := d.problems
-	if len(lines) > maxProblems {
-		lines = append(slices.Clip(lines[:maxProblems]), fmt.Sprintf("... and %d more problems", len(d.problems)-maxProblems))
+	slices.SortStableFunc(d.problems, func(a, b problem) int { return a.line - b.line })
+	var lines []string
+	for i, p := range d.problems {
+		if i == maxProblems {
+			lines = append(lines, fmt.Sprintf("... and %d more problems", len(d.problems)-maxProblems))
+			break
+		}
+		lines = append(lines, p.text)
 	}
 	return &latch.Error{Code: latch.EINVALID, Message: strings.Join(lines, "\n")}
 }
@@ -57,7 +78,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			d.problems = append(d.problems, d.file+": the file is empty")
+			d.whole(0, "the file is empty")
 		} else {
 			d.syntax(err)
 		}
@@ -73,7 +94,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 		return nil
 	}
 	if len(doc.Content) != 1 || isNull(doc.Content[0]) {
-		d.problems = append(d.problems, d.file+": the file is empty")
+		d.whole(0, "the file is empty")
 		return nil
 	}
 	if a := findAlias(doc.Content[0]); a != nil {
@@ -89,12 +110,12 @@ func (d *decoder) syntax(err error) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		num, text, found := strings.Cut(rest, ": ")
-		if n, convErr := strconv.Atoi(num); found && convErr == nil {
-			d.problems = append(d.problems, fmt.Sprintf("%s:%d: %s", d.file, n, text))
+		if n, convErr := strconv.Atoi(num); found && convErr == nil && n > 0 {
+			d.whole(n, text)
 			return
 		}
 	}
-	d.problems = append(d.problems, d.file+": "+msg)
+	d.whole(0, msg)
 }
 
 // findAlias returns the first alias node under n, or nil.

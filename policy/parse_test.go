@@ -12,22 +12,21 @@ import (
 )
 
 // baseRule is a valid one-rule policy; withRule edits it line by line.
-var baseRule = []string{
-	"version: 1",                              // 1
-	"rules:",                                  // 2
-	"  - name: dev-ssh",                       // 3
-	"    targets: {tags: {env: dev}}",         // 4
-	"    who: {groups: [developers]}",         // 5
-	"    ports: [tcp/22]",                     // 6
-	"    duration: {default: 30m, max: 2h}",   // 7
-	"    approval: auto",                      // 8
-}
+const baseRule = `version: 1
+rules:
+  - name: dev-ssh
+    targets: {tags: {env: dev}}
+    who: {groups: [developers]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 2h}
+    approval: auto
+`
 
 // withRule returns baseRule with each edit applied: "    key: value"
 // replaces the line with that key (or is appended as line 9, 10, …), and
 // "-key" removes it.
 func withRule(edits ...string) string {
-	lines := append([]string(nil), baseRule...)
+	lines := strings.Split(strings.TrimSuffix(baseRule, "\n"), "\n")
 	for _, e := range edits {
 		if key, ok := strings.CutPrefix(e, "-"); ok {
 			for i, l := range lines {
@@ -127,7 +126,7 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`policy.yaml:3: rules[0].who: required; want users, groups or aws_principals`}},
 		{name: "bad name", in: withRule("  - name: dev ssh"),
 			want: []string{`policy.yaml:3: rules[0].name: "dev ssh" is not a name; want 1-64 letters, digits, '-', '_' or '.'`}},
-		{name: "duplicate names", in: withRule() + strings.Replace(strings.Join(baseRule[2:], "\n"), "dev-ssh", "DEV-ssh", 1),
+		{name: "duplicate names", in: withRule() + strings.Replace(baseRule[strings.Index(baseRule, "  - name"):], "dev-ssh", "DEV-ssh", 1),
 			want: []string{`policy.yaml:9: rules[1].name: "DEV-ssh" is already the name of rules[0] (line 3); names must be unique`}},
 		{name: "repeated key", in: withRule() + "    max_active: 1\n    max_active: 2\n",
 			want: []string{`policy.yaml:10: rules[0].max_active: repeated; give each key once`}},

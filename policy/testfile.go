@@ -11,8 +11,8 @@ import (
 
 // Defaults for a policy test case that does not say.
 const (
-	DefaultTestSource = "203.0.113.1"
-	DefaultTestReason = "policy test"
+	testSource = "203.0.113.1" // TEST-NET-3: outside any real corporate network
+	testReason = "policy test"
 )
 
 // TestResult is the outcome of one case of a policy test file.
@@ -113,7 +113,7 @@ func ruleText(name string) string {
 // testCase reads one case into a query and an unfinished result.
 func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestResult) {
 	r := TestResult{Line: n.Line}
-	q := Query{Protocol: latch.TCP, Reason: DefaultTestReason}
+	q := Query{Protocol: latch.TCP, Reason: testReason}
 	if isNull(n) {
 		d.failf(n, path, "empty; want a case with name, who, target, port and expect")
 		return q, r
@@ -155,7 +155,7 @@ func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestRes
 	if v := m["duration"]; v != nil {
 		q.Duration = d.duration(v, join(path, "duration"))
 	}
-	src := DefaultTestSource
+	src := testSource
 	if v := m["source"]; v != nil {
 		src = d.str(v, join(path, "source"))
 	}
