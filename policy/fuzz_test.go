@@ -45,34 +45,37 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = policy.RunTests(example, "fuzz_test.yaml", data)
-		p, err := policy.Parse("fuzz.yaml", data)
-		if err != nil {
-			if latch.ErrorCode(err) != latch.EINVALID || !strings.HasPrefix(err.Error(), "fuzz.yaml") {
-				t.Fatalf("Parse error %q has code %s, want EINVALID naming the file", err, latch.ErrorCode(err))
-			}
-			return
+	f.Fuzz(func(t *testing.T, data []byte) { checkParse(t, example, data) })
+}
+
+// checkParse is one run of FuzzParse.
+func checkParse(t *testing.T, example *policy.Policy, data []byte) {
+	_, _ = policy.RunTests(example, "fuzz_test.yaml", data)
+	p, err := policy.Parse("fuzz.yaml", data)
+	if err != nil {
+		if latch.ErrorCode(err) != latch.EINVALID || !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("Parse error %q has code %s, want EINVALID naming the file", err, latch.ErrorCode(err))
 		}
-		again, err := policy.Parse("fuzz.yaml", data)
-		if err != nil || !reflect.DeepEqual(p.Rules(), again.Rules()) {
-			t.Fatalf("parsing twice differs: %v", err)
+		return
+	}
+	again, err := policy.Parse("fuzz.yaml", data)
+	if err != nil || !reflect.DeepEqual(p.Rules(), again.Rules()) {
+		t.Fatalf("parsing twice differs: %v", err)
+	}
+	rules := p.Rules()
+	for _, q := range queriesFor(rules) {
+		d := p.Decide(q)
+		if d2 := p.Decide(q); !reflect.DeepEqual(d, d2) {
+			t.Fatalf("Decide(%+v) = %+v, then %+v", q, d, d2)
 		}
-		rules := p.Rules()
-		for _, q := range queriesFor(rules) {
-			d := p.Decide(q)
-			if d2 := p.Decide(q); !reflect.DeepEqual(d, d2) {
-				t.Fatalf("Decide(%+v) = %+v, then %+v", q, d, d2)
-			}
-			if d2 := again.Decide(q); !reflect.DeepEqual(d, d2) {
-				t.Fatalf("Decide(%+v) = %+v, but %+v from the same file parsed again", q, d, d2)
-			}
-			checkDecision(t, rules, q, d)
-			if e1, e2 := p.Explain(q.Who, q.Target), p.Explain(q.Who, q.Target); !reflect.DeepEqual(e1, e2) || len(e1) != len(rules) {
-				t.Fatalf("Explain is not deterministic")
-			}
+		if d2 := again.Decide(q); !reflect.DeepEqual(d, d2) {
+			t.Fatalf("Decide(%+v) = %+v, but %+v from the same file parsed again", q, d, d2)
 		}
-	})
+		checkDecision(t, rules, q, d)
+		if e1, e2 := p.Explain(q.Who, q.Target), p.Explain(q.Who, q.Target); !reflect.DeepEqual(e1, e2) || len(e1) != len(rules) {
+			t.Fatalf("Explain is not deterministic")
+		}
+	}
 }
 
 // checkDecision checks what holds of every decision.

@@ -63,24 +63,25 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 	r.Description = d.str(m["description"], join(path, "description"))
 	r.Targets = d.targets(d.require(n, m, path, "targets", "instances, groups or tags"), join(path, "targets"))
 	r.Who = d.who(d.require(n, m, path, "who", "users, groups or aws_principals"), join(path, "who"))
-	for i, item := range d.list(d.require(n, m, path, "ports", "a list such as [tcp/22]"), join(path, "ports")) {
-		p := index(join(path, "ports"), i)
-		if s, ok := d.scalar(item, p, "PROTOCOL/PORTS such as tcp/22"); ok {
-			if spec, err := parsePortSpec(s); err != nil {
-				d.failf(item, p, "%s", err)
-			} else {
-				r.Ports = append(r.Ports, spec)
-			}
+	d.strs(d.require(n, m, path, "ports", "a list such as [tcp/22]"), join(path, "ports"), func(n *yaml.Node, p, s string) bool {
+		spec, err := parsePortSpec(s)
+		if err != nil {
+			d.failf(n, p, "%s", err)
+			return false
 		}
-	}
+		r.Ports = append(r.Ports, spec)
+		return true
+	})
 	d.durations(&r, d.require(n, m, path, "duration", "{default: 30m, max: 2h}"), join(path, "duration"))
 	auto := d.approval(&r, d.require(n, m, path, "approval", "auto or {approvals: 1, from: [sre]}"), join(path, "approval"))
 
-	for i, item := range d.list(m["networks"], join(path, "networks")) {
-		if p, ok := d.network(item, index(join(path, "networks"), i)); ok {
-			r.Networks = append(r.Networks, p)
+	d.strs(m["networks"], join(path, "networks"), func(n *yaml.Node, p, s string) bool {
+		network, ok := d.network(n, p, s)
+		if ok {
+			r.Networks = append(r.Networks, network)
 		}
-	}
+		return ok
+	})
 	r.AllowPrefix = d.boolean(m["allow_prefix"], join(path, "allow_prefix"), false)
 	if r.AllowPrefix && m["networks"] == nil {
 		d.failf(m["allow_prefix"], join(path, "allow_prefix"), "needs networks: a prefix wider than one address is allowed only inside named networks")
@@ -104,7 +105,7 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 	return r
 }
 
-// name checks a rule or test name.
+// name checks a rule name.
 func (d *decoder) name(n *yaml.Node, path string) string {
 	s, ok := d.scalar(n, path, "a name")
 	if !ok {
@@ -248,11 +249,7 @@ func message(err error) string {
 }
 
 // network reads one entry of networks: a CIDR, or one address.
-func (d *decoder) network(n *yaml.Node, path string) (netip.Prefix, bool) {
-	s, ok := d.scalar(n, path, "a network such as 198.51.100.0/24")
-	if !ok {
-		return netip.Prefix{}, false
-	}
+func (d *decoder) network(n *yaml.Node, path, s string) (netip.Prefix, bool) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		a, aerr := netip.ParseAddr(s)

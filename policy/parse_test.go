@@ -82,6 +82,8 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`policy.yaml:6: rules[0].ports[0]: "all/22": protocol "all" is not allowed; want tcp, udp or icmp`}},
 		{name: "bad icmp type", in: withRule("    ports: [icmp/300]"),
 			want: []string{`policy.yaml:6: rules[0].ports[0]: "icmp/300": "300" is not an ICMP type; want TYPE or TYPE-CODE (0-255; -1 for all)`}},
+		{name: "port listed twice", in: withRule("    ports: [tcp/22, tcp/22]"),
+			want: []string{`policy.yaml:6: rules[0].ports[1]: "tcp/22" is listed twice`}},
 		{name: "ports not a list", in: withRule("    ports: tcp/22"),
 			want: []string{`policy.yaml:6: rules[0].ports: want a list ([a, b] or lines starting with -), not "tcp/22"`}},
 		{name: "default over max", in: withRule("    duration: {default: 3h, max: 2h}"),

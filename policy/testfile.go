@@ -113,7 +113,7 @@ func ruleText(name string) string {
 // testCase reads one case into a query and an unfinished result.
 func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestResult) {
 	r := TestResult{Line: n.Line}
-	q := Query{Protocol: latch.TCP, Reason: testReason}
+	q := Query{Reason: testReason}
 	if isNull(n) {
 		d.failf(n, path, "empty; want a case with name, who, target, port and expect")
 		return q, r
@@ -131,35 +131,15 @@ func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestRes
 	}
 	q.Who = d.testWho(d.require(n, m, path, "who", "{user: alice@example.com} or {aws_principal: ARN}"), join(path, "who"))
 	q.Target = d.testTarget(d.require(n, m, path, "target", "{instance: i-…} or {group: sg-…}"), join(path, "target"))
-	if v := m["protocol"]; v != nil {
-		if proto, err := latch.ParseProtocol(d.str(v, join(path, "protocol"))); err != nil {
-			d.failf(v, join(path, "protocol"), "%s", message(err))
-		} else {
-			q.Protocol = proto
-		}
-	}
-	switch v := m["port"]; {
-	case v == nil && q.Protocol == latch.ICMP:
-		q.Ports = latch.PortRange{From: -1, To: -1} // every ICMP type
-	case v == nil:
-		d.failf(n, join(path, "port"), "required; want a port such as 22 or a range such as 8000-8080")
-	default:
-		if s, ok := d.scalar(v, join(path, "port"), "a port or range"); ok {
-			if pr, err := latch.ParsePorts(q.Protocol, s); err != nil {
-				d.failf(v, join(path, "port"), "%s", message(err))
-			} else {
-				q.Ports = pr
-			}
-		}
-	}
+	q.Protocol, q.Ports = d.testPorts(n, m, path)
 	if v := m["duration"]; v != nil {
 		q.Duration = d.duration(v, join(path, "duration"))
 	}
-	src := testSource
+	src, ok := testSource, true
 	if v := m["source"]; v != nil {
-		src = d.str(v, join(path, "source"))
+		src, ok = d.scalar(v, join(path, "source"), "an address such as 198.51.100.7")
 	}
-	if s, err := latch.ParseWideSource(src); err != nil {
+	if s, err := latch.ParseWideSource(src); ok && err != nil {
 		d.failf(m["source"], join(path, "source"), "%s", message(err))
 	} else {
 		q.Source = s
@@ -171,21 +151,57 @@ func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestRes
 	if active := d.integer(m["active"], join(path, "active"), 0); active > 0 {
 		q.Active = func(string) int { return active }
 	}
+	r.WantOutcome, r.WantRule, r.RuleChecked = d.testExpect(p, n, m, path)
+	return q, r
+}
+
+// testPorts reads a case's protocol (tcp by default) and port.
+func (d *decoder) testPorts(n *yaml.Node, m map[string]*yaml.Node, path string) (latch.Protocol, latch.PortRange) {
+	proto := latch.TCP
+	if v := m["protocol"]; v != nil {
+		if s, ok := d.scalar(v, join(path, "protocol"), "tcp, udp or icmp"); ok {
+			p, err := latch.ParseProtocol(s)
+			if err != nil {
+				d.failf(v, join(path, "protocol"), "%s", message(err))
+			}
+			proto = p
+		}
+	}
+	v := m["port"]
+	switch {
+	case v == nil && proto == latch.ICMP:
+		return proto, latch.PortRange{From: -1, To: -1} // every ICMP type
+	case v == nil:
+		d.failf(n, join(path, "port"), "required; want a port such as 22 or a range such as 8000-8080")
+	default:
+		if s, ok := d.scalar(v, join(path, "port"), "a port or range"); ok {
+			pr, err := latch.ParsePorts(proto, s)
+			if err != nil {
+				d.failf(v, join(path, "port"), "%s", message(err))
+			}
+			return proto, pr
+		}
+	}
+	return proto, latch.PortRange{}
+}
+
+// testExpect reads a case's expected outcome and, if it names one, rule.
+func (d *decoder) testExpect(p *Policy, n *yaml.Node, m map[string]*yaml.Node, path string) (want Outcome, rule string, checked bool) {
 	if v := d.require(n, m, path, "expect", "allowed, needs-approval or denied"); v != nil {
 		switch o := Outcome(d.str(v, join(path, "expect"))); o {
 		case Allowed, NeedsApproval, Denied:
-			r.WantOutcome = o
+			want = o
 		default:
 			d.failf(v, join(path, "expect"), "%s is not an outcome; want allowed, needs-approval or denied", describe(v))
 		}
 	}
 	if v := m["rule"]; v != nil {
-		r.WantRule, r.RuleChecked = d.str(v, join(path, "rule")), true
-		if _, ok := p.rule(r.WantRule); !ok && r.WantRule != "" {
-			d.failf(v, join(path, "rule"), "the policy has no rule %q", r.WantRule)
+		rule, checked = d.str(v, join(path, "rule")), true
+		if _, ok := p.rule(rule); !ok && rule != "" {
+			d.failf(v, join(path, "rule"), "the policy has no rule %q", rule)
 		}
 	}
-	return q, r
+	return want, rule, checked
 }
 
 // testWho reads who: {user, groups} or {aws_principal}.
