@@ -56,6 +56,9 @@ type Server struct {
 	faults    Faults
 	faultRand *rand.Rand
 	faulted   int // requests failed since SetFaults, for Faults.Limit
+	// identities are STS's callers by access key ID (see sts.go); the map
+	// is replaced, never modified, so a request may keep reading it.
+	identities map[string]Identity
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -210,6 +213,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if s.serveSTS(w, r) {
+		return
+	}
 	formErr := r.ParseForm()
 	c := &call{params: params(r.Form)}
 	c.action = c.params.str("Action")
