@@ -120,14 +120,14 @@ func (p *Policy) Rules() []Rule {
 	return out
 }
 
-// rule returns the rule named name.
-func (p *Policy) rule(name string) (*Rule, bool) {
-	for i := range p.rules {
-		if p.rules[i].Name == name {
-			return &p.rules[i], true
+// Rule returns a copy of the rule named name, and whether there is one.
+func (p *Policy) Rule(name string) (Rule, bool) {
+	for _, r := range p.rules {
+		if r.Name == name {
+			return r.clone(), true
 		}
 	}
-	return nil, false
+	return Rule{}, false
 }
 
 // clone returns a deep copy of r, so callers cannot change a loaded policy.

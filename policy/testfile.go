@@ -197,7 +197,7 @@ func (d *decoder) testExpect(p *Policy, n *yaml.Node, m map[string]*yaml.Node, p
 	}
 	if v := m["rule"]; v != nil {
 		rule, checked = d.str(v, join(path, "rule")), true
-		if _, ok := p.rule(rule); !ok && rule != "" {
+		if _, ok := p.Rule(rule); !ok && rule != "" {
 			d.failf(v, join(path, "rule"), "the policy has no rule %q", rule)
 		}
 	}
