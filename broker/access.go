@@ -72,8 +72,7 @@ type RequestInput struct {
 	BreakGlass bool
 }
 
-// resolve turns a target string into a Target, checking that latch may
-// open its group.
+// resolve turns a target string into a Target in a served region.
 func (a *Access) resolve(ctx context.Context, region, target string) (latch.Target, error) {
 	if region == "" {
 		region = a.opts.DefaultRegion
@@ -82,6 +81,12 @@ func (a *Access) resolve(ctx context.Context, region, target string) (latch.Targ
 	if !ok {
 		return latch.Target{}, latch.Invalidf("region", "region %q is not served here", region)
 	}
+	return ResolveTarget(ctx, inv, region, target)
+}
+
+// ResolveTarget turns "i-…" or "sg-…" into a Target: an instance resolves to
+// its one managed security group, and a group must itself be managed.
+func ResolveTarget(ctx context.Context, inv latch.Inventory, region, target string) (latch.Target, error) {
 	if strings.HasPrefix(target, "sg-") {
 		id, err := latch.ParseGroupID(target)
 		if err != nil {
@@ -127,11 +132,19 @@ func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInpu
 		source = in.Asked
 	}
 	p := a.policy.Policy()
+	var countErr error
 	d := p.Decide(policy.Query{
 		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Duration: in.Duration,
 		Source: source, BreakGlass: in.BreakGlass, Reason: in.Reason,
-		Active: func(rule string) int { return a.activeUnder(ctx, who, rule) },
+		Active: func(rule string) int {
+			n, err := a.activeUnder(ctx, who, rule)
+			countErr = err
+			return n
+		},
 	})
+	if countErr != nil { // fail closed: an unknown count must not pass max_active
+		return latch.Request{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+	}
 	if d.Outcome == policy.Allowed || d.Outcome == policy.NeedsApproval {
 		if err := a.checkAskedSource(p, d.Rule, in); err != nil {
 			d.Outcome, d.Why = policy.Denied, latch.ErrorMessage(err)
@@ -168,31 +181,32 @@ func (a *Access) checkAskedSource(p *policy.Policy, rule string, in RequestInput
 	if !in.Asked.IsValid() || in.Asked == in.Observed {
 		return nil
 	}
-	for _, r := range p.Rules() {
-		if r.Name == rule && len(r.Networks) > 0 {
-			return nil // Decide already checked the address is inside them
-		}
+	if r, ok := p.Rule(rule); ok && len(r.Networks) > 0 {
+		return nil // Decide already checked the address is inside them
 	}
 	return latch.Invalidf("source", "you asked for %s but are connecting from %s; rule %q allows only your own address", in.Asked, in.Observed.Addr(), rule)
 }
 
-// activeUnder counts the requester's active grants opened under rule.
-func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule string) int {
+// activeUnder counts the requester's open grants opened under rule.
+func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule string) (int, error) {
 	rs, err := a.store.Requests(ctx, latch.RequestFilter{Requester: who.Subject, States: []latch.RequestState{latch.RequestActive}})
 	if err != nil {
-		a.log.WarnContext(ctx, "count active grants", "err", err)
-		return 0
+		return 0, err
 	}
 	n := 0
 	for _, r := range rs {
 		if r.Rule != rule || !r.Requester.Same(who) {
 			continue
 		}
-		if g, err := a.store.Grant(ctx, r.GrantID); err == nil && g.State.Open() {
+		g, err := a.store.Grant(ctx, r.GrantID)
+		if err != nil {
+			return 0, err
+		}
+		if g.State.Open() {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 // open starts access for an approved request: the duration counts from now.

@@ -100,7 +100,11 @@ func TestPolicyRefusals(t *testing.T) {
 	}{
 		{"stranger", at.Dave, ask(ec2sim.DemoWeb1, 22, home), latch.EFORBIDDEN, "dave@example.com"},
 		{"port not in any rule", at.Alice, ask(ec2sim.DemoWeb1, 3389, home), latch.EFORBIDDEN, "3389"},
-		{"over the maximum duration", at.Alice, func() broker.RequestInput { in := ask(ec2sim.DemoWeb1, 22, home); in.Duration = 2 * time.Hour; return in }(), latch.EFORBIDDEN, "1h"},
+		{"over the maximum duration", at.Alice, func() broker.RequestInput {
+			in := ask(ec2sim.DemoWeb1, 22, home)
+			in.Duration = 2 * time.Hour
+			return in
+		}(), latch.EFORBIDDEN, "1h"},
 		{"outside the allowed networks", at.Alice, ask(ec2sim.DemoDB1, 5432, home), latch.EFORBIDDEN, "198.51.100.0/24"},
 		{"naming another address without networks", at.Alice, func() broker.RequestInput {
 			in := ask(ec2sim.DemoWeb1, 22, home)

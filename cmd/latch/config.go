@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -142,31 +143,37 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 
 // firewalls connects to EC2 in each region.
 func (a *app) firewalls(ctx context.Context, regions []string) ([]latch.Firewall, error) {
-	attempts := 0
-	if v := a.getenv("AWS_MAX_ATTEMPTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, usagef("AWS_MAX_ATTEMPTS=%q: want a whole number, at least 1", v)
-		}
-		attempts = n
-	}
 	var fws []latch.Firewall
 	for _, region := range regions {
-		cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
-			Region:          region,
-			Profile:         a.profile,
-			Endpoint:        a.endpoint,
-			AccessKeyID:     a.getenv("AWS_ACCESS_KEY_ID"),
-			SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
-			SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
-			MaxAttempts:     attempts,
-		})
+		cfg, err := a.awsConfig(ctx, region)
 		if err != nil {
 			return nil, err
 		}
 		fws = append(fws, latchaws.NewFirewall(cfg, a.log.With("component", "aws")))
 	}
 	return fws, nil
+}
+
+// awsConfig is the SDK configuration for one region, from flags and the
+// environment.
+func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) {
+	attempts := 0
+	if v := a.getenv("AWS_MAX_ATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return aws.Config{}, usagef("AWS_MAX_ATTEMPTS=%q: want a whole number, at least 1", v)
+		}
+		attempts = n
+	}
+	return latchaws.LoadConfig(ctx, latchaws.Config{
+		Region:          region,
+		Profile:         a.profile,
+		Endpoint:        a.endpoint,
+		AccessKeyID:     a.getenv("AWS_ACCESS_KEY_ID"),
+		SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
+		SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
+		MaxAttempts:     attempts,
+	})
 }
 
 // store opens the grant database, creating it if needed.

@@ -96,11 +96,20 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	}
 	root.Args = cobra.ArbitraryArgs
 	a.globalFlags(root)
-	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand())
-	for _, c := range root.Commands() {
-		c.Args = wrapArgs(c.Args)
-	}
+	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
+		a.serverCommand(), a.policyCommand())
+	wrapAll(root)
 	return root
+}
+
+// wrapAll makes argument-count errors usage errors in every subcommand.
+func wrapAll(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		if sub.Runnable() {
+			sub.Args = wrapArgs(sub.Args)
+		}
+		wrapAll(sub)
+	}
 }
 
 // wrapArgs makes argument-count errors usage errors.

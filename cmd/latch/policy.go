@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/policy"
+)
+
+func (a *app) policyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Check, test and explain access policies",
+		Long: `A policy file says who may ask for access to which targets, on which ports,
+for how long, and with whose approval. Rules are read in order and the
+first that applies to the caller, the target and the port decides.`,
+	}
+	cmd.AddCommand(a.policyCheckCommand(), a.policyTestCommand(), a.policyExplainCommand())
+	return cmd
+}
+
+func (a *app) policyCheckCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a policy file",
+		Long:  "Validate a policy file and list its rules. Errors give the file, line and field.",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			p, err := policy.Load(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s: ok, %d rule(s)\n", args[0], len(p.Rules()))
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			for _, r := range p.Rules() {
+				approval := "auto"
+				if r.Approvals > 0 {
+					approval = fmt.Sprintf("%d from %s", r.Approvals, strings.Join(r.ApproverGroups, ","))
+				}
+				fmt.Fprintf(tw, "  %s\tline %d\tmax %s\tapproval %s\n", r.Name, r.Line, r.MaxDuration, approval)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) policyTestCommand() *cobra.Command {
+	var policyFile string
+	cmd := &cobra.Command{
+		Use:   "test TESTS --policy FILE",
+		Short: "Run a table of expected decisions against a policy",
+		Long: `Run a YAML table of cases (who, target, port, duration → allowed,
+needs-approval or denied, and optionally the deciding rule) against a
+policy, so policy changes can be reviewed like code. Exits 1 if any case
+fails.`,
+		Example: "  latch policy test policy_test.yaml --policy policy.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if policyFile == "" {
+				return latch.Invalidf("policy", "--policy FILE is required")
+			}
+			p, err := policy.Load(policyFile)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			results, err := policy.RunTests(p, args[0], data)
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, r := range results {
+				mark := "PASS"
+				if !r.Pass {
+					mark, failed = "FAIL", failed+1
+				}
+				fmt.Fprintf(a.stdout, "%s  %s", mark, r.Name)
+				if !r.Pass {
+					fmt.Fprintf(a.stdout, ": %s", r.Message)
+				}
+				fmt.Fprintln(a.stdout)
+			}
+			fmt.Fprintf(a.stdout, "%d passed, %d failed\n", len(results)-failed, failed)
+			if failed > 0 {
+				return fmt.Errorf("%d policy test(s) failed", failed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the policy file to test")
+	return cmd
+}
+
+type explainOptions struct {
+	policyFile, as, target string
+	groups                 []string
+	json                   bool
+}
+
+func (a *app) policyExplainCommand() *cobra.Command {
+	var o explainOptions
+	cmd := &cobra.Command{
+		Use:   "explain --target i-… [--as IDENTITY] [--policy FILE]",
+		Short: "Say what an identity may do on a target, and which rule decides",
+		Long: `List every rule with whether it applies to IDENTITY on the target, why not,
+or what it allows. The first rule that applies to a port decides it.
+
+With --policy, latch reads the file and looks the target up in AWS itself
+(your credentials); otherwise it asks the server ($LATCH_SERVER), where
+only admins may ask about someone else. --as names the identity: an email
+or subject (with --groups), or an AWS ARN.`,
+		Example: `  latch policy explain --target i-0a0b0c0d0e0f00001
+  latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.policyExplain(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.policyFile, "policy", "", "explain from this file instead of asking the server")
+	f.StringVar(&o.as, "as", "", "the identity to explain for (default: you)")
+	f.StringSliceVar(&o.groups, "groups", nil, "the identity's groups")
+	f.StringVar(&o.target, "target", "", "an instance ID or managed security group ID")
+	f.BoolVar(&o.json, "json", false, "print JSON")
+	return cmd
+}
+
+type explainJSON struct {
+	Rule    string `json:"rule"`
+	Applies bool   `json:"applies"`
+	Why     string `json:"why"`
+}
+
+func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
+	ctx := cmd.Context()
+	if o.target == "" {
+		return latch.Invalidf("target", "--target i-… (or sg-…) is required")
+	}
+	var out []explainJSON
+	if o.policyFile == "" {
+		c, err := a.client(ctx)
+		if err != nil {
+			return err
+		}
+		ex, err := c.Explain(ctx, o.target, "", o.as, o.groups)
+		if err != nil {
+			return err
+		}
+		for _, e := range ex {
+			out = append(out, explainJSON(e))
+		}
+	} else {
+		p, err := policy.Load(o.policyFile)
+		if err != nil {
+			return err
+		}
+		if o.as == "" {
+			return latch.Invalidf("as", "--as IDENTITY is required with --policy")
+		}
+		who := latch.Identity{Kind: latch.KindOIDC, Subject: o.as, Groups: o.groups}
+		if strings.HasPrefix(o.as, "arn:aws:") {
+			who.Kind = latch.KindIAM
+		}
+		target, err := a.resolveTarget(ctx, o.target)
+		if err != nil {
+			return err
+		}
+		for _, e := range p.Explain(who, target) {
+			out = append(out, explainJSON{Rule: e.Rule.Name, Applies: e.Applies, Why: e.Why})
+		}
+	}
+	if o.json {
+		return writeJSON(a.stdout, out)
+	}
+	for _, e := range out {
+		mark := "  -"
+		if e.Applies {
+			mark = "  ✓"
+		}
+		fmt.Fprintf(a.stdout, "%s %s: %s\n", mark, e.Rule, e.Why)
+	}
+	return nil
+}
+
+// resolveTarget looks a target up in AWS directly, for offline explain.
+func (a *app) resolveTarget(ctx context.Context, target string) (latch.Target, error) {
+	inv, err := a.inventories(ctx)
+	if err != nil {
+		return latch.Target{}, err
+	}
+	return broker.ResolveTarget(ctx, inv[a.regions[0]], a.regions[0], target)
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/broker"
+	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/policy"
+	"github.com/latchdev/latch/revoker"
+)
+
+type serverOptions struct {
+	listen, tlsCert, tlsKey, policyFile string
+	insecureHTTP                        bool
+	admins, trustedProxies              []string
+	sweepInterval                       string
+	rateLimit                           float64
+	auth                                authOptions
+}
+
+func (a *app) serverCommand() *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server --policy FILE",
+		Short: "Run the broker: the /v1 API, policy, approvals and the revoker",
+		Long: `Serve latch's JSON API. Requesters hold no AWS permissions: they ask this
+server, which decides by --policy, collects approvals, and opens and revokes
+rules with its own AWS credentials. The revoker runs inside it.
+
+Callers authenticate with an OIDC ID token (--oidc-issuer, --oidc-audience;
+get one with 'latch login') or with AWS IAM (--aws-auth: a presigned
+sts:GetCallerIdentity, checked against STS).
+
+Serve TLS with --tls-cert and --tls-key. Plain HTTP is allowed on loopback;
+anywhere else it needs --insecure-http (behind a TLS-terminating proxy,
+with --trusted-proxy) and is logged as a warning.
+
+SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
+		Example: `  latch server --policy policy.yaml --oidc-issuer https://idp.example.com --oidc-audience latch \
+    --tls-cert cert.pem --tls-key key.pem --listen :8443 --admin latch-admins`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.server(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to serve on")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
+	f.StringVar(&o.policyFile, "policy", "", "policy file (YAML); required")
+	f.StringSliceVar(&o.admins, "admin", nil, "groups or subjects who administer latch (see and end every grant)")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil, "CIDRs of proxies whose X-Forwarded-For is believed")
+	f.StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
+	f.Float64Var(&o.rateLimit, "rate-limit", float64(latchhttp.DefaultRateLimit), "API requests per second per identity")
+	o.auth.flags(cmd)
+	return cmd
+}
+
+// policyHolder is the policy in force, swapped whole on SIGHUP.
+type policyHolder struct{ p atomic.Pointer[policy.Policy] }
+
+func (h *policyHolder) Policy() *policy.Policy { return h.p.Load() }
+
+func (a *app) server(ctx context.Context, o serverOptions) error {
+	if o.policyFile == "" {
+		return latch.Invalidf("policy", "a policy file is required: --policy FILE (see 'latch policy check')")
+	}
+	p, err := policy.Load(o.policyFile)
+	if err != nil {
+		return latch.Invalidf("policy", "%v", err)
+	}
+	sweep, err := positiveDuration("sweep-interval", o.sweepInterval)
+	if err != nil {
+		return err
+	}
+	proxies, err := parsePrefixes("trusted-proxy", o.trustedProxies)
+	if err != nil {
+		return err
+	}
+	ln, tlsCfg, err := a.listen(o)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	auth, err := o.auth.authenticator(ctx, a)
+	if err != nil {
+		return err
+	}
+
+	store, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := a.broker(ctx, store, a.regions, policy.DurationCap)
+	if err != nil {
+		return err
+	}
+	inv, err := a.inventories(ctx)
+	if err != nil {
+		return err
+	}
+	holder := &policyHolder{}
+	holder.p.Store(p)
+	access := broker.NewAccess(b, store, holder, inv, broker.AccessOptions{
+		Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0], Admins: o.admins,
+	})
+	api := latchhttp.NewServer(access, auth, latchhttp.Options{
+		Logger: a.log.With("component", "http"), TrustedProxies: proxies, RateLimit: rate.Limit(o.rateLimit),
+		Ready: func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err },
+	})
+	r := revoker.New(store, b, sweeper{b, access}, revoker.Options{
+		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep,
+	})
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.Run(ctx) })
+	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder); return nil })
+	g.Go(func() error {
+		var err error
+		if tlsCfg != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	a.log.Info("server started", "url", scheme+"://"+ln.Addr().String(), "policy", o.policyFile, "rules", len(p.Rules()), "regions", a.regions)
+	fmt.Fprintf(a.stdout, "%s://%s\n", scheme, ln.Addr())
+	return g.Wait()
+}
+
+// sweeper is the server's periodic pass: expired rules, then requests
+// that waited too long for approval.
+type sweeper struct {
+	b      *broker.Broker
+	access *broker.Access
+}
+
+func (s sweeper) Sweep(ctx context.Context) error {
+	return errors.Join(s.b.Sweep(ctx), s.access.TimeOutPending(ctx))
+}
+
+// listen opens the listener, refusing plain HTTP off loopback unless told.
+func (a *app) listen(o serverOptions) (net.Listener, *tls.Config, error) {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, nil, latch.Invalidf("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	var tlsCfg *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, nil, latch.Invalidf("tls-cert", "load %s and %s: %v", o.tlsCert, o.tlsKey, err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	if tlsCfg == nil && !isLoopback(ln.Addr()) {
+		if !o.insecureHTTP {
+			ln.Close()
+			return nil, nil, latch.Invalidf("listen", "%s is not a loopback address: serve TLS (--tls-cert, --tls-key), or pass --insecure-http behind a TLS proxy", o.listen)
+		}
+		a.log.Warn("serving plain HTTP on a non-loopback address; tokens cross the network in clear unless a proxy terminates TLS", "listen", ln.Addr().String())
+	}
+	return ln, tlsCfg, nil
+}
+
+func isLoopback(addr net.Addr) bool {
+	ap, err := netip.ParseAddrPort(addr.String())
+	return err == nil && ap.Addr().IsLoopback()
+}
+
+func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vs {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, latch.Invalidf(flag, "%q is not a CIDR, e.g. 10.0.0.0/8", v)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// reloadOnHUP swaps the policy on SIGHUP; a bad file keeps the old one.
+func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			p, err := policy.Load(path)
+			if err != nil {
+				a.log.Error("policy reload failed; keeping the old policy", "policy", path, "err", err)
+				continue
+			}
+			h.p.Store(p)
+			a.log.Info("policy reloaded", "policy", path, "rules", len(p.Rules()))
+		}
+	}
+}
+
+// inventories connects an inventory to each region.
+func (a *app) inventories(ctx context.Context) (map[string]latch.Inventory, error) {
+	out := map[string]latch.Inventory{}
+	for _, region := range a.regions {
+		cfg, err := a.awsConfig(ctx, region)
+		if err != nil {
+			return nil, err
+		}
+		out[region] = latchaws.NewInventory(cfg, a.log.With("component", "aws"))
+	}
+	return out, nil
+}
