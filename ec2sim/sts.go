@@ -91,43 +91,34 @@ func (s *Server) AddIdentity(id Identity) error {
 }
 
 // serveSTS answers r if it is an STS request, and reports whether it was.
-// It reads the body first when it must, because the signature covers the
-// body's exact bytes; otherwise r is left for EC2 as it came.
+// The signature covers the body's exact bytes, so it reads them first and
+// hands them on to whichever parses them next, with any read error.
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) bool {
-	if !isSTS(r, nil) {
-		if r.Method != http.MethodPost {
-			return false
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil || !isSTS(r, body) {
-			// EC2 parses the form next: give it the same bytes, and the
-			// same error where reading failed.
-			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
-			return false
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-	}
 	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !isSTS(r, body) {
+		return false
+	}
 	s.lock()
 	requestID := s.ids.request()
 	s.calls["GetCallerIdentity"]++
 	identities := s.identities
 	s.unlock()
 
-	var out []byte
-	aerr := errf("MalformedQueryString", "The request body could not be read: %v", err)
-	if err == nil {
-		out, aerr = s.getCallerIdentity(r, body, identities, requestID)
-	}
+	out, aerr := s.getCallerIdentity(r, body, identities, requestID)
 	w.Header().Set("x-amzn-RequestId", requestID)
 	w.Header().Set("Content-Type", "text/xml")
 	if aerr != nil {
 		s.log().Debug("sts request", "request_id", requestID, "error", aerr.Code, "message", aerr.Message)
 		w.WriteHeader(stsStatus(aerr.Code))
-		_, _ = w.Write(encodeSTSError(aerr, requestID))
-		return true
+		out = encodeSTSError(aerr, requestID)
+	} else {
+		s.log().Debug("sts request", "request_id", requestID)
 	}
-	s.log().Debug("sts request", "request_id", requestID)
 	_, _ = w.Write(out)
 	return true
 }
@@ -188,12 +179,7 @@ func (s *Server) getCallerIdentity(r *http.Request, body []byte, identities map[
 		Result    result   `xml:"GetCallerIdentityResult"`
 		RequestID string   `xml:"ResponseMetadata>RequestId"`
 	}
-	doc := response{NS: STSNamespace, Result: result{id.ARN, id.UserID, arnAccount(id.ARN)}, RequestID: requestID}
-	out, err := xml.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, errf(CodeInternalError, "%v", err)
-	}
-	return append(append([]byte(xml.Header), out...), '\n'), nil
+	return encodeSTS(response{NS: STSNamespace, Result: result{id.ARN, id.UserID, arnAccount(id.ARN)}, RequestID: requestID}), nil
 }
 
 // sigV4 is the signature a request carries, from its Authorization header
@@ -262,6 +248,9 @@ func parseSigV4(r *http.Request) (*sigV4, *apiError) {
 			return nil, errf(CodeIncompleteSignature, "Authorization header requires the AWS4-HMAC-SHA256 algorithm with Credential, SignedHeaders and Signature.")
 		}
 		cred, signed, sig.signature = a["Credential"], a["SignedHeaders"], a["Signature"]
+		if !slices.Contains(strings.Split(signed, ";"), "x-amz-date") {
+			return nil, errf(CodeIncompleteSignature, "SignedHeaders must include x-amz-date.")
+		}
 		sig.amzDate = r.Header.Get("X-Amz-Date")
 		sig.sessionToken = r.Header.Get("X-Amz-Security-Token")
 	} else {
@@ -401,16 +390,14 @@ func deriveUserID(arn string) string {
 	return "AIDA" + hash(arn)
 }
 
-// stsStatus is the HTTP status STS sends with code.
+// stsStatus is the HTTP status STS sends with code: 403 for every failure
+// to authenticate, 400 for other mistakes.
 func stsStatus(code string) int {
 	switch code {
 	case CodeInvalidClientTokenID, CodeSignatureDoesNotMatch, CodeMissingAuthenticationToken, CodeIncompleteSignature:
 		return http.StatusForbidden
-	case CodeInternalError:
-		return http.StatusInternalServerError
-	default:
-		return http.StatusBadRequest
 	}
+	return http.StatusBadRequest
 }
 
 // encodeSTSError renders STS's ErrorResponse document.
@@ -426,22 +413,20 @@ func encodeSTSError(e *apiError, requestID string) []byte {
 		Error     detail   `xml:"Error"`
 		RequestID string   `xml:"RequestId"`
 	}{NS: STSNamespace, Error: detail{"Sender", e.Code, e.Message}, RequestID: requestID}
-	if e.Code == CodeInternalError {
-		doc.Error.Type = "Receiver"
-	}
+	return encodeSTS(doc)
+}
+
+// encodeSTS renders an STS document. Only strings go in, so it cannot
+// fail; it says so loudly if it does.
+func encodeSTS(doc any) []byte {
 	out, err := xml.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		panic(fmt.Sprintf("ec2sim: encode STS error: %v", err)) // only strings go in
+		panic(fmt.Sprintf("ec2sim: encode STS document: %v", err))
 	}
 	return append(append([]byte(xml.Header), out...), '\n')
 }
 
-// errReader fails every read with err, or reports EOF when err is nil.
+// errReader fails every read with err.
 type errReader struct{ err error }
 
-func (e errReader) Read([]byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	return 0, io.EOF
-}
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
