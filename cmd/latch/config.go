@@ -29,12 +29,15 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	regions   []string
-	profile   string
-	endpoint  string
-	dbPath    string
-	logFormat string
-	logLevel  string
+	regions    []string
+	profile    string
+	endpoint   string
+	dbPath     string
+	logFormat  string
+	logLevel   string
+	server     string // the latch server's URL, for client commands
+	authMethod string // how client commands authenticate: oidc or aws
+	serverID   string // the server's name in AWS proofs
 
 	clock   latch.Clock
 	log     *slog.Logger
@@ -49,6 +52,9 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.dbPath, "db", "", "grant database file (default $XDG_STATE_HOME/latch/latch.db)")
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
+	f.StringVar(&a.authMethod, "auth", "aws", "how to prove who you are to the server: oidc ('latch login') or aws (your AWS credentials)")
+	f.StringVar(&a.serverID, "server-id", "latch", "the server's name, signed into AWS proofs (its --aws-server-id)")
 }
 
 // applyEnv fills every flag not given on the command line from its LATCH_

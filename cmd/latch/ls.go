@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 func (a *app) lsCommand() *cobra.Command {
@@ -21,7 +22,10 @@ func (a *app) lsCommand() *cobra.Command {
 Without --all, only grants that may still have a rule in AWS are listed:
 requested, active, revoking and revoke-failed. A revoke-failed grant is one
 whose revoke keeps failing; latch keeps retrying it, and it stays listed
-here until its rule is gone.`,
+here until its rule is gone.
+
+With --server (or LATCH_SERVER), it lists your grants and the requests you
+can see on that server instead; --all lists everyone's grants (admins).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.ls(cmd.Context(), all, asJSON, limit) },
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "include ended grants")
@@ -33,6 +37,9 @@ here until its rule is gone.`,
 func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 	if limit < 0 {
 		return latch.Invalidf("limit", "%d is negative; want 0 (no limit) or more", limit)
+	}
+	if a.server != "" {
+		return a.lsServer(ctx, all, asJSON)
 	}
 	store, err := a.store(ctx)
 	if err != nil {
@@ -79,4 +86,51 @@ func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 		}
 	}
 	return nil
+}
+
+// lsServer lists grants and open requests from the server.
+func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	grants, err := c.Grants(ctx, all, !all)
+	if err != nil {
+		return err
+	}
+	requests, err := c.Requests(ctx, string(latch.RequestPending), false)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(a.stdout, struct {
+			Grants   []latchhttp.GrantJSON   `json:"grants"`
+			Requests []latchhttp.RequestJSON `json:"pending_requests"`
+		}{grants, requests})
+	}
+	now := a.clock.Now()
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tOPENS\tEXPIRES\tREQUESTER")
+	for _, g := range grants {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", g.ID, g.State, g.GroupID, g.Protocol, g.Ports, g.Source, relative(g.ExpiresAt, now), g.Requester)
+	}
+	tw.Flush()
+	if len(requests) > 0 {
+		fmt.Fprintln(a.stdout)
+		tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PENDING REQUEST\tREQUESTER\tTARGET\tOPENS\tAPPROVALS\tTIMES OUT")
+		for _, r := range requests {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s for %s\t%d of %d\t%s\n", r.ID, r.Requester.Subject, targetOf(r),
+				r.Protocol, r.Ports, r.Duration, approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func targetOf(r latchhttp.RequestJSON) string {
+	if r.InstanceID != "" {
+		return string(r.InstanceID)
+	}
+	return string(r.GroupID)
 }

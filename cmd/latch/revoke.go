@@ -16,7 +16,10 @@ func (a *app) revokeCommand() *cobra.Command {
 		Short: "End a grant now and revoke its rule",
 		Long: `End a grant early. Its rule is revoked at once, unless another live grant
 for the same address and ports shares it, in which case the rule stays for
-that grant only.`,
+that grant only.
+
+With --server (or LATCH_SERVER), the server ends it (your grant, or any
+grant if you are an admin).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.revoke(cmd.Context(), args[0], asJSON) },
 	}
@@ -28,6 +31,21 @@ func (a *app) revoke(ctx context.Context, arg string, asJSON bool) error {
 	id, err := latch.ParseGrantID(arg)
 	if err != nil {
 		return err
+	}
+	if a.server != "" {
+		c, err := a.client(ctx)
+		if err != nil {
+			return err
+		}
+		g, err := c.Revoke(ctx, id)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(a.stdout, g)
+		}
+		fmt.Fprintf(a.stdout, "Revoked %s (%s).\n", g.ID, g.State)
+		return nil
 	}
 	store, err := a.store(ctx)
 	if err != nil {

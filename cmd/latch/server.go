@@ -55,7 +55,7 @@ with --trusted-proxy) and is logged as a warning.
 SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 		Example: `  latch server --policy policy.yaml --oidc-issuer https://idp.example.com --oidc-audience latch \
     --tls-cert cert.pem --tls-key key.pem --listen :8443 --admin latch-admins`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.server(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to serve on")
@@ -76,7 +76,7 @@ type policyHolder struct{ p atomic.Pointer[policy.Policy] }
 
 func (h *policyHolder) Policy() *policy.Policy { return h.p.Load() }
 
-func (a *app) server(ctx context.Context, o serverOptions) error {
+func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if o.policyFile == "" {
 		return latch.Invalidf("policy", "a policy file is required: --policy FILE (see 'latch policy check')")
 	}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
+)
+
+type requestOptions struct {
+	port, protocol, dur, reason, source string
+	wait, breakGlass, json              bool
+}
+
+func (a *app) requestCommand() *cobra.Command {
+	var o requestOptions
+	cmd := &cobra.Command{
+		Use:   "request TARGET --reason TEXT",
+		Short: "Ask the latch server for access to an instance or security group",
+		Long: `Ask $LATCH_SERVER for access to TARGET (an instance ID, or a managed
+security group ID) from the address the server sees you at. The server's
+policy decides: access may open at once, or wait for approval.
+
+With --wait, latch shows progress until the request is approved (and prints
+the grant), denied or timed out. The duration starts when access starts.`,
+		Example: `  latch request i-0a0b0c0d0e0f00001 --port 22 --for 30m --reason "deploy 1.4" --wait
+  latch request i-0a0b0c0d0e0f00003 --break-glass --reason "INC-7: database down"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.request(cmd.Context(), args[0], o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.port, "port", "22", "port or range FROM-TO")
+	f.StringVar(&o.protocol, "protocol", "tcp", "tcp, udp or icmp")
+	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (default: the policy's)")
+	f.StringVar(&o.reason, "reason", "", "why you need access")
+	f.StringVar(&o.source, "source", "", "an address other than your own, where the policy allows it")
+	f.BoolVar(&o.wait, "wait", false, "wait for the decision, showing progress")
+	f.BoolVar(&o.breakGlass, "break-glass", false, "skip approval in an emergency, where the policy allows it (flagged everywhere)")
+	f.BoolVar(&o.json, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) request(ctx context.Context, target string, o requestOptions) error {
+	if o.dur != "" {
+		if _, err := positiveDuration("for", o.dur); err != nil {
+			return err
+		}
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: o.protocol, Port: o.port,
+		Duration: o.dur, Reason: o.reason, Source: o.source, BreakGlass: o.breakGlass})
+	if err != nil {
+		return err
+	}
+	if r.State == latch.RequestPending && o.wait {
+		if r, err = a.waitForDecision(ctx, c, r); err != nil {
+			return err
+		}
+	}
+	return a.showRequest(ctx, c, r, o.json)
+}
+
+// waitForDecision polls until r is no longer pending, showing progress.
+func (a *app) waitForDecision(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON) (latchhttp.RequestJSON, error) {
+	fmt.Fprintf(a.stderr, "Request %s needs %d approval(s) from %s.\n", r.ID, r.ApprovalsNeeded, strings.Join(r.ApproverGroups, " or "))
+	tty := isTerminal(a.stderr)
+	for r.State == latch.RequestPending {
+		left := r.PendingUntil.Sub(a.clock.Now()).Round(time.Second)
+		line := fmt.Sprintf("waiting for approval: %d of %d; times out in %s", approvals(r), r.ApprovalsNeeded, max(left, 0))
+		if tty {
+			fmt.Fprintf(a.stderr, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(a.stderr, line)
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(a.stderr, "\nStopped waiting; request %s is still pending ('latch ls' shows it).\n", r.ID)
+			return r, ctx.Err()
+		case <-a.clock.Alarm(a.clock.Now().Add(2 * time.Second)):
+		}
+		var err error
+		if r, err = c.Request(ctx, r.ID); err != nil {
+			return r, err
+		}
+	}
+	if tty {
+		fmt.Fprint(a.stderr, "\r\033[K")
+	}
+	return r, nil
+}
+
+func approvals(r latchhttp.RequestJSON) int {
+	n := 0
+	for _, rv := range r.Reviews {
+		if rv.Approve {
+			n++
+		}
+	}
+	return n
+}
+
+// showRequest prints a request, and its grant once access has started. A
+// request that ended without access is an error: exit 1.
+func (a *app) showRequest(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON, asJSON bool) error {
+	var grant *latchhttp.GrantJSON
+	if r.GrantID != "" {
+		g, err := c.Grant(ctx, r.GrantID)
+		if err != nil {
+			return err
+		}
+		grant = &g
+	}
+	if asJSON {
+		if err := writeJSON(a.stdout, struct {
+			Request latchhttp.RequestJSON `json:"request"`
+			Grant   *latchhttp.GrantJSON  `json:"grant,omitempty"`
+		}{r, grant}); err != nil {
+			return err
+		}
+	} else {
+		printRequest(a.stdout, r, grant, a.clock.Now())
+	}
+	switch r.State {
+	case latch.RequestDenied, latch.RequestTimedOut, latch.RequestWithdrawn, latch.RequestFailed:
+		return fmt.Errorf("request %s was %s", r.ID, r.State)
+	}
+	return nil
+}
+
+func printRequest(w io.Writer, r latchhttp.RequestJSON, g *latchhttp.GrantJSON, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "request\t%s\n", r.ID)
+	state := string(r.State)
+	if r.BreakGlass {
+		state += " (BREAK-GLASS)"
+	}
+	fmt.Fprintf(tw, "state\t%s\n", state)
+	target := string(r.GroupID)
+	if r.InstanceID != "" {
+		target = fmt.Sprintf("%s (group %s)", r.InstanceID, r.GroupID)
+	}
+	fmt.Fprintf(tw, "target\t%s in %s\n", target, r.Region)
+	fmt.Fprintf(tw, "opens\t%s %s from %s for %s\n", r.Protocol, r.Ports, r.Source, r.Duration)
+	fmt.Fprintf(tw, "rule\t%s\n", r.Rule)
+	for _, rv := range r.Reviews {
+		verdict := "approved"
+		if !rv.Approve {
+			verdict = "denied"
+		}
+		fmt.Fprintf(tw, "review\t%s by %s at %s %s\n", verdict, rv.By, latch.FormatExpiry(rv.At), rv.Reason)
+	}
+	if r.State == latch.RequestPending {
+		fmt.Fprintf(tw, "waiting\t%d of %d approvals from %s; times out %s\n", approvals(r), r.ApprovalsNeeded,
+			strings.Join(r.ApproverGroups, " or "), relative(r.PendingUntil, now))
+	}
+	if r.Note != "" {
+		fmt.Fprintf(tw, "note\t%s\n", r.Note)
+	}
+	if g != nil {
+		fmt.Fprintf(tw, "grant\t%s, %s, rule %s, expires %s (%s)\n", g.ID, g.State, g.RuleID, latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
+	}
+	tw.Flush()
+}
+
+func (a *app) reviewCommand(approve bool) *cobra.Command {
+	var reason string
+	var asJSON bool
+	use, short := "approve REQUEST_ID", "Approve someone's request (never your own)"
+	if !approve {
+		use, short = "deny REQUEST_ID --reason TEXT", "Deny someone's request, saying why"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := latch.ParseRequestID(args[0])
+			if err != nil {
+				return err
+			}
+			if !approve && reason == "" {
+				return latch.Invalidf("reason", "a denial needs a reason: --reason TEXT")
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			r, err := c.Review(cmd.Context(), id, approve, reason)
+			if err != nil {
+				return err
+			}
+			return a.showRequest(cmd.Context(), c, r, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required to deny)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) whoamiCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "whoami",
+		Short: "Show who the latch server thinks you are, and your address",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			who, err := c.WhoAmI(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, who)
+			}
+			fmt.Fprintf(a.stdout, "%s (%s", who.Subject, who.Kind)
+			if len(who.Groups) > 0 {
+				fmt.Fprintf(a.stdout, "; groups %s", strings.Join(who.Groups, ", "))
+			}
+			if who.Admin {
+				fmt.Fprint(a.stdout, "; admin")
+			}
+			fmt.Fprintf(a.stdout, ") from %s\n", who.Address)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
