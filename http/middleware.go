@@ -25,7 +25,14 @@ const (
 	keyRequestID ctxKey = iota
 	keyIdentity
 	keyClientAddr
+	keyLogInfo
 )
+
+// logInfo collects, for the request log line, what inner middleware learns.
+type logInfo struct {
+	who    string
+	client netip.Addr
+}
 
 func requestID(ctx context.Context) string { s, _ := ctx.Value(keyRequestID).(string); return s }
 
@@ -77,10 +84,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		who, _ := identity(r.Context())
+		info := &logInfo{}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), keyLogInfo, info)))
 		s.logger(r).InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"identity", who.Subject, "client", clientAddr(r.Context()).String(), "duration_ms", time.Since(start).Milliseconds())
+			"identity", info.who, "client", info.client.String(), "duration_ms", time.Since(start).Milliseconds())
 	})
 }
 
@@ -100,6 +107,9 @@ func (s *Server) withClientAddr(next http.Handler) http.Handler {
 		if err != nil {
 			s.writeError(w, r, err)
 			return
+		}
+		if info, ok := r.Context().Value(keyLogInfo).(*logInfo); ok {
+			info.client = addr
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyClientAddr, addr)))
 	})
@@ -155,6 +165,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="latch"`)
 			s.writeError(w, r, err)
 			return
+		}
+		if info, ok := r.Context().Value(keyLogInfo).(*logInfo); ok {
+			info.who = who.Subject
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyIdentity, who)))
 	})

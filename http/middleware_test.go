@@ -13,8 +13,8 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
-	at "github.com/latchdev/latch/internal/accesstest"
 	latchhttp "github.com/latchdev/latch/http"
+	at "github.com/latchdev/latch/internal/accesstest"
 )
 
 // The OpenAPI document describes exactly the routes the server has.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
-	at "github.com/latchdev/latch/internal/accesstest"
 	latchhttp "github.com/latchdev/latch/http"
+	at "github.com/latchdev/latch/internal/accesstest"
 )
 
 // tokens is a test Authenticator: "Bearer NAME" is the person NAME. The

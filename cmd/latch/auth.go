@@ -75,13 +75,7 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Creds = func(ctx context.Context) (string, error) {
-			h, err := awsauth.Header(ctx, cfg, a.serverID)
-			if err != nil {
-				return "", err
-			}
-			return "LatchAWS " + h, nil
-		}
+		c.Creds = func(ctx context.Context) (string, error) { return awsauth.Header(ctx, cfg, a.serverID) }
 	default:
 		return nil, latch.Invalidf("auth", "%q is not a way to authenticate; want aws", a.authMethod)
 	}

@@ -71,19 +71,22 @@ func (w *world) start(t *testing.T, crashpoint string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, more: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			close(p.more)
-			p.more = make(chan struct{})
-			p.mu.Unlock()
-		}
-	}()
+	go p.collect(stderr)
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done; _ = cmd.Wait() })
 	return p
+}
+
+// collect reads the process's stderr line by line until it closes.
+func (p *proc) collect(stderr io.Reader) {
+	defer close(p.done)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		p.mu.Lock()
+		p.lines = append(p.lines, sc.Text())
+		close(p.more)
+		p.more = make(chan struct{})
+		p.mu.Unlock()
+	}
 }
 
 // waitLine waits for a stderr line containing s.

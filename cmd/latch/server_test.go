@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/ec2sim"
+	latchhttp "github.com/latchdev/latch/http"
+)
+
+const e2ePolicy = `
+version: 1
+rules:
+  - name: dev-ssh-iam
+    targets: {tags: {env: dev}}
+    who: {aws_principals: ["arn:aws:sts::123456789012:assumed-role/dev/*"]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 1h}
+    approval: auto
+`
+
+// serverWorld is a world with the demo fleet and a running latch server
+// process.
+type serverWorld struct {
+	*world
+	url    string
+	server *proc
+}
+
+func startServer(t *testing.T, policyYAML string, extra ...string) *serverWorld {
+	t.Helper()
+	w := newWorld(t)
+	sim := w.env.RequireSim(t)
+	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
+		t.Fatal(err)
+	}
+	// The server's own credentials, and two people's.
+	for _, id := range []ec2sim.Identity{
+		{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: "arn:aws:sts::123456789012:assumed-role/latch-server/latch"},
+		{AccessKeyID: "AKIDALICE", SecretAccessKey: "alice-secret", ARN: "arn:aws:sts::123456789012:assumed-role/dev/alice"},
+		{AccessKeyID: "AKIDMALLORY", SecretAccessKey: "mallory-secret", ARN: "arn:aws:sts::123456789012:assumed-role/contractor/mallory"},
+	} {
+		if err := sim.AddIdentity(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pf := filepath.Join(w.dir, "policy.yaml")
+	if err := os.WriteFile(pf, []byte(policyYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"server", "--policy", pf, "--listen", "127.0.0.1:0", "--aws-auth", "--aws-sts-host", w.env.URL, "--sweep-interval", "1m"}, extra...)
+	cmd := exec.Command(latchBinary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range w.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, more: make(chan struct{}), done: make(chan struct{})}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go p.collect(stderr)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done; _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("server printed no URL: %v\n%s", err, p.output())
+	}
+	sw := &serverWorld{world: w, url: strings.TrimSpace(line), server: p}
+	w.vars["LATCH_SERVER"] = sw.url
+	w.vars["LATCH_AUTH"] = "aws"
+	return sw
+}
+
+// as makes the client commands act as the person with these AWS keys.
+func (w *serverWorld) as(key, secret string) {
+	w.vars["AWS_ACCESS_KEY_ID"], w.vars["AWS_SECRET_ACCESS_KEY"] = key, secret
+}
+
+type requestOut struct {
+	Request latchhttp.RequestJSON `json:"request"`
+	Grant   *latchhttp.GrantJSON  `json:"grant"`
+}
+
+// The AWS IAM identity path end to end: the CLI presigns
+// sts:GetCallerIdentity with the SDK, the server process checks it against
+// STS (the simulator) and decides by the ARN.
+func TestServerWithAWSIdentities(t *testing.T) {
+	w := startServer(t, e2ePolicy)
+	w.as("AKIDALICE", "alice-secret")
+
+	r := w.latch(t, "whoami", "--json")
+	if r.code != 0 {
+		t.Fatalf("whoami: exit %d: %s\nserver: %s", r.code, r.stderr, w.server.output())
+	}
+	who := decode[latchhttp.WhoAmIJSON](t, r.stdout)
+	if r.code != 0 || who.Subject != "arn:aws:sts::123456789012:assumed-role/dev/alice" || who.Kind != latch.KindIAM || who.Address != "127.0.0.1" {
+		t.Fatalf("whoami: exit %d %+v %s", r.code, who, r.stderr)
+	}
+
+	r = w.latch(t, "request", ec2sim.DemoWeb1, "--port", "22", "--for", "20m", "--reason", "deploy", "--json")
+	out := decode[requestOut](t, r.stdout)
+	if r.code != 0 || out.Request.State != latch.RequestActive || out.Grant == nil || out.Grant.State != latch.StateActive {
+		t.Fatalf("request: exit %d %+v\n%s", r.code, out, r.stderr)
+	}
+	rules := w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)
+	if len(rules) != 1 || rules[0].CIDR != "127.0.0.1/32" || rules[0].Tags[latch.TagRequester] != who.Subject {
+		t.Fatalf("rules = %+v, want one for the caller's address, tagged with their ARN", rules)
+	}
+	if !out.Grant.ExpiresAt.Equal(start.Add(20 * time.Minute)) {
+		t.Errorf("grant expires %v, want 20m after start", out.Grant.ExpiresAt)
+	}
+
+	if r := w.latch(t, "revoke", string(out.Grant.ID)); r.code != 0 {
+		t.Fatalf("revoke: exit %d %s", r.code, r.stderr)
+	}
+	if n := len(w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 0 {
+		t.Fatalf("%d rules after ending the grant early", n)
+	}
+
+	w.as("AKIDMALLORY", "mallory-secret")
+	if r := w.latch(t, "request", ec2sim.DemoWeb1, "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "mallory") {
+		t.Errorf("a principal outside the policy: exit %d %s", r.code, r.stderr)
+	}
+	w.as("AKIDALICE", "wrong-secret")
+	if r := w.latch(t, "whoami"); r.code != exitRuntime || !strings.Contains(strings.ToLower(r.stderr), "signature") {
+		t.Errorf("a forged proof: exit %d %s", r.code, r.stderr)
+	}
+	w.vars["LATCH_SERVER_ID"] = "another-latch"
+	w.as("AKIDALICE", "alice-secret")
+	if r := w.latch(t, "whoami"); r.code != exitRuntime || !strings.Contains(r.stderr, "server") {
+		t.Errorf("a proof for another server: exit %d %s", r.code, r.stderr)
+	}
+}
