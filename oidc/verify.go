@@ -1,0 +1,177 @@
+// Package oidc is latch's OpenID Connect identity: the server verifies ID
+// tokens sent as bearer tokens ([Verifier]), and `latch login` obtains them
+// with the device flow or a browser and PKCE ([Login]), caches them
+// ([SaveToken], [LoadToken]) and refreshes them ([Refresh]).
+//
+// The ID token, not the access token, is what latch sends: its audience is
+// latch's client ID, so a token minted for another application is refused.
+// Tokens are secrets; nothing here logs them or puts them in an error.
+package oidc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/latchdev/latch"
+)
+
+// Claim defaults for [Config].
+const (
+	DefaultGroupsClaim  = "groups"
+	DefaultSubjectClaim = "email"
+)
+
+// signingAlgs are the algorithms an ID token may be signed with: public-key
+// ones only. A shared-secret algorithm (HS256) would let anyone who knows
+// the client secret mint tokens, and "none" proves nothing.
+var signingAlgs = []string{
+	gooidc.RS256, gooidc.RS384, gooidc.RS512,
+	gooidc.ES256, gooidc.ES384, gooidc.ES512,
+	gooidc.PS256, gooidc.PS384, gooidc.PS512,
+	gooidc.EdDSA,
+}
+
+// Config says which tokens a [Verifier] accepts.
+type Config struct {
+	// Issuer is the OIDC issuer URL, exactly as tokens' iss claim spells it;
+	// its discovery document is read from Issuer/.well-known/openid-configuration.
+	Issuer string
+	// Audience is latch's client ID at the issuer; tokens must name it in aud.
+	Audience string
+	// GroupsClaim names the claim holding the user's groups; "" means
+	// DefaultGroupsClaim.
+	GroupsClaim string
+	// SubjectClaim names the claim that becomes Identity.Subject; "" means
+	// DefaultSubjectClaim. A token without it falls back to sub.
+	SubjectClaim string
+	// HTTPClient fetches the discovery document and signing keys; nil means
+	// http.DefaultClient.
+	HTTPClient *http.Client
+	// Now is the clock expiry is checked against; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verifier checks ID tokens from one issuer. It is safe for concurrent use;
+// the issuer's signing keys are fetched on first use and again when a token
+// names a key it has not seen.
+type Verifier struct {
+	cfg      Config
+	verifier *gooidc.IDTokenVerifier
+}
+
+// NewVerifier reads the issuer's discovery document and returns a verifier
+// for its tokens. It returns EINVALID for a config without an issuer or
+// audience, and EUNAVAILABLE when the discovery document cannot be read.
+func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
+	if cfg.Issuer == "" {
+		return nil, latch.Invalidf("issuer", "the OIDC issuer URL is required")
+	}
+	if cfg.Audience == "" {
+		return nil, latch.Invalidf("audience", "the OIDC client ID (audience) is required")
+	}
+	if cfg.GroupsClaim == "" {
+		cfg.GroupsClaim = DefaultGroupsClaim
+	}
+	if cfg.SubjectClaim == "" {
+		cfg.SubjectClaim = DefaultSubjectClaim
+	}
+	ctx = clientContext(ctx, cfg.HTTPClient)
+	provider, err := gooidc.NewProvider(ctx, cfg.Issuer)
+	if err != nil {
+		return nil, latch.Errorf(latch.EUNAVAILABLE, "discover OIDC issuer %s: %v", cfg.Issuer, err)
+	}
+	v := provider.VerifierContext(ctx, &gooidc.Config{
+		ClientID:             cfg.Audience,
+		SupportedSigningAlgs: signingAlgs,
+		Now:                  cfg.Now,
+	})
+	return &Verifier{cfg: cfg, verifier: v}, nil
+}
+
+// Verify checks raw, an ID token, and returns who it names: Kind KindOIDC,
+// Subject from the subject claim, Issuer, and Groups from the groups
+// claim. Any failure (signature, issuer, audience, expiry, algorithm, an
+// unverified email) is EUNAUTHENTICATED.
+func (v *Verifier) Verify(ctx context.Context, raw string) (latch.Identity, error) {
+	if raw == "" {
+		return latch.Identity{}, unauthenticated("the bearer token is empty")
+	}
+	tok, err := v.verifier.Verify(ctx, raw)
+	if err != nil {
+		if expired, ok := errors.AsType[*gooidc.TokenExpiredError](err); ok {
+			return latch.Identity{}, unauthenticated("the ID token expired at %s; run latch login", expired.Expiry.UTC().Format(time.RFC3339))
+		}
+		return latch.Identity{}, unauthenticated("the ID token is not valid: %v", err)
+	}
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return latch.Identity{}, unauthenticated("the ID token's claims cannot be read: %v", err)
+	}
+	subject := tok.Subject
+	if s, ok := claims[v.cfg.SubjectClaim].(string); ok && s != "" {
+		if v.cfg.SubjectClaim == "email" && claims["email_verified"] == false {
+			// An issuer that lets users set an unverified address would let
+			// them claim anyone's.
+			return latch.Identity{}, unauthenticated("the ID token's email %s is not verified by the issuer", s)
+		}
+		subject = s
+	}
+	if subject == "" {
+		return latch.Identity{}, unauthenticated("the ID token names no subject")
+	}
+	return latch.Identity{
+		Kind:    latch.KindOIDC,
+		Subject: subject,
+		Issuer:  tok.Issuer,
+		Groups:  groups(claims[v.cfg.GroupsClaim]),
+	}, nil
+}
+
+// Authenticate returns the identity in r's "Authorization: Bearer <ID
+// token>" header. A missing header, another scheme or a token [Verify]
+// refuses is EUNAUTHENTICATED.
+func (v *Verifier) Authenticate(r *http.Request) (latch.Identity, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return latch.Identity{}, unauthenticated("no Authorization header; run latch login and send the ID token as a bearer token")
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		// The scheme is not echoed: without a space, it is the token itself.
+		return latch.Identity{}, unauthenticated("the Authorization header is not \"Bearer <ID token>\"")
+	}
+	return v.Verify(r.Context(), strings.TrimSpace(token))
+}
+
+// groups reads a groups claim: a list of strings, or one string.
+func groups(claim any) []string {
+	switch c := claim.(type) {
+	case string:
+		return []string{c}
+	case []any:
+		var out []string
+		for _, g := range c {
+			if s, ok := g.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func clientContext(ctx context.Context, c *http.Client) context.Context {
+	if c == nil {
+		return ctx
+	}
+	return gooidc.ClientContext(ctx, c)
+}
+
+func unauthenticated(format string, args ...any) error {
+	return latch.Errorf(latch.EUNAUTHENTICATED, format, args...)
+}
