@@ -117,6 +117,9 @@ func (v *Verifier) check(sr signedRequest) error {
 	if err != nil || u.User != nil || u.Opaque != "" || u.Fragment != "" || u.Host == "" {
 		return unauthenticated("the AWS identity proof's URL is malformed")
 	}
+	if u.Path != "" && u.Path != "/" {
+		return unauthenticated("the AWS identity proof's URL has a path; STS's is /")
+	}
 	if !v.trusted(u) {
 		return unauthenticated("the AWS identity proof is addressed to %s://%s, which is not a trusted STS endpoint", u.Scheme, u.Host)
 	}

@@ -122,6 +122,9 @@ func TestVerify_RefusesBeforeAskingSTS(t *testing.T) {
 		{name: "server ID removed", header: edit(func(sr map[string]any) {
 			delete(sr["headers"].(map[string]any), "X-Latch-Server-Id")
 		}), wantMsg: "names no latch server"},
+		{name: "another path", header: edit(func(sr map[string]any) {
+			sr["url"] = strings.Replace(sr["url"].(string), "/?", "/admin?", 1)
+		}), wantMsg: "URL has a path"},
 		{name: "wrong scheme", header: func(h string) string { return "Bearer " + strings.Fields(h)[1] }, wantMsg: "scheme is not LatchAWS"},
 		{name: "not base64", header: func(string) string { return "LatchAWS %%%" }, wantMsg: "not base64"},
 		{name: "not JSON", header: func(string) string { return "LatchAWS " + base64.StdEncoding.EncodeToString([]byte("{")) }, wantMsg: "not a signed request"},
