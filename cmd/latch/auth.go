@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -10,17 +12,23 @@ import (
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/awsauth"
 	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/oidc"
 )
 
 // authOptions say how the server authenticates callers.
 type authOptions struct {
-	awsAuth     bool
-	awsServerID string
-	awsSTSHosts []string
+	oidcIssuer, oidcAudience, oidcGroupsClaim, oidcSubjectClaim string
+	awsAuth                                                     bool
+	awsServerID                                                 string
+	awsSTSHosts                                                 []string
 }
 
 func (o *authOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
+	f.StringVar(&o.oidcIssuer, "oidc-issuer", "", "accept ID tokens from this OpenID Connect issuer (URL)")
+	f.StringVar(&o.oidcAudience, "oidc-audience", "", "the audience ID tokens must carry: latch's client ID at the issuer")
+	f.StringVar(&o.oidcGroupsClaim, "oidc-groups-claim", oidc.DefaultGroupsClaim, "the token claim that lists the caller's groups")
+	f.StringVar(&o.oidcSubjectClaim, "oidc-subject-claim", oidc.DefaultSubjectClaim, "the token claim that names the caller (falls back to sub)")
 	f.BoolVar(&o.awsAuth, "aws-auth", false, "accept AWS IAM identities (a presigned sts:GetCallerIdentity)")
 	f.StringVar(&o.awsServerID, "aws-server-id", "latch", "the name clients sign into AWS proofs, so proofs for another server are refused")
 	f.StringSliceVar(&o.awsSTSHosts, "aws-sts-host", nil, "STS endpoints proofs may address besides AWS's own (e.g. a simulator's http://127.0.0.1:4566)")
@@ -42,8 +50,19 @@ func (s byScheme) Authenticate(r *http.Request) (latch.Identity, error) {
 		"no credentials: send Authorization with one of %v ('latch login' for OIDC, or --auth aws)", want)
 }
 
-func (o *authOptions) authenticator(_ context.Context, _ *app) (latchhttp.Authenticator, error) {
+func (o *authOptions) authenticator(ctx context.Context, _ *app) (latchhttp.Authenticator, error) {
 	auth := byScheme{}
+	if o.oidcIssuer != "" || o.oidcAudience != "" {
+		if o.oidcIssuer == "" || o.oidcAudience == "" {
+			return nil, latch.Invalidf("oidc-issuer", "--oidc-issuer and --oidc-audience go together")
+		}
+		v, err := oidc.NewVerifier(ctx, oidc.Config{Issuer: o.oidcIssuer, Audience: o.oidcAudience,
+			GroupsClaim: o.oidcGroupsClaim, SubjectClaim: o.oidcSubjectClaim})
+		if err != nil {
+			return nil, err
+		}
+		auth["bearer"] = v
+	}
 	if o.awsAuth {
 		auth["latchaws"] = &awsauth.Verifier{ServerID: o.awsServerID, TrustedHosts: o.trustedSTS()}
 	}
@@ -69,7 +88,16 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 		return nil, latch.Invalidf("server", "no latch server: set LATCH_SERVER or --server to its URL")
 	}
 	c := &latchhttp.Client{URL: a.server}
-	switch a.authMethod {
+	method := a.authMethod
+	if method == "auto" {
+		method = "aws"
+		if _, err := os.Stat(a.tokenPath()); err == nil {
+			method = "oidc"
+		}
+	}
+	switch method {
+	case "oidc":
+		c.Creds = a.oidcCredentials
 	case "aws":
 		cfg, err := a.awsConfig(ctx, a.regions[0])
 		if err != nil {
@@ -77,7 +105,37 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 		}
 		c.Creds = func(ctx context.Context) (string, error) { return awsauth.Header(ctx, cfg, a.serverID) }
 	default:
-		return nil, latch.Invalidf("auth", "%q is not a way to authenticate; want aws", a.authMethod)
+		return nil, latch.Invalidf("auth", "%q is not a way to authenticate; want oidc, aws or auto", a.authMethod)
 	}
 	return c, nil
+}
+
+// tokenPath is where 'latch login' keeps the ID token.
+func (a *app) tokenPath() string {
+	dir := a.getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		dir = filepath.Join(a.getenv("HOME"), ".config")
+	}
+	return filepath.Join(dir, "latch", "token.json")
+}
+
+// oidcCredentials sends the cached ID token, refreshing it when it has
+// expired and a refresh token allows.
+func (a *app) oidcCredentials(ctx context.Context) (string, error) {
+	path := a.tokenPath()
+	tok, err := oidc.LoadToken(path)
+	if err == nil {
+		return "Bearer " + tok.IDToken, nil
+	}
+	if tok.RefreshToken == "" {
+		return "", latch.Errorf(latch.EUNAUTHENTICATED, "no valid login (%s); run 'latch login'", latch.ErrorMessage(err))
+	}
+	tok, err = oidc.Refresh(ctx, oidc.LoginConfig{Issuer: tok.Issuer, ClientID: tok.ClientID}, tok)
+	if err != nil {
+		return "", latch.Errorf(latch.EUNAUTHENTICATED, "your login expired and could not be refreshed (%s); run 'latch login'", latch.ErrorMessage(err))
+	}
+	if err := oidc.SaveToken(path, tok); err != nil {
+		return "", err
+	}
+	return "Bearer " + tok.IDToken, nil
 }

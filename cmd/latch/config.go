@@ -53,7 +53,7 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
-	f.StringVar(&a.authMethod, "auth", "aws", "how to prove who you are to the server: oidc ('latch login') or aws (your AWS credentials)")
+	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
 	f.StringVar(&a.serverID, "server-id", "latch", "the server's name, signed into AWS proofs (its --aws-server-id)")
 }
 
