@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/oidctest"
 	"github.com/latchdev/latch/oidc"
 )
 
@@ -95,15 +96,15 @@ func TestCachedToken_Expired(t *testing.T) {
 
 func TestNewCachedToken_AndRefresh(t *testing.T) {
 	o := newTestOP(t)
-	cfg := oidc.LoginConfig{Issuer: o.issuer, ClientID: clientID}
+	cfg := oidc.LoginConfig{Issuer: o.Issuer(), ClientID: clientID}
 	cached, err := oidc.NewCachedToken(cfg, loginPKCE(t, o, alice))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Until(cached.Expiry); d < tokenLifetime-time.Minute || d > tokenLifetime+time.Minute {
-		t.Errorf("Expiry is %v away, want the ID token's lifetime, %v", d, tokenLifetime)
+	if d := time.Until(cached.Expiry); d < oidctest.TokenLifetime-time.Minute || d > oidctest.TokenLifetime+time.Minute {
+		t.Errorf("Expiry is %v away, want the ID token's lifetime, %v", d, oidctest.TokenLifetime)
 	}
-	if cached.RefreshToken == "" || cached.Issuer != o.issuer || cached.ClientID != clientID {
+	if cached.RefreshToken == "" || cached.Issuer != o.Issuer() || cached.ClientID != clientID {
 		t.Fatalf("NewCachedToken = %+v", cached)
 	}
 

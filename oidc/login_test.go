@@ -14,13 +14,31 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/oidctest"
 	"github.com/latchdev/latch/oidc"
 )
 
-// loginPKCE logs u in to o with the browser flow and returns the tokens.
-func loginPKCE(t *testing.T, o *testOP, u testUser) *oauth2.Token {
+// clientID is latch's CLI as registered at the test provider.
+const clientID = "latch-cli"
+
+// The people the test provider knows.
+var (
+	alice = oidctest.User{Username: "alice", Password: "alice-password",
+		Email: "alice@example.com", EmailVerified: true, Groups: []string{"dev", "oncall"}}
+	bob = oidctest.User{Username: "bob", Password: "bob-password",
+		Email: "bob@example.com", EmailVerified: false, Groups: []string{"ops"}}
+)
+
+// newTestOP starts an OpenID provider that knows clientID, alice and bob.
+func newTestOP(t *testing.T) *oidctest.OP {
 	t.Helper()
-	tok, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.issuer, ClientID: clientID, Method: oidc.MethodPKCE, Open: o.browser(u)})
+	return oidctest.New(t, clientID, alice, bob)
+}
+
+// loginPKCE logs u in to o with the browser flow and returns the tokens.
+func loginPKCE(t *testing.T, o *oidctest.OP, u oidctest.User) *oauth2.Token {
+	t.Helper()
+	tok, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.Issuer(), ClientID: clientID, Method: oidc.MethodPKCE, Open: o.Browser(u)})
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
@@ -41,8 +59,8 @@ func TestLogin_PKCE(t *testing.T) {
 	var out strings.Builder
 	var opened string
 	tok, err := oidc.Login(t.Context(), oidc.LoginConfig{
-		Issuer: o.issuer, ClientID: clientID, Method: oidc.MethodPKCE, Out: &out,
-		Open: func(u string) error { opened = u; return o.browser(alice)(u) },
+		Issuer: o.Issuer(), ClientID: clientID, Method: oidc.MethodPKCE, Out: &out,
+		Open: func(u string) error { opened = u; return o.Browser(alice)(u) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +88,14 @@ func TestLogin_PKCEIgnoresForeignRedirects(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("foreign redirect answered %s, want 400", resp.Status)
 		}
-		return o.browser(bob)(authURL)
+		return o.Browser(bob)(authURL)
 	}
-	tok, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.issuer, ClientID: clientID, Method: oidc.MethodPKCE, Open: open})
+	tok, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.Issuer(), ClientID: clientID, Method: oidc.MethodPKCE, Open: open})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := verifierFor(t, o, func(c *oidc.Config) { c.SubjectClaim = "sub" })
-	if id, err := v.Verify(t.Context(), idToken(t, tok)); err != nil || id.Subject != bob.ID {
+	if id, err := v.Verify(t.Context(), idToken(t, tok)); err != nil || id.Subject != bob.ID() {
 		t.Fatalf("Verify = %+v, %v; want bob's login, not the planted code", id, err)
 	}
 }
@@ -85,7 +103,7 @@ func TestLogin_PKCEIgnoresForeignRedirects(t *testing.T) {
 func TestLogin_PKCEWaitsForContext(t *testing.T) {
 	o := newTestOP(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	_, err := oidc.Login(ctx, oidc.LoginConfig{Issuer: o.issuer, ClientID: clientID, Method: oidc.MethodPKCE,
+	_, err := oidc.Login(ctx, oidc.LoginConfig{Issuer: o.Issuer(), ClientID: clientID, Method: oidc.MethodPKCE,
 		Open: func(string) error { cancel(); return nil }}) // the user never comes back
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
@@ -112,12 +130,12 @@ func TestLogin_Device(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				tok, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.issuer, ClientID: clientID, Out: out})
+				tok, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.Issuer(), ClientID: clientID, Out: out})
 				done <- result{tok, err}
 			}()
 
 			code := waitForCode(t, out.lines)
-			if err := o.approveDevice(alice, code, tt.allow); err != nil {
+			if err := o.ApproveDevice(alice, code, tt.allow); err != nil {
 				t.Fatal(err)
 			}
 			var res result
@@ -161,8 +179,8 @@ func TestLogin_RefusesBadConfig(t *testing.T) {
 func TestLogin_DefaultScopesFollowDiscovery(t *testing.T) {
 	o := newTestOP(t)
 	var scope string
-	_, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.issuer, ClientID: clientID, Method: oidc.MethodPKCE,
-		Open: func(u string) error { scope, _ = urlParam(u, "scope"); return o.browser(alice)(u) }})
+	_, err := oidc.Login(t.Context(), oidc.LoginConfig{Issuer: o.Issuer(), ClientID: clientID, Method: oidc.MethodPKCE,
+		Open: func(u string) error { scope, _ = urlParam(u, "scope"); return o.Browser(alice)(u) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,14 +17,15 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/oidctest"
 	"github.com/latchdev/latch/oidc"
 )
 
 // verifierFor is a verifier of o's tokens for latch's client; edit, if not
 // nil, changes its config first.
-func verifierFor(t *testing.T, o *testOP, edit func(*oidc.Config)) *oidc.Verifier {
+func verifierFor(t *testing.T, o *oidctest.OP, edit func(*oidc.Config)) *oidc.Verifier {
 	t.Helper()
-	cfg := oidc.Config{Issuer: o.issuer, Audience: clientID}
+	cfg := oidc.Config{Issuer: o.Issuer(), Audience: clientID}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -35,14 +36,14 @@ func verifierFor(t *testing.T, o *testOP, edit func(*oidc.Config)) *oidc.Verifie
 	return v
 }
 
-func wantIdentity(t *testing.T, v *oidc.Verifier, raw string, u testUser) {
+func wantIdentity(t *testing.T, v *oidc.Verifier, raw string, u oidctest.User) {
 	t.Helper()
 	got, err := v.Verify(t.Context(), raw)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if got.Kind != latch.KindOIDC || got.Subject != u.Email || got.Issuer == "" || !slices.Equal(got.Groups, u.groups) {
-		t.Errorf("Verify = %+v, want %s in %v", got, u.Email, u.groups)
+	if got.Kind != latch.KindOIDC || got.Subject != u.Email || got.Issuer == "" || !slices.Equal(got.Groups, u.Groups) {
+		t.Errorf("Verify = %+v, want %s in %v", got, u.Email, u.Groups)
 	}
 }
 
@@ -60,8 +61,8 @@ func TestVerify_ValidToken(t *testing.T) {
 
 	t.Run("subject falls back to sub", func(t *testing.T) {
 		v := verifierFor(t, o, func(c *oidc.Config) { c.SubjectClaim = "preferred_username" }) // not requested, so absent
-		if id, err := v.Verify(t.Context(), raw); err != nil || id.Subject != alice.ID {
-			t.Errorf("Verify = %+v, %v; want subject %s", id, err, alice.ID)
+		if id, err := v.Verify(t.Context(), raw); err != nil || id.Subject != alice.ID() {
+			t.Errorf("Verify = %+v, %v; want subject %s", id, err, alice.ID())
 		}
 	})
 	t.Run("another groups claim", func(t *testing.T) {
@@ -96,7 +97,7 @@ func TestVerify_RefusesBadTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	mallory := editClaims(t, payload, func(c map[string]any) { c["email"] = "mallory@example.com" })
-	opKey, kid := o.signingKey(t)
+	opKey, kid := o.SigningKey(t)
 	opHeader := jsonPart(t, map[string]any{"alg": "RS256", "kid": kid, "typ": "JWT"})
 
 	tests := []struct {
@@ -106,11 +107,13 @@ func TestVerify_RefusesBadTokens(t *testing.T) {
 		wantMsg  string
 	}{
 		{name: "expired", token: raw, wantMsg: "expired",
-			verifier: func(c *oidc.Config) { c.Now = func() time.Time { return time.Now().Add(tokenLifetime + time.Minute) } }},
+			verifier: func(c *oidc.Config) {
+				c.Now = func() time.Time { return time.Now().Add(oidctest.TokenLifetime + time.Minute) }
+			}},
 		{name: "wrong audience", token: raw, verifier: func(c *oidc.Config) { c.Audience = "another-app" }, wantMsg: "audience"},
 		{name: "another issuer's token", token: idToken(t, loginPKCE(t, other, alice)), wantMsg: "not valid"},
 		{name: "another issuer named, signed by this issuer's key", wantMsg: "different provider",
-			token: rs256(t, opKey, join(opHeader, editClaims(t, payload, func(c map[string]any) { c["iss"] = other.issuer }), ""))},
+			token: rs256(t, opKey, join(opHeader, editClaims(t, payload, func(c map[string]any) { c["iss"] = other.Issuer() }), ""))},
 		{name: "expired claims, signed by this issuer's key", wantMsg: "expired",
 			token: rs256(t, opKey, join(opHeader, editClaims(t, payload, func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), ""))},
 		{name: "alg none", token: join(jsonPart(t, map[string]any{"alg": "none", "typ": "JWT"}), payload, ""), wantMsg: "not valid"},
