@@ -114,11 +114,14 @@ func approvals(r latchhttp.RequestJSON) int {
 func (a *app) showRequest(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON, asJSON bool) error {
 	var grant *latchhttp.GrantJSON
 	if r.GrantID != "" {
+		// Reviewers see the request, not the requester's grant.
 		g, err := c.Grant(ctx, r.GrantID)
-		if err != nil {
+		switch {
+		case err == nil:
+			grant = &g
+		case latch.ErrorCode(err) != latch.EFORBIDDEN:
 			return err
 		}
-		grant = &g
 	}
 	if asJSON {
 		if err := writeJSON(a.stdout, struct {
@@ -165,6 +168,9 @@ func printRequest(w io.Writer, r latchhttp.RequestJSON, g *latchhttp.GrantJSON, 
 	}
 	if r.Note != "" {
 		fmt.Fprintf(tw, "note\t%s\n", r.Note)
+	}
+	if g == nil && r.GrantID != "" {
+		fmt.Fprintf(tw, "grant\t%s\n", r.GrantID)
 	}
 	if g != nil {
 		fmt.Fprintf(tw, "grant\t%s, %s, rule %s, expires %s (%s)\n", g.ID, g.State, g.RuleID, latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
