@@ -102,8 +102,7 @@ func TestServerEndToEndWithOIDC(t *testing.T) {
 	}
 	loginAs(t, w, op, opAlice)
 	r = w.latch(t, "ls", "--json")
-	var mine struct{ Grants []latchhttp.GrantJSON }
-	mine = decode[struct{ Grants []latchhttp.GrantJSON }](t, r.stdout)
+	mine := decode[struct{ Grants []latchhttp.GrantJSON }](t, r.stdout)
 	if len(mine.Grants) != 1 || mine.Grants[0].ID != out.Request.GrantID {
 		t.Fatalf("alice's ls = %+v, want her grant", mine)
 	}
