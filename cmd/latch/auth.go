@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -88,6 +91,17 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 		return nil, latch.Invalidf("server", "no latch server: set LATCH_SERVER or --server to its URL")
 	}
 	c := &latchhttp.Client{URL: a.server}
+	if a.serverCA != "" {
+		pem, err := os.ReadFile(a.serverCA)
+		if err != nil {
+			return nil, latch.Invalidf("server-ca", "read %s: %v", a.serverCA, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, latch.Invalidf("server-ca", "%s holds no PEM certificate", a.serverCA)
+		}
+		c.HTTP = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
 	method := a.authMethod
 	if method == "auto" {
 		method = "aws"

@@ -38,6 +38,7 @@ type app struct {
 	server     string // the latch server's URL, for client commands
 	authMethod string // how client commands authenticate: oidc or aws
 	serverID   string // the server's name in AWS proofs
+	serverCA   string // a CA file to trust for the server's certificate
 
 	clock   latch.Clock
 	log     *slog.Logger
@@ -55,6 +56,7 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
 	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
 	f.StringVar(&a.serverID, "server-id", "latch", "the server's name, signed into AWS proofs (its --aws-server-id)")
+	f.StringVar(&a.serverCA, "server-ca", "", "PEM file of the CA that signed the server's certificate (default: the system's roots)")
 }
 
 // applyEnv fills every flag not given on the command line from its LATCH_

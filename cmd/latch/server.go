@@ -182,23 +182,31 @@ func (a *app) listen(o serverOptions) (net.Listener, *tls.Config, error) {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return nil, nil, latch.Invalidf("listen", "%q is not HOST:PORT", o.listen)
+	}
+	if tlsCfg == nil && !isLoopback(host) { // decided before binding, so a refused server never listens
+		if !o.insecureHTTP {
+			return nil, nil, latch.Invalidf("listen", "%s is not a loopback address: serve TLS (--tls-cert, --tls-key), or pass --insecure-http behind a TLS proxy", o.listen)
+		}
+		a.log.Warn("serving plain HTTP on a non-loopback address; tokens cross the network in clear unless a proxy terminates TLS", "listen", o.listen)
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	if tlsCfg == nil && !isLoopback(ln.Addr()) {
-		if !o.insecureHTTP {
-			ln.Close()
-			return nil, nil, latch.Invalidf("listen", "%s is not a loopback address: serve TLS (--tls-cert, --tls-key), or pass --insecure-http behind a TLS proxy", o.listen)
-		}
-		a.log.Warn("serving plain HTTP on a non-loopback address; tokens cross the network in clear unless a proxy terminates TLS", "listen", ln.Addr().String())
-	}
 	return ln, tlsCfg, nil
 }
 
-func isLoopback(addr net.Addr) bool {
-	ap, err := netip.ParseAddrPort(addr.String())
-	return err == nil && ap.Addr().IsLoopback()
+// isLoopback: "localhost" and loopback addresses; an empty host is every
+// interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
