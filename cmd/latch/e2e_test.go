@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -186,5 +187,45 @@ func waitForRequestID(t *testing.T, r io.Reader) string {
 		case <-deadline:
 			t.Fatal("request --wait printed no request ID")
 		}
+	}
+}
+
+// latch login by the device flow: the code is shown, approved in the
+// provider's page, and the token is kept with mode 0600 and used.
+func TestLoginDeviceFlow(t *testing.T) {
+	op := oidctest.New(t, "latch-cli", opAlice)
+	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli")
+	w.vars["XDG_CONFIG_HOME"] = filepath.Join(w.dir, "cfg")
+	w.vars["LATCH_OIDC_ISSUER"], w.vars["LATCH_OIDC_CLIENT_ID"] = op.Issuer(), "latch-cli"
+	pr, pw := io.Pipe()
+	done := make(chan result, 1)
+	go func() {
+		var stdout strings.Builder
+		code := run(t.Context(), []string{"login"}, w.getenvSnapshot(), strings.NewReader(""), &stdout, pw)
+		pw.Close()
+		done <- result{code: code, stdout: stdout.String()}
+	}()
+	code := ""
+	sc := bufio.NewScanner(pr)
+	for code == "" && sc.Scan() {
+		if _, rest, ok := strings.Cut(sc.Text(), "enter the code "); ok {
+			code = strings.TrimSpace(rest)
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if err := op.ApproveDevice(opAlice, code, true); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != 0 || !strings.Contains(res.stdout, "Logged in") {
+		t.Fatalf("login: exit %d %s", res.code, res.stdout)
+	}
+	st, err := os.Stat(filepath.Join(w.dir, "cfg", "latch", "token.json"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+	w.vars["LATCH_AUTH"] = "auto" // a cached login means oidc
+	if r := w.latch(t, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice@example.com") {
+		t.Fatalf("whoami after login: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }

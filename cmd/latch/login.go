@@ -58,10 +58,9 @@ func (a *app) login(ctx context.Context, o loginOptions) error {
 	return nil
 }
 
-// openBrowser opens a URL for the PKCE flow, or prints it.
+// openBrowser opens a URL for the PKCE flow; Login has already printed it.
 func (a *app) openBrowser(printOnly bool) func(string) error {
 	return func(url string) error {
-		fmt.Fprintf(a.stderr, "Open this URL to log in:\n  %s\n", url)
 		if printOnly {
 			return nil
 		}
