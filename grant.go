@@ -16,10 +16,13 @@ type GrantID string
 var grantIDPattern = regexp.MustCompile(`^g-[0-9a-f]{16}$`)
 
 // NewGrantID returns a random grant ID.
-func NewGrantID() GrantID {
+func NewGrantID() GrantID { return GrantID(randomID("g-")) }
+
+// randomID is prefix and 16 random lowercase hex digits.
+func randomID(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return GrantID("g-" + hex.EncodeToString(b[:]))
+	return prefix + hex.EncodeToString(b[:])
 }
 
 // ParseGrantID checks that s is a well-formed grant ID.

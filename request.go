@@ -1,8 +1,6 @@
 package latch
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -15,11 +13,7 @@ type RequestID string
 var requestIDPattern = regexp.MustCompile(`^r-[0-9a-f]{16}$`)
 
 // NewRequestID returns a random request ID.
-func NewRequestID() RequestID {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return RequestID("r-" + hex.EncodeToString(b[:]))
-}
+func NewRequestID() RequestID { return RequestID(randomID("r-")) }
 
 // ParseRequestID checks that s is a well-formed request ID.
 func ParseRequestID(s string) (RequestID, error) {

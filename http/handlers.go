@@ -135,7 +135,7 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]GrantJSON, 0, len(gs))
 	for _, g := range gs {
-		out = append(out, grantJSON(g))
+		out = append(out, ToGrantJSON(g))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -151,7 +151,7 @@ func (s *Server) getGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, grantJSON(g))
+	writeJSON(w, http.StatusOK, ToGrantJSON(g))
 }
 
 func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +165,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, grantJSON(g))
+	writeJSON(w, http.StatusOK, ToGrantJSON(g))
 }
 
 func parseLimit(s string) (int, error) {

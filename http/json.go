@@ -191,15 +191,18 @@ type GrantJSON struct {
 	CreatedAt time.Time        `json:"created_at"`
 	ExpiresAt time.Time        `json:"expires_at"`
 	EndedAt   *time.Time       `json:"ended_at,omitempty"`
+	Attempts  int              `json:"revoke_attempts,omitempty"`
 	LastError string           `json:"last_error,omitempty"`
 }
 
-func grantJSON(g latch.Grant) GrantJSON {
+// ToGrantJSON is g as the API and the CLI's --json print it. Field names
+// are a contract with scripts: add, never rename.
+func ToGrantJSON(g latch.Grant) GrantJSON {
 	j := GrantJSON{ID: g.ID, State: g.State, Region: g.Region, GroupID: g.GroupID, RuleID: g.RuleID, Protocol: g.Protocol,
 		Ports: g.Ports.String(), Source: g.Source.String(), Requester: g.Requester, Reason: g.Reason,
-		CreatedAt: g.CreatedAt, ExpiresAt: g.ExpiresAt, LastError: g.LastError}
+		CreatedAt: g.CreatedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(), Attempts: g.Attempts, LastError: g.LastError}
 	if !g.EndedAt.IsZero() {
-		t := g.EndedAt
+		t := g.EndedAt.UTC()
 		j.EndedAt = &t
 	}
 	return j

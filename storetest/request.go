@@ -477,22 +477,7 @@ func testUpdateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 			})
 		}
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch latch.ErrorCode(err) {
-			case "":
-				if winner >= 0 {
-					t.Fatalf("reviewers %d and %d both updated version %d", winner, i, r.Version)
-				}
-				winner = i
-			case latch.ECONFLICT:
-			default:
-				t.Fatalf("reviewer %d: %v; want success or ECONFLICT", i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatal("no reviewer won")
-		}
+		winner := OneWins(t, "reviewer", errs)
 		got, err := s.Request(t.Context(), r.ID)
 		if err != nil {
 			t.Fatal(err)

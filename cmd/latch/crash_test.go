@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 var (
@@ -206,7 +207,7 @@ func TestCrashSafety(t *testing.T) {
 				w.waitForRules(t, 0)
 
 				if !deleteDB {
-					grants := decode[[]grantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+					grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
 					want := latch.StateExpired
 					if !wantRule {
 						want = latch.StateFailed
@@ -227,7 +228,7 @@ func (w *world) waitForState(t *testing.T, state latch.GrantState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		grants := decode[[]grantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+		grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
 		if len(grants) == 1 && grants[0].State == state {
 			return
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 type grantOptions struct {
@@ -104,7 +105,7 @@ func (a *app) holdGrant(ctx context.Context, b *broker.Broker, g latch.Grant, as
 
 func (a *app) showGrant(asJSON bool, g latch.Grant) error {
 	if asJSON {
-		return writeJSON(a.stdout, toJSON(g))
+		return writeJSON(a.stdout, latchhttp.ToGrantJSON(g))
 	}
 	printGrant(a.stdout, g, a.clock.Now())
 	return nil

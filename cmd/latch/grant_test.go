@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 // runAsync runs latch in the background and returns its result channel.
@@ -57,7 +58,7 @@ func TestForegroundGrantRevokesAtExpiry(t *testing.T) {
 	if n := len(w.rules(t)); n != 0 {
 		t.Fatalf("%d rules after expiry", n)
 	}
-	var last grantJSON
+	var last latchhttp.GrantJSON
 	for dec := json.NewDecoder(strings.NewReader(r.stdout)); dec.More(); {
 		if err := dec.Decode(&last); err != nil {
 			t.Fatalf("stdout is not a JSON stream: %v\n%s", err, r.stdout)
@@ -121,7 +122,7 @@ func TestIPAuto(t *testing.T) {
 				}
 				return
 			}
-			if g := decode[grantJSON](t, r.stdout); g.Source != tt.want {
+			if g := decode[latchhttp.GrantJSON](t, r.stdout); g.Source != tt.want {
 				t.Errorf("source %s, want %s", g.Source, tt.want)
 			}
 		})
@@ -131,7 +132,7 @@ func TestIPAuto(t *testing.T) {
 func TestSweepCommand(t *testing.T) {
 	w := newWorld(t)
 	r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
-	g := decode[grantJSON](t, r.stdout)
+	g := decode[latchhttp.GrantJSON](t, r.stdout)
 	w.vars["LATCH_DB"] = "/nonexistent/dir/latch.db" // sweep must not need it
 
 	if r := w.latch(t, "sweep", "--json"); r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {

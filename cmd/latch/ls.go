@@ -54,9 +54,9 @@ func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 		return err
 	}
 	if asJSON {
-		out := make([]grantJSON, 0, len(grants))
+		out := make([]latchhttp.GrantJSON, 0, len(grants))
 		for _, g := range grants {
-			out = append(out, toJSON(g))
+			out = append(out, latchhttp.ToGrantJSON(g))
 		}
 		return writeJSON(a.stdout, out)
 	}

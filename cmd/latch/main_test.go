@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
+	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/internal/awstest"
 )
 
@@ -153,7 +154,7 @@ func TestDetachedGrantListRevoke(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("grant exit %d: %s", r.code, r.stderr)
 	}
-	g := decode[grantJSON](t, r.stdout)
+	g := decode[latchhttp.GrantJSON](t, r.stdout)
 	if g.State != latch.StateActive || g.RuleID == "" || !g.ExpiresAt.Equal(start.Add(30*time.Minute)) || g.Requester == "" {
 		t.Fatalf("grant = %+v", g)
 	}
@@ -165,7 +166,7 @@ func TestDetachedGrantListRevoke(t *testing.T) {
 		t.Errorf("no evidence line on stderr: %s", r.stderr)
 	}
 
-	ls := decode[[]grantJSON](t, w.latch(t, "ls", "--json").stdout)
+	ls := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--json").stdout)
 	if len(ls) != 1 || ls[0].ID != g.ID {
 		t.Fatalf("ls = %+v, want the grant", ls)
 	}
@@ -182,7 +183,7 @@ func TestDetachedGrantListRevoke(t *testing.T) {
 	if out := w.latch(t, "ls").stdout; !strings.Contains(out, "No open grants") {
 		t.Errorf("ls after revoke:\n%s", out)
 	}
-	all := decode[[]grantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+	all := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
 	if len(all) != 1 || all[0].State != latch.StateRevoked || all[0].EndedAt == nil {
 		t.Errorf("ls --all = %+v, want the revoked grant", all)
 	}
@@ -203,7 +204,7 @@ func TestRecipeEnvironmentCarriesOver(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	g := decode[grantJSON](t, r.stdout)
+	g := decode[latchhttp.GrantJSON](t, r.stdout)
 	if g.Source != "198.51.100.4/32" || !g.ExpiresAt.Equal(start.Add(10*time.Minute)) || g.Reason != "recipe" {
 		t.Fatalf("grant = %+v, want 198.51.100.4 for 600s", g)
 	}
@@ -216,7 +217,7 @@ func TestRecipeEnvironmentCarriesOver(t *testing.T) {
 func TestListShowsRevokeFailed(t *testing.T) {
 	w := newWorld(t)
 	sim := w.env.RequireSim(t)
-	g := decode[grantJSON](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json").stdout)
+	g := decode[latchhttp.GrantJSON](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json").stdout)
 	sim.SetFaults(ec2sim.Faults{ServerErrorRate: 1, Actions: []string{"RevokeSecurityGroupIngress"}})
 	w.vars["AWS_MAX_ATTEMPTS"] = "1"
 	for range 5 {

@@ -10,40 +10,6 @@ import (
 	"github.com/latchdev/latch"
 )
 
-// grantJSON is a grant as latch prints it with --json. Field names are a
-// contract with scripts: add, never rename.
-type grantJSON struct {
-	ID        latch.GrantID    `json:"grant_id"`
-	State     latch.GrantState `json:"state"`
-	Region    string           `json:"region"`
-	GroupID   latch.GroupID    `json:"group_id"`
-	RuleID    latch.RuleID     `json:"rule_id,omitempty"`
-	Protocol  latch.Protocol   `json:"protocol"`
-	Ports     string           `json:"ports"`
-	Source    string           `json:"source"`
-	Requester string           `json:"requester"`
-	Reason    string           `json:"reason"`
-	CreatedAt time.Time        `json:"created_at"`
-	ExpiresAt time.Time        `json:"expires_at"`
-	EndedAt   *time.Time       `json:"ended_at,omitempty"`
-	Attempts  int              `json:"revoke_attempts,omitempty"`
-	LastError string           `json:"last_error,omitempty"`
-}
-
-func toJSON(g latch.Grant) grantJSON {
-	j := grantJSON{
-		ID: g.ID, State: g.State, Region: g.Region, GroupID: g.GroupID, RuleID: g.RuleID,
-		Protocol: g.Protocol, Ports: g.Ports.String(), Source: g.Source.String(),
-		Requester: g.Requester, Reason: g.Reason, CreatedAt: g.CreatedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(),
-		Attempts: g.Attempts, LastError: g.LastError,
-	}
-	if !g.EndedAt.IsZero() {
-		t := g.EndedAt.UTC()
-		j.EndedAt = &t
-	}
-	return j
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
