@@ -87,22 +87,7 @@ func testConcurrency(t *testing.T, open func(t *testing.T) latch.Store) {
 			})
 		}
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch latch.ErrorCode(err) {
-			case "":
-				if winner >= 0 {
-					t.Fatalf("writers %d and %d both updated version %d", winner, i, g.Version)
-				}
-				winner = i
-			case latch.ECONFLICT:
-			default:
-				t.Fatalf("writer %d: %v; want success or ECONFLICT", i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatal("no writer won")
-		}
+		winner := OneWins(t, "writer", errs)
 		want := g
 		want.State, want.LastError, want.Version = latch.StateRevoking, fmt.Sprintf("writer %d", winner), 2
 		mustGet(t, s, want)
