@@ -34,7 +34,7 @@ type server struct {
 	url string
 }
 
-func newServer(t *testing.T, opts latchhttp.Options) *server {
+func newServer(t testing.TB, opts latchhttp.Options) *server {
 	t.Helper()
 	f := at.New(t)
 	srv := httptest.NewServer(latchhttp.NewServer(f.Access, people, opts).Handler())
@@ -44,7 +44,7 @@ func newServer(t *testing.T, opts latchhttp.Options) *server {
 
 // call makes one API call as who ("" for nobody) and returns the status
 // and body.
-func (s *server) call(t *testing.T, who, method, path string, body any) (int, []byte) {
+func (s *server) call(t testing.TB, who, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -64,7 +64,7 @@ func (s *server) call(t *testing.T, who, method, path string, body any) (int, []
 	return resp.StatusCode, data
 }
 
-func decodeAs[T any](t *testing.T, data []byte) T {
+func decodeAs[T any](t testing.TB, data []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(data, &v); err != nil {
