@@ -18,6 +18,7 @@ type GrantFilter struct {
 type RequestFilter struct {
 	States    []RequestState // any of these states
 	Requester string         // only requests by this subject (exact)
+	GrantID   GrantID        // only the request that opened this grant
 	Limit     int            // at most this many, newest first; 0 means no limit
 }
 

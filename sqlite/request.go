@@ -123,6 +123,10 @@ func (s *Store) Requests(ctx context.Context, f latch.RequestFilter) ([]latch.Re
 		where = append(where, "requester_subject = ?")
 		args = append(args, f.Requester)
 	}
+	if f.GrantID != "" {
+		where = append(where, "grant_id = ?")
+		args = append(args, f.GrantID)
+	}
 	sel := `SELECT * FROM requests`
 	if len(where) > 0 {
 		sel += " WHERE " + strings.Join(where, " AND ")

@@ -548,6 +548,20 @@ func testRequests(t *testing.T, open func(t *testing.T) latch.Store) {
 		mustListRequests(t, s, latch.RequestFilter{Requester: "carol@example.com"})
 	})
 
+	t.Run("ByGrantID", func(t *testing.T) {
+		s := open(t)
+		mk := func(i int, g latch.GrantID) latch.Request {
+			r := NewRequest(epoch().Add(time.Duration(i) * time.Minute))
+			r.GrantID = g
+			return mustCreateRequest(t, s, r)
+		}
+		opened := mk(0, "g-00000000000000a1")
+		mk(1, "g-00000000000000a2")
+		mk(2, "")
+		mustListRequests(t, s, latch.RequestFilter{GrantID: "g-00000000000000a1"}, opened)
+		mustListRequests(t, s, latch.RequestFilter{GrantID: "g-00000000000000ff"})
+	})
+
 	t.Run("LimitKeepsTheNewest", func(t *testing.T) {
 		s := open(t)
 		var rs []latch.Request
