@@ -62,6 +62,17 @@ type Store interface {
 	// ENOTFOUND, or ECONFLICT when r is stale.
 	UpdateRequest(ctx context.Context, r Request) (Request, error)
 
+	// AppendAudit adds e to the end of the audit log in one transaction:
+	// it sets Seq (one more than the last), PrevHash (the last entry's
+	// Hash), Hash (e.ComputeHash) and, if sign is not nil, Signature =
+	// sign(Hash), and moves the log's head to it.
+	AppendAudit(ctx context.Context, e AuditEntry, sign func(hash string) string) (AuditEntry, error)
+	// AuditEntries lists entries matching f in Seq order, exactly as stored.
+	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// AuditHead returns the Seq and Hash the log's head was last moved to,
+	// kept apart from the entries so that cutting entries off the end shows.
+	AuditHead(ctx context.Context) (seq int64, hash string, err error)
+
 	// Due returns up to limit IDs of grants whose DueAt is at or before now.
 	Due(ctx context.Context, now time.Time, limit int) ([]GrantID, error)
 	// NextDue returns the earliest DueAt of any grant; ok is false if none.
