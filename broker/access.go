@@ -167,6 +167,7 @@ func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInpu
 	if r, err = a.store.CreateRequest(ctx, r); err != nil {
 		return r, fmt.Errorf("record request: %w", err)
 	}
+	a.audit(ctx, requestAudit(latch.AuditRequested, who.Subject, r, map[string]string{"reason": r.Reason, "state": string(r.State)}))
 	a.log.InfoContext(ctx, "requested", "request_id", r.ID, "requester", who.Subject, "target", in.Target, "group_id", target.GroupID,
 		"rule", r.Rule, "state", r.State, "break_glass", r.BreakGlass)
 	if r.State == latch.RequestApproved {
@@ -260,4 +261,35 @@ func (a *Access) Explain(ctx context.Context, who latch.Identity, as *latch.Iden
 		return nil, err
 	}
 	return a.policy.Policy().Explain(subject, t), nil
+}
+
+// audit appends to the audit log; see Broker.audit.
+func (a *Access) audit(ctx context.Context, e latch.AuditEntry) {
+	appendAudit(ctx, a.store, a.b.opts.Sign, a.log, a.clock, e)
+}
+
+// RecordLogin notes in the audit log that who logged in.
+func (a *Access) RecordLogin(ctx context.Context, who latch.Identity, from string) {
+	a.audit(ctx, latch.AuditEntry{Actor: who.Subject, Action: latch.AuditLogin, Target: from,
+		Details: map[string]string{"kind": string(who.Kind), "issuer": who.Issuer, "groups": strings.Join(who.Groups, ",")}})
+}
+
+// RecordPolicyReload notes in the audit log that the policy changed.
+func (a *Access) RecordPolicyReload(ctx context.Context, path string, rules int) {
+	a.audit(ctx, latch.AuditEntry{Actor: Actor, Action: latch.AuditPolicyReloaded, Target: path,
+		Details: map[string]string{"rules": fmt.Sprint(rules)}})
+}
+
+func requestAudit(action latch.AuditAction, actor string, r latch.Request, extra map[string]string) latch.AuditEntry {
+	d := map[string]string{
+		"requester": r.Requester.Subject, "rule": r.Rule, "region": r.Target.Region, "instance_id": string(r.Target.InstanceID),
+		"protocol": string(r.Protocol), "ports": r.Ports.String(), "source": r.Source.String(), "duration": r.Duration.String(),
+	}
+	if r.BreakGlass {
+		d["break_glass"] = "true"
+	}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return latch.AuditEntry{Actor: actor, Action: action, Target: string(r.Target.GroupID), RequestID: r.ID, GrantID: r.GrantID, Details: d}
 }

@@ -30,6 +30,10 @@ type Options struct {
 	// SettleTime is how long a requested grant may stay requested before a
 	// sweep decides its process died; 0 means DefaultSettleTime.
 	SettleTime time.Duration
+	// Observer is told about grants and sweeps, for metrics; nil means none.
+	Observer Observer
+	// Sign, if set, signs each audit entry's hash (latch.SignAudit).
+	Sign func(hash string) string
 	// Checkpoint, if set, is called at named points of opening and ending a
 	// grant ("before-authorize", "after-authorize", "before-revoke",
 	// "after-revoke"). Crash
@@ -77,6 +81,9 @@ func New(store latch.Store, firewalls []latch.Firewall, opts Options) *Broker {
 	}
 	if opts.SettleTime == 0 {
 		opts.SettleTime = DefaultSettleTime
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	fws := make(map[string]latch.Firewall, len(firewalls))
 	for _, fw := range firewalls {

@@ -52,7 +52,7 @@ func (b *Broker) end(ctx context.Context, id latch.GrantID, as latch.GrantState,
 			return g, fmt.Errorf("record revoking: %w", err)
 		}
 	}
-	return b.close(ctx, g, now)
+	return b.close(ctx, g, by, now)
 }
 
 func (b *Broker) due(g latch.Grant, now time.Time) bool {
@@ -62,7 +62,7 @@ func (b *Broker) due(g latch.Grant, now time.Time) bool {
 
 // close revokes an ending grant's rule, unless another live grant still
 // shares it, and records the outcome.
-func (b *Broker) close(ctx context.Context, g latch.Grant, now time.Time) (latch.Grant, error) {
+func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.Time) (latch.Grant, error) {
 	fw, err := b.firewall(g.Region)
 	if err != nil {
 		return b.revokeFailed(ctx, g, now, err)
@@ -98,6 +98,7 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, now time.Time) (latch
 		return g, fmt.Errorf("record %s: %w", note, err)
 	}
 	b.evidence(ctx, string(g.State), g, "outcome", note, "attempts", g.Attempts+1)
+	b.ended(ctx, g, by, note, now)
 	return g, nil
 }
 
@@ -154,10 +155,25 @@ func (b *Broker) revokeFailed(ctx context.Context, g latch.Grant, now time.Time,
 	} else {
 		b.log.WarnContext(ctx, note, attrs...)
 	}
+	b.audit(ctx, grantAudit(latch.AuditRevokeFailed, Actor, g, map[string]string{"attempts": fmt.Sprint(g.Attempts), "error": g.LastError}))
+	b.opts.Observer.RevokeFailed()
 	if ug, err := b.store.UpdateGrant(ctx, g, note+": "+g.LastError); err != nil {
 		b.log.ErrorContext(ctx, "record failed revoke", "grant_id", g.ID, "err", err)
 	} else {
 		g = ug
 	}
 	return g, fmt.Errorf("revoke %s in %s: %w", g.RuleID, g.GroupID, cause)
+}
+
+// ended records a grant's end in the audit log and the metrics.
+func (b *Broker) ended(ctx context.Context, g latch.Grant, by, note string, now time.Time) {
+	action, actor, lag := latch.AuditRevoked, by, time.Duration(0)
+	if g.State == latch.StateExpired {
+		action, actor, lag = latch.AuditExpired, Actor, max(now.Sub(g.ExpiresAt), 0)
+	}
+	if actor == "" {
+		actor = Actor
+	}
+	b.audit(ctx, grantAudit(action, actor, g, map[string]string{"outcome": note}))
+	b.opts.Observer.GrantEnded(string(g.State), lag)
 }

@@ -47,6 +47,8 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 			b.log.ErrorContext(ctx, "record failed grant", "grant_id", g.ID, "err", uerr)
 		}
 		b.log.WarnContext(ctx, "grant failed", "grant_id", g.ID, "group_id", g.GroupID, "err", err)
+		b.audit(ctx, grantAudit(latch.AuditGrantFailed, g.Requester, g, map[string]string{"reason": g.Reason, "error": g.LastError}))
+		b.opts.Observer.GrantEnded("failed", 0)
 		return g, fmt.Errorf("open %s to %s on %s: %w", g.GroupID, g.Source, g.Ports, err)
 	}
 	b.checkpoint("after-authorize")
@@ -58,6 +60,8 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 		return g, fmt.Errorf("record rule %s: %w", rule.ID, err)
 	}
 	b.evidence(ctx, "granted", g, "reason", g.Reason)
+	b.audit(ctx, grantAudit(latch.AuditGranted, g.Requester, g, map[string]string{"reason": g.Reason}))
+	b.opts.Observer.GrantOpened()
 	return g, nil
 }
 

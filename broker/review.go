@@ -29,6 +29,11 @@ func (a *Access) Review(ctx context.Context, who latch.Identity, id latch.Reques
 	if approve {
 		verdict = "approved"
 	}
+	action := latch.AuditDenied
+	if approve {
+		action = latch.AuditApproved
+	}
+	a.audit(ctx, requestAudit(action, who.Subject, r, map[string]string{"reason": reason, "state": string(r.State)}))
 	a.log.InfoContext(ctx, "reviewed", "request_id", r.ID, "reviewer", who.Subject, "verdict", verdict, "reason", reason, "state", r.State)
 	if r.State == latch.RequestApproved {
 		return a.open(ctx, r, wideSource(r))
@@ -54,7 +59,11 @@ func (a *Access) Withdraw(ctx context.Context, who latch.Identity, id latch.Requ
 		return r, latch.Errorf(latch.ECONFLICT, "request %s is %s; only pending requests can be withdrawn", r.ID, r.State)
 	}
 	r.State, r.DecidedAt = latch.RequestWithdrawn, a.now()
-	return a.store.UpdateRequest(ctx, r)
+	if r, err = a.store.UpdateRequest(ctx, r); err != nil {
+		return r, err
+	}
+	a.audit(ctx, requestAudit(latch.AuditWithdrawn, who.Subject, r, nil))
+	return r, nil
 }
 
 // GetRequest returns a request to its requester, to anyone who may review
@@ -115,6 +124,8 @@ func (a *Access) timeOut(ctx context.Context, r *latch.Request) error {
 		}
 	} else if err != nil {
 		return fmt.Errorf("record timeout of %s: %w", r.ID, err)
+	} else {
+		a.audit(ctx, requestAudit(latch.AuditTimedOut, Actor, ur, nil))
 	}
 	*r = ur
 	return nil

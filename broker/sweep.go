@@ -93,17 +93,28 @@ func ruleEvidence(ctx context.Context, log *slog.Logger, msg string, r latch.Rul
 func (b *Broker) Sweep(ctx context.Context) error {
 	var errs []error
 	for _, fw := range b.firewalls {
-		now := b.now()
-		rules, err := fw.Rules(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err))
-			continue
-		}
-		errs = append(errs, b.settle(ctx, fw, rules, now))
-		_, err = sweepRules(fw.Region(), rules, now, func(r latch.Rule) (bool, error) { return b.sweepRule(ctx, fw, r, now) })
-		errs = append(errs, err)
+		errs = append(errs, b.sweepRegion(ctx, fw))
 	}
 	return errors.Join(errs...)
+}
+
+func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (err error) {
+	now := b.now()
+	found, revoked := 0, 0
+	defer func() { b.opts.Observer.SweepDone(fw.Region(), b.clock.Now().Sub(now), found, revoked, err) }()
+	rules, err := fw.Rules(ctx)
+	if err != nil {
+		return fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err)
+	}
+	found = len(rules)
+	settleErr := b.settle(ctx, fw, rules, now)
+	rep, sweepErr := sweepRules(fw.Region(), rules, now, func(r latch.Rule) (bool, error) { return b.sweepRule(ctx, fw, r, now) })
+	for _, s := range rep.Swept {
+		if s.Revoked {
+			revoked++
+		}
+	}
+	return errors.Join(settleErr, sweepErr)
 }
 
 // sweepRule revokes an expired rule and ends the grants on it, unless the
@@ -132,6 +143,13 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 	}
 	b.checkpoint("after-revoke")
 	ruleEvidence(ctx, b.log, "expired", r, "via", "sweep")
+	if len(grants) == 0 {
+		b.audit(ctx, latch.AuditEntry{Actor: Actor, Action: latch.AuditSweptOrphan, Target: string(r.Opening.GroupID),
+			GrantID: latch.GrantID(r.Tags[latch.TagGrantID]), Details: map[string]string{
+				"region": r.Opening.Region, "rule_id": string(r.ID), "source": r.Opening.Source.String(),
+				"protocol": string(r.Opening.Protocol), "ports": r.Opening.Ports.String(),
+				"requester": r.Tags[latch.TagRequester], "expires_at": r.Tags[latch.TagExpiresAt]}})
+	}
 	for _, g := range grants {
 		if g.State == latch.StateActive {
 			g.State, g.EndAs = latch.StateRevoking, latch.StateExpired
@@ -140,9 +158,12 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 			}
 		}
 		g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
-		if _, err := b.store.UpdateGrant(ctx, g, "rule revoked by sweep"); err != nil {
+		ended, err := b.store.UpdateGrant(ctx, g, "rule revoked by sweep")
+		if err != nil {
 			b.log.WarnContext(ctx, "record swept grant", "grant_id", g.ID, "err", err)
+			continue
 		}
+		b.ended(ctx, ended, Actor, "rule revoked by sweep", now)
 	}
 	return true, nil
 }
