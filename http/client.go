@@ -103,6 +103,12 @@ func (c *Client) WhoAmI(ctx context.Context) (WhoAmIJSON, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/whoami", nil, nil, &out)
 }
 
+// Login tells the server the caller has logged in, for its audit log.
+func (c *Client) Login(ctx context.Context) (WhoAmIJSON, error) {
+	var out WhoAmIJSON
+	return out, c.do(ctx, http.MethodPost, "/v1/login", nil, nil, &out)
+}
+
 // CreateRequest asks for access.
 func (c *Client) CreateRequest(ctx context.Context, body RequestBody) (RequestJSON, error) {
 	var out RequestJSON

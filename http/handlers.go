@@ -20,6 +20,14 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, WhoAmIJSON{identityJSON(who), clientAddr(r.Context()).String(), s.access.IsAdmin(who)})
 }
 
+// login records in the audit log that the caller logged in; the CLI calls
+// it after 'latch login'.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	who := caller(r)
+	s.access.RecordLogin(r.Context(), who, clientAddr(r.Context()).String())
+	writeJSON(w, http.StatusOK, WhoAmIJSON{identityJSON(who), clientAddr(r.Context()).String(), s.access.IsAdmin(who)})
+}
+
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {

@@ -74,6 +74,7 @@ func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server 
 func (s *Server) Routes() map[string]http.HandlerFunc {
 	return map[string]http.HandlerFunc{
 		"GET /v1/whoami":                  s.whoami,
+		"POST /v1/login":                  s.login,
 		"POST /v1/requests":               s.createRequest,
 		"GET /v1/requests":                s.listRequests,
 		"GET /v1/requests/{id}":           s.getRequest,

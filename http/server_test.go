@@ -112,6 +112,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"health", "GET", fixed("/v1/health"), nil, []int{200, 200, 200, 200, 200}},
 		{"ready", "GET", fixed("/v1/ready"), nil, []int{200, 200, 200, 200, 200}},
 		{"whoami", "GET", fixed("/v1/whoami"), nil, []int{200, 200, 200, 200, 401}},
+		{"login", "POST", fixed("/v1/login"), nil, []int{200, 200, 200, 200, 401}},
 		{"create request", "POST", fixed("/v1/requests"), latchhttp.RequestBody{Target: ec2sim.DemoDB1, Port: "22", Reason: "x"}, []int{201, 403, 403, 403, 401}},
 		{"list requests", "GET", fixed("/v1/requests"), nil, []int{200, 200, 200, 200, 401}},
 		{"get request", "GET", func(*testing.T, int) string { return "/v1/requests/" + shared }, nil, []int{200, 200, 200, 403, 401}},
