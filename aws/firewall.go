@@ -191,3 +191,13 @@ func ec2Tags(tags map[string]string) []types.Tag {
 }
 
 var _ latch.Firewall = (*Firewall)(nil)
+
+// GroupRules lists every ingress rule of a group latch can represent,
+// tagged by latch or not.
+func (f *Firewall) GroupRules(ctx context.Context, group latch.GroupID) ([]latch.Rule, error) {
+	var rules []latch.Rule
+	err := f.describe(ctx, []types.Filter{{Name: aws.String("group-id"), Values: []string{string(group)}}}, func(r latch.Rule) {
+		rules = append(rules, r)
+	})
+	return rules, err
+}

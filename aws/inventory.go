@@ -93,3 +93,22 @@ func tagMap(tags []types.Tag) map[string]string {
 }
 
 var _ latch.Inventory = (*Inventory)(nil)
+
+// ManagedGroups lists every security group tagged latch:managed=true.
+func (v *Inventory) ManagedGroups(ctx context.Context) ([]latch.Group, error) {
+	p := ec2.NewDescribeSecurityGroupsPaginator(v.ec2, &ec2.DescribeSecurityGroupsInput{
+		Filters:    []types.Filter{{Name: aws.String("tag:" + latch.TagManaged), Values: []string{"true"}}},
+		MaxResults: aws.Int32(1000),
+	})
+	var gs []latch.Group
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, translate("describe managed security groups", err)
+		}
+		for _, g := range page.SecurityGroups {
+			gs = append(gs, latch.Group{ID: latch.GroupID(aws.ToString(g.GroupId)), Name: aws.ToString(g.GroupName), Tags: tagMap(g.Tags)})
+		}
+	}
+	return gs, nil
+}

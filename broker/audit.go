@@ -11,9 +11,10 @@ import (
 // cheap and must not fail.
 type Observer interface {
 	GrantOpened()
-	// GrantEnded reports a grant's end: outcome is "expired", "revoked" or
-	// "failed"; lag is expiry to revocation for expired grants.
-	GrantEnded(outcome string, lag time.Duration)
+	// GrantEnded reports a grant's end: outcome is StateExpired,
+	// StateRevoked or StateFailed; lag is expiry to revocation for expired
+	// grants.
+	GrantEnded(outcome latch.GrantState, lag time.Duration)
 	RevokeFailed()
 	SweepDone(region string, d time.Duration, rulesFound, revoked int, err error)
 }
@@ -21,7 +22,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) GrantOpened()                                     {}
-func (nopObserver) GrantEnded(string, time.Duration)                 {}
+func (nopObserver) GrantEnded(latch.GrantState, time.Duration)       {}
 func (nopObserver) RevokeFailed()                                    {}
 func (nopObserver) SweepDone(string, time.Duration, int, int, error) {}
 

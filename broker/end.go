@@ -84,7 +84,7 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.T
 		if err := fw.Tag(ctx, g.RuleID, latch.RuleTags(*keeper)); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
 			return b.revokeFailed(ctx, g, now, fmt.Errorf("hand rule %s to grant %s: %w", g.RuleID, keeper.ID, err))
 		}
-		note = fmt.Sprintf("rule kept for grant %s until %s", keeper.ID, latch.FormatExpiry(keeper.ExpiresAt))
+		note = fmt.Sprintf("%s %s until %s", NoteKept, keeper.ID, latch.FormatExpiry(keeper.ExpiresAt))
 	default:
 		b.checkpoint("before-revoke")
 		if err := fw.Revoke(ctx, g.GroupID, g.RuleID); err != nil {
@@ -101,6 +101,10 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.T
 	b.ended(ctx, g, by, note, now)
 	return g, nil
 }
+
+// NoteKept begins the history note of a grant that ended while another
+// grant still held its shared rule: the rule was handed on, not revoked.
+const NoteKept = "rule kept for grant"
 
 // keeper returns the latest-expiring other live grant on g's rule, or nil if
 // the rule is g's alone.
@@ -175,5 +179,5 @@ func (b *Broker) ended(ctx context.Context, g latch.Grant, by, note string, now 
 		actor = Actor
 	}
 	b.audit(ctx, grantAudit(action, actor, g, map[string]string{"outcome": note}))
-	b.opts.Observer.GrantEnded(string(g.State), lag)
+	b.opts.Observer.GrantEnded(g.State, lag)
 }

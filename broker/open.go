@@ -48,7 +48,7 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 		}
 		b.log.WarnContext(ctx, "grant failed", "grant_id", g.ID, "group_id", g.GroupID, "err", err)
 		b.audit(ctx, grantAudit(latch.AuditGrantFailed, g.Requester, g, map[string]string{"reason": g.Reason, "error": g.LastError}))
-		b.opts.Observer.GrantEnded("failed", 0)
+		b.opts.Observer.GrantEnded(latch.StateFailed, 0)
 		return g, fmt.Errorf("open %s to %s on %s: %w", g.GroupID, g.Source, g.Ports, err)
 	}
 	b.checkpoint("after-authorize")

@@ -1,0 +1,170 @@
+package aws
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+)
+
+// cloudtrailAPI is the part of the CloudTrail client the trail calls.
+type cloudtrailAPI interface {
+	LookupEvents(context.Context, *cloudtrail.LookupEventsInput, ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error)
+}
+
+// Trail reads EC2 management events from CloudTrail in one region.
+type Trail struct {
+	ct     cloudtrailAPI
+	region string
+}
+
+// NewTrail returns a trail for cfg.Region.
+func NewTrail(cfg aws.Config) *Trail {
+	return &Trail{ct: cloudtrail.NewFromConfig(cfg), region: cfg.Region}
+}
+
+// Region is the trail's region.
+func (t *Trail) Region() string { return t.region }
+
+// TrailEvent is one EC2 ingress or tagging call as CloudTrail recorded it.
+type TrailEvent struct {
+	ID        string
+	Name      string // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, CreateTags, DeleteTags
+	Time      time.Time
+	Actor     string // the caller's ARN
+	AccessKey string
+	SourceIP  string
+	ErrorCode string // set when the call failed
+
+	GroupID   string
+	RuleIDs   []string          // rules created (authorize) or named (revoke, tags)
+	CIDRs     []string          // sources in the call's permissions
+	Ports     []string          // "tcp 22", "tcp 8000-8080"
+	Resources []string          // CreateTags/DeleteTags: the resources tagged
+	Tags      map[string]string // tags set or removed
+}
+
+// Events returns every event named name between start and end, newest
+// first, following CloudTrail's pages.
+func (t *Trail) Events(ctx context.Context, name string, start, end time.Time) ([]TrailEvent, error) {
+	p := cloudtrail.NewLookupEventsPaginator(t.ct, &cloudtrail.LookupEventsInput{
+		LookupAttributes: []types.LookupAttribute{{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}},
+		StartTime:        aws.Time(start),
+		EndTime:          aws.Time(end),
+	})
+	var out []TrailEvent
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, translate("look up "+name+" events", err)
+		}
+		for _, e := range page.Events {
+			ev, err := parseEvent(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// record is the part of a CloudTrail record latch reads.
+type record struct {
+	EventID      string    `json:"eventID"`
+	EventName    string    `json:"eventName"`
+	EventTime    time.Time `json:"eventTime"`
+	SourceIP     string    `json:"sourceIPAddress"`
+	ErrorCode    string    `json:"errorCode"`
+	UserIdentity struct {
+		ARN         string `json:"arn"`
+		AccessKeyID string `json:"accessKeyId"`
+	} `json:"userIdentity"`
+	RequestParameters struct {
+		GroupID       string `json:"groupId"`
+		IPPermissions items[struct {
+			IPProtocol string          `json:"ipProtocol"`
+			FromPort   *int            `json:"fromPort"`
+			ToPort     *int            `json:"toPort"`
+			IPRanges   items[cidrItem] `json:"ipRanges"`
+			IPv6Ranges items[cidrItem] `json:"ipv6Ranges"`
+		}] `json:"ipPermissions"`
+		RuleIDs      items[ruleItem] `json:"securityGroupRuleIds"`
+		ResourcesSet items[struct {
+			ResourceID string `json:"resourceId"`
+		}] `json:"resourcesSet"`
+		TagSet              items[tagItem] `json:"tagSet"`
+		TagSpecificationSet items[struct {
+			Tags []tagItem `json:"tags"`
+		}] `json:"tagSpecificationSet"`
+	} `json:"requestParameters"`
+	ResponseElements struct {
+		RuleSet items[ruleItem] `json:"securityGroupRuleSet"`
+	} `json:"responseElements"`
+}
+
+type items[T any] struct {
+	Items []T `json:"items"`
+}
+
+type cidrItem struct {
+	CIDRIP   string `json:"cidrIp"`
+	CIDRIPv6 string `json:"cidrIpv6"`
+}
+
+type tagItem struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type ruleItem struct {
+	SecurityGroupRuleID string `json:"securityGroupRuleId"`
+}
+
+func parseEvent(e types.Event) (TrailEvent, error) {
+	var r record
+	if err := json.Unmarshal([]byte(aws.ToString(e.CloudTrailEvent)), &r); err != nil {
+		return TrailEvent{}, fmt.Errorf("read CloudTrail event %s: %w", aws.ToString(e.EventId), err)
+	}
+	ev := TrailEvent{
+		ID: r.EventID, Name: r.EventName, Time: r.EventTime, Actor: r.UserIdentity.ARN, AccessKey: r.UserIdentity.AccessKeyID,
+		SourceIP: r.SourceIP, ErrorCode: r.ErrorCode, GroupID: r.RequestParameters.GroupID,
+	}
+	if ev.ID == "" {
+		ev.ID = aws.ToString(e.EventId)
+	}
+	for _, p := range r.RequestParameters.IPPermissions.Items {
+		ports := p.IPProtocol
+		if p.FromPort != nil && p.ToPort != nil {
+			ports = fmt.Sprintf("%s %d-%d", p.IPProtocol, *p.FromPort, *p.ToPort)
+			if *p.FromPort == *p.ToPort {
+				ports = fmt.Sprintf("%s %d", p.IPProtocol, *p.FromPort)
+			}
+		}
+		ev.Ports = append(ev.Ports, ports)
+		for _, c := range append(p.IPRanges.Items, p.IPv6Ranges.Items...) {
+			ev.CIDRs = append(ev.CIDRs, c.CIDRIP+c.CIDRIPv6)
+		}
+	}
+	for _, it := range append(r.ResponseElements.RuleSet.Items, r.RequestParameters.RuleIDs.Items...) {
+		ev.RuleIDs = append(ev.RuleIDs, it.SecurityGroupRuleID)
+	}
+	for _, it := range r.RequestParameters.ResourcesSet.Items {
+		ev.Resources = append(ev.Resources, it.ResourceID)
+	}
+	tags := r.RequestParameters.TagSet.Items
+	for _, spec := range r.RequestParameters.TagSpecificationSet.Items {
+		tags = append(tags, spec.Tags...)
+	}
+	if len(tags) > 0 {
+		ev.Tags = map[string]string{}
+		for _, t := range tags {
+			ev.Tags[t.Key] = t.Value
+		}
+	}
+	return ev, nil
+}
