@@ -30,6 +30,8 @@ type faultsJSON struct {
 //	POST /_sim/faults                 replace them (JSON faultsJSON)
 //	GET  /_sim/rules?region=&group=   a JSON snapshot of ingress rules
 //	GET  /_sim/calls                  requests received, per action
+//	GET  /_sim/cloudtrail             CloudTrail's delivery delay ({"delay": "5m0s"})
+//	POST /_sim/cloudtrail             set it ({"delay": "5m"})
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case adminPrefix + "faults":
@@ -64,6 +66,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			rules = []Rule{}
 		}
 		writeJSON(w, rules)
+	case adminPrefix + "cloudtrail":
+		s.serveAdminCloudTrail(w, r)
 	case adminPrefix + "calls":
 		s.lock()
 		calls := maps.Clone(s.calls)
@@ -72,6 +76,35 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// cloudTrailJSON is CloudTrail's settings on the wire.
+type cloudTrailJSON struct {
+	Delay string `json:"delay"`
+}
+
+func (s *Server) serveAdminCloudTrail(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost, http.MethodPut:
+		var cj cloudTrailJSON
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cj); err != nil {
+			http.Error(w, fmt.Sprintf("decode cloudtrail settings: %v", err), http.StatusBadRequest)
+			return
+		}
+		d, err := time.ParseDuration(cj.Delay)
+		if err != nil || d < 0 {
+			http.Error(w, fmt.Sprintf("delay %q: want a duration such as 5m", cj.Delay), http.StatusBadRequest)
+			return
+		}
+		s.SetCloudTrailDelay(d)
+	default:
+		http.Error(w, "use GET or POST", http.StatusMethodNotAllowed)
+		return
+	}
+	writeJSON(w, cloudTrailJSON{Delay: s.CloudTrailDelay().String()})
 }
 
 func (fj faultsJSON) faults() (Faults, error) {

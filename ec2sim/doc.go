@@ -27,9 +27,17 @@
 // The region of a request is the one in its SigV4 credential scope
 // (Credential=AKID/DATE/REGION/ec2/aws4_request), us-east-1 when there is
 // none. Each region has its own resources and its own default VPC, created
-// on first use so that CreateSecurityGroup without a VpcId works. The
-// signature is not checked. Everything belongs to one account,
+// on first use so that CreateSecurityGroup without a VpcId works. EC2
+// requests are not authenticated: their access key names the caller but
+// their signature is not checked. Everything belongs to one account,
 // [Options.AccountID].
+//
+// # STS
+//
+// sts:GetCallerIdentity is served at the same endpoint, as the SDK sends
+// every service to one base endpoint. Unlike EC2 it verifies the SigV4
+// signature (Authorization header or presigned URL, within 15 minutes of
+// [Options.Now]) against the identities added with [Server.AddIdentity].
 //
 // # Actions
 //
@@ -49,24 +57,57 @@
 // Not modelled: egress rules (including the allow-all egress rule EC2 adds
 // to new groups), rules whose source is a security group or prefix list
 // (UnsupportedOperation), instance lifecycle actions (RunInstances and
-// friends), subnets as resources, IAM authorization and request
-// signatures, and EC2's eventual consistency: every change is visible at
-// once.
+// friends), subnets as resources, IAM authorization, and EC2's eventual
+// consistency: every change is visible at once.
+//
+// # CloudTrail
+//
+// Every call to one of the six actions that change something
+// (AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
+// CreateSecurityGroup, DeleteSecurityGroup, CreateTags, DeleteTags) is
+// recorded as a CloudTrail management event, failed calls included (with
+// errorCode "Client.<code>", errorMessage and null responseElements), as
+// CloudTrail records them. A call whose response is lost is recorded, since
+// it took effect; one answered with an injected throttle or server error is
+// not. The record has CloudTrail's fields: userIdentity from the access key
+// (IAMUser, AssumedRole with its sessionContext, or Root, per the ARN of
+// the identity added with AddIdentity; an unknown key is an IAM user of
+// [Options.AccountID] named after the key), sourceIPAddress, userAgent,
+// requestID, eventID, and requestParameters and responseElements shaped as
+// CloudTrail writes EC2 calls (see cloudtrail_shapes.go).
+//
+// CloudTrail's LookupEvents (JSON 1.1, X-Amz-Target
+// CloudTrail_20131101.LookupEvents) reads the events of the request's
+// region, newest first, with one lookup attribute, StartTime and EndTime
+// (inclusive, to the second), MaxResults (1 to 50) and NextToken, which
+// is good only with the parameters that earned it. Each event's Resources
+// are its security group (AWS::EC2::SecurityGroup), the rules it added or
+// revoked (AWS::EC2::SecurityGroupRule), and the resources it tagged.
+// Requests signed with a key added with AddIdentity must be signed
+// correctly; others are accepted. Other CloudTrail operations answer
+// UnknownOperationException.
+//
+// Events reach LookupEvents [Options.CloudTrailDelay] after the call
+// (measured on Options.Now, so a test can step past it), like CloudTrail's
+// delivery delay of about five minutes; [Server.SetCloudTrailDelay]
+// changes it for later calls.
 //
 // # Faults
 //
 // [Server.SetFaults] injects throttling (RequestLimitExceeded, HTTP 503),
 // server errors (InternalError, HTTP 500), lost responses (the action takes
 // effect but the client sees InternalError) and latency, for all actions
-// or some, drawn from a seeded sequence. [Server.Calls] counts the
-// requests received per action, retries included.
+// or some, drawn from a seeded sequence; they apply to CloudTrail's
+// LookupEvents too (ThrottlingException, InternalFailure). [Server.Calls]
+// counts the requests received per action, retries included.
 //
 // # Control endpoints
 //
 // Paths under /_sim/ are the simulator's own, for tests in another
 // process: GET and POST /_sim/faults (JSON; latency as "250ms"), GET
 // /_sim/rules?region=&group= (a JSON snapshot of ingress rules, as
-// [Server.Rules]) and GET /_sim/calls (requests per action).
+// [Server.Rules]), GET /_sim/calls (requests per action) and GET and POST
+// /_sim/cloudtrail (CloudTrail's delivery delay, as {"delay": "5m"}).
 //
 // # The demo fleet
 //

@@ -22,7 +22,8 @@ type Faults struct {
 	LostResponseRate float64
 	// Latency is added before each affected request is handled.
 	Latency time.Duration
-	// Actions limits the faults to these EC2 actions; empty means all.
+	// Actions limits the faults to these actions (EC2's, or CloudTrail's
+	// LookupEvents); empty means all.
 	Actions []string
 	// Limit stops the failures (not the latency) after this many; 0 means
 	// no limit. Limit 1 with a rate of 1 fails exactly the next request,

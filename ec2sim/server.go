@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,12 +32,17 @@ type Options struct {
 	AccountID string
 	// Logger receives one debug line per request; nil discards logs.
 	Logger *slog.Logger
-	// Now stamps instance launch times; nil means time.Now.
+	// Now stamps instance launch times and CloudTrail events, and is the
+	// clock CloudTrailDelay is measured on; nil means time.Now.
 	Now func() time.Time
 	// Seed, when non-zero, makes generated resource and request IDs a
 	// fixed sequence, so tests can compare responses byte for byte. 0
 	// means random IDs.
 	Seed int64
+	// CloudTrailDelay is how long after an EC2 call its CloudTrail event
+	// becomes visible to LookupEvents, on the clock Now; 0 means at once.
+	// Real CloudTrail typically takes about five minutes.
+	CloudTrailDelay time.Duration
 }
 
 // Server is an in-memory EC2 that speaks the Query API over HTTP. It is an
@@ -59,6 +65,13 @@ type Server struct {
 	// identities are STS's callers by access key ID (see sts.go); the map
 	// is replaced, never modified, so a request may keep reading it.
 	identities map[string]Identity
+	// trail is CloudTrail's event history in recording order, and
+	// trailDelay the delivery delay of events recorded from now on (see
+	// cloudtrail.go). eventIDs is apart from ids so that recording events
+	// does not shift the seeded resource and request IDs.
+	trail      []*trailEvent
+	trailDelay time.Duration
+	eventIDs   *idGen
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -79,6 +92,8 @@ func (s *Server) lock() {
 	s.regions = map[string]*region{}
 	s.calls = map[string]int{}
 	s.faultRand = newFaultRand(0)
+	s.eventIDs = newIDGen(s.opts.Seed ^ eventIDSalt)
+	s.trailDelay = max(s.opts.CloudTrailDelay, 0)
 	s.ready = true
 }
 
@@ -200,24 +215,27 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type call struct {
 	action      string
 	region      string
-	accessKeyID string // kept for audit trails such as a CloudTrail double
+	accessKeyID string // for CloudTrail's userIdentity
+	sourceIP    string // for CloudTrail's sourceIPAddress
+	userAgent   string
 	requestID   string
 	params      params
 }
 
-// ServeHTTP answers EC2 Query API requests, and the simulator's own
-// control endpoints under /_sim/.
+// ServeHTTP answers EC2 Query API requests, STS's GetCallerIdentity,
+// CloudTrail's LookupEvents, and the simulator's own control endpoints
+// under /_sim/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, adminPrefix) {
 		s.serveAdmin(w, r)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if s.serveSTS(w, r) {
+	if s.serveSTS(w, r) || s.serveCloudTrail(w, r) {
 		return
 	}
 	formErr := r.ParseForm()
-	c := &call{params: params(r.Form)}
+	c := &call{params: params(r.Form), sourceIP: clientIP(r), userAgent: r.UserAgent()}
 	c.action = c.params.str("Action")
 	c.region, c.accessKeyID = credentialScope(r)
 
@@ -264,8 +282,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// handle runs one action under the lock and renders its answer.
+// handle runs one action under the lock, records it in CloudTrail, and
+// renders its answer.
 func (s *Server) handle(c *call) ([]byte, *apiError) {
+	h, aerr := c.handler()
+	var resp response
+	s.lock()
+	if aerr == nil {
+		reg := s.region(c.region)
+		s.ensureDefaultVPC(reg)
+		resp, aerr = h(s, reg, c.params)
+	}
+	s.record(c, resp, aerr)
+	s.unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
+	body, err := encodeResponse(c.action, c.requestID, resp)
+	if err != nil {
+		return nil, errf(CodeInternalError, "%v", err)
+	}
+	return body, nil
+}
+
+// handler finds c's action and checks what every action requires.
+func (c *call) handler() (handler, *apiError) {
 	if c.action == "" {
 		return nil, errf(CodeMissingAction, "The request must contain the parameter Action")
 	}
@@ -282,20 +323,7 @@ func (s *Server) handle(c *call) ([]byte, *apiError) {
 	if c.params.boolean("DryRun") {
 		return nil, errf(CodeDryRunOperation, "Request would have succeeded, but DryRun flag is set.")
 	}
-
-	s.lock()
-	reg := s.region(c.region)
-	s.ensureDefaultVPC(reg)
-	resp, aerr := h(s, reg, c.params)
-	s.unlock()
-	if aerr != nil {
-		return nil, aerr
-	}
-	body, err := encodeResponse(c.action, c.requestID, resp)
-	if err != nil {
-		return nil, errf(CodeInternalError, "%v", err)
-	}
-	return body, nil
+	return h, nil
 }
 
 // handler is one EC2 action. It runs with s.mu held, and must change
@@ -334,6 +362,14 @@ func credentialScope(r *http.Request) (region, accessKeyID string) {
 		accessKeyID = parts[0]
 	}
 	return DefaultRegion, accessKeyID
+}
+
+// clientIP is the address the request came from, without its port.
+func clientIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // wait blocks for d, or until ctx ends; it reports whether d passed.

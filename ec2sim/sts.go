@@ -158,7 +158,7 @@ func (s *Server) getCallerIdentity(r *http.Request, body []byte, identities map[
 			params[k] = append(params[k], v...)
 		}
 	}
-	id, aerr := s.verifySigV4(r, body, identities)
+	id, aerr := s.verifySigV4(r, body, identities, "sts")
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -191,10 +191,11 @@ type sigV4 struct {
 	query                                     url.Values // without X-Amz-Signature
 }
 
-// verifySigV4 checks r's signature as AWS documents Signature Version 4:
-// canonical request, string to sign, then the HMAC chain from the secret.
-func (s *Server) verifySigV4(r *http.Request, body []byte, identities map[string]Identity) (Identity, *apiError) {
-	sig, aerr := parseSigV4(r)
+// verifySigV4 checks r's signature for service as AWS documents Signature
+// Version 4: canonical request, string to sign, then the HMAC chain from
+// the secret.
+func (s *Server) verifySigV4(r *http.Request, body []byte, identities map[string]Identity, service string) (Identity, *apiError) {
+	sig, aerr := parseSigV4(r, service)
 	if aerr != nil {
 		return Identity{}, aerr
 	}
@@ -238,8 +239,9 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, identities map[string
 	return id, nil
 }
 
-// parseSigV4 reads the signature's parts and checks their shape.
-func parseSigV4(r *http.Request) (*sigV4, *apiError) {
+// parseSigV4 reads the signature's parts and checks their shape and that
+// its credential is scoped to service.
+func parseSigV4(r *http.Request, service string) (*sigV4, *apiError) {
 	sig := &sigV4{query: r.URL.Query()}
 	var cred, signed string
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -272,8 +274,8 @@ func parseSigV4(r *http.Request) (*sigV4, *apiError) {
 	}
 	sig.accessKeyID, sig.date, sig.region, sig.service = parts[0], parts[1], parts[2], parts[3]
 	sig.scope = strings.Join(parts[1:], "/")
-	if sig.service != "sts" {
-		return nil, errf(CodeSignatureDoesNotMatch, "Credential should be scoped to correct service: 'sts'.")
+	if sig.service != service {
+		return nil, errf(CodeSignatureDoesNotMatch, "Credential should be scoped to correct service: '%s'.", service)
 	}
 	sig.signedHeaders = strings.Split(signed, ";")
 	if !slices.Contains(sig.signedHeaders, "host") || !slices.IsSorted(sig.signedHeaders) {
