@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("UpdateRequest", func(t *testing.T) { testUpdateRequest(t, open) })
 	t.Run("Requests", func(t *testing.T) { testRequests(t, open) })
 	t.Run("RequestChanged", func(t *testing.T) { testRequestChanged(t, open) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 }
 
 // epoch is the suite's reference time: whole seconds, UTC, in the future so
