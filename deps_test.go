@@ -22,6 +22,8 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/ec2sim", allowed: []string{"gopkg.in/yaml.v3"}},
 		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/"}},
 		{pkg: mod + "/mock", allowed: []string{mod}},
+		{pkg: mod + "/metrics", allowed: []string{mod, "github.com/prometheus/", "github.com/aws/", "github.com/beorn7/perks/",
+			"github.com/cespare/xxhash/", "github.com/munnerz/goautoneg", "github.com/pandatix/go-abnf", "go.yaml.in/", "google.golang.org/protobuf/", "golang.org/x/sys/"}},
 		{pkg: mod + "/sqlite", allowed: []string{mod, "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",
 			"github.com/mattn/go-isatty", "github.com/ncruces/go-strftime", "github.com/remyoudompheng/bigfft", "golang.org/x/sys/", "golang.org/x/exp/"}},
 	}

@@ -67,7 +67,8 @@ type Store interface {
 	// Hash), Hash (e.ComputeHash) and, if sign is not nil, Signature =
 	// sign(Hash), and moves the log's head to it.
 	AppendAudit(ctx context.Context, e AuditEntry, sign func(hash string) string) (AuditEntry, error)
-	// AuditEntries lists entries matching f in Seq order, exactly as stored.
+	// AuditEntries lists entries matching f in the order they were appended
+	// (Seq order, unless the database was edited), exactly as stored.
 	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 	// AuditHead returns the Seq and Hash the log's head was last moved to,
 	// kept apart from the entries so that cutting entries off the end shows.

@@ -18,6 +18,7 @@ import (
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/metrics"
 	"github.com/latchdev/latch/sqlite"
 )
 
@@ -39,9 +40,11 @@ type app struct {
 	authMethod string // how client commands authenticate: oidc or aws
 	serverID   string // the server's name in AWS proofs
 	serverCA   string // a CA file to trust for the server's certificate
+	auditKey   string // ed25519 private key file that signs audit entries
 
 	clock   latch.Clock
 	log     *slog.Logger
+	metrics *metrics.Metrics // nil unless a command serves /metrics
 	closers []func() error
 }
 
@@ -56,6 +59,7 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
 	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
 	f.StringVar(&a.serverID, "server-id", "latch", "the server's name, signed into AWS proofs (its --aws-server-id)")
+	f.StringVar(&a.auditKey, "audit-key", "", "ed25519 private key (PEM) that signs audit entries this process writes ('latch audit keygen')")
 	f.StringVar(&a.serverCA, "server-ca", "", "PEM file of the CA that signed the server's certificate (default: the system's roots)")
 }
 
@@ -144,9 +148,19 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 	if err != nil {
 		return nil, err
 	}
-	return broker.New(store, fws, broker.Options{
-		Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(),
-	}), nil
+	var sign func(string) string
+	if a.auditKey != "" {
+		priv, err := loadAuditKey(a.auditKey)
+		if err != nil {
+			return nil, err
+		}
+		sign = latch.SignAudit(priv)
+	}
+	opts := broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(), Sign: sign}
+	if a.metrics != nil {
+		opts.Observer = a.metrics
+	}
+	return broker.New(store, fws, opts), nil
 }
 
 // firewalls connects to EC2 in each region.
@@ -173,7 +187,7 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		}
 		attempts = n
 	}
-	return latchaws.LoadConfig(ctx, latchaws.Config{
+	cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
 		Region:          region,
 		Profile:         a.profile,
 		Endpoint:        a.endpoint,
@@ -182,6 +196,10 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
 		MaxAttempts:     attempts,
 	})
+	if err == nil && a.metrics != nil {
+		cfg.APIOptions = append(cfg.APIOptions, a.metrics.AWSMiddleware())
+	}
+	return cfg, err
 }
 
 // store opens the grant database, creating it if needed.

@@ -55,6 +55,21 @@ func (a *app) login(ctx context.Context, o loginOptions) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Logged in to %s; token saved to %s (valid until %s).\n", o.issuer, a.tokenPath(), latch.FormatExpiry(cached.Expiry))
+	if a.server == "" {
+		return nil
+	}
+	saved := a.authMethod
+	a.authMethod = "oidc"
+	defer func() { a.authMethod = saved }()
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	who, err := c.Login(ctx)
+	if err != nil {
+		return fmt.Errorf("the login worked, but %s refused it: %w", a.server, err)
+	}
+	fmt.Fprintf(a.stdout, "%s knows you as %s.\n", a.server, who.Subject)
 	return nil
 }
 

@@ -29,8 +29,12 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	env := awstest.New(t)
-	dir := t.TempDir()
+	return worldOn(t, awstest.New(t), t.TempDir())
+}
+
+// worldOn is a world on env, keeping its files in dir.
+func worldOn(t *testing.T, env *awstest.Env, dir string) *world {
+	t.Helper()
 	w := &world{env: env, group: env.ManagedGroup(t), dir: dir, vars: map[string]string{
 		"AWS_ACCESS_KEY_ID":     "AKIDLATCHTEST",
 		"AWS_SECRET_ACCESS_KEY": "secret",

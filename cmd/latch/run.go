@@ -10,7 +10,7 @@ import (
 )
 
 type runOptions struct {
-	sweepInterval, recheck string
+	sweepInterval, recheck, metricsListen string
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -29,6 +29,7 @@ marked revoke-failed and every further failure is logged at ERROR.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.daemon(cmd.Context(), o) },
 	}
 	cmd.Flags().StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
+	cmd.Flags().StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&o.recheck, "recheck", revoker.DefaultRecheck.String(), "how often to re-read the database for grants made by other processes")
 	return cmd
 }
@@ -45,6 +46,11 @@ func (a *app) daemon(ctx context.Context, o runOptions) error {
 	store, err := a.store(ctx)
 	if err != nil {
 		return err
+	}
+	if o.metricsListen != "" {
+		if _, err := a.startMetrics(ctx, o.metricsListen, store); err != nil {
+			return err
+		}
 	}
 	b, err := a.broker(ctx, store, a.regions, 0)
 	if err != nil {

@@ -30,7 +30,7 @@ type serverOptions struct {
 	listen, tlsCert, tlsKey, policyFile string
 	insecureHTTP                        bool
 	admins, trustedProxies              []string
-	sweepInterval                       string
+	sweepInterval, metricsListen        string
 	rateLimit                           float64
 	auth                                authOptions
 }
@@ -66,6 +66,7 @@ SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 	f.StringSliceVar(&o.admins, "admin", nil, "groups or subjects who administer latch (see and end every grant)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil, "CIDRs of proxies whose X-Forwarded-For is believed")
 	f.StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, apart from the API (e.g. 127.0.0.1:9464)")
 	f.Float64Var(&o.rateLimit, "rate-limit", float64(latchhttp.DefaultRateLimit), "API requests per second per identity")
 	o.auth.flags(cmd)
 	return cmd
@@ -106,6 +107,11 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.metricsListen != "" {
+		if _, err := a.startMetrics(ctx, o.metricsListen, store); err != nil {
+			return err
+		}
+	}
 	b, err := a.broker(ctx, store, a.regions, policy.DurationCap)
 	if err != nil {
 		return err
@@ -130,7 +136,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Run(ctx) })
-	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder); return nil })
+	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
 	g.Go(func() error {
 		var err error
 		if tlsCfg != nil {
@@ -222,7 +228,7 @@ func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
 }
 
 // reloadOnHUP swaps the policy on SIGHUP; a bad file keeps the old one.
-func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder) {
+func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder, access *broker.Access) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -237,6 +243,7 @@ func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder) {
 				continue
 			}
 			h.p.Store(p)
+			access.RecordPolicyReload(ctx, path, len(p.Rules()))
 			a.log.Info("policy reloaded", "policy", path, "rules", len(p.Rules()))
 		}
 	}
