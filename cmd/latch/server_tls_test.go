@@ -107,4 +107,14 @@ func TestServerReloadsPolicyOnHUP(t *testing.T) {
 	if r := w.latch(t, "request", ec2sim.DemoWeb2, "--reason", "x"); r.code != 0 {
 		t.Fatalf("after a bad reload the old policy should stand: exit %d %s", r.code, r.stderr)
 	}
+	delete(w.vars, "LATCH_SERVER")
+	reloads := 0
+	for _, e := range decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
+		if e.Action == "policy-reloaded" {
+			reloads++
+		}
+	}
+	if reloads != 1 {
+		t.Errorf("%d policy-reloaded audit entries, want 1 (the bad file changed nothing)", reloads)
+	}
 }

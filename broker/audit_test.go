@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/ec2sim"
+	at "github.com/latchdev/latch/internal/accesstest"
+)
+
+// A request's whole life, and an orphan swept, leave one audit entry per
+// event, in order, chained and verifiable.
+func TestEveryEventIsAudited(t *testing.T) {
+	f := at.New(t)
+	ctx := t.Context()
+	r, err := f.Access.Request(ctx, at.Alice, ask(ec2sim.DemoDB1, 22, home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Access.Review(ctx, at.Bob, r.ID, true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	denied, _ := f.Access.Request(ctx, at.Alice, ask(ec2sim.DemoDB1, 22, office))
+	f.Access.Review(ctx, at.Erin, denied.ID, false, "not now")
+	withdrawn, _ := f.Access.Request(ctx, at.Alice, ask(ec2sim.DemoDB1, 22, netipPrefix("203.0.113.60/32")))
+	f.Access.Withdraw(ctx, at.Alice, withdrawn.ID)
+
+	f.Clock.Advance(30 * time.Minute)
+	r, _ = f.Access.GetRequest(ctx, at.Alice, r.ID)
+	if err := f.Broker.Expire(ctx, r.GrantID); err != nil {
+		t.Fatal(err)
+	}
+	orphan := latch.Grant{ID: "g-00000000000000ff", Requester: "gone", ExpiresAt: f.Clock.Now().Add(-time.Minute)}
+	if _, _, err := f.Env.Firewall(t).Authorize(ctx, latch.Opening{Region: "us-east-1", GroupID: ec2sim.DemoWebLatchGroup, Protocol: latch.TCP,
+		Ports: latch.PortRange{From: 22, To: 22}, Source: netipPrefix("192.0.2.9/32")}, latch.RuleTags(orphan)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Broker.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	entries, head, hash, err := latch.ReadAudit(ctx, f.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []latch.AuditAction
+	for _, e := range entries {
+		got = append(got, e.Action)
+	}
+	want := []latch.AuditAction{
+		latch.AuditRequested, latch.AuditApproved, latch.AuditGranted,
+		latch.AuditRequested, latch.AuditDenied,
+		latch.AuditRequested, latch.AuditWithdrawn,
+		latch.AuditExpired, latch.AuditSweptOrphan,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audit actions %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("audit actions %v, want %v", got, want)
+		}
+	}
+	if e := entries[1]; e.Actor != at.Bob.Subject || e.RequestID != r.ID || e.Details["reason"] != "ok" {
+		t.Errorf("approval entry = %+v", e)
+	}
+	if e := entries[7]; e.Actor != "latch" || e.GrantID != r.GrantID {
+		t.Errorf("expiry entry = %+v", e)
+	}
+	if problems := latch.VerifyAudit(entries, head, hash, nil); len(problems) != 0 {
+		t.Fatalf("the chain does not verify: %v", problems)
+	}
+}
+
+func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
