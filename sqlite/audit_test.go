@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -336,24 +335,7 @@ func TestAuditAppendsFromProcesses(t *testing.T) {
 	const procs, each = 4, 25
 	path := filepath.Join(t.TempDir(), "latch.db")
 	s := mustOpen(t, path, sqlite.Options{})
-	cmds := make([]*exec.Cmd, procs)
-	for i := range cmds {
-		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestAuditChildProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), auditChildEnv+"="+path, "LATCH_SQLITE_TEST_AUDIT_N="+strconv.Itoa(each))
-		cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[i] = cmd
-	}
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("child %d: %v", i, err)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
+	runChildren(t, procs, "TestAuditChildProcess", auditChildEnv+"="+path, "LATCH_SQLITE_TEST_AUDIT_N="+strconv.Itoa(each))
 	if ps := verify(t, s, nil); len(ps) > 0 {
 		t.Fatalf("VerifyAudit: %+v", ps)
 	}

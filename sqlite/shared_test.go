@@ -128,25 +128,8 @@ func TestProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmds := make([]*exec.Cmd, procs)
-	for i := range cmds {
-		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestChildProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), childEnv+"="+path, "LATCH_SQLITE_TEST_GRANT="+string(g.ID),
-			"LATCH_SQLITE_TEST_ROUNDS="+strconv.Itoa(rounds))
-		cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[i] = cmd
-	}
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("child %d: %v", i, err)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
+	runChildren(t, procs, "TestChildProcess", childEnv+"="+path, "LATCH_SQLITE_TEST_GRANT="+string(g.ID),
+		"LATCH_SQLITE_TEST_ROUNDS="+strconv.Itoa(rounds))
 
 	got, err := s.Grant(t.Context(), g.ID)
 	if err != nil {
@@ -195,5 +178,29 @@ func TestChildProcess(t *testing.T) {
 		if _, err := s.CreateGrant(t.Context(), storetest.NewGrant(time.Now()), ""); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// runChildren runs the test named test in procs copies of this test
+// binary, as separate processes sharing a database, and waits for them.
+func runChildren(t *testing.T, procs int, test string, env ...string) {
+	t.Helper()
+	cmds := make([]*exec.Cmd, procs)
+	for i := range cmds {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[i] = cmd
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("child %d: %v", i, err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 }
