@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/internal/awstest"
+	"github.com/latchdev/latch/sqlite"
 )
 
 // trailWorld is a world whose simulator delivers CloudTrail events after a
@@ -116,5 +118,29 @@ func TestAuditReconcileFindsAndRevertsOutOfBandRules(t *testing.T) {
 	entries := decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout)
 	if last := entries[len(entries)-1]; last.Action != "reverted" || last.Details["rule_id"] != rogue {
 		t.Errorf("the revert is not in the audit log: %+v", last)
+	}
+}
+
+// A grant whose rule CloudTrail never saw is missing, not pending, once
+// CloudTrail has had its 15 minutes.
+func TestAuditProofMissing(t *testing.T) {
+	w := trailWorld(t, 0)
+	store, err := sqlite.Open(t.Context(), w.vars["LATCH_DB"], sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := store.CreateGrant(t.Context(), latch.Grant{ID: "g-00000000000000ee", State: latch.StateActive, Region: "us-east-1",
+		GroupID: w.group, Protocol: latch.TCP, Ports: latch.PortRange{From: 22, To: 22}, Source: netip.MustParsePrefix("203.0.113.9/32"),
+		RuleID: "sgr-0000000000000dead", Requester: "ghost", Reason: "x", CreatedAt: start, ExpiresAt: start.Add(time.Hour)}, "made by hand")
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := w.latch(t, "audit", "proof", string(g.ID)); r.code != 0 || !strings.Contains(r.stdout, "opened  pending") {
+		t.Fatalf("within the delivery window: exit %d %s", r.code, r.stdout)
+	}
+	w.setClock(t, start.Add(16*time.Minute))
+	if r := w.latch(t, "audit", "proof", string(g.ID)); r.code != exitRuntime || !strings.Contains(r.stdout, "opened  missing") {
+		t.Fatalf("after the delivery window: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }
