@@ -95,7 +95,8 @@ type requestOut struct {
 // sts:GetCallerIdentity with the SDK, the server process checks it against
 // STS (the simulator) and decides by the ARN.
 func TestServerWithAWSIdentities(t *testing.T) {
-	w := startServer(t, e2ePolicy)
+	w := startServer(t, e2ePolicy, "--metrics-listen", "127.0.0.1:0")
+	metrics := metricsURL(t, w.server)
 	w.as("AKIDALICE", "alice-secret")
 
 	r := w.latch(t, "whoami", "--json")
@@ -120,8 +121,17 @@ func TestServerWithAWSIdentities(t *testing.T) {
 		t.Errorf("grant expires %v, want 20m after start", out.Grant.ExpiresAt)
 	}
 
+	m := scrape(t, metrics)
+	if m["latch_grants_opened_total"] != 1 || m["latch_grants_active"] != 1 ||
+		m["latch_aws_calls_total,operation=AuthorizeSecurityGroupIngress,service=EC2"] != 1 {
+		t.Errorf("server metrics after one grant: opened %v, active %v, authorize calls %v", m["latch_grants_opened_total"],
+			m["latch_grants_active"], m["latch_aws_calls_total,operation=AuthorizeSecurityGroupIngress,service=EC2"])
+	}
 	if r := w.latch(t, "revoke", string(out.Grant.ID)); r.code != 0 {
 		t.Fatalf("revoke: exit %d %s", r.code, r.stderr)
+	}
+	if m := scrape(t, metrics); m["latch_grants_ended_total,outcome=revoked"] != 1 || m["latch_grants_active"] != 0 {
+		t.Errorf("server metrics after ending it: revoked %v, active %v", m["latch_grants_ended_total,outcome=revoked"], m["latch_grants_active"])
 	}
 	if n := len(w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 0 {
 		t.Fatalf("%d rules after ending the grant early", n)
