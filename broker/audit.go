@@ -26,6 +26,36 @@ func (nopObserver) GrantEnded(latch.GrantState, time.Duration)       {}
 func (nopObserver) RevokeFailed()                                    {}
 func (nopObserver) SweepDone(string, time.Duration, int, int, error) {}
 
+// Backstop is a second revocation path that needs no latch process: a
+// schedule in AWS that revokes a rule at its expiry.
+type Backstop interface {
+	// Ensure makes rule's schedule revoke it at at, creating or moving it.
+	Ensure(ctx context.Context, region string, group latch.GroupID, rule latch.RuleID, at time.Time) error
+	// Cancel deletes rule's schedule; one already gone is not an error.
+	Cancel(ctx context.Context, region string, rule latch.RuleID) error
+}
+
+// backstop moves rule's schedule to at. A failure is logged at ERROR and
+// does not fail the grant: the revoker and the sweep still revoke it.
+func (b *Broker) backstop(ctx context.Context, region string, group latch.GroupID, rule latch.RuleID, at time.Time) {
+	if b.opts.Backstop == nil || rule == "" {
+		return
+	}
+	if err := b.opts.Backstop.Ensure(ctx, region, group, rule, at); err != nil {
+		b.log.ErrorContext(ctx, "backstop schedule not set; the revoker and sweeps still revoke", "rule_id", rule, "err", err)
+	}
+}
+
+// unbackstop deletes rule's schedule once latch has revoked the rule.
+func (b *Broker) unbackstop(ctx context.Context, region string, rule latch.RuleID) {
+	if b.opts.Backstop == nil || rule == "" {
+		return
+	}
+	if err := b.opts.Backstop.Cancel(ctx, region, rule); err != nil {
+		b.log.WarnContext(ctx, "delete backstop schedule; it will find the rule gone, which is harmless", "rule_id", rule, "err", err)
+	}
+}
+
 // Actor is how the audit log names latch itself (the revoker, sweeps).
 const Actor = "latch"
 

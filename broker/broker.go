@@ -32,6 +32,9 @@ type Options struct {
 	SettleTime time.Duration
 	// Observer is told about grants and sweeps, for metrics; nil means none.
 	Observer Observer
+	// Backstop, if set, keeps a schedule in AWS per open rule that revokes
+	// it at expiry even if no latch process is left.
+	Backstop Backstop
 	// Sign, if set, signs each audit entry's hash (latch.SignAudit).
 	Sign func(hash string) string
 	// Checkpoint, if set, is called at named points of opening and ending a

@@ -85,12 +85,14 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.T
 			return b.revokeFailed(ctx, g, now, fmt.Errorf("hand rule %s to grant %s: %w", g.RuleID, keeper.ID, err))
 		}
 		note = fmt.Sprintf("%s %s until %s", NoteKept, keeper.ID, latch.FormatExpiry(keeper.ExpiresAt))
+		b.backstop(ctx, g.Region, g.GroupID, g.RuleID, keeper.ExpiresAt)
 	default:
 		b.checkpoint("before-revoke")
 		if err := fw.Revoke(ctx, g.GroupID, g.RuleID); err != nil {
 			return b.revokeFailed(ctx, g, now, err)
 		}
 		b.checkpoint("after-revoke")
+		b.unbackstop(ctx, g.Region, g.RuleID)
 	}
 	g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
 	g, err = b.store.UpdateGrant(ctx, g, note)

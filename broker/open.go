@@ -40,7 +40,7 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 	unlock := b.lock(g.Opening())
 	defer unlock()
 	b.checkpoint("before-authorize")
-	rule, err := b.open(ctx, fw, g)
+	rule, until, err := b.open(ctx, fw, g)
 	if err != nil {
 		g.State, g.EndedAt, g.LastError = latch.StateFailed, now, errString(err)
 		if _, uerr := b.store.UpdateGrant(ctx, g, "authorize failed"); uerr != nil {
@@ -59,6 +59,7 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 		// though the store does not know it is active.
 		return g, fmt.Errorf("record rule %s: %w", rule.ID, err)
 	}
+	b.backstop(ctx, g.Region, g.GroupID, g.RuleID, until)
 	b.evidence(ctx, "granted", g, "reason", g.Reason)
 	b.audit(ctx, grantAudit(latch.AuditGranted, g.Requester, g, map[string]string{"reason": g.Reason}))
 	b.opts.Observer.GrantOpened()
@@ -66,33 +67,34 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 }
 
 // open authorizes g's rule, or adopts the identical rule that is already
-// there and makes its tags carry the latest expiry of the grants sharing it.
-func (b *Broker) open(ctx context.Context, fw latch.Firewall, g latch.Grant) (latch.Rule, error) {
+// there and makes its tags carry the latest expiry of the grants sharing
+// it. It returns the rule and the expiry it now carries.
+func (b *Broker) open(ctx context.Context, fw latch.Firewall, g latch.Grant) (latch.Rule, time.Time, error) {
 	owner, err := b.latestSharer(ctx, g)
 	if err != nil {
-		return latch.Rule{}, err
+		return latch.Rule{}, time.Time{}, err
 	}
 	tags := latch.RuleTags(owner)
 	for range 3 {
 		rule, created, err := fw.Authorize(ctx, g.Opening(), tags)
 		if err != nil || created {
-			return rule, err
+			return rule, owner.ExpiresAt, err
 		}
 		at, tagged, err := rule.ExpiresAt()
 		if !tagged {
-			return latch.Rule{}, latch.Errorf(latch.ECONFLICT,
+			return latch.Rule{}, time.Time{}, latch.Errorf(latch.ECONFLICT,
 				"an identical rule %s that latch did not make is already in %s; latch will not take it over (remove it, or leave access to it)", rule.ID, g.GroupID)
 		}
 		if err == nil && !at.Before(owner.ExpiresAt) {
-			return rule, nil // it already lasts at least as long
+			return rule, at, nil // it already lasts at least as long
 		}
 		err = fw.Tag(ctx, rule.ID, tags)
 		if latch.ErrorCode(err) == latch.ENOTFOUND {
 			continue // revoked between authorize and tag: open it again
 		}
-		return rule, err
+		return rule, owner.ExpiresAt, err
 	}
-	return latch.Rule{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s kept disappearing while it was being opened", g.GroupID)
+	return latch.Rule{}, time.Time{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s kept disappearing while it was being opened", g.GroupID)
 }
 
 // latestSharer returns whichever of g and the other open grants for the

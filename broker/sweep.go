@@ -135,13 +135,18 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 	}
 	if keeper != nil {
 		b.log.WarnContext(ctx, "rule tagged expired but a live grant holds it; mending its tags", "rule_id", r.ID, "grant_id", keeper.ID)
-		return false, fw.Tag(ctx, r.ID, latch.RuleTags(*keeper))
+		if err := fw.Tag(ctx, r.ID, latch.RuleTags(*keeper)); err != nil {
+			return false, err
+		}
+		b.backstop(ctx, r.Opening.Region, r.Opening.GroupID, r.ID, keeper.ExpiresAt)
+		return false, nil
 	}
 	b.checkpoint("before-revoke")
 	if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
 		return false, err
 	}
 	b.checkpoint("after-revoke")
+	b.unbackstop(ctx, r.Opening.Region, r.ID)
 	ruleEvidence(ctx, b.log, "expired", r, "via", "sweep")
 	if len(grants) == 0 {
 		b.audit(ctx, latch.AuditEntry{Actor: Actor, Action: latch.AuditSweptOrphan, Target: string(r.Opening.GroupID),
@@ -201,6 +206,7 @@ func (b *Broker) settleOne(ctx context.Context, fw latch.Firewall, g latch.Grant
 			if err := fw.Tag(ctx, r.ID, latch.RuleTags(owner)); err != nil {
 				return fmt.Errorf("settle %s: tag rule %s: %w", g.ID, r.ID, err)
 			}
+			b.backstop(ctx, g.Region, g.GroupID, r.ID, owner.ExpiresAt)
 		}
 		g.State, g.RuleID = latch.StateActive, r.ID
 		_, err := b.store.UpdateGrant(ctx, g, "settled: rule "+string(r.ID)+" found in AWS")

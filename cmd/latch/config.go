@@ -41,6 +41,7 @@ type app struct {
 	serverID   string // the server's name in AWS proofs
 	serverCA   string // a CA file to trust for the server's certificate
 	auditKey   string // ed25519 private key file that signs audit entries
+	backstop   latchaws.BackstopOptions
 
 	clock   latch.Clock
 	log     *slog.Logger
@@ -59,6 +60,9 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
 	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
 	f.StringVar(&a.serverID, "server-id", "latch", "the server's name, signed into AWS proofs (its --aws-server-id)")
+	f.StringVar(&a.backstop.RoleARN, "backstop-role-arn", "", "turns on the backstop: the role EventBridge Scheduler assumes to revoke each rule at expiry, even with no latch process left")
+	f.StringVar(&a.backstop.Group, "backstop-group", "latch", "the Scheduler schedule group for backstop schedules")
+	f.StringVar(&a.backstop.DeadLetterARN, "backstop-dlq-arn", "", "an SQS queue for backstop runs that never succeeded")
 	f.StringVar(&a.auditKey, "audit-key", "", "ed25519 private key (PEM) that signs audit entries this process writes ('latch audit keygen')")
 	f.StringVar(&a.serverCA, "server-ca", "", "PEM file of the CA that signed the server's certificate (default: the system's roots)")
 }
@@ -159,6 +163,17 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 	opts := broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(), Sign: sign}
 	if a.metrics != nil {
 		opts.Observer = a.metrics
+	}
+	if a.backstop.RoleARN != "" {
+		var cfgs []aws.Config
+		for _, region := range regions {
+			cfg, err := a.awsConfig(ctx, region)
+			if err != nil {
+				return nil, err
+			}
+			cfgs = append(cfgs, cfg)
+		}
+		opts.Backstop = latchaws.NewBackstop(cfgs, a.backstop)
 	}
 	return broker.New(store, fws, opts), nil
 }
