@@ -22,6 +22,8 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/ec2sim", allowed: []string{"gopkg.in/yaml.v3"}},
 		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/"}},
 		{pkg: mod + "/mock", allowed: []string{mod}},
+		{pkg: mod + "/lambda", allowed: []string{mod, mod + "/broker", mod + "/policy", mod + "/awsauth", mod + "/http",
+			"github.com/aws/", "gopkg.in/yaml.v3", "golang.org/x/time/"}},
 		{pkg: mod + "/metrics", allowed: []string{mod, "github.com/prometheus/", "github.com/aws/", "github.com/beorn7/perks/",
 			"github.com/cespare/xxhash/", "github.com/munnerz/goautoneg", "github.com/pandatix/go-abnf", "go.yaml.in/", "google.golang.org/protobuf/", "golang.org/x/sys/"}},
 		{pkg: mod + "/sqlite", allowed: []string{mod, "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",

@@ -82,14 +82,17 @@ func (h *Holder) Policy() *policy.Policy { return h.p.Load() }
 func (h *Holder) Set(p *policy.Policy) { h.p.Store(p) }
 
 // New starts a fixture with the demo fleet and Policy.
-func New(t testing.TB) *Fixture {
+func New(t testing.TB) *Fixture { return NewWithPolicy(t, Policy) }
+
+// NewWithPolicy starts a fixture with the demo fleet and the given policy.
+func NewWithPolicy(t testing.TB, policyYAML string) *Fixture {
 	t.Helper()
 	env := awstest.NewSim(t, ec2sim.Options{})
 	if err := env.Sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
 		t.Fatal(err)
 	}
 	f := &Fixture{Env: env, Clock: mock.NewClock(Start), Policy: &Holder{}}
-	p, err := policy.Parse("test-policy.yaml", []byte(Policy))
+	p, err := policy.Parse("test-policy.yaml", []byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	awslambda "github.com/aws/aws-lambda-go/lambda"
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/lambda"
+	"github.com/latchdev/latch/policy"
+)
+
+func (a *app) lambdaCommand() *cobra.Command {
+	var policyFile string
+	cmd := &cobra.Command{
+		Use:   "lambda",
+		Short: "Run as an AWS Lambda function (the bootstrap of a provided.al2023 function)",
+		Long: `Serve Lambda invocations: the sweep schedule's events, direct invokes with
+the recipe's configuration (SECURITY_GROUP_ID, ALLOWED_IP, DURATION), and,
+with --policy (or LATCH_POLICY), function URL requests with AWS_IAM auth.
+
+Nothing sleeps: each grant's backstop schedule (--backstop-role-arn) and
+the sweep revoke it, so grants may last longer than Lambda's 15 minutes.
+The grant database lives in /tmp and may be lost between invocations; the
+rule's tags and its schedule are what revoke it.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := a.lambdaHandler(cmd.Context(), policyFile)
+			if err != nil {
+				return err
+			}
+			awslambda.StartWithOptions(h.Invoke, awslambda.WithContext(cmd.Context()))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file for function URL requests (none: URL requests are refused)")
+	return cmd
+}
+
+// lambdaHandler wires the handler from flags and the environment.
+func (a *app) lambdaHandler(ctx context.Context, policyFile string) (*lambda.Handler, error) {
+	if a.dbPath == "" {
+		a.dbPath = filepath.Join(os.TempDir(), "latch.db") // Lambda's only writable place
+	}
+	store, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := a.broker(ctx, store, a.regions, policy.DurationCap)
+	if err != nil {
+		return nil, err
+	}
+	fws, err := a.firewalls(ctx, a.regions)
+	if err != nil {
+		return nil, err
+	}
+	h := &lambda.Handler{Broker: b, Firewalls: fws, Region: a.regions[0], Clock: a.clock, Log: a.log.With("component", "lambda"),
+		Recipe: lambda.Recipe{SecurityGroupID: a.getenv("SECURITY_GROUP_ID"), AllowedIP: a.getenv("ALLOWED_IP"), Duration: a.getenv("DURATION")}}
+	if policyFile != "" {
+		p, err := policy.Load(policyFile)
+		if err != nil {
+			return nil, err
+		}
+		holder := &policyHolder{}
+		holder.p.Store(p)
+		inv, err := a.inventories(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h.Access = broker.NewAccess(b, store, holder, inv, broker.AccessOptions{Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0]})
+	}
+	return h, nil
+}

@@ -1,0 +1,132 @@
+package lambda_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/ec2sim"
+	at "github.com/latchdev/latch/internal/accesstest"
+	"github.com/latchdev/latch/lambda"
+)
+
+const iamPolicy = `
+version: 1
+rules:
+  - name: dev-ssh
+    targets: {tags: {env: dev}}
+    who: {aws_principals: ["arn:aws:sts::123456789012:assumed-role/dev/*"]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 4h}
+    approval: auto
+`
+
+func newHandler(t *testing.T) (*lambda.Handler, *at.Fixture) {
+	f := at.NewWithPolicy(t, iamPolicy)
+	return &lambda.Handler{Broker: f.Broker, Access: f.Access, Firewalls: []latch.Firewall{f.Env.Firewall(t)}, Region: "us-east-1",
+		Recipe: lambda.Recipe{SecurityGroupID: ec2sim.DemoWebLatchGroup, AllowedIP: "203.0.113.7", Duration: "3600"},
+		Clock:  f.Clock, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}, f
+}
+
+func invoke(t *testing.T, h *lambda.Handler, payload string) (any, error) {
+	t.Helper()
+	return h.Invoke(t.Context(), json.RawMessage(payload))
+}
+
+// The recipe's direct invoke, configured by environment: one grant, and
+// the function returns at once; the duration may exceed 15 minutes.
+func TestDirectInvokeWithRecipeConfiguration(t *testing.T) {
+	h, f := newHandler(t)
+	out, err := invoke(t, h, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := out.(lambda.GrantResult)
+	if g.Source != "203.0.113.7/32" || !g.ExpiresAt.Equal(at.Start.Add(time.Hour)) {
+		t.Fatalf("grant = %+v", g)
+	}
+	rules := f.Rules(ec2sim.DemoWebLatchGroup)
+	if len(rules) != 1 || rules[0].Tags[latch.TagExpiresAt] != "2026-11-23T11:00:00Z" {
+		t.Fatalf("rules = %+v", rules)
+	}
+	for name, ev := range map[string]string{
+		"the whole internet": `{"allowed_ip":"0.0.0.0/0"}`,
+		"a network":          `{"allowed_ip":"10.0.0.0/8"}`,
+		"bad duration":       `{"duration":"soon"}`,
+		"bad group":          `{"security_group_id":"sg-nope"}`,
+		"unknown event":      `{"latch":"dance"}`,
+	} {
+		if _, err := invoke(t, h, ev); latch.ErrorCode(err) != latch.EINVALID {
+			t.Errorf("%s: err = %v, want EINVALID", name, err)
+		}
+	}
+}
+
+// The sweep schedule's event revokes expired rules from their tags alone.
+func TestSweepEvent(t *testing.T) {
+	h, f := newHandler(t)
+	if _, err := invoke(t, h, `{"duration": 60}`); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(time.Minute)
+	for _, ev := range []string{`{"latch":"sweep"}`, `{"source":"aws.scheduler","detail-type":"Scheduled Event"}`} {
+		out, err := invoke(t, h, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := out.(lambda.SweepResult); ev == `{"latch":"sweep"}` && (res.Rules != 1 || len(res.Revoked) != 1) {
+			t.Fatalf("sweep = %+v", res)
+		}
+	}
+	if n := len(f.Rules(ec2sim.DemoWebLatchGroup)); n != 0 {
+		t.Fatalf("%d rules after the sweep", n)
+	}
+}
+
+func urlRequest(arn, body string) string {
+	req := events.LambdaFunctionURLRequest{Body: body, RequestContext: events.LambdaFunctionURLRequestContext{
+		HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: "POST", SourceIP: "198.51.100.4"}}}
+	if arn != "" {
+		req.RequestContext.Authorizer = &events.LambdaFunctionURLRequestContextAuthorizerDescription{
+			IAM: &events.LambdaFunctionURLRequestContextAuthorizerIAMDescription{UserARN: arn, AccountID: "123456789012"}}
+	}
+	b, _ := json.Marshal(req)
+	return string(b)
+}
+
+// A function URL with AWS_IAM auth: the caller's ARN from the request
+// context, the policy deciding, the caller's address opened.
+func TestFunctionURL(t *testing.T) {
+	h, f := newHandler(t)
+	body := `{"target":"` + ec2sim.DemoWeb1 + `","port":"22","reason":"deploy"}`
+	tests := []struct {
+		name, arn, body string
+		status          int
+	}{
+		{"allowed role", "arn:aws:sts::123456789012:assumed-role/dev/alice", body, 201},
+		{"no IAM auth", "", body, 401},
+		{"another role", "arn:aws:sts::123456789012:assumed-role/contractor/mallory", body, 403},
+		{"bad body", "arn:aws:sts::123456789012:assumed-role/dev/alice", `{"target":1}`, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := invoke(t, h, urlRequest(tt.arn, tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := out.(events.LambdaFunctionURLResponse)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, resp.Body)
+			}
+		})
+	}
+	rules := f.Rules(ec2sim.DemoWebLatchGroup)
+	if len(rules) != 1 || rules[0].CIDR != "198.51.100.4/32" || !strings.Contains(rules[0].Tags[latch.TagRequester], "assumed-role/dev/alice") {
+		t.Fatalf("rules = %+v", rules)
+	}
+}
