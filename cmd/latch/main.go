@@ -97,7 +97,7 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	root.Args = cobra.ArbitraryArgs
 	a.globalFlags(root)
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
-		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand())
+		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand())
 	wrapAll(root)
 	return root
 }
