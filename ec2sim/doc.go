@@ -1,7 +1,9 @@
 // Package ec2sim is an in-memory Amazon EC2 that speaks the EC2 Query API
 // (version 2016-11-15) over HTTP, so that the unmodified aws-sdk-go-v2 EC2
 // client can be tested against it. It covers what latch uses: security
-// groups and their ingress rules, rule tags, instances, and tags.
+// groups and their ingress rules, rule tags, instances, and tags; and,
+// beside EC2, STS's GetCallerIdentity, CloudTrail's LookupEvents and
+// EventBridge Scheduler.
 //
 // It doubles AWS, not latch: it imports neither latch nor the SDK, and it
 // answers with EC2's documented XML shapes and error codes, which the
@@ -92,6 +94,57 @@
 // delivery delay of about five minutes; [Server.SetCloudTrailDelay]
 // changes it for later calls.
 //
+// # EventBridge Scheduler
+//
+// Scheduler's REST JSON API is served at the same endpoint, under
+// /schedules and /schedule-groups: CreateSchedule, GetSchedule,
+// UpdateSchedule (which replaces the whole schedule, as Scheduler's does),
+// DeleteSchedule, ListSchedules (by group, then name; NamePrefix,
+// ScheduleGroup, State, MaxResults 1 to 100 and NextToken),
+// CreateScheduleGroup, GetScheduleGroup, DeleteScheduleGroup and
+// ListScheduleGroups. Each region has its own schedules and its own
+// "default" group. Errors are Scheduler's: the code in x-amzn-ErrorType
+// and the message in a JSON body's Message, with ConflictException (409),
+// ResourceNotFoundException (404), ValidationException (400, naming the
+// member and its value, as "Value '186' at
+// 'target.retryPolicy.maximumRetryAttempts' failed to satisfy constraint:
+// …") and, from [Server.SetFaults] by operation name,
+// ThrottlingException (429) and InternalServerException (500). A create
+// or delete retried with the same ClientToken gets the first answer
+// again. Schedule expressions are at(yyyy-mm-ddThh:mm:ss), read in
+// ScheduleExpressionTimezone (UTC or an IANA name), and rate(N
+// minutes|hours|days); cron() is refused with a ValidationException that
+// says the simulator does not model it. Tags, KMS and the parameters of
+// ECS, SQS and other targets are kept but have no effect, and Scheduler's
+// own API calls are not recorded in CloudTrail.
+//
+// Schedules fire only when [Server.FireDueSchedules] is called (or POST
+// /_sim/scheduler/fire, or the ec2sim command's -fire-schedules), at the
+// time on Options.Now, with no 60-second jitter and no flexible window:
+// an event fires as soon as it is due. A rate schedule fires one period
+// after it is created or updated, or at its StartDate, and stops at its
+// EndDate; occurrences missed between calls are not made up. Each call is
+// also the next retry of every failed event, until the target's
+// RetryPolicy (185 retries within 86400 seconds by default) is used up;
+// the event is then reported dead-lettered if the target has a
+// DeadLetterConfig, and dropped if not. A schedule with nothing left to
+// run (an at() schedule once its event succeeded or was given up on, a
+// rate schedule past its EndDate) is deleted if its ActionAfterCompletion
+// is DELETE. The universal targets
+// arn:aws:scheduler:::aws-sdk:ec2:revokeSecurityGroupIngress and
+// …:authorizeSecurityGroupIngress apply their Input (JSON named as the
+// SDKs name the API's members, e.g. {"GroupId": "sg-…",
+// "SecurityGroupRuleIds": ["sgr-…"]}) to the simulator's own EC2 state,
+// with the same validation, errors, faults (but not latency) and
+// CloudTrail record as a call over HTTP, made from scheduler.amazonaws.com
+// by an STS session of the target's RoleArn
+// (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION, SESSION a hash of the
+// schedule's ARN, with an ASIA access key the server adds as an
+// identity). Their errors are [TargetError]s, so
+// revoking a rule that is already gone fails honestly with
+// InvalidSecurityGroupRuleId.NotFound and is retried. Any other target
+// calls [Options.Invoke].
+//
 // # Faults
 //
 // [Server.SetFaults] injects throttling (RequestLimitExceeded, HTTP 503),
@@ -106,8 +159,10 @@
 // Paths under /_sim/ are the simulator's own, for tests in another
 // process: GET and POST /_sim/faults (JSON; latency as "250ms"), GET
 // /_sim/rules?region=&group= (a JSON snapshot of ingress rules, as
-// [Server.Rules]), GET /_sim/calls (requests per action) and GET and POST
-// /_sim/cloudtrail (CloudTrail's delivery delay, as {"delay": "5m"}).
+// [Server.Rules]), GET /_sim/calls (requests per action), GET and POST
+// /_sim/cloudtrail (CloudTrail's delivery delay, as {"delay": "5m"}) and
+// POST /_sim/scheduler/fire (fires due schedules, as
+// [Server.FireDueSchedules], and answers their runs as JSON).
 //
 // # The demo fleet
 //

@@ -43,6 +43,12 @@ type Options struct {
 	// becomes visible to LookupEvents, on the clock Now; 0 means at once.
 	// Real CloudTrail typically takes about five minutes.
 	CloudTrailDelay time.Duration
+	// Invoke is called when a schedule whose target is not one of the
+	// simulator's own universal targets fires (see scheduler_fire.go),
+	// with the target's ARN and Input; an error fails the run, which is
+	// then retried. It is called without any lock held, so it may call
+	// the server. nil means such runs fail.
+	Invoke func(targetARN string, input []byte) error
 }
 
 // Server is an in-memory EC2 that speaks the Query API over HTTP. It is an
@@ -72,6 +78,9 @@ type Server struct {
 	trail      []*trailEvent
 	trailDelay time.Duration
 	eventIDs   *idGen
+	// schedulers are EventBridge Scheduler's schedules by region (see
+	// scheduler.go), created on first use.
+	schedulers map[string]*schedRegion
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -223,15 +232,17 @@ type call struct {
 }
 
 // ServeHTTP answers EC2 Query API requests, STS's GetCallerIdentity,
-// CloudTrail's LookupEvents, and the simulator's own control endpoints
-// under /_sim/.
+// CloudTrail's LookupEvents, EventBridge Scheduler's REST API, and the
+// simulator's own control endpoints under /_sim/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, adminPrefix) {
-		s.serveAdmin(w, r)
+		if !s.serveSchedulerAdmin(w, r) {
+			s.serveAdmin(w, r)
+		}
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if s.serveSTS(w, r) || s.serveCloudTrail(w, r) {
+	if s.serveScheduler(w, r) || s.serveSTS(w, r) || s.serveCloudTrail(w, r) {
 		return
 	}
 	formErr := r.ParseForm()

@@ -3,12 +3,15 @@
 //
 // Usage:
 //
-//	ec2sim [-listen 127.0.0.1:0] [-fleet FILE|none] [-rule-limit N] [-account ID] [-v]
+//	ec2sim [-listen 127.0.0.1:0] [-fleet FILE|none] [-rule-limit N] [-account ID] [-fire-schedules] [-v]
 //
 // It prints its URL (http://127.0.0.1:PORT) as the first line of standard
 // output, then serves until SIGINT or SIGTERM. Without -fleet it loads the
-// demo fleet; -fleet none starts with empty regions. Tests in other
-// processes steer it through the /_sim/ endpoints (see package ec2sim).
+// demo fleet; -fleet none starts with empty regions. With -fire-schedules
+// it fires due EventBridge Scheduler schedules every second, on the wall
+// clock; without it they fire only when a test POSTs to
+// /_sim/scheduler/fire. Tests in other processes steer it through the
+// /_sim/ endpoints (see package ec2sim).
 //
 // Exit status is 2 for bad flags and 1 for any other failure.
 package main
@@ -27,6 +30,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	_ "time/tzdata" // schedules name IANA time zones, which the host may lack
 
 	"github.com/latchdev/latch/ec2sim"
 )
@@ -34,6 +38,10 @@ import (
 // shutdownTimeout bounds how long a graceful stop waits for requests in
 // flight; a simulator has nothing worth waiting longer for.
 const shutdownTimeout = 5 * time.Second
+
+// fireInterval is how often -fire-schedules fires due schedules. Scheduler
+// itself promises a minute's precision; a second keeps tests quick.
+const fireInterval = time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,6 +71,7 @@ type config struct {
 	fleet     string
 	ruleLimit int
 	accountID string
+	fire      bool
 	verbose   bool
 }
 
@@ -74,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.fleet, "fleet", "", "fleet YAML `file` to load; empty means the demo fleet, \"none\" means no resources")
 	fs.IntVar(&cfg.ruleLimit, "rule-limit", 0, "inbound rules allowed per group and address family; 0 means 60, as in EC2")
 	fs.StringVar(&cfg.accountID, "account", "", "12-digit account `ID` that owns everything; empty means "+ec2sim.DefaultAccountID)
+	fs.BoolVar(&cfg.fire, "fire-schedules", false, "fire due EventBridge Scheduler schedules every second")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request to standard error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, usageError{err}
@@ -158,6 +168,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if cfg.fire {
+		fireCtx, stopFiring := context.WithCancel(ctx)
+		fired := make(chan struct{})
+		go func() {
+			defer close(fired)
+			fireSchedules(fireCtx, sim)
+		}()
+		defer func() { stopFiring(); <-fired }()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -173,4 +192,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("ec2sim stopped")
 	return nil
+}
+
+// fireSchedules fires sim's due schedules every fireInterval until ctx is
+// done. The simulator logs each run.
+func fireSchedules(ctx context.Context, sim *ec2sim.Server) {
+	tick := time.NewTicker(fireInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			sim.FireDueSchedules()
+		}
+	}
 }

@@ -3,9 +3,11 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 
 	"github.com/latchdev/latch/ec2sim"
 )
@@ -176,4 +180,68 @@ func TestExitStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestFireSchedulesFlag(t *testing.T) {
+	url := startSim(t, "-fire-schedules")
+	out, err := client(url).AuthorizeSecurityGroupIngress(t.Context(), &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId: aws.String(ec2sim.DemoWebLatchGroup), IpProtocol: aws.String("tcp"),
+		FromPort: aws.Int32(22), ToPort: aws.Int32(22), CidrIp: aws.String("192.0.2.2/32"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := aws.ToString(out.SecurityGroupRules[0].SecurityGroupRuleId)
+	sched := scheduler.NewFromConfig(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		BaseEndpoint: aws.String(url),
+	})
+	_, err = sched.CreateSchedule(t.Context(), &scheduler.CreateScheduleInput{
+		Name:               aws.String("latch-" + rule),
+		ScheduleExpression: aws.String("at(" + time.Now().UTC().Format("2006-01-02T15:04:05") + ")"),
+		FlexibleTimeWindow: &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff},
+		Target: &stypes.Target{
+			Arn:     aws.String("arn:aws:scheduler:::aws-sdk:ec2:revokeSecurityGroupIngress"),
+			RoleArn: aws.String("arn:aws:iam::123456789012:role/latch-backstop"),
+			Input:   aws.String(`{"GroupId":"` + ec2sim.DemoWebLatchGroup + `","SecurityGroupRuleIds":["` + rule + `"]}`),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schedule is due now; the next tick, within a second, revokes
+	// the rule. Watch for that from this process.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second) // a deadline for a hung process, not a sleep
+	for {
+		if !hasRule(t, url, rule) {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("rule %s still there 10 s after its schedule was due", rule)
+		}
+	}
+}
+
+func hasRule(t *testing.T, url, id string) bool {
+	t.Helper()
+	resp, err := http.Get(url + "/_sim/rules?group=" + ec2sim.DemoWebLatchGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rules []ec2sim.Rule
+	if err := json.NewDecoder(resp.Body).Decode(&rules); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
 }
