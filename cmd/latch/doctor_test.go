@@ -26,4 +26,14 @@ func TestDoctor(t *testing.T) {
 		!got["grant database"].OK {
 		t.Fatalf("doctor: exit %d %+v", r.code, checks)
 	}
+
+	w.vars["LATCH_BACKSTOP_ROLE_ARN"] = "arn:aws:iam::123456789012:role/latch-scheduler"
+	w.vars["LATCH_BACKSTOP_GROUP"] = "no-such-group"
+	if r := w.latch(t, "doctor"); r.code != exitRuntime || !strings.Contains(r.stdout, `FAIL  backstop us-east-1`) {
+		t.Fatalf("backstop with a missing schedule group: exit %d\n%s", r.code, r.stdout)
+	}
+	w.vars["LATCH_BACKSTOP_GROUP"] = "default"
+	if r := w.latch(t, "doctor"); r.code != 0 || !strings.Contains(r.stdout, "ok    backstop us-east-1") {
+		t.Fatalf("backstop set up: exit %d\n%s", r.code, r.stdout)
+	}
 }

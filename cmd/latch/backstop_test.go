@@ -1,0 +1,89 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+
+	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+)
+
+const schedulerRole = "arn:aws:iam::123456789012:role/latch-scheduler"
+
+func (w *world) scheduler() *scheduler.Client {
+	return scheduler.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(w.env.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDLATCHTEST", "secret", "")})
+}
+
+// latch grants and exits; no latch process ever runs again. At expiry the
+// schedule in AWS (the simulator's Scheduler) revokes the rule by itself.
+// With the schedule deleted by hand, the next sweep revokes instead; and
+// when latch revokes first, it deletes the schedule.
+func TestBackstop(t *testing.T) {
+	w := trailWorld(t, 0)
+	w.vars["LATCH_BACKSTOP_ROLE_ARN"] = schedulerRole
+	w.vars["LATCH_BACKSTOP_GROUP"] = "default"
+	sched := w.scheduler()
+	grant := func(ip string) grantJSONOutFull {
+		t.Helper()
+		r := w.latch(t, "grant", "--sg", string(w.group), "--ip", ip, "--for", "10m", "--reason", "backstop", "--detach", "--json")
+		if r.code != 0 {
+			t.Fatalf("grant: %s", r.stderr)
+		}
+		return decode[grantJSONOutFull](t, r.stdout)
+	}
+
+	g := grant("203.0.113.7")
+	got, err := sched.GetSchedule(t.Context(), &scheduler.GetScheduleInput{Name: aws.String(latchaws.ScheduleName(latch.RuleID(g.RuleID))), GroupName: aws.String("default")})
+	if err != nil {
+		t.Fatalf("no backstop schedule for %s: %v", g.RuleID, err)
+	}
+	if aws.ToString(got.ScheduleExpression) != "at(2026-11-23T10:10:00)" || aws.ToString(got.Target.Arn) != latchaws.RevokeTarget ||
+		aws.ToString(got.Target.RoleArn) != schedulerRole || got.ActionAfterCompletion != "DELETE" || got.FlexibleTimeWindow.Mode != "OFF" {
+		t.Fatalf("schedule = %+v", got)
+	}
+
+	w.setClock(t, start.Add(10*time.Minute-time.Second))
+	w.env.Sim.FireDueSchedules()
+	if len(w.rules(t)) != 1 {
+		t.Fatal("the schedule fired before the expiry")
+	}
+	w.setClock(t, start.Add(10*time.Minute))
+	w.env.Sim.FireDueSchedules()
+	if n := len(w.rules(t)); n != 0 {
+		t.Fatalf("%d rules after the schedule's time, with no latch process", n)
+	}
+	if _, err := sched.GetSchedule(t.Context(), &scheduler.GetScheduleInput{Name: aws.String(latchaws.ScheduleName(latch.RuleID(g.RuleID))), GroupName: aws.String("default")}); err == nil {
+		t.Error("the fired schedule was not deleted")
+	}
+
+	g2 := grant("203.0.113.8") // expires at +20m
+	if _, err := sched.DeleteSchedule(t.Context(), &scheduler.DeleteScheduleInput{Name: aws.String(latchaws.ScheduleName(latch.RuleID(g2.RuleID))), GroupName: aws.String("default")}); err != nil {
+		t.Fatal(err)
+	}
+	w.setClock(t, start.Add(20*time.Minute))
+	w.env.Sim.FireDueSchedules()
+	if len(w.rules(t)) != 1 {
+		t.Fatal("something revoked the rule whose schedule was deleted")
+	}
+	if r := w.latch(t, "sweep"); r.code != 0 || len(w.rules(t)) != 0 {
+		t.Fatalf("the sweep did not revoke it: exit %d %s", r.code, r.stderr)
+	}
+
+	g3 := grant("203.0.113.9")
+	if r := w.latch(t, "revoke", string(g3.ID)); r.code != 0 {
+		t.Fatalf("revoke: %s", r.stderr)
+	}
+	if _, err := sched.GetSchedule(t.Context(), &scheduler.GetScheduleInput{Name: aws.String(latchaws.ScheduleName(latch.RuleID(g3.RuleID))), GroupName: aws.String("default")}); err == nil {
+		t.Error("latch revoked first but left the schedule")
+	}
+}
+
+type grantJSONOutFull struct {
+	ID     string `json:"grant_id"`
+	RuleID string `json:"rule_id"`
+}
