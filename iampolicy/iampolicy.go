@@ -1,0 +1,407 @@
+// Package iampolicy writes the least-privilege IAM policies latch needs, as
+// IAM policy documents: the server's (or daemon's) role, the Lambda
+// function's execution role, the role EventBridge Scheduler assumes to
+// revoke a rule at its expiry, and the role the sweep schedule uses to
+// invoke the function. The CloudFormation template and the Terraform module
+// under deploy/ carry the same statements; tests keep them in step, and keep
+// the server's actions equal to the AWS calls latch's code makes.
+//
+// # Sources
+//
+// Actions, resource types and condition keys were read from the Service
+// Authorization Reference (EC2, EventBridge Scheduler, IAM, CloudWatch Logs,
+// Lambda; through the iann0036/iam-dataset scrape of it), the EC2 user
+// guide on tagging resources at creation, and EventBridge Scheduler's
+// managed policies and confused-deputy guidance. Nothing here has been
+// evaluated by IAM itself: the simulator latch tests against does not
+// enforce IAM. What could not be verified from documentation is marked
+// "Unverified" where it is used.
+package iampolicy
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/latchdev/latch"
+)
+
+// Version is the only policy language version latch writes.
+const Version = "2012-10-17"
+
+// Document is an IAM policy document.
+type Document struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one statement of an identity-based policy. Action and
+// Resource are always written as lists; reading accepts IAM's single-string
+// form too.
+type Statement struct {
+	Sid       string                    `json:"Sid,omitempty"`
+	Effect    string                    `json:"Effect"`
+	Action    []string                  `json:"Action"`
+	Resource  []string                  `json:"Resource"`
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
+}
+
+// UnmarshalJSON reads a statement whose Action and Resource may each be a
+// string or a list of strings, as IAM allows.
+func (s *Statement) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Sid       string                    `json:"Sid"`
+		Effect    string                    `json:"Effect"`
+		Action    stringOrList              `json:"Action"`
+		Resource  stringOrList              `json:"Resource"`
+		Condition map[string]map[string]any `json:"Condition"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*s = Statement{Sid: raw.Sid, Effect: raw.Effect, Action: raw.Action, Resource: raw.Resource, Condition: raw.Condition}
+	return nil
+}
+
+type stringOrList []string
+
+func (l *stringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = []string{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("want a string or a list of strings: %w", err)
+	}
+	*l = many
+	return nil
+}
+
+// Options say where the policies apply. The zero value is valid and gives
+// policies for any account and region in the aws partition.
+type Options struct {
+	Partition          string // aws (default), aws-cn, aws-us-gov, ...
+	Account            string // 12-digit account ID, or "*" (default)
+	Region             string // region name, or "*" (default)
+	ScheduleGroup      string // the backstop schedules' group; default "latch"
+	SchedulerRoleARN   string // the role Scheduler assumes to revoke; default role/latch-scheduler in Account
+	LogGroupARN        string // the Lambda function's log group; default /aws/lambda/latch
+	FunctionARN        string // the Lambda function the sweep schedule invokes; default function:latch
+	DeadLetterQueueARN string // where Scheduler sends revocations it gave up on; "" for none
+}
+
+// DefaultScheduleGroup is the schedule group the backstop schedules live in
+// unless told otherwise.
+const DefaultScheduleGroup = "latch"
+
+func (o Options) withDefaults() Options {
+	if o.Partition == "" {
+		o.Partition = "aws"
+	}
+	if o.Account == "" {
+		o.Account = "*"
+	}
+	if o.Region == "" {
+		o.Region = "*"
+	}
+	if o.ScheduleGroup == "" {
+		o.ScheduleGroup = DefaultScheduleGroup
+	}
+	if o.SchedulerRoleARN == "" {
+		o.SchedulerRoleARN = fmt.Sprintf("arn:%s:iam::%s:role/latch-scheduler", o.Partition, o.Account)
+	}
+	if o.LogGroupARN == "" {
+		o.LogGroupARN = fmt.Sprintf("arn:%s:logs:%s:%s:log-group:/aws/lambda/latch", o.Partition, o.Region, o.Account)
+	}
+	if o.FunctionARN == "" {
+		o.FunctionARN = fmt.Sprintf("arn:%s:lambda:%s:%s:function:latch", o.Partition, o.Region, o.Account)
+	}
+	return o
+}
+
+var (
+	partitionPattern = regexp.MustCompile(`^aws(-[a-z]+)*$`)
+	accountPattern   = regexp.MustCompile(`^[0-9]{12}$`)
+	groupPattern     = regexp.MustCompile(`^[0-9a-zA-Z_.-]{1,64}$`)
+	roleARNPattern   = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::([0-9]{12}|\*):role/[\w+=,.@/*-]+$`)
+	logGroupPattern  = regexp.MustCompile(`^arn:aws(-[a-z]+)*:logs:[a-z0-9*-]+:([0-9]{12}|\*):log-group:[.\-_/#A-Za-z0-9*]+(:\*)?$`)
+	functionPattern  = regexp.MustCompile(`^arn:aws(-[a-z]+)*:lambda:[a-z0-9*-]+:([0-9]{12}|\*):function:[a-zA-Z0-9_*-]+(:[a-zA-Z0-9_$-]+)?$`)
+	queuePattern     = regexp.MustCompile(`^arn:aws(-[a-z]+)*:sqs:[a-z0-9*-]+:([0-9]{12}|\*):[a-zA-Z0-9_*.-]+$`)
+)
+
+// Validate reports the first option that is not a well-formed value, as an
+// EINVALID error naming the matching `latch iam-policy` flag. Empty fields
+// are valid (they take their defaults).
+func (o Options) Validate() error {
+	checks := []struct {
+		field, value, want string
+		ok                 func(string) bool
+	}{
+		{"partition", o.Partition, "aws, aws-cn, aws-us-gov, ...", partitionPattern.MatchString},
+		{"account", o.Account, `a 12-digit account ID or "*"`, func(s string) bool { return s == "*" || accountPattern.MatchString(s) }},
+		{"region", o.Region, `a region name like us-east-1 or "*"`, func(s string) bool {
+			_, err := latch.ParseRegion(s)
+			return s == "*" || err == nil
+		}},
+		{"schedule-group", o.ScheduleGroup, "1 to 64 letters, digits, '-', '_' or '.'", groupPattern.MatchString},
+		{"scheduler-role-arn", o.SchedulerRoleARN, "an IAM role ARN like arn:aws:iam::123456789012:role/latch-scheduler", roleARNPattern.MatchString},
+		{"log-group-arn", o.LogGroupARN, "a log group ARN like arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/latch", logGroupPattern.MatchString},
+		{"function-arn", o.FunctionARN, "a function ARN like arn:aws:lambda:us-east-1:123456789012:function:latch", functionPattern.MatchString},
+		{"dead-letter-arn", o.DeadLetterQueueARN, "an SQS queue ARN like arn:aws:sqs:us-east-1:123456789012:latch-dead-letters", queuePattern.MatchString},
+	}
+	for _, c := range checks {
+		if c.value != "" && !c.ok(c.value) {
+			return latch.Invalidf(c.field, "%q is not valid; want %s", c.value, c.want)
+		}
+	}
+	return nil
+}
+
+// ruleTagKeys are the tags latch writes onto the rules it opens.
+var ruleTagKeys = []string{latch.TagGrantID, latch.TagExpiresAt, latch.TagRequester}
+
+func (o Options) arn(service, resource string) string {
+	return fmt.Sprintf("arn:%s:%s:%s:%s:%s", o.Partition, service, o.Region, o.Account, resource)
+}
+
+// managedGroups is the condition that confines a statement to security
+// groups tagged latch:managed=true.
+func managedGroups() map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {"aws:ResourceTag/" + latch.TagManaged: "true"}}
+}
+
+// Server is the policy of the role the latch server, daemon or one-shot
+// commands (grant, revoke, sweep, run) use: open and close rules only in
+// managed groups, create only rules that carry latch's expiry tag, tag only
+// latch's rules with latch's keys, read inventory, and keep backstop
+// schedules in one schedule group, passing them only the scheduler role.
+// It holds no IAM write, no group creation, and nothing of CloudTrail
+// (`latch audit proof` and `reconcile` are admin tooling, run with the
+// operator's own credentials: they need cloudtrail:LookupEvents). `latch
+// doctor` works with it: sts:GetCallerIdentity needs no permission.
+//
+// Options are not validated here; call [Options.Validate] on user input.
+func Server(opts Options) Document {
+	o := opts.withDefaults()
+	onlyLatchKeys := map[string]any{"aws:TagKeys": slices.Clone(ruleTagKeys)}
+	return Document{Version: Version, Statement: []Statement{
+		{
+			Sid:       "OpenAndCloseRulesOnlyInManagedGroups",
+			Effect:    "Allow",
+			Action:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},
+			Resource:  []string{o.arn("ec2", "security-group/*")},
+			Condition: managedGroups(),
+		},
+		{
+			// The Service Authorization Reference lists security-group-rule
+			// as a resource of AuthorizeSecurityGroupIngress, checked only
+			// when the request has TagSpecifications, as latch's always do;
+			// aws:RequestTag and aws:TagKeys are its condition keys. So the
+			// new rule must carry an expiry and only latch's tag keys.
+			// Unverified against IAM itself.
+			Sid:      "CreateOnlyRulesThatCarryTheirExpiry",
+			Effect:   "Allow",
+			Action:   []string{"ec2:AuthorizeSecurityGroupIngress"},
+			Resource: []string{o.arn("ec2", "security-group-rule/*")},
+			Condition: map[string]map[string]any{
+				"Null":                      {"aws:RequestTag/" + latch.TagExpiresAt: "false"},
+				"ForAllValues:StringEquals": onlyLatchKeys,
+			},
+		},
+		{
+			// Tags in TagSpecifications are authorized as ec2:CreateTags with
+			// ec2:CreateAction set to the creating call (EC2 user guide,
+			// "Grant permission to tag resources during creation", which
+			// shows RunInstances and CreateVolume; that the value is
+			// AuthorizeSecurityGroupIngress here follows the same rule and is
+			// unverified).
+			Sid:      "TagRulesAsTheyAreCreated",
+			Effect:   "Allow",
+			Action:   []string{"ec2:CreateTags"},
+			Resource: []string{o.arn("ec2", "security-group-rule/*")},
+			Condition: map[string]map[string]any{
+				"StringEquals":              {"ec2:CreateAction": "AuthorizeSecurityGroupIngress"},
+				"ForAllValues:StringEquals": {"aws:TagKeys": slices.Clone(ruleTagKeys)},
+			},
+		},
+		{
+			// Moving a shared rule's expiry re-tags it; only rules that
+			// already carry latch:expires-at, and only latch's keys.
+			Sid:      "RetagOnlyLatchRulesWithLatchKeys",
+			Effect:   "Allow",
+			Action:   []string{"ec2:CreateTags"},
+			Resource: []string{o.arn("ec2", "security-group-rule/*")},
+			Condition: map[string]map[string]any{
+				"Null":                      {"aws:ResourceTag/" + latch.TagExpiresAt: "false"},
+				"ForAllValues:StringEquals": {"aws:TagKeys": slices.Clone(ruleTagKeys)},
+			},
+		},
+		{
+			// EC2's Describe actions support no resource-level permissions.
+			Sid:      "ReadInventory",
+			Effect:   "Allow",
+			Action:   []string{"ec2:DescribeInstances", "ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups"},
+			Resource: []string{"*"},
+		},
+		{
+			// GetSchedule is left out: latch's code does not call it (a test
+			// keeps this list equal to the calls).
+			Sid:      "KeepBackstopSchedulesInTheLatchGroup",
+			Effect:   "Allow",
+			Action:   []string{"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:UpdateSchedule"},
+			Resource: []string{o.arn("scheduler", "schedule/"+o.ScheduleGroup+"/*")},
+		},
+		{
+			// `latch doctor` reads the group to check the backstop is set up,
+			// typically with this role's credentials.
+			Sid:      "CheckTheScheduleGroup",
+			Effect:   "Allow",
+			Action:   []string{"scheduler:GetScheduleGroup"},
+			Resource: []string{o.arn("scheduler", "schedule-group/"+o.ScheduleGroup)},
+		},
+		{
+			// CreateSchedule and UpdateSchedule depend on iam:PassRole for
+			// the target's role (Service Authorization Reference); the
+			// service name is the one in AmazonEventBridgeSchedulerFullAccess.
+			// Unverified: whether other partitions use another name.
+			Sid:       "PassOnlyTheSchedulerRole",
+			Effect:    "Allow",
+			Action:    []string{"iam:PassRole"},
+			Resource:  []string{o.SchedulerRoleARN},
+			Condition: map[string]map[string]any{"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+		},
+	}}
+}
+
+// Lambda is the policy of the Lambda function's execution role: everything
+// the server may do (the function is the same program), and writing its
+// own log streams in its own log group.
+func Lambda(opts Options) Document {
+	o := opts.withDefaults()
+	doc := Server(o)
+	group := strings.TrimSuffix(o.LogGroupARN, ":*")
+	doc.Statement = append(doc.Statement, Statement{
+		// CreateLogStream acts on log-group ARNs and PutLogEvents on
+		// log-stream ARNs (…:log-group:NAME:log-stream:STREAM); NAME:*
+		// covers both, as in Lambda's own least-privilege example.
+		Sid:      "WriteOwnLogsOnly",
+		Effect:   "Allow",
+		Action:   []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+		Resource: []string{group + ":*"},
+	})
+	return doc
+}
+
+// Scheduler is the policy of the role EventBridge Scheduler assumes to run
+// a backstop schedule, whose universal target calls EC2's
+// RevokeSecurityGroupIngress: revoke in managed groups and nothing else, and
+// report a revocation it gave up on to the dead-letter queue, if any.
+func Scheduler(opts Options) Document {
+	o := opts.withDefaults()
+	doc := Document{Version: Version, Statement: []Statement{{
+		Sid:       "RevokeOnlyInManagedGroups",
+		Effect:    "Allow",
+		Action:    []string{"ec2:RevokeSecurityGroupIngress"},
+		Resource:  []string{o.arn("ec2", "security-group/*")},
+		Condition: managedGroups(),
+	}}}
+	if o.DeadLetterQueueARN != "" {
+		doc.Statement = append(doc.Statement, Statement{
+			Sid:      "ReportRevocationsThatNeverRan",
+			Effect:   "Allow",
+			Action:   []string{"sqs:SendMessage"},
+			Resource: []string{o.DeadLetterQueueARN},
+		})
+	}
+	return doc
+}
+
+// Sweeper is the policy of the role the sweep schedule uses: invoke the
+// latch function, nothing else.
+func Sweeper(opts Options) Document {
+	o := opts.withDefaults()
+	return Document{Version: Version, Statement: []Statement{{
+		Sid:      "InvokeTheLatchFunction",
+		Effect:   "Allow",
+		Action:   []string{"lambda:InvokeFunction"},
+		Resource: []string{o.FunctionARN},
+	}}}
+}
+
+// Actions returns every action doc's statements name, sorted, each once.
+func Actions(doc Document) []string {
+	var out []string
+	for _, s := range doc.Statement {
+		out = append(out, s.Action...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+var actionPattern = regexp.MustCompile(`^[a-z0-9-]+:[A-Za-z0-9*]+$`)
+
+// conditionOperators are the operators latch writes, with the set-operator
+// and IfExists forms IAM allows on them.
+var conditionOperators = []string{
+	"StringEquals", "StringNotEquals", "StringLike", "StringNotLike",
+	"ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Bool", "Null",
+}
+
+// Validate checks what IAM would refuse or what latch never means to write:
+// another version, an effect other than Allow or Deny, a statement without
+// actions or resources, an action not of the form service:Action, an
+// unknown condition operator, or an empty condition.
+func (d Document) Validate() error {
+	if d.Version != Version {
+		return fmt.Errorf("policy version %q: want %q", d.Version, Version)
+	}
+	if len(d.Statement) == 0 {
+		return fmt.Errorf("no statements")
+	}
+	sids := map[string]bool{}
+	for i, s := range d.Statement {
+		at := fmt.Sprintf("statement %d (%s)", i, s.Sid)
+		if s.Sid != "" {
+			if sids[s.Sid] {
+				return fmt.Errorf("%s: Sid used twice", at)
+			}
+			sids[s.Sid] = true
+		}
+		if s.Effect != "Allow" && s.Effect != "Deny" {
+			return fmt.Errorf("%s: Effect %q: want Allow or Deny", at, s.Effect)
+		}
+		if len(s.Action) == 0 || len(s.Resource) == 0 {
+			return fmt.Errorf("%s: needs at least one Action and one Resource", at)
+		}
+		for _, a := range s.Action {
+			if !actionPattern.MatchString(a) {
+				return fmt.Errorf("%s: action %q is not service:Action", at, a)
+			}
+		}
+		for _, r := range s.Resource {
+			if r != "*" && !strings.HasPrefix(r, "arn:") {
+				return fmt.Errorf("%s: resource %q is not an ARN or *", at, r)
+			}
+		}
+		for op, keys := range s.Condition {
+			base := strings.TrimSuffix(op, "IfExists")
+			if set, rest, ok := strings.Cut(base, ":"); ok {
+				if set != "ForAllValues" && set != "ForAnyValue" {
+					return fmt.Errorf("%s: condition operator %q", at, op)
+				}
+				base = rest
+			}
+			if !slices.Contains(conditionOperators, base) {
+				return fmt.Errorf("%s: condition operator %q", at, op)
+			}
+			if len(keys) == 0 {
+				return fmt.Errorf("%s: condition %s names no key", at, op)
+			}
+		}
+	}
+	return nil
+}
