@@ -22,6 +22,7 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/ec2sim", allowed: []string{"gopkg.in/yaml.v3"}},
 		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/"}},
 		{pkg: mod + "/mock", allowed: []string{mod}},
+		{pkg: mod + "/iampolicy", allowed: []string{mod}},
 		{pkg: mod + "/lambda", allowed: []string{mod, mod + "/broker", mod + "/policy", mod + "/awsauth", mod + "/http",
 			"github.com/aws/", "gopkg.in/yaml.v3", "golang.org/x/time/"}},
 		{pkg: mod + "/metrics", allowed: []string{mod, "github.com/prometheus/", "github.com/aws/", "github.com/beorn7/perks/",

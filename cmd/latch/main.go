@@ -42,7 +42,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
-	root.SetArgs(args)
+	root.SetArgs(lambdaArgs(args, getenv))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -97,7 +97,7 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	root.Args = cobra.ArbitraryArgs
 	a.globalFlags(root)
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
-		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand())
+		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand(), a.iamPolicyCommand())
 	wrapAll(root)
 	return root
 }
@@ -123,4 +123,13 @@ func wrapArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// lambdaArgs: Lambda starts a provided.al2023 function's bootstrap with no
+// arguments, so under the Lambda runtime a bare latch is `latch lambda`.
+func lambdaArgs(args []string, getenv func(string) string) []string {
+	if len(args) == 0 && getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		return []string{"lambda"}
+	}
+	return args
 }

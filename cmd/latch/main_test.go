@@ -235,3 +235,16 @@ func TestListShowsRevokeFailed(t *testing.T) {
 		t.Fatalf("ls does not show the revoke-failed grant and its error:\n%s", out)
 	}
 }
+
+func TestBareBootstrapIsLambdaUnderTheLambdaRuntime(t *testing.T) {
+	env := map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
+	if got := lambdaArgs(nil, func(k string) string { return env[k] }); len(got) != 1 || got[0] != "lambda" {
+		t.Errorf("under the runtime, no arguments = %v, want [lambda]", got)
+	}
+	if got := lambdaArgs(nil, func(string) string { return "" }); len(got) != 0 {
+		t.Errorf("outside the runtime, no arguments = %v, want none (help)", got)
+	}
+	if got := lambdaArgs([]string{"ls"}, func(k string) string { return env[k] }); got[0] != "ls" {
+		t.Errorf("explicit arguments were replaced: %v", got)
+	}
+}
