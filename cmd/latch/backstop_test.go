@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +89,38 @@ func TestBackstop(t *testing.T) {
 type grantJSONOutFull struct {
 	ID     string `json:"grant_id"`
 	RuleID string `json:"rule_id"`
+}
+
+// The recipe as a Lambda: the function grants from its environment and
+// "dies"; the backstop schedule revokes at expiry, beyond Lambda's 15
+// minutes, and the sweep event finds nothing left.
+func TestLambdaGrantThenScheduleRevokes(t *testing.T) {
+	w := trailWorld(t, 0)
+	w.vars["LATCH_BACKSTOP_ROLE_ARN"] = schedulerRole
+	w.vars["LATCH_BACKSTOP_GROUP"] = "default"
+	w.vars["SECURITY_GROUP_ID"], w.vars["ALLOWED_IP"], w.vars["DURATION"] = string(w.group), "203.0.113.7", "3600"
+	event := filepath.Join(w.dir, "event.json")
+	os.WriteFile(event, []byte(`{}`), 0o600)
+	r := w.latch(t, "lambda", "--event", event)
+	if r.code != 0 {
+		t.Fatalf("invoke: exit %d %s", r.code, r.stderr)
+	}
+	g := decode[grantJSONOutFull](t, r.stdout)
+	if g.RuleID == "" || len(w.rules(t)) != 1 {
+		t.Fatalf("grant = %+v with %d rules", g, len(w.rules(t)))
+	}
+	w.setClock(t, start.Add(time.Hour))
+	w.env.Sim.FireDueSchedules()
+	if n := len(w.rules(t)); n != 0 {
+		t.Fatalf("%d rules an hour later, with the function long gone", n)
+	}
+	os.WriteFile(event, []byte(`{"latch":"sweep"}`), 0o600)
+	if r := w.latch(t, "lambda", "--event", event); r.code != 0 || !strings.Contains(r.stdout, `"revoked": []`) {
+		t.Fatalf("sweep event: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	w.vars["ALLOWED_IP"] = "0.0.0.0/0"
+	os.WriteFile(event, []byte(`{}`), 0o600)
+	if r := w.latch(t, "lambda", "--event", event); r.code != exitUsage || !strings.Contains(r.stderr, "whole internet") {
+		t.Fatalf("the recipe's 0.0.0.0/0: exit %d %s", r.code, r.stderr)
+	}
 }

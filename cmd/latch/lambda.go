@@ -2,19 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 	"github.com/spf13/cobra"
 
+	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/lambda"
 	"github.com/latchdev/latch/policy"
 )
 
 func (a *app) lambdaCommand() *cobra.Command {
-	var policyFile string
+	var policyFile, eventFile string
 	cmd := &cobra.Command{
 		Use:   "lambda",
 		Short: "Run as an AWS Lambda function (the bootstrap of a provided.al2023 function)",
@@ -31,11 +34,15 @@ rule's tags and its schedule are what revoke it.`,
 			if err != nil {
 				return err
 			}
+			if eventFile != "" {
+				return a.invokeOnce(cmd.Context(), h, eventFile)
+			}
 			awslambda.StartWithOptions(h.Invoke, awslambda.WithContext(cmd.Context()))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file for function URL requests (none: URL requests are refused)")
+	cmd.Flags().StringVar(&eventFile, "event", "", "handle this one event (a JSON file, - for standard input) here and print the result, instead of serving Lambda")
 	return cmd
 }
 
@@ -72,4 +79,24 @@ func (a *app) lambdaHandler(ctx context.Context, policyFile string) (*lambda.Han
 		h.Access = broker.NewAccess(b, store, holder, inv, broker.AccessOptions{Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0]})
 	}
 	return h, nil
+}
+
+// invokeOnce handles one event locally, as Lambda would, and prints the
+// result.
+func (a *app) invokeOnce(ctx context.Context, h *lambda.Handler, file string) error {
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(a.stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return latch.Invalidf("event", "read %s: %v", file, err)
+	}
+	out, err := h.Invoke(ctx, json.RawMessage(data))
+	if err != nil {
+		return err
+	}
+	return writeJSON(a.stdout, out)
 }
