@@ -33,9 +33,16 @@ func mustStart(t testing.TB, sim *ec2sim.Server) string {
 // are fast and count attempts exactly.
 func newClient(t testing.TB, url, region string) *ec2.Client {
 	t.Helper()
+	return ec2.NewFromConfig(simConfig(t, url, region))
+}
+
+// simConfig is the SDK configuration every test client uses: the
+// simulator's URL, static credentials, and retries with no backoff or quota.
+func simConfig(t testing.TB, url, region string) aws.Config {
+	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
-	return ec2.NewFromConfig(aws.Config{
+	return aws.Config{
 		HTTPClient:   &http.Client{Transport: hideWriterTo{tr}},
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
@@ -46,7 +53,7 @@ func newClient(t testing.TB, url, region string) *ec2.Client {
 				o.RateLimiter = ratelimit.None
 			})
 		},
-	})
+	}
 }
 
 // hideWriterTo works around a client-side race in smithy-go. The SDK

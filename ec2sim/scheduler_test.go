@@ -2,17 +2,13 @@ package ec2sim_test
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 	_ "time/tzdata" // the time zone tests must not depend on the host's zoneinfo
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/smithy-go"
@@ -35,20 +31,7 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 // newClient's retry policy (no backoff, no quota).
 func schedClient(t testing.TB, url, region string, optFns ...func(*scheduler.Options)) *scheduler.Client {
 	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	return scheduler.NewFromConfig(aws.Config{
-		HTTPClient:   &http.Client{Transport: hideWriterTo{tr}},
-		Region:       region,
-		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
-		BaseEndpoint: aws.String(url),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
-				o.RateLimiter = ratelimit.None
-			})
-		},
-	}, optFns...)
+	return scheduler.NewFromConfig(simConfig(t, url, region), optFns...)
 }
 
 // oneTime is a CreateScheduleInput for a one-time schedule at at (UTC)
