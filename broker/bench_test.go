@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/internal/awstest"
@@ -15,8 +18,17 @@ import (
 // the simulator over loopback HTTP, and SQLite: record, authorize with
 // tags, record, revoke, record.
 func BenchmarkGrantAndRevoke(b *testing.B) {
+	b.Run("backstop=off", func(b *testing.B) { benchGrantAndRevoke(b, false) })
+	b.Run("backstop=on", func(b *testing.B) { benchGrantAndRevoke(b, true) })
+}
+
+func benchGrantAndRevoke(b *testing.B, backstop bool) {
 	env := awstest.NewSim(b, ec2sim.Options{RuleLimit: 1000})
-	f := newFixture(b, env, broker.Options{})
+	opts := broker.Options{}
+	if backstop { // a schedule created per grant and deleted per revoke
+		opts.Backstop = latchaws.NewBackstop([]aws.Config{env.Config()}, latchaws.BackstopOptions{RoleARN: "arn:aws:iam::123456789012:role/s"})
+	}
+	f := newFixture(b, env, opts)
 	b.ResetTimer()
 	for i := range b.N {
 		g, err := f.b.Grant(b.Context(), f.request(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), time.Minute))
