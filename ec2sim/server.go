@@ -81,6 +81,9 @@ type Server struct {
 	// schedulers are EventBridge Scheduler's schedules by region (see
 	// scheduler.go), created on first use.
 	schedulers map[string]*schedRegion
+	// pushed are the keys sent with EC2 Instance Connect, by region and
+	// instance (see instanceconnect.go).
+	pushed map[string][]PushedKey
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -242,7 +245,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if s.serveScheduler(w, r) || s.serveSTS(w, r) || s.serveCloudTrail(w, r) {
+	if s.serveScheduler(w, r) || s.serveSTS(w, r) || s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
 		return
 	}
 	formErr := r.ParseForm()

@@ -21,14 +21,15 @@ import (
 // prefix of their actions. An SDK service latch starts to use must be
 // added here (the test says so) before the policies can be checked.
 var sdkPrefixes = map[string]string{
-	"cloudtrail":     "cloudtrail",
-	"cloudwatchlogs": "logs",
-	"ec2":            "ec2",
-	"iam":            "iam",
-	"lambda":         "lambda",
-	"scheduler":      "scheduler",
-	"sqs":            "sqs",
-	"sts":            "sts",
+	"cloudtrail":         "cloudtrail",
+	"cloudwatchlogs":     "logs",
+	"ec2":                "ec2",
+	"ec2instanceconnect": "ec2-instance-connect",
+	"iam":                "iam",
+	"lambda":             "lambda",
+	"scheduler":          "scheduler",
+	"sqs":                "sqs",
+	"sts":                "sts",
 }
 
 // adminPrefixes are services latch calls only from admin tooling, with the

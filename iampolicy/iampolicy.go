@@ -190,6 +190,14 @@ func Server(opts Options) Document {
 	onlyLatchKeys := map[string]any{"aws:TagKeys": slices.Clone(ruleTagKeys)}
 	return Document{Version: Version, Statement: []Statement{
 		{
+			// EC2 Instance Connect: a key the server pushes lasts 60
+			// seconds, for one connection to an instance a grant opened.
+			Sid:      "PushShortLivedSSHKeys",
+			Effect:   "Allow",
+			Action:   []string{"ec2-instance-connect:SendSSHPublicKey"},
+			Resource: []string{o.arn("ec2", "instance/*")},
+		},
+		{
 			Sid:       "OpenAndCloseRulesOnlyInManagedGroups",
 			Effect:    "Allow",
 			Action:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},

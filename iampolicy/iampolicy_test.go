@@ -173,6 +173,10 @@ func TestLeastPrivilege(t *testing.T) {
 					t.Errorf("%s: CreateTags must be either on create or on rules carrying %s", s.Sid, latch.TagExpiresAt)
 				}
 			case strings.HasPrefix(a, "ec2:Describe"):
+			case a == "ec2-instance-connect:SendSSHPublicKey":
+				if !slices.Equal(s.Resource, []string{"arn:aws:ec2:eu-west-1:123456789012:instance/*"}) {
+					t.Errorf("%s: %s on %v, want only instances", s.Sid, a, s.Resource)
+				}
 			case a == "scheduler:GetScheduleGroup":
 				if !slices.Equal(s.Resource, []string{"arn:aws:scheduler:eu-west-1:123456789012:schedule-group/latch-prod"}) {
 					t.Errorf("%s: %s on %v, want only the schedule group", s.Sid, a, s.Resource)
@@ -226,6 +230,7 @@ func statementsEqual(a, b iampolicy.Statement) bool {
 func TestActions(t *testing.T) {
 	got := iampolicy.Actions(iampolicy.Server(iampolicy.Options{}))
 	want := []string{
+		"ec2-instance-connect:SendSSHPublicKey",
 		"ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSecurityGroupRules",
 		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress", "iam:PassRole",
 		"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetScheduleGroup", "scheduler:UpdateSchedule",
