@@ -214,6 +214,7 @@ func TestGenerateKey(t *testing.T) {
 }
 
 func TestPassphrase(t *testing.T) {
+	t.Parallel() // each bcrypt key derivation takes a while under -race
 	path := filepath.Join(t.TempDir(), "ca")
 	pass := []byte("correct horse")
 	if err := sshca.GenerateKeyWithPassphrase(path, pass); err != nil {

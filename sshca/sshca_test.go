@@ -131,7 +131,8 @@ func mustLogIn(t *testing.T, srv *sshdtest.Server, signer ssh.Signer, localIP st
 	}
 }
 
-func mustBeRefused(t *testing.T, srv *sshdtest.Server, signer ssh.Signer, localIP string) {
+// mustBeRefused checks that sshd refuses the login and logs why.
+func mustBeRefused(t *testing.T, srv *sshdtest.Server, signer ssh.Signer, localIP, why string) {
 	t.Helper()
 	out, err := run(t, srv, signer, localIP)
 	if err == nil {
@@ -140,6 +141,14 @@ func mustBeRefused(t *testing.T, srv *sshdtest.Server, signer ssh.Signer, localI
 	if !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("login failed, but not at authentication: %v\nsshd log:\n%s", err, srv.Log())
 	}
+	if !srv.LogContains(why) {
+		t.Fatalf("sshd did not log %q\nsshd log:\n%s", why, srv.Log())
+	}
+}
+
+// failedWithCA is how sshd logs a refused certificate signed by ca.
+func failedWithCA(ca *sshca.CA) string {
+	return "CA ED25519 " + ssh.FingerprintSHA256(ca.PublicKeys()[0])
 }
 
 func TestSSHDLogsInWithCertificate(t *testing.T) {
@@ -157,7 +166,7 @@ func TestSSHDRefusesExpiredCertificate(t *testing.T) {
 	req := request(t)
 	req.ValidAfter = time.Now().Add(-2 * time.Hour)
 	req.ValidBefore = time.Now().Add(-time.Hour)
-	mustBeRefused(t, srv, certSigner(t, ca, req), "")
+	mustBeRefused(t, srv, certSigner(t, ca, req), "", "Certificate invalid: expired")
 }
 
 func TestSSHDRefusesCertificateNotYetValid(t *testing.T) {
@@ -166,7 +175,7 @@ func TestSSHDRefusesCertificateNotYetValid(t *testing.T) {
 	req := request(t)
 	req.ValidAfter = time.Now().Add(time.Hour)
 	req.ValidBefore = time.Now().Add(2 * time.Hour)
-	mustBeRefused(t, srv, certSigner(t, ca, req), "")
+	mustBeRefused(t, srv, certSigner(t, ca, req), "", "Certificate invalid: not yet valid")
 }
 
 func TestSSHDRefusesOtherPrincipal(t *testing.T) {
@@ -174,7 +183,7 @@ func TestSSHDRefusesOtherPrincipal(t *testing.T) {
 	srv := sshdtest.Start(t, ca.TrustedUserCAKeys(), sshdtest.Options{})
 	req := request(t)
 	req.Principals = []string{"not-" + srv.User}
-	mustBeRefused(t, srv, certSigner(t, ca, req), "")
+	mustBeRefused(t, srv, certSigner(t, ca, req), "", "name is not a listed principal")
 }
 
 func TestSSHDEnforcesSourceAddress(t *testing.T) {
@@ -182,7 +191,7 @@ func TestSSHDEnforcesSourceAddress(t *testing.T) {
 	srv := sshdtest.Start(t, ca.TrustedUserCAKeys(), sshdtest.Options{})
 
 	// Bound to 127.0.0.1: refused from 127.0.0.2.
-	mustBeRefused(t, srv, certSigner(t, ca, request(t)), "127.0.0.2")
+	mustBeRefused(t, srv, certSigner(t, ca, request(t)), "127.0.0.2", "not from a permitted source address (127.0.0.2)")
 
 	// Bound to 127.0.0.2: allowed from there.
 	req := request(t)
@@ -194,7 +203,7 @@ func TestSSHDRefusesOtherCA(t *testing.T) {
 	ca, _ := newCA(t)
 	other, _ := newCA(t)
 	srv := sshdtest.Start(t, ca.TrustedUserCAKeys(), sshdtest.Options{})
-	mustBeRefused(t, srv, certSigner(t, other, request(t)), "")
+	mustBeRefused(t, srv, certSigner(t, other, request(t)), "", failedWithCA(other))
 }
 
 func TestSSHDRotation(t *testing.T) {
@@ -218,6 +227,6 @@ func TestSSHDRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.SetTrustedUserCAKeys(t, newCA.TrustedUserCAKeys())
-	mustBeRefused(t, srv, oldCert, "")
+	mustBeRefused(t, srv, oldCert, "", failedWithCA(oldCA))
 	mustLogIn(t, srv, newCert, "")
 }

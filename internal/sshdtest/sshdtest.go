@@ -51,6 +51,22 @@ type Server struct {
 // Log returns what sshd has logged so far, for failure messages.
 func (s *Server) Log() string { return s.log.String() }
 
+// LogContains reports whether sshd logs substr within a few seconds.
+// sshd's per-connection process may log a refusal just after the client
+// has seen it, so tests that check why a login failed wait for the line.
+func (s *Server) LogContains(substr string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if strings.Contains(s.Log(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // SetTrustedUserCAKeys replaces the CA public keys sshd trusts. sshd reads
 // the file at each login, so the change applies to the next connection.
 func (s *Server) SetTrustedUserCAKeys(tb testing.TB, caPubKeys []byte) {
