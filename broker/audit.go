@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/latchdev/latch"
@@ -65,9 +66,7 @@ func (b *Broker) audit(ctx context.Context, e latch.AuditEntry) {
 	appendAudit(ctx, b.store, b.opts.Sign, b.log, b.clock, e)
 }
 
-func appendAudit(ctx context.Context, store latch.Store, sign func(string) string, log interface {
-	ErrorContext(context.Context, string, ...any)
-}, clock latch.Clock, e latch.AuditEntry) {
+func appendAudit(ctx context.Context, store latch.Store, sign func(string) string, log *slog.Logger, clock latch.Clock, e latch.AuditEntry) {
 	if e.At.IsZero() {
 		e.At = clock.Now().UTC()
 	}

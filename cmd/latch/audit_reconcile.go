@@ -59,6 +59,10 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 	if err != nil {
 		return err
 	}
+	sign, err := a.auditSigner() // a bad key is refused before anything is reverted
+	if err != nil {
+		return err
+	}
 	store, err := a.store(ctx)
 	if err != nil {
 		return err
@@ -69,7 +73,7 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		if err != nil {
 			return err
 		}
-		r := reconciler{app: a, store: store, inv: latchaws.NewInventory(cfg, nil), fw: latchaws.NewFirewall(cfg, nil),
+		r := reconciler{app: a, store: store, sign: sign, inv: latchaws.NewInventory(cfg, nil), fw: latchaws.NewFirewall(cfg, nil),
 			trail: latchaws.NewTrail(cfg), since: since, now: now, revert: revert}
 		fs, err := r.run(ctx)
 		if err != nil {
@@ -108,6 +112,7 @@ type reconciler struct {
 	since   time.Time
 	now     time.Time
 	revert  bool
+	sign    func(string) string
 	managed map[string]bool
 	ours    map[string]bool // rule IDs latch made
 	latchBy map[string]bool // the principals that made them
@@ -174,7 +179,7 @@ func (r *reconciler) currentRules(ctx context.Context, groups []latch.Group) ([]
 					return nil, fmt.Errorf("revert %s: %w", rule.ID, err)
 				}
 				f.Reverted = true
-				r.app.recordRevert(ctx, r.store, g.ID, rule)
+				r.app.recordRevert(ctx, r.store, r.sign, g.ID, rule)
 			}
 			found = append(found, f)
 		}
@@ -243,13 +248,7 @@ func (r *reconciler) keptForAnother(g latch.Grant) (bool, error) {
 }
 
 // recordRevert notes a reverted out-of-band rule in the audit log.
-func (a *app) recordRevert(ctx context.Context, store latch.Store, group latch.GroupID, rule latch.Rule) {
-	var sign func(string) string
-	if a.auditKey != "" {
-		if priv, err := loadAuditKey(a.auditKey); err == nil {
-			sign = latch.SignAudit(priv)
-		}
-	}
+func (a *app) recordRevert(ctx context.Context, store latch.Store, sign func(string) string, group latch.GroupID, rule latch.Rule) {
 	_, err := store.AppendAudit(ctx, latch.AuditEntry{At: a.clock.Now().UTC(), Actor: a.localUser(), Action: latch.AuditReverted, Target: string(group),
 		Details: map[string]string{"rule_id": string(rule.ID), "source": rule.Opening.Source.String(),
 			"protocol": string(rule.Opening.Protocol), "ports": rule.Opening.Ports.String(), "by": broker.Actor}}, sign)

@@ -152,13 +152,9 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 	if err != nil {
 		return nil, err
 	}
-	var sign func(string) string
-	if a.auditKey != "" {
-		priv, err := loadAuditKey(a.auditKey)
-		if err != nil {
-			return nil, err
-		}
-		sign = latch.SignAudit(priv)
+	sign, err := a.auditSigner()
+	if err != nil {
+		return nil, err
 	}
 	opts := broker.Options{Clock: a.clock, Logger: a.log.With("component", "broker"), MaxDuration: maxDur, Checkpoint: a.checkpoint(), Sign: sign}
 	if a.metrics != nil {
@@ -176,6 +172,18 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 		opts.Backstop = latchaws.NewBackstop(cfgs, a.backstop)
 	}
 	return broker.New(store, fws, opts), nil
+}
+
+// auditSigner signs audit entries with --audit-key; nil when none is set.
+func (a *app) auditSigner() (func(string) string, error) {
+	if a.auditKey == "" {
+		return nil, nil
+	}
+	priv, err := loadAuditKey(a.auditKey)
+	if err != nil {
+		return nil, err
+	}
+	return latch.SignAudit(priv), nil
 }
 
 // firewalls connects to EC2 in each region.
