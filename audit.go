@@ -25,7 +25,9 @@ const (
 	AuditSweptOrphan    AuditAction = "swept-orphan"
 	AuditPolicyReloaded AuditAction = "policy-reloaded"
 	AuditLogin          AuditAction = "login"
-	AuditReverted       AuditAction = "reverted" // an out-of-band rule revoked by reconcile
+	AuditReverted       AuditAction = "reverted"        // an out-of-band rule revoked by reconcile
+	AuditSSHCertificate AuditAction = "ssh-certificate" // an SSH certificate issued for a grant
+	AuditSSHKeyPushed   AuditAction = "ssh-key-pushed"  // a key pushed with EC2 Instance Connect for a grant
 )
 
 // AuditEntry is one link of the hash-chained audit log. The log assigns

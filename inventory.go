@@ -1,6 +1,9 @@
 package latch
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 // Group is a security group as latch needs to know it.
 type Group struct {
@@ -18,6 +21,11 @@ type Instance struct {
 	Name   string // its Name tag
 	Tags   map[string]string
 	Groups []Group
+	State  string // pending, running, stopping, stopped, …
+	// PrivateIP and PublicIP are the primary interface's addresses; either
+	// may be the zero Addr (no public address, or a stopped instance).
+	PrivateIP netip.Addr
+	PublicIP  netip.Addr
 }
 
 // Inventory looks up targets in one region.
@@ -26,6 +34,9 @@ type Inventory interface {
 	Instance(ctx context.Context, id InstanceID) (Instance, error)
 	// Group returns a security group. Returns ENOTFOUND.
 	Group(ctx context.Context, id GroupID) (Group, error)
+	// InstancesNamed returns the instances whose Name tag is exactly name,
+	// in any state but terminated; none is not an error.
+	InstancesNamed(ctx context.Context, name string) ([]Instance, error)
 }
 
 // ManagedGroup returns the one group on in that latch may open. It is an

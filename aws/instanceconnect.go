@@ -27,6 +27,15 @@ func NewInstanceConnect(cfg aws.Config) *InstanceConnect {
 	return &InstanceConnect{eic: ec2instanceconnect.NewFromConfig(cfg)}
 }
 
+// PushSSHKey sends an authorized_keys-format key: latch.SSHKeyPusher.
+func (c *InstanceConnect) PushSSHKey(ctx context.Context, instance latch.InstanceID, osUser string, publicKey []byte) error {
+	key, _, _, _, err := ssh.ParseAuthorizedKey(publicKey)
+	if err != nil {
+		return latch.Invalidf("public_key", "is not an OpenSSH public key (want e.g. \"ssh-ed25519 AAAA…\")")
+	}
+	return c.Push(ctx, instance, osUser, key)
+}
+
 // Push sends key to instance for osUser. Returns ENOTFOUND for an unknown
 // instance and ECONFLICT for one that is not running.
 func (c *InstanceConnect) Push(ctx context.Context, instance latch.InstanceID, osUser string, key ssh.PublicKey) error {

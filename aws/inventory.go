@@ -3,6 +3,8 @@ package aws
 import (
 	"context"
 	"log/slog"
+	"net/netip"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -39,22 +41,61 @@ func (v *Inventory) Instance(ctx context.Context, id latch.InstanceID) (latch.In
 	}
 	for _, res := range out.Reservations {
 		for _, in := range res.Instances {
-			if aws.ToString(in.InstanceId) != string(id) {
-				continue
+			if aws.ToString(in.InstanceId) == string(id) {
+				return v.instance(ctx, in)
 			}
-			inst := latch.Instance{ID: id, Tags: tagMap(in.Tags)}
-			inst.Name = inst.Tags["Name"]
-			var ids []string
-			for _, g := range in.SecurityGroups {
-				ids = append(ids, aws.ToString(g.GroupId))
-			}
-			if inst.Groups, err = v.groups(ctx, ids); err != nil {
-				return latch.Instance{}, err
-			}
-			return inst, nil
 		}
 	}
 	return latch.Instance{}, latch.Errorf(latch.ENOTFOUND, "instance %s not found", id)
+}
+
+// InstancesNamed returns the instances, but terminated ones, whose Name tag
+// is name. EC2 filters treat * and ? as wildcards, so they are escaped.
+func (v *Inventory) InstancesNamed(ctx context.Context, name string) ([]latch.Instance, error) {
+	esc := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`).Replace(name)
+	p := ec2.NewDescribeInstancesPaginator(v.ec2, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("tag:Name"), Values: []string{esc}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
+	}})
+	var found []latch.Instance
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, translateLookup("find instances named "+name, err)
+		}
+		for _, res := range page.Reservations {
+			for _, in := range res.Instances {
+				inst, err := v.instance(ctx, in)
+				if err != nil {
+					return nil, err
+				}
+				if inst.Name == name { // the filter's matching is the endpoint's; check it
+					found = append(found, inst)
+				}
+			}
+		}
+	}
+	return found, nil
+}
+
+// instance converts an EC2 instance, looking up its groups' tags.
+func (v *Inventory) instance(ctx context.Context, in types.Instance) (latch.Instance, error) {
+	inst := latch.Instance{ID: latch.InstanceID(aws.ToString(in.InstanceId)), Tags: tagMap(in.Tags)}
+	inst.Name = inst.Tags["Name"]
+	if in.State != nil {
+		inst.State = string(in.State.Name)
+	}
+	inst.PrivateIP, _ = netip.ParseAddr(aws.ToString(in.PrivateIpAddress))
+	inst.PublicIP, _ = netip.ParseAddr(aws.ToString(in.PublicIpAddress))
+	var ids []string
+	for _, g := range in.SecurityGroups {
+		ids = append(ids, aws.ToString(g.GroupId))
+	}
+	var err error
+	if inst.Groups, err = v.groups(ctx, ids); err != nil {
+		return latch.Instance{}, err
+	}
+	return inst, nil
 }
 
 // Group returns one security group with its tags.

@@ -27,10 +27,19 @@
 //	    reason_required: true              # the default
 //	    pending_timeout: 1h                # the default; only with approvals
 //	    break_glass: false                 # may a requester skip approval, with a reason
+//	    ssh:                               # optional: lets `latch ssh` log in under the rule
+//	      method: certificate              # the default; or instance-connect
+//	      principals: [ec2-user]           # the OS users a login may use
 //
 // Unknown keys, bad values and impossible combinations (allow_prefix
 // without networks, a default longer than max, 0.0.0.0/0 in networks) are
 // refused at load, each reported as file:line: field path: message.
+//
+// ssh says which short-lived credential `latch ssh` gets for a grant: a
+// certificate from latch's SSH CA (valid for the grant's window and from
+// its address only, for these principals), or a key pushed with EC2
+// Instance Connect for one of these users. A rule without ssh gives no
+// SSH login, though its grants still open the port.
 //
 // aws_principals are globs (* matches anything, including / and :; ?
 // matches one character) matched against an aws-iam caller's ARN and, for

@@ -53,7 +53,7 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 		return r
 	}
 	m := d.mapping(n, path, "name", "description", "targets", "who", "ports", "duration", "approval",
-		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass")
+		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass", "ssh")
 	if m == nil {
 		return r
 	}
@@ -99,10 +99,40 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 	if r.Approvals > 0 && r.PendingTimeout == 0 {
 		r.PendingTimeout = DefaultPendingTimeout
 	}
+	if v := m["ssh"]; v != nil {
+		r.SSH = d.ssh(v, join(path, "ssh"))
+	}
 	if r.BreakGlass && auto {
 		d.failf(m["break_glass"], join(path, "break_glass"), "has no effect with approval: auto (there is no approval to skip); remove it")
 	}
 	return r
+}
+
+// ssh reads ssh: {method, principals}.
+func (d *decoder) ssh(n *yaml.Node, path string) *SSH {
+	s := &SSH{Method: latch.SSHCertificate}
+	m := d.mapping(n, path, "method", "principals")
+	if m == nil {
+		return s
+	}
+	if v := m["method"]; v != nil {
+		if str, ok := d.scalar(v, join(path, "method"), "an SSH method"); ok {
+			if method, err := latch.ParseSSHMethod(str); err != nil {
+				d.failf(v, join(path, "method"), "%q is not an SSH method; want certificate or instance-connect", str)
+			} else {
+				s.Method = method
+			}
+		}
+	}
+	s.Principals = d.strs(d.require(n, m, path, "principals", "the OS users to log in as, e.g. [ec2-user]"), join(path, "principals"),
+		func(n *yaml.Node, p, str string) bool {
+			if !latch.ValidLogin(str) {
+				d.failf(n, p, "%q is not a login name; want 1-32 letters, digits, '_', '-' or '.', not starting with '-'", str)
+				return false
+			}
+			return true
+		})
+	return s
 }
 
 // name checks a rule name.

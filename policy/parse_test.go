@@ -61,7 +61,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad duration", in: withRule("    duration: {default: 30m, max: 3x}"),
 			want: []string{`policy.yaml:7: rules[0].duration.max: "3x" is not a duration (want e.g. 30m or 2h)`}},
 		{name: "unknown key", in: withRule("    target: {tags: {env: dev}}"),
-			want: []string{`policy.yaml:9: rules[0]: unknown key "target" (did you mean "targets"?); want one of name, description, targets, who, ports, duration, approval, networks, allow_prefix, max_active, reason_required, pending_timeout, break_glass`}},
+			want: []string{`policy.yaml:9: rules[0]: unknown key "target" (did you mean "targets"?); want one of name, description, targets, who, ports, duration, approval, networks, allow_prefix, max_active, reason_required, pending_timeout, break_glass, ssh`}},
 		{name: "unknown top-level key", in: "version: 1\nrule: []\n",
 			want: []string{`policy.yaml:2: (document): unknown key "rule" (did you mean "rules"?); want one of version, rules`, `policy.yaml:1: rules: required; want a list of rules`}},
 		{name: "whole IPv4 internet in networks", in: withRule("    networks: [0.0.0.0/0]"),
@@ -126,6 +126,16 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`policy.yaml:5: rules[0].who.users[1]: "a@example.com" is listed twice`}},
 		{name: "missing who", in: withRule("-who"),
 			want: []string{`policy.yaml:3: rules[0].who: required; want users, groups or aws_principals`}},
+		{name: "ssh method unknown", in: withRule("    ssh: {method: password, principals: [ec2-user]}"),
+			want: []string{`policy.yaml:9: rules[0].ssh.method: "password" is not an SSH method; want certificate or instance-connect`}},
+		{name: "ssh without principals", in: withRule("    ssh: {method: certificate}"),
+			want: []string{`policy.yaml:9: rules[0].ssh.principals: required; want the OS users to log in as, e.g. [ec2-user]`}},
+		{name: "ssh principal not a login", in: withRule("    ssh: {principals: [ec2-user, \"root;rm\"]}"),
+			want: []string{`policy.yaml:9: rules[0].ssh.principals[1]: "root;rm" is not a login name; want 1-32 letters, digits, '_', '-' or '.', not starting with '-'`}},
+		{name: "ssh principals empty", in: withRule("    ssh: {principals: []}"),
+			want: []string{`policy.yaml:9: rules[0].ssh.principals: empty list; name at least one item or remove the key`}},
+		{name: "ssh unknown key", in: withRule("    ssh: {principal: [ec2-user]}"),
+			want: []string{`policy.yaml:9: rules[0].ssh: unknown key "principal" (did you mean "principals"?); want one of method, principals`}},
 		{name: "bad name", in: withRule("  - name: dev ssh"),
 			want: []string{`policy.yaml:3: rules[0].name: "dev ssh" is not a name; want 1-64 letters, digits, '-', '_' or '.'`}},
 		{name: "duplicate names", in: withRule() + strings.Replace(baseRule[strings.Index(baseRule, "  - name"):], "dev-ssh", "DEV-ssh", 1),
@@ -191,6 +201,25 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if r.DefaultDuration != 30*time.Minute || r.MaxDuration != 2*time.Hour || r.Approvals != 2 || r.Line != 3 {
 		t.Errorf("rule = %+v", r)
+	}
+}
+
+func TestParseSSH(t *testing.T) {
+	if r := mustParse(t, baseRule).Rules()[0]; r.SSH != nil {
+		t.Errorf("a rule without ssh: SSH = %+v; want nil (no SSH login)", r.SSH)
+	}
+	r := mustParse(t, withRule("    ssh: {principals: [ec2-user, ubuntu]}")).Rules()[0]
+	if r.SSH == nil || r.SSH.Method != latch.SSHCertificate || strings.Join(r.SSH.Principals, ",") != "ec2-user,ubuntu" {
+		t.Errorf("SSH = %+v; want certificate for ec2-user, ubuntu", r.SSH)
+	}
+	p := mustParse(t, withRule("    ssh: {method: instance-connect, principals: [ec2-user]}"))
+	if r := p.Rules()[0]; r.SSH.Method != latch.SSHInstanceConnect {
+		t.Errorf("method = %q; want instance-connect", r.SSH.Method)
+	}
+	r = p.Rules()[0]
+	r.SSH.Principals[0] = "root"
+	if again, _ := p.Rule("dev-ssh"); again.SSH.Principals[0] != "ec2-user" {
+		t.Errorf("changing a returned rule's principals changed the policy: %v", again.SSH.Principals)
 	}
 }
 

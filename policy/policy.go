@@ -48,6 +48,17 @@ type Rule struct {
 	AllowPrefix    bool           // the source may be wider than one address (still inside Networks)
 	MaxActive      int            // concurrent active grants per requester under this rule; 0 means no limit
 	ReasonRequired bool           // a request must say why (true unless the file says false)
+
+	SSH *SSH // how `latch ssh` logs in under the rule; nil means it gives no SSH login
+}
+
+// SSH is a rule's ssh section: which credential latch hands out for a
+// grant under the rule, and as which users.
+type SSH struct {
+	Method latch.SSHMethod // certificate (the default) or instance-connect
+	// Principals are the OS users a login may use: a certificate's
+	// principals, or the users Instance Connect may push a key for.
+	Principals []string
 }
 
 // Targets selects targets. A target matches if any non-empty selector does.
@@ -141,6 +152,11 @@ func (r Rule) clone() Rule {
 	r.Ports = slices.Clone(r.Ports)
 	r.ApproverGroups = slices.Clone(r.ApproverGroups)
 	r.Networks = slices.Clone(r.Networks)
+	if r.SSH != nil {
+		ssh := *r.SSH
+		ssh.Principals = slices.Clone(ssh.Principals)
+		r.SSH = &ssh
+	}
 	return r
 }
 

@@ -11,6 +11,7 @@ package sshca
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -214,27 +215,8 @@ func (ca *CA) TrustedUserCAKeys() []byte {
 	return b
 }
 
-// CertRequest says what a user certificate allows.
-type CertRequest struct {
-	// KeyID names the certificate in sshd's logs, for example
-	// "grant=g-123;requester=alice@example.com". Required.
-	KeyID string
-	// Principals are the user names the certificate may log in as. At least one.
-	Principals []string
-	// ValidAfter and ValidBefore bound when the certificate is valid; both
-	// are required and ValidBefore must be later. Times are kept to the second.
-	ValidAfter, ValidBefore time.Time
-	// SourceAddress is the only client address the certificate is valid
-	// from (the "source-address" critical option). It must be a single
-	// address (/32 or /128) unless AllowWideSource is set.
-	SourceAddress netip.Prefix
-	// AllowWideSource allows a SourceAddress wider than one address, or none
-	// at all (the zero Prefix): a certificate usable from anywhere.
-	AllowWideSource bool
-	// Skew moves ValidAfter back, to allow for a server clock behind ours.
-	// Zero means DefaultSkew.
-	Skew time.Duration
-}
+// CertRequest says what a user certificate allows; see latch.SSHCertRequest.
+type CertRequest = latch.SSHCertRequest
 
 // Sign returns a user certificate for pub, signed by the CA's newest key.
 // The certificate permits a pty and nothing else beyond a shell: no agent,
@@ -317,6 +299,20 @@ func (ca *CA) Sign(pub ssh.PublicKey, c CertRequest) (*ssh.Certificate, error) {
 		return nil, fmt.Errorf("sign certificate: %w", err)
 	}
 	return cert, nil
+}
+
+// Certify signs an authorized_keys-format public key and returns the
+// certificate in the same format: latch.SSHCertifier.
+func (ca *CA) Certify(_ context.Context, publicKey []byte, c latch.SSHCertRequest) ([]byte, uint64, error) {
+	pub, _, _, rest, err := ssh.ParseAuthorizedKey(publicKey)
+	if err != nil || len(bytes.TrimSpace(rest)) > 0 {
+		return nil, 0, latch.Invalidf("public_key", "is not one OpenSSH public key (want e.g. \"ssh-ed25519 AAAA…\")")
+	}
+	cert, err := ca.Sign(pub, c)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ssh.MarshalAuthorizedKey(cert), cert.Serial, nil
 }
 
 // unmapBits is how many prefix bits an IPv4-mapped IPv6 prefix loses when

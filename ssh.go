@@ -1,0 +1,78 @@
+package latch
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// SSHMethod is how latch hands out an SSH login for a grant.
+type SSHMethod string
+
+const (
+	// SSHCertificate: latch's SSH CA signs the caller's public key for the
+	// grant's window and address; instances trust the CA (TrustedUserCAKeys).
+	SSHCertificate SSHMethod = "certificate"
+	// SSHInstanceConnect: latch pushes the caller's public key to the
+	// instance with EC2 Instance Connect, usable for 60 seconds.
+	SSHInstanceConnect SSHMethod = "instance-connect"
+)
+
+// ParseSSHMethod reads an SSH method by name.
+func ParseSSHMethod(s string) (SSHMethod, error) {
+	switch m := SSHMethod(s); m {
+	case SSHCertificate, SSHInstanceConnect:
+		return m, nil
+	}
+	return "", Invalidf("method", "%q is not an SSH method; want certificate or instance-connect", s)
+}
+
+// SSHCertRequest says what a user certificate allows.
+type SSHCertRequest struct {
+	// KeyID names the certificate in sshd's logs, for example
+	// "grant=g-123;requester=alice@example.com". Required.
+	KeyID string
+	// Principals are the user names the certificate may log in as. At least one.
+	Principals []string
+	// ValidAfter and ValidBefore bound when the certificate is valid; both
+	// are required and ValidBefore must be later. Times are kept to the second.
+	ValidAfter, ValidBefore time.Time
+	// SourceAddress is the only client address the certificate is valid
+	// from (the "source-address" critical option). It must be a single
+	// address (/32 or /128) unless AllowWideSource is set.
+	SourceAddress netip.Prefix
+	// AllowWideSource allows a SourceAddress wider than one address, or none
+	// at all (the zero Prefix): a certificate usable from anywhere.
+	AllowWideSource bool
+	// Skew moves ValidAfter back, to allow for a server clock behind ours.
+	// Zero means the CA's default.
+	Skew time.Duration
+}
+
+// SSHCertifier signs SSH user certificates. Keys and certificates are in
+// authorized_keys format, so this package needs no SSH library.
+type SSHCertifier interface {
+	// Certify signs publicKey and returns the certificate and its serial.
+	// A key that does not parse is EINVALID with field public_key.
+	Certify(ctx context.Context, publicKey []byte, c SSHCertRequest) (cert []byte, serial uint64, err error)
+}
+
+// SSHKeyPusher makes a public key (authorized_keys format) able to log in
+// to an instance as osUser for a short while: EC2 Instance Connect.
+type SSHKeyPusher interface {
+	PushSSHKey(ctx context.Context, instance InstanceID, osUser string, publicKey []byte) error
+}
+
+// ValidLogin reports whether s can be a Unix login name: the portable
+// set POSIX and useradd accept, at most 32 characters.
+func ValidLogin(s string) bool {
+	if s == "" || len(s) > 32 || s[0] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
