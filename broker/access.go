@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/policy"
@@ -27,6 +28,12 @@ type AccessOptions struct {
 	// Admins are groups, or exact subjects, whose members may see and end
 	// every grant and request and explain policy for anyone.
 	Admins []string
+	// SSHCA signs certificates for rules with ssh method certificate; nil
+	// means this server issues none.
+	SSHCA latch.SSHCertifier
+	// KeyPushers push keys with EC2 Instance Connect, by region, for rules
+	// with ssh method instance-connect.
+	KeyPushers map[string]latch.SSHKeyPusher
 }
 
 // Access is the request-and-approval service: it decides requests by
@@ -84,8 +91,9 @@ func (a *Access) resolve(ctx context.Context, region, target string) (latch.Targ
 	return ResolveTarget(ctx, inv, region, target)
 }
 
-// ResolveTarget turns "i-…" or "sg-…" into a Target: an instance resolves to
-// its one managed security group, and a group must itself be managed.
+// ResolveTarget turns "i-…", "sg-…" or an instance's Name tag into a
+// Target: an instance resolves to its one managed security group, and a
+// group must itself be managed.
 func ResolveTarget(ctx context.Context, inv latch.Inventory, region, target string) (latch.Target, error) {
 	if strings.HasPrefix(target, "sg-") {
 		id, err := latch.ParseGroupID(target)
@@ -101,11 +109,7 @@ func ResolveTarget(ctx context.Context, inv latch.Inventory, region, target stri
 		}
 		return latch.Target{Region: region, GroupID: id, Tags: g.Tags}, nil
 	}
-	id, err := latch.ParseInstanceID(target)
-	if err != nil {
-		return latch.Target{}, latch.Invalidf("target", "%q is neither an instance ID (i-…) nor a security group ID (sg-…)", target)
-	}
-	in, err := inv.Instance(ctx, id)
+	in, err := FindInstance(ctx, inv, target)
 	if err != nil {
 		return latch.Target{}, err
 	}
@@ -113,7 +117,38 @@ func ResolveTarget(ctx context.Context, inv latch.Inventory, region, target stri
 	if err != nil {
 		return latch.Target{}, err
 	}
-	return latch.Target{Region: region, InstanceID: id, GroupID: g.ID, Tags: in.Tags}, nil
+	return latch.Target{Region: region, InstanceID: in.ID, GroupID: g.ID, Tags: in.Tags}, nil
+}
+
+// FindInstance looks an instance up by ID (i-…) or by its Name tag, which
+// must name exactly one instance.
+func FindInstance(ctx context.Context, inv latch.Inventory, target string) (latch.Instance, error) {
+	if strings.HasPrefix(target, "i-") {
+		id, err := latch.ParseInstanceID(target)
+		if err != nil {
+			return latch.Instance{}, latch.Invalidf("target", "%s", latch.ErrorMessage(err))
+		}
+		return inv.Instance(ctx, id)
+	}
+	if target == "" || len(target) > 255 || strings.IndexFunc(target, unicode.IsControl) >= 0 {
+		return latch.Instance{}, latch.Invalidf("target", "%q is not an instance ID (i-…), a security group ID (sg-…) or an instance Name tag", target)
+	}
+	found, err := inv.InstancesNamed(ctx, target)
+	if err != nil {
+		return latch.Instance{}, err
+	}
+	switch len(found) {
+	case 0:
+		return latch.Instance{}, latch.Errorf(latch.ENOTFOUND, "no instance is named %q (its Name tag); give an instance ID (i-…) or a group ID (sg-…) instead", target)
+	case 1:
+		return found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, in := range found {
+		ids[i] = string(in.ID)
+	}
+	slices.Sort(ids)
+	return latch.Instance{}, latch.Errorf(latch.ECONFLICT, "%d instances are named %q (%s); give the instance ID", len(found), target, strings.Join(ids, ", "))
 }
 
 // Request decides in by policy. Allowed requests (auto-approved, or

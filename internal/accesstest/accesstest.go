@@ -84,8 +84,9 @@ func (h *Holder) Set(p *policy.Policy) { h.p.Store(p) }
 // New starts a fixture with the demo fleet and Policy.
 func New(t testing.TB) *Fixture { return NewWithPolicy(t, Policy) }
 
-// NewWithPolicy starts a fixture with the demo fleet and the given policy.
-func NewWithPolicy(t testing.TB, policyYAML string) *Fixture {
+// NewWithPolicy starts a fixture with the demo fleet and the given policy;
+// each option may change the access service's options.
+func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *broker.AccessOptions)) *Fixture {
 	t.Helper()
 	env := awstest.NewSim(t, ec2sim.Options{})
 	if err := env.Sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
@@ -103,9 +104,12 @@ func NewWithPolicy(t testing.TB, policyYAML string) *Fixture {
 	}
 	t.Cleanup(func() { f.Store.Close() })
 	f.Broker = broker.New(f.Store, []latch.Firewall{env.Firewall(t)}, broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap})
+	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}}
+	for _, o := range options {
+		o(f, &opts)
+	}
 	f.Access = broker.NewAccess(f.Broker, f.Store, f.Policy,
-		map[string]latch.Inventory{awstest.Region: latchaws.NewInventory(env.Config(), nil)},
-		broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}})
+		map[string]latch.Inventory{awstest.Region: latchaws.NewInventory(env.Config(), nil)}, opts)
 	return f
 }
 
