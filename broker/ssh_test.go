@@ -99,7 +99,7 @@ func openGrant(t *testing.T, f *at.Fixture, target string, port int) latch.Grant
 func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	f, ca := sshFixture(t, true)
 	f.Clock.Advance(90 * time.Second) // the grant starts after the clock's first reading
-	g := openGrant(t, f, "web-1", 22)  // by Name tag
+	g := openGrant(t, f, "web-1", 22) // by Name tag
 	key := userKey(t)
 
 	login, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: key})
