@@ -3,7 +3,6 @@ package broker_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/latchdev/latch"
-	latchaws "github.com/latchdev/latch/aws"
+
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
@@ -47,27 +46,15 @@ rules:
     approval: auto
 `
 
-// sshFixture is the access service with a CA and Instance Connect.
+// sshFixture is the access service on sshPolicy, with or without its CA.
 func sshFixture(t *testing.T, withCA bool) (*at.Fixture, *sshca.CA) {
 	t.Helper()
-	var ca *sshca.CA
-	if withCA {
-		path := filepath.Join(t.TempDir(), "ca")
-		if err := sshca.GenerateKey(path); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		if ca, err = sshca.LoadCA(path); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f := at.NewWithPolicy(t, sshPolicy, func(f *at.Fixture, o *broker.AccessOptions) {
-		if ca != nil {
-			o.SSHCA = ca
+		if !withCA {
+			o.SSHCA = nil
 		}
-		o.KeyPushers = map[string]latch.SSHKeyPusher{awstest.Region: latchaws.NewInstanceConnect(f.Env.Config())}
 	})
-	return f, ca
+	return f, f.CA
 }
 
 func userKey(t *testing.T) []byte {

@@ -176,6 +176,13 @@ func (c *Client) Revoke(ctx context.Context, id latch.GrantID) (GrantJSON, error
 }
 
 // Explain asks what as (or the caller, if empty) may do on target.
+// SSHLogin asks for a short-lived SSH credential for grant id.
+func (c *Client) SSHLogin(ctx context.Context, id latch.GrantID, body SSHBody) (SSHLoginJSON, error) {
+	var out SSHLoginJSON
+	err := c.do(ctx, http.MethodPost, "/v1/grants/"+string(id)+"/ssh", nil, body, &out)
+	return out, err
+}
+
 func (c *Client) Explain(ctx context.Context, target, region, as string, groups []string) ([]ExplanationJSON, error) {
 	q := url.Values{"target": {target}}
 	if region != "" {

@@ -176,6 +176,26 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ToGrantJSON(g))
 }
 
+// sshLogin issues a short-lived SSH credential for the caller's grant.
+func (s *Server) sshLogin(w http.ResponseWriter, r *http.Request) {
+	id, err := latch.ParseGrantID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in, err := DecodeSSH(r.Body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	l, err := s.access.SSHLogin(r.Context(), caller(r), id, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sshLoginJSON(l))
+}
+
 func parseLimit(s string) (int, error) {
 	if s == "" {
 		return 0, nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 	}
 	in := broker.RequestInput{Target: strings.TrimSpace(b.Target), Region: b.Region, Reason: b.Reason, BreakGlass: b.BreakGlass}
 	if in.Target == "" {
-		return in, latch.Invalidf("target", "a target is required: an instance ID (i-…) or a managed security group ID (sg-…)")
+		return in, latch.Invalidf("target", "a target is required: an instance ID (i-…), an instance's Name tag or a managed security group ID (sg-…)")
 	}
 	if in.Region != "" {
 		if _, err := latch.ParseRegion(in.Region); err != nil {
@@ -204,6 +205,63 @@ func ToGrantJSON(g latch.Grant) GrantJSON {
 	if !g.EndedAt.IsZero() {
 		t := g.EndedAt.UTC()
 		j.EndedAt = &t
+	}
+	return j
+}
+
+// SSHBody is POST /v1/grants/{id}/ssh.
+type SSHBody struct {
+	PublicKey string `json:"public_key"`      // one OpenSSH public key line
+	Login     string `json:"login,omitempty"` // the OS user; default the rule's first principal
+}
+
+// SSHLoginJSON is a short-lived SSH credential on the wire.
+type SSHLoginJSON struct {
+	Method      latch.SSHMethod `json:"method"`
+	Login       string          `json:"login"`
+	Principals  []string        `json:"principals"`
+	Certificate string          `json:"certificate,omitempty"` // certificate method: authorized_keys format
+	Serial      string          `json:"serial,omitempty"`      // decimal; a uint64 is too big for a JSON number
+	ValidBefore time.Time       `json:"valid_before"`
+	Instance    *InstanceJSON   `json:"instance,omitempty"`
+}
+
+// InstanceJSON is an instance and the addresses to reach it at.
+type InstanceJSON struct {
+	ID        latch.InstanceID `json:"instance_id"`
+	Name      string           `json:"name,omitempty"`
+	PrivateIP string           `json:"private_ip,omitempty"`
+	PublicIP  string           `json:"public_ip,omitempty"`
+}
+
+// DecodeSSH parses and checks an SSH login body.
+func DecodeSSH(body io.Reader) (broker.SSHLoginInput, error) {
+	var b SSHBody
+	if err := decode(body, &b); err != nil {
+		return broker.SSHLoginInput{}, err
+	}
+	if strings.TrimSpace(b.PublicKey) == "" {
+		return broker.SSHLoginInput{}, latch.Invalidf("public_key", "an OpenSSH public key is required, e.g. \"ssh-ed25519 AAAA…\"")
+	}
+	if b.Login != "" && !latch.ValidLogin(b.Login) {
+		return broker.SSHLoginInput{}, latch.Invalidf("login", "%q is not a login name; want 1-32 letters, digits, '_', '-' or '.'", b.Login)
+	}
+	return broker.SSHLoginInput{PublicKey: []byte(b.PublicKey), Login: b.Login}, nil
+}
+
+func sshLoginJSON(l broker.SSHLogin) SSHLoginJSON {
+	j := SSHLoginJSON{Method: l.Method, Login: l.Login, Principals: l.Principals, Certificate: string(l.Certificate), ValidBefore: l.ValidBefore.UTC()}
+	if l.Serial != 0 {
+		j.Serial = strconv.FormatUint(l.Serial, 10)
+	}
+	if l.Instance.ID != "" {
+		j.Instance = &InstanceJSON{ID: l.Instance.ID, Name: l.Instance.Name}
+		if l.Instance.PrivateIP.IsValid() {
+			j.Instance.PrivateIP = l.Instance.PrivateIP.String()
+		}
+		if l.Instance.PublicIP.IsValid() {
+			j.Instance.PublicIP = l.Instance.PublicIP.String()
+		}
 	}
 	return j
 }

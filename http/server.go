@@ -84,6 +84,7 @@ func (s *Server) Routes() map[string]http.HandlerFunc {
 		"GET /v1/grants":                  s.listGrants,
 		"GET /v1/grants/{id}":             s.getGrant,
 		"POST /v1/grants/{id}/revoke":     s.revokeGrant,
+		"POST /v1/grants/{id}/ssh":        s.sshLogin,
 		"GET /v1/policy/explain":          s.explain,
 	}
 }

@@ -128,6 +128,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			return "/v1/grants/" + s.activeGrant(t) + "/revoke"
 		}, nil, []int{200, 403, 200, 403, 401}},
+		{"ssh login", "POST", func(*testing.T, int) string { return "/v1/grants/" + sharedGrant + "/ssh" },
+			latchhttp.SSHBody{PublicKey: testPublicKey}, []int{200, 403, 403, 403, 401}},
 		{"explain", "GET", fixed("/v1/policy/explain?target=" + ec2sim.DemoDB1), nil, []int{200, 200, 200, 200, 401}},
 		{"explain as another", "GET", fixed("/v1/policy/explain?target=" + ec2sim.DemoDB1 + "&as=alice@example.com&groups=dev"), nil, []int{200, 403, 200, 403, 401}},
 		{"unknown endpoint", "GET", fixed("/v1/nothing"), nil, []int{404, 404, 404, 404, 401}},
@@ -158,5 +160,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Errorf("refused revokes changed the grant: %s, %v", g.State, err)
 	}
 }
+
+// testPublicKey is any OpenSSH public key; the server signs public keys only.
+const testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb0vK3w0OqN3ew1C3LRnbXN+Vr5K6ma8cHL1xPzWJ4D alice@laptop"
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

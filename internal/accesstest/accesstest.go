@@ -1,6 +1,6 @@
 // Package accesstest builds a complete access service for tests: the
 // simulator with the demo fleet, a SQLite store, the broker, a policy and
-// a fake clock, plus the people the tests talk about.
+// a fake clock and an SSH CA, plus the people the tests talk about.
 package accesstest
 
 import (
@@ -17,6 +17,7 @@ import (
 	"github.com/latchdev/latch/mock"
 	"github.com/latchdev/latch/policy"
 	"github.com/latchdev/latch/sqlite"
+	"github.com/latchdev/latch/sshca"
 )
 
 // Start is the fake clock's first reading.
@@ -45,6 +46,7 @@ rules:
     duration: {default: 30m, max: 1h}
     approval: auto
     max_active: 2
+    ssh: {principals: [ec2-user]}
   - name: prod-db
     targets: {tags: {env: prod}}
     who: {groups: [dev]}
@@ -70,6 +72,7 @@ type Fixture struct {
 	Broker *broker.Broker
 	Access *broker.Access
 	Policy *Holder
+	CA     *sshca.CA // the access service's SSH CA
 }
 
 // Holder is a swappable policy.
@@ -104,7 +107,15 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 	}
 	t.Cleanup(func() { f.Store.Close() })
 	f.Broker = broker.New(f.Store, []latch.Firewall{env.Firewall(t)}, broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap})
-	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}}
+	caPath := filepath.Join(t.TempDir(), "ssh-ca")
+	if err := sshca.GenerateKey(caPath); err != nil {
+		t.Fatal(err)
+	}
+	if f.CA, err = sshca.LoadCA(caPath); err != nil {
+		t.Fatal(err)
+	}
+	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}, SSHCA: f.CA,
+		KeyPushers: map[string]latch.SSHKeyPusher{awstest.Region: latchaws.NewInstanceConnect(env.Config())}}
 	for _, o := range options {
 		o(f, &opts)
 	}
