@@ -113,7 +113,8 @@ func TestPolicyRefusals(t *testing.T) {
 		}(), latch.EFORBIDDEN, "192.0.2.1"},
 		{"unknown instance", at.Alice, ask("i-0000000000000dead", 22, home), latch.ENOTFOUND, "i-0000000000000dead"},
 		{"unmanaged group", at.Alice, ask(ec2sim.DemoDefaultGroup, 22, home), latch.EFORBIDDEN, "latch:managed"},
-		{"not a target", at.Alice, ask("web-1.example.com", 22, home), latch.EINVALID, "instance ID"},
+		{"no instance of that name", at.Alice, ask("web-1.example.com", 22, home), latch.ENOTFOUND, "Name tag"},
+		{"not a target", at.Alice, ask("i-web1", 22, home), latch.EINVALID, "instance ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
