@@ -68,16 +68,20 @@ type FleetRule struct {
 }
 
 // FleetInstance is an instance with one network interface. YAML keys: id,
-// vpc, subnet, private_ip, security_groups, tags, state, type, image.
-// SecurityGroups holds group IDs or names (names are looked up in the
-// instance's VPC). VPC empty means the VPC of its first group; an empty
-// subnet is generated; an empty private_ip is picked from the VPC's CIDR;
-// State empty means running.
+// vpc, subnet, private_ip, public_ip, security_groups, tags, state, type,
+// image. SecurityGroups holds group IDs or names (names are looked up in
+// the instance's VPC). VPC empty means the VPC of its first group; an
+// empty subnet is generated; an empty private_ip is picked from the VPC's
+// CIDR; State empty means running. public_ip is an optional public IPv4
+// address, unique in the region; any address is accepted (127.0.0.1 lets
+// a local sshd stand in for the instance), and, as EC2 releases a public
+// address when an instance stops, it is shown only while running.
 type FleetInstance struct {
 	ID             string
 	VPC            string
 	Subnet         string
 	PrivateIP      string
+	PublicIP       string
 	SecurityGroups []string
 	Tags           map[string]string
 	State          string
@@ -261,9 +265,9 @@ func decodeRegion(n *yaml.Node, path string) (FleetRegion, error) {
 				in := FleetInstance{pos: pos{line: n.Line, fields: map[string]int{}}}
 				err := decodeMapping(n, path, in.fields, map[string]decodeFunc{
 					"id": scalar(&in.ID), "vpc": scalar(&in.VPC), "subnet": scalar(&in.Subnet),
-					"private_ip": scalar(&in.PrivateIP), "security_groups": scalar(&in.SecurityGroups),
-					"tags": scalar(&in.Tags), "state": scalar(&in.State), "type": scalar(&in.Type),
-					"image": scalar(&in.Image),
+					"private_ip": scalar(&in.PrivateIP), "public_ip": scalar(&in.PublicIP),
+					"security_groups": scalar(&in.SecurityGroups), "tags": scalar(&in.Tags),
+					"state": scalar(&in.State), "type": scalar(&in.Type), "image": scalar(&in.Image),
 				})
 				r.Instances = append(r.Instances, in)
 				return err

@@ -78,6 +78,31 @@ regions:
       - security_groups: [g]
         private_ip: 10.1.0.1
 `, field: "regions.us-east-1.instances[0].private_ip", line: 8, msg: "outside"},
+		{name: "bad public address", yaml: `
+regions:
+  us-east-1:
+    security_groups: [{name: g}]
+    instances:
+      - security_groups: [g]
+        public_ip: 203.0.113.300
+`, field: "regions.us-east-1.instances[0].public_ip", line: 7, msg: "not an IPv4 address"},
+		{name: "IPv6 public address", yaml: `
+regions:
+  us-east-1:
+    security_groups: [{name: g}]
+    instances:
+      - {security_groups: [g], public_ip: "2001:db8::1"}
+`, field: "regions.us-east-1.instances[0].public_ip", line: 6, msg: "not an IPv4 address"},
+		{name: "duplicate public address", yaml: `
+regions:
+  us-east-1:
+    security_groups: [{name: g}]
+    instances:
+      - {security_groups: [g], public_ip: 127.0.0.1}
+      - security_groups: [g]
+        state: stopped
+        public_ip: 127.0.0.1
+`, field: "regions.us-east-1.instances[1].public_ip", line: 9, msg: "instances[0]"},
 		{name: "unknown VPC", yaml: `
 regions:
   us-east-1:
@@ -194,5 +219,28 @@ func TestLoadFleet_RuleLimit(t *testing.T) {
 	var fe *ec2sim.FleetError
 	if !errors.As(err, &fe) || fe.Field != "regions.us-east-1.security_groups[0].rules" {
 		t.Errorf("err = %v, want the rule limit, naming the rules", err)
+	}
+}
+
+func TestLoadFleet_PublicIP(t *testing.T) {
+	fleet := func(region, group string) ec2sim.Fleet {
+		return ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{region: {
+			SecurityGroups: []ec2sim.FleetGroup{{Name: group}},
+			Instances:      []ec2sim.FleetInstance{{SecurityGroups: []string{group}, PublicIP: "127.0.0.1"}},
+		}}}
+	}
+	sim := ec2sim.New(ec2sim.Options{})
+	if err := sim.LoadFleet(fleet("us-east-1", "g")); err != nil {
+		t.Fatal(err)
+	}
+	// A later fleet may not reuse an address an instance already has…
+	err := sim.LoadFleet(fleet("us-east-1", "h"))
+	var fe *ec2sim.FleetError
+	if !errors.As(err, &fe) || fe.Field != "regions.us-east-1.instances[0].public_ip" || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("err = %v, want the address taken, naming public_ip", err)
+	}
+	// …but another region's addresses are its own.
+	if err := sim.LoadFleet(fleet("eu-west-1", "g")); err != nil {
+		t.Errorf("same address in another region: %v", err)
 	}
 }

@@ -32,10 +32,11 @@ type groupPlan struct {
 
 type instancePlan struct {
 	FleetInstance
-	path   string
-	vpc    int
-	groups []int // indexes into groups
-	ip     netip.Addr
+	path     string
+	vpc      int
+	groups   []int // indexes into groups
+	ip       netip.Addr
+	publicIP netip.Addr
 }
 
 // check validates f and resolves its references. It needs no server: all
@@ -261,6 +262,11 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 		}
 		ip.ip = addr
 	}
+	pub, err := checkPublicIP(p, in, path)
+	if err != nil {
+		return ip, err
+	}
+	ip.publicIP = pub
 	if ip.State == "" {
 		ip.State = "running"
 	}
@@ -277,6 +283,25 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 		return ip, err
 	}
 	return ip, nil
+}
+
+// checkPublicIP parses an instance's public_ip, if any. Public addresses
+// are not tied to a VPC, so they must be unique across the region.
+func checkPublicIP(p *regionPlan, in FleetInstance, path string) (netip.Addr, error) {
+	if in.PublicIP == "" {
+		return netip.Addr{}, nil
+	}
+	line, path := in.lineOf("public_ip"), path+".public_ip"
+	addr, err := netip.ParseAddr(in.PublicIP)
+	if err != nil || !addr.Is4() {
+		return netip.Addr{}, fleetErr(line, path, "%q is not an IPv4 address", in.PublicIP)
+	}
+	for _, other := range p.instances {
+		if other.publicIP == addr {
+			return netip.Addr{}, fleetErr(line, path, "%s is also the public address of %s", addr, other.path)
+		}
+	}
+	return addr, nil
 }
 
 func checkFleetTags(tags map[string]string, path string, p pos) error {

@@ -85,6 +85,23 @@ func (s *Server) conflicts(p regionPlan) error {
 		if in.vpc < 0 && in.ip.IsValid() && !defaultCIDR.Contains(in.ip) {
 			return fleetErr(in.lineOf("private_ip"), in.path+".private_ip", "%s is outside the default VPC's CIDR %s", in.ip, defaultCIDR)
 		}
+		if other := reg.instanceWithPublicIP(in.publicIP); other != nil {
+			return fleetErr(in.lineOf("public_ip"), in.path+".public_ip", "%s is already the public address of %s", in.publicIP, other.id)
+		}
+	}
+	return nil
+}
+
+// instanceWithPublicIP finds the instance that holds addr, stopped or not,
+// or nil (always nil for the zero Addr).
+func (r *region) instanceWithPublicIP(addr netip.Addr) *instance {
+	if !addr.IsValid() {
+		return nil
+	}
+	for _, in := range r.instances {
+		if in.publicIP == addr {
+			return in
+		}
 	}
 	return nil
 }
@@ -161,7 +178,7 @@ func (s *Server) apply(p regionPlan) {
 			groups[j] = groupIDs[gi]
 		}
 		reg.instances[id] = &instance{
-			id: id, eniID: "eni-" + id[len("i-"):], vpcID: vid, subnetID: subnet, privateIP: addr,
+			id: id, eniID: "eni-" + id[len("i-"):], vpcID: vid, subnetID: subnet, privateIP: addr, publicIP: in.publicIP,
 			groupIDs: groups, state: in.State, instanceType: in.Type, imageID: in.Image,
 			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags),
 		}

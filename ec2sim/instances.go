@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -35,8 +36,17 @@ type xmlAttachment struct {
 }
 
 type xmlPrivateIP struct {
-	PrivateIPAddress string `xml:"privateIpAddress"`
-	Primary          bool   `xml:"primary"`
+	PrivateIPAddress string          `xml:"privateIpAddress"`
+	Primary          bool            `xml:"primary"`
+	Association      *xmlAssociation `xml:"association,omitempty"`
+}
+
+// xmlAssociation is the public address bound to a network interface (EC2's
+// InstanceNetworkInterfaceAssociation).
+type xmlAssociation struct {
+	PublicIP      string `xml:"publicIp"`
+	PublicDNSName string `xml:"publicDnsName"`
+	IPOwnerID     string `xml:"ipOwnerId"`
 }
 
 type xmlNetworkInterface struct {
@@ -49,6 +59,7 @@ type xmlNetworkInterface struct {
 	SourceDestCheck       bool                    `xml:"sourceDestCheck"`
 	GroupSet              set[xmlGroupIdentifier] `xml:"groupSet"`
 	Attachment            xmlAttachment           `xml:"attachment"`
+	Association           *xmlAssociation         `xml:"association,omitempty"`
 	PrivateIPAddressesSet set[xmlPrivateIP]       `xml:"privateIpAddressesSet"`
 	InterfaceType         string                  `xml:"interfaceType"`
 }
@@ -58,11 +69,13 @@ type xmlInstance struct {
 	ImageID             string                   `xml:"imageId"`
 	InstanceState       xmlInstanceState         `xml:"instanceState"`
 	PrivateDNSName      string                   `xml:"privateDnsName"`
+	DNSName             string                   `xml:"dnsName,omitempty"`
 	InstanceType        string                   `xml:"instanceType"`
 	LaunchTime          string                   `xml:"launchTime"`
 	SubnetID            string                   `xml:"subnetId"`
 	VpcID               string                   `xml:"vpcId"`
 	PrivateIPAddress    string                   `xml:"privateIpAddress"`
+	IPAddress           string                   `xml:"ipAddress,omitempty"`
 	GroupSet            set[xmlGroupIdentifier]  `xml:"groupSet"`
 	NetworkInterfaceSet set[xmlNetworkInterface] `xml:"networkInterfaceSet"`
 	TagSet              set[xmlTag]              `xml:"tagSet"`
@@ -92,6 +105,7 @@ func (s *Server) xmlInstance(r *region, in *instance) xmlInstance {
 	}
 	ip := in.privateIP.String()
 	dns := "ip-" + strings.ReplaceAll(ip, ".", "-") + "." + internalDomain(r.name)
+	assoc := in.association(r.name)
 	nic := xmlNetworkInterface{
 		NetworkInterfaceID: in.eniID,
 		SubnetID:           in.subnetID,
@@ -106,10 +120,11 @@ func (s *Server) xmlInstance(r *region, in *instance) xmlInstance {
 			Status:              "attached",
 			DeleteOnTermination: true,
 		},
-		PrivateIPAddressesSet: set[xmlPrivateIP]{Items: []xmlPrivateIP{{ip, true}}},
+		Association:           assoc,
+		PrivateIPAddressesSet: set[xmlPrivateIP]{Items: []xmlPrivateIP{{ip, true, assoc}}},
 		InterfaceType:         "interface",
 	}
-	return xmlInstance{
+	x := xmlInstance{
 		InstanceID:          in.id,
 		ImageID:             in.imageID,
 		InstanceState:       xmlInstanceState{instanceStates[in.state], in.state},
@@ -123,6 +138,44 @@ func (s *Server) xmlInstance(r *region, in *instance) xmlInstance {
 		NetworkInterfaceSet: set[xmlNetworkInterface]{Items: []xmlNetworkInterface{nic}},
 		TagSet:              tagSet(in.tags),
 	}
+	if assoc != nil {
+		x.IPAddress, x.DNSName = assoc.PublicIP, assoc.PublicDNSName
+	}
+	return x
+}
+
+// publicAddr is the instance's public IPv4 address, if it has one now: EC2
+// releases an auto-assigned public address when an instance stops.
+func (in *instance) publicAddr() (netip.Addr, bool) {
+	return in.publicIP, in.publicIP.IsValid() && in.state == "running"
+}
+
+// association is the instance's public address as EC2 reports it on the
+// network interface, or nil. The owner "amazon" marks an address EC2
+// assigned, as opposed to an Elastic IP.
+func (in *instance) association(region string) *xmlAssociation {
+	addr, ok := in.publicAddr()
+	if !ok {
+		return nil
+	}
+	return &xmlAssociation{PublicIP: addr.String(), PublicDNSName: publicDNSName(region, addr), IPOwnerID: "amazon"}
+}
+
+// publicIPs is the instance's public address for filters: none, or one.
+func (in *instance) publicIPs() []string {
+	if addr, ok := in.publicAddr(); ok {
+		return []string{addr.String()}
+	}
+	return nil
+}
+
+// publicDNSName is the public hostname EC2 gives an address in a region.
+func publicDNSName(region string, addr netip.Addr) string {
+	host := "ec2-" + strings.ReplaceAll(addr.String(), ".", "-")
+	if region == "us-east-1" {
+		return host + ".compute-1.amazonaws.com"
+	}
+	return host + "." + region + ".compute.amazonaws.com"
 }
 
 // internalDomain is the private DNS suffix EC2 uses in a region.
@@ -139,11 +192,13 @@ var instanceListing = listing[*instance]{
 		"vpc-id":              func(in *instance) []string { return []string{in.vpcID} },
 		"subnet-id":           func(in *instance) []string { return []string{in.subnetID} },
 		"private-ip-address":  func(in *instance) []string { return []string{in.privateIP.String()} },
+		"ip-address":          (*instance).publicIPs,
 		"instance-state-name": func(in *instance) []string { return []string{in.state} },
 		"instance.group-id":   func(in *instance) []string { return in.groupIDs },
 		"network-interface.network-interface-id": func(in *instance) []string {
 			return []string{in.eniID}
 		},
+		"network-interface.association.public-ip": (*instance).publicIPs,
 	},
 	tags: func(in *instance) map[string]string { return in.tags },
 	key:  func(in *instance) string { return seqKey(in.seq) },

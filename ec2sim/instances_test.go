@@ -130,3 +130,104 @@ func TestDescribeInstances_BadIDs(t *testing.T) {
 	_, err = c.DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{InstanceIds: []string{ec2sim.DemoWeb1}, MaxResults: aws.Int32(5)})
 	wantCode(t, err, "InvalidParameterCombination")
 }
+
+// publicFleet has, in us-east-1, a running instance with a public address
+// (loopback, as tests use it to stand in for the instance), one without,
+// and a stopped one whose address EC2 would have released; and a running
+// one in eu-west-1, where public DNS names take another form.
+const publicFleet = `
+regions:
+  us-east-1:
+    security_groups: [{name: g}]
+    instances:
+      - {id: i-0000000000000a001, security_groups: [g], public_ip: 127.0.0.1}
+      - {id: i-0000000000000a002, security_groups: [g]}
+      - {id: i-0000000000000a003, security_groups: [g], public_ip: 198.51.100.7, state: stopped}
+  eu-west-1:
+    security_groups: [{name: g}]
+    instances:
+      - {id: i-0000000000000b001, security_groups: [g], public_ip: 203.0.113.9}
+`
+
+func publicSim(t *testing.T) (east, west *ec2.Client) {
+	t.Helper()
+	f, err := ec2sim.ParseFleet([]byte(publicFleet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := ec2sim.New(ec2sim.Options{})
+	if err := sim.LoadFleet(f); err != nil {
+		t.Fatal(err)
+	}
+	url := mustStart(t, sim)
+	return newClient(t, url, "us-east-1"), newClient(t, url, "eu-west-1")
+}
+
+func describeOne(t *testing.T, c *ec2.Client, id string) types.Instance {
+	t.Helper()
+	out, err := c.DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Reservations[0].Instances[0]
+}
+
+func TestDescribeInstances_PublicIP(t *testing.T) {
+	east, west := publicSim(t)
+	tests := []struct {
+		c        *ec2.Client
+		id       string
+		ip, name string // empty: absent
+	}{
+		{east, "i-0000000000000a001", "127.0.0.1", "ec2-127-0-0-1.compute-1.amazonaws.com"},
+		{east, "i-0000000000000a002", "", ""},
+		{east, "i-0000000000000a003", "", ""}, // stopped
+		{west, "i-0000000000000b001", "203.0.113.9", "ec2-203-0-113-9.eu-west-1.compute.amazonaws.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			in := describeOne(t, tt.c, tt.id)
+			if tt.ip == "" {
+				if in.PublicIpAddress != nil || in.PublicDnsName != nil || in.NetworkInterfaces[0].Association != nil {
+					t.Errorf("public address %v, name %v, association %+v; want none",
+						aws.ToString(in.PublicIpAddress), aws.ToString(in.PublicDnsName), in.NetworkInterfaces[0].Association)
+				}
+				return
+			}
+			if aws.ToString(in.PublicIpAddress) != tt.ip || aws.ToString(in.PublicDnsName) != tt.name {
+				t.Errorf("public address %q, name %q; want %q, %q", aws.ToString(in.PublicIpAddress), aws.ToString(in.PublicDnsName), tt.ip, tt.name)
+			}
+			nic := in.NetworkInterfaces[0]
+			for _, a := range []*types.InstanceNetworkInterfaceAssociation{nic.Association, nic.PrivateIpAddresses[0].Association} {
+				if a == nil || aws.ToString(a.PublicIp) != tt.ip || aws.ToString(a.PublicDnsName) != tt.name || aws.ToString(a.IpOwnerId) != "amazon" {
+					t.Errorf("association %+v; want %s, %s, owner amazon", a, tt.ip, tt.name)
+				}
+			}
+		})
+	}
+}
+
+func TestDescribeInstances_PublicIPFilters(t *testing.T) {
+	east, _ := publicSim(t)
+	tests := []struct {
+		name    string
+		filters []types.Filter
+		want    []string
+	}{
+		{"ip-address", []types.Filter{filter("ip-address", "127.0.0.1")}, []string{"i-0000000000000a001"}},
+		{"ip-address wildcard", []types.Filter{filter("ip-address", "*")}, []string{"i-0000000000000a001"}},
+		{"ip-address of a stopped instance", []types.Filter{filter("ip-address", "198.51.100.7")}, nil},
+		{"association", []types.Filter{filter("network-interface.association.public-ip", "127.0.0.1")}, []string{"i-0000000000000a001"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := east.DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{Filters: tt.filters})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := instanceIDs(out); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

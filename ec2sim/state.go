@@ -74,6 +74,7 @@ type instance struct {
 	vpcID        string
 	subnetID     string
 	privateIP    netip.Addr
+	publicIP     netip.Addr // zero when none; see publicAddr
 	groupIDs     []string
 	state        string
 	instanceType string
