@@ -246,8 +246,8 @@ func TestLoad(t *testing.T) {
 	if got := strings.Join(names, ","); got != "dev-ssh,prod-ssh,prod-db" {
 		t.Errorf("rules = %s", got)
 	}
-	if r, ok := p.Rule("prod-db"); !ok || r.Approvals != 2 || r.Line != 30 {
-		t.Errorf("Rule(prod-db) = %+v, %v; want 2 approvals, line 30", r, ok)
+	if r, ok := p.Rule("prod-db"); !ok || r.Approvals != 2 || r.Line != 32 {
+		t.Errorf("Rule(prod-db) = %+v, %v; want 2 approvals, line 32", r, ok)
 	}
 	if _, ok := p.Rule("nope"); ok {
 		t.Errorf("Rule(nope) found a rule")

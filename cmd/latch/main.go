@@ -51,6 +51,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err == nil {
 		return exitOK
 	}
+	if code, ok := errors.AsType[exitStatus](err); ok {
+		return int(code) // a command's own status, e.g. ssh's; it has said why
+	}
 	fmt.Fprintln(stderr, "latch:", latch.ErrorMessage(err))
 	return exitCode(err)
 }
@@ -97,7 +100,8 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	root.Args = cobra.ArbitraryArgs
 	a.globalFlags(root)
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
-		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand(), a.iamPolicyCommand())
+		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand(), a.iamPolicyCommand(),
+		a.sshCommand(), a.sshCACommand())
 	wrapAll(root)
 	return root
 }

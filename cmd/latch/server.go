@@ -33,6 +33,7 @@ type serverOptions struct {
 	sweepInterval, metricsListen        string
 	rateLimit                           float64
 	auth                                authOptions
+	sshCA                               sshCAOptions
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -69,6 +70,7 @@ SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, apart from the API (e.g. 127.0.0.1:9464)")
 	f.Float64Var(&o.rateLimit, "rate-limit", float64(latchhttp.DefaultRateLimit), "API requests per second per identity")
 	o.auth.flags(cmd)
+	o.sshCA.flags(cmd)
 	return cmd
 }
 
@@ -122,9 +124,13 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	}
 	holder := &policyHolder{}
 	holder.p.Store(p)
-	access := broker.NewAccess(b, store, holder, inv, broker.AccessOptions{
+	opts := broker.AccessOptions{
 		Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0], Admins: o.admins,
-	})
+	}
+	if err := a.sshOptions(ctx, o.sshCA, &opts); err != nil {
+		return err
+	}
+	access := broker.NewAccess(b, store, holder, inv, opts)
 	api := latchhttp.NewServer(access, auth, latchhttp.Options{
 		Logger: a.log.With("component", "http"), TrustedProxies: proxies, RateLimit: rate.Limit(o.rateLimit),
 		Ready: func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err },
@@ -247,6 +253,27 @@ func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder, acc
 			a.log.Info("policy reloaded", "policy", path, "rules", len(p.Rules()))
 		}
 	}
+}
+
+// sshOptions gives the access service its SSH CA, if configured, and
+// Instance Connect in every region.
+func (a *app) sshOptions(ctx context.Context, o sshCAOptions, opts *broker.AccessOptions) error {
+	ca, err := o.load()
+	if err != nil {
+		return err
+	}
+	if ca != nil {
+		opts.SSHCA = ca
+	}
+	opts.KeyPushers = map[string]latch.SSHKeyPusher{}
+	for _, region := range a.regions {
+		cfg, err := a.awsConfig(ctx, region)
+		if err != nil {
+			return err
+		}
+		opts.KeyPushers[region] = latchaws.NewInstanceConnect(cfg)
+	}
+	return nil
 }
 
 // inventories connects an inventory to each region.

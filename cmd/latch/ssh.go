@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/broker"
+	latchhttp "github.com/latchdev/latch/http"
+)
+
+type sshOptions struct {
+	dur, reason, login, method, ip, sshPath, knownHosts string
+	port                                                int
+	direct, private, breakGlass                         bool
+	ca                                                  sshCAOptions
+}
+
+func (a *app) sshCommand() *cobra.Command {
+	var o sshOptions
+	cmd := &cobra.Command{
+		Use:   "ssh [USER@]TARGET [-- SSH_ARGS...]",
+		Short: "Open access, log in with a short-lived credential, and close it when you leave",
+		Long: `Connect to TARGET (an instance ID or Name tag) with your system's OpenSSH
+client, in one step:
+
+  1. ask $LATCH_SERVER for access to the port (or, with --direct, open it
+     with your own AWS credentials), waiting with progress for approval;
+  2. get a short-lived credential for a key made for this session only:
+     a certificate from latch's SSH CA, valid for the grant's window and
+     from your address only, or a key pushed with EC2 Instance Connect;
+     the policy rule's ssh section decides which;
+  3. run ssh; your ssh config applies (User, Port, ProxyJump, ...), and
+     host keys are remembered in latch's own known_hosts, by instance ID;
+  4. revoke access as soon as ssh exits, or close the session at expiry.
+
+Your keys, agent and ~/.ssh/known_hosts are read, never written. latch
+exits with ssh's exit status. Arguments after -- go to ssh: options, then
+optionally a command.`,
+		Example: `  latch ssh web-1 --reason "deploy 1.4"
+  latch ssh ec2-user@i-0a0b0c0d0e0f00001 --for 15m --reason INC-7 -- -L 5432:localhost:5432
+  latch ssh web-1 --reason "check logs" -- journalctl -u app --since -1h
+  latch ssh --direct --ssh-ca-key ~/.latch/ca web-1 --reason "lab"`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dash := cmd.ArgsLenAtDash(); (dash == -1 && len(args) > 1) || dash > 1 {
+				return usagef("one TARGET, then ssh's arguments after --: latch ssh TARGET -- %s", strings.Join(args[1:], " "))
+			}
+			return a.ssh(cmd.Context(), args[0], args[1:], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (default: the policy's; 30m with --direct)")
+	f.StringVar(&o.reason, "reason", "", "why you need access")
+	f.StringVarP(&o.login, "login", "l", "", "the OS user (default: USER@ in TARGET, your ssh config's User, else the policy's first principal)")
+	f.IntVar(&o.port, "port", 0, "sshd's port, the one opened (default: your ssh config's Port, else 22)")
+	f.BoolVar(&o.private, "private", false, "connect to the instance's private address even if it has a public one")
+	f.BoolVar(&o.breakGlass, "break-glass", false, "skip approval in an emergency, where the policy allows it (flagged everywhere)")
+	f.BoolVar(&o.direct, "direct", false, "no server: open access with your own AWS credentials")
+	f.StringVar(&o.method, "method", "", "with --direct: certificate (needs --ssh-ca-key) or instance-connect (default: certificate if a CA key is given)")
+	f.StringVar(&o.ip, "ip", "auto", "with --direct: the address to open for, or auto to detect your public address")
+	f.StringVar(&o.sshPath, "ssh", "ssh", "the OpenSSH client to run")
+	f.StringVar(&o.knownHosts, "known-hosts", "", "latch's known_hosts file (default $XDG_CONFIG_HOME/latch/known_hosts)")
+	o.ca.flags(cmd)
+	return cmd
+}
+
+func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOptions) error {
+	t, cfg, err := a.sshPlan(ctx, target, userArgs, &o)
+	if err != nil {
+		return err
+	}
+	k, err := newSessionKey()
+	if err != nil {
+		return err
+	}
+	defer k.remove()
+	var s sshAccess
+	if o.direct {
+		s, err = a.sshDirect(ctx, &t, k, o)
+	} else {
+		s, err = a.sshViaServer(ctx, &t, k, o)
+	}
+	if s.end != nil {
+		defer func() {
+			switch err := s.end(context.WithoutCancel(ctx)); {
+			case err == nil:
+				fmt.Fprintf(a.stderr, "latch: revoked %s.\n", s.grant)
+			case latch.ErrorCode(err) == latch.ECONFLICT:
+				fmt.Fprintf(a.stderr, "latch: %s had already ended.\n", s.grant)
+			default:
+				fmt.Fprintf(a.stderr, "latch: revoke %s: %s\n'latch run' or a sweep revokes it at expiry.\n", s.grant, latch.ErrorMessage(err))
+			}
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "latch: %s open as %s until %s (grant %s, %s).\n", target, t.login, latch.FormatExpiry(s.until), s.grant, s.method)
+	code, err := a.runSSH(ctx, sshArgv(o.sshPath, k, t, cfg, o.knownHosts, s.method == latch.SSHCertificate, userArgs), s.until)
+	if err != nil || code == 0 {
+		return err
+	}
+	return exitStatus(code)
+}
+
+// sshPlan checks the flags and reads the user's ssh config for target.
+func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *sshOptions) (sshTarget, sshConfig, error) {
+	t := sshTarget{dest: target, login: o.login, port: o.port}
+	if user, host, ok := strings.Cut(target, "@"); ok {
+		if o.login != "" && o.login != user {
+			return t, nil, latch.Invalidf("login", "%q in %s and --login %q disagree", user, target, o.login)
+		}
+		t.dest, t.login = host, user
+	}
+	if t.login != "" && !latch.ValidLogin(t.login) {
+		return t, nil, latch.Invalidf("login", "%q is not a login name", t.login)
+	}
+	if t.dest == "" {
+		return t, nil, latch.Invalidf("target", "%q names no instance; want an instance ID or Name tag", target)
+	}
+	if o.port < 0 || o.port > 65535 {
+		return t, nil, latch.Invalidf("port", "%d is not a port; want 1-65535", o.port)
+	}
+	if o.dur != "" {
+		if _, err := positiveDuration("for", o.dur); err != nil {
+			return t, nil, err
+		}
+	}
+	if !o.direct && (o.method != "" || o.ip != "auto" || len(o.ca.keys) > 0) {
+		return t, nil, latch.Invalidf("direct", "--method, --ip and --ssh-ca-key apply with --direct only; the server decides them otherwise")
+	}
+	cfg, err := effectiveSSHConfig(ctx, o.sshPath, t.dest, userArgs)
+	if err != nil {
+		return t, nil, err
+	}
+	if t.login == "" && cfg["user"] != "" && cfg["user"] != osUser() {
+		t.login = cfg["user"] // the user's config names one; ssh's default is the local user
+	}
+	if t.port == 0 {
+		if t.port, err = strconv.Atoi(cfg["port"]); err != nil || t.port <= 0 {
+			t.port = 22
+		}
+	}
+	if o.knownHosts == "" {
+		if o.knownHosts, err = a.latchKnownHosts(); err != nil {
+			return t, nil, err
+		}
+	}
+	t.keepHostName = !strings.EqualFold(cfg["hostname"], t.dest)
+	return t, cfg, nil
+}
+
+// sshAccess is open access and the credential for it.
+type sshAccess struct {
+	grant  latch.GrantID
+	method latch.SSHMethod
+	until  time.Time                       // when the grant ends
+	end    func(ctx context.Context) error // revokes the grant; nil until there is one
+}
+
+// sshViaServer asks the server for access and a credential for k.
+func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o sshOptions) (sshAccess, error) {
+	var s sshAccess
+	c, err := a.client(ctx)
+	if err != nil {
+		return s, err
+	}
+	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: t.dest, Protocol: "tcp", Port: strconv.Itoa(t.port),
+		Duration: o.dur, Reason: o.reason, BreakGlass: o.breakGlass})
+	if err != nil {
+		return s, err
+	}
+	if r.State == latch.RequestPending {
+		if r, err = a.waitForDecision(ctx, c, r); err != nil {
+			return s, err
+		}
+	}
+	if r.State != latch.RequestActive {
+		return s, fmt.Errorf("request %s was %s %s", r.ID, r.State, r.Note)
+	}
+	s.grant = r.GrantID
+	s.end = func(ctx context.Context) error { _, err := c.Revoke(ctx, r.GrantID); return err }
+	g, err := c.Grant(ctx, r.GrantID)
+	if err != nil {
+		return s, err
+	}
+	l, err := c.SSHLogin(ctx, r.GrantID, latchhttp.SSHBody{PublicKey: string(k.pub), Login: t.login})
+	if err != nil {
+		return s, err
+	}
+	if l.Certificate != "" {
+		if err := k.writeCert([]byte(l.Certificate)); err != nil {
+			return s, err
+		}
+	}
+	s.method, s.until, t.login = l.Method, g.ExpiresAt, l.Login
+	if l.Instance != nil {
+		t.instance = l.Instance.ID
+		t.address = pickAddress(t.keepHostName, l.Instance.PublicIP, l.Instance.PrivateIP, o.private)
+	}
+	return s, nil
+}
+
+// pickAddress chooses where to connect: nowhere new if the user's config
+// names a HostName, else the public address unless private is asked.
+func pickAddress(keepHostName bool, public, private string, wantPrivate bool) string {
+	switch {
+	case keepHostName:
+		return ""
+	case public != "" && !wantPrivate:
+		return public
+	}
+	return private
+}
+
+func osUser() string {
+	u, err := user.Current()
+	if err != nil {
+		return ""
+	}
+	return u.Username
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// sshDirect opens access with the caller's own AWS credentials and makes
+// the credential locally: a certificate from --ssh-ca-key, or a key
+// pushed with Instance Connect.
+func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshOptions) (sshAccess, error) {
+	var s sshAccess
+	method, ca, err := a.directMethod(o)
+	if err != nil {
+		return s, err
+	}
+	req, b, in, err := a.directGrant(ctx, t, o)
+	if err != nil {
+		return s, err
+	}
+	g, err := b.Grant(ctx, req)
+	if err != nil {
+		return s, err
+	}
+	s.grant, s.method, s.until = g.ID, method, g.ExpiresAt
+	s.end = func(ctx context.Context) error { _, err := b.Revoke(ctx, g.ID, g.Requester); return err }
+	if t.login == "" {
+		t.login = "ec2-user"
+	}
+	if method == latch.SSHCertificate {
+		cert, _, err := ca.Certify(ctx, k.pub, latch.SSHCertRequest{KeyID: fmt.Sprintf("grant=%s;requester=%s", g.ID, g.Requester),
+			Principals: []string{t.login}, ValidAfter: g.CreatedAt, ValidBefore: g.ExpiresAt, SourceAddress: g.Source})
+		if err == nil {
+			err = k.writeCert(cert)
+		}
+		return s, err
+	}
+	cfg, err := a.awsConfig(ctx, req.Region)
+	if err != nil {
+		return s, err
+	}
+	return s, latchaws.NewInstanceConnect(cfg).PushSSHKey(ctx, in.ID, t.login, k.pub)
+}
+
+// directGrant resolves the target and builds the grant request.
+func (a *app) directGrant(ctx context.Context, t *sshTarget, o sshOptions) (latch.GrantRequest, *broker.Broker, latch.Instance, error) {
+	req := latch.GrantRequest{Region: a.regions[0], Protocol: latch.TCP, Ports: latch.PortRange{From: t.port, To: t.port},
+		Duration: 30 * time.Minute, Requester: a.localUser(), Reason: o.reason}
+	if req.Reason == "" {
+		req.Reason = "latch ssh " + t.dest
+	}
+	var err error
+	if o.dur != "" {
+		if req.Duration, err = positiveDuration("for", o.dur); err != nil {
+			return req, nil, latch.Instance{}, err
+		}
+	}
+	ip := o.ip
+	if ip == "auto" {
+		if ip, err = a.publicIP(ctx); err != nil {
+			return req, nil, latch.Instance{}, err
+		}
+	}
+	if req.Source, err = latch.ParseSource(ip); err != nil {
+		return req, nil, latch.Instance{}, err
+	}
+	cfg, err := a.awsConfig(ctx, req.Region)
+	if err != nil {
+		return req, nil, latch.Instance{}, err
+	}
+	in, err := broker.FindInstance(ctx, latchaws.NewInventory(cfg, a.log.With("component", "aws")), t.dest)
+	if err != nil {
+		return req, nil, in, err
+	}
+	g, err := in.ManagedGroup()
+	if err != nil {
+		return req, nil, in, err
+	}
+	req.GroupID, t.instance = g.ID, in.ID
+	if err := req.Validate(latch.DefaultMaxDuration); err != nil {
+		return req, nil, in, err
+	}
+	t.address = pickAddress(t.keepHostName, addrString(in.PublicIP), addrString(in.PrivateIP), o.private)
+	store, err := a.store(ctx)
+	if err != nil {
+		return req, nil, in, err
+	}
+	b, err := a.broker(ctx, store, a.regions[:1], latch.DefaultMaxDuration)
+	return req, b, in, err
+}
+
+// directMethod picks the credential for --direct.
+func (a *app) directMethod(o sshOptions) (latch.SSHMethod, latch.SSHCertifier, error) {
+	ca, err := o.ca.load()
+	if err != nil {
+		return "", nil, err
+	}
+	method := latch.SSHInstanceConnect
+	if ca != nil {
+		method = latch.SSHCertificate
+	}
+	if o.method != "" {
+		if method, err = latch.ParseSSHMethod(o.method); err != nil {
+			return "", nil, err
+		}
+	}
+	if method == latch.SSHCertificate && ca == nil {
+		return "", nil, latch.Invalidf("ssh-ca-key", "--method certificate needs the CA key: --ssh-ca-key FILE")
+	}
+	if ca == nil {
+		return method, nil, nil
+	}
+	return method, ca, nil
+}

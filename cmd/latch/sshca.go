@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/sshca"
+)
+
+// sshCAOptions are the flags that name latch's SSH CA keys.
+type sshCAOptions struct {
+	keys           []string
+	passphraseFile string
+}
+
+func (o *sshCAOptions) flags(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&o.keys, "ssh-ca-key", nil,
+		"SSH CA private key file (mode 0600); repeat to rotate: the first signs, all are trusted")
+	cmd.Flags().StringVar(&o.passphraseFile, "ssh-ca-passphrase-file", "", "file holding the CA keys' passphrase, if they are encrypted")
+}
+
+// load returns the CA, or nil when no key is configured.
+func (o *sshCAOptions) load() (*sshca.CA, error) {
+	if len(o.keys) == 0 {
+		return nil, nil
+	}
+	var pass []byte
+	if o.passphraseFile != "" {
+		b, err := os.ReadFile(o.passphraseFile)
+		if err != nil {
+			return nil, latch.Invalidf("ssh-ca-passphrase-file", "%v", err)
+		}
+		pass = bytes.TrimRight(b, "\r\n")
+	}
+	var ca *sshca.CA
+	var err error
+	if pass != nil {
+		ca, err = sshca.LoadCAWithPassphrase(pass, o.keys...)
+	} else {
+		ca, err = sshca.LoadCA(o.keys...)
+	}
+	if err != nil {
+		return nil, latch.Invalidf("ssh-ca-key", "%s", latch.ErrorMessage(err))
+	}
+	return ca, nil
+}
+
+func (a *app) sshCACommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ssh-ca",
+		Short: "Manage latch's SSH certificate authority",
+		Long: `latch can act as an SSH user CA: for a grant whose rule says
+ssh: {method: certificate}, the server signs the caller's public key for the
+grant's window, from the grant's address only, for the rule's principals.
+Instances trust the CA through sshd's TrustedUserCAKeys; no user keys live
+on them.
+
+Rotate by generating a new key and listing it first:
+  latch server --ssh-ca-key new.key --ssh-ca-key old.key ...
+Both are then trusted (publish both with 'latch ssh-ca pubkey'); drop the
+old one once instances have the new line and old certificates have expired.`,
+	}
+	var o sshCAOptions
+	keygen := &cobra.Command{
+		Use:   "keygen FILE",
+		Short: "Create a new ed25519 CA key, mode 0600 (never overwrites)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var err error
+			if o.passphraseFile != "" {
+				var pass []byte
+				if pass, err = os.ReadFile(o.passphraseFile); err != nil {
+					return latch.Invalidf("ssh-ca-passphrase-file", "%v", err)
+				}
+				err = sshca.GenerateKeyWithPassphrase(args[0], bytes.TrimRight(pass, "\r\n"))
+			} else {
+				err = sshca.GenerateKey(args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "Wrote %s. Publish its public key with: latch ssh-ca pubkey --ssh-ca-key %s\n", args[0], args[0])
+			return nil
+		},
+	}
+	keygen.Flags().StringVar(&o.passphraseFile, "ssh-ca-passphrase-file", "", "encrypt the key with the passphrase in this file")
+	var po sshCAOptions
+	pubkey := &cobra.Command{
+		Use:   "pubkey --ssh-ca-key FILE [--ssh-ca-key OLD]",
+		Short: "Print the CA's public keys: the contents of sshd's TrustedUserCAKeys file",
+		Example: `  latch ssh-ca pubkey --ssh-ca-key /etc/latch/ssh-ca > trusted-user-ca-keys.pem
+  # on each instance (user data), see README "SSH without long-lived keys":
+  #   install -m 0644 trusted-user-ca-keys.pem /etc/ssh/latch_user_ca.pub
+  #   echo 'TrustedUserCAKeys /etc/ssh/latch_user_ca.pub' >> /etc/ssh/sshd_config`,
+		RunE: func(*cobra.Command, []string) error {
+			ca, err := po.load()
+			if err != nil {
+				return err
+			}
+			if ca == nil {
+				return latch.Invalidf("ssh-ca-key", "name the CA key: --ssh-ca-key FILE (or LATCH_SSH_CA_KEY)")
+			}
+			_, err = a.stdout.Write(ca.TrustedUserCAKeys())
+			return err
+		},
+	}
+	po.flags(pubkey)
+	cmd.AddCommand(keygen, pubkey)
+	return cmd
+}
