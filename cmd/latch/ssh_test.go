@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -302,5 +303,56 @@ func TestSSHBadInput(t *testing.T) {
 	}
 	if n := len(w.rules(t)); n != 0 {
 		t.Errorf("bad input opened %d rules", n)
+	}
+}
+
+// Plain `ssh box-1.latch`, with the block `latch ssh-config` prints: the
+// real ssh runs latch from Match exec and ProxyCommand.
+func TestSSHConfigBlockMakesPlainSSHGoThroughLatch(t *testing.T) {
+	w := startSSHWorld(t)
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range w.vars {
+		env = append(env, k+"="+v)
+	}
+	gen := exec.Command(latchBinary(t), "ssh-config", "--login", w.sshd.User)
+	gen.Env = env
+	block, err := gen.Output()
+	if err != nil || !strings.Contains(string(block), `Match host "*.latch" exec`) {
+		t.Fatalf("ssh-config: %v\n%s", err, block)
+	}
+	user, _ := os.ReadFile(filepath.Join(w.userDir, "config"))
+	cfg := filepath.Join(w.userDir, "config.latch")
+	if err := os.WriteFile(cfg, append(block, user...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := w.userFiles(t)
+
+	cmd := exec.Command("ssh", "-F", cfg, "-p", w.port, "box-1.latch", "echo", "plain ssh")
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != "plain ssh" {
+		t.Fatalf("ssh box-1.latch: %v %q\n%s\nsshd: %s\nserver: %s", err, out, stderr.String(), w.sshd.Log(), w.server.output())
+	}
+	if !w.sshd.LogContains("ID grant=") {
+		t.Errorf("sshd did not log a latch certificate:\n%s", w.sshd.Log())
+	}
+	// The proxy revokes as the connection closes; it may finish just after ssh.
+	deadline := time.Now().Add(10 * time.Second)
+	for w.openRules() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := w.openRules(); n != 0 {
+		t.Errorf("%d rules open after the connection ended\n%s", n, stderr.String())
+	}
+	delete(before, "config.latch")
+	after := w.userFiles(t)
+	delete(after, "config.latch")
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the user's ssh files changed")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(w.dir, ".cache", "latch", "ssh")); len(entries) != 0 {
+		t.Errorf("the connection's key was left in the cache: %v", entries)
 	}
 }

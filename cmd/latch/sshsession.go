@@ -33,7 +33,21 @@ type sessionKey struct {
 	pub  []byte // authorized_keys line
 }
 
+// newSessionKey makes the key in a new temporary directory.
 func newSessionKey() (*sessionKey, error) {
+	dir, err := os.MkdirTemp("", "latch-ssh-") // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("session key: %w", err)
+	}
+	k, err := newSessionKeyIn(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+	}
+	return k, err
+}
+
+// newSessionKeyIn makes the key in dir, which it owns from then on.
+func newSessionKeyIn(dir string) (*sessionKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -46,13 +60,8 @@ func newSessionKey() (*sessionKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "latch-ssh-") // mode 0700
-	if err != nil {
-		return nil, fmt.Errorf("session key: %w", err)
-	}
 	k := &sessionKey{dir: dir, path: filepath.Join(dir, "id_ed25519"), pub: ssh.MarshalAuthorizedKey(sp)}
 	if err := os.WriteFile(k.path, pem.EncodeToMemory(block), 0o600); err != nil {
-		k.remove()
 		return nil, fmt.Errorf("session key: %w", err)
 	}
 	return k, nil
