@@ -237,15 +237,8 @@ func connTarget(host, port, suffix string) (sshTarget, error) {
 }
 
 func (a *app) sshCacheDir() (string, error) {
-	dir := a.getenv("XDG_CACHE_HOME")
-	if dir == "" {
-		home := a.getenv("HOME")
-		if home == "" {
-			return "", latch.Errorf(latch.EINVALID, "HOME is not set")
-		}
-		dir = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(dir, "latch", "ssh"), nil
+	dir, err := a.xdgDir("XDG_CACHE_HOME", ".cache")
+	return filepath.Join(dir, "ssh"), err
 }
 
 // connDir is where one host's key, certificate and state live.

@@ -212,17 +212,26 @@ func sshExitCode(err error) (int, error) {
 
 // latchKnownHosts is latch's own known_hosts file, in its config directory.
 func (a *app) latchKnownHosts() (string, error) {
-	dir := a.getenv("XDG_CONFIG_HOME")
-	if dir == "" {
-		home := a.getenv("HOME")
-		if home == "" {
-			return "", latch.Errorf(latch.EINVALID, "HOME is not set; give --known-hosts FILE")
-		}
-		dir = filepath.Join(home, ".config")
+	dir, err := a.xdgDir("XDG_CONFIG_HOME", ".config")
+	if err != nil {
+		return "", err
 	}
-	dir = filepath.Join(dir, "latch")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	return filepath.Join(dir, "known_hosts"), nil
+}
+
+// xdgDir is latch's directory under an XDG base directory: $VAR/latch, or
+// $HOME/fallback/latch when VAR is unset.
+func (a *app) xdgDir(variable, fallback string) (string, error) {
+	dir := a.getenv(variable)
+	if dir == "" {
+		home := a.getenv("HOME")
+		if home == "" {
+			return "", latch.Errorf(latch.EINVALID, "neither %s nor HOME is set", variable)
+		}
+		dir = filepath.Join(home, fallback)
+	}
+	return filepath.Join(dir, "latch"), nil
 }
