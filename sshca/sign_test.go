@@ -255,3 +255,16 @@ func TestTrustedUserCAKeysNewestFirst(t *testing.T) {
 		t.Error("LoadCA accepted the same key twice")
 	}
 }
+
+// BenchmarkCertify measures one certificate from an authorized_keys line,
+// as the server issues them: parse, sign with ed25519, marshal.
+func BenchmarkCertify(b *testing.B) {
+	ca, _ := newCA(b)
+	pub := ssh.MarshalAuthorizedKey(userKey(b).PublicKey())
+	req := request(b)
+	for b.Loop() {
+		if _, _, err := ca.Certify(b.Context(), pub, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

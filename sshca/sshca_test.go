@@ -19,7 +19,7 @@ import (
 )
 
 // newCA generates a CA key in a temporary directory and loads it.
-func newCA(t *testing.T) (*sshca.CA, string) {
+func newCA(t testing.TB) (*sshca.CA, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ca")
 	if err := sshca.GenerateKey(path); err != nil {
@@ -33,7 +33,7 @@ func newCA(t *testing.T) (*sshca.CA, string) {
 }
 
 // userKey returns a fresh ed25519 user key; tests never use ~/.ssh.
-func userKey(t *testing.T) ssh.Signer {
+func userKey(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -46,7 +46,7 @@ func userKey(t *testing.T) ssh.Signer {
 	return s
 }
 
-func currentUser(t *testing.T) string {
+func currentUser(t testing.TB) string {
 	t.Helper()
 	u, err := user.Current()
 	if err != nil {
@@ -57,7 +57,7 @@ func currentUser(t *testing.T) string {
 
 // request returns a CertRequest for the current user, valid for the next
 // ten minutes from 127.0.0.1.
-func request(t *testing.T) sshca.CertRequest {
+func request(t testing.TB) sshca.CertRequest {
 	now := time.Now()
 	return sshca.CertRequest{
 		KeyID:         "grant=g-test;requester=alice@example.com",
