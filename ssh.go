@@ -2,6 +2,7 @@ package latch
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -49,6 +50,17 @@ type SSHCertRequest struct {
 	Skew time.Duration
 }
 
+// GrantCertRequest is the certificate grant g allows for principals: valid
+// for its window, from its source only, and named in sshd's logs by the
+// grant and its requester.
+func GrantCertRequest(g Grant, principals []string) SSHCertRequest {
+	return SSHCertRequest{
+		KeyID:      fmt.Sprintf("grant=%s;requester=%s", g.ID, g.Requester),
+		Principals: principals, ValidAfter: g.CreatedAt, ValidBefore: g.ExpiresAt,
+		SourceAddress: g.Source, AllowWideSource: !g.Source.IsSingleIP(),
+	}
+}
+
 // SSHCertifier signs SSH user certificates. Keys and certificates are in
 // authorized_keys format, so this package needs no SSH library.
 type SSHCertifier interface {
@@ -61,6 +73,15 @@ type SSHCertifier interface {
 // to an instance as osUser for a short while: EC2 Instance Connect.
 type SSHKeyPusher interface {
 	PushSSHKey(ctx context.Context, instance InstanceID, osUser string, publicKey []byte) error
+}
+
+// CheckLogin returns an EINVALID naming field unless s can be a Unix login
+// name.
+func CheckLogin(field, s string) error {
+	if !ValidLogin(s) {
+		return Invalidf(field, "%q is not a login name; want 1-32 letters, digits, '_', '-' or '.', not starting with '-'", s)
+	}
+	return nil
 }
 
 // ValidLogin reports whether s can be a Unix login name: the portable

@@ -108,11 +108,7 @@ func (a *Access) certify(ctx context.Context, g latch.Grant, rule policy.Rule, k
 	if a.opts.SSHCA == nil {
 		return latch.Errorf(latch.EUNAVAILABLE, "rule %q logs in with a certificate, but this server has no SSH CA (start it with --ssh-ca-key)", rule.Name)
 	}
-	cert, serial, err := a.opts.SSHCA.Certify(ctx, key, latch.SSHCertRequest{
-		KeyID:      fmt.Sprintf("grant=%s;requester=%s", g.ID, g.Requester),
-		Principals: rule.SSH.Principals, ValidAfter: g.CreatedAt, ValidBefore: g.ExpiresAt,
-		SourceAddress: g.Source, AllowWideSource: !g.Source.IsSingleIP(),
-	})
+	cert, serial, err := a.opts.SSHCA.Certify(ctx, key, latch.GrantCertRequest(g, rule.SSH.Principals))
 	if err != nil {
 		return err
 	}

@@ -243,8 +243,10 @@ func DecodeSSH(body io.Reader) (broker.SSHLoginInput, error) {
 	if strings.TrimSpace(b.PublicKey) == "" {
 		return broker.SSHLoginInput{}, latch.Invalidf("public_key", "an OpenSSH public key is required, e.g. \"ssh-ed25519 AAAA…\"")
 	}
-	if b.Login != "" && !latch.ValidLogin(b.Login) {
-		return broker.SSHLoginInput{}, latch.Invalidf("login", "%q is not a login name; want 1-32 letters, digits, '_', '-' or '.'", b.Login)
+	if b.Login != "" {
+		if err := latch.CheckLogin("login", b.Login); err != nil {
+			return broker.SSHLoginInput{}, err
+		}
 	}
 	return broker.SSHLoginInput{PublicKey: []byte(b.PublicKey), Login: b.Login}, nil
 }

@@ -126,8 +126,8 @@ func (d *decoder) ssh(n *yaml.Node, path string) *SSH {
 	}
 	s.Principals = d.strs(d.require(n, m, path, "principals", "the OS users to log in as, e.g. [ec2-user]"), join(path, "principals"),
 		func(n *yaml.Node, p, str string) bool {
-			if !latch.ValidLogin(str) {
-				d.failf(n, p, "%q is not a login name; want 1-32 letters, digits, '_', '-' or '.', not starting with '-'", str)
+			if err := latch.CheckLogin("", str); err != nil {
+				d.failf(n, p, "%s", message(err))
 				return false
 			}
 			return true

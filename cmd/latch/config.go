@@ -240,15 +240,25 @@ func (a *app) store(ctx context.Context) (*sqlite.Store, error) {
 }
 
 func (a *app) defaultDBPath() string {
-	dir := a.getenv("XDG_STATE_HOME")
+	dir, err := a.xdgDir("XDG_STATE_HOME", filepath.Join(".local", "state"))
+	if err != nil { // neither is set: under the working directory
+		dir = filepath.Join(".", ".local", "state", "latch")
+	}
+	return filepath.Join(dir, "latch.db")
+}
+
+// xdgDir is latch's directory under an XDG base directory: $VAR/latch, or
+// $HOME/fallback/latch when VAR is unset.
+func (a *app) xdgDir(variable, fallback string) (string, error) {
+	dir := a.getenv(variable)
 	if dir == "" {
 		home := a.getenv("HOME")
 		if home == "" {
-			home = "."
+			return "", latch.Errorf(latch.EINVALID, "neither %s nor HOME is set", variable)
 		}
-		dir = filepath.Join(home, ".local", "state")
+		dir = filepath.Join(home, fallback)
 	}
-	return filepath.Join(dir, "latch", "latch.db")
+	return filepath.Join(dir, "latch"), nil
 }
 
 // close releases what the command opened, newest first.

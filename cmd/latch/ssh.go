@@ -121,8 +121,10 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 		}
 		t.dest, t.login = host, user
 	}
-	if t.login != "" && !latch.ValidLogin(t.login) {
-		return t, nil, latch.Invalidf("login", "%q is not a login name", t.login)
+	if t.login != "" {
+		if err := latch.CheckLogin("login", t.login); err != nil {
+			return t, nil, err
+		}
 	}
 	if t.dest == "" {
 		return t, nil, latch.Invalidf("target", "%q names no instance; want an instance ID or Name tag", target)
@@ -142,8 +144,8 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 	if err != nil {
 		return t, nil, err
 	}
-	if t.login == "" && cfg["user"] != "" && cfg["user"] != osUser() {
-		t.login = cfg["user"] // the user's config names one; ssh's default is the local user
+	if t.login == "" {
+		t.login = configuredLogin(cfg["user"])
 	}
 	if t.port == 0 {
 		if t.port, err = strconv.Atoi(cfg["port"]); err != nil || t.port <= 0 {
@@ -222,12 +224,13 @@ func pickAddress(keepHostName bool, public, private string, wantPrivate bool) st
 	return private
 }
 
-func osUser() string {
-	u, err := user.Current()
-	if err != nil {
+// configuredLogin is the user ssh says it will log in as, or "" when that
+// is only its default, the local user: then the policy chooses.
+func configuredLogin(sshUser string) string {
+	if u, err := user.Current(); err == nil && sshUser == u.Username {
 		return ""
 	}
-	return u.Username
+	return sshUser
 }
 
 func addrString(a netip.Addr) string {
@@ -260,8 +263,7 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 		t.login = "ec2-user"
 	}
 	if method == latch.SSHCertificate {
-		cert, _, err := ca.Certify(ctx, k.pub, latch.SSHCertRequest{KeyID: fmt.Sprintf("grant=%s;requester=%s", g.ID, g.Requester),
-			Principals: []string{t.login}, ValidAfter: g.CreatedAt, ValidBefore: g.ExpiresAt, SourceAddress: g.Source})
+		cert, _, err := ca.Certify(ctx, k.pub, latch.GrantCertRequest(g, []string{t.login}))
 		if err == nil {
 			err = k.writeCert(cert)
 		}

@@ -28,16 +28,11 @@ func (o *sshCAOptions) load() (*sshca.CA, error) {
 	if len(o.keys) == 0 {
 		return nil, nil
 	}
-	var pass []byte
-	if o.passphraseFile != "" {
-		b, err := os.ReadFile(o.passphraseFile)
-		if err != nil {
-			return nil, latch.Invalidf("ssh-ca-passphrase-file", "%v", err)
-		}
-		pass = bytes.TrimRight(b, "\r\n")
+	pass, err := readPassphrase(o.passphraseFile)
+	if err != nil {
+		return nil, err
 	}
 	var ca *sshca.CA
-	var err error
 	if pass != nil {
 		ca, err = sshca.LoadCAWithPassphrase(pass, o.keys...)
 	} else {
@@ -47,6 +42,19 @@ func (o *sshCAOptions) load() (*sshca.CA, error) {
 		return nil, latch.Invalidf("ssh-ca-key", "%s", latch.ErrorMessage(err))
 	}
 	return ca, nil
+}
+
+// readPassphrase reads --ssh-ca-passphrase-file without its final newline;
+// nil when no file is named.
+func readPassphrase(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, latch.Invalidf("ssh-ca-passphrase-file", "%v", err)
+	}
+	return bytes.TrimRight(b, "\r\n"), nil
 }
 
 func (a *app) sshCACommand() *cobra.Command {
@@ -70,13 +78,12 @@ old one once instances have the new line and old certificates have expired.`,
 		Short: "Create a new ed25519 CA key, mode 0600 (never overwrites)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var err error
-			if o.passphraseFile != "" {
-				var pass []byte
-				if pass, err = os.ReadFile(o.passphraseFile); err != nil {
-					return latch.Invalidf("ssh-ca-passphrase-file", "%v", err)
-				}
-				err = sshca.GenerateKeyWithPassphrase(args[0], bytes.TrimRight(pass, "\r\n"))
+			pass, err := readPassphrase(o.passphraseFile)
+			if err != nil {
+				return err
+			}
+			if pass != nil {
+				err = sshca.GenerateKeyWithPassphrase(args[0], pass)
 			} else {
 				err = sshca.GenerateKey(args[0])
 			}

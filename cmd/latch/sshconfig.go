@@ -55,8 +55,10 @@ func (a *app) printSSHConfig(suffix, login, reason string) error {
 	if !strings.HasPrefix(suffix, ".") || strings.ContainsAny(suffix, " \t\"*?!,") || len(suffix) < 2 {
 		return latch.Invalidf("suffix", "%q is not a host-name suffix; want e.g. .latch", suffix)
 	}
-	if login != "" && !latch.ValidLogin(login) {
-		return latch.Invalidf("login", "%q is not a login name", login)
+	if login != "" {
+		if err := latch.CheckLogin("login", login); err != nil {
+			return err
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -124,9 +126,7 @@ func (a *app) sshPrepare(ctx context.Context, host, port, login, suffix, reason 
 	if err != nil {
 		return err
 	}
-	if login != osUser() { // %r is the local user when nothing set User
-		t.login = login
-	}
+	t.login = configuredLogin(login) // %r is the local user when nothing set User
 	dir, err := a.connDir(host)
 	if err != nil {
 		return err

@@ -221,17 +221,3 @@ func (a *app) latchKnownHosts() (string, error) {
 	}
 	return filepath.Join(dir, "known_hosts"), nil
 }
-
-// xdgDir is latch's directory under an XDG base directory: $VAR/latch, or
-// $HOME/fallback/latch when VAR is unset.
-func (a *app) xdgDir(variable, fallback string) (string, error) {
-	dir := a.getenv(variable)
-	if dir == "" {
-		home := a.getenv("HOME")
-		if home == "" {
-			return "", latch.Errorf(latch.EINVALID, "neither %s nor HOME is set", variable)
-		}
-		dir = filepath.Join(home, fallback)
-	}
-	return filepath.Join(dir, "latch"), nil
-}
