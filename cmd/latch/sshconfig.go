@@ -72,11 +72,11 @@ func (a *app) printSSHConfig(suffix, login, reason string) error {
 	if err != nil {
 		return err
 	}
-	common := " --suffix " + shellQuote(suffix)
+	server := ""
 	if a.server != "" {
-		common += " --server " + shellQuote(a.server)
+		server = " --server " + shellQuote(a.server)
 	}
-	prepare := shellQuote(exe) + " ssh-config prepare" + common
+	prepare := shellQuote(exe) + " ssh-config prepare" + server + " --suffix " + shellQuote(suffix)
 	if reason != "" {
 		prepare += " --reason " + shellQuote(reason)
 	}
@@ -91,7 +91,7 @@ func (a *app) printSSHConfig(suffix, login, reason string) error {
 	fmt.Fprintf(w, "    CertificateFile %s\n", filepath.Join(cache, "%n", "id_ed25519-cert.pub"))
 	fmt.Fprintf(w, "    IdentitiesOnly yes\n")
 	fmt.Fprintf(w, "    UserKnownHostsFile %s ~/.ssh/known_hosts\n", kh)
-	fmt.Fprintf(w, "    ProxyCommand %s ssh-config proxy%s %%n %%p\n", shellQuote(exe), common)
+	fmt.Fprintf(w, "    ProxyCommand %s ssh-config proxy%s %%n %%p\n", shellQuote(exe), server)
 	return nil
 }
 
@@ -167,8 +167,7 @@ func (a *app) prepareConn(ctx context.Context, dir string, t *sshTarget, reason 
 }
 
 func (a *app) sshProxyCommand() *cobra.Command {
-	var suffix string
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:    "proxy HOST PORT",
 		Short:  "ProxyCommand: carry the connection, then revoke (run by ssh)",
 		Hidden: true,
@@ -177,8 +176,6 @@ func (a *app) sshProxyCommand() *cobra.Command {
 			return a.sshProxy(cmd.Context(), args[0])
 		},
 	}
-	cmd.Flags().StringVar(&suffix, "suffix", defaultSSHSuffix, "unused; accepted so both commands take the same flags")
-	return cmd
 }
 
 // sshProxy joins ssh's stdin and stdout to the instance until either side
