@@ -20,11 +20,12 @@ type SSHLoginInput struct {
 // SSHLogin is a short-lived SSH credential for a grant.
 type SSHLogin struct {
 	Method      latch.SSHMethod
-	Login       string   // the OS user to log in as
-	Principals  []string // every user the credential allows
-	Certificate []byte   // certificate method: the certificate, authorized_keys format
-	Serial      uint64   // certificate method: its serial, as sshd logs it
-	ValidBefore time.Time
+	Login       string         // the OS user to log in as
+	Principals  []string       // every user the credential allows
+	Certificate []byte         // certificate method: the certificate, authorized_keys format
+	Serial      uint64         // certificate method: its serial, as sshd logs it
+	ValidBefore time.Time      // when the credential stops working for new logins
+	AccessUntil time.Time      // when the grant ends and open sessions should close
 	Instance    latch.Instance // the grant's instance, with its addresses; zero for a group grant
 }
 
@@ -43,7 +44,7 @@ func (a *Access) SSHLogin(ctx context.Context, who latch.Identity, id latch.Gran
 	if !slices.Contains(rule.SSH.Principals, login) {
 		return SSHLogin{}, latch.Errorf(latch.EFORBIDDEN, "rule %q allows logging in as %s, not %q", rule.Name, strings.Join(rule.SSH.Principals, ", "), login)
 	}
-	out := SSHLogin{Method: rule.SSH.Method, Login: login, ValidBefore: g.ExpiresAt}
+	out := SSHLogin{Method: rule.SSH.Method, Login: login, ValidBefore: g.ExpiresAt, AccessUntil: g.ExpiresAt}
 	if r.Target.InstanceID != "" {
 		if out.Instance, err = a.instance(ctx, r.Target); err != nil {
 			return SSHLogin{}, err

@@ -195,6 +195,9 @@ func TestSSHInstanceConnectPushesTheKey(t *testing.T) {
 		!login.ValidBefore.Equal(f.Clock.Now().UTC().Truncate(time.Second).Add(broker.InstanceConnectKeyLife)) {
 		t.Errorf("login = %+v; want instance-connect as ec2-user, no certificate, valid 60s", login)
 	}
+	if !login.AccessUntil.Equal(g.ExpiresAt) {
+		t.Errorf("access until %v; want the grant's end %v, not the key's", login.AccessUntil, g.ExpiresAt)
+	}
 	pushed := f.Env.Sim.PushedKeys(awstest.Region, ec2sim.DemoDB1)
 	if len(pushed) != 1 || pushed[0].OSUser != "ec2-user" || strings.TrimSpace(pushed[0].PublicKey) != strings.TrimSpace(string(key)) {
 		t.Errorf("pushed = %+v; want alice's key for ec2-user", pushed)

@@ -222,7 +222,8 @@ type SSHLoginJSON struct {
 	Principals  []string        `json:"principals"`
 	Certificate string          `json:"certificate,omitempty"` // certificate method: authorized_keys format
 	Serial      string          `json:"serial,omitempty"`      // decimal; a uint64 is too big for a JSON number
-	ValidBefore time.Time       `json:"valid_before"`
+	ValidBefore time.Time       `json:"valid_before"`          // the credential's end, for new logins
+	AccessUntil time.Time       `json:"access_until"`          // the grant's end, when sessions should close
 	Instance    *InstanceJSON   `json:"instance,omitempty"`
 }
 
@@ -252,7 +253,7 @@ func DecodeSSH(body io.Reader) (broker.SSHLoginInput, error) {
 }
 
 func sshLoginJSON(l broker.SSHLogin) SSHLoginJSON {
-	j := SSHLoginJSON{Method: l.Method, Login: l.Login, Principals: l.Principals, Certificate: string(l.Certificate), ValidBefore: l.ValidBefore.UTC()}
+	j := SSHLoginJSON{Method: l.Method, Login: l.Login, Principals: l.Principals, Certificate: string(l.Certificate), ValidBefore: l.ValidBefore.UTC(), AccessUntil: l.AccessUntil.UTC()}
 	if l.Serial != 0 {
 		j.Serial = strconv.FormatUint(l.Serial, 10)
 	}

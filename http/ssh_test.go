@@ -35,6 +35,9 @@ func TestSSHLoginOverHTTP(t *testing.T) {
 		l.Instance.ID != ec2sim.DemoWeb1 || l.Instance.Name != "web-1" || l.Instance.PrivateIP == "" {
 		t.Errorf("login = %+v; want a certificate for ec2-user on web-1 with its address", l)
 	}
+	if l.AccessUntil.IsZero() || !l.AccessUntil.Equal(l.ValidBefore) {
+		t.Errorf("access_until %v; want the grant's end, which is the certificate's %v", l.AccessUntil, l.ValidBefore)
+	}
 
 	for _, tt := range []struct {
 		name  string

@@ -191,10 +191,6 @@ func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o s
 	}
 	s.grant = r.GrantID
 	s.end = func(ctx context.Context) error { _, err := c.Revoke(ctx, r.GrantID); return err }
-	g, err := c.Grant(ctx, r.GrantID)
-	if err != nil {
-		return s, err
-	}
 	l, err := c.SSHLogin(ctx, r.GrantID, latchhttp.SSHBody{PublicKey: string(k.pub), Login: t.login})
 	if err != nil {
 		return s, err
@@ -204,7 +200,7 @@ func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o s
 			return s, err
 		}
 	}
-	s.method, s.until, t.login = l.Method, g.ExpiresAt, l.Login
+	s.method, s.until, t.login = l.Method, l.AccessUntil, l.Login
 	if l.Instance != nil {
 		t.instance = l.Instance.ID
 		t.address = pickAddress(t.keepHostName, l.Instance.PublicIP, l.Instance.PrivateIP, o.private)
