@@ -32,6 +32,8 @@ type faultsJSON struct {
 //	GET  /_sim/calls                  requests received, per action
 //	GET  /_sim/cloudtrail             CloudTrail's delivery delay ({"delay": "5m0s"})
 //	POST /_sim/cloudtrail             set it ({"delay": "5m"})
+//	GET  /_sim/instance-connect/keys?region=&instance=&user=
+//	                                  unexpired pushed keys, authorized_keys lines
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case adminPrefix + "faults":
@@ -68,6 +70,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, rules)
 	case adminPrefix + "cloudtrail":
 		s.serveAdminCloudTrail(w, r)
+	case adminPrefix + "instance-connect/keys":
+		s.serveAdminPushedKeys(w, r)
 	case adminPrefix + "calls":
 		s.lock()
 		calls := maps.Clone(s.calls)

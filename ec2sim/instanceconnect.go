@@ -128,3 +128,29 @@ func (s *Server) PushedKeys(region, instanceID string) []PushedKey {
 	}
 	return out
 }
+
+// serveAdminPushedKeys answers GET /_sim/instance-connect/keys?region=&instance=&user=
+// with the user's unexpired pushed keys, one authorized_keys line each: what
+// an instance reads from its metadata (managed-ssh-keys/active-keys/USER)
+// when sshd's AuthorizedKeysCommand asks, so a test's sshd can accept them.
+func (s *Server) serveAdminPushedKeys(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	region, id, user := q.Get("region"), q.Get("instance"), q.Get("user")
+	if region == "" {
+		region = DefaultRegion
+	}
+	if id == "" || !osUserPattern.MatchString(user) {
+		http.Error(w, "instance (an instance ID) and user (an OS user name) are required", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, k := range s.PushedKeys(region, id) {
+		if k.OSUser == user {
+			_, _ = io.WriteString(w, strings.TrimSpace(k.PublicKey)+"\n")
+		}
+	}
+}

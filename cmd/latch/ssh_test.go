@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ import (
 )
 
 // sshPolicy lets alice's role log in to instances tagged env=box as the
-// user running the test (sshd's only user), with a certificate.
+// user running the test (sshd's only user), with the method given.
 const sshPolicy = `
 version: 1
 rules:
@@ -31,11 +32,13 @@ rules:
     duration: {default: 30m, max: 1h}
     approval: auto
     reason_required: false
-    ssh: {principals: [%s]}
+    ssh: {method: %s, principals: [%s]}
 `
 
 // sshWorld is a latch server with an SSH CA, an instance "box-1" whose
-// public address is 127.0.0.1, and a real sshd there trusting the CA.
+// public address is 127.0.0.1, and a real sshd there that, like an
+// instance with EC2 Instance Connect, trusts the CA and the keys pushed to
+// box-1 (which it reads from the simulator).
 type sshWorld struct {
 	*serverWorld
 	sshd    *sshdtest.Server
@@ -44,7 +47,9 @@ type sshWorld struct {
 	userDir string // the user's own ssh files, which latch must never change
 }
 
-func startSSHWorld(t *testing.T) *sshWorld {
+func startSSHWorld(t *testing.T) *sshWorld { return startSSHWorldWith(t, latch.SSHCertificate) }
+
+func startSSHWorldWith(t *testing.T, method latch.SSHMethod) *sshWorld {
 	t.Helper()
 	caDir := t.TempDir()
 	ca := filepath.Join(caDir, "ssh-ca")
@@ -57,12 +62,18 @@ func startSSHWorld(t *testing.T) *sshWorld {
 	if pub.code != 0 || !strings.HasPrefix(pub.stdout, "ssh-ed25519 ") {
 		t.Fatalf("ssh-ca pubkey: exit %d %q %s", pub.code, pub.stdout, pub.stderr)
 	}
-	sshd := sshdtest.Start(t, []byte(pub.stdout), sshdtest.Options{})
-	_, port, _ := net.SplitHostPort(sshd.Addr)
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Certificates must be valid on sshd's clock, which is the real one.
-	w := startServer(t, fmt.Sprintf(sshPolicy, sshd.User), "--ssh-ca-key", ca)
+	w := startServer(t, fmt.Sprintf(sshPolicy, method, u.Username), "--ssh-ca-key", ca)
 	w.setClock(t, time.Now().UTC().Truncate(time.Second))
+	sshd := sshdtest.Start(t, []byte(pub.stdout), sshdtest.Options{
+		AuthorizedKeysURL: w.env.URL + "/_sim/instance-connect/keys?instance=" + boxInstance + "&user=%u",
+	})
+	_, port, _ := net.SplitHostPort(sshd.Addr)
 	if err := w.env.Sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{"us-east-1": {
 		SecurityGroups: []ec2sim.FleetGroup{{ID: boxGroup, Name: "box-latch", Tags: map[string]string{latch.TagManaged: "true"}}},
 		Instances: []ec2sim.FleetInstance{{ID: boxInstance, SecurityGroups: []string{boxGroup}, PublicIP: "127.0.0.1",
@@ -266,18 +277,53 @@ func TestSSHDirectWithALocalCA(t *testing.T) {
 	}
 }
 
+// A rule may name EC2 Instance Connect instead: the server pushes the
+// session's key for 60 seconds and the instance's sshd accepts it.
+func TestSSHLogsInWithInstanceConnect(t *testing.T) {
+	w := startSSHWorldWith(t, latch.SSHInstanceConnect)
+	before := w.userFiles(t)
+	r := w.ssh(t, t.Context(), "echo", "eic via the server")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "eic via the server" {
+		t.Fatalf("latch ssh: exit %d, stdout %q\nstderr: %s\nsshd: %s\nserver: %s", r.code, r.stdout, r.stderr, w.sshd.Log(), w.server.output())
+	}
+	w.checkPushedKeyLoggedIn(t, w.sshd.User)
+	grant := grantIn(t, r.stderr)
+	if n := w.openRules(); n != 0 || w.grantState(t, grant) != latch.StateRevoked {
+		t.Errorf("after the session: %d rules open, grant %s; want it revoked", n, w.grantState(t, grant))
+	}
+	if after := w.userFiles(t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the user's ssh files changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
 func TestSSHDirectWithInstanceConnect(t *testing.T) {
 	w := startSSHWorld(t)
-	r := w.latch(t, "ssh", "--direct", "--method", "instance-connect", "--ip", "127.0.0.1", "box-1", "--port", w.port,
-		"--", "-F", filepath.Join(w.userDir, "config"), "echo", "eic")
-	// This sshd knows nothing of Instance Connect, so the login fails; the
-	// key must have been pushed for the session's user, and the rule closed.
-	pushed := w.env.Sim.PushedKeys("us-east-1", boxInstance)
-	if len(pushed) != 1 || pushed[0].OSUser != "ec2-user" || !strings.HasPrefix(pushed[0].PublicKey, "ssh-ed25519 ") {
-		t.Fatalf("pushed keys = %+v; want one session key for ec2-user\n%s", pushed, r.stderr)
+	r := w.latch(t, "ssh", "--direct", "--method", "instance-connect", "--ip", "127.0.0.1", "--login", w.sshd.User,
+		"box-1", "--port", w.port, "--", "-F", filepath.Join(w.userDir, "config"), "echo", "eic")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "eic" || !strings.Contains(r.stderr, "instance-connect") {
+		t.Fatalf("latch ssh --direct --method instance-connect: exit %d %q\n%s\nsshd: %s", r.code, r.stdout, r.stderr, w.sshd.Log())
 	}
-	if r.code != 255 || w.openRules() != 0 || !strings.Contains(r.stderr, "instance-connect") {
-		t.Errorf("exit %d, %d rules open, stderr %q; want ssh's 255 and the rule revoked", r.code, w.openRules(), r.stderr)
+	w.checkPushedKeyLoggedIn(t, w.sshd.User)
+	if n := w.openRules(); n != 0 {
+		t.Errorf("%d rules open after the session", n)
+	}
+}
+
+// checkPushedKeyLoggedIn checks that one key was pushed to box-1, for
+// login, and that sshd accepted that very key (not a certificate).
+func (w *sshWorld) checkPushedKeyLoggedIn(t *testing.T, login string) {
+	t.Helper()
+	pushed := w.env.Sim.PushedKeys("us-east-1", boxInstance)
+	if len(pushed) != 1 || pushed[0].OSUser != login {
+		t.Fatalf("pushed keys = %+v; want one session key for %s", pushed, login)
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pushed[0].PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Accepted publickey for " + login + " from 127.0.0.1 port "; !w.sshd.LogContains(want) ||
+		!w.sshd.LogContains("ED25519 "+ssh.FingerprintSHA256(key)) {
+		t.Errorf("sshd did not log accepting the pushed key %s:\n%s", ssh.FingerprintSHA256(key), w.sshd.Log())
 	}
 }
 

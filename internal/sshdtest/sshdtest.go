@@ -1,6 +1,7 @@
 // Package sshdtest runs a real OpenSSH sshd for tests: on 127.0.0.1 and a
 // free port, as whoever runs the test, accepting only user certificates
-// signed by the CA keys it is given (no passwords, no authorized_keys).
+// signed by the CA keys it is given (no passwords, no authorized_keys),
+// and, if asked, the keys a URL lists, as EC2 Instance Connect does.
 // Everything it writes lives in the test's temporary directory; it never
 // reads or changes the user's own ~/.ssh.
 package sshdtest
@@ -33,6 +34,11 @@ type Options struct {
 	// (sshd uses the first value it reads for most keywords, so these
 	// cannot override the defaults; use them for keywords not set here).
 	Config []string
+	// AuthorizedKeysURL, if set, is where sshd also looks up a user's
+	// keys at each login, with %u replaced by the user name: the way an
+	// instance with EC2 Instance Connect reads pushed keys from its
+	// metadata. sshd fetches it with curl, as the user nobody.
+	AuthorizedKeysURL string
 }
 
 // Server is a running sshd.
@@ -45,6 +51,7 @@ type Server struct {
 	User string
 
 	caFile string
+	curl   string // for AuthorizedKeysURL
 	log    *syncBuffer
 }
 
@@ -89,6 +96,12 @@ func Start(tb testing.TB, caPubKeys []byte, opts Options) *Server {
 	if bin == "" {
 		tb.Skip("sshdtest: no OpenSSH sshd found in PATH or /usr/sbin/sshd; install openssh-server to run this test")
 	}
+	var curl string
+	if opts.AuthorizedKeysURL != "" {
+		if curl = findCurl(); curl == "" {
+			tb.Skip("sshdtest: AuthorizedKeysURL needs curl; install curl to run this test")
+		}
+	}
 	u, err := user.Current()
 	if err != nil {
 		tb.Fatalf("sshdtest: current user: %v", err)
@@ -102,7 +115,7 @@ func Start(tb testing.TB, caPubKeys []byte, opts Options) *Server {
 
 	dir := tb.TempDir()
 	hostKey := writeHostKey(tb, filepath.Join(dir, "ssh_host_ed25519_key"))
-	s := &Server{HostKey: hostKey, User: u.Username, caFile: filepath.Join(dir, "trusted_user_ca_keys"), log: &syncBuffer{}}
+	s := &Server{HostKey: hostKey, User: u.Username, caFile: filepath.Join(dir, "trusted_user_ca_keys"), curl: curl, log: &syncBuffer{}}
 	s.SetTrustedUserCAKeys(tb, caPubKeys)
 
 	// Another process may take the free port before sshd binds it: retry.
@@ -136,6 +149,18 @@ func findSSHD() string {
 	return ""
 }
 
+func findCurl() string {
+	p, err := exec.LookPath("curl")
+	if err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
 func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 	cfg := []string{
 		"ListenAddress " + s.Addr,
@@ -159,6 +184,11 @@ func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 	}
 	if os.Geteuid() == 0 {
 		cfg = append(cfg, "PermitRootLogin prohibit-password")
+	}
+	if opts.AuthorizedKeysURL != "" {
+		// sshd runs the command only from an absolute path nobody else may write.
+		cfg = append(cfg, "AuthorizedKeysCommand "+s.curl+" -sSf --max-time 5 "+opts.AuthorizedKeysURL,
+			"AuthorizedKeysCommandUser nobody")
 	}
 	cfg = append(cfg, opts.Config...)
 	cfgFile := filepath.Join(dir, "sshd_config")

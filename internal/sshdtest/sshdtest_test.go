@@ -3,8 +3,11 @@ package sshdtest_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
 	"os/user"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/latchdev/latch/internal/sshdtest"
@@ -55,4 +58,49 @@ func TestStart(t *testing.T) {
 	if !srv.LogContains("Failed publickey for " + srv.User) {
 		t.Errorf("sshd did not log the failure:\n%s", srv.Log())
 	}
+}
+
+// With AuthorizedKeysURL, sshd asks the URL for the user's keys at each
+// login: a listed key logs in, an unlisted one does not.
+func TestAuthorizedKeysURL(t *testing.T) {
+	listed, unlisted := newSigner(t), newSigner(t)
+	var asked atomic.Value
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.URL.Query().Get("user"))
+		_, _ = w.Write(ssh.MarshalAuthorizedKey(listed.PublicKey()))
+	}))
+	t.Cleanup(keys.Close)
+	srv := sshdtest.Start(t, nil, sshdtest.Options{AuthorizedKeysURL: keys.URL + "/keys?user=%u"})
+
+	dial := func(key ssh.Signer) error {
+		c, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{
+			User: srv.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)}, HostKeyCallback: ssh.FixedHostKey(srv.HostKey),
+		})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(listed); err != nil {
+		t.Fatalf("listed key: %v\n%s", err, srv.Log())
+	}
+	if got, _ := asked.Load().(string); got != srv.User {
+		t.Errorf("sshd asked for the keys of %q, want %q", got, srv.User)
+	}
+	if err := dial(unlisted); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Errorf("unlisted key: err = %v, want an authentication failure", err)
+	}
+}
+
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
