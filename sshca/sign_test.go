@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/sshdtest"
 	"github.com/latchdev/latch/sshca"
 	"golang.org/x/crypto/ssh"
 )
 
 func TestSignFields(t *testing.T) {
 	ca, _ := newCA(t)
-	key := userKey(t)
+	key := sshdtest.UserKey(t)
 	after := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	req := sshca.CertRequest{
 		KeyID:         "grant=g-1;requester=alice@example.com",
@@ -83,7 +84,7 @@ func TestSignFields(t *testing.T) {
 
 func TestSignSourceAddress(t *testing.T) {
 	ca, _ := newCA(t)
-	key := userKey(t)
+	key := sshdtest.UserKey(t)
 	now := time.Now()
 	base := sshca.CertRequest{KeyID: "k", Principals: []string{"u"}, ValidAfter: now, ValidBefore: now.Add(time.Hour)}
 	for _, tt := range []struct {
@@ -123,7 +124,7 @@ func TestSignSourceAddress(t *testing.T) {
 
 func TestSignRefusesBadRequests(t *testing.T) {
 	ca, _ := newCA(t)
-	key := userKey(t)
+	key := sshdtest.UserKey(t)
 	now := time.Now()
 	good := sshca.CertRequest{
 		KeyID: "k", Principals: []string{"u"}, ValidAfter: now, ValidBefore: now.Add(time.Hour),
@@ -260,7 +261,7 @@ func TestTrustedUserCAKeysNewestFirst(t *testing.T) {
 // as the server issues them: parse, sign with ed25519, marshal.
 func BenchmarkCertify(b *testing.B) {
 	ca, _ := newCA(b)
-	pub := ssh.MarshalAuthorizedKey(userKey(b).PublicKey())
+	pub := ssh.MarshalAuthorizedKey(sshdtest.UserKey(b).PublicKey())
 	req := request(b)
 	for b.Loop() {
 		if _, _, err := ca.Certify(b.Context(), pub, req); err != nil {

@@ -1,8 +1,6 @@
 package sshca_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net"
 	"net/netip"
@@ -32,20 +30,6 @@ func newCA(t testing.TB) (*sshca.CA, string) {
 	return ca, path
 }
 
-// userKey returns a fresh ed25519 user key; tests never use ~/.ssh.
-func userKey(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func currentUser(t testing.TB) string {
 	t.Helper()
 	u, err := user.Current()
@@ -72,7 +56,7 @@ func request(t testing.TB) sshca.CertRequest {
 // certificate.
 func certSigner(t *testing.T, ca *sshca.CA, req sshca.CertRequest) ssh.Signer {
 	t.Helper()
-	key := userKey(t)
+	key := sshdtest.UserKey(t)
 	cert, err := ca.Sign(key.PublicKey(), req)
 	if err != nil {
 		t.Fatal(err)

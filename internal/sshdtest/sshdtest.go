@@ -236,6 +236,20 @@ func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 	return nil
 }
 
+// UserKey returns a fresh ed25519 key to log in with; tests never use ~/.ssh.
+func UserKey(tb testing.TB) ssh.Signer {
+	tb.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,8 +1,6 @@
 package sshdtest_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"os/user"
@@ -18,14 +16,7 @@ import (
 // does not log in: sshd accepts certificates only, even when the key
 // itself is listed as a CA.
 func TestStart(t *testing.T) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := sshdtest.UserKey(t)
 	srv := sshdtest.Start(t, ssh.MarshalAuthorizedKey(key.PublicKey()), sshdtest.Options{})
 	u, err := user.Current()
 	if err != nil {
@@ -36,8 +27,7 @@ func TestStart(t *testing.T) {
 	}
 
 	// A wrong host key is caught before authentication.
-	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	otherKey, _ := ssh.NewSignerFromKey(other)
+	otherKey := sshdtest.UserKey(t)
 	_, err = ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{
 		User:            srv.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
@@ -63,7 +53,7 @@ func TestStart(t *testing.T) {
 // With AuthorizedKeysURL, sshd asks the URL for the user's keys at each
 // login: a listed key logs in, an unlisted one does not.
 func TestAuthorizedKeysURL(t *testing.T) {
-	listed, unlisted := newSigner(t), newSigner(t)
+	listed, unlisted := sshdtest.UserKey(t), sshdtest.UserKey(t)
 	var asked atomic.Value
 	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked.Store(r.URL.Query().Get("user"))
@@ -90,17 +80,4 @@ func TestAuthorizedKeysURL(t *testing.T) {
 	if err := dial(unlisted); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Errorf("unlisted key: err = %v, want an authentication failure", err)
 	}
-}
-
-func newSigner(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
