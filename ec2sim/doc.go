@@ -45,9 +45,9 @@
 //
 // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
 // DescribeSecurityGroupRules, CreateSecurityGroup, DeleteSecurityGroup,
-// DescribeSecurityGroups, DescribeInstances, CreateTags, DeleteTags and
-// DescribeTags. Authorize and revoke are atomic, as in EC2: when any
-// permission in a call is invalid, duplicate or over the rule quota
+// DescribeSecurityGroups, DescribeInstances, GetConsoleOutput, CreateTags,
+// DeleteTags and DescribeTags. Authorize and revoke are atomic, as in EC2:
+// when any permission in a call is invalid, duplicate or over the rule quota
 // ([Options.RuleLimit], 60 per address family by default), nothing
 // changes. The one exception is EC2's own: revoking by IpPermissions in a
 // default VPC revokes what matches and lists the rest in
@@ -55,6 +55,12 @@
 // 100.68.0.0/18). Describes page with MaxResults (5 to 1000) and
 // NextToken; tokens name the last item returned, so concurrent changes
 // never make a page repeat or skip an item that stays.
+//
+// GetConsoleOutput shows, for an instance with SSH host keys (a fleet's
+// host_keys, or [Server.SetHostKeys]), a short boot log with the
+// fingerprint and key blocks cloud-init prints, base64-encoded as EC2
+// sends it; a pending instance, or one without keys, has no output.
+// Latest is accepted and changes nothing.
 //
 // Not modelled: egress rules (including the allow-all egress rule EC2 adds
 // to new groups), rules whose source is a security group or prefix list
@@ -168,9 +174,10 @@
 //
 // [DemoFleet] is an account in us-east-1 with VPC vpc-0a1b2c3d4e5f60718
 // (not the region's default VPC, which the simulator adds), instances web-1 (i-0a0b0c0d0e0f00001) and web-2 (i-0a0b0c0d0e0f00002),
-// both env=dev, and db-1 (i-0a0b0c0d0e0f00003, env=prod). Grants go in the
-// latch-managed groups web-latch (sg-0f00dcafe0000b001, on web-1 and
-// web-2) and db-latch (sg-0f00dcafe0000d001, on db-1); the groups default
+// both env=dev and with SSH host keys, and db-1 (i-0a0b0c0d0e0f00003,
+// env=prod, no host keys). Grants go in the latch-managed groups
+// web-latch (sg-0f00dcafe0000b001, on web-1 and web-2) and db-latch
+// (sg-0f00dcafe0000d001, on db-1); the groups default
 // (sg-0d1e2f3a4b5c6d7e8) and app (sg-0a11ce5e0000a0001, HTTPS from
 // anywhere) are not managed.
 //

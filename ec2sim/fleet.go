@@ -69,13 +69,15 @@ type FleetRule struct {
 
 // FleetInstance is an instance with one network interface. YAML keys: id,
 // vpc, subnet, private_ip, public_ip, security_groups, tags, state, type,
-// image. SecurityGroups holds group IDs or names (names are looked up in
-// the instance's VPC). VPC empty means the VPC of its first group; an
+// image, host_keys. SecurityGroups holds group IDs or names (names are
+// looked up in the instance's VPC). VPC empty means the VPC of its first group; an
 // empty subnet is generated; an empty private_ip is picked from the VPC's
 // CIDR; State empty means running. public_ip is an optional public IPv4
 // address, unique in the region; any address is accepted (127.0.0.1 lets
 // a local sshd stand in for the instance), and, as EC2 releases a public
 // address when an instance stops, it is shown only while running.
+// HostKeys are its SSH host public keys, one "TYPE BASE64 [comment]" line
+// each, which GetConsoleOutput shows as cloud-init prints them at boot.
 type FleetInstance struct {
 	ID             string
 	VPC            string
@@ -87,6 +89,7 @@ type FleetInstance struct {
 	State          string
 	Type           string
 	Image          string
+	HostKeys       []string
 	pos
 }
 
@@ -268,6 +271,7 @@ func decodeRegion(n *yaml.Node, path string) (FleetRegion, error) {
 					"private_ip": scalar(&in.PrivateIP), "public_ip": scalar(&in.PublicIP),
 					"security_groups": scalar(&in.SecurityGroups), "tags": scalar(&in.Tags),
 					"state": scalar(&in.State), "type": scalar(&in.Type), "image": scalar(&in.Image),
+					"host_keys": decodeHostKeys(&in),
 				})
 				r.Instances = append(r.Instances, in)
 				return err

@@ -37,6 +37,7 @@ type instancePlan struct {
 	groups   []int // indexes into groups
 	ip       netip.Addr
 	publicIP netip.Addr
+	hostKeys []hostKey
 }
 
 // check validates f and resolves its references. It needs no server: all
@@ -282,7 +283,8 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 	if err := checkFleetTags(in.Tags, path, in.pos); err != nil {
 		return ip, err
 	}
-	return ip, nil
+	ip.hostKeys, err = checkFleetHostKeys(in, path)
+	return ip, err
 }
 
 // checkPublicIP parses an instance's public_ip, if any. Public addresses

@@ -180,7 +180,7 @@ func (s *Server) apply(p regionPlan) {
 		reg.instances[id] = &instance{
 			id: id, eniID: "eni-" + id[len("i-"):], vpcID: vid, subnetID: subnet, privateIP: addr, publicIP: in.publicIP,
 			groupIDs: groups, state: in.State, instanceType: in.Type, imageID: in.Image,
-			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags),
+			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags), hostKeys: in.hostKeys,
 		}
 	}
 }

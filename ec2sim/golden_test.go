@@ -60,10 +60,17 @@ func TestGolden(t *testing.T) {
 			"IpPermissions.1.IpRanges.1.CidrIp": {"203.0.113.7/32"},
 		}, 200},
 		{"error-throttled", url.Values{"Action": {"DescribeInstances"}, "Version": {"2016-11-15"}}, 503},
+		// Last, so that its request ID does not shift the others'.
+		{"get-console-output", url.Values{
+			"Action": {"GetConsoleOutput"}, "Version": {"2016-11-15"}, "InstanceId": {ec2sim.DemoWeb1},
+		}, 200},
 	}
 	for _, st := range steps {
-		if st.name == "error-throttled" {
+		switch st.name {
+		case "error-throttled":
 			sim.SetFaults(ec2sim.Faults{ThrottleRate: 1})
+		case "get-console-output":
+			sim.SetFaults(ec2sim.Faults{})
 		}
 		rec := post(t, sim, st.form, "")
 		if rec.Code != st.status {

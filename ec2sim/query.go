@@ -85,6 +85,19 @@ func (p params) boolean(name string) bool {
 	return strings.EqualFold(v, "true")
 }
 
+// optBoolean parses an optional boolean parameter strictly, for actions
+// whose booleans are their own (DryRun stays lenient: every action has it).
+func (p params) optBoolean(name string) (bool, *apiError) {
+	v, ok := p.get(name)
+	switch {
+	case !ok || strings.EqualFold(v, "false"):
+		return false, nil
+	case strings.EqualFold(v, "true"):
+		return true, nil
+	}
+	return false, invalidValue(name, v, "It must be true or false.")
+}
+
 // tag is one Tag.N entry. hasValue distinguishes Tag.1.Value= (delete only
 // when the value is empty) from no Value at all (delete whatever the value).
 type tag struct {

@@ -355,6 +355,7 @@ var actions = map[string]handler{
 	"DescribeSecurityGroupRules":    (*Server).describeSecurityGroupRules,
 	"DescribeSecurityGroups":        (*Server).describeSecurityGroups,
 	"DescribeTags":                  (*Server).describeTags,
+	"GetConsoleOutput":              (*Server).getConsoleOutput,
 	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
 }
 

@@ -82,6 +82,7 @@ type instance struct {
 	launchTime   time.Time
 	seq          int64
 	tags         map[string]string
+	hostKeys     []hostKey // what GetConsoleOutput shows; see consoleoutput.go
 }
 
 // Rule is a snapshot of one ingress rule, for tests and the admin endpoint.
