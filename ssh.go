@@ -75,6 +75,16 @@ type SSHKeyPusher interface {
 	PushSSHKey(ctx context.Context, instance InstanceID, osUser string, publicKey []byte) error
 }
 
+// HostKeySource reads an instance's SSH host keys from outside its SSH
+// server, so a first connection need not trust whatever key it is shown.
+// On EC2 that is the console output, where cloud-init prints them at boot.
+type HostKeySource interface {
+	// HostKeys returns the keys in authorized_keys format without
+	// comments ("ssh-ed25519 AAAA…"); none is not an error. Returns
+	// ENOTFOUND for an unknown instance.
+	HostKeys(ctx context.Context, instance InstanceID) ([]string, error)
+}
+
 // CheckLogin returns an EINVALID naming field unless s can be a Unix login
 // name.
 func CheckLogin(field, s string) error {

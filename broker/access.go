@@ -34,6 +34,9 @@ type AccessOptions struct {
 	// KeyPushers push keys with EC2 Instance Connect, by region, for rules
 	// with ssh method instance-connect.
 	KeyPushers map[string]latch.SSHKeyPusher
+	// HostKeys read instances' SSH host keys, by region, so an SSH login
+	// can pin them; a region without one gives none.
+	HostKeys map[string]latch.HostKeySource
 }
 
 // Access is the request-and-approval service: it decides requests by

@@ -27,6 +27,9 @@ type SSHLogin struct {
 	ValidBefore time.Time      // when the credential stops working for new logins
 	AccessUntil time.Time      // when the grant ends and open sessions should close
 	Instance    latch.Instance // the grant's instance, with its addresses; zero for a group grant
+	// HostKeys are the instance's SSH host keys as read from outside it
+	// ("TYPE BASE64"); none when they could not be read.
+	HostKeys []string
 }
 
 // SSHLogin issues the credential the grant's rule names: a certificate for
@@ -49,6 +52,7 @@ func (a *Access) SSHLogin(ctx context.Context, who latch.Identity, id latch.Gran
 		if out.Instance, err = a.instance(ctx, r.Target); err != nil {
 			return SSHLogin{}, err
 		}
+		out.HostKeys = a.hostKeys(ctx, r.Target)
 	}
 	if out.Method == latch.SSHCertificate {
 		err = a.certify(ctx, g, rule, in.PublicKey, &out)
@@ -101,6 +105,22 @@ func (a *Access) instance(ctx context.Context, t latch.Target) (latch.Instance, 
 		return latch.Instance{}, latch.Errorf(latch.EUNAVAILABLE, "region %s is no longer served here", t.Region)
 	}
 	return inv.Instance(ctx, t.InstanceID)
+}
+
+// hostKeys reads the instance's host keys. Failing to is no reason to
+// refuse a login: the client then trusts the key it is first shown, and
+// says so.
+func (a *Access) hostKeys(ctx context.Context, t latch.Target) []string {
+	src, ok := a.opts.HostKeys[t.Region]
+	if !ok {
+		return nil
+	}
+	keys, err := src.HostKeys(ctx, t.InstanceID)
+	if err != nil {
+		a.log.WarnContext(ctx, "cannot read host keys; the client will trust the key it is first shown",
+			"instance_id", t.InstanceID, "err", err)
+	}
+	return keys
 }
 
 // certify signs the caller's key for the grant's window, from its source

@@ -225,6 +225,9 @@ type SSHLoginJSON struct {
 	ValidBefore time.Time       `json:"valid_before"`          // the credential's end, for new logins
 	AccessUntil time.Time       `json:"access_until"`          // the grant's end, when sessions should close
 	Instance    *InstanceJSON   `json:"instance,omitempty"`
+	// HostKeys are the instance's SSH host keys, read from its console
+	// output by the server: pin them instead of trusting on first use.
+	HostKeys []string `json:"host_keys,omitempty"`
 }
 
 // InstanceJSON is an instance and the addresses to reach it at.
@@ -254,6 +257,7 @@ func DecodeSSH(body io.Reader) (broker.SSHLoginInput, error) {
 
 func sshLoginJSON(l broker.SSHLogin) SSHLoginJSON {
 	j := SSHLoginJSON{Method: l.Method, Login: l.Login, Principals: l.Principals, Certificate: string(l.Certificate), ValidBefore: l.ValidBefore.UTC(), AccessUntil: l.AccessUntil.UTC()}
+	j.HostKeys = l.HostKeys
 	if l.Serial != 0 {
 		j.Serial = strconv.FormatUint(l.Serial, 10)
 	}

@@ -198,6 +198,15 @@ func Server(opts Options) Document {
 			Resource: []string{o.arn("ec2", "instance/*")},
 		},
 		{
+			// cloud-init prints an instance's SSH host keys to its
+			// console at boot; latch pins them so a first connection
+			// need not trust the key it is shown.
+			Sid:      "ReadHostKeysFromConsoleOutput",
+			Effect:   "Allow",
+			Action:   []string{"ec2:GetConsoleOutput"},
+			Resource: []string{o.arn("ec2", "instance/*")},
+		},
+		{
 			Sid:       "OpenAndCloseRulesOnlyInManagedGroups",
 			Effect:    "Allow",
 			Action:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},

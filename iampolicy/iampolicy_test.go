@@ -173,7 +173,7 @@ func TestLeastPrivilege(t *testing.T) {
 					t.Errorf("%s: CreateTags must be either on create or on rules carrying %s", s.Sid, latch.TagExpiresAt)
 				}
 			case strings.HasPrefix(a, "ec2:Describe"):
-			case a == "ec2-instance-connect:SendSSHPublicKey":
+			case a == "ec2-instance-connect:SendSSHPublicKey", a == "ec2:GetConsoleOutput":
 				if !slices.Equal(s.Resource, []string{"arn:aws:ec2:eu-west-1:123456789012:instance/*"}) {
 					t.Errorf("%s: %s on %v, want only instances", s.Sid, a, s.Resource)
 				}
@@ -232,7 +232,7 @@ func TestActions(t *testing.T) {
 	want := []string{
 		"ec2-instance-connect:SendSSHPublicKey",
 		"ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSecurityGroupRules",
-		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress", "iam:PassRole",
+		"ec2:DescribeSecurityGroups", "ec2:GetConsoleOutput", "ec2:RevokeSecurityGroupIngress", "iam:PassRole",
 		"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetScheduleGroup", "scheduler:UpdateSchedule",
 	}
 	if !slices.Equal(got, want) {

@@ -256,7 +256,7 @@ func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder, acc
 }
 
 // sshOptions gives the access service its SSH CA, if configured, and
-// Instance Connect in every region.
+// Instance Connect and host keys from console output in every region.
 func (a *app) sshOptions(ctx context.Context, o sshCAOptions, opts *broker.AccessOptions) error {
 	ca, err := o.load()
 	if err != nil {
@@ -266,12 +266,14 @@ func (a *app) sshOptions(ctx context.Context, o sshCAOptions, opts *broker.Acces
 		opts.SSHCA = ca
 	}
 	opts.KeyPushers = map[string]latch.SSHKeyPusher{}
+	opts.HostKeys = map[string]latch.HostKeySource{}
 	for _, region := range a.regions {
 		cfg, err := a.awsConfig(ctx, region)
 		if err != nil {
 			return err
 		}
 		opts.KeyPushers[region] = latchaws.NewInstanceConnect(cfg)
+		opts.HostKeys[region] = latchaws.NewConsoleHostKeys(cfg)
 	}
 	return nil
 }

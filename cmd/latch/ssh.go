@@ -101,6 +101,9 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 			}
 		}()
 	}
+	if err == nil {
+		err = a.pinSessionHostKeys(&t, o.knownHosts)
+	}
 	if err != nil {
 		return err
 	}
@@ -200,7 +203,7 @@ func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o s
 			return s, err
 		}
 	}
-	s.method, s.until, t.login = l.Method, l.AccessUntil, l.Login
+	s.method, s.until, t.login, t.hostKeys = l.Method, l.AccessUntil, l.Login, l.HostKeys
 	if l.Instance != nil {
 		t.instance = l.Instance.ID
 		t.address = pickAddress(t.keepHostName, l.Instance.PublicIP, l.Instance.PrivateIP, o.private)
@@ -258,15 +261,18 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 	if t.login == "" {
 		t.login = "ec2-user"
 	}
+	cfg, err := a.awsConfig(ctx, req.Region)
+	if err != nil {
+		return s, err
+	}
+	if t.hostKeys, err = latchaws.NewConsoleHostKeys(cfg).HostKeys(ctx, in.ID); err != nil {
+		a.log.Warn("cannot read host keys from the console output", "instance_id", in.ID, "err", err)
+	}
 	if method == latch.SSHCertificate {
 		cert, _, err := ca.Certify(ctx, k.pub, latch.GrantCertRequest(g, []string{t.login}))
 		if err == nil {
 			err = k.writeCert(cert)
 		}
-		return s, err
-	}
-	cfg, err := a.awsConfig(ctx, req.Region)
-	if err != nil {
 		return s, err
 	}
 	return s, latchaws.NewInstanceConnect(cfg).PushSSHKey(ctx, in.ID, t.login, k.pub)

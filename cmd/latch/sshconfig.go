@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/latchdev/latch"
 )
@@ -139,6 +140,9 @@ func (a *app) sshPrepare(ctx context.Context, host, port, login, suffix, reason 
 		return err
 	}
 	s, err := a.prepareConn(ctx, dir, &t, reason)
+	if err == nil {
+		err = a.pinConnHostKeys(host, port, t.hostKeys)
+	}
 	if err != nil {
 		if s.end != nil {
 			_ = s.end(context.WithoutCancel(ctx))
@@ -164,6 +168,20 @@ func (a *app) prepareConn(ctx context.Context, dir string, t *sshTarget, reason 
 		return s, latch.Errorf(latch.ECONFLICT, "latch knows no address for %s; use 'latch ssh' with your own ssh config", t.dest)
 	}
 	return s, writeConnState(dir, sshConnState{Grant: s.grant, Address: net.JoinHostPort(t.address, strconv.Itoa(t.port)), ExpiresAt: s.until})
+}
+
+// pinConnHostKeys pins the instance's host keys under the name ssh looks
+// up for HOST and PORT, as the block's ProxyCommand leaves it.
+func (a *app) pinConnHostKeys(host, port string, keys []string) error {
+	kh, err := a.latchKnownHosts()
+	if err != nil {
+		return err
+	}
+	name := knownhosts.Normalize(net.JoinHostPort(host, port))
+	if _, err := pinHostKeys(kh, name, keys); err != nil {
+		return fmt.Errorf("pin the host keys of %s: %w", host, err)
+	}
+	return nil
 }
 
 func (a *app) sshProxyCommand() *cobra.Command {

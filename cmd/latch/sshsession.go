@@ -85,6 +85,10 @@ type sshTarget struct {
 	// keepHostName: the user's ssh config names a HostName for dest, so
 	// latch connects there rather than to the instance's address.
 	keepHostName bool
+	// hostKeys are the instance's host keys as EC2 shows them; pinned
+	// when latch's known_hosts holds exactly those for the instance.
+	hostKeys []string
+	pinned   bool
 }
 
 // sshConfig is what `ssh -G` says the user's configuration makes of a
@@ -129,6 +133,10 @@ func sshArgv(sshPath string, k *sessionKey, t sshTarget, cfg sshConfig, knownHos
 	if t.address != "" {
 		// Host keys are remembered by instance: EC2 reuses addresses.
 		argv = append(argv, "-o", "HostName="+t.address, "-o", "HostKeyAlias="+string(t.instance))
+	}
+	if t.pinned {
+		// The keys came from EC2, not the network: any other key is an impostor.
+		argv = append(argv, "-o", "StrictHostKeyChecking=yes")
 	}
 	argv = append(argv, t.dest)
 	return append(argv, userArgs...)

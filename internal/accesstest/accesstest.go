@@ -115,7 +115,8 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 		t.Fatal(err)
 	}
 	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}, SSHCA: f.CA,
-		KeyPushers: map[string]latch.SSHKeyPusher{awstest.Region: latchaws.NewInstanceConnect(env.Config())}}
+		KeyPushers: map[string]latch.SSHKeyPusher{awstest.Region: latchaws.NewInstanceConnect(env.Config())},
+		HostKeys:   map[string]latch.HostKeySource{awstest.Region: latchaws.NewConsoleHostKeys(env.Config())}}
 	for _, o := range options {
 		o(f, &opts)
 	}

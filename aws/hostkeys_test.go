@@ -1,0 +1,41 @@
+package aws_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	latchaws "github.com/latchdev/latch/aws"
+)
+
+const (
+	hostEd25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPXjuIwJBWRx3hMWxqpcf1GSVc2fzhLPLb/GRk8IJ/yT"
+	hostECDSA   = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPL2VUvPbNUWHoWoXAXAch7htteglaGiSv60tdQVjcMzMQR166uh3ptr/EV+cYgXGjSSah82yp6jnfCPr+AvsOU="
+	hostLater   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK7o7Kh+aXR900OHg1vyYmVcdZNp6DpRAAqiEh8lzdlF"
+)
+
+func TestParseConsoleHostKeys(t *testing.T) {
+	block := func(lines ...string) string {
+		return "-----BEGIN SSH HOST KEY KEYS-----\n" + strings.Join(lines, "\n") + "\n-----END SSH HOST KEY KEYS-----\n"
+	}
+	for _, tt := range []struct {
+		name, console string
+		want          []string
+	}{
+		{"cloud-init", "[  5.1] cloud-init: booting\n" + block(hostECDSA+" root@ip-10-0-1-10", hostEd25519+" root@ip-10-0-1-10") + "login: ",
+			[]string{hostECDSA, hostEd25519}},
+		{"CRLF and an ec2: prefix", strings.ReplaceAll(block("ec2: "+hostEd25519+" root@h"), "\n", "\r\n"), []string{hostEd25519}},
+		{"a later boot's keys win", block(hostEd25519) + "reboot\n" + block(hostLater), []string{hostLater}},
+		{"noise inside the block is skipped", block("not a key", hostEd25519, "ssh-ed25519 !!!notbase64"), []string{hostEd25519}},
+		{"no block", "ssh-ed25519 " + hostEd25519 + "\nlogin: ", nil},
+		{"an unfinished block counts for nothing", block(hostEd25519) + "-----BEGIN SSH HOST KEY KEYS-----\n" + hostLater + "\n",
+			[]string{hostEd25519}},
+		{"empty", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := latchaws.ParseConsoleHostKeys(tt.console); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
