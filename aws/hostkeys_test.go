@@ -5,7 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
 )
 
 const (
@@ -37,5 +40,31 @@ func TestParseConsoleHostKeys(t *testing.T) {
 				t.Errorf("got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Through the SDK: the keys the simulator's console shows, none for an
+// instance whose console has none, ENOTFOUND and EINVALID for bad IDs.
+func TestConsoleHostKeys(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{})
+	if err := env.Sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Sim.SetHostKeys(awstest.Region, ec2sim.DemoWeb1, []string{hostEd25519 + " any comment", hostECDSA}); err != nil {
+		t.Fatal(err)
+	}
+	src := latchaws.NewConsoleHostKeys(env.Config())
+	keys, err := src.HostKeys(t.Context(), ec2sim.DemoWeb1)
+	if err != nil || !slices.Equal(keys, []string{hostEd25519, hostECDSA}) {
+		t.Errorf("web-1 host keys = %q, %v; want its two keys without comments", keys, err)
+	}
+	if keys, err := src.HostKeys(t.Context(), ec2sim.DemoDB1); err != nil || keys != nil {
+		t.Errorf("db-1 (no keys on its console) = %q, %v; want none", keys, err)
+	}
+	if _, err := src.HostKeys(t.Context(), "i-0000000000000dead"); latch.ErrorCode(err) != latch.ENOTFOUND {
+		t.Errorf("unknown instance = %v; want ENOTFOUND", err)
+	}
+	if _, err := src.HostKeys(t.Context(), "web-1"); latch.ErrorCode(err) != latch.EINVALID {
+		t.Errorf("malformed ID = %v; want EINVALID", err)
 	}
 }
