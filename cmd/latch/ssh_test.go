@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/internal/sshdtest"
@@ -38,7 +36,8 @@ rules:
 // sshWorld is a latch server with an SSH CA, an instance "box-1" whose
 // public address is 127.0.0.1, and a real sshd there that, like an
 // instance with EC2 Instance Connect, trusts the CA and the keys pushed to
-// box-1 (which it reads from the simulator).
+// box-1 (which it reads from the simulator). box-1's console output shows
+// sshd's host key, as cloud-init prints it.
 type sshWorld struct {
 	*serverWorld
 	sshd    *sshdtest.Server
@@ -77,7 +76,7 @@ func startSSHWorldWith(t *testing.T, method latch.SSHMethod) *sshWorld {
 	if err := w.env.Sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{"us-east-1": {
 		SecurityGroups: []ec2sim.FleetGroup{{ID: boxGroup, Name: "box-latch", Tags: map[string]string{latch.TagManaged: "true"}}},
 		Instances: []ec2sim.FleetInstance{{ID: boxInstance, SecurityGroups: []string{boxGroup}, PublicIP: "127.0.0.1",
-			Tags: map[string]string{"Name": "box-1", "env": "box"}}},
+			Tags: map[string]string{"Name": "box-1", "env": "box"}, HostKeys: []string{keyLine(sshd.HostKey)}}},
 	}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +132,16 @@ func (w *sshWorld) ssh(t *testing.T, ctx context.Context, sshArgs ...string) res
 	return w.latchCtx(ctx, t, args...)
 }
 
+// latchKnownHosts reads latch's own known_hosts file.
+func (w *sshWorld) latchKnownHosts(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.dir, ".config", "latch", "known_hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func (w *sshWorld) openRules() int { return len(w.env.Sim.Rules("us-east-1", boxGroup)) }
 
 // grantState reads a grant's state from the server's database.
@@ -169,10 +178,10 @@ func TestSSHLogsInWithACertificateAndRevokesAfter(t *testing.T) {
 		t.Errorf("grant %s is %s; want revoked", grant, st)
 	}
 
-	// Host keys went to latch's file, by instance ID; the user's files are untouched.
-	kh, err := os.ReadFile(filepath.Join(w.dir, ".config", "latch", "known_hosts"))
-	if err != nil || !strings.Contains(string(kh), boxInstance+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(w.sshd.HostKey)))) {
-		t.Errorf("latch's known_hosts = %q, %v; want the host key under %s", kh, err, boxInstance)
+	// The host key EC2 shows was pinned in latch's file, by instance ID;
+	// the user's files are untouched.
+	if kh := w.latchKnownHosts(t); kh != boxInstance+" "+keyLine(w.sshd.HostKey)+"\n" || strings.Contains(r.stderr, "no host keys") {
+		t.Errorf("latch's known_hosts = %q, stderr %q; want only the console's host key under %s", kh, r.stderr, boxInstance)
 	}
 	if after := w.userFiles(t); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the user's ssh files changed:\nbefore %q\nafter  %q", before, after)
@@ -347,6 +356,9 @@ func TestSSHConfigBlockMakesPlainSSHGoThroughLatch(t *testing.T) {
 	delete(after, "config.latch")
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the user's ssh files changed")
+	}
+	if kh := w.latchKnownHosts(t); kh != "[box-1.latch]:"+w.port+" "+keyLine(w.sshd.HostKey)+"\n" {
+		t.Errorf("latch's known_hosts = %q; want the console's host key pinned for box-1.latch", kh)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(w.dir, ".cache", "latch", "ssh")); len(entries) != 0 {
 		t.Errorf("the connection's key was left in the cache: %v", entries)
