@@ -38,8 +38,11 @@ client, in one step:
      a certificate from latch's SSH CA, valid for the grant's window and
      from your address only, or a key pushed with EC2 Instance Connect;
      the policy rule's ssh section decides which;
-  3. run ssh; your ssh config applies (User, Port, ProxyJump, ...), and
-     host keys are remembered in latch's own known_hosts, by instance ID;
+  3. run ssh; your ssh config applies (User, Port, ProxyJump, ...). The
+     host keys EC2 shows in the instance's console output (cloud-init
+     prints them at boot) are pinned in latch's own known_hosts, by
+     instance ID, and ssh refuses any other; without them ssh trusts the
+     first key it sees, as usual;
   4. revoke access as soon as ssh exits, or close the session at expiry.
 
 Your keys, agent and ~/.ssh/known_hosts are read, never written. latch
