@@ -37,7 +37,8 @@ func BenchmarkWhoAmI(b *testing.B) {
 
 // BenchmarkSSHLogin measures issuing a certificate for an active grant over
 // HTTP: the grant, request and rule lookups, one EC2 DescribeInstances for
-// the address, the signature, and one audit append (an fsync).
+// the address, one GetConsoleOutput for the host keys, the signature, and
+// one audit append (an fsync).
 func BenchmarkSSHLogin(b *testing.B) {
 	s := newServer(b, latchhttp.Options{RateLimit: 1e9, Burst: 1 << 30})
 	st, body := s.call(b, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Reason: "bench"})
