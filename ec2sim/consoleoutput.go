@@ -33,9 +33,11 @@ func (s *Server) getConsoleOutput(r *region, p params) (response, *apiError) {
 	if !ok {
 		return nil, errf(CodeInvalidInstanceIDNotFound, "The instance ID '%s' does not exist", id)
 	}
+	// The timestamp is when the output was last updated: the end of boot.
 	resp := &getConsoleOutputResponse{InstanceID: id, Timestamp: s.now().UTC().Format(time.RFC3339)}
 	if text := consoleText(in); text != "" {
 		resp.Output = base64.StdEncoding.EncodeToString([]byte(text))
+		resp.Timestamp = in.launchTime.UTC().Add(bootTime).Format(time.RFC3339)
 	}
 	return resp, nil
 }
@@ -58,7 +60,7 @@ func consoleText(in *instance) string {
 	boot := in.launchTime.UTC()
 	host := "ip-" + strings.ReplaceAll(in.privateIP.String(), ".", "-")
 	user := "root@" + host
-	ready := boot.Add(9 * time.Second)
+	ready := boot.Add(bootTime)
 	var b strings.Builder
 	line := func(format string, args ...any) {
 		fmt.Fprintf(&b, format, args...)
@@ -86,6 +88,10 @@ func consoleText(in *instance) string {
 		ready.Format(cloudInitTime))
 	return b.String()
 }
+
+// bootTime is how long after launch the simulated boot finishes, and its
+// console output is last written.
+const bootTime = 9 * time.Second
 
 // cloudInitTime is how cloud-init stamps its status lines (RFC 2822).
 const cloudInitTime = "Mon, 02 Jan 2006 15:04:05 -0700"

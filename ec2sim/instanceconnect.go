@@ -101,6 +101,9 @@ func (s *Server) pushKey(region, id, user, key string) (code, msg string) {
 }
 
 func validPublicKey(key string) bool {
+	if strings.ContainsAny(strings.TrimRight(key, "\r\n"), "\r\n") {
+		return false // one key, one line
+	}
 	f := strings.Fields(key)
 	if len(f) < 2 {
 		return false

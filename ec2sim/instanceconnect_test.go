@@ -36,6 +36,13 @@ func TestAdmin_PushedKeysForAnInstanceUser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One key per push: a second line would be a second authorized key.
+	_, err := eic.SendSSHPublicKey(t.Context(), &ec2instanceconnect.SendSSHPublicKeyInput{
+		InstanceId: aws.String(ec2sim.DemoWeb1), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(aliceKey + "\n" + bobKey),
+	})
+	if err == nil || !strings.Contains(err.Error(), "InvalidArgsException") {
+		t.Errorf("two keys in one push = %v; want InvalidArgsException", err)
+	}
 	keys := func(query string) (int, string) {
 		t.Helper()
 		resp, err := http.Get(url + "/_sim/instance-connect/keys?" + query)
