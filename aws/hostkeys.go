@@ -51,8 +51,8 @@ const (
 )
 
 // ParseConsoleHostKeys returns the keys in the last complete block of host
-// keys cloud-init printed (a later boot may have new keys), each as
-// "TYPE BASE64", without the comment. Lines that are not public keys, and
+// keys cloud-init printed (should the output hold more than one, the last
+// is the newest), each as "TYPE BASE64", without the comment. Lines that are not public keys, and
 // everything outside the block, are ignored: a console also carries
 // whatever else the instance printed.
 func ParseConsoleHostKeys(console string) []string {
@@ -80,14 +80,19 @@ func ParseConsoleHostKeys(console string) []string {
 }
 
 // hostKeyLine returns line's public key as "TYPE BASE64", or "" if line
-// holds none. The line may start with a prefix such as "ec2: ".
+// holds none (a certificate is not a host key). The line may start with a
+// prefix such as "ec2: ".
 func hostKeyLine(line string) string {
 	f := strings.Fields(line)
 	for i := range f {
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.Join(f[i:], " ")))
-		if err == nil {
-			return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+		if err != nil {
+			continue
 		}
+		if _, cert := key.(*ssh.Certificate); cert {
+			return ""
+		}
+		return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
 	}
 	return ""
 }

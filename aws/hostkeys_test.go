@@ -1,9 +1,13 @@
 package aws_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
@@ -40,6 +44,23 @@ func TestParseConsoleHostKeys(t *testing.T) {
 				t.Errorf("got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A certificate in the block is not a host key to pin.
+func TestParseConsoleHostKeysSkipsCertificates(t *testing.T) {
+	ca, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(hostLater))
+	cert := &ssh.Certificate{Key: key, CertType: ssh.HostCert, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	console := "-----BEGIN SSH HOST KEY KEYS-----\n" + string(ssh.MarshalAuthorizedKey(cert)) + hostEd25519 + "\n-----END SSH HOST KEY KEYS-----\n"
+	if got := latchaws.ParseConsoleHostKeys(console); !slices.Equal(got, []string{hostEd25519}) {
+		t.Errorf("got %q; want only the plain key", got)
 	}
 }
 

@@ -35,8 +35,13 @@ func TestSSHLoginOverHTTP(t *testing.T) {
 		l.Instance.ID != ec2sim.DemoWeb1 || l.Instance.Name != "web-1" || l.Instance.PrivateIP == "" {
 		t.Errorf("login = %+v; want a certificate for ec2-user on web-1 with its address", l)
 	}
-	if l.AccessUntil.IsZero() || !l.AccessUntil.Equal(l.ValidBefore) {
-		t.Errorf("access_until %v; want the grant's end, which is the certificate's %v", l.AccessUntil, l.ValidBefore)
+	st, body = s.call(t, "alice", "GET", "/v1/grants/"+grant, nil)
+	if g := decodeAs[latchhttp.GrantJSON](t, body); st != http.StatusOK || !l.AccessUntil.Equal(g.ExpiresAt) {
+		t.Errorf("access_until %v; want the grant's end %v", l.AccessUntil, g.ExpiresAt)
+	}
+	// The demo fleet's web-1 shows an ed25519 and an ECDSA host key on its console.
+	if len(l.HostKeys) != 2 || !strings.HasPrefix(l.HostKeys[0], "ssh-ed25519 ") || strings.Count(l.HostKeys[0], " ") != 1 {
+		t.Errorf("host_keys = %q; want web-1's two console keys, without comments", l.HostKeys)
 	}
 
 	for _, tt := range []struct {

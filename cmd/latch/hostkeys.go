@@ -11,22 +11,35 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/latchdev/latch"
 )
+
+// knownHost is a name latch may write into known_hosts: a plain host name
+// or instance ID, or "[name]:port". Nothing that ssh reads as a pattern
+// (*, ?, !), a list (,), a marker (@), a comment (#) or a hash (|).
+var knownHost = regexp.MustCompile(`^(?:\[[A-Za-z0-9._:-]+\]:[0-9]+|[A-Za-z0-9._:-]+)$`)
 
 // pinHostKeys makes keys ("TYPE BASE64" lines, read from outside the
 // instance) the only keys latch's known_hosts file at path holds for
 // host, so ssh checks the instance's key instead of trusting the first
-// one it is shown. Lines for other hosts, and markers such as
+// one it is shown. Other hosts' entries, and markers such as
 // @cert-authority, are kept. It reports whether any key was pinned: keys
-// that do not parse are dropped, and with none left the file is unchanged.
+// that do not parse, and certificates, are dropped, and with none left the
+// file is unchanged.
 func pinHostKeys(path, host string, keys []string) (bool, error) {
+	if !knownHost.MatchString(host) {
+		return false, latch.Invalidf("host", "%q cannot be written to known_hosts; want a host name, instance ID or [name]:port", host)
+	}
 	var pinned []string
 	for _, k := range keys {
 		pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
-		if err != nil {
+		if _, cert := pk.(*ssh.Certificate); err != nil || cert {
 			continue
 		}
 		pinned = append(pinned, host+" "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))))
@@ -34,36 +47,49 @@ func pinHostKeys(path, host string, keys []string) (bool, error) {
 	if len(pinned) == 0 {
 		return false, nil
 	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real // keep the user's link
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(old))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if !knownHostsLineNames(sc.Text(), host) {
-			out.WriteString(sc.Text() + "\n")
-		}
-	}
-	if err := sc.Err(); err != nil {
+	kept, err := withoutHost(old, host)
+	if err != nil {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
-	out.WriteString(strings.Join(pinned, "\n") + "\n")
-	// Write then rename: ssh, or another latch, may be reading it.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_hosts-*")
-	if err != nil {
-		return false, err
+	return true, replaceFile(path, append(kept, strings.Join(pinned, "\n")+"\n"...))
+}
+
+// withoutHost is a known_hosts file without host's key lines; a line that
+// also names other hosts keeps them.
+func withoutHost(file []byte, host string) ([]byte, error) {
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(file))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		hosts, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if !knownHostsLineNames(line, host) {
+			out.WriteString(line + "\n")
+			continue
+		}
+		var others []string
+		for h := range strings.SplitSeq(hosts, ",") {
+			if h != host && !strings.HasPrefix(h, "|1|") {
+				others = append(others, h)
+			}
+		}
+		if len(others) > 0 {
+			out.WriteString(strings.Join(others, ",") + " " + rest + "\n")
+		}
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(out.Bytes()); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	return true, os.Rename(tmp.Name(), path)
+	return out.Bytes(), sc.Err()
 }
 
 // knownHostsLineNames reports whether a known_hosts line is a plain key
@@ -97,6 +123,50 @@ func hashedHostIs(salt64, hash64, host string) bool {
 	return hmac.Equal(m.Sum(nil), hash)
 }
 
+// lockFile holds an exclusive lock on path (made if need be) until the
+// returned func is called, so two latch processes pinning at once do not
+// lose each other's keys.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
+// replaceFile writes data to path through a synced temporary file and a
+// rename, so a reader (ssh, another latch) sees the old file or the new
+// one. An existing file keeps its mode.
+func replaceFile(path string, data []byte) error {
+	mode := fs.FileMode(0o600)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_hosts-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
 // pinSessionHostKeys pins the instance's host keys in latch's known_hosts
 // under its instance ID, the HostKeyAlias latch gives ssh, when latch
 // chose the address. Without keys from EC2 ssh falls back to trusting the
@@ -111,7 +181,7 @@ func (a *app) pinSessionHostKeys(t *sshTarget, knownHosts string) error {
 	}
 	t.pinned = ok
 	if !ok && !knownHostsHas(knownHosts, string(t.instance)) {
-		fmt.Fprintf(a.stderr, "latch: EC2 shows no host keys for %s (its console output has none); ssh will trust the key it is first shown.\n", t.instance)
+		fmt.Fprintf(a.stderr, "latch: no host keys for %s could be read from its EC2 console output; ssh will trust the key it is first shown.\n", t.instance)
 	}
 	return nil
 }

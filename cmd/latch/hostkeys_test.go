@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 func hostKey(t *testing.T) ssh.PublicKey {
@@ -42,7 +44,7 @@ func TestPinHostKeys(t *testing.T) {
 		"i-0ffff000000000001," + host + " " + keyLine(tofu),
 		"i-0ffff000000000001 " + keyLine(other),
 	}, "\n") + "\n"
-	if err := os.WriteFile(path, []byte(before), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ok, err := pinHostKeys(path, host, []string{"not a key", keyLine(real)})
@@ -51,9 +53,13 @@ func TestPinHostKeys(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	want := "# latch's known hosts\n@cert-authority *.example.com " + keyLine(other) + "\n" +
+		"i-0ffff000000000001 " + keyLine(tofu) + "\n" + // the other host on a shared line stays
 		"i-0ffff000000000001 " + keyLine(other) + "\n" + host + " " + keyLine(real) + "\n"
 	if string(b) != want {
 		t.Errorf("known_hosts =\n%s\nwant\n%s", b, want)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode after pinning = %v, %v; want the file's own 0644", fi.Mode(), err)
 	}
 
 	check, err := knownhosts.New(path)
@@ -83,5 +89,78 @@ func TestPinHostKeysMakesTheFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "[box-1.latch]:2222 "+keyLine(k)+"\n" {
 		t.Errorf("known_hosts = %q", b)
+	}
+}
+
+// Only a plain host name, instance ID or [name]:port is written: a name
+// ssh would read as a pattern, list or marker could vouch for every host.
+// Certificates are not host keys and are dropped.
+func TestPinHostKeysRefusesWhatIsNotAHostKeyForAHost(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "known_hosts")
+	k := keyLine(hostKey(t))
+	for _, host := range []string{"*", "@cert-authority *", "a,b", "i-1\n* ", "!x", "#", "|1|x|y", "", "[h]:", "host name"} {
+		if ok, err := pinHostKeys(path, host, []string{k}); ok || err == nil || !strings.Contains(err.Error(), "host") {
+			t.Errorf("pin for %q = %v, %v; want refused naming the host", host, ok, err)
+		}
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Error("a refused pin wrote the file")
+	}
+
+	signer, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := &ssh.Certificate{Key: hostKey(t), CertType: ssh.HostCert, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, signer); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := pinHostKeys(path, "i-0b0c00000000000b1", []string{keyLine(cert)}); ok || err != nil {
+		t.Errorf("pin of a certificate = %v, %v; want nothing pinned", ok, err)
+	}
+}
+
+// A known_hosts that is a symlink (dotfiles repositories) stays one.
+func TestPinHostKeysKeepsASymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "dotfiles-known_hosts")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "known_hosts")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	k := keyLine(hostKey(t))
+	if ok, err := pinHostKeys(link, "i-0b0c00000000000b1", []string{k}); !ok || err != nil {
+		t.Fatalf("pin = %v, %v", ok, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("known_hosts is no longer a symlink: %v, %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "i-0b0c00000000000b1 "+k+"\n" {
+		t.Errorf("the link's target = %q; want the pinned key", b)
+	}
+}
+
+// The server's instance ID and addresses go into ssh's options and
+// known_hosts, so they are checked, not trusted.
+func TestLoginInstanceChecksTheServersAnswer(t *testing.T) {
+	for _, in := range []latchhttp.InstanceJSON{
+		{ID: "*", PublicIP: "127.0.0.1"},
+		{ID: "i-0b0c00000000000b1\n*", PublicIP: "127.0.0.1"},
+		{ID: "i-0b0c00000000000b1", PublicIP: "127.0.0.1 -oProxyCommand=sh"},
+		{ID: "i-0b0c00000000000b1", PrivateIP: "evil.example"},
+	} {
+		var st sshTarget
+		if err := loginInstance(&st, &in, false); err == nil || st.instance != "" || st.address != "" {
+			t.Errorf("%+v: err %v, target %+v; want refused and nothing set", in, err, st)
+		}
+	}
+	var st sshTarget
+	if err := loginInstance(&st, &latchhttp.InstanceJSON{ID: "i-0b0c00000000000b1", PublicIP: "203.0.113.9", PrivateIP: "10.0.0.9"}, true); err != nil ||
+		st.instance != "i-0b0c00000000000b1" || st.address != "10.0.0.9" {
+		t.Errorf("good answer: %v, %+v; want the instance at its private address", err, st)
 	}
 }

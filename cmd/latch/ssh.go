@@ -207,11 +207,34 @@ func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o s
 		}
 	}
 	s.method, s.until, t.login, t.hostKeys = l.Method, l.AccessUntil, l.Login, l.HostKeys
-	if l.Instance != nil {
-		t.instance = l.Instance.ID
-		t.address = pickAddress(t.keepHostName, l.Instance.PublicIP, l.Instance.PrivateIP, o.private)
+	if s.until.IsZero() { // a server older than access_until
+		g, err := c.Grant(ctx, r.GrantID)
+		if err != nil {
+			return s, err
+		}
+		s.until = g.ExpiresAt
 	}
-	return s, nil
+	return s, loginInstance(t, l.Instance, o.private)
+}
+
+// loginInstance takes the instance and address to connect to from the
+// server's answer, checked: they go into ssh's options and known_hosts.
+func loginInstance(t *sshTarget, in *latchhttp.InstanceJSON, private bool) error {
+	if in == nil {
+		return nil
+	}
+	id, err := latch.ParseInstanceID(string(in.ID))
+	if err != nil {
+		return fmt.Errorf("the server named instance %q: %w", in.ID, err)
+	}
+	for _, a := range []string{in.PublicIP, in.PrivateIP} {
+		if _, err := netip.ParseAddr(a); a != "" && err != nil {
+			return fmt.Errorf("the server gave %s the address %q, which is not an IP address", id, a)
+		}
+	}
+	t.instance = id
+	t.address = pickAddress(t.keepHostName, in.PublicIP, in.PrivateIP, private)
+	return nil
 }
 
 // pickAddress chooses where to connect: nowhere new if the user's config
@@ -269,7 +292,7 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 		return s, err
 	}
 	if t.hostKeys, err = latchaws.NewConsoleHostKeys(cfg).HostKeys(ctx, in.ID); err != nil {
-		a.log.Warn("cannot read host keys from the console output", "instance_id", in.ID, "err", err)
+		a.log.WarnContext(ctx, "cannot read host keys from the console output", "instance_id", in.ID, "err", err)
 	}
 	if method == latch.SSHCertificate {
 		cert, _, err := ca.Certify(ctx, k.pub, latch.GrantCertRequest(g, []string{t.login}))

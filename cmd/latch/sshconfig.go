@@ -177,7 +177,8 @@ func (a *app) pinConnHostKeys(host, port string, keys []string) error {
 	if err != nil {
 		return err
 	}
-	name := knownhosts.Normalize(net.JoinHostPort(host, port))
+	// ssh looks names up in lower case, whatever the user typed.
+	name := knownhosts.Normalize(net.JoinHostPort(strings.ToLower(host), port))
 	if _, err := pinHostKeys(kh, name, keys); err != nil {
 		return fmt.Errorf("pin the host keys of %s: %w", host, err)
 	}

@@ -37,7 +37,8 @@ type Options struct {
 	// AuthorizedKeysURL, if set, is where sshd also looks up a user's
 	// keys at each login, with %u replaced by the user name: the way an
 	// instance with EC2 Instance Connect reads pushed keys from its
-	// metadata. sshd fetches it with curl, as the user nobody.
+	// metadata. sshd fetches it with curl, as nobody (or, when the test
+	// is not root, as the test's user).
 	AuthorizedKeysURL string
 }
 
@@ -186,9 +187,14 @@ func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 		cfg = append(cfg, "PermitRootLogin prohibit-password")
 	}
 	if opts.AuthorizedKeysURL != "" {
-		// sshd runs the command only from an absolute path nobody else may write.
+		// sshd runs the command only from an absolute path nobody else may
+		// write, and can switch to nobody only when it runs as root.
+		runAs := s.User
+		if os.Geteuid() == 0 {
+			runAs = "nobody"
+		}
 		cfg = append(cfg, "AuthorizedKeysCommand "+s.curl+" -sSf --max-time 5 "+opts.AuthorizedKeysURL,
-			"AuthorizedKeysCommandUser nobody")
+			"AuthorizedKeysCommandUser "+runAs)
 	}
 	cfg = append(cfg, opts.Config...)
 	cfgFile := filepath.Join(dir, "sshd_config")
