@@ -1,8 +1,6 @@
 package broker_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/internal/awstest"
+	"github.com/latchdev/latch/internal/sshdtest"
 	"github.com/latchdev/latch/sshca"
 )
 
@@ -57,18 +56,7 @@ func sshFixture(t *testing.T, withCA bool) (*at.Fixture, *sshca.CA) {
 	return f, f.CA
 }
 
-func userKey(t *testing.T) []byte {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ssh.MarshalAuthorizedKey(sp)
-}
+func userKey(t *testing.T) []byte { return ssh.MarshalAuthorizedKey(sshdtest.UserKey(t).PublicKey()) }
 
 func openGrant(t *testing.T, f *at.Fixture, target string, port int) latch.Grant {
 	t.Helper()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"net"
 	"os"
@@ -13,20 +12,10 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/internal/sshdtest"
 )
 
-func hostKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func hostKey(t *testing.T) ssh.PublicKey { return sshdtest.UserKey(t).PublicKey() }
 
 func keyLine(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
 
@@ -108,12 +97,8 @@ func TestPinHostKeysRefusesWhatIsNotAHostKeyForAHost(t *testing.T) {
 		t.Error("a refused pin wrote the file")
 	}
 
-	signer, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cert := &ssh.Certificate{Key: hostKey(t), CertType: ssh.HostCert, ValidBefore: ssh.CertTimeInfinity}
-	if err := cert.SignCert(rand.Reader, signer); err != nil {
+	if err := cert.SignCert(rand.Reader, sshdtest.UserKey(t)); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := pinHostKeys(path, "i-0b0c00000000000b1", []string{keyLine(cert)}); ok || err != nil {
