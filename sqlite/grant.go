@@ -38,10 +38,8 @@ func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, no
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s already exists", g.ID)); err != nil {
 		return err
-	} else if n == 0 {
-		return latch.Errorf(latch.ECONFLICT, "grant %s already exists", g.ID)
 	}
 	return appendEvent(ctx, tx, g.ID, now, g.State, note)
 }
@@ -136,10 +134,8 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)); err != nil {
 			return err
-		} else if n == 0 {
-			return latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)
 		}
 		if g.State != was || note != "" {
 			return appendEvent(ctx, tx, g.ID, s.now(), g.State, note)

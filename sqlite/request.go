@@ -45,10 +45,8 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "request %s already exists", r.ID)); err != nil {
 			return err
-		} else if n == 0 {
-			return latch.Errorf(latch.ECONFLICT, "request %s already exists", r.ID)
 		}
 		return insertReviews(ctx, tx, r.ID, 0, r.Reviews)
 	})
@@ -191,10 +189,9 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		// No row cannot happen while the transaction holds the write lock.
+		if err := touchedRow(res, staleRequest(r)); err != nil {
 			return err
-		} else if n == 0 { // cannot happen while the transaction holds the write lock
-			return staleRequest(r)
 		}
 		return insertReviews(ctx, tx, r.ID, len(stored), r.Reviews[len(stored):])
 	})

@@ -230,3 +230,16 @@ func translate(err error) error {
 	}
 	return err
 }
+
+// touchedRow returns conflict if an insert or update changed no row: the
+// ID already existed (ON CONFLICT DO NOTHING), or the version had moved.
+func touchedRow(res sql.Result, conflict error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return conflict
+	}
+	return nil
+}
