@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/atomicfile"
 )
 
 // ExpiryMargin is how long before its expiry a cached ID token counts as
@@ -70,7 +71,7 @@ func expiry(raw string) (time.Time, error) {
 // SaveToken writes t to path as JSON, readable by the user alone (0600, in
 // a directory created 0700). It writes a temporary file and renames it, so
 // a reader sees the old login or the new one, never half of one.
-func SaveToken(path string, t CachedToken) (err error) {
+func SaveToken(path string, t CachedToken) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save login: %w", err)
@@ -79,31 +80,7 @@ func SaveToken(path string, t CachedToken) (err error) {
 	if err != nil {
 		return fmt.Errorf("save login: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".latch-token-*")
-	if err != nil {
-		return fmt.Errorf("save login: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600 already; Chmod says so whatever the umask.
-	if err := f.Chmod(0o600); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("save login: %w", err)
-	}
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("save login: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save login: %w", err)
 	}
 	return nil

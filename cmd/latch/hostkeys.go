@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/atomicfile"
 )
 
 // knownHost is a name latch may write into known_hosts: a plain host name
@@ -138,33 +139,14 @@ func lockFile(path string) (func(), error) {
 	return func() { f.Close() }, nil // closing releases the lock
 }
 
-// replaceFile writes data to path through a synced temporary file and a
-// rename, so a reader (ssh, another latch) sees the old file or the new
-// one. An existing file keeps its mode.
+// replaceFile replaces path atomically, so a reader (ssh, another latch)
+// sees the old file or the new one. An existing file keeps its mode.
 func replaceFile(path string, data []byte) error {
 	mode := fs.FileMode(0o600)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".known_hosts-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, mode)
 }
 
 // pinSessionHostKeys pins the instance's host keys in latch's known_hosts
