@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
@@ -274,7 +275,11 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 	if err != nil {
 		return s, err
 	}
-	req, b, in, err := a.directGrant(ctx, t, o)
+	cfg, err := a.awsConfig(ctx, a.regions[0])
+	if err != nil {
+		return s, err
+	}
+	req, b, in, err := a.directGrant(ctx, cfg, t, o)
 	if err != nil {
 		return s, err
 	}
@@ -286,10 +291,6 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 	s.end = func(ctx context.Context) error { _, err := b.Revoke(ctx, g.ID, g.Requester); return err }
 	if t.login == "" {
 		t.login = "ec2-user"
-	}
-	cfg, err := a.awsConfig(ctx, req.Region)
-	if err != nil {
-		return s, err
 	}
 	if t.hostKeys, err = latchaws.NewConsoleHostKeys(cfg).HostKeys(ctx, in.ID); err != nil {
 		a.log.WarnContext(ctx, "cannot read host keys from the console output", "instance_id", in.ID, "err", err)
@@ -304,8 +305,9 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 	return s, latchaws.NewInstanceConnect(cfg).PushSSHKey(ctx, in.ID, t.login, k.pub)
 }
 
-// directGrant resolves the target and builds the grant request.
-func (a *app) directGrant(ctx context.Context, t *sshTarget, o sshOptions) (latch.GrantRequest, *broker.Broker, latch.Instance, error) {
+// directGrant resolves the target with cfg, for the first region, and
+// builds the grant request.
+func (a *app) directGrant(ctx context.Context, cfg aws.Config, t *sshTarget, o sshOptions) (latch.GrantRequest, *broker.Broker, latch.Instance, error) {
 	req := latch.GrantRequest{Region: a.regions[0], Protocol: latch.TCP, Ports: latch.PortRange{From: t.port, To: t.port},
 		Duration: 30 * time.Minute, Requester: a.localUser(), Reason: o.reason}
 	if req.Reason == "" {
@@ -324,10 +326,6 @@ func (a *app) directGrant(ctx context.Context, t *sshTarget, o sshOptions) (latc
 		}
 	}
 	if req.Source, err = latch.ParseSource(ip); err != nil {
-		return req, nil, latch.Instance{}, err
-	}
-	cfg, err := a.awsConfig(ctx, req.Region)
-	if err != nil {
 		return req, nil, latch.Instance{}, err
 	}
 	in, err := broker.FindInstance(ctx, latchaws.NewInventory(cfg, a.log.With("component", "aws")), t.dest)
