@@ -1,7 +1,6 @@
 package ec2sim
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -100,21 +99,14 @@ func (s *Server) pushKey(region, id, user, key string) (code, msg string) {
 	return "", ""
 }
 
+// validPublicKey accepts one well-formed key of a type Instance Connect
+// takes: the host key types, and RSA of 2048 bits or more.
 func validPublicKey(key string) bool {
 	if strings.ContainsAny(strings.TrimRight(key, "\r\n"), "\r\n") {
 		return false // one key, one line
 	}
-	f := strings.Fields(key)
-	if len(f) < 2 {
-		return false
-	}
-	switch {
-	case f[0] == "ssh-ed25519", f[0] == "ssh-rsa", strings.HasPrefix(f[0], "ecdsa-sha2-nistp"):
-	default:
-		return false
-	}
-	_, err := base64.StdEncoding.DecodeString(f[1])
-	return err == nil
+	k, err := parseHostKey(key)
+	return err == nil && (k.typ != "ssh-rsa" || k.bits >= 2048)
 }
 
 // PushedKeys returns the keys pushed to an instance that have not yet

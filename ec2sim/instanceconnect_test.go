@@ -14,8 +14,8 @@ import (
 )
 
 const (
-	aliceKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEw7Fo6JrUXMwKcJk2d1cJ0mJq1o0bA9mXK3GGfBb4Rk alice"
-	bobKey   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEbWz4j4T1t1qv5ZGqLrqJ0nH9l6E6k0vQbS0i6Z8uA bob"
+	aliceKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPXjuIwJBWRx3hMWxqpcf1GSVc2fzhLPLb/GRk8IJ/yT alice"
+	bobKey   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK7o7Kh+aXR900OHg1vyYmVcdZNp6DpRAAqiEh8lzdlF bob"
 )
 
 // The keys an instance would read from its metadata are the user's
@@ -36,12 +36,19 @@ func TestAdmin_PushedKeysForAnInstanceUser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One key per push: a second line would be a second authorized key.
-	_, err := eic.SendSSHPublicKey(t.Context(), &ec2instanceconnect.SendSSHPublicKeyInput{
-		InstanceId: aws.String(ec2sim.DemoWeb1), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(aliceKey + "\n" + bobKey),
-	})
-	if err == nil || !strings.Contains(err.Error(), "InvalidArgsException") {
-		t.Errorf("two keys in one push = %v; want InvalidArgsException", err)
+	// One well-formed key per push: a second line would be a second
+	// authorized key; RSA must have 2048 bits; the data must be a key.
+	for name, bad := range map[string]string{
+		"two lines":      aliceKey + "\n" + bobKey,
+		"RSA 1024":       "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDDZSLQyMc98dmb5/7I+4JiJy6EguAPxrKUBLkls07zrHHPuD5lo8DPeCBy7e5g5sLbOM+IBKbkV1RQp/u9leLHHAAXi9/vfSzxwKxUdi9r6tZg8f3c5FR9FTRCk/+x3Kl/i7qKRPudEZwl6jguihS47tH7SBSyKjIPel/Qa2V6Jw==",
+		"not a key blob": "ssh-ed25519 AAAAC3NzaC1yc2EAAAADAQAB",
+	} {
+		_, err := eic.SendSSHPublicKey(t.Context(), &ec2instanceconnect.SendSSHPublicKeyInput{
+			InstanceId: aws.String(ec2sim.DemoWeb1), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(bad),
+		})
+		if err == nil || !strings.Contains(err.Error(), "InvalidArgsException") {
+			t.Errorf("%s = %v; want InvalidArgsException", name, err)
+		}
 	}
 	keys := func(query string) (int, string) {
 		t.Helper()
