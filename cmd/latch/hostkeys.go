@@ -100,7 +100,8 @@ func knownHostsLineNames(line, host string) bool {
 	if hosts == "" || strings.HasPrefix(hosts, "#") || strings.HasPrefix(hosts, "@") {
 		return false
 	}
-	if salt, hash, ok := strings.Cut(strings.TrimPrefix(hosts, "|1|"), "|"); ok && strings.HasPrefix(hosts, "|1|") {
+	if hashed, ok := strings.CutPrefix(hosts, "|1|"); ok {
+		salt, hash, _ := strings.Cut(hashed, "|")
 		return hashedHostIs(salt, hash, host)
 	}
 	for h := range strings.SplitSeq(hosts, ",") {
