@@ -87,7 +87,8 @@ type Grant struct {
 	Ports     PortRange
 	Source    netip.Prefix
 	RuleID    RuleID // empty until the rule is known
-	Requester string
+	Requester string // who asked, for people and the rule's tag
+	Owner     string // the requester's identity key ([Identity.Key]); "" for grants no identity asked for
 	Reason    string
 	CreatedAt time.Time
 	ExpiresAt time.Time
@@ -138,7 +139,8 @@ type GrantRequest struct {
 	Ports     PortRange
 	Source    netip.Prefix
 	Duration  time.Duration
-	Requester string
+	Requester string // who asked, for people and the rule's tag
+	Owner     string // the requester's identity key, when an identity asked
 	Reason    string
 	// Wide lets Source be a prefix wider than one address, for a policy
 	// rule that allows it (a corporate egress range). Never /0.

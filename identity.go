@@ -15,22 +15,93 @@ const (
 	KindLocal IdentityKind = "local"   // the user at this terminal, for direct (admin) commands
 )
 
-// Identity is an authenticated caller. Subject is what policies and records
-// name: the user (email, or sub) for OIDC, the normalised ARN for AWS IAM.
+// Identity is an authenticated caller. Kind, Issuer and Subject are its
+// key ([Identity.Key]): the OIDC issuer and its sub claim (or a configured
+// claim the operator knows is stable), or the AWS account and the
+// normalised ARN. Email and Name are attributes: shown to people and
+// matched by policy, never part of the key, because a caller can often
+// choose whether a token carries them.
 type Identity struct {
 	Kind    IdentityKind
 	Subject string
 	Issuer  string   // the OIDC issuer, or the AWS account ID
+	Email   string   // a verified email address; "" when the issuer did not vouch for one
+	Name    string   // a display name; "" for none
 	Groups  []string // from the token's groups claim; empty for IAM
 }
 
-func (i Identity) String() string { return i.Subject }
+// String names i for people: its verified email, else its subject.
+func (i Identity) String() string {
+	if i.Email != "" {
+		return i.Email
+	}
+	return i.Subject
+}
 
 // InGroup reports whether i is in group g.
 func (i Identity) InGroup(g string) bool { return slices.Contains(i.Groups, g) }
 
-// Same reports whether i and o are the same person: same kind, issuer and
-// subject. It is what "nobody approves their own request" compares.
-func (i Identity) Same(o Identity) bool {
-	return i.Kind == o.Kind && i.Issuer == o.Issuer && strings.EqualFold(i.Subject, o.Subject)
+// Key is i's stable key: kind, issuer and subject, the subject in lower
+// case. Equal keys are one person. An IAM Identity Center user is keyed by
+// user name whatever permission set (role) or account they act through,
+// since Identity Center, not the caller, names the session.
+func (i Identity) Key() string {
+	if i.Kind == KindIAM {
+		if name, ok := IdentityCenterUser(i.Subject); ok {
+			return "aws-sso||" + strings.ToLower(name)
+		}
+	}
+	return string(i.Kind) + "|" + i.Issuer + "|" + strings.ToLower(i.Subject)
+}
+
+// Same reports whether i and o have the same key. It knows nothing of the
+// links a policy's people section makes between identities of different
+// kinds; the access service compares people with those (see [People]).
+func (i Identity) Same(o Identity) bool { return i.Key() == o.Key() }
+
+// realmKey returns the namespace in which i is one individual, and i's
+// key there, so that two identities with different keys in one realm are
+// different people; "" if i says nothing certain about who the person is.
+// A generic role session is such an identity: whoever may assume the role
+// picks the session name. A server trusts one OIDC issuer, so the realm
+// of OIDC logins does not name it; links in a policy's people section
+// name OIDC identities by subject alone.
+func (i Identity) realmKey() (realm, key string) {
+	switch i.Kind {
+	case KindOIDC:
+		return "oidc", strings.ToLower(i.Subject)
+	case KindLocal:
+		return "local|" + i.Issuer, strings.ToLower(i.Subject)
+	case KindIAM:
+		if name, ok := IdentityCenterUser(i.Subject); ok {
+			return "aws-sso", strings.ToLower(name)
+		}
+		if iamUser(i.Subject) {
+			return "aws-iam-user|" + i.Issuer, strings.ToLower(i.Subject)
+		}
+	}
+	return "", ""
+}
+
+// IdentityCenterUser returns the IAM Identity Center user behind an
+// assumed-role ARN of one of its permission-set roles
+// (arn:aws:sts::ACCOUNT:assumed-role/AWSReservedSSO_SET_HASH/NAME): the
+// session name, which Identity Center sets to the user's name.
+func IdentityCenterUser(arn string) (name string, ok bool) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sts" {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(parts[5], "assumed-role/")
+	role, session, found := strings.Cut(rest, "/")
+	if !ok || !found || !strings.HasPrefix(role, "AWSReservedSSO_") || session == "" || strings.Contains(session, "/") {
+		return "", false
+	}
+	return session, true
+}
+
+// iamUser reports whether arn names an IAM user (arn:aws:iam::ACCOUNT:user/NAME).
+func iamUser(arn string) bool {
+	parts := strings.SplitN(arn, ":", 6)
+	return len(parts) == 6 && parts[0] == "arn" && parts[2] == "iam" && strings.HasPrefix(parts[5], "user/")
 }

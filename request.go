@@ -96,7 +96,7 @@ type Request struct {
 	Rule       string // the policy rule that decided it
 
 	ApprovalsNeeded int      // 0 for auto-approved and break-glass requests
-	ApproverGroups  []string // who may review: members of any of these groups
+	Approvers       Selector // who may review, besides admins never
 	Reviews         []Review
 
 	CreatedAt    time.Time
@@ -119,19 +119,22 @@ func (r Request) Approvals() int {
 	return n
 }
 
-// Review records by's verdict on r at now. It refuses, as its first check,
-// a review of one's own request, then a reviewer outside the approver
-// groups, a second review by the same person, and any request no longer
-// pending (or past its pending time). One denial denies; the last approval
-// needed approves.
-func (r *Request) Review(by Identity, approve bool, reason string, now time.Time) error {
+// Review records by's verdict on r at now; people links identities to
+// persons. It refuses, first, a reviewer who may be the requester (the
+// same person, or one latch cannot tell apart: see [Distinct]), then a
+// reviewer the request's approvers do not name, a second review by the
+// same person (or one latch cannot tell from an earlier reviewer), and any
+// request no longer pending (or past its pending time). One denial denies;
+// the last approval needed approves.
+func (r *Request) Review(by Identity, approve bool, reason string, now time.Time, people People) error {
+	person, _ := people.Person(by)
 	switch {
-	case by.Same(r.Requester):
-		return Errorf(EFORBIDDEN, "you cannot review your own request")
-	case !slices.ContainsFunc(r.ApproverGroups, by.InGroup):
-		return Errorf(EFORBIDDEN, "%s is not in an approver group for this request (%v)", by, r.ApproverGroups)
-	case slices.ContainsFunc(r.Reviews, func(rv Review) bool { return rv.By.Same(by) }):
-		return Errorf(ECONFLICT, "%s has already reviewed request %s", by, r.ID)
+	case !Distinct(people, by, r.Requester):
+		return NotDistinctError(people, by, r.Requester)
+	case !r.Approvers.Match(by, person):
+		return Errorf(EFORBIDDEN, "%s may not review this request; its approvers are %s", by, r.Approvers.Or())
+	case slices.ContainsFunc(r.Reviews, func(rv Review) bool { return !Distinct(people, rv.By, by) }):
+		return Errorf(ECONFLICT, "%s has already reviewed request %s, or latch cannot tell them from someone who has", by, r.ID)
 	case r.State != RequestPending:
 		return Errorf(ECONFLICT, "request %s is %s, not pending", r.ID, r.State)
 	case !now.Before(r.PendingUntil):

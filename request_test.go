@@ -15,7 +15,10 @@ func TestRequestReview(t *testing.T) {
 		bob     = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "bob@example.com", Groups: []string{"sre"}}
 		carol   = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "carol@example.com", Groups: []string{"security"}}
 		dave    = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "dave@example.com", Groups: []string{"dev"}}
-		bobIAM  = latch.Identity{Kind: latch.KindIAM, Issuer: "123456789012", Subject: "bob@example.com", Groups: []string{"sre"}}
+		bobIAM  = latch.Identity{Kind: latch.KindIAM, Issuer: "123456789012", Subject: "arn:aws:iam::123456789012:user/bob"}
+		erinIAM = latch.Identity{Kind: latch.KindIAM, Issuer: "123456789012", Subject: "arn:aws:iam::123456789012:user/erin"}
+		// links bob's IAM user to his OIDC login; erin's IAM user is linked to nobody.
+		links = fakePeople{"bob": {bob, bobIAM}}
 	)
 	type step struct {
 		by      latch.Identity
@@ -45,14 +48,25 @@ func TestRequestReview(t *testing.T) {
 		}},
 		{"a denial needs a reason", 1, []step{{by: bob, approve: false, code: latch.EINVALID, state: latch.RequestPending}}},
 		{"no review after the pending time", 1, []step{{by: bob, approve: true, at: time.Hour, code: latch.ECONFLICT, state: latch.RequestPending}}},
-		{"same name from another kind is another person", 1, []step{{by: bobIAM, approve: true, state: latch.RequestApproved}}},
+		{"an unlinked IAM user may be the requester", 1, []step{{by: erinIAM, approve: true, code: latch.EFORBIDDEN, state: latch.RequestPending}}},
+		{"an IAM user linked to another person is not", 1, []step{{by: bobIAM, approve: true, state: latch.RequestApproved}}},
+		{"one person's two identities are one reviewer", 2, []step{
+			{by: bob, approve: true, state: latch.RequestPending},
+			{by: bobIAM, approve: true, code: latch.ECONFLICT, state: latch.RequestPending},
+		}},
+		{"approvers named as users", 1, []step{{by: latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-frank", Email: "Frank@Example.com"},
+			approve: true, state: latch.RequestApproved}}},
+		{"a user named like an approver group is not in it", 1, []step{{by: latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "sre"},
+			approve: true, code: latch.EFORBIDDEN, state: latch.RequestPending}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := latch.Request{ID: "r-0000000000000001", State: latch.RequestPending, Requester: alice,
-				ApprovalsNeeded: tt.needed, ApproverGroups: []string{"sre", "security"}, PendingUntil: now.Add(time.Hour)}
+				ApprovalsNeeded: tt.needed, PendingUntil: now.Add(time.Hour),
+				Approvers: latch.Selector{Groups: []string{"sre", "security"}, Users: []string{"frank@example.com"},
+					AWSPrincipals: []string{"arn:aws:iam::123456789012:user/*"}}}
 			for i, s := range tt.steps {
-				err := r.Review(s.by, s.approve, s.reason, now.Add(s.at))
+				err := r.Review(s.by, s.approve, s.reason, now.Add(s.at), links)
 				if latch.ErrorCode(err) != s.code {
 					t.Fatalf("step %d: Review by %s = %v, want code %q", i, s.by, err, s.code)
 				}

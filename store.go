@@ -10,16 +10,42 @@ type GrantFilter struct {
 	States    []GrantState // any of these states
 	Opening   *Opening     // only grants for this opening
 	RuleID    RuleID       // only grants on this rule
-	Requester string       // only grants for this requester (exact subject)
+	Requester string       // only grants for this requester (exact, as Grant.Requester)
+	Owners    []string     // only grants whose Owner is one of these identity keys
 	Limit     int          // at most this many, newest first; 0 means no limit
 }
 
 // RequestFilter selects requests. Zero fields match everything.
 type RequestFilter struct {
-	States    []RequestState // any of these states
-	Requester string         // only requests by this subject (exact)
-	GrantID   GrantID        // only the request that opened this grant
-	Limit     int            // at most this many, newest first; 0 means no limit
+	States     []RequestState // any of these states
+	Requesters []string       // only requests whose requester's key ([Identity.Key]) is one of these
+	GrantID    GrantID        // only the request that opened this grant
+	// VisibleTo, if not nil, keeps the requests its viewer may see: their
+	// own, and those whose approvers name them.
+	VisibleTo *Viewer
+	// Before, if not nil, keeps the requests listed after it: older, or
+	// as old with a smaller ID. It pages through a list.
+	Before *RequestCursor
+	Limit  int // at most this many, newest first; 0 means no limit
+}
+
+// Viewer is someone listing requests, as a store can match them against
+// a request's requester and approvers.
+type Viewer struct {
+	Keys   []string // their identity keys: their own, and any linked to their person
+	Groups []string // their groups
+	// Users are the names an approver's users entry may call them by
+	// (compared case-insensitively): see [UserIs].
+	Users []string
+	// Principal reports whether an approver's AWS principal pattern names
+	// them; nil for none.
+	Principal func(pattern string) bool
+}
+
+// RequestCursor is a place in a list of requests, newest first.
+type RequestCursor struct {
+	CreatedAt time.Time
+	ID        RequestID
 }
 
 // GrantEvent is one entry of a grant's history.

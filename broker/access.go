@@ -25,9 +25,14 @@ type AccessOptions struct {
 	Clock         latch.Clock  // nil means latch.SystemClock
 	Logger        *slog.Logger // nil discards logs
 	DefaultRegion string       // for requests that name none
-	// Admins are groups, or exact subjects, whose members may see and end
-	// every grant and request and explain policy for anyone.
-	Admins []string
+	// AdminGroups and AdminUsers name the administrators, who may see and
+	// end every grant and request and explain policy for anyone: members
+	// of the groups, and the users as a policy's users entries name them
+	// (subject, verified email, Identity Center user or linked person).
+	AdminGroups, AdminUsers []string
+	// OIDCIssuer is the issuer whose logins the server accepts, for the
+	// OIDC identities a policy's people section links by subject alone.
+	OIDCIssuer string
 	// SSHCA signs certificates for rules with ssh method certificate; nil
 	// means this server issues none.
 	SSHCA latch.SSHCertifier
@@ -64,9 +69,39 @@ func NewAccess(b *Broker, store latch.Store, ps PolicySource, inventories map[st
 	return &Access{b: b, store: store, policy: ps, inv: inventories, clock: opts.Clock, log: opts.Logger, opts: opts}
 }
 
-// IsAdmin reports whether who is an administrator.
+// IsAdmin reports whether who is an administrator: in an admin group, or
+// an admin user. A group name is never compared with a user's name.
 func (a *Access) IsAdmin(who latch.Identity) bool {
-	return slices.ContainsFunc(a.opts.Admins, func(s string) bool { return who.InGroup(s) || strings.EqualFold(who.Subject, s) })
+	person := a.personOf(who)
+	return slices.ContainsFunc(a.opts.AdminGroups, who.InGroup) ||
+		slices.ContainsFunc(a.opts.AdminUsers, func(u string) bool { return latch.UserIs(who, person, u) })
+}
+
+// people links identities to persons: the policy's people section.
+func (a *Access) people() latch.People { return a.policy.Policy() }
+
+func (a *Access) personOf(who latch.Identity) string {
+	name, _ := a.people().Person(who)
+	return name
+}
+
+// same is the one "same person" comparison: see latch.SamePerson.
+func (a *Access) same(x, y latch.Identity) bool { return latch.SamePerson(a.people(), x, y) }
+
+// ownerKeys are the identity keys whose grants and requests are who's:
+// who's own, and those of every identity linked to their person.
+func (a *Access) ownerKeys(who latch.Identity) []string {
+	keys := []string{who.Key()}
+	_, linked := a.people().Person(who)
+	for _, l := range linked {
+		if l.Kind == latch.KindOIDC && l.Issuer == "" {
+			l.Issuer = a.opts.OIDCIssuer
+		}
+		if k := l.Key(); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // RequestInput is what a requester asks for.
@@ -189,14 +224,14 @@ func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInpu
 		}
 	}
 	if d.Outcome == policy.Denied {
-		a.log.InfoContext(ctx, "request denied by policy", "requester", who.Subject, "target", in.Target, "rule", d.Rule, "why", d.Why)
+		a.log.InfoContext(ctx, "request denied by policy", "requester", who.String(), "target", in.Target, "rule", d.Rule, "why", d.Why)
 		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "%s", d.Why)
 	}
 	now := a.now()
 	r := latch.Request{
 		ID: latch.NewRequestID(), State: latch.RequestPending, Requester: who, Target: target,
 		Protocol: in.Protocol, Ports: in.Ports, Source: source, Duration: d.Duration, Reason: in.Reason,
-		BreakGlass: d.BreakGlass, Rule: d.Rule, ApprovalsNeeded: d.ApprovalsNeeded, ApproverGroups: d.ApproverGroups,
+		BreakGlass: d.BreakGlass, Rule: d.Rule, ApprovalsNeeded: d.ApprovalsNeeded, Approvers: d.Approvers,
 		CreatedAt: now, PendingUntil: now.Add(d.PendingTimeout),
 	}
 	if d.Outcome == policy.Allowed {
@@ -205,8 +240,8 @@ func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInpu
 	if r, err = a.store.CreateRequest(ctx, r); err != nil {
 		return r, fmt.Errorf("record request: %w", err)
 	}
-	a.audit(ctx, requestAudit(latch.AuditRequested, who.Subject, r, map[string]string{"reason": r.Reason, "state": string(r.State)}))
-	a.log.InfoContext(ctx, "requested", "request_id", r.ID, "requester", who.Subject, "target", in.Target, "group_id", target.GroupID,
+	a.audit(ctx, requestAudit(latch.AuditRequested, who.String(), r, map[string]string{"reason": r.Reason, "state": string(r.State)}))
+	a.log.InfoContext(ctx, "requested", "request_id", r.ID, "requester", who.String(), "requester_key", who.Key(), "target", in.Target, "group_id", target.GroupID,
 		"rule", r.Rule, "state", r.State, "break_glass", r.BreakGlass)
 	if r.State == latch.RequestApproved {
 		return a.open(ctx, r, d.Wide)
@@ -229,7 +264,7 @@ func (a *Access) checkAskedSource(p *policy.Policy, rule string, in RequestInput
 // activeUnder counts the requester's open grants opened under rule. It
 // starts from their open grants, which are few, not from their history.
 func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule string) (int, error) {
-	gs, err := a.store.Grants(ctx, latch.GrantFilter{Requester: who.Subject,
+	gs, err := a.store.Grants(ctx, latch.GrantFilter{Owners: a.ownerKeys(who),
 		States: []latch.GrantState{latch.StateRequested, latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}})
 	if err != nil {
 		return 0, err
@@ -240,7 +275,7 @@ func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule strin
 		if err != nil {
 			return 0, err
 		}
-		if len(rs) == 1 && rs[0].Rule == rule && rs[0].Requester.Same(who) {
+		if len(rs) == 1 && rs[0].Rule == rule && a.same(rs[0].Requester, who) {
 			n++
 		}
 	}
@@ -251,7 +286,7 @@ func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule strin
 func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Request, error) {
 	g, err := a.b.Grant(ctx, latch.GrantRequest{
 		Region: r.Target.Region, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports, Source: r.Source,
-		Duration: r.Duration, Requester: r.Requester.Subject, Reason: requestReason(r), Wide: wide,
+		Duration: r.Duration, Requester: r.Requester.String(), Owner: r.Requester.Key(), Reason: requestReason(r), Wide: wide,
 	})
 	if err != nil {
 		r.State, r.Note = latch.RequestFailed, latch.ErrorMessage(err)
@@ -288,7 +323,7 @@ func (a *Access) now() time.Time { return a.clock.Now().UTC().Truncate(time.Seco
 // they then state.
 func (a *Access) Explain(ctx context.Context, who latch.Identity, as *latch.Identity, region, target string) ([]policy.Explanation, error) {
 	subject := who
-	if as != nil && !as.Same(who) {
+	if as != nil && !a.same(*as, who) {
 		if !a.IsAdmin(who) {
 			return nil, latch.Errorf(latch.EFORBIDDEN, "only admins may explain policy for someone else")
 		}
@@ -308,8 +343,9 @@ func (a *Access) audit(ctx context.Context, e latch.AuditEntry) {
 
 // RecordLogin notes in the audit log that who logged in.
 func (a *Access) RecordLogin(ctx context.Context, who latch.Identity, from string) {
-	a.audit(ctx, latch.AuditEntry{Actor: who.Subject, Action: latch.AuditLogin, Target: from,
-		Details: map[string]string{"kind": string(who.Kind), "issuer": who.Issuer, "groups": strings.Join(who.Groups, ",")}})
+	a.audit(ctx, latch.AuditEntry{Actor: who.String(), Action: latch.AuditLogin, Target: from,
+		Details: map[string]string{"kind": string(who.Kind), "issuer": who.Issuer, "subject": who.Subject, "key": who.Key(),
+			"groups": strings.Join(who.Groups, ",")}})
 }
 
 // RecordPolicyReload notes in the audit log that the policy changed.
@@ -320,7 +356,7 @@ func (a *Access) RecordPolicyReload(ctx context.Context, path string, rules int)
 
 func requestAudit(action latch.AuditAction, actor string, r latch.Request, extra map[string]string) latch.AuditEntry {
 	d := map[string]string{
-		"requester": r.Requester.Subject, "rule": r.Rule, "region": r.Target.Region, "instance_id": string(r.Target.InstanceID),
+		"requester": r.Requester.String(), "requester_key": r.Requester.Key(), "rule": r.Rule, "region": r.Target.Region, "instance_id": string(r.Target.InstanceID),
 		"protocol": string(r.Protocol), "ports": r.Ports.String(), "source": r.Source.String(), "duration": r.Duration.String(),
 	}
 	if r.BreakGlass {

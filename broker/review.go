@@ -10,35 +10,43 @@ import (
 )
 
 // Review records who's approval or denial of request id. The last approval
-// needed opens the grant at once.
+// needed opens the grant at once. Someone who may not review the request
+// learns nothing of it, whatever its state, and nothing is written; a
+// refused review returns no request. When the review was recorded but the
+// grant failed to open, it returns the request (failed) and the error.
 func (a *Access) Review(ctx context.Context, who latch.Identity, id latch.RequestID, approve bool, reason string) (latch.Request, error) {
 	r, err := a.store.Request(ctx, id)
 	if err != nil {
-		return r, err
+		return latch.Request{}, err
+	}
+	if !a.mayReview(who, r) {
+		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "you may not review request %s", id)
 	}
 	if err := a.timeOut(ctx, &r); err != nil {
-		return r, err
+		return latch.Request{}, err
 	}
-	if err := r.Review(who, approve, reason, a.now()); err != nil {
-		return r, err
+	if err := r.Review(who, approve, reason, a.now(), a.people()); err != nil {
+		return latch.Request{}, err
 	}
 	if r, err = a.store.UpdateRequest(ctx, r); err != nil {
-		return r, fmt.Errorf("record review: %w", err)
+		return latch.Request{}, fmt.Errorf("record review: %w", err)
 	}
-	verdict := "denied"
+	verdict, action := "denied", latch.AuditDenied
 	if approve {
-		verdict = "approved"
+		verdict, action = "approved", latch.AuditApproved
 	}
-	action := latch.AuditDenied
-	if approve {
-		action = latch.AuditApproved
-	}
-	a.audit(ctx, requestAudit(action, who.Subject, r, map[string]string{"reason": reason, "state": string(r.State)}))
-	a.log.InfoContext(ctx, "reviewed", "request_id", r.ID, "reviewer", who.Subject, "verdict", verdict, "reason", reason, "state", r.State)
+	a.audit(ctx, requestAudit(action, who.String(), r, map[string]string{"reason": reason, "state": string(r.State), "reviewer_key": who.Key()}))
+	a.log.InfoContext(ctx, "reviewed", "request_id", r.ID, "reviewer", who.String(), "verdict", verdict, "reason", reason, "state", r.State)
 	if r.State == latch.RequestApproved {
 		return a.open(ctx, r, wideSource(r))
 	}
 	return r, nil
+}
+
+// mayReview reports whether who is among r's approvers, or is its
+// requester (who is then told they cannot review their own request).
+func (a *Access) mayReview(who latch.Identity, r latch.Request) bool {
+	return a.same(who, r.Requester) || r.Approvers.Match(who, a.personOf(who))
 }
 
 func wideSource(r latch.Request) bool { return r.Source.Bits() != r.Source.Addr().BitLen() }
@@ -47,22 +55,22 @@ func wideSource(r latch.Request) bool { return r.Source.Bits() != r.Source.Addr(
 func (a *Access) Withdraw(ctx context.Context, who latch.Identity, id latch.RequestID) (latch.Request, error) {
 	r, err := a.store.Request(ctx, id)
 	if err != nil {
-		return r, err
+		return latch.Request{}, err
 	}
-	if !who.Same(r.Requester) {
-		return r, latch.Errorf(latch.EFORBIDDEN, "only %s can withdraw request %s", r.Requester, r.ID)
+	if !a.same(who, r.Requester) {
+		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "only its requester can withdraw request %s", r.ID)
 	}
 	if err := a.timeOut(ctx, &r); err != nil {
-		return r, err
+		return latch.Request{}, err
 	}
 	if !r.State.CanMove(latch.RequestWithdrawn) {
-		return r, latch.Errorf(latch.ECONFLICT, "request %s is %s; only pending requests can be withdrawn", r.ID, r.State)
+		return latch.Request{}, latch.Errorf(latch.ECONFLICT, "request %s is %s; only pending requests can be withdrawn", r.ID, r.State)
 	}
 	r.State, r.DecidedAt = latch.RequestWithdrawn, a.now()
 	if r, err = a.store.UpdateRequest(ctx, r); err != nil {
-		return r, err
+		return latch.Request{}, err
 	}
-	a.audit(ctx, requestAudit(latch.AuditWithdrawn, who.Subject, r, nil))
+	a.audit(ctx, requestAudit(latch.AuditWithdrawn, who.String(), r, nil))
 	return r, nil
 }
 
@@ -71,25 +79,43 @@ func (a *Access) Withdraw(ctx context.Context, who latch.Identity, id latch.Requ
 func (a *Access) GetRequest(ctx context.Context, who latch.Identity, id latch.RequestID) (latch.Request, error) {
 	r, err := a.store.Request(ctx, id)
 	if err != nil {
-		return r, err
+		return latch.Request{}, err
 	}
 	if !a.canSee(who, r) {
 		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "you may not see request %s", id)
 	}
-	err = a.timeOut(ctx, &r)
-	return r, err
+	if err := a.timeOut(ctx, &r); err != nil {
+		return latch.Request{}, err
+	}
+	return r, nil
 }
 
-// ListRequests lists the requests who may see: their own, those they may
-// review, or (for admins) all. States filter as in latch.RequestFilter.
+// DefaultPage is how many requests a list returns when it names no limit.
+const DefaultPage = 100
+
+// ListRequests lists, newest first, the requests who may see: their own,
+// those they may review, or (for admins) all. The store applies who may
+// see what, the states and the page, so a list costs what it returns,
+// not the whole history. Filter fields: States, Requesters (only the
+// caller's own when set: "mine"), Before and Limit (0 means DefaultPage).
 func (a *Access) ListRequests(ctx context.Context, who latch.Identity, f latch.RequestFilter) ([]latch.Request, error) {
-	rs, err := a.store.Requests(ctx, latch.RequestFilter{States: f.States, Requester: f.Requester})
+	q := latch.RequestFilter{States: f.States, Before: f.Before, Limit: f.Limit}
+	if q.Limit <= 0 {
+		q.Limit = DefaultPage
+	}
+	if len(f.Requesters) > 0 {
+		q.Requesters = a.ownerKeys(who)
+	}
+	if !a.IsAdmin(who) {
+		q.VisibleTo = a.viewer(who)
+	}
+	rs, err := a.store.Requests(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]latch.Request, 0, len(rs))
 	for _, r := range rs {
-		if !a.canSee(who, r) {
+		if !a.canSee(who, r) { // the store said so; this says it again, in one place with GetRequest
 			continue
 		}
 		if err := a.timeOut(ctx, &r); err != nil {
@@ -99,15 +125,31 @@ func (a *Access) ListRequests(ctx context.Context, who latch.Identity, f latch.R
 			continue // it just timed out
 		}
 		out = append(out, r)
-		if f.Limit > 0 && len(out) == f.Limit {
-			break
-		}
 	}
 	return out, nil
 }
 
+// viewer is who as a store matches requests they may see.
+func (a *Access) viewer(who latch.Identity) *latch.Viewer {
+	v := &latch.Viewer{Keys: a.ownerKeys(who), Groups: who.Groups}
+	person := a.personOf(who)
+	sso, _ := latch.IdentityCenterUser(who.Subject)
+	if who.Kind != latch.KindIAM {
+		sso = ""
+	}
+	for _, name := range []string{who.Subject, who.Email, sso, person} {
+		if name != "" {
+			v.Users = append(v.Users, name)
+		}
+	}
+	if who.Kind == latch.KindIAM {
+		v.Principal = func(pattern string) bool { return latch.Selector{AWSPrincipals: []string{pattern}}.Match(who, "") }
+	}
+	return v
+}
+
 func (a *Access) canSee(who latch.Identity, r latch.Request) bool {
-	return who.Same(r.Requester) || a.IsAdmin(who) || slices.ContainsFunc(r.ApproverGroups, who.InGroup)
+	return a.mayReview(who, r) || a.IsAdmin(who)
 }
 
 // timeOut moves a pending request past its pending time to timed-out, so
@@ -163,7 +205,7 @@ func (a *Access) ListGrants(ctx context.Context, who latch.Identity, all bool, f
 		return nil, latch.Errorf(latch.EFORBIDDEN, "only admins may list everyone's grants")
 	}
 	if !all {
-		f.Requester = who.Subject
+		f.Owners = a.ownerKeys(who)
 	}
 	gs, err := a.store.Grants(ctx, f)
 	if err != nil {
@@ -181,12 +223,12 @@ func (a *Access) EndGrant(ctx context.Context, who latch.Identity, id latch.Gran
 	if err != nil {
 		return g, err
 	}
-	return a.b.Revoke(ctx, id, who.Subject)
+	return a.b.Revoke(ctx, id, who.String())
 }
 
-// ownsGrant: grants record the requester's subject only, so a grant is
-// who's when the subject matches. Subjects are unique per issuer; latch
-// serves one issuer and one AWS organisation per server.
+// ownsGrant reports whether g is who's: its owner is who's key, or the key
+// of an identity linked to who's person. A grant no identity asked for
+// (one opened directly, with AWS credentials) is nobody's.
 func (a *Access) ownsGrant(who latch.Identity, g latch.Grant) bool {
-	return g.Requester == who.Subject
+	return g.Owner != "" && slices.Contains(a.ownerKeys(who), g.Owner)
 }

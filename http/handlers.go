@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
 )
 
 // caller is the authenticated identity; the middleware guarantees one.
@@ -59,9 +60,27 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if limit == 0 {
+		limit = broker.DefaultPage
+	}
 	f := latch.RequestFilter{States: states, Limit: limit}
 	if r.URL.Query().Get("mine") == "true" {
-		f.Requester = caller(r).Subject
+		f.Requesters = []string{caller(r).Key()}
+	}
+	if b := r.URL.Query().Get("before"); b != "" {
+		id, err := latch.ParseRequestID(b)
+		if err != nil {
+			s.writeError(w, r, latch.Invalidf("before", "%q is not a request ID; give the last request_id of the previous page", b))
+			return
+		}
+		// A cursor must be a request the caller may see, or its place in
+		// the list would say when someone else asked.
+		prev, err := s.access.GetRequest(r.Context(), caller(r), id)
+		if err != nil {
+			s.writeError(w, r, latch.Invalidf("before", "%s is not a request in your list", id))
+			return
+		}
+		f.Before = &latch.RequestCursor{CreatedAt: prev.CreatedAt, ID: prev.ID}
 	}
 	rs, err := s.access.ListRequests(r.Context(), caller(r), f)
 	if err != nil {
@@ -71,6 +90,11 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
 	out := make([]RequestJSON, 0, len(rs))
 	for _, req := range rs {
 		out = append(out, requestJSON(req))
+	}
+	if len(rs) == limit {
+		next := r.URL.Query()
+		next.Set("before", string(rs[len(rs)-1].ID))
+		w.Header().Set("Link", "</v1/requests?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -104,7 +128,7 @@ func (s *Server) review(approve bool) http.HandlerFunc {
 			}
 		}
 		req, err := s.access.Review(r.Context(), caller(r), id, approve, b.Reason)
-		if err != nil && (req.ID == "" || req.State == latch.RequestPending) {
+		if err != nil && req.ID == "" { // a refused review says nothing of the request
 			s.writeError(w, r, err)
 			return
 		}
@@ -217,7 +241,13 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 	who := caller(r)
 	var as *latch.Identity
 	if sub := q.Get("as"); sub != "" {
-		other := latch.Identity{Kind: who.Kind, Issuer: who.Issuer, Subject: sub}
+		other := latch.Identity{Kind: latch.KindOIDC, Issuer: who.Issuer, Subject: sub}
+		if who.Kind != latch.KindOIDC {
+			other.Issuer = ""
+		}
+		if strings.Contains(sub, "@") {
+			other.Email = sub // as a policy's users entries may name people
+		}
 		if strings.HasPrefix(sub, "arn:aws:") {
 			other.Kind = latch.KindIAM
 		}

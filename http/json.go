@@ -100,16 +100,27 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 	return in, nil
 }
 
-// IdentityJSON is an identity on the wire.
+// IdentityJSON is an identity on the wire. Kind, issuer and subject are
+// the key; email and name are attributes; display is what to show people.
 type IdentityJSON struct {
 	Kind    latch.IdentityKind `json:"kind"`
 	Subject string             `json:"subject"`
 	Issuer  string             `json:"issuer,omitempty"`
+	Email   string             `json:"email,omitempty"`
+	Name    string             `json:"name,omitempty"`
+	Display string             `json:"display"`
 	Groups  []string           `json:"groups,omitempty"`
 }
 
 func identityJSON(i latch.Identity) IdentityJSON {
-	return IdentityJSON{Kind: i.Kind, Subject: i.Subject, Issuer: i.Issuer, Groups: i.Groups}
+	return IdentityJSON{Kind: i.Kind, Subject: i.Subject, Issuer: i.Issuer, Email: i.Email, Name: i.Name, Display: i.String(), Groups: i.Groups}
+}
+
+// ApproversJSON says who may review a request.
+type ApproversJSON struct {
+	Groups        []string `json:"groups,omitempty"`
+	Users         []string `json:"users,omitempty"`
+	AWSPrincipals []string `json:"aws_principals,omitempty"`
 }
 
 // ExplanationJSON is one rule's part of GET /v1/policy/explain.
@@ -150,7 +161,8 @@ type RequestJSON struct {
 	BreakGlass      bool               `json:"break_glass,omitempty"`
 	Rule            string             `json:"rule"`
 	ApprovalsNeeded int                `json:"approvals_needed"`
-	ApproverGroups  []string           `json:"approver_groups,omitempty"`
+	ApproverGroups  []string           `json:"approver_groups,omitempty"` // Approvers.Groups, kept for older clients
+	Approvers       ApproversJSON      `json:"approvers"`
 	Reviews         []ReviewJSON       `json:"reviews,omitempty"`
 	CreatedAt       time.Time          `json:"created_at"`
 	PendingUntil    time.Time          `json:"pending_until"`
@@ -164,11 +176,12 @@ func requestJSON(r latch.Request) RequestJSON {
 		ID: r.ID, State: r.State, Requester: identityJSON(r.Requester), Region: r.Target.Region,
 		InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports.String(),
 		Source: r.Source.String(), Duration: r.Duration.String(), Reason: r.Reason, BreakGlass: r.BreakGlass, Rule: r.Rule,
-		ApprovalsNeeded: r.ApprovalsNeeded, ApproverGroups: r.ApproverGroups, CreatedAt: r.CreatedAt, PendingUntil: r.PendingUntil,
+		ApprovalsNeeded: r.ApprovalsNeeded, ApproverGroups: r.Approvers.Groups,
+		Approvers: ApproversJSON{Groups: r.Approvers.Groups, Users: r.Approvers.Users, AWSPrincipals: r.Approvers.AWSPrincipals}, CreatedAt: r.CreatedAt, PendingUntil: r.PendingUntil,
 		GrantID: r.GrantID, Note: r.Note,
 	}
 	for _, rv := range r.Reviews {
-		j.Reviews = append(j.Reviews, ReviewJSON{By: rv.By.Subject, Approve: rv.Approve, Reason: rv.Reason, At: rv.At})
+		j.Reviews = append(j.Reviews, ReviewJSON{By: rv.By.String(), Approve: rv.Approve, Reason: rv.Reason, At: rv.At})
 	}
 	if !r.DecidedAt.IsZero() {
 		t := r.DecidedAt

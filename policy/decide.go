@@ -43,7 +43,7 @@ type Decision struct {
 	Why             string        // a sentence for people: why allowed, what is missing, or why denied
 	Duration        time.Duration // the duration granted, default applied; 0 when denied before it was known
 	ApprovalsNeeded int           // for NeedsApproval
-	ApproverGroups  []string      // for NeedsApproval: members of any may approve
+	Approvers       latch.Selector // for NeedsApproval: who may approve
 	PendingTimeout  time.Duration // for NeedsApproval: how long the request may wait
 	BreakGlass      bool          // allowed only because break-glass was asked for
 	Wide            bool          // the source is wider than one address, which the rule allows
@@ -59,12 +59,12 @@ func (p *Policy) Decide(q Query) Decision {
 	q.Source = unmap(q.Source)
 	for i := range p.rules {
 		r := &p.rules[i]
-		if r.Targets.match(q.Target) && r.Who.match(q.Who) && r.covers(q.Protocol, q.Ports) {
+		if r.Targets.match(q.Target) && p.matches(r.Who, q.Who) && r.covers(q.Protocol, q.Ports) {
 			return r.decide(q)
 		}
 	}
 	return Decision{Outcome: Denied, Why: fmt.Sprintf("no policy rule lets %s open %s on %s",
-		q.Who.Subject, formatPorts(q.Protocol, q.Ports), describeTarget(q.Target))}
+		q.Who, formatPorts(q.Protocol, q.Ports), describeTarget(q.Target))}
 }
 
 // problem says what makes q impossible to decide, or "".
@@ -129,7 +129,7 @@ func (r *Rule) decide(q Query) Decision {
 	}
 	if r.MaxActive > 0 && q.Active != nil {
 		if n := q.Active(r.Name); n >= r.MaxActive {
-			return deny("allows %d active grants per requester and %s has %d; end one first", r.MaxActive, q.Who.Subject, n)
+			return deny("allows %d active grants per requester and %s has %d; end one first", r.MaxActive, q.Who, n)
 		}
 	}
 	what := fmt.Sprintf("%s on %s for %s", formatPorts(q.Protocol, q.Ports), describeTarget(q.Target), formatDuration(dur))
@@ -150,7 +150,7 @@ func (r *Rule) decide(q Query) Decision {
 	default:
 		d.Outcome = NeedsApproval
 		d.ApprovalsNeeded = r.Approvals
-		d.ApproverGroups = slices.Clone(r.ApproverGroups)
+		d.Approvers = r.Approvers.Clone()
 		d.PendingTimeout = r.PendingTimeout
 		d.Why = fmt.Sprintf("rule %q allows %s once it has %s within %s", r.Name, what, approvalText(r), formatDuration(r.PendingTimeout))
 	}
@@ -171,7 +171,7 @@ func approvalText(r *Rule) string {
 	if r.Approvals == 1 {
 		noun = "approval"
 	}
-	return fmt.Sprintf("%d %s from %s", r.Approvals, noun, strings.Join(r.ApproverGroups, " or "))
+	return fmt.Sprintf("%d %s from %s", r.Approvals, noun, r.Approvers.Or())
 }
 
 // match reports whether any selector of t matches target.
@@ -193,19 +193,10 @@ func (t Targets) match(target latch.Target) bool {
 	return true
 }
 
-// match reports whether any entry of w matches id.
-func (w Who) match(id latch.Identity) bool {
-	if slices.ContainsFunc(w.Users, func(u string) bool { return strings.EqualFold(u, id.Subject) }) ||
-		slices.ContainsFunc(w.Groups, id.InGroup) {
-		return true
-	}
-	if id.Kind != latch.KindIAM {
-		return false
-	}
-	role := roleARN(id.Subject)
-	return slices.ContainsFunc(w.AWSPrincipals, func(pat string) bool {
-		return glob(pat, id.Subject) || (role != "" && glob(pat, role))
-	})
+// matches reports whether w names id, with the people id is linked to.
+func (p *Policy) matches(w Who, id latch.Identity) bool {
+	name, _ := p.Person(id)
+	return w.Match(id, name)
 }
 
 // covers reports whether one of r's port specs holds the whole of ports.
@@ -224,50 +215,6 @@ func (s PortSpec) covers(proto latch.Protocol, ports latch.PortRange) bool {
 		return all(s.Ports.From, ports.From) && (s.Ports.From == -1 || all(s.Ports.To, ports.To))
 	}
 	return s.Ports.From <= ports.From && ports.To <= s.Ports.To
-}
-
-// roleARN returns the IAM role ARN behind an STS assumed-role ARN
-// (arn:aws:sts::123456789012:assumed-role/dev/alice → arn:aws:iam::123456789012:role/dev),
-// or "" for any other ARN. The role's path is not in an assumed-role ARN,
-// so the result has none.
-func roleARN(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sts" || parts[3] != "" {
-		return ""
-	}
-	rest, ok := strings.CutPrefix(parts[5], "assumed-role/")
-	role, session, found := strings.Cut(rest, "/")
-	if !ok || !found || role == "" || session == "" {
-		return ""
-	}
-	return fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], parts[4], role)
-}
-
-// glob matches s against pattern, where * matches any run of characters
-// (including / and :, as in IAM policies) and ? any one character.
-func glob(pattern, s string) bool {
-	p, t := []rune(pattern), []rune(s)
-	pi, ti := 0, 0
-	star, mark := -1, 0 // the last * seen, and where in t it started matching
-	for ti < len(t) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == t[ti]):
-			pi++
-			ti++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, ti
-			pi++
-		case star >= 0:
-			mark++
-			pi, ti = star+1, mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
 
 // describeTarget names a target for people: the instance, or the group.

@@ -154,10 +154,10 @@ func TestDecide(t *testing.T) {
 		{"max_active counts only its rule", ask(alice, devBox, "tcp/22", active("prod-ssh", 5)), allowed("dev-ssh", 30*time.Minute), ""},
 		{"below max_active", ask(alice, devBox, "tcp/22", active("dev-ssh", 1)), allowed("dev-ssh", 30*time.Minute), ""},
 		{"needs approval", ask(alice, prodBox, "tcp/22"),
-			policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, ApproverGroups: []string{"sre"}, PendingTimeout: 15 * time.Minute},
+			policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, Approvers: latch.Selector{Groups: []string{"sre"}}, PendingTimeout: 15 * time.Minute},
 			"once it has 1 approval from sre within 15m"},
 		{"needs two approvals", ask(dana, prodBox, "tcp/5432"),
-			policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-db", Duration: 15 * time.Minute, ApprovalsNeeded: 2, ApproverGroups: []string{"sre", "security"}, PendingTimeout: time.Hour},
+			policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-db", Duration: 15 * time.Minute, ApprovalsNeeded: 2, Approvers: latch.Selector{Groups: []string{"sre", "security"}}, PendingTimeout: time.Hour},
 			"2 approvals from sre or security within 1h"},
 		{"break-glass", ask(alice, prodBox, "tcp/22", breakGlass),
 			policy.Decision{Outcome: policy.Allowed, Rule: "prod-ssh", Duration: 30 * time.Minute, BreakGlass: true}, "by break-glass, skipping 1 approval from sre"},
@@ -165,14 +165,14 @@ func TestDecide(t *testing.T) {
 		{"break-glass needs a reason even where others do not", ask(alice, labBox, "tcp/22", breakGlass, because("")), denied("lab-ssh", 30*time.Minute),
 			"break-glass needs a reason"},
 		{"no reason where none is required", ask(alice, labBox, "tcp/22", because("")),
-			policy.Decision{Outcome: policy.NeedsApproval, Rule: "lab-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, ApproverGroups: []string{"sre"}, PendingTimeout: time.Hour}, ""},
+			policy.Decision{Outcome: policy.NeedsApproval, Rule: "lab-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, Approvers: latch.Selector{Groups: []string{"sre"}}, PendingTimeout: time.Hour}, ""},
 		{"break-glass where the rule has none", ask(dana, prodBox, "tcp/5432", breakGlass), denied("prod-db", 15*time.Minute),
 			`rule "prod-db": does not allow break-glass; ask without it and get 2 approvals from sre or security`},
 		{"break-glass on an auto rule", ask(alice, devBox, "tcp/22", breakGlass), allowed("dev-ssh", 30*time.Minute), "(break-glass was not needed)"},
 
 		// Rule order: the first applicable rule decides, even when it denies.
 		{"first rule wins over a laxer later one", ask(both, prodBox, "tcp/22"),
-			policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, ApproverGroups: []string{"sre"}, PendingTimeout: 15 * time.Minute}, ""},
+			policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, Approvers: latch.Selector{Groups: []string{"sre"}}, PendingTimeout: 15 * time.Minute}, ""},
 		{"first rule denies though a later one allows", ask(both, prodBox, "tcp/22", lasting(3*time.Hour)), denied("prod-ssh", 0), "allows at most 1h"},
 		{"later rule for someone the first does not name", ask(bob, prodBox, "tcp/22", lasting(3*time.Hour)), allowed("oncall-ssh", 3*time.Hour), ""},
 
@@ -191,7 +191,7 @@ func TestDecide(t *testing.T) {
 		// Targets.
 		{"tags must all match", ask(alice, withTags(devBox, map[string]string{"env": "dev"}), "tcp/22"), denied("", 0), "no policy rule"},
 		{"extra tags do not matter", ask(alice, withTags(devBox, map[string]string{"env": "dev", "team": "web", "owner": "x"}), "tcp/22"), allowed("dev-ssh", 30*time.Minute), ""},
-		{"instance selector without tags", ask(alice, withTags(prodBox, nil), "tcp/22"), policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, ApproverGroups: []string{"sre"}, PendingTimeout: 15 * time.Minute}, ""},
+		{"instance selector without tags", ask(alice, withTags(prodBox, nil), "tcp/22"), policy.Decision{Outcome: policy.NeedsApproval, Rule: "prod-ssh", Duration: 30 * time.Minute, ApprovalsNeeded: 1, Approvers: latch.Selector{Groups: []string{"sre"}}, PendingTimeout: 15 * time.Minute}, ""},
 		{"group selector", ask(alice, office, "tcp/3389", from("192.0.2.1/32")), policy.Decision{Outcome: policy.Allowed, Rule: "office-rdp", Duration: time.Hour}, ""},
 		{"group named directly", ask(alice, office, "tcp/22"), denied("", 0), "no policy rule lets alice@example.com open tcp/22 on sg-0f00dcafe0000b001"},
 
@@ -235,9 +235,9 @@ func TestDecide(t *testing.T) {
 func TestDecideDoesNotShareApproverGroups(t *testing.T) {
 	p := mustParse(t, decidePolicy)
 	d := p.Decide(ask(alice, prodBox, "tcp/22"))
-	d.ApproverGroups[0] = "everyone"
-	if again := p.Decide(ask(alice, prodBox, "tcp/22")); again.ApproverGroups[0] != "sre" {
-		t.Errorf("changing a decision changed the policy: %v", again.ApproverGroups)
+	d.Approvers.Groups[0] = "everyone"
+	if again := p.Decide(ask(alice, prodBox, "tcp/22")); again.Approvers.Groups[0] != "sre" {
+		t.Errorf("changing a decision changed the policy: %v", again.Approvers)
 	}
 }
 

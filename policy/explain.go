@@ -26,15 +26,15 @@ func (p *Policy) Explain(who latch.Identity, target latch.Target) []Explanation 
 	for i := range p.rules {
 		r := &p.rules[i]
 		e := Explanation{Rule: r.clone()}
-		targetOK, whoOK := r.Targets.match(target), r.Who.match(who)
+		targetOK, whoOK := r.Targets.match(target), p.matches(r.Who, who)
 		switch {
 		case !targetOK && !whoOK:
 			e.Why = fmt.Sprintf("does not apply: %s is not among its targets (%s), and %s is not among its callers (%s)",
-				describeTarget(target), r.Targets, who.Subject, r.Who)
+				describeTarget(target), r.Targets, who, r.Who)
 		case !targetOK:
 			e.Why = fmt.Sprintf("does not apply: %s is not among its targets (%s)", describeTarget(target), r.Targets)
 		case !whoOK:
-			e.Why = fmt.Sprintf("does not apply: %s is not among its callers (%s)", who.Subject, r.Who)
+			e.Why = fmt.Sprintf("does not apply: %s is not among its callers (%s)", who, r.Who)
 		default:
 			e.Applies = true
 			e.Why = r.summary(earlier)
@@ -97,21 +97,6 @@ func (t Targets) String() string {
 			tags = append(tags, k+"="+t.Tags[k])
 		}
 		parts = append(parts, "tags "+strings.Join(tags, ","))
-	}
-	return strings.Join(parts, "; ")
-}
-
-// String lists the entries, e.g. "users alice@example.com; groups developers".
-func (w Who) String() string {
-	var parts []string
-	if len(w.Users) > 0 {
-		parts = append(parts, "users "+joinStrings(w.Users))
-	}
-	if len(w.Groups) > 0 {
-		parts = append(parts, "groups "+joinStrings(w.Groups))
-	}
-	if len(w.AWSPrincipals) > 0 {
-		parts = append(parts, "aws_principals "+joinStrings(w.AWSPrincipals))
 	}
 	return strings.Join(parts, "; ")
 }

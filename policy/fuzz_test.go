@@ -98,7 +98,7 @@ func checkDecision(t *testing.T, rules []policy.Rule, q policy.Query, d policy.D
 		t.Fatalf("%s by unknown rule %q", d.Outcome, d.Rule)
 	case d.Duration <= 0 || d.Duration > rule.MaxDuration:
 		t.Fatalf("%s for %s, want within (0, %s]", d.Outcome, d.Duration, rule.MaxDuration)
-	case d.Outcome == policy.NeedsApproval && (d.ApprovalsNeeded < 1 || len(d.ApproverGroups) == 0 || d.PendingTimeout <= 0):
+	case d.Outcome == policy.NeedsApproval && (d.ApprovalsNeeded < 1 || d.Approvers.Empty() || d.PendingTimeout <= 0):
 		t.Fatalf("needs approval without approvers: %+v", d)
 	case d.BreakGlass && (!q.BreakGlass || !rule.BreakGlass):
 		t.Fatalf("break-glass decision nobody asked for: %+v", d)

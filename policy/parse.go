@@ -16,10 +16,10 @@ import (
 const maxNameLen = 64
 
 // policy reads the top level of a policy file.
-func (d *decoder) policy(root *yaml.Node) []Rule {
-	m := d.mapping(root, "(document)", "version", "rules")
+func (d *decoder) policy(root *yaml.Node) ([]Rule, []Person) {
+	m := d.mapping(root, "(document)", "version", "rules", "people")
 	if m == nil {
-		return nil
+		return nil, nil
 	}
 	if v := d.require(root, m, "", "version", "version: 1"); v != nil {
 		if v.Kind != yaml.ScalarNode || v.Value != "1" {
@@ -42,7 +42,7 @@ func (d *decoder) policy(root *yaml.Node) []Rule {
 		}
 		rules = append(rules, r)
 	}
-	return rules
+	return rules, d.people(m["people"], "people")
 }
 
 // rule reads and checks one rule.
@@ -211,13 +211,7 @@ func (d *decoder) who(n *yaml.Node, path string) Who {
 	}
 	w.Users = d.strs(m["users"], join(path, "users"), nil)
 	w.Groups = d.strs(m["groups"], join(path, "groups"), nil)
-	w.AWSPrincipals = d.strs(m["aws_principals"], join(path, "aws_principals"), func(n *yaml.Node, p, s string) bool {
-		if !strings.HasPrefix(s, "arn:") {
-			d.failf(n, p, "%q is not an ARN pattern; want e.g. arn:aws:iam::123456789012:role/dev-*", s)
-			return false
-		}
-		return true
-	})
+	w.AWSPrincipals = d.strs(m["aws_principals"], join(path, "aws_principals"), d.arnPattern)
 	if len(m) == 0 {
 		d.failf(n, path, "nobody; want at least one of users, groups or aws_principals")
 	}
@@ -245,8 +239,24 @@ func (d *decoder) durations(r *Rule, n *yaml.Node, path string) {
 	}
 }
 
-// approval reads approval: auto | {approvals: N, from: [groups]}, and
-// reports whether it is auto.
+// arnPattern checks one aws_principals entry: an ARN, with * and ? as
+// wildcards and no other pattern characters (a store matches patterns
+// with SQLite's GLOB, where [ opens a class).
+func (d *decoder) arnPattern(n *yaml.Node, p, s string) bool {
+	switch {
+	case !strings.HasPrefix(s, "arn:"):
+		d.failf(n, p, "%q is not an ARN pattern; want e.g. arn:aws:iam::123456789012:role/dev-*", s)
+		return false
+	case strings.ContainsAny(s, "[]"):
+		d.failf(n, p, "%q has [ or ], which no ARN has; the only wildcards are * and ?", s)
+		return false
+	}
+	return true
+}
+
+// approval reads approval: auto | {approvals: N, from: [groups]} |
+// {approvals: N, from: {users, groups, aws_principals}}, and reports
+// whether it is auto.
 func (d *decoder) approval(r *Rule, n *yaml.Node, path string) (auto bool) {
 	if n == nil {
 		return false
@@ -265,7 +275,14 @@ func (d *decoder) approval(r *Rule, n *yaml.Node, path string) (auto bool) {
 	if v := d.require(n, m, path, "approvals", "how many approvals a request needs, 1 or more"); v != nil {
 		r.Approvals = d.integer(v, join(path, "approvals"), 1)
 	}
-	r.ApproverGroups = d.strs(d.require(n, m, path, "from", "the groups whose members may approve, e.g. [sre]"), join(path, "from"), nil)
+	from := d.require(n, m, path, "from", "who may approve: groups, e.g. [sre], or {users: [...], groups: [...], aws_principals: [...]}")
+	switch {
+	case from == nil:
+	case from.Kind == yaml.MappingNode:
+		r.Approvers = d.who(from, join(path, "from"))
+	default:
+		r.Approvers.Groups = d.strs(from, join(path, "from"), nil)
+	}
 	return false
 }
 

@@ -22,7 +22,8 @@ const DefaultPendingTimeout = time.Hour
 // Policy is a loaded, validated policy file. It is immutable once loaded
 // and safe for concurrent use.
 type Policy struct {
-	rules []Rule
+	rules  []Rule
+	people []Person
 }
 
 // Rule is one rule of a policy, as its file states it, with defaults
@@ -40,7 +41,7 @@ type Rule struct {
 	MaxDuration     time.Duration // at most DurationCap
 
 	Approvals      int           // approvals a request needs; 0 means auto-approved
-	ApproverGroups []string      // members of any of these groups may approve; empty when Approvals is 0
+	Approvers      Who           // who may approve; empty when Approvals is 0
 	PendingTimeout time.Duration // how long a request may wait for approval; 0 when Approvals is 0
 	BreakGlass     bool          // a requester may skip approval by asking for break-glass with a reason
 
@@ -68,12 +69,8 @@ type Targets struct {
 	Tags      map[string]string // every tag listed must be on the target, with this value
 }
 
-// Who selects callers. A caller matches if any entry does.
-type Who struct {
-	Users         []string // exact subjects, compared case-insensitively
-	Groups        []string // identity groups (the OIDC groups claim)
-	AWSPrincipals []string // ARN globs (* and ?) for aws-iam identities
-}
+// Who selects callers, or approvers. A caller matches if any entry does.
+type Who = latch.Selector
 
 // PortSpec is one protocol and port range a rule may open. For ICMP, Ports
 // holds type and code as latch.PortRange does, -1 meaning all.
@@ -115,11 +112,11 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if root == nil {
 		return nil, d.err()
 	}
-	rules := d.policy(root)
+	rules, people := d.policy(root)
 	if err := d.err(); err != nil {
 		return nil, err
 	}
-	return &Policy{rules: rules}, nil
+	return &Policy{rules: rules, people: people}, nil
 }
 
 // Rules returns a copy of the policy's rules, in file order.
@@ -146,11 +143,9 @@ func (r Rule) clone() Rule {
 	r.Targets.Instances = slices.Clone(r.Targets.Instances)
 	r.Targets.Groups = slices.Clone(r.Targets.Groups)
 	r.Targets.Tags = maps.Clone(r.Targets.Tags)
-	r.Who.Users = slices.Clone(r.Who.Users)
-	r.Who.Groups = slices.Clone(r.Who.Groups)
-	r.Who.AWSPrincipals = slices.Clone(r.Who.AWSPrincipals)
+	r.Who = r.Who.Clone()
 	r.Ports = slices.Clone(r.Ports)
-	r.ApproverGroups = slices.Clone(r.ApproverGroups)
+	r.Approvers = r.Approvers.Clone()
 	r.Networks = slices.Clone(r.Networks)
 	if r.SSH != nil {
 		ssh := *r.SSH

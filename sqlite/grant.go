@@ -12,7 +12,7 @@ import (
 )
 
 const grantColumns = `id, state, region, group_id, protocol, port_from, port_to, source,
-	rule_id, requester, reason, created_at, expires_at, ended_at, end_as,
+	rule_id, requester, owner, reason, created_at, expires_at, ended_at, end_as,
 	attempts, next_attempt, last_error, version`
 
 // CreateGrant records g at Version 1, with note as the first event of its
@@ -30,10 +30,10 @@ func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (la
 
 func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		g.ID, g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
-		g.RuleID, g.Requester, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
+		g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
 		g.Attempts, encodeTime(g.NextAttempt), g.LastError, g.Version, encodeDueAt(g))
 	if err != nil {
 		return err
@@ -80,6 +80,12 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		where = append(where, "requester = ?")
 		args = append(args, f.Requester)
 	}
+	if len(f.Owners) > 0 {
+		where = append(where, "owner IN ("+placeholders(len(f.Owners))+")")
+		for _, o := range f.Owners {
+			args = append(args, o)
+		}
+	}
 	q := `SELECT ` + grantColumns + ` FROM grants`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -124,11 +130,11 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE grants SET
 			state = ?, region = ?, group_id = ?, protocol = ?, port_from = ?, port_to = ?, source = ?,
-			rule_id = ?, requester = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
+			rule_id = ?, requester = ?, owner = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
 			attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, version = version + 1
 			WHERE id = ? AND version = ?`,
 			g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
-			g.RuleID, g.Requester, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
+			g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
 			g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g),
 			g.ID, g.Version)
 		if err != nil {
@@ -240,7 +246,7 @@ func scanGrant(row scanner) (latch.Grant, error) {
 	var source string
 	var created, expires, ended, next sql.NullInt64
 	err := row.Scan(&g.ID, &g.State, &g.Region, &g.GroupID, &g.Protocol, &g.Ports.From, &g.Ports.To, &source,
-		&g.RuleID, &g.Requester, &g.Reason, &created, &expires, &ended, &g.EndAs,
+		&g.RuleID, &g.Requester, &g.Owner, &g.Reason, &created, &expires, &ended, &g.EndAs,
 		&g.Attempts, &next, &g.LastError, &g.Version)
 	if err != nil {
 		return latch.Grant{}, err

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"bytes"
+	"database/sql"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -46,16 +47,17 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	t.Cleanup(func() { old.Close() })
 
-	// Grants in each kind of state, with history, by two requesters.
+	// Grants in each kind of state, with history, by two requesters,
+	// written as version 1 wrote them: its columns only.
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	var want []latch.Grant
+	history := map[latch.GrantID][]latch.GrantEvent{}
+	db := rawDB(t, path)
 	for i := range 4 {
 		g := storetest.NewGrant(start.Add(time.Duration(i) * time.Minute))
+		g.Version = 1
 		if i%2 == 1 {
 			g.Requester = "bob@example.com"
-		}
-		if g, err = old.CreateGrant(t.Context(), g, "created"); err != nil {
-			t.Fatal(err)
 		}
 		switch i {
 		case 1:
@@ -64,20 +66,11 @@ func TestMigrateFromVersion1(t *testing.T) {
 		case 2:
 			g.State, g.EndedAt = latch.StateExpired, start.Add(2*time.Hour)
 		}
-		if i > 0 {
-			if g, err = old.UpdateGrant(t.Context(), g, "moved on"); err != nil {
-				t.Fatal(err)
-			}
-		}
+		insertV1Grant(t, db, g)
+		history[g.ID] = []latch.GrantEvent{{GrantID: g.ID, At: g.CreatedAt, State: g.State, Note: "created"}}
 		want = append(want, g)
 	}
 	slices.Reverse(want)
-	history := map[latch.GrantID][]latch.GrantEvent{}
-	for _, g := range want {
-		if history[g.ID], err = old.History(t.Context(), g.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +144,75 @@ func TestOpenAtVersionRefusesANewerFile(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "upgrade latch") {
 		t.Fatalf("OpenAtVersion(1) of a newer file: %v; want it to say to upgrade latch", err)
+	}
+}
+
+// micros is t as the schema stores times, or nil for the zero time.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// insertV1Grant writes g and one history event with version 1's columns.
+func insertV1Grant(t *testing.T, db *sql.DB, g latch.Grant) {
+	t.Helper()
+	var due any
+	if at, ok := g.DueAt(); ok {
+		due = at.UnixMicro()
+	}
+	_, err := db.ExecContext(t.Context(), `INSERT INTO grants (id, state, region, group_id, protocol, port_from, port_to, source,
+		rule_id, requester, reason, created_at, expires_at, ended_at, end_as, attempts, next_attempt, last_error, due_at, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, g.Source.String(), g.RuleID, g.Requester, g.Reason,
+		micros(g.CreatedAt), micros(g.ExpiresAt), micros(g.EndedAt), g.EndAs, g.Attempts, micros(g.NextAttempt), g.LastError, due, g.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO grant_events (grant_id, seq, at, state, note) VALUES (?, 1, ?, ?, 'created')`,
+		g.ID, g.CreatedAt.UnixMicro(), g.State); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A version-4 file's requests and grants get identity keys: requests the
+// key of their requester, and grants opened by a request its owner.
+func TestMigrateIdentityKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.db")
+	old, err := sqlite.OpenAtVersion(t.Context(), path, sqlite.Options{}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db := rawDB(t, path)
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	opened, direct := storetest.NewGrant(start), storetest.NewGrant(start.Add(time.Minute))
+	insertV1Grant(t, db, opened)
+	insertV1Grant(t, db, direct)
+	_, err = db.ExecContext(t.Context(), `INSERT INTO requests (id, state, requester_kind, requester_subject, requester_issuer,
+		requester_groups, region, instance_id, group_id, tags, protocol, port_from, port_to, source, duration_us, reason, break_glass,
+		rule, approvals_needed, approver_groups, created_at, pending_until, decided_at, grant_id, note, version)
+		VALUES ('r-00000000000000a1', 'active', 'oidc', 'Alice@Example.com', 'https://idp.test', '[]', 'us-east-1', '', 'sg-0123456789abcdef0',
+		'{}', 'tcp', 22, 22, '203.0.113.7/32', 0, 'x', 0, 'prod-ssh', 1, '["sre"]', ?, ?, NULL, ?, '', 1)`,
+		start.UnixMicro(), start.Add(time.Hour).UnixMicro(), opened.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpen(t, path, sqlite.Options{})
+	alice := latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "alice@example.com"}
+	gs, err := s.Grants(t.Context(), latch.GrantFilter{Owners: []string{alice.Key()}})
+	if err != nil || len(gs) != 1 || gs[0].ID != opened.ID {
+		t.Fatalf("alice's grants after migration = %+v, %v; want the one her request opened", gs, err)
+	}
+	if g, err := s.Grant(t.Context(), direct.ID); err != nil || g.Owner != "" {
+		t.Fatalf("a grant no request opened = %+v, %v; want no owner", g, err)
+	}
+	rs, err := s.Requests(t.Context(), latch.RequestFilter{VisibleTo: &latch.Viewer{Groups: []string{"sre"}}})
+	if err != nil || len(rs) != 1 || rs[0].Approvers.Groups[0] != "sre" {
+		t.Fatalf("requests sre may see after migration = %+v, %v", rs, err)
+	}
+	if rs, err := s.Requests(t.Context(), latch.RequestFilter{Requesters: []string{alice.Key()}}); err != nil || len(rs) != 1 {
+		t.Fatalf("alice's requests after migration = %+v, %v", rs, err)
 	}
 }

@@ -20,13 +20,13 @@ import (
 // Request returns. Duration is kept to the microsecond, like times.
 
 const requestColumns = `r.id, r.state,
-	r.requester_kind, r.requester_subject, r.requester_issuer, r.requester_groups,
+	r.requester_kind, r.requester_subject, r.requester_issuer, r.requester_email, r.requester_name, r.requester_groups,
 	r.region, r.instance_id, r.group_id, r.tags,
 	r.protocol, r.port_from, r.port_to, r.source, r.duration_us, r.reason, r.break_glass, r.rule,
-	r.approvals_needed, r.approver_groups, r.created_at, r.pending_until, r.decided_at,
+	r.approvals_needed, r.approver_groups, r.approver_users, r.approver_principals, r.created_at, r.pending_until, r.decided_at,
 	r.grant_id, r.note, r.version`
 
-const reviewColumns = `v.seq, v.by_kind, v.by_subject, v.by_issuer, v.by_groups, v.approve, v.reason, v.at`
+const reviewColumns = `v.seq, v.by_kind, v.by_subject, v.by_issuer, v.by_email, v.by_name, v.by_groups, v.approve, v.reason, v.at`
 
 // CreateRequest records r, with its reviews, at Version 1. Returns ECONFLICT
 // if the ID is taken.
@@ -35,17 +35,20 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 	r.Version = 1
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO requests (
-			id, state, requester_kind, requester_subject, requester_issuer, requester_groups,
+			id, state, requester_kind, requester_subject, requester_issuer, requester_email, requester_name, requester_groups, requester_key,
 			region, instance_id, group_id, tags,
 			protocol, port_from, port_to, source, duration_us, reason, break_glass, rule,
-			approvals_needed, approver_groups, created_at, pending_until, decided_at,
+			approvals_needed, approver_groups, approver_users, approver_principals, created_at, pending_until, decided_at,
 			grant_id, note, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`, requestArgs(r)...)
 		if err != nil {
 			return err
 		}
 		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "request %s already exists", r.ID)); err != nil {
+			return err
+		}
+		if err := indexApprovers(ctx, tx, r); err != nil {
 			return err
 		}
 		return insertReviews(ctx, tx, r.ID, 0, r.Reviews)
@@ -60,12 +63,13 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 // requestArgs returns r's columns but version, in the order CreateRequest
 // and UpdateRequest name them, then r.Version.
 func requestArgs(r latch.Request) []any {
-	q, t := r.Requester, r.Target
+	q, t, a := r.Requester, r.Target, r.Approvers
 	return []any{
-		r.ID, r.State, q.Kind, q.Subject, q.Issuer, encodeList(q.Groups),
+		r.ID, r.State, q.Kind, q.Subject, q.Issuer, q.Email, q.Name, encodeList(q.Groups), q.Key(),
 		t.Region, t.InstanceID, t.GroupID, encodeTags(t.Tags),
 		r.Protocol, r.Ports.From, r.Ports.To, encodePrefix(r.Source), r.Duration.Microseconds(), r.Reason, r.BreakGlass, r.Rule,
-		r.ApprovalsNeeded, encodeList(r.ApproverGroups), encodeTime(r.CreatedAt), encodeTime(r.PendingUntil), encodeTime(r.DecidedAt),
+		r.ApprovalsNeeded, encodeList(a.Groups), encodeList(a.Users), encodeList(a.AWSPrincipals),
+		encodeTime(r.CreatedAt), encodeTime(r.PendingUntil), encodeTime(r.DecidedAt),
 		r.GrantID, r.Note, r.Version,
 	}
 }
@@ -75,9 +79,9 @@ func requestArgs(r latch.Request) []any {
 func insertReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID, have int, rvs []latch.Review) error {
 	for i, rv := range rvs {
 		_, err := tx.ExecContext(ctx, `INSERT INTO reviews
-			(request_id, seq, by_kind, by_subject, by_issuer, by_groups, approve, reason, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, have+i+1, rv.By.Kind, rv.By.Subject, rv.By.Issuer, encodeList(rv.By.Groups),
+			(request_id, seq, by_kind, by_subject, by_issuer, by_email, by_name, by_groups, approve, reason, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, have+i+1, rv.By.Kind, rv.By.Subject, rv.By.Issuer, rv.By.Email, rv.By.Name, encodeList(rv.By.Groups),
 			rv.Approve, rv.Reason, encodeTime(rv.At))
 		if err != nil {
 			return fmt.Errorf("review %d: %w", have+i+1, err)
@@ -112,14 +116,27 @@ func (s *Store) Requests(ctx context.Context, f latch.RequestFilter) ([]latch.Re
 	var where []string
 	var args []any
 	if len(f.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		where = append(where, "state IN ("+placeholders(len(f.States))+")")
 		for _, st := range f.States {
 			args = append(args, st)
 		}
 	}
-	if f.Requester != "" {
-		where = append(where, "requester_subject = ?")
-		args = append(args, f.Requester)
+	if len(f.Requesters) > 0 {
+		where = append(where, "requester_key IN ("+placeholders(len(f.Requesters))+")")
+		for _, k := range f.Requesters {
+			args = append(args, k)
+		}
+	}
+	if f.VisibleTo != nil {
+		w, wargs, err := s.visibleTo(ctx, f.VisibleTo)
+		if err != nil {
+			return nil, fmt.Errorf("list requests: %w", err)
+		}
+		where, args = append(where, w), append(args, wargs...)
+	}
+	if c := f.Before; c != nil {
+		where = append(where, "(created_at, id) < (?, ?)")
+		args = append(args, encodeTime(c.CreatedAt), c.ID)
 	}
 	if f.GrantID != "" {
 		where = append(where, "grant_id = ?")
@@ -147,6 +164,72 @@ func (s *Store) Requests(ctx context.Context, f latch.RequestFilter) ([]latch.Re
 	}
 	return rs, nil
 }
+
+// visibleTo returns the condition that keeps the requests v may see, and
+// its arguments: v's own (by key), and those whose approvers name v (by
+// request_approvers), each an index lookup. AWS principal patterns are
+// few, so the distinct ones are read and matched here, in Go.
+func (s *Store) visibleTo(ctx context.Context, v *latch.Viewer) (string, []any, error) {
+	var principals []string
+	if v.Principal != nil {
+		rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT value FROM request_approvers WHERE kind = 'aws_principal'`)
+		if err != nil {
+			return "", nil, translate(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				return "", nil, translate(err)
+			}
+			if v.Principal(p) {
+				principals = append(principals, p)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return "", nil, translate(err)
+		}
+	}
+	var ors []string
+	var args []any
+	in := func(expr string, vals []string) {
+		if len(vals) == 0 {
+			return
+		}
+		ors = append(ors, expr+" IN ("+placeholders(len(vals))+")")
+		for _, x := range vals {
+			args = append(args, x)
+		}
+	}
+	in("requester_key", v.Keys)
+	var sub []string
+	subIn := func(kind string, vals []string) {
+		if len(vals) == 0 {
+			return
+		}
+		sub = append(sub, "(kind = ? AND value IN ("+placeholders(len(vals))+"))")
+		args = append(args, kind)
+		for _, x := range vals {
+			args = append(args, x)
+		}
+	}
+	users := make([]string, len(v.Users))
+	for i, u := range v.Users {
+		users[i] = strings.ToLower(u)
+	}
+	subIn("group", v.Groups)
+	subIn("user", users)
+	subIn("aws_principal", principals)
+	if len(sub) > 0 {
+		ors = append(ors, "id IN (SELECT request_id FROM request_approvers WHERE "+strings.Join(sub, " OR ")+")")
+	}
+	if len(ors) == 0 {
+		return "0", nil, nil
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", args, nil
+}
+
+func placeholders(n int) string { return "?" + strings.Repeat(", ?", n-1) }
 
 // UpdateRequest writes every field of r if the stored request still has
 // r.Version, appends the reviews r has beyond the stored ones, and returns r
@@ -180,10 +263,12 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		}
 		args := append(requestArgs(r)[1:], r.ID, r.Version)
 		res, err := tx.ExecContext(ctx, `UPDATE requests SET
-			state = ?, requester_kind = ?, requester_subject = ?, requester_issuer = ?, requester_groups = ?,
+			state = ?, requester_kind = ?, requester_subject = ?, requester_issuer = ?, requester_email = ?, requester_name = ?,
+			requester_groups = ?, requester_key = ?,
 			region = ?, instance_id = ?, group_id = ?, tags = ?,
 			protocol = ?, port_from = ?, port_to = ?, source = ?, duration_us = ?, reason = ?, break_glass = ?, rule = ?,
-			approvals_needed = ?, approver_groups = ?, created_at = ?, pending_until = ?, decided_at = ?,
+			approvals_needed = ?, approver_groups = ?, approver_users = ?, approver_principals = ?,
+			created_at = ?, pending_until = ?, decided_at = ?,
 			grant_id = ?, note = ?, version = ? + 1
 			WHERE id = ? AND version = ?`, args...)
 		if err != nil {
@@ -191,6 +276,12 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		}
 		// No row cannot happen while the transaction holds the write lock.
 		if err := touchedRow(res, staleRequest(r)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM request_approvers WHERE request_id = ?`, r.ID); err != nil {
+			return err
+		}
+		if err := indexApprovers(ctx, tx, r); err != nil {
 			return err
 		}
 		return insertReviews(ctx, tx, r.ID, len(stored), r.Reviews[len(stored):])
@@ -225,7 +316,7 @@ func extends(rvs, stored []latch.Review) error {
 // sameReview reports whether a and b, both normalised, are equal.
 func sameReview(a, b latch.Review) bool {
 	return a.By.Kind == b.By.Kind && a.By.Subject == b.By.Subject && a.By.Issuer == b.By.Issuer &&
-		slices.Equal(a.By.Groups, b.By.Groups) && a.Approve == b.Approve && a.Reason == b.Reason && a.At.Equal(b.At)
+		a.By.Email == b.By.Email && a.By.Name == b.By.Name && slices.Equal(a.By.Groups, b.By.Groups) && a.Approve == b.Approve && a.Reason == b.Reason && a.At.Equal(b.At)
 }
 
 func storedReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID) ([]latch.Review, error) {
@@ -258,13 +349,14 @@ func requestNotFound(id latch.RequestID) error {
 type reviewRow struct {
 	seq                      sql.NullInt64
 	kind, subj, issuer, grps sql.NullString
+	email, name              sql.NullString
 	approve                  sql.NullBool
 	reason                   sql.NullString
 	at                       sql.NullInt64
 }
 
 func (v *reviewRow) dest() []any {
-	return []any{&v.seq, &v.kind, &v.subj, &v.issuer, &v.grps, &v.approve, &v.reason, &v.at}
+	return []any{&v.seq, &v.kind, &v.subj, &v.issuer, &v.email, &v.name, &v.grps, &v.approve, &v.reason, &v.at}
 }
 
 func (v *reviewRow) review() (latch.Review, error) {
@@ -274,7 +366,7 @@ func (v *reviewRow) review() (latch.Review, error) {
 	}
 	return latch.Review{
 		By: latch.Identity{Kind: latch.IdentityKind(v.kind.String), Subject: v.subj.String,
-			Issuer: v.issuer.String, Groups: groups},
+			Issuer: v.issuer.String, Email: v.email.String, Name: v.name.String, Groups: groups},
 		Approve: v.approve.Bool,
 		Reason:  v.reason.String,
 		At:      decodeTime(v.at),
@@ -289,15 +381,15 @@ func scanRequests(rows *sql.Rows) ([]latch.Request, error) {
 	var rs []latch.Request
 	for rows.Next() {
 		var r latch.Request
-		var reqGroups, tags, source, approvers string
+		var reqGroups, tags, source, approverGroups, approverUsers, approverPrincipals string
 		var durationUS int64
 		var created, pendingUntil, decided sql.NullInt64
 		var v reviewRow
 		dest := []any{&r.ID, &r.State,
-			&r.Requester.Kind, &r.Requester.Subject, &r.Requester.Issuer, &reqGroups,
+			&r.Requester.Kind, &r.Requester.Subject, &r.Requester.Issuer, &r.Requester.Email, &r.Requester.Name, &reqGroups,
 			&r.Target.Region, &r.Target.InstanceID, &r.Target.GroupID, &tags,
 			&r.Protocol, &r.Ports.From, &r.Ports.To, &source, &durationUS, &r.Reason, &r.BreakGlass, &r.Rule,
-			&r.ApprovalsNeeded, &approvers, &created, &pendingUntil, &decided,
+			&r.ApprovalsNeeded, &approverGroups, &approverUsers, &approverPrincipals, &created, &pendingUntil, &decided,
 			&r.GrantID, &r.Note, &r.Version}
 		if err := rows.Scan(append(dest, v.dest()...)...); err != nil {
 			return nil, err
@@ -310,8 +402,8 @@ func scanRequests(rows *sql.Rows) ([]latch.Request, error) {
 			if r.Target.Tags, err = decodeTags(tags); err != nil {
 				return nil, fmt.Errorf("request %s: stored tags: %w", r.ID, err)
 			}
-			if r.ApproverGroups, err = decodeList(approvers); err != nil {
-				return nil, fmt.Errorf("request %s: stored approver groups: %w", r.ID, err)
+			if r.Approvers, err = decodeApprovers(approverGroups, approverUsers, approverPrincipals); err != nil {
+				return nil, fmt.Errorf("request %s: stored approvers: %w", r.ID, err)
 			}
 			if source != "" {
 				if r.Source, err = netip.ParsePrefix(source); err != nil {
@@ -346,9 +438,8 @@ func normalizeRequest(r latch.Request) latch.Request {
 		r.Target.Tags = nil
 	}
 	r.Duration = r.Duration.Truncate(time.Microsecond)
-	if len(r.ApproverGroups) == 0 {
-		r.ApproverGroups = nil
-	}
+	r.Approvers = latch.Selector{Groups: nilIfEmpty(r.Approvers.Groups), Users: nilIfEmpty(r.Approvers.Users),
+		AWSPrincipals: nilIfEmpty(r.Approvers.AWSPrincipals)}
 	if len(r.Reviews) == 0 {
 		r.Reviews = nil
 	} else {
@@ -416,4 +507,49 @@ func decodeTags(s string) (map[string]string, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+func nilIfEmpty(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+func decodeApprovers(groups, users, principals string) (latch.Selector, error) {
+	var a latch.Selector
+	var err error
+	if a.Groups, err = decodeList(groups); err != nil {
+		return a, err
+	}
+	if a.Users, err = decodeList(users); err != nil {
+		return a, err
+	}
+	a.AWSPrincipals, err = decodeList(principals)
+	return a, err
+}
+
+// indexApprovers writes r's approver entries to request_approvers, users
+// in lower case as viewers' names are matched.
+func indexApprovers(ctx context.Context, tx *sql.Tx, r latch.Request) error {
+	add := func(kind, value string) error {
+		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO request_approvers (request_id, kind, value) VALUES (?, ?, ?)`, r.ID, kind, value)
+		return err
+	}
+	for _, g := range r.Approvers.Groups {
+		if err := add("group", g); err != nil {
+			return err
+		}
+	}
+	for _, u := range r.Approvers.Users {
+		if err := add("user", strings.ToLower(u)); err != nil {
+			return err
+		}
+	}
+	for _, p := range r.Approvers.AWSPrincipals {
+		if err := add("aws_principal", p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func testCreateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 		zero := mustCreateRequest(t, s, latch.Request{ID: latch.NewRequestID()})
 		empty := latch.Request{ID: latch.NewRequestID(),
 			Requester: latch.Identity{Groups: []string{}}, Target: latch.Target{Tags: map[string]string{}},
-			ApproverGroups: []string{}, Reviews: []latch.Review{}}
+			Approvers: latch.Selector{Groups: []string{}}, Reviews: []latch.Review{}}
 		empty = mustCreateRequest(t, s, empty)
 		// However the store keeps empty, it keeps it the same for nil and
 		// for empty, so that callers see one kind of request.
@@ -143,7 +143,7 @@ func testUpdateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 		r.BreakGlass = true
 		r.Rule = "break-glass"
 		r.ApprovalsNeeded = 1
-		r.ApproverGroups = []string{"security"}
+		r.Approvers = latch.Selector{Groups: []string{"security"}, Users: []string{"Alice@Example.com"}, AWSPrincipals: []string{"arn:aws:iam::111122223333:user/*"}}
 		r.CreatedAt = epoch().Add(-time.Hour)
 		r.PendingUntil = epoch().Add(2 * time.Hour)
 		r.DecidedAt = epoch().Add(3 * time.Hour)
@@ -155,7 +155,7 @@ func testUpdateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 		}
 
 		// And back to zero values.
-		r.Requester.Groups, r.Target.Tags, r.ApproverGroups = nil, nil, nil
+		r.Requester.Groups, r.Target.Tags, r.Approvers = nil, nil, latch.Selector{}
 		r.Source, r.Duration, r.BreakGlass, r.ApprovalsNeeded = netip.Prefix{}, 0, false, 0
 		r.DecidedAt, r.PendingUntil, r.GrantID, r.Note = time.Time{}, time.Time{}, "", ""
 		r = mustUpdateRequest(t, s, r)
@@ -172,15 +172,15 @@ func testUpdateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 		bob, carol, dave := reviewer("bob@example.com", "sre"), reviewer("carol@example.com", "oncall"),
 			reviewer("dave@example.com", "sre", "oncall")
 
-		if err := r.Review(bob, true, "ok", epoch().Add(time.Minute)); err != nil {
+		if err := r.Review(bob, true, "ok", epoch().Add(time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
 		r = mustUpdateRequest(t, s, r)
 		// Two at once, and a write that adds none.
-		if err := r.Review(carol, true, "", epoch().Add(2*time.Minute)); err != nil {
+		if err := r.Review(carol, true, "", epoch().Add(2*time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Review(dave, true, "fine by me", epoch().Add(3*time.Minute)); err != nil {
+		if err := r.Review(dave, true, "fine by me", epoch().Add(3*time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
 		r = mustUpdateRequest(t, s, r)
@@ -231,12 +231,12 @@ func testUpdateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 		s := open(t)
 		stale := mustCreateRequest(t, s, NewRequest(epoch()))
 		fresh := stale
-		if err := fresh.Review(reviewer("bob@example.com", "sre"), true, "", epoch().Add(time.Minute)); err != nil {
+		if err := fresh.Review(reviewer("bob@example.com", "sre"), true, "", epoch().Add(time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
 		fresh = mustUpdateRequest(t, s, fresh)
 
-		if err := stale.Review(reviewer("carol@example.com", "sre"), false, "not now", epoch().Add(time.Minute)); err != nil {
+		if err := stale.Review(reviewer("carol@example.com", "sre"), false, "not now", epoch().Add(time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.UpdateRequest(t.Context(), stale)
@@ -273,7 +273,7 @@ func testUpdateRequest(t *testing.T, open func(t *testing.T) latch.Store) {
 				mine := r
 				mine.Reviews = slices.Clone(r.Reviews)
 				by := reviewer(fmt.Sprintf("reviewer%d@example.com", i), "sre")
-				if errs[i] = mine.Review(by, true, "", epoch().Add(time.Minute)); errs[i] == nil {
+				if errs[i] = mine.Review(by, true, "", epoch().Add(time.Minute), latch.NoPeople{}); errs[i] == nil {
 					_, errs[i] = s.UpdateRequest(t.Context(), mine)
 				}
 			})

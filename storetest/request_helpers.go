@@ -39,7 +39,7 @@ func NewRequest(created time.Time) latch.Request {
 		Reason:          "INC-1234: look at the stuck queue",
 		Rule:            "prod-ssh",
 		ApprovalsNeeded: 2,
-		ApproverGroups:  []string{"sre", "oncall"},
+		Approvers:       latch.Selector{Groups: []string{"sre", "oncall"}},
 		CreatedAt:       created,
 		PendingUntil:    created.Add(time.Hour),
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,20 +53,89 @@ func testRequests(t *testing.T, open func(t *testing.T) latch.Store) {
 			byState[latch.RequestTimedOut], byState[latch.RequestApproved], byState[latch.RequestPending])
 	})
 
-	t.Run("ByRequesterExactSubject", func(t *testing.T) {
+	t.Run("ByRequesterKey", func(t *testing.T) {
 		s := open(t)
-		mk := func(i int, subject, issuer string) latch.Request {
+		mk := func(i int, kind latch.IdentityKind, subject, issuer string) latch.Request {
 			r := NewRequest(epoch().Add(time.Duration(i) * time.Minute))
-			r.Requester.Subject, r.Requester.Issuer = subject, issuer
+			r.Requester.Kind, r.Requester.Subject, r.Requester.Issuer = kind, subject, issuer
 			return mustCreateRequest(t, s, r)
 		}
-		a1 := mk(0, "alice@example.com", "https://idp.example.com")
-		mk(1, "bob@example.com", "https://idp.example.com")
-		a2 := mk(2, "alice@example.com", "https://other.example.com") // the subject is what is matched
-		mk(3, "Alice@example.com", "https://idp.example.com")         // exactly
-		mk(4, "alice@example.co", "https://idp.example.com")
-		mustListRequests(t, s, latch.RequestFilter{Requester: "alice@example.com"}, a2, a1)
-		mustListRequests(t, s, latch.RequestFilter{Requester: "carol@example.com"})
+		alice := latch.Identity{Kind: latch.KindOIDC, Subject: "u-alice", Issuer: "https://idp.example.com"}
+		a1 := mk(0, latch.KindOIDC, "u-alice", "https://idp.example.com")
+		mk(1, latch.KindOIDC, "u-bob", "https://idp.example.com")
+		mk(2, latch.KindOIDC, "u-alice", "https://other.example.com")     // another issuer's u-alice is someone else
+		mk(3, latch.KindLocal, "u-alice", "https://idp.example.com")      // and so is another kind's
+		a2 := mk(4, latch.KindOIDC, "U-Alice", "https://idp.example.com") // case does not make another person
+		mk(5, latch.KindOIDC, "u-alic", "https://idp.example.com")
+		mustListRequests(t, s, latch.RequestFilter{Requesters: []string{alice.Key()}}, a2, a1)
+		mustListRequests(t, s, latch.RequestFilter{Requesters: []string{"oidc|https://idp.example.com|u-carol"}})
+	})
+
+	t.Run("VisibleTo", func(t *testing.T) {
+		s := open(t)
+		mk := func(i int, requester string, approvers latch.Selector) latch.Request {
+			r := NewRequest(epoch().Add(time.Duration(i) * time.Minute))
+			r.Requester.Subject, r.Approvers = requester, approvers
+			return mustCreateRequest(t, s, r)
+		}
+		key := func(sub string) string {
+			return latch.Identity{Kind: latch.KindOIDC, Subject: sub, Issuer: "https://idp.example.com"}.Key()
+		}
+		own := mk(0, "u-alice", latch.Selector{Groups: []string{"sre"}})
+		bySRE := mk(1, "u-bob", latch.Selector{Groups: []string{"sre"}})
+		byUser := mk(2, "u-bob", latch.Selector{Users: []string{"Alice@Example.com"}})
+		byRole := mk(3, "u-bob", latch.Selector{AWSPrincipals: []string{"arn:aws:sts::111122223333:assumed-role/approver/*"}})
+		mk(4, "u-bob", latch.Selector{Groups: []string{"security"}, Users: []string{"carol@example.com"},
+			AWSPrincipals: []string{"arn:aws:iam::111122223333:user/carol"}})
+
+		mustListRequests(t, s, latch.RequestFilter{VisibleTo: &latch.Viewer{Keys: []string{key("u-alice")}}}, own)
+		mustListRequests(t, s, latch.RequestFilter{VisibleTo: &latch.Viewer{Groups: []string{"sre", "dev"}}}, bySRE, own)
+		mustListRequests(t, s, latch.RequestFilter{VisibleTo: &latch.Viewer{Users: []string{"alice@example.com"}}}, byUser)
+		mustListRequests(t, s, latch.RequestFilter{VisibleTo: &latch.Viewer{Principal: func(p string) bool {
+			return latch.Glob(p, "arn:aws:sts::111122223333:assumed-role/approver/erin")
+		}}}, byRole)
+		mustListRequests(t, s, latch.RequestFilter{VisibleTo: &latch.Viewer{Keys: []string{key("u-dave")}, Groups: []string{"dev"},
+			Users: []string{"dave@example.com", "u-dave"}}})
+		mustListRequests(t, s, latch.RequestFilter{VisibleTo: &latch.Viewer{}})
+		// With other filters and a page.
+		mustListRequests(t, s, latch.RequestFilter{Limit: 1, VisibleTo: &latch.Viewer{Keys: []string{key("u-alice")},
+			Groups: []string{"sre"}, Users: []string{"alice@example.com"}}}, byUser)
+	})
+
+	t.Run("PagesWithBefore", func(t *testing.T) {
+		s := open(t)
+		var rs []latch.Request
+		for i := range 5 {
+			rs = append(rs, mustCreateRequest(t, s, NewRequest(epoch().Add(time.Duration(i/2)*time.Minute)))) // pairs share a time
+		}
+		slices.SortFunc(rs, func(a, b latch.Request) int {
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(string(b.ID), string(a.ID))
+		})
+		var got []latch.Request
+		var before *latch.RequestCursor
+		for range 5 {
+			page, err := s.Requests(t.Context(), latch.RequestFilter{Limit: 2, Before: before})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			last := page[len(page)-1]
+			before = &latch.RequestCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		if len(got) != len(rs) {
+			t.Fatalf("paged through %d requests, want %d", len(got), len(rs))
+		}
+		for i := range rs {
+			if got[i].ID != rs[i].ID {
+				t.Fatalf("page order: %s at %d, want %s", got[i].ID, i, rs[i].ID)
+			}
+		}
 	})
 
 	t.Run("ByGrantID", func(t *testing.T) {
@@ -105,7 +175,7 @@ func testRequests(t *testing.T, open func(t *testing.T) latch.Store) {
 		otherRequester.Requester.Subject = "bob@example.com"
 		mustCreateRequest(t, s, otherRequester)
 
-		f := latch.RequestFilter{States: []latch.RequestState{latch.RequestPending}, Requester: "alice@example.com"}
+		f := latch.RequestFilter{States: []latch.RequestState{latch.RequestPending}, Requesters: []string{NewRequest(epoch()).Requester.Key()}}
 		mustListRequests(t, s, f, want, older)
 		f.Limit = 1
 		mustListRequests(t, s, f, want)
@@ -114,7 +184,7 @@ func testRequests(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("SeesUpdates", func(t *testing.T) {
 		s := open(t)
 		r := mustCreateRequest(t, s, NewRequest(epoch()))
-		if err := r.Review(reviewer("bob@example.com", "sre"), false, "no ticket", epoch().Add(time.Minute)); err != nil {
+		if err := r.Review(reviewer("bob@example.com", "sre"), false, "no ticket", epoch().Add(time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
 		r = mustUpdateRequest(t, s, r)
@@ -153,7 +223,7 @@ func testRequestChanged(t *testing.T, open func(t *testing.T) latch.Store) {
 		if isClosed(ch) {
 			t.Fatal("Changed is closed before the update")
 		}
-		if err := r.Review(reviewer("bob@example.com", "sre"), true, "", epoch().Add(time.Minute)); err != nil {
+		if err := r.Review(reviewer("bob@example.com", "sre"), true, "", epoch().Add(time.Minute), latch.NoPeople{}); err != nil {
 			t.Fatal(err)
 		}
 		r = mustUpdateRequest(t, s, r)

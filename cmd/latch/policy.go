@@ -42,7 +42,7 @@ func (a *app) policyCheckCommand() *cobra.Command {
 			for _, r := range p.Rules() {
 				approval := "auto"
 				if r.Approvals > 0 {
-					approval = fmt.Sprintf("%d from %s", r.Approvals, strings.Join(r.ApproverGroups, ","))
+					approval = fmt.Sprintf("%d from %s", r.Approvals, r.Approvers.Or())
 				}
 				fmt.Fprintf(tw, "  %s\tline %d\tmax %s\tapproval %s\n", r.Name, r.Line, r.MaxDuration, approval)
 			}

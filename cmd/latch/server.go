@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,7 +30,8 @@ import (
 type serverOptions struct {
 	listen, tlsCert, tlsKey, policyFile string
 	insecureHTTP                        bool
-	admins, trustedProxies              []string
+	adminGroups, adminUsers, oldAdmins  []string
+	trustedProxies                      []string
 	sweepInterval, metricsListen        string
 	rateLimit                           float64
 	auth                                authOptions
@@ -55,7 +57,8 @@ with --trusted-proxy) and is logged as a warning.
 
 SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 		Example: `  latch server --policy policy.yaml --oidc-issuer https://idp.example.com --oidc-audience latch \
-    --tls-cert cert.pem --tls-key key.pem --listen :8443 --admin latch-admins`,
+    --tls-cert cert.pem --tls-key key.pem --listen :8443 --admin-group latch-admins
+  latch server --policy policy.yaml --aws-auth --admin-user arn:aws:iam::123456789012:user/ops`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), o) },
 	}
 	f := cmd.Flags()
@@ -64,7 +67,10 @@ SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
 	f.StringVar(&o.policyFile, "policy", "", "policy file (YAML); required")
-	f.StringSliceVar(&o.admins, "admin", nil, "groups or subjects who administer latch (see and end every grant)")
+	f.StringSliceVar(&o.adminGroups, "admin-group", nil, "groups whose members administer latch (see and end every grant and request)")
+	f.StringSliceVar(&o.adminUsers, "admin-user", nil, "users who administer latch: a subject or verified email (OIDC), an ARN, an Identity Center user, or a person in the policy's people section")
+	f.StringSliceVar(&o.oldAdmins, "admin", nil, "replaced by --admin-group and --admin-user")
+	_ = f.MarkHidden("admin")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil, "CIDRs of proxies whose X-Forwarded-For is believed")
 	f.StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, apart from the API (e.g. 127.0.0.1:9464)")
@@ -82,6 +88,12 @@ func (h *policyHolder) Policy() *policy.Policy { return h.p.Load() }
 func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if o.policyFile == "" {
 		return latch.Invalidf("policy", "a policy file is required: --policy FILE (see 'latch policy check')")
+	}
+	if len(o.oldAdmins) > 0 {
+		// It named groups and users alike, so a user named like the admin
+		// group became an admin: say which each is.
+		return latch.Invalidf("admin", "--admin %s is ambiguous and no longer accepted: name groups with --admin-group and users with --admin-user",
+			strings.Join(o.oldAdmins, ","))
 	}
 	p, err := policy.Load(o.policyFile)
 	if err != nil {
@@ -125,7 +137,8 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	holder := &policyHolder{}
 	holder.p.Store(p)
 	opts := broker.AccessOptions{
-		Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0], Admins: o.admins,
+		Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0],
+		AdminGroups: o.adminGroups, AdminUsers: o.adminUsers, OIDCIssuer: o.auth.oidcIssuer,
 	}
 	if err := a.sshOptions(ctx, o.sshCA, &opts); err != nil {
 		return err

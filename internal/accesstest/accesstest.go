@@ -114,7 +114,7 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 	if f.CA, err = sshca.LoadCA(caPath); err != nil {
 		t.Fatal(err)
 	}
-	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, Admins: []string{"admins"}, SSHCA: f.CA,
+	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, AdminGroups: []string{"admins"}, SSHCA: f.CA,
 		KeyPushers: map[string]latch.SSHKeyPusher{awstest.Region: latchaws.NewInstanceConnect(env.Config())},
 		HostKeys:   map[string]latch.HostKeySource{awstest.Region: latchaws.NewConsoleHostKeys(env.Config())}}
 	for _, o := range options {

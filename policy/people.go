@@ -1,0 +1,177 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/latchdev/latch"
+)
+
+// Person is one entry of a policy's people section: the identities of
+// different kinds that one person uses. latch can then tell that an IAM
+// user and an OIDC login are, or are not, the same person, which it
+// otherwise cannot (see latch.Distinct).
+//
+//	people:
+//	  - name: alice
+//	    oidc: [u-alice]                                    # sub claims at the server's issuer
+//	    aws: ["arn:aws:iam::111122223333:user/alice"]      # ARNs as latch whoami prints them
+type Person struct {
+	Name string
+	OIDC []string // subjects at the server's OIDC issuer
+	AWS  []string // exact principal ARNs; an Identity Center session ARN stands for its user under every permission set
+	Line int
+}
+
+// Person returns the person id is linked to, and every identity linked
+// to them. It implements latch.People.
+func (p *Policy) Person(id latch.Identity) (string, []latch.Identity) {
+	for _, person := range p.people {
+		linked := person.identities(id.Issuer, id.Kind)
+		for _, l := range linked {
+			if l.Key() == id.Key() {
+				return person.Name, linked
+			}
+		}
+	}
+	return "", nil
+}
+
+// People returns a copy of the people section.
+func (p *Policy) People() []Person {
+	out := make([]Person, len(p.people))
+	for i, person := range p.people {
+		out[i] = Person{Name: person.Name, OIDC: append([]string(nil), person.OIDC...), AWS: append([]string(nil), person.AWS...), Line: person.Line}
+	}
+	return out
+}
+
+// identities returns the person's identities, OIDC ones at issuer when
+// the identity being looked up is an OIDC login (a server trusts one
+// issuer, which the policy does not name).
+func (person Person) identities(issuer string, kind latch.IdentityKind) []latch.Identity {
+	if kind != latch.KindOIDC {
+		issuer = ""
+	}
+	var out []latch.Identity
+	for _, sub := range person.OIDC {
+		out = append(out, latch.Identity{Kind: latch.KindOIDC, Issuer: issuer, Subject: sub})
+	}
+	for _, arn := range person.AWS {
+		out = append(out, latch.Identity{Kind: latch.KindIAM, Issuer: arnAccount(arn), Subject: arn})
+	}
+	return out
+}
+
+func arnAccount(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 {
+		return ""
+	}
+	return parts[4]
+}
+
+// people reads the people section; it may be absent.
+func (d *decoder) people(n *yaml.Node, path string) []Person {
+	if n == nil {
+		return nil
+	}
+	items := d.list(n, path)
+	out := make([]Person, 0, len(items))
+	names := map[string]int{}     // lower-cased name → index
+	owners := map[string]string{} // identity key → person
+	for i, item := range items {
+		p := index(path, i)
+		m := d.mapping(item, p, "name", "oidc", "aws")
+		if m == nil {
+			continue
+		}
+		person := Person{Line: item.Line}
+		if v := d.require(item, m, p, "name", "a name for the person, such as alice"); v != nil {
+			person.Name = d.str(v, join(p, "name"))
+			if j, dup := names[strings.ToLower(person.Name)]; dup {
+				d.failf(v, join(p, "name"), "%q is already the name of people[%d]; names must be unique", person.Name, j)
+			}
+			names[strings.ToLower(person.Name)] = i
+		}
+		person.OIDC = d.strs(m["oidc"], join(p, "oidc"), nil)
+		person.AWS = d.strs(m["aws"], join(p, "aws"), func(n *yaml.Node, fp, s string) bool {
+			parts := strings.SplitN(s, ":", 6)
+			if len(parts) != 6 || parts[0] != "arn" || parts[4] == "" || parts[5] == "" || strings.ContainsAny(s, "*?[]") {
+				d.failf(n, fp, "%q is not a principal ARN; want one exact ARN as latch whoami prints it, e.g. arn:aws:iam::123456789012:user/alice (no wildcards: a link names one identity)", s)
+				return false
+			}
+			return true
+		})
+		if len(person.OIDC)+len(person.AWS) < 2 {
+			d.failf(item, p, "links %d identities; a person links two or more (oidc subjects and aws ARNs)", len(person.OIDC)+len(person.AWS))
+		}
+		for _, id := range person.identities("", "") {
+			k := id.Key()
+			if other, dup := owners[k]; dup && other != person.Name {
+				d.failf(item, p, "%s is already linked to %s; an identity belongs to one person", id.Subject, other)
+			}
+			owners[k] = person.Name
+		}
+		out = append(out, person)
+	}
+	return out
+}
+
+// Warnings lists what is legal in p but cannot work as written: rules
+// whose approval no set of identities could ever give.
+func (p *Policy) Warnings() []string {
+	var out []string
+	for _, r := range p.rules {
+		if r.Approvals == 0 {
+			continue
+		}
+		n, unbounded := p.approvers(r.Approvers)
+		if !unbounded && n < r.Approvals {
+			what := fmt.Sprintf("at most %d distinct people", n)
+			if n == 0 {
+				what = "no identity"
+			}
+			out = append(out, fmt.Sprintf("line %d: rules[%q]: approval needs %d approval(s) but %s could ever give them (%s): "+
+				"role sessions count only when the people section links them, since whoever assumes a role names the session",
+				r.Line, r.Name, r.Approvals, what, r.Approvers))
+		}
+	}
+	return out
+}
+
+// approvers counts the distinct people who could approve under a: a group
+// or a pattern that covers IAM users or Identity Center sessions may hold
+// any number; a user entry is one person; a pattern that covers only
+// other role sessions counts the linked people it covers.
+func (p *Policy) approvers(a Who) (n int, unbounded bool) {
+	if len(a.Groups) > 0 {
+		return 0, true
+	}
+	seen := map[string]bool{}
+	for _, u := range a.Users {
+		seen["user:"+strings.ToLower(u)] = true
+	}
+	for _, pat := range a.AWSPrincipals {
+		if latch.Glob(pat, "arn:aws:iam::000000000000:user/x") || latch.Glob(pat, "arn:aws:sts::000000000000:assumed-role/AWSReservedSSO_x_0/x") ||
+			strings.Contains(pat, ":user/") || strings.Contains(pat, "AWSReservedSSO") {
+			return 0, true
+		}
+		for _, person := range p.people {
+			for _, arn := range person.AWS {
+				if latch.Glob(pat, arn) || latch.Glob(pat, latch.RoleARN(arn)) {
+					seen["person:"+strings.ToLower(person.Name)] = true
+				}
+			}
+		}
+	}
+	// A user entry naming a linked person is that person.
+	for _, person := range p.people {
+		if seen["user:"+strings.ToLower(person.Name)] && seen["person:"+strings.ToLower(person.Name)] {
+			delete(seen, "user:"+strings.ToLower(person.Name))
+		}
+	}
+	return len(seen), false
+}
