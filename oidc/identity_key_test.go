@@ -55,9 +55,12 @@ func TestVerify_EmailVerifiedMustBeTrue(t *testing.T) {
 				edit(c)
 			}), ""))
 			id, err := verifierFor(t, o, nil).Verify(t.Context(), tok)
-			if err == nil && id.Subject == "mallory@example.com" {
-				t.Fatalf("an unverified email names the caller: %+v", id)
+			if err != nil || id.Subject == "mallory@example.com" || id.Email != "" {
+				t.Fatalf("Verify = %+v, %v; want alice by her sub, with no email", id, err)
 			}
+			// Keyed by email, the token is refused.
+			_, err = verifierFor(t, o, func(c *oidc.Config) { c.SubjectClaim = "email" }).Verify(t.Context(), tok)
+			wantUnauthenticated(t, err, "not verified")
 		})
 	}
 }

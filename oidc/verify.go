@@ -23,7 +23,7 @@ import (
 // Claim defaults for [Config].
 const (
 	DefaultGroupsClaim  = "groups"
-	DefaultSubjectClaim = "email"
+	DefaultSubjectClaim = "sub"
 )
 
 // signingAlgs are the algorithms an ID token may be signed with: public-key
@@ -46,8 +46,12 @@ type Config struct {
 	// GroupsClaim names the claim holding the user's groups; "" means
 	// DefaultGroupsClaim.
 	GroupsClaim string
-	// SubjectClaim names the claim that becomes Identity.Subject; "" means
-	// DefaultSubjectClaim. A token without it falls back to sub.
+	// SubjectClaim names the claim that becomes Identity.Subject, the key
+	// of the person; "" means DefaultSubjectClaim, sub, which the issuer
+	// keeps for the user whatever the scopes of a login. Name another claim
+	// only if the issuer keeps it as stable (a user ID, say); a token
+	// without it is refused, never keyed by sub instead, or one person
+	// would have two keys.
 	SubjectClaim string
 	// HTTPClient fetches the discovery document and signing keys; nil means
 	// http.DefaultClient.
@@ -94,9 +98,11 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 }
 
 // Verify checks raw, an ID token, and returns who it names: Kind KindOIDC,
-// Subject from the subject claim, Issuer, and Groups from the groups
-// claim. Any failure (signature, issuer, audience, expiry, algorithm, an
-// unverified email) is EUNAUTHENTICATED.
+// Subject from the subject claim, Issuer, Groups from the groups claim,
+// Name from name, and Email from email only when email_verified is the
+// JSON boolean true. Any failure (signature, issuer, audience, expiry,
+// algorithm, no subject claim, an unverified email as the subject claim)
+// is EUNAUTHENTICATED.
 func (v *Verifier) Verify(ctx context.Context, raw string) (latch.Identity, error) {
 	if raw == "" {
 		return latch.Identity{}, unauthenticated("the bearer token is empty")
@@ -112,22 +118,28 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (latch.Identity, erro
 	if err := tok.Claims(&claims); err != nil {
 		return latch.Identity{}, unauthenticated("the ID token's claims cannot be read: %v", err)
 	}
-	subject := tok.Subject
-	if s, ok := claims[v.cfg.SubjectClaim].(string); ok && s != "" {
-		if v.cfg.SubjectClaim == "email" && claims["email_verified"] == false {
-			// An issuer that lets users set an unverified address would let
-			// them claim anyone's.
-			return latch.Identity{}, unauthenticated("the ID token's email %s is not verified by the issuer", s)
-		}
-		subject = s
+	// An issuer that lets users set an unverified address would let them
+	// claim anyone's: only the boolean true vouches for it, not "true",
+	// "false", 1 or nothing.
+	email, _ := claims["email"].(string)
+	if claims["email_verified"] != true {
+		email = ""
 	}
-	if subject == "" {
-		return latch.Identity{}, unauthenticated("the ID token names no subject")
+	subject, _ := claims[v.cfg.SubjectClaim].(string)
+	switch {
+	case v.cfg.SubjectClaim == "email" && subject != "" && email == "":
+		return latch.Identity{}, unauthenticated("the ID token's email %s is not verified by the issuer (email_verified is not true)", subject)
+	case subject == "":
+		return latch.Identity{}, unauthenticated("the ID token has no %s claim, which this server keys people by; "+
+			"log in again with the scopes 'latch login' asks for", v.cfg.SubjectClaim)
 	}
+	name, _ := claims["name"].(string)
 	return latch.Identity{
 		Kind:    latch.KindOIDC,
 		Subject: subject,
 		Issuer:  tok.Issuer,
+		Email:   email,
+		Name:    name,
 		Groups:  groups(claims[v.cfg.GroupsClaim]),
 	}, nil
 }

@@ -42,8 +42,12 @@ func wantIdentity(t *testing.T, v *oidc.Verifier, raw string, u oidctest.User) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if got.Kind != latch.KindOIDC || got.Subject != u.Email || got.Issuer == "" || !slices.Equal(got.Groups, u.Groups) {
-		t.Errorf("Verify = %+v, want %s in %v", got, u.Email, u.Groups)
+	email := u.Email
+	if !u.EmailVerified {
+		email = ""
+	}
+	if got.Kind != latch.KindOIDC || got.Subject != u.ID() || got.Email != email || got.Issuer == "" || !slices.Equal(got.Groups, u.Groups) {
+		t.Errorf("Verify = %#v, want subject %s, email %q in %v", got, u.ID(), email, u.Groups)
 	}
 }
 
@@ -59,10 +63,15 @@ func TestVerify_ValidToken(t *testing.T) {
 	raw := idToken(t, loginPKCE(t, o, alice))
 	wantIdentity(t, verifierFor(t, o, nil), raw, alice)
 
-	t.Run("subject falls back to sub", func(t *testing.T) {
+	t.Run("a configured subject claim the token lacks is refused, not replaced by sub", func(t *testing.T) {
 		v := verifierFor(t, o, func(c *oidc.Config) { c.SubjectClaim = "preferred_username" }) // not requested, so absent
-		if id, err := v.Verify(t.Context(), raw); err != nil || id.Subject != alice.ID() {
-			t.Errorf("Verify = %+v, %v; want subject %s", id, err, alice.ID())
+		_, err := v.Verify(t.Context(), raw)
+		wantUnauthenticated(t, err, "no preferred_username claim")
+	})
+	t.Run("a configured subject claim", func(t *testing.T) {
+		v := verifierFor(t, o, func(c *oidc.Config) { c.SubjectClaim = "email" })
+		if id, err := v.Verify(t.Context(), raw); err != nil || id.Subject != alice.Email {
+			t.Errorf("Verify = %+v, %v; want subject %s", id, err, alice.Email)
 		}
 	})
 	t.Run("another groups claim", func(t *testing.T) {
@@ -74,15 +83,19 @@ func TestVerify_ValidToken(t *testing.T) {
 	t.Run("Authenticate", func(t *testing.T) {
 		r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
 		r.Header.Set("Authorization", "Bearer "+raw)
-		if id, err := verifierFor(t, o, nil).Authenticate(r); err != nil || id.Subject != alice.Email {
+		if id, err := verifierFor(t, o, nil).Authenticate(r); err != nil || id.Subject != alice.ID() {
 			t.Errorf("Authenticate = %+v, %v", id, err)
 		}
 	})
 }
 
-func TestVerify_RefusesUnverifiedEmail(t *testing.T) {
+func TestVerify_UnverifiedEmail(t *testing.T) {
 	o := newTestOP(t)
-	_, err := verifierFor(t, o, nil).Verify(t.Context(), idToken(t, loginPKCE(t, o, bob)))
+	raw := idToken(t, loginPKCE(t, o, bob))
+	// Keyed by sub, bob is bob; the address he typed is not his attribute.
+	wantIdentity(t, verifierFor(t, o, nil), raw, bob)
+	// Keyed by email, he is refused.
+	_, err := verifierFor(t, o, func(c *oidc.Config) { c.SubjectClaim = "email" }).Verify(t.Context(), raw)
 	wantUnauthenticated(t, err, "not verified")
 }
 
@@ -133,7 +146,7 @@ func TestVerify_RefusesBadTokens(t *testing.T) {
 				// The forging helpers make tokens the verifier accepts when
 				// they have the key, so the refusals above are for the
 				// reason their names say.
-				if err != nil || id.Subject != "mallory@example.com" {
+				if err != nil || id.Email != "mallory@example.com" {
 					t.Fatalf("Verify = %+v, %v; want the forged identity", id, err)
 				}
 				return

@@ -31,7 +31,7 @@ func (o *authOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.oidcIssuer, "oidc-issuer", "", "accept ID tokens from this OpenID Connect issuer (URL)")
 	f.StringVar(&o.oidcAudience, "oidc-audience", "", "the audience ID tokens must carry: latch's client ID at the issuer")
 	f.StringVar(&o.oidcGroupsClaim, "oidc-groups-claim", oidc.DefaultGroupsClaim, "the token claim that lists the caller's groups")
-	f.StringVar(&o.oidcSubjectClaim, "oidc-subject-claim", oidc.DefaultSubjectClaim, "the token claim that names the caller (falls back to sub)")
+	f.StringVar(&o.oidcSubjectClaim, "oidc-subject-claim", oidc.DefaultSubjectClaim, "the token claim that keys each person; only a claim the issuer keeps stable (a token without it is refused)")
 	f.BoolVar(&o.awsAuth, "aws-auth", false, "accept AWS IAM identities (a presigned sts:GetCallerIdentity)")
 	f.StringVar(&o.awsServerID, "aws-server-id", "latch", "the name clients sign into AWS proofs, so proofs for another server are refused")
 	f.StringSliceVar(&o.awsSTSHosts, "aws-sts-host", nil, "STS endpoints proofs may address besides AWS's own (e.g. a simulator's http://127.0.0.1:4566)")

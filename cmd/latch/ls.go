@@ -120,7 +120,7 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PENDING REQUEST\tREQUESTER\tTARGET\tOPENS\tAPPROVALS\tTIMES OUT")
 		for _, r := range requests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s for %s\t%d of %d\t%s\n", r.ID, r.Requester.Subject, targetOf(r),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s for %s\t%d of %d\t%s\n", r.ID, r.Requester.Display, targetOf(r),
 				r.Protocol, r.Ports, r.Duration, approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
 		}
 		tw.Flush()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -72,8 +73,14 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 
 // waitForDecision polls until r is no longer pending, showing progress.
 func (a *app) waitForDecision(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON) (latchhttp.RequestJSON, error) {
-	fmt.Fprintf(a.stderr, "Request %s needs %d approval(s) from %s.\n", r.ID, r.ApprovalsNeeded, strings.Join(r.ApproverGroups, " or "))
+	fmt.Fprintf(a.stderr, "Request %s needs %d approval(s) from %s.\n", r.ID, r.ApprovalsNeeded, approversText(r))
 	tty := isTerminal(a.stderr)
+	stopped := func() (latchhttp.RequestJSON, error) {
+		// Interrupted, the request stays pending: say so, and how to end it.
+		fmt.Fprintf(a.stderr, "\nStopped waiting. Request %s is still pending: 'latch withdraw %s' withdraws it, "+
+			"'latch request --wait' again waits anew, 'latch ls' shows it.\n", r.ID, r.ID)
+		return r, exitStatus(exitInterrupted)
+	}
 	for r.State == latch.RequestPending {
 		left := r.PendingUntil.Sub(a.clock.Now()).Round(time.Second)
 		line := fmt.Sprintf("waiting for approval: %d of %d; times out in %s", approvals(r), r.ApprovalsNeeded, max(left, 0))
@@ -84,19 +91,34 @@ func (a *app) waitForDecision(ctx context.Context, c *latchhttp.Client, r latchh
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintf(a.stderr, "\nStopped waiting; request %s is still pending ('latch ls' shows it).\n", r.ID)
-			return r, ctx.Err()
+			return stopped()
 		case <-a.clock.Alarm(a.clock.Now().Add(2 * time.Second)):
 		}
-		var err error
-		if r, err = c.Request(ctx, r.ID); err != nil {
+		next, err := c.Request(ctx, r.ID)
+		if err != nil && ctx.Err() != nil {
+			return stopped()
+		} else if err != nil {
 			return r, err
 		}
+		r = next
 	}
 	if tty {
 		fmt.Fprint(a.stderr, "\r\033[K")
 	}
 	return r, nil
+}
+
+// exitInterrupted is the status of a command stopped by Ctrl-C, as shells
+// report it (128 + SIGINT).
+const exitInterrupted = 130
+
+// approversText says who may approve r, e.g. "sre or alice@example.com".
+func approversText(r latchhttp.RequestJSON) string {
+	all := slices.Concat(r.Approvers.Groups, r.Approvers.Users, r.Approvers.AWSPrincipals)
+	if len(all) == 0 {
+		all = r.ApproverGroups // an older server
+	}
+	return strings.Join(all, " or ")
 }
 
 func approvals(r latchhttp.RequestJSON) int {
@@ -164,7 +186,7 @@ func printRequest(w io.Writer, r latchhttp.RequestJSON, g *latchhttp.GrantJSON, 
 	}
 	if r.State == latch.RequestPending {
 		fmt.Fprintf(tw, "waiting\t%d of %d approvals from %s; times out %s\n", approvals(r), r.ApprovalsNeeded,
-			strings.Join(r.ApproverGroups, " or "), relative(r.PendingUntil, now))
+			approversText(r), relative(r.PendingUntil, now))
 	}
 	if r.Note != "" {
 		fmt.Fprintf(tw, "note\t%s\n", r.Note)
@@ -213,6 +235,43 @@ func (a *app) reviewCommand(approve bool) *cobra.Command {
 	return cmd
 }
 
+func (a *app) withdrawCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "withdraw REQUEST_ID",
+		Short: "Withdraw your own pending request",
+		Long: `Withdraw a request of yours that is still waiting for approval. It can no
+longer be approved; to ask again, make a new request. Only pending requests
+can be withdrawn; access already open ends with 'latch revoke GRANT_ID'.`,
+		Example: `  latch withdraw r-5f1c2a9e8d7b6a43
+  latch withdraw r-5f1c2a9e8d7b6a43 --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := latch.ParseRequestID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			r, err := c.Withdraw(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, struct {
+					Request latchhttp.RequestJSON `json:"request"`
+				}{r})
+			}
+			printRequest(a.stdout, r, nil, a.clock.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
 func (a *app) whoamiCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -230,7 +289,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(a.stdout, who)
 			}
-			fmt.Fprintf(a.stdout, "%s (%s", who.Subject, who.Kind)
+			fmt.Fprintf(a.stdout, "%s (%s %s", who.Display, who.Kind, who.Subject)
 			if len(who.Groups) > 0 {
 				fmt.Fprintf(a.stdout, "; groups %s", strings.Join(who.Groups, ", "))
 			}
