@@ -29,7 +29,7 @@ func TestAutoApprovedRequestOpensAtOnce(t *testing.T) {
 		t.Fatalf("request = %+v, want active under dev-ssh on web-latch", r)
 	}
 	g, err := f.Store.Grant(t.Context(), r.GrantID)
-	if err != nil || g.State != latch.StateActive || !g.ExpiresAt.Equal(at.Start.Add(30*time.Minute)) || g.Requester != at.Alice.Subject {
+	if err != nil || g.State != latch.StateActive || !g.ExpiresAt.Equal(at.Start.Add(30*time.Minute)) || g.Requester != at.Alice.Email || g.Owner != at.Alice.Key() {
 		t.Fatalf("grant = %+v, %v; want active for the default 30m, for alice", g, err)
 	}
 	if rules := f.Rules(ec2sim.DemoWebLatchGroup); len(rules) != 1 || rules[0].CIDR != "203.0.113.50/32" {

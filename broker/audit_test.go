@@ -63,7 +63,7 @@ func TestEveryEventIsAudited(t *testing.T) {
 			t.Fatalf("audit actions %v, want %v", got, want)
 		}
 	}
-	if e := entries[1]; e.Actor != at.Bob.Subject || e.RequestID != r.ID || e.Details["reason"] != "ok" {
+	if e := entries[1]; e.Actor != at.Bob.Email || e.RequestID != r.ID || e.Details["reason"] != "ok" {
 		t.Errorf("approval entry = %+v", e)
 	}
 	if e := entries[7]; e.Actor != "latch" || e.GrantID != r.GrantID {

@@ -115,7 +115,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	if i := slices.IndexFunc(entries, func(e latch.AuditEntry) bool { return e.Action == latch.AuditSSHCertificate }); i < 0 ||
-		entries[i].Details["serial"] == "" || entries[i].Actor != at.Alice.Subject {
+		entries[i].Details["serial"] == "" || entries[i].Actor != at.Alice.Email {
 		t.Errorf("no ssh-certificate audit entry with the serial: %+v", entries)
 	}
 

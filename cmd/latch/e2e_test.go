@@ -74,7 +74,7 @@ func TestServerEndToEndWithOIDC(t *testing.T) {
 	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoDBLatchGroup) }
 
 	loginAs(t, w, op, opAlice)
-	if r := w.latch(t, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice@example.com (oidc; groups dev)") {
+	if r := w.latch(t, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice@example.com (oidc u-alice; groups dev)") {
 		t.Fatalf("whoami: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	r := w.latch(t, "request", ec2sim.DemoDB1, "--port", "22", "--for", "30m", "--reason", "migrate", "--json")
@@ -232,5 +232,86 @@ func TestLoginDeviceFlow(t *testing.T) {
 	entries := decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--who", "alice@example.com", "--json").stdout)
 	if len(entries) != 1 || entries[0].Action != "login" || entries[0].Target != "127.0.0.1" {
 		t.Errorf("audit after login = %+v, want one login from 127.0.0.1", entries)
+	}
+}
+
+// One person is one identity: alice, an SRE too, logs in a second time
+// with only the "openid groups" scopes (as she could by editing the login
+// URL), so her second token has no email. She is still herself, and
+// cannot approve her own request with it.
+func TestServerOneUserTwoLoginsIsOnePerson(t *testing.T) {
+	aliceSRE := opAlice
+	aliceSRE.Groups = []string{"dev", "sre"}
+	op := oidctest.New(t, "latch-cli", aliceSRE)
+	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli")
+	loginAs(t, w, op, aliceSRE)
+	r := w.latch(t, "request", ec2sim.DemoDB1, "--port", "22", "--reason", "migrate", "--json")
+	req := decode[requestOut](t, r.stdout).Request
+	if r.code != 0 || req.State != latch.RequestPending {
+		t.Fatalf("request: exit %d %s %s", r.code, req.State, r.stderr)
+	}
+
+	dir := filepath.Join(w.dir, "config-alice-narrow")
+	cfg := oidc.LoginConfig{Issuer: op.Issuer(), ClientID: "latch-cli", Method: oidc.MethodPKCE, Open: op.Browser(aliceSRE),
+		Scopes: []string{"openid", "groups"}}
+	tok, err := oidc.Login(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := oidc.NewCachedToken(cfg, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oidc.SaveToken(filepath.Join(dir, "latch", "token.json"), cached); err != nil {
+		t.Fatal(err)
+	}
+	w.vars["XDG_CONFIG_HOME"] = dir
+	if r := w.latch(t, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "u-alice") || strings.Contains(r.stdout, "alice@example.com") {
+		t.Fatalf("whoami with the narrow login: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := w.latch(t, "approve", string(req.ID)); r.code != exitRuntime || !strings.Contains(r.stderr, "your own request") {
+		t.Fatalf("self-approval with a second login: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Ctrl-C on request --wait leaves the request pending and says how to
+// withdraw it; latch withdraw does, once.
+func TestServerWithdrawAndInterruptedWait(t *testing.T) {
+	op := oidctest.New(t, "latch-cli", opAlice, opBob)
+	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli")
+	loginAs(t, w, op, opAlice)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	var stderr strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		var stdout strings.Builder
+		code := run(ctx, []string{"request", ec2sim.DemoDB1, "--port", "22", "--reason", "wait", "--wait"},
+			w.getenvSnapshot(), strings.NewReader(""), &stdout, io.MultiWriter(pw, &stderr))
+		pw.Close()
+		done <- code
+	}()
+	id := waitForRequestID(t, pr)
+	cancel() // as Ctrl-C does
+	if code := <-done; code != exitInterrupted || !strings.Contains(stderr.String(), "still pending") ||
+		!strings.Contains(stderr.String(), "latch withdraw "+id) || strings.Contains(stderr.String(), "context canceled") {
+		t.Fatalf("interrupted wait: exit %d\n%s", code, stderr.String())
+	}
+
+	loginAs(t, w, op, opBob)
+	if r := w.latch(t, "withdraw", id); r.code != exitRuntime || !strings.Contains(r.stderr, "only its requester") {
+		t.Fatalf("withdraw by bob: exit %d %s", r.code, r.stderr)
+	}
+	loginAs(t, w, op, opAlice)
+	r := w.latch(t, "withdraw", id, "--json")
+	if out := decode[requestOut](t, r.stdout); r.code != 0 || out.Request.State != latch.RequestWithdrawn {
+		t.Fatalf("withdraw: exit %d %+v %s", r.code, out.Request, r.stderr)
+	}
+	if r := w.latch(t, "withdraw", id); r.code != exitRuntime || !strings.Contains(r.stderr, "only pending requests") {
+		t.Fatalf("withdraw again: exit %d %s", r.code, r.stderr)
+	}
+	if r := w.latch(t, "withdraw", "r-nope"); r.code != exitUsage || !strings.Contains(r.stderr, "request") {
+		t.Fatalf("withdraw of a malformed ID: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -23,15 +23,23 @@ import (
 // Start is the fake clock's first reading.
 var Start = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-// The people in the tests. Alice develops; Bob and Erin are SREs (the
-// approvers); Carol administers; Dave is a stranger to the policy.
+// The people in the tests, as the OIDC verifier names them: keyed by their
+// sub claim, with a verified email. Alice develops; Bob and Erin are SREs
+// (the approvers); Carol administers; Dave is a stranger to the policy.
 var (
-	Alice = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "alice@example.com", Groups: []string{"dev"}}
-	Bob   = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "bob@example.com", Groups: []string{"sre"}}
-	Erin  = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "erin@example.com", Groups: []string{"sre"}}
-	Carol = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "carol@example.com", Groups: []string{"admins"}}
-	Dave  = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "dave@example.com"}
+	Alice = oidcPerson("alice", "dev")
+	Bob   = oidcPerson("bob", "sre")
+	Erin  = oidcPerson("erin", "sre")
+	Carol = oidcPerson("carol", "admins")
+	Dave  = oidcPerson("dave")
 )
+
+// Issuer is the people's OIDC issuer.
+const Issuer = "https://idp.test"
+
+func oidcPerson(name string, groups ...string) latch.Identity {
+	return latch.Identity{Kind: latch.KindOIDC, Issuer: Issuer, Subject: "u-" + name, Email: name + "@example.com", Groups: groups}
+}
 
 // Policy is the tests' policy: dev instances auto-approved for dev, prod
 // needing one SRE approval (with break-glass), and the db port needing two
@@ -114,7 +122,7 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 	if f.CA, err = sshca.LoadCA(caPath); err != nil {
 		t.Fatal(err)
 	}
-	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, AdminGroups: []string{"admins"}, SSHCA: f.CA,
+	opts := broker.AccessOptions{Clock: f.Clock, DefaultRegion: awstest.Region, AdminGroups: []string{"admins"}, SSHCA: f.CA, OIDCIssuer: Issuer,
 		KeyPushers: map[string]latch.SSHKeyPusher{awstest.Region: latchaws.NewInstanceConnect(env.Config())},
 		HostKeys:   map[string]latch.HostKeySource{awstest.Region: latchaws.NewConsoleHostKeys(env.Config())}}
 	for _, o := range options {
