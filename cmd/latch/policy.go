@@ -30,7 +30,12 @@ func (a *app) policyCheckCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a policy file",
-		Long:  "Validate a policy file and list its rules. Errors give the file, line and field.",
+		Long: `Validate a policy file and list its rules. Errors give the file, line and
+field, and exit 2. Warnings (on stderr, exit 0) name rules that are valid
+but cannot work as written, such as an approval no set of identities could
+ever give.`,
+		Example: `  latch policy check policy.yaml
+  latch policy check policy.yaml 2>&1 | grep warning`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			p, err := policy.Load(args[0])
@@ -46,7 +51,13 @@ func (a *app) policyCheckCommand() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "  %s\tline %d\tmax %s\tapproval %s\n", r.Name, r.Line, r.MaxDuration, approval)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, w := range p.Warnings() {
+				fmt.Fprintf(a.stderr, "%s: warning: %s\n", args[0], w)
+			}
+			return nil
 		},
 	}
 }

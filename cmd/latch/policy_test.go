@@ -21,6 +21,13 @@ func TestPolicyCheck(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "bad.yaml:7") || !strings.Contains(r.stderr, "duration.max") {
 		t.Fatalf("check bad file: exit %d, %s", r.code, r.stderr)
 	}
+	lonely := filepath.Join(w.dir, "lonely.yaml")
+	os.WriteFile(lonely, []byte("version: 1\nrules:\n  - name: x\n    targets: {tags: {env: dev}}\n    who: {groups: [dev]}\n    ports: [tcp/22]\n"+
+		"    duration: {default: 30m, max: 1h}\n    approval: {approvals: 2, from: {users: [alice@example.com]}}\n"), 0o600)
+	r = w.latch(t, "policy", "check", lonely)
+	if r.code != 0 || !strings.Contains(r.stderr, "lonely.yaml: warning: line 3: rules[\"x\"]: approval needs 2 approval(s) but at most 1 distinct people") {
+		t.Fatalf("check a rule nobody could approve: exit %d, %s", r.code, r.stderr)
+	}
 	if r := w.latch(t, "policy", "check"); r.code != exitUsage {
 		t.Errorf("check without a file: exit %d", r.code)
 	}
