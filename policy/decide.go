@@ -39,14 +39,14 @@ const (
 // Decision is a policy's answer to a Query.
 type Decision struct {
 	Outcome         Outcome
-	Rule            string        // the rule that decided; "" when none applied
-	Why             string        // a sentence for people: why allowed, what is missing, or why denied
-	Duration        time.Duration // the duration granted, default applied; 0 when denied before it was known
-	ApprovalsNeeded int           // for NeedsApproval
+	Rule            string         // the rule that decided; "" when none applied
+	Why             string         // a sentence for people: why allowed, what is missing, or why denied
+	Duration        time.Duration  // the duration granted, default applied; 0 when denied before it was known
+	ApprovalsNeeded int            // for NeedsApproval
 	Approvers       latch.Selector // for NeedsApproval: who may approve
-	PendingTimeout  time.Duration // for NeedsApproval: how long the request may wait
-	BreakGlass      bool          // allowed only because break-glass was asked for
-	Wide            bool          // the source is wider than one address, which the rule allows
+	PendingTimeout  time.Duration  // for NeedsApproval: how long the request may wait
+	BreakGlass      bool           // allowed only because break-glass was asked for
+	Wide            bool           // the source is wider than one address, which the rule allows
 }
 
 // Decide returns the policy's decision on q. The first rule, in file order,

@@ -36,7 +36,7 @@ but cannot work as written, such as an approval no set of identities could
 ever give.`,
 		Example: `  latch policy check policy.yaml
   latch policy check policy.yaml 2>&1 | grep warning`,
-		Args:  cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			p, err := policy.Load(args[0])
 			if err != nil {
