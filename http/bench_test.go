@@ -1,10 +1,15 @@
 package http_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
 	latchhttp "github.com/latchdev/latch/http"
+	at "github.com/latchdev/latch/internal/accesstest"
+	"github.com/latchdev/latch/storetest"
 )
 
 // BenchmarkRequestAndEnd measures one auto-approved request through the
@@ -49,6 +54,48 @@ func BenchmarkSSHLogin(b *testing.B) {
 	for b.Loop() {
 		if st, body := s.call(b, "alice", "POST", path, latchhttp.SSHBody{PublicKey: testPublicKey}); st != 200 {
 			b.Fatalf("ssh: %d %s", st, body)
+		}
+	}
+}
+
+// BenchmarkListRequests20k measures GET /v1/requests with 20,000 requests
+// in the store, for callers who may see none of them, a page of them as an
+// approver, and every one as an admin (a page of 100). The store applies
+// who may see what and the page, so the cost is the page's, not the
+// history's.
+func BenchmarkListRequests20k(b *testing.B) {
+	s := newServer(b, latchhttp.Options{RateLimit: 1e9, Burst: 1 << 30})
+	fill20k(b, s)
+	for _, who := range []string{"dave", "bob", "carol"} {
+		b.Run(who, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if st, body := s.call(b, who, "GET", "/v1/requests", nil); st != 200 {
+					b.Fatalf("list: %d %s", st, body)
+				}
+			}
+		})
+	}
+}
+
+// fill20k records 20,000 requests by 100 requesters, reviewed by 100
+// groups other than sre, and 100 more for sre: dave sees none, bob (sre)
+// 100, carol (admin) all.
+func fill20k(b *testing.B, s *server) {
+	b.Helper()
+	base := storetest.NewRequest(at.Start)
+	for i := range 20_100 {
+		r := base
+		r.ID = latch.NewRequestID()
+		r.Requester.Subject = fmt.Sprintf("u-requester-%d", i%100)
+		r.Approvers = latch.Selector{Groups: []string{fmt.Sprintf("team-%d", i%100)}}
+		if i >= 20_000 {
+			r.Approvers.Groups = []string{"sre"}
+		}
+		r.CreatedAt = at.Start.Add(time.Duration(i) * time.Second)
+		r.PendingUntil = r.CreatedAt.Add(1000 * time.Hour)
+		if _, err := s.Store.CreateRequest(b.Context(), r); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
