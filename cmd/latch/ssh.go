@@ -296,7 +296,11 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 		a.log.WarnContext(ctx, "cannot read host keys from the console output", "instance_id", in.ID, "err", err)
 	}
 	if method == latch.SSHCertificate {
-		cert, _, err := ca.Certify(ctx, k.pub, latch.GrantCertRequest(g, []string{t.login}))
+		req, err := latch.GrantCertRequest(g, in.ID, []string{t.login})
+		if err != nil {
+			return s, err
+		}
+		cert, _, err := ca.Certify(ctx, k.pub, req)
 		if err == nil {
 			err = k.writeCert(cert)
 		}
