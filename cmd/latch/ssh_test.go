@@ -323,7 +323,7 @@ func TestSSHConfigBlockMakesPlainSSHGoThroughLatch(t *testing.T) {
 	gen := exec.Command(latchBinary(t), "ssh-config", "--login", w.sshd.User)
 	gen.Env = env
 	block, err := gen.Output()
-	if err != nil || !strings.Contains(string(block), `Match host "*.latch" exec`) {
+	if err != nil || !strings.Contains(string(block), `Match host "*.latch,!*'*" user "*,!*'*" exec`) {
 		t.Fatalf("ssh-config: %v\n%s", err, block)
 	}
 	user, _ := os.ReadFile(filepath.Join(w.userDir, "config"))
