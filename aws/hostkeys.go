@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,7 +37,11 @@ func NewConsoleHostKeys(cfg aws.Config) *ConsoleHostKeys {
 func (c *ConsoleHostKeys) HostKeys(ctx context.Context, instance latch.InstanceID) ([]string, error) {
 	out, err := c.ec2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(string(instance))})
 	if err != nil {
-		return nil, translateLookup("read console output of "+string(instance), err)
+		err = translateLookup("read console output of "+string(instance), err)
+		if latch.ErrorCode(err) == latch.EFORBIDDEN {
+			err = fmt.Errorf("%w (latch's IAM policy reads the console only of instances tagged %s=true)", err, latch.TagSSH)
+		}
+		return nil, err
 	}
 	text, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
 	if err != nil {
