@@ -50,15 +50,47 @@ type SSHCertRequest struct {
 	Skew time.Duration
 }
 
-// GrantCertRequest is the certificate grant g allows for principals: valid
-// for its window, from its source only, and named in sshd's logs by the
-// grant and its requester.
-func GrantCertRequest(g Grant, principals []string) SSHCertRequest {
+// SSHPrincipal is the certificate principal that lets login log in to
+// instance and nowhere else: "LOGIN@INSTANCE_ID", e.g.
+// "ec2-user@i-0123456789abcdef0". A login name holds no '@' and an
+// instance ID has a fixed form, so it reads back one way only. An
+// instance accepts it when sshd's AuthorizedPrincipalsFile for the user
+// lists exactly that line (the README's user data writes it from the
+// instance's own ID); sshd without a principals file refuses it, since it
+// is no user's name.
+func SSHPrincipal(login string, instance InstanceID) string {
+	return login + "@" + string(instance)
+}
+
+// GrantCertRequest is the certificate grant g allows on instance for
+// logins: valid for its window, from its source only, for each login on
+// that instance alone (see [SSHPrincipal]), and named in sshd's logs by
+// the grant and its requester. A grant on a security group names no
+// instance, and a certificate not bound to one would log in to every
+// instance that trusts the CA, so it gets none: EINVALID, field grant.
+func GrantCertRequest(g Grant, instance InstanceID, logins []string) (SSHCertRequest, error) {
+	if instance == "" {
+		return SSHCertRequest{}, Invalidf("grant", "grant %s is for security group %s, not an instance; "+
+			"a certificate names the one instance it logs in to, so ask for access to the instance", g.ID, g.GroupID)
+	}
+	if _, err := ParseInstanceID(string(instance)); err != nil {
+		return SSHCertRequest{}, err
+	}
+	if len(logins) == 0 {
+		return SSHCertRequest{}, Invalidf("login", "none given; a certificate needs at least one login")
+	}
+	principals := make([]string, len(logins))
+	for i, l := range logins {
+		if err := CheckLogin("login", l); err != nil {
+			return SSHCertRequest{}, err
+		}
+		principals[i] = SSHPrincipal(l, instance)
+	}
 	return SSHCertRequest{
 		KeyID:      fmt.Sprintf("grant=%s;requester=%s", g.ID, g.Requester),
 		Principals: principals, ValidAfter: g.CreatedAt, ValidBefore: g.ExpiresAt,
 		SourceAddress: g.Source, AllowWideSource: !g.Source.IsSingleIP(),
-	}
+	}, nil
 }
 
 // SSHCertifier signs SSH user certificates. Keys and certificates are in

@@ -14,6 +14,10 @@ const (
 
 	// TagManaged marks security groups latch may open; its value is "true".
 	TagManaged = "latch:managed"
+	// TagSSH marks instances latch may log people in to; its value is
+	// "true". The server's IAM policy reads console output (host keys) and
+	// pushes Instance Connect keys only on instances that carry it.
+	TagSSH = "latch:ssh"
 )
 
 // FormatExpiry renders t as latch writes it onto rules.

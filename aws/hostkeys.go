@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,7 +37,11 @@ func NewConsoleHostKeys(cfg aws.Config) *ConsoleHostKeys {
 func (c *ConsoleHostKeys) HostKeys(ctx context.Context, instance latch.InstanceID) ([]string, error) {
 	out, err := c.ec2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(string(instance))})
 	if err != nil {
-		return nil, translateLookup("read console output of "+string(instance), err)
+		err = translateLookup("read console output of "+string(instance), err)
+		if latch.ErrorCode(err) == latch.EFORBIDDEN {
+			err = fmt.Errorf("%w (latch's IAM policy reads the console only of instances tagged %s=true)", err, latch.TagSSH)
+		}
+		return nil, err
 	}
 	text, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
 	if err != nil {
@@ -50,13 +55,16 @@ const (
 	hostKeysEnd   = "-----END SSH HOST KEY KEYS-----"
 )
 
-// ParseConsoleHostKeys returns the keys in the last complete block of host
-// keys cloud-init printed (should the output hold more than one, the last
-// is the newest), each as "TYPE BASE64", without the comment. Lines that are not public keys, and
-// everything outside the block, are ignored: a console also carries
-// whatever else the instance printed.
+// ParseConsoleHostKeys returns the keys in the first complete block of
+// host keys cloud-init printed, each as "TYPE BASE64", without the
+// comment. cloud-init prints the block once, at the instance's first
+// boot, before anyone can log in; a later block can only have been
+// printed by something on the instance (root can write to the console),
+// so it never replaces the first, even when the first holds no key.
+// Lines that are not public keys, and everything outside the block, are
+// ignored: a console also carries whatever else the instance printed.
 func ParseConsoleHostKeys(console string) []string {
-	var keys, block []string
+	var block []string
 	in := false
 	for line := range strings.Lines(console) {
 		line = strings.TrimSpace(line)
@@ -67,16 +75,15 @@ func ParseConsoleHostKeys(console string) []string {
 			in, block = true, nil
 		case strings.Contains(line, hostKeysEnd):
 			if in {
-				keys = block
+				return block
 			}
-			in = false
 		case in:
 			if k := hostKeyLine(line); k != "" {
 				block = append(block, k)
 			}
 		}
 	}
-	return keys
+	return nil
 }
 
 // hostKeyLine returns line's public key as "TYPE BASE64", or "" if line

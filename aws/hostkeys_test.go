@@ -32,7 +32,13 @@ func TestParseConsoleHostKeys(t *testing.T) {
 		{"cloud-init", "[  5.1] cloud-init: booting\n" + block(hostECDSA+" root@ip-10-0-1-10", hostEd25519+" root@ip-10-0-1-10") + "login: ",
 			[]string{hostECDSA, hostEd25519}},
 		{"CRLF and an ec2: prefix", strings.ReplaceAll(block("ec2: "+hostEd25519+" root@h"), "\n", "\r\n"), []string{hostEd25519}},
-		{"a later boot's keys win", block(hostEd25519) + "reboot\n" + block(hostLater), []string{hostLater}},
+		// cloud-init prints the keys once, at first boot; a later block
+		// can only come from something on the instance (root can write to
+		// the console), so it must not replace the keys EC2 saw first.
+		{"the first complete block wins over a later one", block(hostEd25519) + "[ 900.2] later\n" + block(hostLater), []string{hostEd25519}},
+		{"a later block is ignored even with more keys", block(hostEd25519) + block(hostLater, hostECDSA), []string{hostEd25519}},
+		{"an empty first block still wins", block() + block(hostLater), nil},
+		{"an end marker before any block is noise", "-----END SSH HOST KEY KEYS-----\n" + block(hostEd25519), []string{hostEd25519}},
 		{"noise inside the block is skipped", block("not a key", hostEd25519, "ssh-ed25519 !!!notbase64"), []string{hostEd25519}},
 		{"no block", "ssh-ed25519 " + hostEd25519 + "\nlogin: ", nil},
 		{"an unfinished block counts for nothing", block(hostEd25519) + "-----BEGIN SSH HOST KEY KEYS-----\n" + hostLater + "\n",

@@ -37,7 +37,8 @@ func (c *InstanceConnect) PushSSHKey(ctx context.Context, instance latch.Instanc
 }
 
 // Push sends key to instance for osUser. Returns ENOTFOUND for an unknown
-// instance and ECONFLICT for one that is not running.
+// instance, ECONFLICT for one that is not running, and EFORBIDDEN, naming
+// the latch:ssh tag, when IAM refuses.
 func (c *InstanceConnect) Push(ctx context.Context, instance latch.InstanceID, osUser string, key ssh.PublicKey) error {
 	_, err := c.eic.SendSSHPublicKey(ctx, &ec2instanceconnect.SendSSHPublicKeyInput{
 		InstanceId: aws.String(string(instance)), InstanceOSUser: aws.String(osUser),
@@ -52,6 +53,8 @@ func (c *InstanceConnect) Push(ctx context.Context, instance latch.InstanceID, o
 		return latch.Errorf(latch.ECONFLICT, "instance %s cannot take a key now (%s)", instance, code)
 	case "InvalidArgsException":
 		return latch.Errorf(latch.EINVALID, "EC2 Instance Connect refused the key or user %q", osUser)
+	case "AccessDeniedException":
+		return latch.Errorf(latch.EFORBIDDEN, "EC2 Instance Connect: not allowed to push a key to %s; latch's IAM policy allows it only on instances tagged %s=true", instance, latch.TagSSH)
 	default:
 		return translate("send SSH public key to "+string(instance), err)
 	}

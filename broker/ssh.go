@@ -55,7 +55,7 @@ func (a *Access) SSHLogin(ctx context.Context, who latch.Identity, id latch.Gran
 		out.HostKeys = a.hostKeys(ctx, r.Target)
 	}
 	if out.Method == latch.SSHCertificate {
-		err = a.certify(ctx, g, rule, in.PublicKey, &out)
+		err = a.certify(ctx, g, r.Target, rule, in.PublicKey, &out)
 	} else {
 		err = a.pushKey(ctx, g, r.Target, in.PublicKey, &out)
 	}
@@ -124,19 +124,25 @@ func (a *Access) hostKeys(ctx context.Context, t latch.Target) []string {
 }
 
 // certify signs the caller's key for the grant's window, from its source
-// only, for every principal the rule names.
-func (a *Access) certify(ctx context.Context, g latch.Grant, rule policy.Rule, key []byte, out *SSHLogin) error {
+// only, for every principal the rule names, each bound to the grant's
+// instance: the certificate logs in there and nowhere else. A grant on a
+// security group gets no certificate.
+func (a *Access) certify(ctx context.Context, g latch.Grant, t latch.Target, rule policy.Rule, key []byte, out *SSHLogin) error {
+	req, err := latch.GrantCertRequest(g, t.InstanceID, rule.SSH.Principals)
+	if err != nil {
+		return err
+	}
 	if a.opts.SSHCA == nil {
 		return latch.Errorf(latch.EUNAVAILABLE, "rule %q logs in with a certificate, but this server has no SSH CA (start it with --ssh-ca-key)", rule.Name)
 	}
-	cert, serial, err := a.opts.SSHCA.Certify(ctx, key, latch.GrantCertRequest(g, rule.SSH.Principals))
+	cert, serial, err := a.opts.SSHCA.Certify(ctx, key, req)
 	if err != nil {
 		return err
 	}
 	out.Certificate, out.Serial, out.Principals = cert, serial, rule.SSH.Principals
 	a.audit(ctx, latch.AuditEntry{Actor: g.Requester, Action: latch.AuditSSHCertificate, Target: string(g.GroupID), GrantID: g.ID,
-		Details: map[string]string{"serial": fmt.Sprint(serial), "principals": strings.Join(rule.SSH.Principals, ","),
-			"source": g.Source.String(), "valid_before": g.ExpiresAt.UTC().Format(time.RFC3339), "instance_id": string(out.Instance.ID)}})
+		Details: map[string]string{"serial": fmt.Sprint(serial), "principals": strings.Join(req.Principals, ","),
+			"source": g.Source.String(), "valid_before": g.ExpiresAt.UTC().Format(time.RFC3339), "instance_id": string(t.InstanceID)}})
 	return nil
 }
 

@@ -89,14 +89,19 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	checker := ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool {
 		return string(k.Marshal()) == string(ca.PublicKeys()[0].Marshal())
 	}, Clock: f.Clock.Now, SupportedCriticalOptions: []string{"source-address"}}
-	if err := checker.CheckCert("deploy", cert); err != nil {
-		t.Errorf("the CA's certificate does not check for deploy now: %v", err)
+	if err := checker.CheckCert("deploy@"+string(ec2sim.DemoWeb1), cert); err != nil {
+		t.Errorf("the CA's certificate does not check for deploy on web-1 now: %v", err)
+	}
+	if err := checker.CheckCert("deploy", cert); err == nil {
+		t.Error("the certificate names a bare user, which any instance trusting the CA would accept")
 	}
 	switch {
 	case login.Method != latch.SSHCertificate || login.Login != "ec2-user":
 		t.Errorf("method %s login %s; want certificate as ec2-user (the first principal)", login.Method, login.Login)
-	case !slices.Equal(cert.ValidPrincipals, []string{"ec2-user", "deploy"}):
-		t.Errorf("principals = %v; want the rule's", cert.ValidPrincipals)
+	case !slices.Equal(cert.ValidPrincipals, []string{"ec2-user@" + ec2sim.DemoWeb1, "deploy@" + ec2sim.DemoWeb1}):
+		t.Errorf("principals = %v; want the rule's, each bound to web-1", cert.ValidPrincipals)
+	case !slices.Equal(login.Principals, []string{"ec2-user", "deploy"}):
+		t.Errorf("login principals = %v; want the rule's users", login.Principals)
 	case cert.ValidBefore != uint64(g.ExpiresAt.Unix()) || !login.ValidBefore.Equal(g.ExpiresAt):
 		t.Errorf("valid before %d; want the grant's expiry %d", cert.ValidBefore, g.ExpiresAt.Unix())
 	case cert.ValidAfter != uint64(g.CreatedAt.Add(-sshca.DefaultSkew).Unix()):
@@ -115,8 +120,9 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	if i := slices.IndexFunc(entries, func(e latch.AuditEntry) bool { return e.Action == latch.AuditSSHCertificate }); i < 0 ||
-		entries[i].Details["serial"] == "" || entries[i].Actor != at.Alice.Email {
-		t.Errorf("no ssh-certificate audit entry with the serial: %+v", entries)
+		entries[i].Details["serial"] == "" || entries[i].Actor != at.Alice.Email ||
+		entries[i].Details["principals"] != strings.Join(cert.ValidPrincipals, ",") {
+		t.Errorf("no ssh-certificate audit entry with the serial and the certificate's principals: %+v", entries)
 	}
 
 	// Expired, the grant gives no certificate.

@@ -174,10 +174,17 @@ func managedGroups() map[string]map[string]any {
 	return map[string]map[string]any{"StringEquals": {"aws:ResourceTag/" + latch.TagManaged: "true"}}
 }
 
+// sshInstances is the condition that confines a statement to instances
+// tagged latch:ssh=true, the ones latch may log people in to.
+func sshInstances() map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {"aws:ResourceTag/" + latch.TagSSH: "true"}}
+}
+
 // Server is the policy of the role the latch server, daemon or one-shot
 // commands (grant, revoke, sweep, run) use: open and close rules only in
 // managed groups, create only rules that carry latch's expiry tag, tag only
-// latch's rules with latch's keys, read inventory, and keep backstop
+// latch's rules with latch's keys, read inventory, read host keys from and
+// push Instance Connect keys to instances tagged latch:ssh=true, and keep backstop
 // schedules in one schedule group, passing them only the scheduler role.
 // It holds no IAM write, no group creation, and nothing of CloudTrail
 // (`latch audit proof` and `reconcile` are admin tooling, run with the
@@ -192,19 +199,29 @@ func Server(opts Options) Document {
 		{
 			// EC2 Instance Connect: a key the server pushes lasts 60
 			// seconds, for one connection to an instance a grant opened.
-			Sid:      "PushShortLivedSSHKeys",
-			Effect:   "Allow",
-			Action:   []string{"ec2-instance-connect:SendSSHPublicKey"},
-			Resource: []string{o.arn("ec2", "instance/*")},
+			// A pushed key logs in as any OS user, so only on instances
+			// opted in to latch's SSH. The user guide for Instance Connect
+			// says access can be restricted "by using resource tags as
+			// condition keys"; the instance resource type lists
+			// aws:ResourceTag/${TagKey}. Unverified against IAM itself.
+			Sid:       "PushShortLivedSSHKeys",
+			Effect:    "Allow",
+			Action:    []string{"ec2-instance-connect:SendSSHPublicKey"},
+			Resource:  []string{o.arn("ec2", "instance/*")},
+			Condition: sshInstances(),
 		},
 		{
 			// cloud-init prints an instance's SSH host keys to its
 			// console at boot; latch pins them so a first connection
-			// need not trust the key it is shown.
-			Sid:      "ReadHostKeysFromConsoleOutput",
-			Effect:   "Allow",
-			Action:   []string{"ec2:GetConsoleOutput"},
-			Resource: []string{o.arn("ec2", "instance/*")},
+			// need not trust the key it is shown. The console can carry
+			// whatever else an instance printed, so only instances opted
+			// in to latch's SSH (GetConsoleOutput acts on instance, whose
+			// condition keys include aws:ResourceTag/${TagKey}).
+			Sid:       "ReadHostKeysFromConsoleOutput",
+			Effect:    "Allow",
+			Action:    []string{"ec2:GetConsoleOutput"},
+			Resource:  []string{o.arn("ec2", "instance/*")},
+			Condition: sshInstances(),
 		},
 		{
 			Sid:       "OpenAndCloseRulesOnlyInManagedGroups",

@@ -177,6 +177,12 @@ func TestLeastPrivilege(t *testing.T) {
 				if !slices.Equal(s.Resource, []string{"arn:aws:ec2:eu-west-1:123456789012:instance/*"}) {
 					t.Errorf("%s: %s on %v, want only instances", s.Sid, a, s.Resource)
 				}
+				// A pushed key is a login as any OS user, and the console
+				// can carry secrets: only on instances opted in to latch's SSH.
+				if len(s.Condition) != 1 || len(s.Condition["StringEquals"]) != 1 ||
+					s.Condition["StringEquals"]["aws:ResourceTag/"+latch.TagSSH] != "true" {
+					t.Errorf("%s: %s not confined to instances tagged %s=true: %v", s.Sid, a, latch.TagSSH, s.Condition)
+				}
 			case a == "scheduler:GetScheduleGroup":
 				if !slices.Equal(s.Resource, []string{"arn:aws:scheduler:eu-west-1:123456789012:schedule-group/latch-prod"}) {
 					t.Errorf("%s: %s on %v, want only the schedule group", s.Sid, a, s.Resource)

@@ -36,8 +36,9 @@ client, in one step:
   1. ask $LATCH_SERVER for access to the port (or, with --direct, open it
      with your own AWS credentials), waiting with progress for approval;
   2. get a short-lived credential for a key made for this session only:
-     a certificate from latch's SSH CA, valid for the grant's window and
-     from your address only, or a key pushed with EC2 Instance Connect;
+     a certificate from latch's SSH CA, valid for the grant's window,
+     from your address only and on this instance only (its principals
+     are LOGIN@INSTANCE_ID), or a key pushed with EC2 Instance Connect;
      the policy rule's ssh section decides which;
   3. run ssh; your ssh config applies (User, Port, ProxyJump, ...). The
      host keys EC2 shows in the instance's console output (cloud-init
@@ -296,7 +297,11 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 		a.log.WarnContext(ctx, "cannot read host keys from the console output", "instance_id", in.ID, "err", err)
 	}
 	if method == latch.SSHCertificate {
-		cert, _, err := ca.Certify(ctx, k.pub, latch.GrantCertRequest(g, []string{t.login}))
+		req, err := latch.GrantCertRequest(g, in.ID, []string{t.login})
+		if err != nil {
+			return s, err
+		}
+		cert, _, err := ca.Certify(ctx, k.pub, req)
 		if err == nil {
 			err = k.writeCert(cert)
 		}

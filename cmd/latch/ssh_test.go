@@ -71,6 +71,7 @@ func startSSHWorldWith(t *testing.T, method latch.SSHMethod) *sshWorld {
 	w.setClock(t, time.Now().UTC().Truncate(time.Second))
 	sshd := sshdtest.Start(t, []byte(pub.stdout), sshdtest.Options{
 		AuthorizedKeysURL: w.env.URL + "/_sim/instance-connect/keys?instance=" + boxInstance + "&user=%u",
+		Instance:          boxInstance, // accepts only certificates for box-1, as the README's user data sets up
 	})
 	_, port, _ := net.SplitHostPort(sshd.Addr)
 	if err := w.env.Sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{"us-east-1": {
@@ -322,7 +323,7 @@ func TestSSHConfigBlockMakesPlainSSHGoThroughLatch(t *testing.T) {
 	gen := exec.Command(latchBinary(t), "ssh-config", "--login", w.sshd.User)
 	gen.Env = env
 	block, err := gen.Output()
-	if err != nil || !strings.Contains(string(block), `Match host "*.latch" exec`) {
+	if err != nil || !strings.Contains(string(block), `Match host "*.latch,!*'*" user "*,!*'*" exec`) {
 		t.Fatalf("ssh-config: %v\n%s", err, block)
 	}
 	user, _ := os.ReadFile(filepath.Join(w.userDir, "config"))

@@ -63,9 +63,11 @@ func (a *app) sshCACommand() *cobra.Command {
 		Short: "Manage latch's SSH certificate authority",
 		Long: `latch can act as an SSH user CA: for a grant whose rule says
 ssh: {method: certificate}, the server signs the caller's public key for the
-grant's window, from the grant's address only, for the rule's principals.
-Instances trust the CA through sshd's TrustedUserCAKeys; no user keys live
-on them.
+grant's window, from the grant's address only, for the rule's principals,
+each bound to the grant's instance (LOGIN@INSTANCE_ID). Instances trust the
+CA through sshd's TrustedUserCAKeys and accept only certificates naming
+their own ID through AuthorizedPrincipalsFile (see README "The CA" for the
+user data); no user keys live on them.
 
 Rotate by generating a new key and listing it first:
   latch server --ssh-ca-key new.key --ssh-ca-key old.key ...
@@ -100,9 +102,9 @@ old one once instances have the new line and old certificates have expired.`,
 		Use:   "pubkey --ssh-ca-key FILE [--ssh-ca-key OLD]",
 		Short: "Print the CA's public keys: the contents of sshd's TrustedUserCAKeys file",
 		Example: `  latch ssh-ca pubkey --ssh-ca-key /etc/latch/ssh-ca > trusted-user-ca-keys.pem
-  # on each instance (user data), see README "SSH without long-lived keys":
-  #   install -m 0644 trusted-user-ca-keys.pem /etc/ssh/latch_user_ca.pub
-  #   echo 'TrustedUserCAKeys /etc/ssh/latch_user_ca.pub' >> /etc/ssh/sshd_config`,
+  # on each instance, the user data in README "The CA": it installs these
+  # lines as TrustedUserCAKeys and lists USER@<instance ID> in
+  # AuthorizedPrincipalsFile, so the instance takes only its own certificates`,
 		RunE: func(*cobra.Command, []string) error {
 			ca, err := po.load()
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,8 +54,8 @@ your ssh config. Append the output to ~/.ssh/config, or Include it.`,
 }
 
 func (a *app) printSSHConfig(suffix, login, reason string) error {
-	if !strings.HasPrefix(suffix, ".") || strings.ContainsAny(suffix, " \t\"*?!,") || len(suffix) < 2 {
-		return latch.Invalidf("suffix", "%q is not a host-name suffix; want e.g. .latch", suffix)
+	if !strings.HasPrefix(suffix, ".") || len(suffix) < 2 || !sshHost.MatchString("x"+suffix) {
+		return latch.Invalidf("suffix", "%q is not a host-name suffix; want '.' then letters, digits, '-', '_' or '.', e.g. .latch", suffix)
 	}
 	if login != "" {
 		if err := latch.CheckLogin("login", login); err != nil {
@@ -84,7 +85,12 @@ func (a *app) printSSHConfig(suffix, login, reason string) error {
 	w := a.stdout
 	fmt.Fprintf(w, "# latch: `ssh NAME%s` reaches the instance NAME (ID or Name tag) through latch,\n", suffix)
 	fmt.Fprintf(w, "# with a short-lived credential; access ends with the connection. From `latch ssh-config`.\n")
-	fmt.Fprintf(w, "Match host \"*%s\" exec \"%s %%n %%p %%r\"\n", suffix, strings.ReplaceAll(prepare, `"`, `\"`))
+	// ssh substitutes %n and %r as given (a link or a repository URL can
+	// choose them) and runs the command with the shell, so each token is
+	// single-quoted, and names holding a single quote, the one character
+	// that could end the quoting, never match: ssh then runs nothing.
+	// latch itself refuses any name that is not a plain host or user name.
+	fmt.Fprintf(w, "Match host \"*%s,!*'*\" user \"*,!*'*\" exec \"%s '%%n' '%%p' '%%r'\"\n", suffix, strings.ReplaceAll(prepare, `"`, `\"`))
 	if login != "" {
 		fmt.Fprintf(w, "    User %s\n", login)
 	}
@@ -92,7 +98,7 @@ func (a *app) printSSHConfig(suffix, login, reason string) error {
 	fmt.Fprintf(w, "    CertificateFile %s\n", filepath.Join(cache, "%n", "id_ed25519-cert.pub"))
 	fmt.Fprintf(w, "    IdentitiesOnly yes\n")
 	fmt.Fprintf(w, "    UserKnownHostsFile %s ~/.ssh/known_hosts\n", kh)
-	fmt.Fprintf(w, "    ProxyCommand %s ssh-config proxy%s %%n %%p\n", shellQuote(exe), server)
+	fmt.Fprintf(w, "    ProxyCommand %s ssh-config proxy%s '%%n' '%%p'\n", shellQuote(exe), server)
 	return nil
 }
 
@@ -125,6 +131,9 @@ func (a *app) sshPrepareCommand() *cobra.Command {
 func (a *app) sshPrepare(ctx context.Context, host, port, login, suffix, reason string) error {
 	t, err := connTarget(host, port, suffix)
 	if err != nil {
+		return err
+	}
+	if err := latch.CheckLogin("user", login); err != nil {
 		return err
 	}
 	t.login = configuredLogin(login) // %r is the local user when nothing set User
@@ -192,6 +201,9 @@ func (a *app) sshProxyCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSSHHost(args[0]); err != nil {
+				return err
+			}
 			return a.sshProxy(cmd.Context(), args[0])
 		},
 	}
@@ -239,8 +251,26 @@ func (a *app) sshProxy(ctx context.Context, host string) error {
 	return nil
 }
 
+// sshHost is a name latch takes from ssh's %n: a plain host name, an
+// instance ID or a Name tag made of letters, digits, '-', '_' and '.',
+// starting with a letter, digit or '_'. Nothing a shell, ssh_config or a
+// file path reads specially.
+var sshHost = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$`)
+
+// checkSSHHost refuses a HOST that is not a plain host name, before
+// latch uses it for anything.
+func checkSSHHost(host string) error {
+	if !sshHost.MatchString(host) {
+		return latch.Invalidf("host", "%q is not a host name; want up to 253 letters, digits, '-', '_' or '.', starting with a letter, digit or '_'", host)
+	}
+	return nil
+}
+
 // connTarget reads prepare's HOST and PORT.
 func connTarget(host, port, suffix string) (sshTarget, error) {
+	if err := checkSSHHost(host); err != nil {
+		return sshTarget{}, err
+	}
 	name, ok := strings.CutSuffix(host, suffix)
 	if !ok || name == "" {
 		return sshTarget{}, latch.Invalidf("host", "%q does not end in %s", host, suffix)
@@ -295,8 +325,8 @@ func writeConnState(dir string, st sshConnState) error {
 	return os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600)
 }
 
-// shellQuote quotes s for /bin/sh, which ssh runs Match exec and
-// ProxyCommand with.
+// shellQuote quotes s for the shell ssh runs Match exec and ProxyCommand
+// with ($SHELL, else /bin/sh).
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r))

@@ -40,6 +40,15 @@ type Options struct {
 	// metadata. sshd fetches it with curl, as nobody (or, when the test
 	// is not root, as the test's user).
 	AuthorizedKeysURL string
+	// Instance, if set, is the EC2 instance ID this sshd plays, configured
+	// as latch's README has an instance's user data do it: sshd reads
+	// AuthorizedPrincipalsFile DIR/%u, and User's file lists only
+	// "User@Instance", so a certificate logs in only if it names this
+	// instance. Other users have no file, so no certificate logs in as
+	// them. Unset, sshd has no principals file and accepts a certificate
+	// whose principals include the user's name, as a plain
+	// TrustedUserCAKeys setup does.
+	Instance string
 }
 
 // Server is a running sshd.
@@ -169,7 +178,6 @@ func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
 		"TrustedUserCAKeys " + s.caFile,
 		"AuthorizedKeysFile none",
-		"AuthorizedPrincipalsFile none",
 		"PubkeyAuthentication yes",
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
@@ -186,6 +194,11 @@ func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 	if os.Geteuid() == 0 {
 		cfg = append(cfg, "PermitRootLogin prohibit-password")
 	}
+	principals, err := s.principalsFile(dir, opts.Instance)
+	if err != nil {
+		return err
+	}
+	cfg = append(cfg, "AuthorizedPrincipalsFile "+principals)
 	if opts.AuthorizedKeysURL != "" {
 		// sshd runs the command only from an absolute path nobody else may
 		// write, and can switch to nobody only when it runs as root.
@@ -240,6 +253,44 @@ func (s *Server) run(tb testing.TB, bin, dir string, opts Options) error {
 		}
 	})
 	return nil
+}
+
+// principalsFile writes the principals files for instance, if any, and
+// returns the AuthorizedPrincipalsFile setting.
+func (s *Server) principalsFile(dir, instance string) (string, error) {
+	if instance == "" {
+		return "none", nil
+	}
+	pdir := filepath.Join(dir, "latch_principals")
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(pdir, s.User), []byte(s.User+"@"+instance+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return filepath.Join(pdir, "%u"), nil
+}
+
+// Run logs in to the server as User with signer (a key, or a key with its
+// certificate), from 127.0.0.1, and returns what command prints. A refused
+// login is an error that says "unable to authenticate"; sshd logs why.
+func (s *Server) Run(tb testing.TB, signer ssh.Signer, command string) (string, error) {
+	tb.Helper()
+	c, err := ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{
+		User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(s.HostKey), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer sess.Close()
+	out, err := sess.Output(command)
+	return string(out), err
 }
 
 // UserKey returns a fresh ed25519 key to log in with; tests never use ~/.ssh.

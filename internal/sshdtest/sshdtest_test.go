@@ -1,6 +1,7 @@
 package sshdtest_test
 
 import (
+	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"os/user"
@@ -79,5 +80,39 @@ func TestAuthorizedKeysURL(t *testing.T) {
 	}
 	if err := dial(unlisted); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Errorf("unlisted key: err = %v, want an authentication failure", err)
+	}
+}
+
+// With Instance, sshd accepts a certificate only for "User@Instance": not
+// for the bare user name, and not for another instance. The certificates
+// are signed here directly, so the harness is checked apart from latch.
+func TestInstancePrincipals(t *testing.T) {
+	ca := sshdtest.UserKey(t)
+	const instance = "i-0a0b0c0d0e0f0000a"
+	srv := sshdtest.Start(t, ssh.MarshalAuthorizedKey(ca.PublicKey()), sshdtest.Options{Instance: instance})
+	login := func(principal string) error {
+		key := sshdtest.UserKey(t)
+		cert := &ssh.Certificate{Key: key.PublicKey(), CertType: ssh.UserCert, KeyId: principal,
+			ValidPrincipals: []string{principal}, ValidBefore: ssh.CertTimeInfinity}
+		if err := cert.SignCert(rand.Reader, ca); err != nil {
+			t.Fatal(err)
+		}
+		signer, err := ssh.NewCertSigner(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = srv.Run(t, signer, "true")
+		return err
+	}
+	if err := login(srv.User + "@" + instance); err != nil {
+		t.Fatalf("the instance's own principal: %v\n%s", err, srv.Log())
+	}
+	for _, p := range []string{srv.User, srv.User + "@i-0a0b0c0d0e0f0000b"} {
+		if err := login(p); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Errorf("principal %q: err = %v; want refused", p, err)
+		}
+	}
+	if !srv.LogContains("Certificate does not contain an authorized principal") {
+		t.Errorf("sshd did not log why:\n%s", srv.Log())
 	}
 }
