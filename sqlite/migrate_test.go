@@ -176,11 +176,11 @@ func insertV1Grant(t *testing.T, db *sql.DB, g latch.Grant) {
 	}
 }
 
-// A version-4 file's requests and grants get identity keys: requests the
+// A version-6 file's requests and grants get identity keys: requests the
 // key of their requester, and grants opened by a request its owner.
 func TestMigrateIdentityKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "latch.db")
-	old, err := sqlite.OpenAtVersion(t.Context(), path, sqlite.Options{}, 4)
+	old, err := sqlite.OpenAtVersion(t.Context(), path, sqlite.Options{}, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
