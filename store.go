@@ -109,5 +109,15 @@ type Store interface {
 	// that care (the revoker) also re-read on a timer.
 	Changed() <-chan struct{}
 
+	// UseOnce records key until the time until and reports whether it was
+	// fresh: false if key is recorded already and not yet expired. Of racing
+	// calls with one key, from any number of processes sharing the store,
+	// exactly one is fresh. A key expires once until has passed by the
+	// store's clock; expired keys are pruned, so using one again is fresh.
+	// It records single-use things, such as the signatures of AWS identity
+	// proofs (awsauth), so that each is accepted once. Returns EINVALID for
+	// an empty key.
+	UseOnce(ctx context.Context, key string, until time.Time) (fresh bool, err error)
+
 	Close() error
 }

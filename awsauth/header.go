@@ -6,9 +6,14 @@
 // and the server needs no AWS credentials of its own.
 //
 // The presigned request also signs an X-Latch-Server-ID header naming the
-// latch server it is meant for, so a server that receives it cannot replay
-// it to another latch server, and it is refused once its X-Amz-Date is
-// more than [MaxAge] old.
+// latch server it is meant for ([ServerID]: by default the server's URL),
+// so a server that receives it cannot replay it to another latch server,
+// and it is refused once its X-Amz-Date is more than [MaxAge] old. Within
+// that window each proof is accepted once ([UsedProofs]); an
+// X-Latch-Nonce header of 16 random bytes, signed too, makes proofs that
+// one client signs in the same second differ.
+//
+// Only identities from the AWS accounts the server lists are accepted.
 //
 // # Header format
 //
@@ -17,7 +22,9 @@ package awsauth
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -34,6 +41,12 @@ const Scheme = "LatchAWS"
 // is meant for.
 const ServerIDHeader = "X-Latch-Server-ID"
 
+// NonceHeader is the signed header that carries a proof's nonce: 16
+// random bytes in lower-case hex.
+const NonceHeader = "X-Latch-Nonce"
+
+const nonceBytes = 16
+
 // DefaultRegion signs the request when the AWS config names no region.
 const DefaultRegion = "us-east-1"
 
@@ -48,30 +61,45 @@ type signedRequest struct {
 }
 
 // Header returns the Authorization header value ("LatchAWS …") that proves
-// cfg's identity to the latch server named serverID. It signs locally and
-// calls nothing; the credentials are resolved from cfg as for any SDK call,
-// and the endpoint is the one cfg resolves STS to (a base endpoint, if set,
-// as with AWS_ENDPOINT_URL).
+// cfg's identity to the latch server named serverID (normalised by
+// [ServerID]; by default, the server's URL). It signs locally and calls
+// nothing; the credentials are resolved from cfg as for any SDK call, and
+// the endpoint is the one cfg resolves STS to (a base endpoint, if set, as
+// with AWS_ENDPOINT_URL). Each call signs a new random nonce, so each
+// proof is different, and each is accepted once.
 func Header(ctx context.Context, cfg aws.Config, serverID string) (string, error) {
-	if serverID == "" {
-		return "", fmt.Errorf("sign AWS identity: the server ID is empty")
+	return header(ctx, cfg, serverID, nil)
+}
+
+// header is Header, presigning with presigner if it is not nil (tests fix
+// the signing time with it).
+func header(ctx context.Context, cfg aws.Config, serverID string, presigner sts.HTTPPresignerV4) (string, error) {
+	id, err := ServerID(serverID)
+	if err != nil {
+		return "", fmt.Errorf("sign AWS identity: %w", err)
 	}
+	var raw [nonceBytes]byte
+	_, _ = rand.Read(raw[:]) // never fails; see crypto/rand
+	nonce := hex.EncodeToString(raw[:])
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
-	presigner := sts.NewPresignClient(sts.NewFromConfig(cfg))
-	req, err := presigner.PresignGetCallerIdentity(ctx, &sts.GetCallerIdentityInput{},
-		sts.WithPresignClientFromClientOptions(sts.WithAPIOptions(smithyhttp.SetHeaderValue(ServerIDHeader, serverID))))
+	opts := []func(*sts.PresignOptions){sts.WithPresignClientFromClientOptions(sts.WithAPIOptions(
+		smithyhttp.SetHeaderValue(ServerIDHeader, id), smithyhttp.SetHeaderValue(NonceHeader, nonce)))}
+	if presigner != nil {
+		opts = append(opts, func(o *sts.PresignOptions) { o.Presigner = presigner })
+	}
+	req, err := sts.NewPresignClient(sts.NewFromConfig(cfg)).PresignGetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, opts...)
 	if err != nil {
 		return "", fmt.Errorf("sign AWS identity: %w", err)
 	}
 	headers := req.SignedHeader.Clone()
-	if headers.Get(ServerIDHeader) != serverID {
-		return "", fmt.Errorf("sign AWS identity: the SDK did not sign %s", ServerIDHeader)
+	if headers.Get(ServerIDHeader) != id || headers.Get(NonceHeader) != nonce {
+		return "", fmt.Errorf("sign AWS identity: the SDK did not sign %s and %s", ServerIDHeader, NonceHeader)
 	}
-	raw, err := json.Marshal(signedRequest{Method: req.Method, URL: req.URL, Headers: headers})
+	out, err := json.Marshal(signedRequest{Method: req.Method, URL: req.URL, Headers: headers})
 	if err != nil {
 		return "", fmt.Errorf("sign AWS identity: %w", err)
 	}
-	return Scheme + " " + base64.StdEncoding.EncodeToString(raw), nil
+	return Scheme + " " + base64.StdEncoding.EncodeToString(out), nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/awsauth"
 	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/sqlite"
 )
 
 const (
@@ -56,7 +58,20 @@ func newSTSEnv(t *testing.T) *stsEnv {
 	}
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
-	return &stsEnv{sim: sim, endpoint: ts.URL, verifier: &awsauth.Verifier{ServerID: serverID, TrustedHosts: []string{ts.URL}}}
+	return &stsEnv{sim: sim, endpoint: ts.URL, verifier: &awsauth.Verifier{ServerID: serverID, TrustedHosts: []string{ts.URL},
+		Accounts: []string{account}, Used: openStore(t, filepath.Join(t.TempDir(), "latch.db"))}}
+}
+
+// openStore opens a SQLite store at path, closed when the test ends: the
+// record of used proofs a server keeps.
+func openStore(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // header is id's proof for the latch server named server.
@@ -111,7 +126,7 @@ func TestVerify_RefusesBeforeAskingSTS(t *testing.T) {
 	}{
 		{name: "untrusted host", verifier: awsauth.Verifier{TrustedHosts: []string{}}, wantMsg: "not a trusted STS endpoint"},
 		{name: "default hosts do not include the simulator", verifier: awsauth.Verifier{TrustedHosts: nil}, wantMsg: "not a trusted STS endpoint"},
-		{name: "another server's ID", verifier: awsauth.Verifier{ServerID: "latch-other"}, wantMsg: `for latch server "latch-test"`},
+		{name: "another server's ID", verifier: awsauth.Verifier{ServerID: "latch-other"}, wantMsg: `for latch server "latch-test", not this one ("latch-other")`},
 		{name: "stale date", verifier: awsauth.Verifier{Now: future}, wantMsg: "more than 15m0s ago"},
 		{name: "future date", verifier: awsauth.Verifier{Now: past}, wantMsg: "in the future"},
 		{name: "another action", header: editURL(func(q url.Values) { q.Set("Action", "AssumeRole") }), wantMsg: "not an sts:GetCallerIdentity request"},
@@ -122,6 +137,19 @@ func TestVerify_RefusesBeforeAskingSTS(t *testing.T) {
 		{name: "server ID removed", header: edit(func(sr map[string]any) {
 			delete(sr["headers"].(map[string]any), "X-Latch-Server-Id")
 		}), wantMsg: "names no latch server"},
+		{name: "nonce removed", header: edit(func(sr map[string]any) {
+			delete(sr["headers"].(map[string]any), "X-Latch-Nonce")
+		}), wantMsg: "carries no nonce"},
+		{name: "nonce malformed", header: edit(func(sr map[string]any) {
+			sr["headers"].(map[string]any)["X-Latch-Nonce"] = []string{"0123"}
+		}), wantMsg: "X-Latch-Nonce is not 32 lower-case hex digits"},
+		{name: "nonce not signed", header: editURL(func(q url.Values) {
+			q.Set("X-Amz-SignedHeaders", "host;x-latch-server-id")
+		}), wantMsg: "does not sign X-Latch-Nonce"},
+		{name: "two signatures", header: edit(func(sr map[string]any) {
+			sr["headers"].(map[string]any)["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host, Signature=" + strings.Repeat("0", 64)}
+		}), wantMsg: "carries two signatures"},
+		{name: "no signature", header: editURL(func(q url.Values) { q.Del("X-Amz-Signature") }), wantMsg: "no well-formed signature"},
 		{name: "another path", header: edit(func(sr map[string]any) {
 			sr["url"] = strings.Replace(sr["url"].(string), "/?", "/admin?", 1)
 		}), wantMsg: "URL has a path"},
@@ -135,6 +163,7 @@ func TestVerify_RefusesBeforeAskingSTS(t *testing.T) {
 			if v.ServerID == "" {
 				v.ServerID = serverID
 			}
+			v.Accounts, v.Used = env.verifier.Accounts, env.verifier.Used
 			if tt.name != "default hosts do not include the simulator" && v.TrustedHosts == nil {
 				v.TrustedHosts = env.verifier.TrustedHosts
 			}
@@ -191,6 +220,7 @@ func TestVerify_DefaultHostsForwardExactly(t *testing.T) {
 	h := env.header(t, deployer, serverID)
 	for _, host := range []string{"sts.amazonaws.com", "sts.eu-west-1.amazonaws.com", "sts.ap-southeast-2.amazonaws.com"} {
 		t.Run(host, func(t *testing.T) {
+			h := env.header(t, deployer, serverID) // each proof is accepted once
 			proof := edit(func(sr map[string]any) {
 				u, _ := url.Parse(sr["url"].(string))
 				u.Scheme, u.Host = "https", host
@@ -198,7 +228,7 @@ func TestVerify_DefaultHostsForwardExactly(t *testing.T) {
 				delete(sr["headers"].(map[string]any), "Host")
 			})(h)
 			var sent *http.Request
-			v := awsauth.Verifier{ServerID: serverID, HTTPClient: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			v := awsauth.Verifier{ServerID: serverID, Accounts: env.verifier.Accounts, Used: env.verifier.Used, HTTPClient: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 				sent = r
 				return xmlResponse(http.StatusOK, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <GetCallerIdentityResult><Arn>`+deployer.ARN+`</Arn><UserId>AROAX:ci-run-7</UserId><Account>`+account+`</Account></GetCallerIdentityResult>
@@ -225,7 +255,7 @@ func TestVerify_DefaultHostsForwardExactly(t *testing.T) {
 				u.Scheme, u.Host = nu.Scheme, nu.Host
 				sr["url"] = u.String()
 			})(h)
-			_, err := (&awsauth.Verifier{ServerID: serverID}).Verify(t.Context(), proof)
+			_, err := (&awsauth.Verifier{ServerID: serverID, Accounts: env.verifier.Accounts, Used: env.verifier.Used}).Verify(t.Context(), proof)
 			wantUnauthenticated(t, err, "not a trusted STS endpoint")
 		})
 	}
@@ -234,7 +264,7 @@ func TestVerify_DefaultHostsForwardExactly(t *testing.T) {
 func TestVerify_STSUnavailable(t *testing.T) {
 	env := newSTSEnv(t)
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError} {
-		v := awsauth.Verifier{ServerID: serverID, TrustedHosts: env.verifier.TrustedHosts,
+		v := awsauth.Verifier{ServerID: serverID, TrustedHosts: env.verifier.TrustedHosts, Accounts: env.verifier.Accounts, Used: env.verifier.Used,
 			HTTPClient: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
 				return xmlResponse(status, `<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>`), nil
 			})}}
@@ -245,17 +275,28 @@ func TestVerify_STSUnavailable(t *testing.T) {
 	}
 }
 
-func TestVerify_NeedsServerID(t *testing.T) {
+// A verifier missing a part refuses everything rather than accept too much.
+func TestVerify_NeedsServerIDAccountsAndRecord(t *testing.T) {
 	env := newSTSEnv(t)
-	_, err := (&awsauth.Verifier{TrustedHosts: env.verifier.TrustedHosts}).Verify(t.Context(), env.header(t, deployer, serverID))
-	if latch.ErrorCode(err) != latch.EINTERNAL {
-		t.Errorf("err = %v, want EINTERNAL for a verifier without ServerID", err)
+	for name, v := range map[string]awsauth.Verifier{
+		"no ServerID": {TrustedHosts: env.verifier.TrustedHosts, Accounts: env.verifier.Accounts, Used: env.verifier.Used},
+		"no Accounts": {ServerID: serverID, TrustedHosts: env.verifier.TrustedHosts, Used: env.verifier.Used},
+		"no Used":     {ServerID: serverID, TrustedHosts: env.verifier.TrustedHosts, Accounts: env.verifier.Accounts},
+	} {
+		before := env.sim.Calls("GetCallerIdentity")
+		_, err := v.Verify(t.Context(), env.header(t, deployer, serverID))
+		if latch.ErrorCode(err) != latch.EINTERNAL {
+			t.Errorf("%s: err = %v, want EINTERNAL", name, err)
+		}
+		if env.sim.Calls("GetCallerIdentity") != before {
+			t.Errorf("%s: the proof was sent to STS", name)
+		}
 	}
 }
 
 func TestAuthenticate_MissingHeader(t *testing.T) {
 	r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
-	_, err := (&awsauth.Verifier{ServerID: serverID}).Authenticate(r)
+	_, err := (&awsauth.Verifier{ServerID: serverID, Accounts: []string{account}, Used: openStore(t, filepath.Join(t.TempDir(), "latch.db"))}).Authenticate(r)
 	wantUnauthenticated(t, err, "no Authorization header")
 }
 

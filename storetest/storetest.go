@@ -33,7 +33,10 @@ import (
 //     reviews) may come back nil or empty, but the same way whether it was
 //     written nil or empty, and CreateRequest and UpdateRequest return
 //     requests exactly as Request and Requests then do;
-//   - a request's Duration is kept to the second at least, like times.
+//   - a request's Duration is kept to the second at least, like times;
+//   - UseOnce prunes by the wall clock, like history stamps.
+//
+// Stores that several processes share also pass [RunShared].
 func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("CreateGrant", func(t *testing.T) { testCreateGrant(t, open) })
 	t.Run("UpdateGrant", func(t *testing.T) { testUpdateGrant(t, open) })
@@ -48,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("Requests", func(t *testing.T) { testRequests(t, open) })
 	t.Run("RequestChanged", func(t *testing.T) { testRequestChanged(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("UseOnce", func(t *testing.T) { testUseOnce(t, open) })
 }
 
 // epoch is the suite's reference time: whole seconds, UTC, in the future so

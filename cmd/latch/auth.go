@@ -23,6 +23,7 @@ type authOptions struct {
 	oidcIssuer, oidcAudience, oidcGroupsClaim, oidcSubjectClaim string
 	awsAuth                                                     bool
 	awsServerID                                                 string
+	awsAccounts                                                 []string
 	awsSTSHosts                                                 []string
 }
 
@@ -33,7 +34,8 @@ func (o *authOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.oidcGroupsClaim, "oidc-groups-claim", oidc.DefaultGroupsClaim, "the token claim that lists the caller's groups")
 	f.StringVar(&o.oidcSubjectClaim, "oidc-subject-claim", oidc.DefaultSubjectClaim, "the token claim that keys each person; only a claim the issuer keeps stable (a token without it is refused)")
 	f.BoolVar(&o.awsAuth, "aws-auth", false, "accept AWS IAM identities (a presigned sts:GetCallerIdentity)")
-	f.StringVar(&o.awsServerID, "aws-server-id", "latch", "the name clients sign into AWS proofs, so proofs for another server are refused")
+	f.StringSliceVar(&o.awsAccounts, "aws-account", nil, "with --aws-auth, required: an AWS account (12 digits) whose identities are accepted; repeat or comma-separate for several")
+	f.StringVar(&o.awsServerID, "aws-server-id", "", "the ID clients sign into AWS proofs, so proofs for another server are refused (default: --url)")
 	f.StringSliceVar(&o.awsSTSHosts, "aws-sts-host", nil, "STS endpoints proofs may address besides AWS's own (e.g. a simulator's http://127.0.0.1:4566)")
 }
 
@@ -53,12 +55,42 @@ func (s byScheme) Authenticate(r *http.Request) (latch.Identity, error) {
 		"no credentials: send Authorization with one of %v ('latch login' for OIDC, or --auth aws)", want)
 }
 
-func (o *authOptions) authenticator(ctx context.Context, _ *app) (latchhttp.Authenticator, error) {
-	auth := byScheme{}
-	if o.oidcIssuer != "" || o.oidcAudience != "" {
-		if o.oidcIssuer == "" || o.oidcAudience == "" {
-			return nil, latch.Invalidf("oidc-issuer", "--oidc-issuer and --oidc-audience go together")
+// check refuses bad authentication flags, before the server binds or
+// opens anything.
+func (o *authOptions) check() error {
+	if (o.oidcIssuer == "") != (o.oidcAudience == "") {
+		return latch.Invalidf("oidc-issuer", "--oidc-issuer and --oidc-audience go together")
+	}
+	if o.oidcIssuer == "" && !o.awsAuth {
+		return latch.Invalidf("aws-auth", "no way to authenticate callers: give --oidc-issuer and --oidc-audience, or --aws-auth")
+	}
+	if !o.awsAuth {
+		return nil
+	}
+	if len(o.awsAccounts) == 0 {
+		return latch.Invalidf("aws-account", "--aws-auth needs the AWS accounts whose identities to accept, or anyone with an AWS account could call: give --aws-account with an account ID (12 digits), once per account")
+	}
+	for _, acct := range o.awsAccounts {
+		if !awsauth.IsAccountID(acct) {
+			return latch.Invalidf("aws-account", "%q is not an AWS account ID: want 12 digits, e.g. 123456789012", acct)
 		}
+	}
+	if o.awsServerID != "" {
+		if _, err := awsauth.ServerID(o.awsServerID); err != nil {
+			return latch.Invalidf("aws-server-id", "%s", latch.ErrorMessage(err))
+		}
+	}
+	return nil
+}
+
+// authenticator builds what check allowed. AWS proofs must name serverID,
+// and are recorded in used so that each is accepted once.
+func (o *authOptions) authenticator(ctx context.Context, serverID string, used awsauth.UsedProofs) (latchhttp.Authenticator, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	auth := byScheme{}
+	if o.oidcIssuer != "" {
 		v, err := oidc.NewVerifier(ctx, oidc.Config{Issuer: o.oidcIssuer, Audience: o.oidcAudience,
 			GroupsClaim: o.oidcGroupsClaim, SubjectClaim: o.oidcSubjectClaim})
 		if err != nil {
@@ -67,10 +99,7 @@ func (o *authOptions) authenticator(ctx context.Context, _ *app) (latchhttp.Auth
 		auth["bearer"] = v
 	}
 	if o.awsAuth {
-		auth["latchaws"] = &awsauth.Verifier{ServerID: o.awsServerID, TrustedHosts: o.trustedSTS()}
-	}
-	if len(auth) == 0 {
-		return nil, latch.Invalidf("aws-auth", "no way to authenticate callers: give --oidc-issuer and --oidc-audience, or --aws-auth")
+		auth["latchaws"] = &awsauth.Verifier{ServerID: serverID, Accounts: o.awsAccounts, Used: used, TrustedHosts: o.trustedSTS()}
 	}
 	return auth, nil
 }
@@ -113,11 +142,21 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 	case "oidc":
 		c.Creds = a.oidcCredentials
 	case "aws":
+		// The proof names the server it is for: the URL this client
+		// reaches it by, unless told the server's own ID.
+		flag, id := "server-id", a.serverID
+		if id == "" {
+			flag, id = "server", a.server
+		}
+		id, err := awsauth.ServerID(id)
+		if err != nil {
+			return nil, latch.Invalidf(flag, "%s", latch.ErrorMessage(err))
+		}
 		cfg, err := a.awsConfig(ctx, a.regions[0])
 		if err != nil {
 			return nil, err
 		}
-		c.Creds = func(ctx context.Context) (string, error) { return awsauth.Header(ctx, cfg, a.serverID) }
+		c.Creds = func(ctx context.Context) (string, error) { return awsauth.Header(ctx, cfg, id) }
 	default:
 		return nil, latch.Invalidf("auth", "%q is not a way to authenticate; want oidc, aws or auto", a.authMethod)
 	}

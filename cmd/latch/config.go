@@ -38,7 +38,7 @@ type app struct {
 	logLevel   string
 	server     string // the latch server's URL, for client commands
 	authMethod string // how client commands authenticate: oidc or aws
-	serverID   string // the server's name in AWS proofs
+	serverID   string // the server's ID in AWS proofs; "" means the server URL
 	serverCA   string // a CA file to trust for the server's certificate
 	auditKey   string // ed25519 private key file that signs audit entries
 	backstop   latchaws.BackstopOptions
@@ -59,7 +59,7 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
 	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
-	f.StringVar(&a.serverID, "server-id", "latch", "the server's name, signed into AWS proofs (its --aws-server-id)")
+	f.StringVar(&a.serverID, "server-id", "", "the server's ID, signed into AWS proofs: its --aws-server-id (default: the --server URL)")
 	f.StringVar(&a.backstop.RoleARN, "backstop-role-arn", "", "turns on the backstop: the role EventBridge Scheduler assumes to revoke each rule at expiry, even with no latch process left")
 	f.StringVar(&a.backstop.Group, "backstop-group", "latch", "the Scheduler schedule group for backstop schedules")
 	f.StringVar(&a.backstop.DeadLetterARN, "backstop-dlq-arn", "", "an SQS queue for backstop runs that never succeeded")

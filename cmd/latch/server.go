@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/awsauth"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/policy"
@@ -29,6 +31,7 @@ import (
 
 type serverOptions struct {
 	listen, tlsCert, tlsKey, policyFile string
+	url                                 string // the URL clients use; "" derives it from the listener
 	insecureHTTP                        bool
 	adminGroups, adminUsers, oldAdmins  []string
 	trustedProxies                      []string
@@ -49,7 +52,9 @@ rules with its own AWS credentials. The revoker runs inside it.
 
 Callers authenticate with an OIDC ID token (--oidc-issuer, --oidc-audience;
 get one with 'latch login') or with AWS IAM (--aws-auth: a presigned
-sts:GetCallerIdentity, checked against STS).
+sts:GetCallerIdentity, checked against STS, from the --aws-account accounts
+only). An AWS proof names the server it is for, by default its URL (--url,
+which clients give as --server), and is accepted once.
 
 Serve TLS with --tls-cert and --tls-key. Plain HTTP is allowed on loopback;
 anywhere else it needs --insecure-http (behind a TLS-terminating proxy,
@@ -63,6 +68,7 @@ SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to serve on")
+	f.StringVar(&o.url, "url", "", "the URL clients reach this server by (their --server), and so its AWS server ID (default: from --listen, e.g. https://127.0.0.1:8443)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
@@ -107,19 +113,26 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := o.checkURL(); err != nil {
+		return err
+	}
 	ln, tlsCfg, err := a.listen(o)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	auth, err := o.auth.authenticator(ctx, a)
-	if err != nil {
-		return err
-	}
 
 	store, err := a.store(ctx)
 	if err != nil {
 		return err
+	}
+	serverID := o.serverID(ln, tlsCfg != nil)
+	auth, err := o.auth.authenticator(ctx, serverID, store)
+	if err != nil {
+		return err
+	}
+	if o.auth.awsAuth {
+		a.log.Info("accepting AWS identities", "server_id", serverID, "accounts", o.auth.awsAccounts)
 	}
 	if o.metricsListen != "" {
 		if _, err := a.startMetrics(ctx, o.metricsListen, store); err != nil {
@@ -181,6 +194,51 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	a.log.Info("server started", "url", scheme+"://"+ln.Addr().String(), "policy", o.policyFile, "rules", len(p.Rules()), "regions", a.regions)
 	fmt.Fprintf(a.stdout, "%s://%s\n", scheme, ln.Addr())
 	return g.Wait()
+}
+
+// checkURL refuses a bad --url, and bad authentication flags, before the
+// server binds. Without --url or --aws-server-id, the server's ID in AWS
+// proofs is the URL of the address it listens on, so that address must be
+// one clients can use.
+func (o serverOptions) checkURL() error {
+	if err := o.auth.check(); err != nil {
+		return err
+	}
+	if o.url != "" {
+		if _, err := awsauth.ServerID(o.url); err != nil || !strings.Contains(o.url, "://") {
+			return latch.Invalidf("url", "%q is not the server's URL: want http(s)://HOST[:PORT][/PATH], as clients give it to --server", o.url)
+		}
+		return nil
+	}
+	if !o.auth.awsAuth || o.auth.awsServerID != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return latch.Invalidf("listen", "%q is not HOST:PORT", o.listen)
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		return latch.Invalidf("url", "--listen %s is every interface, so latch cannot tell the URL clients use, which AWS proofs name: give --url, e.g. https://latch.example.com:8443", o.listen)
+	}
+	return nil
+}
+
+// serverID is the ID AWS proofs must name: --aws-server-id, else --url,
+// else the URL of the address ln listens on, normalised as clients
+// normalise their --server. checkURL has vetted the flags.
+func (o serverOptions) serverID(ln net.Listener, tls bool) string {
+	id := cmp.Or(o.auth.awsServerID, o.url)
+	if id == "" {
+		scheme := "http"
+		if tls {
+			scheme = "https"
+		}
+		id = scheme + "://" + ln.Addr().String()
+	}
+	if n, err := awsauth.ServerID(id); err == nil {
+		id = n
+	}
+	return id
 }
 
 // sweeper is the server's periodic pass: expired rules, then requests

@@ -54,7 +54,18 @@ func startServer(t *testing.T, policyYAML string, extra ...string) *serverWorld 
 	if err := os.WriteFile(pf, []byte(policyYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"server", "--policy", pf, "--listen", "127.0.0.1:0", "--aws-auth", "--aws-sts-host", w.env.URL, "--sweep-interval", "1m"}, extra...)
+	sw := w.launchServer(t, extra...)
+	w.vars["LATCH_SERVER"] = sw.url
+	w.vars["LATCH_AUTH"] = "aws"
+	return sw
+}
+
+// launchServer starts a latch server process in w, with the policy file
+// startServer wrote: a second one shares w's database and simulator.
+func (w *world) launchServer(t *testing.T, extra ...string) *serverWorld {
+	t.Helper()
+	pf := filepath.Join(w.dir, "policy.yaml")
+	args := append([]string{"server", "--policy", pf, "--listen", "127.0.0.1:0", "--aws-auth", "--aws-account", "123456789012", "--aws-sts-host", w.env.URL, "--sweep-interval", "1m"}, extra...)
 	cmd := exec.Command(latchBinary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range w.vars {
@@ -75,10 +86,7 @@ func startServer(t *testing.T, policyYAML string, extra ...string) *serverWorld 
 	if err != nil {
 		t.Fatalf("server printed no URL: %v\n%s", err, p.output())
 	}
-	sw := &serverWorld{world: w, url: strings.TrimSpace(line), server: p}
-	w.vars["LATCH_SERVER"] = sw.url
-	w.vars["LATCH_AUTH"] = "aws"
-	return sw
+	return &serverWorld{world: w, url: strings.TrimSpace(line), server: p}
 }
 
 // as makes the client commands act as the person with these AWS keys.

@@ -68,7 +68,7 @@ func TestServerRefusesPlainHTTPOffLoopback(t *testing.T) {
 	pf := filepath.Join(w.dir, "policy.yaml")
 	os.WriteFile(pf, []byte(e2ePolicy), 0o600)
 	// Refused before binding, so this never listens beyond loopback.
-	r := w.latch(t, "server", "--policy", pf, "--aws-auth", "--listen", "0.0.0.0:0")
+	r := w.latch(t, "server", "--policy", pf, "--aws-auth", "--aws-account", "123456789012", "--url", "https://latch.example.com", "--listen", "0.0.0.0:0")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "not a loopback address") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
