@@ -31,6 +31,11 @@ type Options struct {
 	RateLimit      rate.Limit     // requests per second per identity; 0 means DefaultRateLimit
 	Burst          int            // 0 means DefaultBurst
 	MaxBody        int64          // bytes; 0 means DefaultMaxBody
+	AddrRateLimit  rate.Limit     // requests per second per source address, before authentication; 0 means DefaultAddrRateLimit
+	AddrBurst      int            // 0 means DefaultAddrBurst
+	// MaxVerifications bounds identity verifications (STS calls, ID-token
+	// checks) in progress at once; 0 means DefaultMaxVerifications.
+	MaxVerifications int
 	// Ready reports whether the server can serve (its store answers).
 	Ready func(ctx context.Context) error
 }
@@ -40,6 +45,11 @@ const (
 	DefaultRateLimit = rate.Limit(5)
 	DefaultBurst     = 20
 	DefaultMaxBody   = 64 << 10
+
+	DefaultAddrRateLimit = rate.Limit(10)
+	DefaultAddrBurst     = 50
+
+	DefaultMaxVerifications = 32
 )
 
 // Server is the API server.
@@ -48,7 +58,9 @@ type Server struct {
 	auth   Authenticator
 	log    *slog.Logger
 	opts   Options
-	limits *limiter
+
+	ids, addrs *limiter // budgets per identity and per source address
+	verifying  *verifying
 }
 
 // NewServer returns a server for access, authenticating with auth.
@@ -65,8 +77,20 @@ func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server 
 	if opts.MaxBody == 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
+	if opts.AddrRateLimit == 0 {
+		opts.AddrRateLimit = DefaultAddrRateLimit
+	}
+	if opts.AddrBurst == 0 {
+		opts.AddrBurst = DefaultAddrBurst
+	}
+	if opts.MaxVerifications == 0 {
+		opts.MaxVerifications = DefaultMaxVerifications
+	}
 	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts,
-		limits: &limiter{rate: opts.RateLimit, burst: opts.Burst, buckets: map[string]*rate.Limiter{}}}
+		ids:       newLimiter(opts.RateLimit, opts.Burst),
+		addrs:     newLimiter(opts.AddrRateLimit, opts.AddrBurst),
+		verifying: &verifying{slots: make(chan struct{}, opts.MaxVerifications)},
+	}
 }
 
 // Routes lists every route as "METHOD /path"; the OpenAPI test checks the
@@ -104,7 +128,9 @@ func (s *Server) Handler() http.Handler {
 		authed.Handle(pattern, h)
 	}
 	authed.HandleFunc("/", s.notFound)
-	protected := s.authenticate(s.rateLimit(authed))
+	// The order is the defence: the address's budget is spent before any
+	// verification (STS, the issuer's keys) is paid for; see limits.go.
+	protected := s.limitAddress(s.authenticate(s.rateLimit(authed)))
 
 	mux := http.NewServeMux()
 	for pattern, h := range s.openRoutes() {
