@@ -95,6 +95,10 @@ type statusRecorder struct {
 
 func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
+// Unwrap lets http.ResponseController reach the connection (to extend a
+// long poll's write deadline).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // withClientAddr records the caller's address: the connection's peer,
 // unless the peer is a trusted proxy, in which case the right-most address
 // in X-Forwarded-For that is not itself a trusted proxy.

@@ -7,10 +7,13 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -33,6 +36,9 @@ type Options struct {
 	MaxBody        int64          // bytes; 0 means DefaultMaxBody
 	AddrRateLimit  rate.Limit     // requests per second per source address, before authentication; 0 means DefaultAddrRateLimit
 	AddrBurst      int            // 0 means DefaultAddrBurst
+	// Connection limits: see Serve. 0 means the Default of each.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxConns                                                  int
 	// MaxVerifications bounds identity verifications (STS calls, ID-token
 	// checks) in progress at once; 0 means DefaultMaxVerifications.
 	MaxVerifications int
@@ -61,6 +67,7 @@ type Server struct {
 
 	ids, addrs *limiter // budgets per identity and per source address
 	verifying  *verifying
+	longPoll   map[string]time.Duration // routes exempt from WriteTimeout; see longPoll
 }
 
 // NewServer returns a server for access, authenticating with auth.
@@ -86,7 +93,12 @@ func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server 
 	if opts.MaxVerifications == 0 {
 		opts.MaxVerifications = DefaultMaxVerifications
 	}
-	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts,
+	opts.ReadHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, DefaultReadTimeout)
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
+	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.MaxConns = cmp.Or(opts.MaxConns, DefaultMaxConns)
+	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts, longPoll: maps.Clone(longPoll),
 		ids:       newLimiter(opts.RateLimit, opts.Burst),
 		addrs:     newLimiter(opts.AddrRateLimit, opts.AddrBurst),
 		verifying: &verifying{slots: make(chan struct{}, opts.MaxVerifications)},
@@ -125,7 +137,7 @@ func (s *Server) openRoutes() map[string]http.HandlerFunc {
 func (s *Server) Handler() http.Handler {
 	authed := http.NewServeMux()
 	for pattern, h := range s.Routes() {
-		authed.Handle(pattern, h)
+		authed.Handle(pattern, s.route(pattern, h))
 	}
 	authed.HandleFunc("/", s.notFound)
 	// The order is the defence: the address's budget is spent before any
@@ -134,10 +146,18 @@ func (s *Server) Handler() http.Handler {
 
 	mux := http.NewServeMux()
 	for pattern, h := range s.openRoutes() {
-		mux.Handle(pattern, h)
+		mux.Handle(pattern, s.route(pattern, h))
 	}
 	mux.Handle("/", protected)
 	return withRequestID(s.recoverPanics(s.logRequests(s.withClientAddr(s.limitBody(mux)))))
+}
+
+// route is h, with its write deadline extended if it is a long poll.
+func (s *Server) route(pattern string, h http.Handler) http.Handler {
+	if d, ok := s.longPoll[pattern]; ok {
+		return s.extendWriteDeadline(d, h)
+	}
+	return h
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
