@@ -2,8 +2,10 @@
 //
 // Every request gets an ID (X-Request-Id, and in every log line it
 // causes). Every route but health and readiness authenticates the caller,
-// and every handler hands the identity to the access service, which
-// authorizes it explicitly. Errors are {code, message, field, request_id}.
+// once its source address's budget allows (limits.go), and every handler
+// hands the identity to the access service, which authorizes it
+// explicitly. Errors are {code, message, field, request_id}. Serve bounds
+// every connection in time and their number.
 package http
 
 import (
@@ -34,14 +36,17 @@ type Options struct {
 	RateLimit      rate.Limit     // requests per second per identity; 0 means DefaultRateLimit
 	Burst          int            // 0 means DefaultBurst
 	MaxBody        int64          // bytes; 0 means DefaultMaxBody
-	AddrRateLimit  rate.Limit     // requests per second per source address, before authentication; 0 means DefaultAddrRateLimit
-	AddrBurst      int            // 0 means DefaultAddrBurst
-	// Connection limits: see Serve. 0 means the Default of each.
-	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	MaxConns                                                  int
+	// AddrRateLimit is requests per second per source address (an IPv6
+	// /64 being one), spent before authentication; 0 means
+	// DefaultAddrRateLimit. AddrBurst: 0 means DefaultAddrBurst.
+	AddrRateLimit rate.Limit
+	AddrBurst     int
 	// MaxVerifications bounds identity verifications (STS calls, ID-token
 	// checks) in progress at once; 0 means DefaultMaxVerifications.
 	MaxVerifications int
+	// Connection limits, applied by Serve; 0 means the Default of each.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxConns                                                  int
 	// Ready reports whether the server can serve (its store answers).
 	Ready func(ctx context.Context) error
 }
@@ -52,9 +57,13 @@ const (
 	DefaultBurst     = 20
 	DefaultMaxBody   = 64 << 10
 
+	// A source address may spend twice an identity's rate: one person
+	// never meets it first, and a few share an address (NAT) in comfort.
 	DefaultAddrRateLimit = rate.Limit(10)
 	DefaultAddrBurst     = 50
-
+	// Verifications take tens of milliseconds (an STS round trip), so 32
+	// at once is hundreds a second: far above a team's need, and a bound
+	// on what a flood from many addresses can ask of STS or the issuer.
 	DefaultMaxVerifications = 32
 )
 
@@ -84,15 +93,9 @@ func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server 
 	if opts.MaxBody == 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
-	if opts.AddrRateLimit == 0 {
-		opts.AddrRateLimit = DefaultAddrRateLimit
-	}
-	if opts.AddrBurst == 0 {
-		opts.AddrBurst = DefaultAddrBurst
-	}
-	if opts.MaxVerifications == 0 {
-		opts.MaxVerifications = DefaultMaxVerifications
-	}
+	opts.AddrRateLimit = cmp.Or(opts.AddrRateLimit, DefaultAddrRateLimit)
+	opts.AddrBurst = cmp.Or(opts.AddrBurst, DefaultAddrBurst)
+	opts.MaxVerifications = cmp.Or(opts.MaxVerifications, DefaultMaxVerifications)
 	opts.ReadHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, DefaultReadTimeout)
 	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
