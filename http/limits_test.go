@@ -299,3 +299,18 @@ func TestConcurrentVerificationsAreBounded(t *testing.T) {
 		t.Errorf("after the slots freed: %d, want 200", st)
 	}
 }
+
+// A verifier that panics gives its slot back: with one slot, the server
+// still verifies after a panic.
+func TestAPanickingVerificationFreesItsSlot(t *testing.T) {
+	srv := httptest.NewServer(latchhttp.NewServer(at.New(t).Access, panicky{people}, latchhttp.Options{MaxVerifications: 1}).Handler())
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		who  string
+		want int
+	}{{"boom", 500}, {"alice", 200}, {"boom", 500}, {"alice", 200}} {
+		if st, _, _ := get(t, srv.URL, "/v1/whoami", "Bearer "+tc.who, netip.Addr{}); st != tc.want {
+			t.Fatalf("as %s: %d, want %d", tc.who, st, tc.want)
+		}
+	}
+}

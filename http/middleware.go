@@ -164,8 +164,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.overloaded(w, r)
 			return
 		}
-		who, err := s.auth.Authenticate(r)
-		s.verifying.release()
+		who, err := func() (latch.Identity, error) {
+			defer s.verifying.release() // even if it panics
+			return s.auth.Authenticate(r)
+		}()
 		if err != nil {
 			if latch.ErrorCode(err) != latch.EUNAUTHENTICATED {
 				err = latch.Errorf(latch.EUNAUTHENTICATED, "%s", latch.ErrorMessage(err))
