@@ -11,10 +11,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/latchdev/latch"
 )
@@ -98,6 +95,10 @@ type statusRecorder struct {
 
 func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
+// Unwrap lets http.ResponseController reach the connection (to extend a
+// long poll's write deadline).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // withClientAddr records the caller's address: the connection's peer,
 // unless the peer is a trusted proxy, in which case the right-most address
 // in X-Forwarded-For that is not itself a trusted proxy.
@@ -154,10 +155,19 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// authenticate requires an identity on every request it wraps.
+// authenticate requires an identity on every request it wraps. It
+// verifies in one of a bounded number of slots; when all are taken it
+// answers 503 at once (see limits.go).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		who, err := s.auth.Authenticate(r)
+		if !s.verifying.acquire() {
+			s.overloaded(w, r)
+			return
+		}
+		who, err := func() (latch.Identity, error) {
+			defer s.verifying.release() // even if it panics
+			return s.auth.Authenticate(r)
+		}()
 		if err != nil {
 			if latch.ErrorCode(err) != latch.EUNAUTHENTICATED {
 				err = latch.Errorf(latch.EUNAUTHENTICATED, "%s", latch.ErrorMessage(err))
@@ -173,35 +183,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// limiter keeps one token bucket per identity.
-type limiter struct {
-	rate  rate.Limit
-	burst int
-
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter // guarded by mu
-}
-
-func (l *limiter) allow(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) > 100_000 { // bounded memory: forget everyone, rarely
-			clear(l.buckets)
-		}
-		b = rate.NewLimiter(l.rate, l.burst)
-		l.buckets[key] = b
-	}
-	return b.Allow()
-}
-
+// rateLimit spends the caller's identity's budget.
 func (s *Server) rateLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		who, _ := identity(r.Context())
-		if !s.limits.allow(string(who.Kind) + ":" + who.Subject) {
-			w.Header().Set("Retry-After", "1")
-			s.writeError(w, r, latch.Errorf(codeRateLimited, "too many requests from %s; slow down", who.Subject))
+		if ok, wait := s.ids.take(string(who.Kind) + ":" + who.Subject); !ok {
+			setRetryAfter(w, wait)
+			s.writeError(w, r, latch.Errorf(codeRateLimited, "too many requests from %s; retry in %s", who.Subject, retryAfter(wait)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -2,15 +2,20 @@
 //
 // Every request gets an ID (X-Request-Id, and in every log line it
 // causes). Every route but health and readiness authenticates the caller,
-// and every handler hands the identity to the access service, which
-// authorizes it explicitly. Errors are {code, message, field, request_id}.
+// once its source address's budget allows (limits.go), and every handler
+// hands the identity to the access service, which authorizes it
+// explicitly. Errors are {code, message, field, request_id}. Serve bounds
+// every connection in time and their number.
 package http
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -31,6 +36,17 @@ type Options struct {
 	RateLimit      rate.Limit     // requests per second per identity; 0 means DefaultRateLimit
 	Burst          int            // 0 means DefaultBurst
 	MaxBody        int64          // bytes; 0 means DefaultMaxBody
+	// AddrRateLimit is requests per second per source address (an IPv6
+	// /64 being one), spent before authentication; 0 means
+	// DefaultAddrRateLimit. AddrBurst: 0 means DefaultAddrBurst.
+	AddrRateLimit rate.Limit
+	AddrBurst     int
+	// MaxVerifications bounds identity verifications (STS calls, ID-token
+	// checks) in progress at once; 0 means DefaultMaxVerifications.
+	MaxVerifications int
+	// Connection limits, applied by Serve; 0 means the Default of each.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxConns                                                  int
 	// Ready reports whether the server can serve (its store answers).
 	Ready func(ctx context.Context) error
 }
@@ -40,6 +56,15 @@ const (
 	DefaultRateLimit = rate.Limit(5)
 	DefaultBurst     = 20
 	DefaultMaxBody   = 64 << 10
+
+	// A source address may spend twice an identity's rate: one person
+	// never meets it first, and a few share an address (NAT) in comfort.
+	DefaultAddrRateLimit = rate.Limit(10)
+	DefaultAddrBurst     = 50
+	// Verifications take tens of milliseconds (an STS round trip), so 32
+	// at once is hundreds a second: far above a team's need, and a bound
+	// on what a flood from many addresses can ask of STS or the issuer.
+	DefaultMaxVerifications = 32
 )
 
 // Server is the API server.
@@ -48,7 +73,10 @@ type Server struct {
 	auth   Authenticator
 	log    *slog.Logger
 	opts   Options
-	limits *limiter
+
+	ids, addrs *limiter // budgets per identity and per source address
+	verifying  *verifying
+	longPoll   map[string]time.Duration // routes exempt from WriteTimeout; see longPoll
 }
 
 // NewServer returns a server for access, authenticating with auth.
@@ -65,8 +93,19 @@ func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server 
 	if opts.MaxBody == 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
-	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts,
-		limits: &limiter{rate: opts.RateLimit, burst: opts.Burst, buckets: map[string]*rate.Limiter{}}}
+	opts.AddrRateLimit = cmp.Or(opts.AddrRateLimit, DefaultAddrRateLimit)
+	opts.AddrBurst = cmp.Or(opts.AddrBurst, DefaultAddrBurst)
+	opts.MaxVerifications = cmp.Or(opts.MaxVerifications, DefaultMaxVerifications)
+	opts.ReadHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, DefaultReadTimeout)
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
+	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.MaxConns = cmp.Or(opts.MaxConns, DefaultMaxConns)
+	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts, longPoll: maps.Clone(longPoll),
+		ids:       newLimiter(opts.RateLimit, opts.Burst),
+		addrs:     newLimiter(opts.AddrRateLimit, opts.AddrBurst),
+		verifying: &verifying{slots: make(chan struct{}, opts.MaxVerifications)},
+	}
 }
 
 // Routes lists every route as "METHOD /path"; the OpenAPI test checks the
@@ -101,17 +140,27 @@ func (s *Server) openRoutes() map[string]http.HandlerFunc {
 func (s *Server) Handler() http.Handler {
 	authed := http.NewServeMux()
 	for pattern, h := range s.Routes() {
-		authed.Handle(pattern, h)
+		authed.Handle(pattern, s.route(pattern, h))
 	}
 	authed.HandleFunc("/", s.notFound)
-	protected := s.authenticate(s.rateLimit(authed))
+	// The order is the defence: the address's budget is spent before any
+	// verification (STS, the issuer's keys) is paid for; see limits.go.
+	protected := s.limitAddress(s.authenticate(s.rateLimit(authed)))
 
 	mux := http.NewServeMux()
 	for pattern, h := range s.openRoutes() {
-		mux.Handle(pattern, h)
+		mux.Handle(pattern, s.route(pattern, h))
 	}
 	mux.Handle("/", protected)
 	return withRequestID(s.recoverPanics(s.logRequests(s.withClientAddr(s.limitBody(mux)))))
+}
+
+// route is h, with its write deadline extended if it is a long poll.
+func (s *Server) route(pattern string, h http.Handler) http.Handler {
+	if d, ok := s.longPoll[pattern]; ok {
+		return s.extendWriteDeadline(d, h)
+	}
+	return h
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -97,7 +97,7 @@ func (s *server) activeGrant(t *testing.T) string {
 // status: requester (alice), approver (bob), admin (carol), a stranger to
 // the policy (dave) and nobody.
 func TestAuthorizationMatrix(t *testing.T) {
-	s := newServer(t, latchhttp.Options{RateLimit: 1000, Burst: 1000})
+	s := newServer(t, latchhttp.Options{RateLimit: 1000, Burst: 1000, AddrRateLimit: 1000, AddrBurst: 1000})
 	roles := []string{"alice", "bob", "carol", "dave", ""}
 	type endpoint struct {
 		name   string

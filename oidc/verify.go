@@ -11,8 +11,10 @@ package oidc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
@@ -24,6 +26,8 @@ import (
 const (
 	DefaultGroupsClaim  = "groups"
 	DefaultSubjectClaim = "sub"
+
+	DefaultMinKeyRefresh = 10 * time.Second
 )
 
 // signingAlgs are the algorithms an ID token may be signed with: public-key
@@ -56,13 +60,22 @@ type Config struct {
 	// HTTPClient fetches the discovery document and signing keys; nil means
 	// http.DefaultClient.
 	HTTPClient *http.Client
-	// Now is the clock expiry is checked against; nil means time.Now.
+	// Now is the clock expiry is checked against, and key fetches are
+	// spaced by; nil means time.Now.
 	Now func() time.Time
+	// MinKeyRefresh is the least time between fetches of the issuer's
+	// signing keys; 0 means DefaultMinKeyRefresh. The keys are fetched
+	// again when a token names a key the verifier has not seen (or its
+	// signature fails), so without this bound every forged token would
+	// make a request to the issuer. With it, a token signed by a key the
+	// issuer published since the last fetch may be refused for up to
+	// MinKeyRefresh.
+	MinKeyRefresh time.Duration
 }
 
 // Verifier checks ID tokens from one issuer. It is safe for concurrent use;
 // the issuer's signing keys are fetched on first use and again when a token
-// names a key it has not seen.
+// names a key it has not seen, at most once per [Config.MinKeyRefresh].
 type Verifier struct {
 	cfg      Config
 	verifier *gooidc.IDTokenVerifier
@@ -84,12 +97,21 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.SubjectClaim == "" {
 		cfg.SubjectClaim = DefaultSubjectClaim
 	}
-	ctx = clientContext(ctx, cfg.HTTPClient)
-	provider, err := gooidc.NewProvider(ctx, cfg.Issuer)
+	if cfg.MinKeyRefresh == 0 {
+		cfg.MinKeyRefresh = DefaultMinKeyRefresh
+	}
+	provider, err := gooidc.NewProvider(clientContext(ctx, cfg.HTTPClient), cfg.Issuer)
 	if err != nil {
 		return nil, latch.Errorf(latch.EUNAVAILABLE, "discover OIDC issuer %s: %v", cfg.Issuer, err)
 	}
-	v := provider.VerifierContext(ctx, &gooidc.Config{
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
+		return nil, latch.Errorf(latch.EUNAVAILABLE, "OIDC issuer %s names no signing keys (jwks_uri) in its discovery document", cfg.Issuer)
+	}
+	keys := gooidc.NewRemoteKeySet(gooidc.ClientContext(ctx, keyClient(cfg)), meta.JWKSURI)
+	v := gooidc.NewVerifier(cfg.Issuer, keys, &gooidc.Config{
 		ClientID:             cfg.Audience,
 		SupportedSigningAlgs: signingAlgs,
 		Now:                  cfg.Now,
@@ -175,6 +197,55 @@ func groups(claim any) []string {
 		return out
 	}
 	return nil
+}
+
+// keyClient is the HTTP client the issuer's keys are fetched with:
+// cfg.HTTPClient's (with a timeout if it has none), refusing to fetch
+// within MinKeyRefresh of the last fetch.
+func keyClient(cfg Config) *http.Client {
+	c := http.Client{Timeout: 30 * time.Second}
+	if cfg.HTTPClient != nil {
+		c = *cfg.HTTPClient
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Second
+	}
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	c.Transport = &keyGate{next: next, interval: cfg.MinKeyRefresh, now: now}
+	return &c
+}
+
+// keyGate lets a request through at most once per interval. go-oidc's key
+// set fetches the keys again for every token whose key it cannot verify
+// with (concurrent ones share a fetch, one after another do not); this is
+// the bound on that.
+type keyGate struct {
+	next     http.RoundTripper
+	interval time.Duration
+	now      func() time.Time
+
+	mu   sync.Mutex
+	last time.Time // guarded by mu; zero before the first fetch
+}
+
+func (g *keyGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	now := g.now()
+	g.mu.Lock()
+	if !g.last.IsZero() && now.Sub(g.last) < g.interval {
+		next := g.last.Add(g.interval)
+		g.mu.Unlock()
+		return nil, fmt.Errorf("the issuer's keys were fetched less than %s ago, and are not fetched again before %s", g.interval, next.UTC().Format(time.RFC3339))
+	}
+	g.last = now
+	g.mu.Unlock()
+	return g.next.RoundTrip(r)
 }
 
 func clientContext(ctx context.Context, c *http.Client) context.Context {

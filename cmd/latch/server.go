@@ -6,15 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -39,6 +38,7 @@ type serverOptions struct {
 	rateLimit                           float64
 	auth                                authOptions
 	sshCA                               sshCAOptions
+	limits                              limitOptions
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -60,7 +60,19 @@ Serve TLS with --tls-cert and --tls-key. Plain HTTP is allowed on loopback;
 anywhere else it needs --insecure-http (behind a TLS-terminating proxy,
 with --trusted-proxy) and is logged as a warning.
 
-SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
+SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.
+
+Limits keep a flood cheap. Before a caller is authenticated, its address
+spends from a budget of --addr-rate-limit requests a second (an IPv6 /64
+counts as one address): over it, the answer is 429 with Retry-After, and
+STS and the OIDC issuer are not asked. At most --max-verifications callers
+are verified at once; more get 503 with Retry-After at once. Then each
+identity has --rate-limit requests a second. Behind a proxy, set
+--trusted-proxy, or every caller shares the proxy's address budget.
+
+A connection must send its request within --read-timeout, gets its answer
+within --write-timeout, and is closed after --idle-timeout without a
+request. At most --max-conns are open at once; more wait until one closes.`,
 		Example: `  latch server --policy policy.yaml --oidc-issuer https://idp.example.com --oidc-audience latch \
     --tls-cert cert.pem --tls-key key.pem --listen :8443 --admin-group latch-admins
   latch server --policy policy.yaml --aws-auth --admin-user arn:aws:iam::123456789012:user/ops`,
@@ -83,6 +95,7 @@ SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.`,
 	f.Float64Var(&o.rateLimit, "rate-limit", float64(latchhttp.DefaultRateLimit), "API requests per second per identity")
 	o.auth.flags(cmd)
 	o.sshCA.flags(cmd)
+	o.limits.flags(cmd)
 	return cmd
 }
 
@@ -114,6 +127,10 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	if err := o.checkURL(); err != nil {
+		return err
+	}
+	apiOpts := latchhttp.Options{TrustedProxies: proxies, RateLimit: rate.Limit(o.rateLimit)}
+	if err := o.limits.apply(&apiOpts); err != nil {
 		return err
 	}
 	ln, tlsCfg, err := a.listen(o)
@@ -157,36 +174,16 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	access := broker.NewAccess(b, store, holder, inv, opts)
-	api := latchhttp.NewServer(access, auth, latchhttp.Options{
-		Logger: a.log.With("component", "http"), TrustedProxies: proxies, RateLimit: rate.Limit(o.rateLimit),
-		Ready: func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err },
-	})
+	apiOpts.Logger = a.log.With("component", "http")
+	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
+	api := latchhttp.NewServer(access, auth, apiOpts)
 	r := revoker.New(store, b, sweeper{b, access}, revoker.Options{
 		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep,
 	})
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
-
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Run(ctx) })
 	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
-	g.Go(func() error {
-		var err error
-		if tlsCfg != nil {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdown)
-	})
+	g.Go(func() error { return api.Serve(ctx, ln, tlsCfg) }) // until ctx ends, then a graceful shutdown
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -360,4 +357,50 @@ func (a *app) inventories(ctx context.Context) (map[string]latch.Inventory, erro
 		out[region] = latchaws.NewInventory(cfg, a.log.With("component", "aws"))
 	}
 	return out, nil
+}
+
+// limitOptions bound what callers can make the server do; see the
+// server's help and latchhttp.Options.
+type limitOptions struct {
+	addrRateLimit                          float64
+	maxVerifications, maxConns             int
+	readTimeout, writeTimeout, idleTimeout string
+}
+
+func (o *limitOptions) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.Float64Var(&o.addrRateLimit, "addr-rate-limit", float64(latchhttp.DefaultAddrRateLimit),
+		fmt.Sprintf("API requests per second per source address, counted before authentication (burst: 5 s' worth, at least %d); raise it for many people behind one NAT", latchhttp.DefaultAddrBurst))
+	f.IntVar(&o.maxVerifications, "max-verifications", latchhttp.DefaultMaxVerifications, "callers verified at once (STS calls, ID tokens); more get 503 and Retry-After")
+	f.IntVar(&o.maxConns, "max-conns", latchhttp.DefaultMaxConns, "connections open at once; more wait until one closes")
+	f.StringVar(&o.readTimeout, "read-timeout", latchhttp.DefaultReadTimeout.String(), "the longest a client may take to send a request, headers and body")
+	f.StringVar(&o.writeTimeout, "write-timeout", latchhttp.DefaultWriteTimeout.String(), "the longest from a request's headers to the end of its answer, AWS calls included")
+	f.StringVar(&o.idleTimeout, "idle-timeout", latchhttp.DefaultIdleTimeout.String(), "how long a kept-alive connection may wait for its next request; keep it above a load balancer's idle timeout")
+}
+
+// apply checks the limits and sets them in opts.
+func (o *limitOptions) apply(opts *latchhttp.Options) error {
+	if !(o.addrRateLimit > 0) {
+		return usagef("--addr-rate-limit %v: want a positive number of requests per second", o.addrRateLimit)
+	}
+	if o.maxVerifications <= 0 {
+		return usagef("--max-verifications %d: want a positive number", o.maxVerifications)
+	}
+	if o.maxConns <= 0 {
+		return usagef("--max-conns %d: want a positive number", o.maxConns)
+	}
+	var err error
+	if opts.ReadTimeout, err = positiveDuration("read-timeout", o.readTimeout); err != nil {
+		return err
+	}
+	if opts.WriteTimeout, err = positiveDuration("write-timeout", o.writeTimeout); err != nil {
+		return err
+	}
+	if opts.IdleTimeout, err = positiveDuration("idle-timeout", o.idleTimeout); err != nil {
+		return err
+	}
+	opts.AddrRateLimit = rate.Limit(o.addrRateLimit)
+	opts.AddrBurst = max(latchhttp.DefaultAddrBurst, int(math.Ceil(5*o.addrRateLimit)))
+	opts.MaxVerifications, opts.MaxConns = o.maxVerifications, o.maxConns
+	return nil
 }

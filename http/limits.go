@@ -1,0 +1,174 @@
+package http
+
+import (
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/latchdev/latch"
+)
+
+// How a flood is made cheap. Proving an identity costs latch a call to
+// someone else: STS for an AWS proof, and for an ID token naming a key the
+// verifier has not seen, the issuer's key set. So the authenticated routes
+// are guarded in this order (see Handler):
+//
+//  1. limitAddress: the source address's budget, before anything costs. A
+//     refused caller is answered 429 without a verification.
+//  2. authenticate, holding one of MaxVerifications slots while it
+//     verifies. With every slot taken (a flood from many addresses), the
+//     caller is answered 503 at once, not queued.
+//  3. rateLimit: the identity's budget.
+//
+// The OIDC verifier also bounds how often it refetches keys (see
+// oidc.Config.MinKeyRefresh), since a flood from many addresses passes 1.
+
+// maxBuckets bounds a limiter's memory. When it is reached, buckets that
+// have refilled (idle callers) are forgotten; if none have, all are.
+const maxBuckets = 100_000
+
+// limiter keeps one token bucket per key: an identity, or a source
+// address.
+type limiter struct {
+	rate  rate.Limit // tokens per second
+	burst int
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket // guarded by mu
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time // when tokens was right
+}
+
+func newLimiter(r rate.Limit, burst int) *limiter {
+	return &limiter{rate: r, burst: burst, now: time.Now, buckets: map[string]*bucket{}}
+}
+
+// take spends a token of key's bucket. When there is none, it reports how
+// long until there will be.
+func (l *limiter) take(key string) (ok bool, wait time.Duration) {
+	if l.rate == rate.Inf {
+		return true, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, found := l.buckets[key]
+	if !found {
+		if len(l.buckets) >= maxBuckets {
+			l.forgetIdle(now)
+		}
+		b = &bucket{tokens: float64(l.burst), at: now}
+		l.buckets[key] = b
+	}
+	l.refill(b, now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	secs := (1 - b.tokens) / float64(l.rate)
+	return false, time.Duration(min(secs, math.MaxInt64/float64(time.Second)) * float64(time.Second))
+}
+
+func (l *limiter) refill(b *bucket, now time.Time) {
+	if now.After(b.at) {
+		b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.at).Seconds()*float64(l.rate))
+		b.at = now
+	}
+}
+
+// forgetIdle drops the buckets that are full again, which a new bucket
+// would equal; if that frees nothing, it drops them all. Callers hold mu.
+func (l *limiter) forgetIdle(now time.Time) {
+	for k, b := range l.buckets {
+		if l.refill(b, now); b.tokens >= float64(l.burst) {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= maxBuckets {
+		clear(l.buckets)
+	}
+}
+
+// addressKey is the budget an address spends: an IPv4 address, or the /64
+// an IPv6 address is in, since one host commonly holds a whole /64.
+func addressKey(a netip.Addr) string {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
+}
+
+// limitAddress spends the source address's budget before anything else is
+// done for the request.
+func (s *Server) limitAddress(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := clientAddr(r.Context())
+		if ok, wait := s.addrs.take(addressKey(addr)); !ok {
+			setRetryAfter(w, wait)
+			s.writeError(w, r, latch.Errorf(codeRateLimited, "too many requests from %s; retry in %s", addr, retryAfter(wait)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// verifying holds a slot while an identity is verified; it refuses at once
+// when all are taken. Refusals are logged as a warning at most once a
+// minute.
+type verifying struct {
+	slots  chan struct{}
+	warned atomic.Int64 // unix seconds of the last warning
+}
+
+func (v *verifying) acquire() bool {
+	select {
+	case v.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (v *verifying) release() { <-v.slots }
+
+// shouldWarn reports whether a minute has passed since the last warning.
+func (v *verifying) shouldWarn(now time.Time) bool {
+	last := v.warned.Load()
+	return now.Unix()-last >= 60 && v.warned.CompareAndSwap(last, now.Unix())
+}
+
+// overloaded answers 503 with Retry-After when every verification slot is
+// taken. It writes the error itself: writeError would log every refusal as
+// an error, and a flood is many refusals.
+func (s *Server) overloaded(w http.ResponseWriter, r *http.Request) {
+	if s.verifying.shouldWarn(time.Now()) {
+		s.logger(r).WarnContext(r.Context(), "identity verifications at their bound; refusing callers with 503 (logged at most once a minute)",
+			"max_verifications", cap(s.verifying.slots))
+	}
+	setRetryAfter(w, time.Second)
+	writeJSON(w, http.StatusServiceUnavailable, ErrorBody{
+		Code:      latch.EUNAVAILABLE,
+		Message:   "the server is verifying as many callers as it allows; retry in 1s",
+		RequestID: requestID(r.Context()),
+	})
+}
+
+// setRetryAfter says, in whole seconds rounded up, when to retry.
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.FormatInt(int64(max(math.Ceil(wait.Seconds()), 1)), 10))
+}
+
+func retryAfter(wait time.Duration) time.Duration {
+	return time.Duration(max(math.Ceil(wait.Seconds()), 1)) * time.Second
+}
