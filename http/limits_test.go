@@ -67,10 +67,11 @@ func TestBadAWSProofsFromOneAddressStopBeforeSTS(t *testing.T) {
 	sim := ec2sim.New(ec2sim.Options{})
 	sts := httptest.NewServer(sim)
 	t.Cleanup(sts.Close)
-	auth := &awsauth.Verifier{ServerID: "latch", TrustedHosts: []string{sts.URL}}
+	f := at.New(t)
+	auth := &awsauth.Verifier{ServerID: "latch", TrustedHosts: []string{sts.URL}, Accounts: []string{"123456789012"}, Used: f.Store}
 	const burst, flood = 10, 300
 	// A rate of one per 1000 s: no token comes back while the test runs.
-	srv := httptest.NewServer(latchhttp.NewServer(at.New(t).Access, auth,
+	srv := httptest.NewServer(latchhttp.NewServer(f.Access, auth,
 		latchhttp.Options{AddrRateLimit: 0.001, AddrBurst: burst, RateLimit: 1000, Burst: 1000}).Handler())
 	t.Cleanup(srv.Close)
 
