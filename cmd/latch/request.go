@@ -48,6 +48,11 @@ the grant), denied or timed out. The duration starts when access starts.`,
 }
 
 func (a *app) request(ctx context.Context, target string, o requestOptions) error {
+	if o.reason != "" { // optional here; the policy may require one
+		if err := latch.CheckReason("reason", o.reason); err != nil {
+			return err
+		}
+	}
 	if o.dur != "" {
 		if _, err := positiveDuration("for", o.dur); err != nil {
 			return err
@@ -196,6 +201,11 @@ func (a *app) reviewCommand(approve bool) *cobra.Command {
 			}
 			if !approve && reason == "" {
 				return latch.Invalidf("reason", "a denial needs a reason: --reason TEXT")
+			}
+			if reason != "" {
+				if err := latch.CheckReason("reason", reason); err != nil {
+					return err
+				}
 			}
 			c, err := a.client(cmd.Context())
 			if err != nil {
