@@ -102,8 +102,8 @@ func (a *app) auditLsCommand() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tGRANT\tREQUEST\tDETAILS")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, latch.FormatExpiry(e.At), e.Actor, e.Action, e.Target,
-					dash(string(e.GrantID)), dash(string(e.RequestID)), details(e.Details))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, latch.FormatExpiry(e.At), esc(e.Actor), esc(e.Action), esc(e.Target),
+					dash(esc(e.GrantID)), dash(esc(e.RequestID)), details(e.Details))
 			}
 			return tw.Flush()
 		},
@@ -192,6 +192,8 @@ func dash(s string) string {
 	return s
 }
 
+// details shows an entry's details on one line: key=value, sorted, each
+// escaped as [esc] does.
 func details(d map[string]string) string {
 	keys := make([]string, 0, len(d))
 	for k, v := range d {
@@ -202,7 +204,7 @@ func details(d map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, k+"="+d[k])
+		parts = append(parts, esc(k)+"="+esc(d[k]))
 	}
 	return strings.Join(parts, " ")
 }

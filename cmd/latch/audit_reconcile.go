@@ -87,7 +87,7 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		}
 	} else {
 		for _, f := range found {
-			fmt.Fprintf(a.stdout, "%-18s %s", f.Kind, f.Message)
+			fmt.Fprintf(a.stdout, "%-18s %s", f.Kind, esc(f.Message))
 			if f.Reverted {
 				fmt.Fprint(a.stdout, " (reverted)")
 			}
