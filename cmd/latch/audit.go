@@ -7,8 +7,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/atomicfile"
 )
 
 func (a *app) auditCommand() *cobra.Command {
@@ -213,10 +216,12 @@ func (a *app) auditKeygenCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "keygen --out FILE",
-		Short: "Make an ed25519 key pair for signing audit entries",
+		Short: "Make an ed25519 key pair for signing audit entries (never overwrites)",
 		Long: `Write an ed25519 private key (PKCS #8 PEM, mode 0600) to FILE and its public
 key to FILE.pub. Give the private key to the server or daemon with
---audit-key; give the public key to 'latch audit verify --public-key'.`,
+--audit-key; give the public key to 'latch audit verify --public-key'.
+Refuses if FILE or FILE.pub exists: a replaced key leaves every entry it
+signed unverifiable.`,
 		RunE: func(*cobra.Command, []string) error {
 			if out == "" {
 				return latch.Invalidf("out", "--out FILE is required")
@@ -227,11 +232,14 @@ key to FILE.pub. Give the private key to the server or daemon with
 			}
 			privDER, _ := x509.MarshalPKCS8PrivateKey(priv)
 			pubDER, _ := x509.MarshalPKIXPublicKey(pub)
-			if err := os.WriteFile(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
-				return err
+			// The public key first: if the private key is the one in the
+			// way, the public key just written is removed again.
+			if err := atomicfile.WriteNew(out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+				return keyExists("out", err)
 			}
-			if err := os.WriteFile(out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
-				return err
+			if err := atomicfile.WriteNew(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
+				os.Remove(out + ".pub")
+				return keyExists("out", err)
 			}
 			fmt.Fprintf(a.stdout, "Wrote %s (private, 0600) and %s.pub.\n", out, out)
 			return nil
@@ -239,6 +247,15 @@ key to FILE.pub. Give the private key to the server or daemon with
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the private key")
 	return cmd
+}
+
+// keyExists turns the error of creating a key file that exists into a
+// refusal naming the file: latch never overwrites a key.
+func keyExists(field string, err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && errors.Is(err, fs.ErrExist) {
+		return latch.Invalidf(field, "%s already exists, and latch never overwrites a key: remove it first if you mean to replace it, or choose another path", pe.Path)
+	}
+	return err
 }
 
 // loadAuditKey reads an ed25519 private key (PKCS #8 PEM).
