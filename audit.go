@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -70,6 +72,45 @@ func (e AuditEntry) ComputeHash() string {
 	})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// AuditHead is where the audit log ends: its last entry's Seq and Hash (0
+// and "" for an empty log) and, when the log is signed, Signature: the
+// standard base64 ed25519 signature of [AuditHead.Message]. Stores keep the
+// head apart from the entries and move it with each append, so that
+// entries cut off the end show; the signature stops whoever can write the
+// database from moving the head back onto the last entry left. It cannot
+// stop them putting back an older head latch signed: only a head kept
+// elsewhere shows that (see [VerifyAuditAgainst]), which is why latch logs
+// the head on each append.
+type AuditHead struct {
+	Seq       int64
+	Hash      string
+	Signature string // "" when no key is configured
+}
+
+// NewAuditHead returns the head at (seq, hash), signed with sign if it is
+// not nil.
+func NewAuditHead(seq int64, hash string, sign func(msg string) string) AuditHead {
+	h := AuditHead{Seq: seq, Hash: hash}
+	if sign != nil {
+		h.Signature = sign(h.Message())
+	}
+	return h
+}
+
+// Message is what a head's signature signs: "latch-audit-head", the Seq
+// and the Hash, one a line. An entry's signature signs its bare hex Hash,
+// so neither signature can stand in for the other.
+func (h AuditHead) Message() string {
+	return "latch-audit-head\n" + strconv.FormatInt(h.Seq, 10) + "\n" + h.Hash
+}
+
+// LogValue is how a head appears in a log line, as an object
+// {"seq", "hash", "signature"} under the line's key: the form
+// 'latch audit verify --head' reads back.
+func (h AuditHead) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("seq", h.Seq), slog.String("hash", h.Hash), slog.String("signature", h.Signature))
 }
 
 // AuditFilter selects audit entries. Zero fields match everything.

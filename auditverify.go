@@ -33,8 +33,12 @@ const (
 	ProblemTruncated = "truncated"
 	// ProblemBadSignature: a signature that does not verify with the key.
 	ProblemBadSignature = "bad-signature"
-	// ProblemUnsigned: an entry without a signature, when a key is given.
+	// ProblemUnsigned: an entry or head without a signature, when a key is
+	// given.
 	ProblemUnsigned = "unsigned"
+	// ProblemDiverged: the log's entry at a head kept elsewhere is missing
+	// or has another hash: the log was rewritten up to there.
+	ProblemDiverged = "diverged"
 )
 
 // AuditProblem is one way the log differs from an untouched chain.
@@ -79,14 +83,15 @@ func LinkAudit(e AuditEntry, headSeq int64, headHash string, sign func(hash stri
 func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // SignAudit returns a signer for AppendAudit: the standard base64 of the
-// ed25519 signature of the hash's hex text. It panics at once if priv is not
+// ed25519 signature of its message, an entry's hex Hash or a head's
+// [AuditHead.Message]. It panics at once if priv is not
 // an ed25519 private key, rather than at the first append.
-func SignAudit(priv ed25519.PrivateKey) func(hash string) string {
+func SignAudit(priv ed25519.PrivateKey) func(msg string) string {
 	if len(priv) != ed25519.PrivateKeySize {
 		panic(fmt.Sprintf("latch.SignAudit: the private key is %d bytes, want %d", len(priv), ed25519.PrivateKeySize))
 	}
-	return func(hash string) string {
-		return base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(hash)))
+	return func(msg string) string {
+		return base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(msg)))
 	}
 }
 
@@ -95,25 +100,25 @@ func SignAudit(priv ed25519.PrivateKey) func(hash string) string {
 // like an entry past the head, or a log that ends before it; so ReadAudit
 // reads the head before and after the entries, and reads again if it moved.
 // Returns EUNAVAILABLE if appends keep landing in between.
-func ReadAudit(ctx context.Context, s Store) (entries []AuditEntry, headSeq int64, headHash string, err error) {
-	headSeq, headHash, err = s.AuditHead(ctx)
+func ReadAudit(ctx context.Context, s Store) (entries []AuditEntry, head AuditHead, err error) {
+	head, err = s.AuditHead(ctx)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("read the audit log: %w", err)
+		return nil, AuditHead{}, fmt.Errorf("read the audit log: %w", err)
 	}
 	for range 5 {
 		if entries, err = s.AuditEntries(ctx, AuditFilter{}); err != nil {
-			return nil, 0, "", fmt.Errorf("read the audit log: %w", err)
+			return nil, AuditHead{}, fmt.Errorf("read the audit log: %w", err)
 		}
-		seq, hash, err := s.AuditHead(ctx)
+		after, err := s.AuditHead(ctx)
 		if err != nil {
-			return nil, 0, "", fmt.Errorf("read the audit log: %w", err)
+			return nil, AuditHead{}, fmt.Errorf("read the audit log: %w", err)
 		}
-		if seq == headSeq && hash == headHash {
-			return entries, headSeq, headHash, nil
+		if after == head {
+			return entries, head, nil
 		}
-		headSeq, headHash = seq, hash
+		head = after
 	}
-	return nil, 0, "", Errorf(EUNAVAILABLE, "the audit log kept growing while it was read; try again")
+	return nil, AuditHead{}, Errorf(EUNAVAILABLE, "the audit log kept growing while it was read; try again")
 }
 
 // VerifyAudit checks a whole audit log, entries in the order the store
@@ -121,8 +126,10 @@ func ReadAudit(ctx context.Context, s Store) (entries []AuditEntry, headSeq int6
 // returns every problem found, ordered by Seq; none means the log is the
 // untouched chain the head ends. [ReadAudit] reads a log and head that go
 // together. With pub nil, signatures are not checked;
-// otherwise every entry must carry a signature that verifies with pub (a
-// pub that is not an ed25519 key is one bad-signature problem at Seq 0).
+// otherwise every entry and the head must carry a signature that verifies
+// with pub (a pub that is not an ed25519 key is one bad-signature problem
+// at Seq 0). An empty log's head is never signed, so with pub an empty log
+// is a problem too: it cannot be told from an emptied one.
 //
 // Entries whose hash matches their content are trusted to be where their
 // Seq says. The chain is then rebuilt from the head down: of two entries
@@ -135,17 +142,20 @@ func ReadAudit(ctx context.Context, s Store) (entries []AuditEntry, headSeq int6
 //
 // A hash chain shows edits, not rewrites: whoever can write the database
 // can rebuild every hash after an edit and move the head. Signatures close
-// that (a rebuilt entry's signature fails) unless the key leaked; entries
-// cut off the end together with the head moving back show only against a
-// head kept elsewhere.
-func VerifyAudit(entries []AuditEntry, headSeq int64, headHash string, pub ed25519.PublicKey) []AuditProblem {
-	v := &verifier{headSeq: headSeq, headHash: headHash}
-	items := examine(entries, headSeq, headHash)
+// that (a rebuilt entry's signature fails, and so does a head moved back
+// onto an earlier entry) unless the key leaked. What they cannot show is
+// entries cut off the end together with an older signed head put back
+// (from a copy of the database, or a log line): that shows only against a
+// head kept elsewhere, with [VerifyAuditAgainst].
+func VerifyAudit(entries []AuditEntry, head AuditHead, pub ed25519.PublicKey) []AuditProblem {
+	v := &verifier{headSeq: head.Seq, headHash: head.Hash}
+	items := examine(entries, head.Seq, head.Hash)
 	chain := v.pick(items)
 	v.order(chain)
 	slices.SortFunc(chain, func(a, b *auditItem) int { return cmp.Compare(a.Seq, b.Seq) })
 	v.links(chain)
 	v.signatures(items, pub)
+	v.headSignature(head, pub)
 	slices.SortStableFunc(v.problems, func(a, b AuditProblem) int { return cmp.Compare(a.Seq, b.Seq) })
 	return v.problems
 }
@@ -426,9 +436,80 @@ func (v *verifier) signatures(items []*auditItem, pub ed25519.PublicKey) {
 			v.add(it.Seq, ProblemUnsigned, "entry %d (position %d) is not signed", it.Seq, it.pos)
 			continue
 		}
-		sig, err := base64.StdEncoding.DecodeString(it.Signature)
-		if err != nil || !ed25519.Verify(pub, []byte(it.Hash), sig) {
+		if !signed(pub, it.Hash, it.Signature) {
 			v.add(it.Seq, ProblemBadSignature, "entry %d's signature (position %d) does not verify with the key", it.Seq, it.pos)
 		}
 	}
+}
+
+// headSignature checks the head's signature. Without one, whoever can
+// write the database can delete entries off the end and move the head
+// back onto the last one left, and every check above passes.
+func (v *verifier) headSignature(h AuditHead, pub ed25519.PublicKey) {
+	if len(pub) != ed25519.PublicKeySize { // none given, or already reported
+		return
+	}
+	switch {
+	case h.Seq == 0 && h.Signature == "":
+		v.add(0, ProblemUnsigned, "the log is empty, and its head (entry 0) is not signed: an emptied log looks the same; check it against a head kept elsewhere (--head)")
+	case h.Signature == "":
+		v.add(h.Seq, ProblemUnsigned, "the head (entry %d) is not signed: entries may have been cut off the end and the head moved back (a log written before latch signed its head gets a signed head at its next append)", h.Seq)
+	case !signed(pub, h.Message(), h.Signature):
+		v.add(h.Seq, ProblemBadSignature, "the head's signature (at entry %d) does not verify with the key: the head was moved (as when entries are cut off the end and the head moved back), or signed with another key", h.Seq)
+	}
+}
+
+// signed reports whether sig is the standard base64 of pub's signature of
+// msg.
+func signed(pub ed25519.PublicKey, msg, sig string) bool {
+	b, err := base64.StdEncoding.DecodeString(sig)
+	return err == nil && ed25519.Verify(pub, []byte(msg), b)
+}
+
+// VerifyAuditAgainst checks a log against kept, a head kept outside the
+// database (the last one latch logged, say), which whoever can write the
+// database cannot move back: the log must reach kept.Seq, and its entry
+// there must have kept.Hash. With pub, kept must also be signed with it. It
+// returns the problems found, ordered by Seq.
+//
+// Run it beside [VerifyAudit], which checks the log up to its own head:
+// when neither finds a problem, every entry up to kept is as latch wrote it,
+// since each entry's hash covers the one before. A kept head older than the
+// log's is fine: the log has grown since.
+func VerifyAuditAgainst(entries []AuditEntry, head, kept AuditHead, pub ed25519.PublicKey) []AuditProblem {
+	v := &verifier{}
+	if len(pub) == ed25519.PublicKeySize {
+		switch {
+		case kept.Signature == "":
+			v.add(kept.Seq, ProblemUnsigned, "the head kept elsewhere (entry %d) is not signed, so nothing shows latch wrote it", kept.Seq)
+		case !signed(pub, kept.Message(), kept.Signature):
+			v.add(kept.Seq, ProblemBadSignature, "the head kept elsewhere (entry %d) has a signature that does not verify with the key", kept.Seq)
+		}
+	}
+	switch {
+	case kept.Seq > head.Seq:
+		v.add(head.Seq+1, ProblemTruncated, "the log's head is entry %d, but the head kept elsewhere is entry %d: %s cut off the end, and the head moved back",
+			head.Seq, kept.Seq, span(head.Seq+1, kept.Seq, "was", "were"))
+	case kept.Seq > 0:
+		i := slices.IndexFunc(entries, func(e AuditEntry) bool { return e.Seq == kept.Seq && e.Hash == kept.Hash })
+		j := slices.IndexFunc(entries, func(e AuditEntry) bool { return e.Seq == kept.Seq })
+		switch {
+		case i >= 0:
+		case j < 0:
+			v.add(kept.Seq, ProblemDiverged, "entry %d, where the head kept elsewhere is, is not in the log", kept.Seq)
+		default:
+			v.add(kept.Seq, ProblemDiverged, "entry %d's hash is %s, but the head kept elsewhere says %s: the log was rewritten, from entry %d or before",
+				kept.Seq, short(entries[j].Hash), short(kept.Hash), kept.Seq)
+		}
+	}
+	slices.SortStableFunc(v.problems, func(a, b AuditProblem) int { return cmp.Compare(a.Seq, b.Seq) })
+	return v.problems
+}
+
+// short abbreviates a hash for a message, as git does.
+func short(hash string) string {
+	if len(hash) > 12 {
+		return hash[:12] + "…"
+	}
+	return hash
 }

@@ -24,9 +24,9 @@ var (
 
 // auditLog is a log as a store would hand it to VerifyAudit.
 type auditLog struct {
-	entries  []latch.AuditEntry
-	headSeq  int64
-	headHash string
+	entries []latch.AuditEntry
+	head    latch.AuditHead
+	heads   []latch.AuditHead // after each append, for first
 }
 
 // newAuditLog links n entries, signed if sign is not nil, as a store would.
@@ -54,9 +54,10 @@ func newAuditLog(n int, sign func(string) string) *auditLog {
 
 // append adds e after the head and moves the head, as AppendAudit does.
 func (l *auditLog) append(e latch.AuditEntry, sign func(string) string) {
-	e = latch.LinkAudit(e, l.headSeq, l.headHash, sign)
+	e = latch.LinkAudit(e, l.head.Seq, l.head.Hash, sign)
 	l.entries = append(l.entries, e)
-	l.headSeq, l.headHash = e.Seq, e.Hash
+	l.head = latch.NewAuditHead(e.Seq, e.Hash, sign)
+	l.heads = append(l.heads, l.head)
 }
 
 // first returns a copy of l's first n entries, as the log was after n
@@ -67,7 +68,7 @@ func (l *auditLog) first(n int) *auditLog {
 		e.Details = maps.Clone(e.Details)
 		c.entries[i] = e
 	}
-	c.headSeq, c.headHash = c.entries[n-1].Seq, c.entries[n-1].Hash
+	c.head, c.heads = l.heads[n-1], l.heads[:n:n]
 	return c
 }
 
@@ -158,7 +159,7 @@ func TestVerifyAudit(t *testing.T) {
 				l.at(s).PrevHash = l.at(s - 1).Hash
 				rehash(l.at(s))
 			}
-			l.headHash = l.at(10).Hash
+			l.head.Hash = l.at(10).Hash
 			e.Actor = "eve\xff" // JSON hashes both as U+FFFD
 		}, want: []problem{{"changed", 4}}, says: "not UTF-8"},
 
@@ -185,8 +186,8 @@ func TestVerifyAudit(t *testing.T) {
 				l.at(s).PrevHash = l.at(s - 1).Hash
 				rehash(l.at(s))
 			}
-			l.headHash = l.at(10).Hash
-		}, want: []problem{{"bad-signature", 8}, {"bad-signature", 9}, {"bad-signature", 10}}},
+			l.head.Hash = l.at(10).Hash
+		}, want: []problem{{"bad-signature", 8}, {"bad-signature", 9}, {"bad-signature", 10}, {"bad-signature", 10}}},
 		{name: "first entry linked to something", tamper: func(l *auditLog) {
 			l.at(1).PrevHash = l.at(2).Hash
 			rehash(l.at(1))
@@ -216,7 +217,7 @@ func TestVerifyAudit(t *testing.T) {
 			want: []problem{{"inserted", 11}}, says: "entry 11 is past the log's head, entry 10"},
 		{name: "append without moving the head, signed", signed: true, tamper: func(l *auditLog) { l.entries = append(l.entries, l.forge(11, nil)) },
 			want: []problem{{"inserted", 11}, {"unsigned", 11}}},
-		{name: "head moved back", tamper: func(l *auditLog) { l.headSeq, l.headHash = 7, l.at(7).Hash },
+		{name: "head moved back", tamper: func(l *auditLog) { l.head.Seq, l.head.Hash = 7, l.at(7).Hash },
 			want: []problem{{"inserted", 8}}, says: "entries 8 to 10 are past"},
 		{name: "insert with seq 0", tamper: func(l *auditLog) { l.entries = slices.Insert(l.entries, 0, l.forge(0, nil)) },
 			want: []problem{{"inserted", 0}}},
@@ -249,7 +250,7 @@ func TestVerifyAudit(t *testing.T) {
 			l.remove(8, 9, 10)
 			l.append(latch.AuditEntry{At: auditStart, Actor: "latch", Action: latch.AuditExpired}, nil)
 		}, want: []problem{{"removed", 8}}, says: "entries 8 to 10 were removed: entry 11 follows entry 7"},
-		{name: "head moved to nothing", tamper: func(l *auditLog) { l.headHash = strings.Repeat("0", 64) },
+		{name: "head moved to nothing", tamper: func(l *auditLog) { l.head.Hash = strings.Repeat("0", 64) },
 			want: []problem{{"changed", 10}}, says: "or the head was moved"},
 
 		{name: "bad signature", signed: true, tamper: func(l *auditLog) { l.at(4).Signature = latch.SignAudit(otherKey)(l.at(4).Hash) },
@@ -258,6 +259,27 @@ func TestVerifyAudit(t *testing.T) {
 			want: []problem{{"bad-signature", 4}}},
 		{name: "signature not base64", signed: true, tamper: func(l *auditLog) { l.at(4).Signature = "not base64!" },
 			want: []problem{{"bad-signature", 4}}},
+		{name: "empty, signed", signed: true, tamper: func(l *auditLog) { *l = auditLog{} },
+			want: []problem{{"unsigned", 0}}, says: "an emptied log looks the same"},
+		{name: "delete the last entry and move the head back, signed", signed: true, tamper: func(l *auditLog) {
+			l.entries = l.entries[:9]
+			l.head.Seq, l.head.Hash = 9, l.at(9).Hash
+		}, want: []problem{{"bad-signature", 9}}, says: "the head's signature (at entry 9) does not verify"},
+		{name: "delete the last entry, move the head back and unsign it", signed: true, tamper: func(l *auditLog) {
+			l.entries = l.entries[:9]
+			l.head = latch.AuditHead{Seq: 9, Hash: l.at(9).Hash}
+		}, want: []problem{{"unsigned", 9}}, says: "the head (entry 9) is not signed"},
+		{name: "head signed with an entry's signature", signed: true, tamper: func(l *auditLog) {
+			l.entries = l.entries[:9]
+			l.head = latch.AuditHead{Seq: 9, Hash: l.at(9).Hash, Signature: l.at(9).Signature}
+		}, want: []problem{{"bad-signature", 9}}},
+		{name: "head with another head's signature", signed: true, tamper: func(l *auditLog) { l.head.Signature = l.heads[8].Signature },
+			want: []problem{{"bad-signature", 10}}},
+		// The limit: a head latch once signed, put back. Only a head kept
+		// elsewhere shows it (TestVerifyAuditAgainst).
+		{name: "delete the last entry and put back the head before, signed", signed: true, tamper: func(l *auditLog) {
+			l.entries, l.head = l.entries[:9], l.heads[8]
+		}},
 		{name: "missing signature", signed: true, tamper: func(l *auditLog) { l.at(4).Signature = "" },
 			want: []problem{{"unsigned", 4}}, says: "entry 4 (position 4) is not signed"},
 	}
@@ -270,7 +292,7 @@ func TestVerifyAudit(t *testing.T) {
 			}
 			l := newAuditLog(n, s)
 			tt.tamper(l)
-			got := latch.VerifyAudit(l.entries, l.headSeq, l.headHash, pub)
+			got := latch.VerifyAudit(l.entries, l.head, pub)
 			if !slices.Equal(kinds(got), tt.want) {
 				t.Fatalf("VerifyAudit found %v, want %v:\n%s", kinds(got), tt.want, messages(got))
 			}
@@ -301,14 +323,14 @@ func TestVerifyAuditKeys(t *testing.T) {
 		{"signed, no key", signed, nil, nil},
 		{"signed, right key", signed, auditPub, nil},
 		{"signed, wrong key", signed, otherKey.Public().(ed25519.PublicKey),
-			[]problem{{"bad-signature", 1}, {"bad-signature", 2}, {"bad-signature", 3}, {"bad-signature", 4}}},
+			[]problem{{"bad-signature", 1}, {"bad-signature", 2}, {"bad-signature", 3}, {"bad-signature", 4}, {"bad-signature", 4}}},
 		{"unsigned, no key", unsigned, nil, nil},
-		{"unsigned, key", unsigned, auditPub, []problem{{"unsigned", 1}, {"unsigned", 2}, {"unsigned", 3}, {"unsigned", 4}}},
+		{"unsigned, key", unsigned, auditPub, []problem{{"unsigned", 1}, {"unsigned", 2}, {"unsigned", 3}, {"unsigned", 4}, {"unsigned", 4}}},
 		{"not a key", signed, ed25519.PublicKey("short"), []problem{{"bad-signature", 0}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := latch.VerifyAudit(tt.log.entries, tt.log.headSeq, tt.log.headHash, tt.pub)
+			got := latch.VerifyAudit(tt.log.entries, tt.log.head, tt.pub)
 			if !slices.Equal(kinds(got), tt.want) {
 				t.Fatalf("VerifyAudit found %v, want %v:\n%s", kinds(got), tt.want, messages(got))
 			}
@@ -350,8 +372,8 @@ type growingLog struct {
 	grows int
 }
 
-func (g *growingLog) AuditHead(context.Context) (int64, string, error) {
-	return g.log.headSeq, g.log.headHash, nil
+func (g *growingLog) AuditHead(context.Context) (latch.AuditHead, error) {
+	return g.log.head, nil
 }
 
 func (g *growingLog) AuditEntries(context.Context, latch.AuditFilter) ([]latch.AuditEntry, error) {
@@ -366,19 +388,19 @@ func (g *growingLog) AuditEntries(context.Context, latch.AuditFilter) ([]latch.A
 func TestReadAudit(t *testing.T) {
 	t.Run("ReadsAgainAfterAnAppend", func(t *testing.T) {
 		s := &growingLog{log: newAuditLog(3, nil), grows: 2}
-		es, seq, hash, err := latch.ReadAudit(t.Context(), s)
+		es, head, err := latch.ReadAudit(t.Context(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(es) != 5 || seq != 5 {
-			t.Fatalf("ReadAudit = %d entries, head %d; want 5 and 5", len(es), seq)
+		if len(es) != 5 || head.Seq != 5 {
+			t.Fatalf("ReadAudit = %d entries, head %d; want 5 and 5", len(es), head.Seq)
 		}
-		if ps := latch.VerifyAudit(es, seq, hash, nil); len(ps) > 0 {
+		if ps := latch.VerifyAudit(es, head, nil); len(ps) > 0 {
 			t.Fatalf("VerifyAudit: %v", ps)
 		}
 	})
 	t.Run("GivesUpOnALogThatKeepsGrowing", func(t *testing.T) {
-		_, _, _, err := latch.ReadAudit(t.Context(), &growingLog{log: newAuditLog(3, nil), grows: 100})
+		_, _, err := latch.ReadAudit(t.Context(), &growingLog{log: newAuditLog(3, nil), grows: 100})
 		if latch.ErrorCode(err) != latch.EUNAVAILABLE {
 			t.Fatalf("ReadAudit = %v, want EUNAVAILABLE", err)
 		}
@@ -481,6 +503,18 @@ func TestVerifyAuditFindsAnyTampering(t *testing.T) {
 			}
 			return fmt.Sprintf("signature of %d", e.Seq), []int64{e.Seq}
 		}},
+		{signedOnly: true, do: func(l *auditLog) (string, []int64) {
+			if len(l.entries) < 2 {
+				return "", nil
+			}
+			l.entries = l.entries[:1+rng.IntN(len(l.entries)-1)]
+			last := l.entries[len(l.entries)-1]
+			l.head.Seq, l.head.Hash = last.Seq, last.Hash // the signature is the old head's
+			if rng.IntN(2) == 0 {
+				l.head.Signature = ""
+			}
+			return fmt.Sprintf("cut the log after %d and move the head back", last.Seq), []int64{last.Seq}
+		}},
 	}
 	// Signing is the slow part: cut each trial's log from two made once.
 	const most = 30
@@ -500,10 +534,10 @@ func TestVerifyAuditFindsAnyTampering(t *testing.T) {
 		if what == "" {
 			continue
 		}
-		got := latch.VerifyAudit(l.entries, l.headSeq, l.headHash, pub)
+		got := latch.VerifyAudit(l.entries, l.head, pub)
 		if !slices.ContainsFunc(got, func(p latch.AuditProblem) bool { return slices.Contains(touched, p.Seq) }) {
 			t.Fatalf("trial %d (signed %v, %d entries): %s: VerifyAudit found %v, want a problem at one of %v:\n%s",
-				trial, signed, l.headSeq, what, kinds(got), touched, messages(got))
+				trial, signed, l.head.Seq, what, kinds(got), touched, messages(got))
 		}
 	}
 }
@@ -518,11 +552,86 @@ func BenchmarkVerifyAudit(b *testing.B) {
 			}
 			l := newAuditLog(10_000, s)
 			for b.Loop() {
-				if ps := latch.VerifyAudit(l.entries, l.headSeq, l.headHash, pub); len(ps) != 0 {
+				if ps := latch.VerifyAudit(l.entries, l.head, pub); len(ps) != 0 {
 					b.Fatal(ps)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10_000, "ns/entry")
 		})
+	}
+}
+
+func TestVerifyAuditAgainst(t *testing.T) {
+	const n = 10
+	sign := latch.SignAudit(auditKey)
+	tests := []struct {
+		name   string
+		signed bool
+		tamper func(l *auditLog) (kept latch.AuditHead)
+		want   []problem // of VerifyAuditAgainst alone
+		says   string
+	}{
+		{name: "the same head", signed: true, tamper: func(l *auditLog) latch.AuditHead { return l.head }},
+		{name: "an older head: the log grew since", signed: true, tamper: func(l *auditLog) latch.AuditHead { return l.heads[3] }},
+		{name: "unsigned, no key", tamper: func(l *auditLog) latch.AuditHead { return l.head }},
+		{name: "tail cut and an older signed head put back", signed: true, tamper: func(l *auditLog) latch.AuditHead {
+			kept := l.head
+			l.entries, l.head = l.entries[:7], l.heads[6]
+			return kept
+		}, want: []problem{{"truncated", 8}}, says: "the log's head is entry 7, but the head kept elsewhere is entry 10: entries 8 to 10 were cut off"},
+		{name: "the whole log emptied", signed: true, tamper: func(l *auditLog) latch.AuditHead {
+			kept := l.head
+			*l = auditLog{}
+			return kept
+		}, want: []problem{{"truncated", 1}}},
+		{name: "rewritten from entry 5, unsigned", tamper: func(l *auditLog) latch.AuditHead {
+			kept := l.head
+			l.at(5).Actor = "mallory@example.com"
+			rehash(l.at(5))
+			for s := int64(6); s <= n; s++ {
+				l.at(s).PrevHash = l.at(s - 1).Hash
+				rehash(l.at(s))
+			}
+			l.head.Hash = l.at(n).Hash
+			return kept
+		}, want: []problem{{"diverged", 10}}, says: "the log was rewritten, from entry 10 or before"},
+		{name: "the kept head's entry missing", tamper: func(l *auditLog) latch.AuditHead {
+			l.entries = l.entries[:9]
+			return l.head
+		}, want: []problem{{"diverged", 10}}, says: "is not in the log"},
+		{name: "kept head unsigned", signed: true, tamper: func(l *auditLog) latch.AuditHead {
+			return latch.AuditHead{Seq: l.head.Seq, Hash: l.head.Hash}
+		}, want: []problem{{"unsigned", 10}}},
+		{name: "kept head forged", signed: true, tamper: func(l *auditLog) latch.AuditHead {
+			return latch.NewAuditHead(12, strings.Repeat("ab", 32), latch.SignAudit(otherKey))
+		}, want: []problem{{"truncated", 11}, {"bad-signature", 12}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s func(string) string
+			var pub ed25519.PublicKey
+			if tt.signed {
+				s, pub = sign, auditPub
+			}
+			l := newAuditLog(n, s)
+			kept := tt.tamper(l)
+			got := latch.VerifyAuditAgainst(l.entries, l.head, kept, pub)
+			if !slices.Equal(kinds(got), tt.want) {
+				t.Fatalf("VerifyAuditAgainst found %v, want %v:\n%s", kinds(got), tt.want, messages(got))
+			}
+			if tt.says != "" && !strings.Contains(got[0].Message, tt.says) {
+				t.Fatalf("VerifyAuditAgainst says %q; want it to say %q", got[0].Message, tt.says)
+			}
+		})
+	}
+}
+
+func TestAuditHeadMessage(t *testing.T) {
+	h := latch.NewAuditHead(42, "abc", func(m string) string { return "sig:" + m })
+	if want := "latch-audit-head\n42\nabc"; h.Message() != want || h.Signature != "sig:"+want {
+		t.Fatalf("head %+v, message %q; want message %q, signed", h, h.Message(), want)
+	}
+	if h := latch.NewAuditHead(1, "abc", nil); h.Signature != "" {
+		t.Fatalf("NewAuditHead without a signer = %+v; want it unsigned", h)
 	}
 }

@@ -23,7 +23,7 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/", "golang.org/x/crypto/"}},
 		{pkg: mod + "/mock", allowed: []string{mod}},
 		{pkg: mod + "/iampolicy", allowed: []string{mod}},
-		{pkg: mod + "/sshca", allowed: []string{mod, "golang.org/x/crypto/", "golang.org/x/sys/"}},
+		{pkg: mod + "/sshca", allowed: []string{mod, mod + "/internal/atomicfile", "golang.org/x/crypto/", "golang.org/x/sys/"}},
 		{pkg: mod + "/lambda", allowed: []string{mod, mod + "/broker", mod + "/policy", mod + "/awsauth", mod + "/http",
 			"github.com/aws/", "gopkg.in/yaml.v3", "golang.org/x/time/"}},
 		{pkg: mod + "/metrics", allowed: []string{mod, "github.com/prometheus/", "github.com/aws/", "github.com/beorn7/perks/",

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"time"
-	"unicode/utf8"
 )
 
 // GrantID identifies a grant: "g-" and 16 lowercase hex digits.
@@ -185,11 +184,5 @@ func (r GrantRequest) Validate(max time.Duration) error {
 	if r.Requester == "" {
 		return Invalidf("requester", "a requester is required")
 	}
-	if r.Reason == "" {
-		return Invalidf("reason", "a reason is required; say why you need access (at most %d characters)", MaxReasonLen)
-	}
-	if n := utf8.RuneCountInString(r.Reason); n > MaxReasonLen {
-		return Invalidf("reason", "the reason is %d characters; at most %d are allowed", n, MaxReasonLen)
-	}
-	return nil
+	return CheckReason("reason", r.Reason)
 }

@@ -142,6 +142,11 @@ func (r *Request) Review(by Identity, approve bool, reason string, now time.Time
 	case !approve && reason == "":
 		return Invalidf("reason", "a denial needs a reason")
 	}
+	if reason != "" {
+		if err := CheckReason("reason", reason); err != nil {
+			return err
+		}
+	}
 	r.Reviews = append(r.Reviews, Review{By: by, Approve: approve, Reason: reason, At: now})
 	switch {
 	case !approve:

@@ -110,3 +110,19 @@ func TestManagedGroup(t *testing.T) {
 		})
 	}
 }
+
+// A review's reason is checked like every other reason: a newline in it
+// would forge a row where reviews are listed.
+func TestReviewRefusesBadReasons(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	bob := latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-bob", Groups: []string{"sre"}}
+	for _, reason := range []string{"ok\nforged row", "   ", "\x1b[31mred"} {
+		r := latch.Request{ID: "r-0000000000000001", State: latch.RequestPending, Requester: latch.Identity{Kind: latch.KindOIDC, Subject: "u-alice"},
+			ApprovalsNeeded: 1, PendingUntil: now.Add(time.Hour), Approvers: latch.Selector{Groups: []string{"sre"}}}
+		for _, approve := range []bool{true, false} {
+			if err := r.Review(bob, approve, reason, now, latch.NoPeople{}); latch.ErrorCode(err) != latch.EINVALID || len(r.Reviews) != 0 {
+				t.Errorf("Review(approve %v, %q) = %v, %d reviews; want EINVALID and none", approve, reason, err, len(r.Reviews))
+			}
+		}
+	}
+}

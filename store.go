@@ -91,14 +91,16 @@ type Store interface {
 	// AppendAudit adds e to the end of the audit log in one transaction:
 	// it sets Seq (one more than the last), PrevHash (the last entry's
 	// Hash), Hash (e.ComputeHash) and, if sign is not nil, Signature =
-	// sign(Hash), and moves the log's head to it.
-	AppendAudit(ctx context.Context, e AuditEntry, sign func(hash string) string) (AuditEntry, error)
+	// sign(Hash), as [LinkAudit] does, and moves the log's head to it,
+	// signed with sign if it is not nil, as [NewAuditHead] does.
+	AppendAudit(ctx context.Context, e AuditEntry, sign func(msg string) string) (AuditEntry, error)
 	// AuditEntries lists entries matching f in the order they were appended
 	// (Seq order, unless the database was edited), exactly as stored.
 	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
-	// AuditHead returns the Seq and Hash the log's head was last moved to,
-	// kept apart from the entries so that cutting entries off the end shows.
-	AuditHead(ctx context.Context) (seq int64, hash string, err error)
+	// AuditHead returns the head the log was last moved to, signature
+	// included: the zero AuditHead for a new log. It is kept apart from the
+	// entries, so that cutting entries off the end shows.
+	AuditHead(ctx context.Context) (AuditHead, error)
 
 	// Due returns up to limit IDs of grants whose DueAt is at or before now.
 	Due(ctx context.Context, now time.Time, limit int) ([]GrantID, error)

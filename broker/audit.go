@@ -70,9 +70,27 @@ func appendAudit(ctx context.Context, store latch.Store, sign func(string) strin
 	if e.At.IsZero() {
 		e.At = clock.Now().UTC()
 	}
-	if _, err := store.AppendAudit(context.WithoutCancel(ctx), e, sign); err != nil {
+	appended, err := store.AppendAudit(context.WithoutCancel(ctx), e, sign)
+	if err != nil {
 		log.ErrorContext(ctx, "append to the audit log", "action", e.Action, "grant_id", e.GrantID, "request_id", e.RequestID, "err", err)
+		return
 	}
+	LogAuditHead(ctx, log, appended, sign)
+}
+
+// MsgAuditAppended is the message of the log line written after each
+// append, which carries the log's new head under "audit_head".
+const MsgAuditAppended = "audit entry appended"
+
+// LogAuditHead writes the line that says e was appended, with the head it
+// moved the log to, signed as the store signed it (ed25519 signatures are
+// deterministic, so signing again gives the same one): {"msg":"audit entry
+// appended", …, "audit_head":{"seq":…,"hash":…,"signature":…}}. Kept in a
+// log store, the last such line is a head whoever can write the database
+// cannot move back, for 'latch audit verify --head'.
+func LogAuditHead(ctx context.Context, log *slog.Logger, e latch.AuditEntry, sign func(string) string) {
+	log.InfoContext(ctx, MsgAuditAppended, "action", e.Action, "grant_id", e.GrantID, "request_id", e.RequestID,
+		"audit_head", latch.NewAuditHead(e.Seq, e.Hash, sign))
 }
 
 // grantAudit is the audit entry for something that happened to g.

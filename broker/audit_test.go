@@ -1,13 +1,19 @@
 package broker_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
+	"github.com/latchdev/latch/internal/awstest"
 )
 
 // A request's whole life, and an orphan swept, leave one audit entry per
@@ -41,7 +47,7 @@ func TestEveryEventIsAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	entries, head, hash, err := latch.ReadAudit(ctx, f.Store)
+	entries, head, err := latch.ReadAudit(ctx, f.Store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +75,42 @@ func TestEveryEventIsAudited(t *testing.T) {
 	if e := entries[7]; e.Actor != "latch" || e.GrantID != r.GrantID {
 		t.Errorf("expiry entry = %+v", e)
 	}
-	if problems := latch.VerifyAudit(entries, head, hash, nil); len(problems) != 0 {
+	if problems := latch.VerifyAudit(entries, head, nil); len(problems) != 0 {
 		t.Fatalf("the chain does not verify: %v", problems)
 	}
 }
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// Each append logs the head it moved the log to, signed: the last such
+// line is the head a log store keeps, and it matches the database's.
+func TestEachAppendLogsTheSignedHead(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
+	sign := latch.SignAudit(priv)
+	f := newFixture(t, awstest.New(t), broker.Options{Sign: sign})
+	g := f.grant(t, "203.0.113.7", 30*time.Minute)
+	if _, err := f.b.Revoke(t.Context(), g.ID, "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	var heads []latch.AuditHead
+	for l := range strings.SplitSeq(f.logs.String(), "\n") {
+		var line struct {
+			Msg  string `json:"msg"`
+			Head *struct {
+				Seq       int64  `json:"seq"`
+				Hash      string `json:"hash"`
+				Signature string `json:"signature"`
+			} `json:"audit_head"`
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == broker.MsgAuditAppended && line.Head != nil {
+			heads = append(heads, latch.AuditHead{Seq: line.Head.Seq, Hash: line.Head.Hash, Signature: line.Head.Signature})
+		}
+	}
+	want, err := f.store.AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 2 || heads[0].Seq != 1 || heads[1] != want || want.Signature == "" {
+		t.Fatalf("logged heads %+v; want 2, the last the database's signed head %+v:\n%s", heads, want, f.logs.String())
+	}
+}

@@ -35,8 +35,9 @@ type Options struct {
 	// Backstop, if set, keeps a schedule in AWS per open rule that revokes
 	// it at expiry even if no latch process is left.
 	Backstop Backstop
-	// Sign, if set, signs each audit entry's hash (latch.SignAudit).
-	Sign func(hash string) string
+	// Sign, if set, signs each audit entry's hash and the log's head
+	// (latch.SignAudit).
+	Sign func(msg string) string
 	// Checkpoint, if set, is called at named points of opening and ending a
 	// grant ("before-authorize", "after-authorize", "before-revoke",
 	// "after-revoke"). Crash

@@ -122,7 +122,7 @@ func (s *Server) review(approve bool) http.HandlerFunc {
 		}
 		var b ReviewBody
 		if r.ContentLength != 0 {
-			if err := decode(r.Body, &b); err != nil {
+			if b, err = DecodeReview(r.Body); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

@@ -32,6 +32,23 @@ type ReviewBody struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// DecodeReview reads a review body. Its reason is optional (a denial's is
+// required by [latch.Request.Review]), but one given must pass
+// [latch.CheckReason]: it is shown to the requester and kept in the audit
+// log.
+func DecodeReview(body io.Reader) (ReviewBody, error) {
+	var b ReviewBody
+	if err := decode(body, &b); err != nil {
+		return b, err
+	}
+	if b.Reason != "" {
+		if err := latch.CheckReason("reason", b.Reason); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
 // decode reads exactly one JSON object into v, refusing unknown fields.
 func decode(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
@@ -85,8 +102,10 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 		}
 		in.Duration = d
 	}
-	if n := len([]rune(in.Reason)); n > latch.MaxReasonLen {
-		return in, latch.Invalidf("reason", "the reason is %d characters; at most %d are allowed", n, latch.MaxReasonLen)
+	if in.Reason != "" { // optional here; the policy may require one
+		if err := latch.CheckReason("reason", in.Reason); err != nil {
+			return in, err
+		}
 	}
 	if !observed.IsValid() {
 		return in, latch.Errorf(latch.EINTERNAL, "no client address")

@@ -125,6 +125,11 @@ func (h *Handler) grant(ctx context.Context, ev event) (GrantResult, error) {
 	if len(ev.Duration) > 0 {
 		dur = strings.Trim(string(ev.Duration), `"`)
 	}
+	if ev.Reason != "" { // optional: "direct invoke" stands in for none
+		if err := latch.CheckReason("reason", ev.Reason); err != nil {
+			return GrantResult{}, err
+		}
+	}
 	secs, err := strconv.Atoi(dur)
 	if err != nil || secs <= 0 {
 		return GrantResult{}, latch.Invalidf("duration", "DURATION %q is not a positive whole number of seconds", dur)

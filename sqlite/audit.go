@@ -14,15 +14,16 @@ import (
 const auditColumns = `seq, at, actor, action, target, grant_id, request_id, details, prev_hash, hash, signature`
 
 // AppendAudit adds e to the end of the audit log (see [latch.LinkAudit]) and
-// moves the head, in one write transaction: the IMMEDIATE lock makes
-// appends from several goroutines or processes queue, so each links to the
-// one before. sign runs inside that transaction and holds the lock, so it
-// should be quick (ed25519 takes microseconds).
+// moves the head, signed (see [latch.NewAuditHead]), in one write
+// transaction: the IMMEDIATE lock makes appends from several goroutines or
+// processes queue, so each links to the one before. sign runs inside that
+// transaction and holds the lock, so it should be quick (ed25519 takes
+// microseconds, twice).
 //
 // It does not close [Store.Changed]: the audit log is evidence, not
 // something the revoker waits on, and every grant change that is audited
 // has closed it already.
-func (s *Store) AppendAudit(ctx context.Context, e latch.AuditEntry, sign func(hash string) string) (latch.AuditEntry, error) {
+func (s *Store) AppendAudit(ctx context.Context, e latch.AuditEntry, sign func(msg string) string) (latch.AuditEntry, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var seq int64
 		var hash string
@@ -39,7 +40,8 @@ func (s *Store) AppendAudit(ctx context.Context, e latch.AuditEntry, sign func(h
 			e.PrevHash, e.Hash, e.Signature); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, e.Seq, e.Hash)
+		h := latch.NewAuditHead(e.Seq, e.Hash, sign)
+		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?, signature = ? WHERE id = 1`, h.Seq, h.Hash, h.Signature)
 		return err
 	})
 	if err != nil {
@@ -118,17 +120,16 @@ func ceilMicro(t time.Time) int64 {
 	return us
 }
 
-// AuditHead returns the seq and hash the head was last moved to; (0, "")
-// for an empty log. Returns EINTERNAL if the head row was deleted.
-func (s *Store) AuditHead(ctx context.Context) (int64, string, error) {
-	var seq int64
-	var hash string
-	err := s.read.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash)
+// AuditHead returns the head as last moved, signature included; the zero
+// head for an empty log. Returns EINTERNAL if the head row was deleted.
+func (s *Store) AuditHead(ctx context.Context) (latch.AuditHead, error) {
+	var h latch.AuditHead
+	err := s.read.QueryRowContext(ctx, `SELECT seq, hash, signature FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash, &h.Signature)
 	if err == sql.ErrNoRows {
 		err = errNoHead
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("read the audit log's head: %w", translate(err))
+		return latch.AuditHead{}, fmt.Errorf("read the audit log's head: %w", translate(err))
 	}
-	return seq, hash, nil
+	return h, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,11 +38,11 @@ func mustFillAudit(t testing.TB, s *sqlite.Store, n int, sign func(string) strin
 // verify reads s's whole log and verifies it with pub.
 func verify(t *testing.T, s latch.Store, pub ed25519.PublicKey) []latch.AuditProblem {
 	t.Helper()
-	es, seq, hash, err := latch.ReadAudit(t.Context(), s)
+	es, head, err := latch.ReadAudit(t.Context(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return latch.VerifyAudit(es, seq, hash, pub)
+	return latch.VerifyAudit(es, head, pub)
 }
 
 func exec1(t *testing.T, db *sql.DB, query string, args ...any) {
@@ -126,7 +127,7 @@ func TestAuditTampering(t *testing.T) {
 				prev = e.Hash
 			}
 			exec1(t, db, `UPDATE audit_head SET hash = ?`, prev)
-		}, want: []problem{{"bad-signature", 8}, {"bad-signature", 9}, {"bad-signature", 10}}},
+		}, want: []problem{{"bad-signature", 8}, {"bad-signature", 9}, {"bad-signature", 10}, {"bad-signature", 10}}}, // the entry and the head
 
 		{name: "DeleteARow", tamper: func(t *testing.T, db *sql.DB, _ *sqlite.Store) {
 			exec1(t, db, `DELETE FROM audit WHERE seq = 5`)
@@ -178,6 +179,26 @@ func TestAuditTampering(t *testing.T) {
 			exec1(t, db, `DELETE FROM audit WHERE seq > 7`)
 			exec1(t, db, `UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit WHERE seq = 7)`)
 		}}, // undetectable from the file alone: see VerifyAudit
+		{name: "DeleteTheLastAndRewindTheHeadSigned", signed: true, tamper: func(t *testing.T, db *sql.DB, _ *sqlite.Store) {
+			exec1(t, db, `DELETE FROM audit WHERE seq = 10`)
+			exec1(t, db, `UPDATE audit_head SET seq = 9, hash = (SELECT hash FROM audit WHERE seq = 9)`)
+		}, want: []problem{{"bad-signature", 9}}}, // the head's signature is for entry 10
+		{name: "DeleteTheLastAndRewindTheHeadUnsignedSigned", signed: true, tamper: func(t *testing.T, db *sql.DB, _ *sqlite.Store) {
+			exec1(t, db, `DELETE FROM audit WHERE seq = 10`)
+			exec1(t, db, `UPDATE audit_head SET seq = 9, hash = (SELECT hash FROM audit WHERE seq = 9), signature = ''`)
+		}, want: []problem{{"unsigned", 9}}},
+		{name: "UnsignTheHeadSigned", signed: true, tamper: func(t *testing.T, db *sql.DB, _ *sqlite.Store) {
+			exec1(t, db, `UPDATE audit_head SET signature = ''`)
+		}, want: []problem{{"unsigned", 10}}},
+		// The limit of a file alone: a head latch signed before (kept in a
+		// copy of the file, or taken from a log line) put back. Only a head
+		// kept elsewhere shows it: see TestAuditVerifyAgainstAKeptHead in
+		// cmd/latch.
+		{name: "DeleteTheTailAndPutBackAnOlderSignedHeadSigned", signed: true, tamper: func(t *testing.T, db *sql.DB, s *sqlite.Store) {
+			old := latch.NewAuditHead(7, entry(t, s, 7).Hash, latch.SignAudit(priv))
+			exec1(t, db, `DELETE FROM audit WHERE seq > 7`)
+			exec1(t, db, `UPDATE audit_head SET seq = ?, hash = ?, signature = ?`, old.Seq, old.Hash, old.Signature)
+		}},
 		{name: "MoveTheHeadBack", tamper: func(t *testing.T, db *sql.DB, _ *sqlite.Store) {
 			exec1(t, db, `UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit WHERE seq = 7)`)
 		}, want: []problem{{"inserted", 8}}},
@@ -278,7 +299,7 @@ func TestAuditFileEditsThatStopTheLog(t *testing.T) {
 		s := mustOpen(t, path, sqlite.Options{})
 		mustFillAudit(t, s, 3, nil)
 		exec1(t, rawDB(t, path), `DELETE FROM audit_head`)
-		if _, _, err := s.AuditHead(t.Context()); latch.ErrorCode(err) != latch.EINTERNAL {
+		if _, err := s.AuditHead(t.Context()); latch.ErrorCode(err) != latch.EINTERNAL {
 			t.Fatalf("AuditHead = %v, want EINTERNAL", err)
 		}
 		if _, err := s.AppendAudit(t.Context(), storetest.NewAuditEntry(3), nil); latch.ErrorCode(err) != latch.EINTERNAL {
@@ -317,8 +338,8 @@ func TestAuditAppendsFromTwoStoresMakeOneChain(t *testing.T) {
 			t.Fatalf("VerifyAudit: %+v", ps)
 		}
 	}
-	if seq, _, err := a.AuditHead(t.Context()); err != nil || seq != 2*each {
-		t.Fatalf("AuditHead = %d, %v; want %d", seq, err, 2*each)
+	if h, err := a.AuditHead(t.Context()); err != nil || h.Seq != 2*each {
+		t.Fatalf("AuditHead = %+v, %v; want seq %d", h, err, 2*each)
 	}
 }
 
@@ -339,8 +360,8 @@ func TestAuditAppendsFromProcesses(t *testing.T) {
 	if ps := verify(t, s, nil); len(ps) > 0 {
 		t.Fatalf("VerifyAudit: %+v", ps)
 	}
-	if seq, _, err := s.AuditHead(t.Context()); err != nil || seq != procs*each {
-		t.Fatalf("AuditHead = %d, %v; want %d", seq, err, procs*each)
+	if h, err := s.AuditHead(t.Context()); err != nil || h.Seq != procs*each {
+		t.Fatalf("AuditHead = %+v, %v; want seq %d", h, err, procs*each)
 	}
 }
 
@@ -387,5 +408,37 @@ func BenchmarkAuditEntries(b *testing.B) {
 		if err != nil || len(es) != 10_000 {
 			b.Fatal(len(es), err)
 		}
+	}
+}
+
+// A log written before 005 has an unsigned head: verify with a key says so
+// until the next append signs it.
+func TestAuditHeadSignedFromTheNextAppendAfterMigrating(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.db")
+	old, err := sqlite.OpenAtVersion(t.Context(), path, sqlite.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, _ := storetest.AuditKeys()
+	sign := latch.SignAudit(priv)
+	db := rawDB(t, path)
+	var head latch.AuditHead
+	for i := range 3 { // as the version-4 AppendAudit wrote them
+		e := latch.LinkAudit(storetest.NewAuditEntry(i), head.Seq, head.Hash, sign)
+		insert(t, db, e)
+		exec1(t, db, `UPDATE audit_head SET seq = ?, hash = ?`, e.Seq, e.Hash)
+		head = latch.AuditHead{Seq: e.Seq, Hash: e.Hash}
+	}
+
+	s := mustOpen(t, path, sqlite.Options{})
+	if got := verify(t, s, pub); len(got) != 1 || got[0].Kind != latch.ProblemUnsigned || got[0].Seq != 3 || !strings.Contains(got[0].Message, "next append") {
+		t.Fatalf("VerifyAudit of a migrated log = %+v; want the head (entry 3) unsigned until the next append", got)
+	}
+	mustFillAudit(t, s, 1, sign)
+	if got := verify(t, s, pub); len(got) != 0 {
+		t.Fatalf("VerifyAudit after an append = %+v; want none", got)
 	}
 }

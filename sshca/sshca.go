@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/atomicfile"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -180,17 +181,7 @@ func generate(path string, passphrase []byte) error {
 
 // writeNew writes data to a file that must not exist yet.
 func writeNew(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return fmt.Errorf("write CA key: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("write CA key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
+	if err := atomicfile.WriteNew(path, data, perm); err != nil {
 		return fmt.Errorf("write CA key: %w", err)
 	}
 	return nil

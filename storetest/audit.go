@@ -57,11 +57,11 @@ func mustAuditEntries(t *testing.T, s latch.Store, f latch.AuditFilter) []latch.
 // mustVerify reads the whole log and fails t unless it verifies with pub.
 func mustVerify(t *testing.T, s latch.Store, pub ed25519.PublicKey) []latch.AuditEntry {
 	t.Helper()
-	es, seq, hash, err := latch.ReadAudit(t.Context(), s)
+	es, head, err := latch.ReadAudit(t.Context(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ps := latch.VerifyAudit(es, seq, hash, pub); len(ps) > 0 {
+	if ps := latch.VerifyAudit(es, head, pub); len(ps) > 0 {
 		t.Fatalf("the log does not verify: %+v", ps)
 	}
 	return es
@@ -100,8 +100,8 @@ func seqs(es []latch.AuditEntry) []int64 {
 func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("Empty", func(t *testing.T) {
 		s := open(t)
-		if seq, hash, err := s.AuditHead(t.Context()); err != nil || seq != 0 || hash != "" {
-			t.Fatalf("AuditHead of a new store = %d, %q, %v; want 0, \"\", nil", seq, hash, err)
+		if h, err := s.AuditHead(t.Context()); err != nil || h != (latch.AuditHead{}) {
+			t.Fatalf("AuditHead of a new store = %+v, %v; want the zero head", h, err)
 		}
 		if es := mustVerify(t, s, nil); len(es) != 0 {
 			t.Fatalf("a new store has audit entries: %+v", es)
@@ -137,8 +137,8 @@ func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 				t.Fatalf("entry %d differs from what AppendAudit returned:\n%s", i+1, d)
 			}
 		}
-		if seq, hash, err := s.AuditHead(t.Context()); err != nil || seq != 5 || hash != appended[4].Hash {
-			t.Fatalf("AuditHead = %d, %q, %v; want 5 and the last entry's hash %q", seq, hash, err, appended[4].Hash)
+		if h, err := s.AuditHead(t.Context()); err != nil || h != (latch.AuditHead{Seq: 5, Hash: appended[4].Hash}) {
+			t.Fatalf("AuditHead = %+v, %v; want 5, the last entry's hash %q and no signature", h, err, appended[4].Hash)
 		}
 	})
 
@@ -275,7 +275,7 @@ func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 				reading = false
 			default:
 			}
-			es, seq, hash, err := latch.ReadAudit(t.Context(), s)
+			es, head, err := latch.ReadAudit(t.Context(), s)
 			if latch.ErrorCode(err) == latch.EUNAVAILABLE {
 				continue // appends kept landing mid-read; read again
 			}
@@ -283,8 +283,8 @@ func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 				t.Error(err)
 				break
 			}
-			if ps := latch.VerifyAudit(es, seq, hash, nil); len(ps) > 0 {
-				t.Errorf("a log read while appending, %d entries to head %d, does not verify: %+v", len(es), seq, ps)
+			if ps := latch.VerifyAudit(es, head, nil); len(ps) > 0 {
+				t.Errorf("a log read while appending, %d entries to head %d, does not verify: %+v", len(es), head.Seq, ps)
 				break
 			}
 		}
@@ -300,31 +300,38 @@ func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("Signatures", func(t *testing.T) {
 		s := open(t)
 		priv, pub, other := AuditKeys()
+		sign := latch.SignAudit(priv)
+		var last latch.AuditEntry
 		for i := range 3 {
-			if e := mustAppend(t, s, NewAuditEntry(i), latch.SignAudit(priv)); e.Signature == "" {
-				t.Fatalf("entry %d is unsigned", e.Seq)
+			if last = mustAppend(t, s, NewAuditEntry(i), sign); last.Signature == "" {
+				t.Fatalf("entry %d is unsigned", last.Seq)
 			}
 		}
+		// The head is signed with the entry, in the same transaction.
+		if h, err := s.AuditHead(t.Context()); err != nil || h != latch.NewAuditHead(3, last.Hash, sign) {
+			t.Fatalf("AuditHead = %+v, %v; want entry 3's head, signed", h, err)
+		}
 		mustVerify(t, s, pub)
-		es, seq, hash, err := latch.ReadAudit(t.Context(), s)
+		es, head, err := latch.ReadAudit(t.Context(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []latch.AuditProblem{{Seq: 1, Kind: latch.ProblemBadSignature}, {Seq: 2, Kind: latch.ProblemBadSignature}, {Seq: 3, Kind: latch.ProblemBadSignature}}
-		if got := latch.VerifyAudit(es, seq, hash, other); !sameProblems(got, want) {
-			t.Fatalf("verified with the wrong key: %+v; want a bad signature on each entry", got)
+		want := []latch.AuditProblem{{Seq: 1, Kind: latch.ProblemBadSignature}, {Seq: 2, Kind: latch.ProblemBadSignature},
+			{Seq: 3, Kind: latch.ProblemBadSignature}, {Seq: 3, Kind: latch.ProblemBadSignature}}
+		if got := latch.VerifyAudit(es, head, other); !sameProblems(got, want) {
+			t.Fatalf("verified with the wrong key: %+v; want a bad signature on each entry and the head", got)
 		}
 
 		mustAppend(t, s, NewAuditEntry(3), nil)
-		es, seq, hash, err = latch.ReadAudit(t.Context(), s)
+		es, head, err = latch.ReadAudit(t.Context(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = []latch.AuditProblem{{Seq: 4, Kind: latch.ProblemUnsigned}}
-		if got := latch.VerifyAudit(es, seq, hash, pub); !sameProblems(got, want) {
-			t.Fatalf("verified with an unsigned entry: %+v; want it unsigned", got)
+		want = []latch.AuditProblem{{Seq: 4, Kind: latch.ProblemUnsigned}, {Seq: 4, Kind: latch.ProblemUnsigned}}
+		if got := latch.VerifyAudit(es, head, pub); !sameProblems(got, want) {
+			t.Fatalf("verified with an unsigned entry and head: %+v; want both unsigned", got)
 		}
-		if got := latch.VerifyAudit(es, seq, hash, nil); len(got) > 0 {
+		if got := latch.VerifyAudit(es, head, nil); len(got) > 0 {
 			t.Fatalf("verified without a key: %+v; want no problems", got)
 		}
 	})

@@ -7,8 +7,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/atomicfile"
 )
 
 func (a *app) auditCommand() *cobra.Command {
@@ -102,8 +105,8 @@ func (a *app) auditLsCommand() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tGRANT\tREQUEST\tDETAILS")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, latch.FormatExpiry(e.At), e.Actor, e.Action, e.Target,
-					dash(string(e.GrantID)), dash(string(e.RequestID)), details(e.Details))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, latch.FormatExpiry(e.At), esc(e.Actor), esc(e.Action), esc(e.Target),
+					dash(esc(e.GrantID)), dash(esc(e.RequestID)), details(e.Details))
 			}
 			return tw.Flush()
 		},
@@ -192,6 +195,8 @@ func dash(s string) string {
 	return s
 }
 
+// details shows an entry's details on one line: key=value, sorted, each
+// escaped as [esc] does.
 func details(d map[string]string) string {
 	keys := make([]string, 0, len(d))
 	for k, v := range d {
@@ -202,7 +207,7 @@ func details(d map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, k+"="+d[k])
+		parts = append(parts, esc(k)+"="+esc(d[k]))
 	}
 	return strings.Join(parts, " ")
 }
@@ -211,10 +216,12 @@ func (a *app) auditKeygenCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "keygen --out FILE",
-		Short: "Make an ed25519 key pair for signing audit entries",
+		Short: "Make an ed25519 key pair for signing audit entries (never overwrites)",
 		Long: `Write an ed25519 private key (PKCS #8 PEM, mode 0600) to FILE and its public
 key to FILE.pub. Give the private key to the server or daemon with
---audit-key; give the public key to 'latch audit verify --public-key'.`,
+--audit-key; give the public key to 'latch audit verify --public-key'.
+Refuses if FILE or FILE.pub exists: a replaced key leaves every entry it
+signed unverifiable.`,
 		RunE: func(*cobra.Command, []string) error {
 			if out == "" {
 				return latch.Invalidf("out", "--out FILE is required")
@@ -225,11 +232,14 @@ key to FILE.pub. Give the private key to the server or daemon with
 			}
 			privDER, _ := x509.MarshalPKCS8PrivateKey(priv)
 			pubDER, _ := x509.MarshalPKIXPublicKey(pub)
-			if err := os.WriteFile(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
-				return err
+			// The public key first: if the private key is the one in the
+			// way, the public key just written is removed again.
+			if err := atomicfile.WriteNew(out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+				return keyExists("out", err)
 			}
-			if err := os.WriteFile(out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
-				return err
+			if err := atomicfile.WriteNew(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
+				os.Remove(out + ".pub")
+				return keyExists("out", err)
 			}
 			fmt.Fprintf(a.stdout, "Wrote %s (private, 0600) and %s.pub.\n", out, out)
 			return nil
@@ -237,6 +247,15 @@ key to FILE.pub. Give the private key to the server or daemon with
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the private key")
 	return cmd
+}
+
+// keyExists turns the error of creating a key file that exists into a
+// refusal naming the file: latch never overwrites a key.
+func keyExists(field string, err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && errors.Is(err, fs.ErrExist) {
+		return latch.Invalidf(field, "%s already exists, and latch never overwrites a key: remove it first if you mean to replace it, or choose another path", pe.Path)
+	}
+	return err
 }
 
 // loadAuditKey reads an ed25519 private key (PKCS #8 PEM).

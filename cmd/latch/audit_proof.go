@@ -93,7 +93,7 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.stdout, "grant %s: %s %s from %s on %s (rule %s), for %s\n", g.ID, g.Protocol, g.Ports, g.Source, g.GroupID, g.RuleID, g.Requester)
+		fmt.Fprintf(a.stdout, "grant %s: %s %s from %s on %s (rule %s), for %s\n", esc(g.ID), esc(g.Protocol), g.Ports, g.Source, esc(g.GroupID), esc(g.RuleID), esc(g.Requester))
 		printSide(a, "opened", opened)
 		printSide(a, "closed", closed)
 	}
@@ -106,9 +106,9 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 func printSide(a *app, label string, s proofSide) {
 	switch s.Status {
 	case "found":
-		fmt.Fprintf(a.stdout, "  %-7s %s  %s by %s\n          event %s: %s\n", label, latch.FormatExpiry(s.At), s.Event, s.Actor, s.EventID, s.What)
+		fmt.Fprintf(a.stdout, "  %-7s %s  %s by %s\n          event %s: %s\n", label, latch.FormatExpiry(s.At), esc(s.Event), esc(s.Actor), esc(s.EventID), esc(s.What))
 	default:
-		fmt.Fprintf(a.stdout, "  %-7s %s: %s\n", label, s.Status, s.Note)
+		fmt.Fprintf(a.stdout, "  %-7s %s: %s\n", label, s.Status, esc(s.Note))
 	}
 }
 

@@ -87,7 +87,7 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		}
 	} else {
 		for _, f := range found {
-			fmt.Fprintf(a.stdout, "%-18s %s", f.Kind, f.Message)
+			fmt.Fprintf(a.stdout, "%-18s %s", f.Kind, esc(f.Message))
 			if f.Reverted {
 				fmt.Fprint(a.stdout, " (reverted)")
 			}
@@ -249,10 +249,12 @@ func (r *reconciler) keptForAnother(g latch.Grant) (bool, error) {
 
 // recordRevert notes a reverted out-of-band rule in the audit log.
 func (a *app) recordRevert(ctx context.Context, store latch.Store, sign func(string) string, group latch.GroupID, rule latch.Rule) {
-	_, err := store.AppendAudit(ctx, latch.AuditEntry{At: a.clock.Now().UTC(), Actor: a.localUser(), Action: latch.AuditReverted, Target: string(group),
+	e, err := store.AppendAudit(ctx, latch.AuditEntry{At: a.clock.Now().UTC(), Actor: a.localUser(), Action: latch.AuditReverted, Target: string(group),
 		Details: map[string]string{"rule_id": string(rule.ID), "source": rule.Opening.Source.String(),
 			"protocol": string(rule.Opening.Protocol), "ports": rule.Opening.Ports.String(), "by": broker.Actor}}, sign)
 	if err != nil {
 		a.log.Error("append to the audit log", "action", latch.AuditReverted, "err", err)
+		return
 	}
+	broker.LogAuditHead(ctx, a.log, e, sign)
 }

@@ -69,7 +69,7 @@ func (a *app) login(ctx context.Context, o loginOptions) error {
 	if err != nil {
 		return fmt.Errorf("the login worked, but %s refused it: %w", a.server, err)
 	}
-	fmt.Fprintf(a.stdout, "%s knows you as %s (%s %s).\n", a.server, who.Display, who.Kind, who.Subject)
+	fmt.Fprintf(a.stdout, "%s knows you as %s (%s %s).\n", esc(a.server), esc(who.Display), esc(who.Kind), esc(who.Subject))
 	return nil
 }
 

@@ -72,17 +72,13 @@ func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tRULE\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
-		rule := string(g.RuleID)
-		if rule == "" {
-			rule = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", g.ID, g.State, g.GroupID, rule,
-			g.Protocol, g.Ports, g.Source, relative(g.ExpiresAt, now), g.Requester)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), dash(esc(g.RuleID)),
+			esc(g.Protocol), g.Ports, g.Source, relative(g.ExpiresAt, now), esc(g.Requester))
 	}
 	tw.Flush()
 	for _, g := range grants {
 		if g.State == latch.StateRevokeFailed {
-			fmt.Fprintf(a.stdout, "\n%s: revoke has failed %d times and is still being retried; last error: %s\n", g.ID, g.Attempts, g.LastError)
+			fmt.Fprintf(a.stdout, "\n%s: revoke has failed %d times and is still being retried; last error: %s\n", esc(g.ID), g.Attempts, esc(g.LastError))
 		}
 	}
 	return nil
@@ -112,7 +108,8 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", g.ID, g.State, g.GroupID, g.Protocol, g.Ports, g.Source, relative(g.ExpiresAt, now), g.Requester)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), esc(g.Protocol), esc(g.Ports), esc(g.Source),
+			relative(g.ExpiresAt, now), esc(g.Requester))
 	}
 	tw.Flush()
 	if len(requests) > 0 {
@@ -120,8 +117,8 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PENDING REQUEST\tREQUESTER\tTARGET\tOPENS\tAPPROVALS\tTIMES OUT")
 		for _, r := range requests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s for %s\t%d of %d\t%s\n", r.ID, r.Requester.Display, targetOf(r),
-				r.Protocol, r.Ports, r.Duration, approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s for %s\t%d of %d\t%s\n", esc(r.ID), esc(r.Requester.Display), esc(targetOf(r)),
+				esc(r.Protocol), esc(r.Ports), esc(r.Duration), approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
 		}
 		tw.Flush()
 	}

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/latchdev/latch"
 )
@@ -16,23 +19,46 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// esc returns a stored or received value as it may be shown to a person in
+// a table or a line: as it is when it is printable text, otherwise quoted
+// Go-style ("a\nb", "\x1b[2J"), so that a newline in it cannot forge a row
+// and an escape sequence never reaches the terminal raw. A value that
+// itself begins with a double quote is quoted too, so that a quoted value
+// on screen always means an escaped one. JSON output needs none of this.
+func esc[S ~string](v S) string {
+	s := string(v)
+	if utf8.ValidString(s) && !strings.HasPrefix(s, `"`) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// escJoin joins values escaped as [esc] does.
+func escJoin(vs []string, sep string) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = esc(v)
+	}
+	return strings.Join(out, sep)
+}
+
 // printGrant writes one grant for a person.
 func printGrant(w io.Writer, g latch.Grant, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "grant\t%s\n", g.ID)
-	fmt.Fprintf(tw, "state\t%s\n", g.State)
+	fmt.Fprintf(tw, "grant\t%s\n", esc(g.ID))
+	fmt.Fprintf(tw, "state\t%s\n", esc(g.State))
 	if g.RuleID != "" {
-		fmt.Fprintf(tw, "rule\t%s in %s (%s)\n", g.RuleID, g.GroupID, g.Region)
+		fmt.Fprintf(tw, "rule\t%s in %s (%s)\n", esc(g.RuleID), esc(g.GroupID), esc(g.Region))
 	} else {
-		fmt.Fprintf(tw, "group\t%s (%s)\n", g.GroupID, g.Region)
+		fmt.Fprintf(tw, "group\t%s (%s)\n", esc(g.GroupID), esc(g.Region))
 	}
-	fmt.Fprintf(tw, "opens\t%s %s from %s\n", g.Protocol, g.Ports, g.Source)
+	fmt.Fprintf(tw, "opens\t%s %s from %s\n", esc(g.Protocol), g.Ports, g.Source)
 	fmt.Fprintf(tw, "expires\t%s (%s)\n", latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
 	if !g.EndedAt.IsZero() {
 		fmt.Fprintf(tw, "ended\t%s\n", latch.FormatExpiry(g.EndedAt))
 	}
 	if g.LastError != "" {
-		fmt.Fprintf(tw, "last error\t%s\n", g.LastError)
+		fmt.Fprintf(tw, "last error\t%s\n", esc(g.LastError))
 	}
 	tw.Flush()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,6 +48,11 @@ the grant), denied or timed out. The duration starts when access starts.`,
 }
 
 func (a *app) request(ctx context.Context, target string, o requestOptions) error {
+	if o.reason != "" { // optional here; the policy may require one
+		if err := latch.CheckReason("reason", o.reason); err != nil {
+			return err
+		}
+	}
 	if o.dur != "" {
 		if _, err := positiveDuration("for", o.dur); err != nil {
 			return err
@@ -73,7 +77,7 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 
 // waitForDecision polls until r is no longer pending, showing progress.
 func (a *app) waitForDecision(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON) (latchhttp.RequestJSON, error) {
-	fmt.Fprintf(a.stderr, "Request %s needs %d approval(s) from %s.\n", r.ID, r.ApprovalsNeeded, approversText(r))
+	fmt.Fprintf(a.stderr, "Request %s needs %d approval(s) from %s.\n", esc(r.ID), r.ApprovalsNeeded, approversText(r))
 	tty := isTerminal(a.stderr)
 	stopped := func() (latchhttp.RequestJSON, error) {
 		// Interrupted, the request stays pending: say so, and how to end it.
@@ -118,7 +122,7 @@ func approversText(r latchhttp.RequestJSON) string {
 	if len(all) == 0 {
 		all = r.ApproverGroups // an older server
 	}
-	return strings.Join(all, " or ")
+	return escJoin(all, " or ")
 }
 
 func approvals(r latchhttp.RequestJSON) int {
@@ -164,38 +168,38 @@ func (a *app) showRequest(ctx context.Context, c *latchhttp.Client, r latchhttp.
 
 func printRequest(w io.Writer, r latchhttp.RequestJSON, g *latchhttp.GrantJSON, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "request\t%s\n", r.ID)
-	state := string(r.State)
+	fmt.Fprintf(tw, "request\t%s\n", esc(r.ID))
+	state := esc(r.State)
 	if r.BreakGlass {
 		state += " (BREAK-GLASS)"
 	}
 	fmt.Fprintf(tw, "state\t%s\n", state)
-	target := string(r.GroupID)
+	target := esc(r.GroupID)
 	if r.InstanceID != "" {
-		target = fmt.Sprintf("%s (group %s)", r.InstanceID, r.GroupID)
+		target = fmt.Sprintf("%s (group %s)", esc(r.InstanceID), esc(r.GroupID))
 	}
-	fmt.Fprintf(tw, "target\t%s in %s\n", target, r.Region)
-	fmt.Fprintf(tw, "opens\t%s %s from %s for %s\n", r.Protocol, r.Ports, r.Source, r.Duration)
-	fmt.Fprintf(tw, "rule\t%s\n", r.Rule)
+	fmt.Fprintf(tw, "target\t%s in %s\n", target, esc(r.Region))
+	fmt.Fprintf(tw, "opens\t%s %s from %s for %s\n", esc(r.Protocol), esc(r.Ports), esc(r.Source), esc(r.Duration))
+	fmt.Fprintf(tw, "rule\t%s\n", esc(r.Rule))
 	for _, rv := range r.Reviews {
 		verdict := "approved"
 		if !rv.Approve {
 			verdict = "denied"
 		}
-		fmt.Fprintf(tw, "review\t%s by %s at %s %s\n", verdict, rv.By, latch.FormatExpiry(rv.At), rv.Reason)
+		fmt.Fprintf(tw, "review\t%s by %s at %s %s\n", verdict, esc(rv.By), latch.FormatExpiry(rv.At), esc(rv.Reason))
 	}
 	if r.State == latch.RequestPending {
 		fmt.Fprintf(tw, "waiting\t%d of %d approvals from %s; times out %s\n", approvals(r), r.ApprovalsNeeded,
 			approversText(r), relative(r.PendingUntil, now))
 	}
 	if r.Note != "" {
-		fmt.Fprintf(tw, "note\t%s\n", r.Note)
+		fmt.Fprintf(tw, "note\t%s\n", esc(r.Note))
 	}
 	if g == nil && r.GrantID != "" {
-		fmt.Fprintf(tw, "grant\t%s\n", r.GrantID)
+		fmt.Fprintf(tw, "grant\t%s\n", esc(r.GrantID))
 	}
 	if g != nil {
-		fmt.Fprintf(tw, "grant\t%s, %s, rule %s, expires %s (%s)\n", g.ID, g.State, g.RuleID, latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
+		fmt.Fprintf(tw, "grant\t%s, %s, rule %s, expires %s (%s)\n", esc(g.ID), esc(g.State), esc(g.RuleID), latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
 	}
 	tw.Flush()
 }
@@ -218,6 +222,11 @@ func (a *app) reviewCommand(approve bool) *cobra.Command {
 			}
 			if !approve && reason == "" {
 				return latch.Invalidf("reason", "a denial needs a reason: --reason TEXT")
+			}
+			if reason != "" {
+				if err := latch.CheckReason("reason", reason); err != nil {
+					return err
+				}
 			}
 			c, err := a.client(cmd.Context())
 			if err != nil {
@@ -289,9 +298,9 @@ func (a *app) whoamiCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(a.stdout, who)
 			}
-			fmt.Fprintf(a.stdout, "%s (%s %s", who.Display, who.Kind, who.Subject)
+			fmt.Fprintf(a.stdout, "%s (%s %s", esc(who.Display), esc(who.Kind), esc(who.Subject))
 			if len(who.Groups) > 0 {
-				fmt.Fprintf(a.stdout, "; groups %s", strings.Join(who.Groups, ", "))
+				fmt.Fprintf(a.stdout, "; groups %s", escJoin(who.Groups, ", "))
 			}
 			if who.Admin {
 				fmt.Fprint(a.stdout, "; admin")

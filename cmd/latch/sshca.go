@@ -90,7 +90,7 @@ old one once instances have the new line and old certificates have expired.`,
 				err = sshca.GenerateKey(args[0])
 			}
 			if err != nil {
-				return err
+				return keyExists("keygen", err)
 			}
 			fmt.Fprintf(a.stderr, "Wrote %s. Publish its public key with: latch ssh-ca pubkey --ssh-ca-key %s\n", args[0], args[0])
 			return nil

@@ -78,9 +78,10 @@ func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun
 	for _, s := range swept {
 		status := verb
 		if s.Error != "" {
-			status = "FAILED: " + s.Error
+			status = "FAILED: " + esc(s.Error)
 		}
-		fmt.Fprintf(a.stdout, "  %s %s in %s (%s from %s, grant %s, expired %s)\n", status, s.RuleID, s.GroupID, s.Ports, s.Source, s.GrantID, s.ExpiresAt)
+		// Tag values are anyone's with ec2:CreateTags on the group.
+		fmt.Fprintf(a.stdout, "  %s %s in %s (%s from %s, grant %s, expired %s)\n", status, esc(s.RuleID), esc(s.GroupID), esc(s.Ports), esc(s.Source), esc(s.GrantID), esc(s.ExpiresAt))
 	}
 	if len(swept) == 0 {
 		fmt.Fprintln(a.stdout, "Nothing expired.")

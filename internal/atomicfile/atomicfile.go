@@ -1,5 +1,6 @@
 // Package atomicfile replaces files so that a reader sees the old content
-// or the new, never half of either.
+// or the new, never half of either, and creates files that must not exist
+// yet.
 package atomicfile
 
 import (
@@ -37,4 +38,29 @@ func Write(path string, data []byte, mode fs.FileMode) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// WriteNew creates path with data and the given mode (less the umask),
+// and fails if path exists: the error wraps [fs.ErrExist] and is an
+// [*fs.PathError] naming it. It is for keys, which must never be replaced
+// by mistake. The file is synced, and removed if anything fails after it
+// was created.
+func WriteNew(path string, data []byte, mode fs.FileMode) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

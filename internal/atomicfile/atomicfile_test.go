@@ -1,6 +1,8 @@
 package atomicfile_test
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,5 +40,26 @@ func TestWrite(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("a failed write left files behind: %v", entries)
+	}
+}
+
+func TestWriteNew(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key")
+	if err := atomicfile.WriteNew(path, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := atomicfile.WriteNew(path, []byte("second"), 0o600)
+	pe, ok := errors.AsType[*fs.PathError](err)
+	if !errors.Is(err, fs.ErrExist) || !ok || pe.Path != path {
+		t.Fatalf("WriteNew over an existing file = %v; want an *fs.PathError for %s wrapping fs.ErrExist", err, path)
+	}
+	b, _ := os.ReadFile(path)
+	fi, _ := os.Stat(path)
+	if string(b) != "first" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("content %q mode %v; want the first content, 0600", b, fi.Mode().Perm())
+	}
+	if err := atomicfile.WriteNew(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); err == nil {
+		t.Error("no error writing into a missing directory")
 	}
 }
