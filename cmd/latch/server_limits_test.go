@@ -25,7 +25,7 @@ func TestServerRefusesBadLimits(t *testing.T) {
 	} {
 		t.Run(flag, func(t *testing.T) {
 			// Refused before binding: the address given is never listened on.
-			r := w.latch(t, "server", "--policy", pf, "--aws-auth", "--listen", "127.0.0.1:0", "--"+flag, value)
+			r := w.latch(t, "server", "--policy", pf, "--aws-auth", "--aws-account", "123456789012", "--listen", "127.0.0.1:0", "--"+flag, value)
 			if r.code != exitUsage || !strings.Contains(r.stderr, flag) {
 				t.Fatalf("--%s %s: exit %d: %s", flag, value, r.code, r.stderr)
 			}
