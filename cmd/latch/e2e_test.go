@@ -44,13 +44,20 @@ var (
 // points the client commands at u's token.
 func loginAs(t *testing.T, w *serverWorld, op *oidctest.OP, u oidctest.User) {
 	t.Helper()
-	dir := filepath.Join(w.dir, "config-"+u.Username)
+	loginWithScopes(t, w, op, u, "config-"+u.Username, nil)
+}
+
+// loginWithScopes is loginAs asking for scopes (nil for latch's default),
+// with the token kept in the config directory named dir.
+func loginWithScopes(t *testing.T, w *serverWorld, op *oidctest.OP, u oidctest.User, dir string, scopes []string) {
+	t.Helper()
+	dir = filepath.Join(w.dir, dir)
 	w.vars["XDG_CONFIG_HOME"] = dir
 	w.vars["LATCH_AUTH"] = "oidc"
 	if _, err := oidc.LoadToken(filepath.Join(dir, "latch", "token.json")); err == nil {
 		return
 	}
-	cfg := oidc.LoginConfig{Issuer: op.Issuer(), ClientID: "latch-cli", Method: oidc.MethodPKCE, Open: op.Browser(u)}
+	cfg := oidc.LoginConfig{Issuer: op.Issuer(), ClientID: "latch-cli", Method: oidc.MethodPKCE, Open: op.Browser(u), Scopes: scopes}
 	tok, err := oidc.Login(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -251,21 +258,7 @@ func TestServerOneUserTwoLoginsIsOnePerson(t *testing.T) {
 		t.Fatalf("request: exit %d %s %s", r.code, req.State, r.stderr)
 	}
 
-	dir := filepath.Join(w.dir, "config-alice-narrow")
-	cfg := oidc.LoginConfig{Issuer: op.Issuer(), ClientID: "latch-cli", Method: oidc.MethodPKCE, Open: op.Browser(aliceSRE),
-		Scopes: []string{"openid", "groups"}}
-	tok, err := oidc.Login(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cached, err := oidc.NewCachedToken(cfg, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := oidc.SaveToken(filepath.Join(dir, "latch", "token.json"), cached); err != nil {
-		t.Fatal(err)
-	}
-	w.vars["XDG_CONFIG_HOME"] = dir
+	loginWithScopes(t, w, op, aliceSRE, "config-alice-narrow", []string{"openid", "groups"})
 	if r := w.latch(t, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "u-alice") || strings.Contains(r.stdout, "alice@example.com") {
 		t.Fatalf("whoami with the narrow login: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
