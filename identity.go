@@ -43,12 +43,14 @@ func (i Identity) InGroup(g string) bool { return slices.Contains(i.Groups, g) }
 
 // Key is i's stable key: kind, issuer and subject, the subject in lower
 // case. Equal keys are one person. An IAM Identity Center user is keyed by
-// user name whatever permission set (role) or account they act through,
-// since Identity Center, not the caller, names the session.
+// account and user name, whatever permission set (role) they act through,
+// since Identity Center, not the caller, names the session. (Across
+// accounts the same user name has two keys, which latch cannot tell
+// apart: see [Distinct].)
 func (i Identity) Key() string {
 	if i.Kind == KindIAM {
 		if name, ok := IdentityCenterUser(i.Subject); ok {
-			return "aws-sso||" + strings.ToLower(name)
+			return "aws-sso|" + i.Issuer + "|" + strings.ToLower(name)
 		}
 	}
 	return string(i.Kind) + "|" + i.Issuer + "|" + strings.ToLower(i.Subject)
@@ -86,7 +88,10 @@ func (i Identity) realmKey() (realm, key string) {
 // IdentityCenterUser returns the IAM Identity Center user behind an
 // assumed-role ARN of one of its permission-set roles
 // (arn:aws:sts::ACCOUNT:assumed-role/AWSReservedSSO_SET_HASH/NAME): the
-// session name, which Identity Center sets to the user's name.
+// session name, which Identity Center sets to the user's name. An
+// assumed-role ARN carries no role path, so a role someone else named
+// AWSReservedSSO_… (in another path) looks the same: accounts that serve
+// latch should deny iam:CreateRole on such names (README, security model).
 func IdentityCenterUser(arn string) (name string, ok bool) {
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sts" {

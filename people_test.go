@@ -33,7 +33,7 @@ func TestIdentityKey(t *testing.T) {
 	}{
 		{"email is an attribute", oidc("https://idp", "u-1", "a@example.com"), oidc("https://idp", "u-1", "")},
 		{"subject case", oidc("https://idp", "U-1", ""), oidc("https://idp", "u-1", "")},
-		{"one Identity Center user under two permission sets",
+		{"one Identity Center user under two permission sets, in one account",
 			iam("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com"),
 			iam("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_ReadOnly_fedcba9876543210/Alice@example.com")},
 	}
@@ -50,6 +50,8 @@ func TestIdentityKey(t *testing.T) {
 		{"kind", oidc("111122223333", "arn:aws:iam::111122223333:user/a", ""), iam("arn:aws:iam::111122223333:user/a")},
 		{"same email, two subjects", oidc("https://idp", "u-1", "a@example.com"), oidc("https://idp", "u-2", "a@example.com")},
 		{"two sessions of one ordinary role", iam("arn:aws:sts::111122223333:assumed-role/dev/a"), iam("arn:aws:sts::111122223333:assumed-role/dev/b")},
+		{"one Identity Center user name in two accounts", iam("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_01/alice"),
+			latch.Identity{Kind: latch.KindIAM, Issuer: "444455556666", Subject: "arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_Admin_01/alice"}},
 		{"a role named like Identity Center's, with a path in the session", iam("arn:aws:sts::111122223333:assumed-role/dev/AWSReservedSSO_x/a"),
 			iam("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_x/a")},
 	}
@@ -87,6 +89,8 @@ func TestDistinct(t *testing.T) {
 		{"an IAM user and an OIDC login, unlinked", none, bobUser, alice, false},
 		{"two sessions of one role: the caller names them", none, roleA, roleB, false},
 		{"two Identity Center users", none, ssoAlice, ssoBob, true},
+		{"one Identity Center user name in two accounts may be one person", none, ssoAlice,
+			latch.Identity{Kind: latch.KindIAM, Issuer: "444455556666", Subject: "arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_Dev_01/alice"}, false},
 		{"linked to one person", linked, aliceUser, alice, false},
 		{"linked to two people", linked, aliceUser, roleB, true},
 		{"linked on one side, compared in the realm both have", linked, aliceUser, bobUser, true},

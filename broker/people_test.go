@@ -45,9 +45,9 @@ func TestCrossKindApprovalNeedsALink(t *testing.T) {
 const awsOnlyPolicy = `
 version: 1
 people:
-  - name: ops-frank
+  - name: frank
     oidc: [u-frank]
-    aws: ["arn:aws:sts::111122223333:assumed-role/ops/frank"]
+    aws: ["arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_0123456789abcdef/frank@example.com"]
   - name: alice
     oidc: [u-alice]
     aws: ["arn:aws:iam::111122223333:user/alice"]
@@ -61,7 +61,8 @@ rules:
       approvals: 1
       from:
         users: [carol@example.com]
-        aws_principals: ["arn:aws:iam::111122223333:user/*", "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_*", "arn:aws:iam::111122223333:role/ops"]
+        aws_principals: ["arn:aws:iam::111122223333:user/*", "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_*", "arn:aws:iam::111122223333:role/ops",
+          "arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_*"]
 `
 
 func iamID(arn string) latch.Identity {
@@ -70,13 +71,15 @@ func iamID(arn string) latch.Identity {
 
 func TestApprovalsForAWSTeams(t *testing.T) {
 	var (
-		bobUser   = iamID("arn:aws:iam::111122223333:user/bob")
-		ssoErin   = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/erin@example.com")
-		ssoAlice  = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_fedcba9876543210/alice@example.com")
-		ssoAlice2 = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com")
-		opsFrank  = iamID("arn:aws:sts::111122223333:assumed-role/ops/frank")
-		opsMal    = iamID("arn:aws:sts::111122223333:assumed-role/ops/mallory")
-		opsSelf   = iamID("arn:aws:sts::111122223333:assumed-role/ops/alice")
+		bobUser    = iamID("arn:aws:iam::111122223333:user/bob")
+		ssoErin    = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/erin@example.com")
+		ssoAlice   = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_fedcba9876543210/alice@example.com")
+		ssoAlice2  = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com")
+		opsFrank   = iamID("arn:aws:sts::111122223333:assumed-role/ops/frank")
+		ssoFrank   = iamID("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/frank@example.com")
+		otherAlice = latch.Identity{Kind: latch.KindIAM, Issuer: "444455556666", Subject: "arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com"}
+		opsMal     = iamID("arn:aws:sts::111122223333:assumed-role/ops/mallory")
+		opsSelf    = iamID("arn:aws:sts::111122223333:assumed-role/ops/alice")
 	)
 	tests := []struct {
 		name      string
@@ -89,8 +92,9 @@ func TestApprovalsForAWSTeams(t *testing.T) {
 		{"an Identity Center user approves an IAM user's request? they may be one person", aliceIAM, ssoErin, latch.EFORBIDDEN},
 		{"an Identity Center user approves another's", ssoAlice, ssoErin, ""},
 		{"the same Identity Center user under another permission set is the requester", ssoAlice, ssoAlice2, latch.EFORBIDDEN},
-		{"a linked role session approves a linked IAM user's request", aliceIAM, opsFrank, ""},
-		{"a linked role session and an unlinked IAM user may be one person", bobUser, opsFrank, latch.EFORBIDDEN},
+		{"a linked Identity Center user approves a linked IAM user's request", aliceIAM, ssoFrank, ""},
+		{"a role session named like a linked person is not that person", aliceIAM, opsFrank, latch.EFORBIDDEN},
+		{"the same Identity Center user name in another account may be the requester", ssoAlice, otherAlice, latch.EFORBIDDEN},
 		{"an unlinked session of the same role may be anyone", aliceIAM, opsMal, latch.EFORBIDDEN},
 		{"a role session requester cannot be told from an unlinked approver", opsSelf, bobUser, latch.EFORBIDDEN},
 		{"an OIDC user named in from approves a linked IAM user's request", aliceIAM, at.Carol, ""},
@@ -159,5 +163,42 @@ func TestAdminGroupsAndUsers(t *testing.T) {
 		if got := f.Access.IsAdmin(c.who); got != c.want {
 			t.Errorf("IsAdmin(%+v) = %v, want %v", c.who, got, c.want)
 		}
+	}
+}
+
+// Whoever may assume a role names its sessions: a session named like a
+// person (ops/alice) is not alice, cannot approve as her and is not an
+// admin user named alice. (Linking such a session in people is refused
+// when the policy loads.)
+func TestRoleSessionNamedLikeAPersonIsNotThem(t *testing.T) {
+	const linked = `
+version: 1
+people:
+  - name: alice
+    oidc: [u-alice]
+    aws: ["arn:aws:iam::111122223333:user/alice"]
+rules:
+  - name: prod-ssh
+    targets: {tags: {env: prod}}
+    who: {groups: [dev]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 2h}
+    approval: {approvals: 1, from: {users: [alice], aws_principals: ["arn:aws:sts::111122223333:assumed-role/ops/*"]}}
+`
+	mallory := latch.Identity{Kind: latch.KindOIDC, Issuer: at.Issuer, Subject: "u-mallory", Email: "mallory@example.com", Groups: []string{"dev"}}
+	malloryAsAlice := iamID("arn:aws:sts::111122223333:assumed-role/ops/alice")
+	f := at.NewWithPolicy(t, linked, func(_ *at.Fixture, o *broker.AccessOptions) { o.AdminUsers = []string{"alice"} })
+	r, err := f.Access.Request(t.Context(), mallory, ask(ec2sim.DemoDB1, 22, home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Access.Review(t.Context(), malloryAsAlice, r.ID, true, "lgtm"); latch.ErrorCode(err) != latch.EFORBIDDEN {
+		t.Errorf("mallory approved her own request as ops/alice: %s, %v", got.State, err)
+	}
+	if f.Access.IsAdmin(malloryAsAlice) {
+		t.Errorf("a role session named alice is the admin user alice")
+	}
+	if !f.Access.IsAdmin(aliceIAM) {
+		t.Errorf("alice's linked IAM user is not the admin user alice")
 	}
 }

@@ -97,14 +97,7 @@ func (d *decoder) people(n *yaml.Node, path string) []Person {
 			names[strings.ToLower(person.Name)] = i
 		}
 		person.OIDC = d.strs(m["oidc"], join(p, "oidc"), nil)
-		person.AWS = d.strs(m["aws"], join(p, "aws"), func(n *yaml.Node, fp, s string) bool {
-			parts := strings.SplitN(s, ":", 6)
-			if len(parts) != 6 || parts[0] != "arn" || parts[4] == "" || parts[5] == "" || strings.ContainsAny(s, "*?[]") {
-				d.failf(n, fp, "%q is not a principal ARN; want one exact ARN as latch whoami prints it, e.g. arn:aws:iam::123456789012:user/alice (no wildcards: a link names one identity)", s)
-				return false
-			}
-			return true
-		})
+		person.AWS = d.strs(m["aws"], join(p, "aws"), d.linkARN)
 		if len(person.OIDC)+len(person.AWS) < 2 {
 			d.failf(item, p, "links %d identities; a person links two or more (oidc subjects and aws ARNs)", len(person.OIDC)+len(person.AWS))
 		}
@@ -118,6 +111,25 @@ func (d *decoder) people(n *yaml.Node, path string) []Person {
 		out = append(out, person)
 	}
 	return out
+}
+
+// linkARN checks one aws entry of a person: an IAM user or an Identity
+// Center session, exactly. A role session or federated user is refused:
+// whoever may assume the role (or get the federation token) names the
+// session, so a link would make anyone who can assume it that person.
+func (d *decoder) linkARN(n *yaml.Node, path, s string) bool {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[4] == "" || parts[5] == "" || strings.ContainsAny(s, "*?[]") {
+		d.failf(n, path, "%q is not a principal ARN; want one exact ARN as latch whoami prints it, e.g. arn:aws:iam::123456789012:user/alice (no wildcards: a link names one identity)", s)
+		return false
+	}
+	if _, sso := latch.IdentityCenterUser(s); sso || (parts[2] == "iam" && strings.HasPrefix(parts[5], "user/")) {
+		return true
+	}
+	d.failf(n, path, "%q is not an IAM user or an IAM Identity Center session; a role session's name is chosen by whoever assumes the role, "+
+		"so linking it would make anyone who can assume the role this person. Link IAM users (arn:aws:iam::ACCOUNT:user/NAME) "+
+		"or Identity Center sessions (arn:aws:sts::ACCOUNT:assumed-role/AWSReservedSSO_SET_ID/NAME)", s)
+	return false
 }
 
 // Warnings lists what is legal in p but cannot work as written: rules
@@ -135,7 +147,7 @@ func (p *Policy) Warnings() []string {
 				what = "no identity"
 			}
 			out = append(out, fmt.Sprintf("line %d: rules[%q]: approval needs %d approval(s) but %s could ever give them (%s): "+
-				"role sessions count only when the people section links them, since whoever assumes a role names the session",
+				"a role's sessions are never told apart, since whoever assumes a role names the session",
 				r.Line, r.Name, r.Approvals, what, r.Approvers))
 		}
 	}
@@ -145,33 +157,20 @@ func (p *Policy) Warnings() []string {
 // approvers counts the distinct people who could approve under a: a group
 // or a pattern that covers IAM users or Identity Center sessions may hold
 // any number; a user entry is one person; a pattern that covers only
-// other role sessions counts the linked people it covers.
+// other role sessions counts none, as latch cannot tell them apart.
 func (p *Policy) approvers(a Who) (n int, unbounded bool) {
 	if len(a.Groups) > 0 {
 		return 0, true
-	}
-	seen := map[string]bool{}
-	for _, u := range a.Users {
-		seen["user:"+strings.ToLower(u)] = true
 	}
 	for _, pat := range a.AWSPrincipals {
 		if latch.Glob(pat, "arn:aws:iam::000000000000:user/x") || latch.Glob(pat, "arn:aws:sts::000000000000:assumed-role/AWSReservedSSO_x_0/x") ||
 			strings.Contains(pat, ":user/") || strings.Contains(pat, "AWSReservedSSO") {
 			return 0, true
 		}
-		for _, person := range p.people {
-			for _, arn := range person.AWS {
-				if latch.Glob(pat, arn) || latch.Glob(pat, latch.RoleARN(arn)) {
-					seen["person:"+strings.ToLower(person.Name)] = true
-				}
-			}
-		}
 	}
-	// A user entry naming a linked person is that person.
-	for _, person := range p.people {
-		if seen["user:"+strings.ToLower(person.Name)] && seen["person:"+strings.ToLower(person.Name)] {
-			delete(seen, "user:"+strings.ToLower(person.Name))
-		}
+	seen := map[string]bool{}
+	for _, u := range a.Users {
+		seen[strings.ToLower(u)] = true
 	}
 	return len(seen), false
 }

@@ -74,6 +74,9 @@ func TestPeopleErrors(t *testing.T) {
 		{"one identity, two people", "people:\n  - {name: a, oidc: [u-a], aws: [\"arn:aws:iam::111122223333:user/a\"]}\n  - {name: b, oidc: [u-a, u-b]}\n",
 			`policy.yaml:4: people[1]: u-a is already linked to a`},
 		{"a person of one identity", "people:\n  - {name: a, oidc: [u-a]}\n", "links 1 identities; a person links two or more"},
+		{"a role session", "people:\n  - {name: alice, oidc: [u-a], aws: [\"arn:aws:sts::111122223333:assumed-role/ops/alice\"]}\n",
+			`"arn:aws:sts::111122223333:assumed-role/ops/alice" is not an IAM user or an IAM Identity Center session; a role session's name is chosen by whoever assumes the role`},
+		{"a federated user", "people:\n  - {name: alice, oidc: [u-a], aws: [\"arn:aws:sts::111122223333:federated-user/alice\"]}\n", "is not an IAM user"},
 		{"two people of one name", "people:\n  - {name: a, oidc: [u-a, u-a2]}\n  - {name: A, oidc: [u-b, u-c]}\n", `"A" is already the name of people[0]`},
 		{"a bracket in an approver pattern", strings.Replace(rule, "approval: auto",
 			"approval: {approvals: 1, from: {aws_principals: [\"arn:aws:iam::1:user/[ab]\"]}}", 1), "has [ or ]"},
@@ -104,7 +107,7 @@ func TestWarningsForUnapprovableRules(t *testing.T) {
     approval: {approvals: ` + string(rune('0'+approvals)) + `, from: ` + from + `}
 `
 	}
-	link := "people:\n  - {name: frank, oidc: [u-frank], aws: [\"arn:aws:sts::111122223333:assumed-role/ops/frank\"]}\n"
+	link := "people:\n  - {name: frank, oidc: [u-frank], aws: [\"arn:aws:iam::111122223333:user/frank\"]}\n"
 	tests := []struct {
 		name, doc string
 		warn      bool
@@ -117,8 +120,8 @@ func TestWarningsForUnapprovableRules(t *testing.T) {
 		{"Identity Center users", doc(`{aws_principals: ["arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_*/*"]}`, 1, ""), false},
 		{"sessions of one role, nobody linked", doc(`{aws_principals: ["arn:aws:sts::111122223333:assumed-role/ops/*"]}`, 1, ""), true},
 		{"the role itself, nobody linked", doc(`{aws_principals: ["arn:aws:iam::111122223333:role/ops"]}`, 1, ""), true},
-		{"sessions of one role, one linked", doc(`{aws_principals: ["arn:aws:sts::111122223333:assumed-role/ops/*"]}`, 1, link), false},
-		{"one linked session for two approvals", doc(`{aws_principals: ["arn:aws:iam::111122223333:role/ops"]}`, 2, link), true},
+		{"sessions of one role, people linked", doc(`{aws_principals: ["arn:aws:sts::111122223333:assumed-role/ops/*"]}`, 1, link), true},
+		{"a person named in users", doc(`{users: [frank]}`, 1, link), false},
 	}
 	for _, tt := range tests {
 		p, err := policy.Parse("policy.yaml", []byte(tt.doc))

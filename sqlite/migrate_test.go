@@ -199,7 +199,18 @@ func TestMigrateIdentityKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = db.ExecContext(t.Context(), `INSERT INTO requests (id, state, requester_kind, requester_subject, requester_issuer,
+		requester_groups, region, instance_id, group_id, tags, protocol, port_from, port_to, source, duration_us, reason, break_glass,
+		rule, approvals_needed, approver_groups, created_at, pending_until, decided_at, grant_id, note, version)
+		VALUES ('r-00000000000000a2', 'pending', 'oidc', 'bob@example.com', 'https://idp.test', '["sre"]', 'us-east-1', '', 'sg-0123456789abcdef0',
+		'{}', 'tcp', 22, 22, '203.0.113.7/32', 0, 'x', 0, 'prod-ssh', 2, '["sre"]', ?, ?, NULL, '', '', 1)`,
+		start.UnixMicro(), start.Add(time.Hour).UnixMicro())
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := mustOpen(t, path, sqlite.Options{})
+	// Rows keep the keys they had: the requester's subject then (an email,
+	// by the old default). Their owners are admins' to see after the upgrade.
 	alice := latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp.test", Subject: "alice@example.com"}
 	gs, err := s.Grants(t.Context(), latch.GrantFilter{Owners: []string{alice.Key()}})
 	if err != nil || len(gs) != 1 || gs[0].ID != opened.ID {
@@ -209,10 +220,16 @@ func TestMigrateIdentityKeys(t *testing.T) {
 		t.Fatalf("a grant no request opened = %+v, %v; want no owner", g, err)
 	}
 	rs, err := s.Requests(t.Context(), latch.RequestFilter{VisibleTo: &latch.Viewer{Groups: []string{"sre"}}})
-	if err != nil || len(rs) != 1 || rs[0].Approvers.Groups[0] != "sre" {
+	if err != nil || len(rs) != 2 || rs[1].Approvers.Groups[0] != "sre" {
 		t.Fatalf("requests sre may see after migration = %+v, %v", rs, err)
 	}
 	if rs, err := s.Requests(t.Context(), latch.RequestFilter{Requesters: []string{alice.Key()}}); err != nil || len(rs) != 1 {
 		t.Fatalf("alice's requests after migration = %+v, %v", rs, err)
+	}
+	// A request pending across the upgrade cannot be approved: bob, now
+	// keyed by sub, could not be told from bob keyed by email.
+	r, err := s.Request(t.Context(), "r-00000000000000a2")
+	if err != nil || r.State != latch.RequestTimedOut || r.DecidedAt.IsZero() || !strings.Contains(r.Note, "identity keys") {
+		t.Fatalf("a request pending across the upgrade = %s (%s, decided %v), %v; want timed out, saying why", r.State, r.Note, r.DecidedAt, err)
 	}
 }

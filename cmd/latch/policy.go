@@ -195,7 +195,7 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 		if e.Applies {
 			mark = "  ✓"
 		}
-		fmt.Fprintf(a.stdout, "%s %s: %s\n", mark, e.Rule, e.Why)
+		fmt.Fprintf(a.stdout, "%s %s: %s\n", mark, esc(e.Rule), esc(e.Why))
 	}
 	return nil
 }

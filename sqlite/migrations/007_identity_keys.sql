@@ -22,6 +22,16 @@ UPDATE requests SET requester_key = requester_kind || '|' || requester_issuer ||
 UPDATE grants SET owner = (SELECT r.requester_key FROM requests r WHERE r.grant_id = grants.id)
 	WHERE EXISTS (SELECT 1 FROM requests r WHERE r.grant_id = grants.id);
 
+-- A request still pending was asked, and perhaps reviewed, by identities
+-- keyed as they were then (OIDC logins by email, by default). The same
+-- people now arrive keyed by sub, and latch could not tell them apart:
+-- the requester could approve their own request, or a reviewer approve
+-- twice. Such requests time out now, saying why; people ask again.
+UPDATE requests SET state = 'timed-out',
+	decided_at = CAST(ROUND((julianday('now') - 2440587.5) * 86400000000) AS INTEGER),
+	note = 'timed out by the upgrade to identity keys: people are now keyed by OIDC sub, not email; ask again'
+	WHERE state = 'pending';
+
 DROP INDEX requests_requester;
 CREATE INDEX requests_requester ON requests (requester_key, created_at, id);
 
