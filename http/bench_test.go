@@ -59,14 +59,16 @@ func BenchmarkSSHLogin(b *testing.B) {
 }
 
 // BenchmarkListRequests20k measures GET /v1/requests with 20,000 requests
-// in the store, for callers who may see none of them, a page of them as an
-// approver, and every one as an admin (a page of 100). The store applies
-// who may see what and the page, so the cost is the page's, not the
-// history's.
+// in the store, for callers who may see none of them (dave by OIDC, frank
+// by IAM, whose AWS principal is matched against every distinct approver
+// pattern), a page of them as an approver, and every one as an admin (a
+// page of 100). The store applies who may see what and the page, so the
+// cost is the page's, not the history's.
 func BenchmarkListRequests20k(b *testing.B) {
-	s := newServer(b, latchhttp.Options{RateLimit: 1e9, Burst: 1 << 30})
+	s := newServer(b, latchhttp.Options{RateLimit: 1e9, Burst: 1 << 30, AddrRateLimit: 1e9, AddrBurst: 1 << 30})
 	fill20k(b, s)
-	for _, who := range []string{"dave", "bob", "carol"} {
+	people["frank-iam"] = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:iam::111122223333:user/frank"}
+	for _, who := range []string{"dave", "frank-iam", "bob", "carol"} {
 		b.Run(who, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -79,8 +81,8 @@ func BenchmarkListRequests20k(b *testing.B) {
 }
 
 // fill20k records 20,000 requests by 100 requesters, reviewed by 100
-// groups other than sre, and 100 more for sre: dave sees none, bob (sre)
-// 100, carol (admin) all.
+// groups other than sre or by 100 AWS principal patterns, and 100 more for
+// sre: dave and frank see none, bob (sre) 100, carol (admin) all.
 func fill20k(b *testing.B, s *server) {
 	b.Helper()
 	base := storetest.NewRequest(at.Start)
@@ -89,6 +91,9 @@ func fill20k(b *testing.B, s *server) {
 		r.ID = latch.NewRequestID()
 		r.Requester.Subject = fmt.Sprintf("u-requester-%d", i%100)
 		r.Approvers = latch.Selector{Groups: []string{fmt.Sprintf("team-%d", i%100)}}
+		if i%2 == 1 {
+			r.Approvers = latch.Selector{AWSPrincipals: []string{fmt.Sprintf("arn:aws:iam::111122223333:user/team-%d-*", i%100)}}
+		}
 		if i >= 20_000 {
 			r.Approvers.Groups = []string{"sre"}
 		}
