@@ -20,7 +20,10 @@ import (
 // are guarded in this order (see Handler):
 //
 //  1. limitAddress: the source address's budget, before anything costs. A
-//     refused caller is answered 429 without a verification.
+//     refused caller is answered 429 without a verification. Every request
+//     spends it, the open routes too: a load balancer's probes, a few
+//     addresses every few seconds, are far under it, and a flood of
+//     probes is answered 429 without asking the store if it is ready.
 //  2. authenticate, holding one of MaxVerifications slots while it
 //     verifies. With every slot taken (a flood from many addresses), the
 //     caller is answered 503 at once, not queued.
@@ -28,6 +31,8 @@ import (
 //
 // The OIDC verifier also bounds how often it refetches keys (see
 // oidc.Config.MinKeyRefresh), since a flood from many addresses passes 1.
+// Before any request, Serve's listener bounds the connections open at
+// once, and each address's share of them (MaxConnsPerAddr; serve.go).
 
 // maxBuckets bounds a limiter's memory. When it is reached, buckets that
 // have refilled (idle callers) are forgotten; if none have, all are.

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -194,13 +195,16 @@ func TestForgedBearerTokensDoNotFetchKeysEachTime(t *testing.T) {
 }
 
 // The per-address budget is the client's address as withClientAddr sees it
-// (X-Forwarded-For from a trusted proxy), an IPv6 /64 being one address;
-// the open routes never spend it.
+// (X-Forwarded-For from a trusted proxy), an IPv6 /64 being one address.
+// The open routes spend it too, and a readiness probe refused does not ask
+// the store.
 func TestAddressBudget(t *testing.T) {
 	f := at.New(t)
+	var readies atomic.Int64
 	srv := httptest.NewServer(latchhttp.NewServer(f.Access, people, latchhttp.Options{
 		AddrRateLimit: 0.001, AddrBurst: 2, RateLimit: 1000, Burst: 1000,
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}).Handler())
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Ready:          func(context.Context) error { readies.Add(1); return nil }}).Handler())
 	t.Cleanup(srv.Close)
 	a := netip.MustParseAddr
 	steps := []struct {
@@ -211,8 +215,11 @@ func TestAddressBudget(t *testing.T) {
 		{"203.0.113.1", "/v1/whoami", 200},
 		{"203.0.113.1", "/v1/whoami", 200},
 		{"203.0.113.1", "/v1/whoami", 429},
-		{"203.0.113.1", "/v1/health", 200}, // probes are not charged
-		{"203.0.113.2", "/v1/whoami", 200}, // another address, its own budget
+		{"203.0.113.1", "/v1/health", 429}, // probes are charged
+		{"203.0.113.1", "/v1/ready", 429},  // without asking the store
+		{"203.0.113.2", "/v1/ready", 200},  // another address, its own budget
+		{"203.0.113.2", "/v1/whoami", 200},
+		{"203.0.113.2", "/v1/health", 429}, // the probe spent a token
 		{"2001:db8::1", "/v1/whoami", 200},
 		{"2001:db8::2", "/v1/whoami", 200}, // the same /64
 		{"2001:db8::3", "/v1/whoami", 429},
@@ -227,6 +234,9 @@ func TestAddressBudget(t *testing.T) {
 		if st == 429 && retry == "" {
 			t.Errorf("step %d: 429 without Retry-After", i)
 		}
+	}
+	if n := readies.Load(); n != 1 {
+		t.Errorf("the store was asked if it is ready %d times; want 1, for the one probe within its budget", n)
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +35,13 @@ const (
 	// close. Far above what a team's CLIs need, far below a process's
 	// file descriptors.
 	DefaultMaxConns = 1024
+	// DefaultMaxConnsPerAddr caps the connections one source address (an
+	// IPv6 /64 being one) may hold open at once, so that one address
+	// cannot take every slot of MaxConns. A CLI uses one or two at a
+	// time, and only while a command runs; an office NAT carries a team's
+	// dozens of CLIs, seldom busy at once. 64 covers that with room, and
+	// leaves 1024 slots needing 16 addresses to fill.
+	DefaultMaxConnsPerAddr = 64
 )
 
 // ShutdownTimeout is how long Serve waits for requests in progress when
@@ -55,10 +64,13 @@ var longPoll = map[string]time.Duration{}
 // must be written within WriteTimeout of the request's headers (routes in
 // longPoll excepted); a kept-alive connection is closed after IdleTimeout
 // without a request. At most MaxConns connections are open at once; more
-// wait, unaccepted, until one closes.
+// wait, unaccepted, until one closes. One source address may hold at most
+// MaxConnsPerAddr of them: a connection beyond that is closed as soon as
+// it is accepted, not queued. TrustedProxies, which carry many clients,
+// are exempt from that share (but not from MaxConns).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) error {
 	srv := s.httpServer(tlsCfg)
-	ln = limitListener(ln, s.opts.MaxConns)
+	ln = limitListener(ln, s.opts.MaxConns, s.opts.MaxConnsPerAddr, s.trusted, s.log)
 	errc := make(chan error, 1)
 	go func() {
 		if tlsCfg != nil {
@@ -108,9 +120,14 @@ func (s *Server) extendWriteDeadline(d time.Duration, h http.Handler) http.Handl
 }
 
 // limitListener accepts at most n connections open at once: Accept waits
-// for one to close. Connections waiting are the kernel's backlog's.
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &capped{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{})}
+// for one to close. Connections waiting are the kernel's backlog's. A
+// connection that would give its source address (by addressKey) more than
+// perAddr open at once is closed as soon as it is accepted, so it holds no
+// slot; addresses exempt reports (trusted proxies) are not counted, and
+// neither are connections without an IP address.
+func limitListener(ln net.Listener, n, perAddr int, exempt func(netip.Addr) bool, log *slog.Logger) net.Listener {
+	return &capped{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{}),
+		perAddr: perAddr, exempt: exempt, log: log, open: map[string]int{}}
 }
 
 type capped struct {
@@ -118,6 +135,14 @@ type capped struct {
 	slots     chan struct{}
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	perAddr int
+	exempt  func(netip.Addr) bool
+	log     *slog.Logger
+	warned  atomic.Int64 // unix seconds of the last warning
+
+	mu   sync.Mutex
+	open map[string]int // guarded by mu: connections open per addressKey
 }
 
 func (l *capped) Accept() (net.Conn, error) {
@@ -126,12 +151,62 @@ func (l *capped) Accept() (net.Conn, error) {
 	case <-l.closed:
 		return nil, net.ErrClosed
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.slots
+			return nil, err
+		}
+		key, ok := l.admit(c)
+		if !ok {
+			l.refuse(c, key) // and keep the slot for the next one
+			continue
+		}
+		return &cappedConn{Conn: c, release: sync.OnceFunc(func() { l.leave(key); <-l.slots })}, nil
 	}
-	return &cappedConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+// admit counts c against its address's share; it reports the key counted
+// ("" for none) and whether the share had room.
+func (l *capped) admit(c net.Conn) (key string, ok bool) {
+	tcp, isTCP := c.RemoteAddr().(*net.TCPAddr)
+	if !isTCP {
+		return "", true
+	}
+	a := tcp.AddrPort().Addr().Unmap()
+	if !a.IsValid() || l.exempt(a) {
+		return "", true
+	}
+	key = addressKey(a)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key] >= l.perAddr {
+		return key, false
+	}
+	l.open[key]++
+	return key, true
+}
+
+func (l *capped) leave(key string) {
+	if key == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key]--; l.open[key] <= 0 {
+		delete(l.open, key)
+	}
+}
+
+// refuse closes c, whose address holds its share already. It is logged as
+// a warning at most once a minute: a flood is many refusals.
+func (l *capped) refuse(c net.Conn, key string) {
+	_ = c.Close()
+	now, last := time.Now().Unix(), l.warned.Load()
+	if now-last >= 60 && l.warned.CompareAndSwap(last, now) {
+		l.log.Warn("closing connections from an address that holds its share already (logged at most once a minute)",
+			"address", key, "max_conns_per_addr", l.perAddr)
+	}
 }
 
 func (l *capped) Close() error {
@@ -139,7 +214,8 @@ func (l *capped) Close() error {
 	return l.Listener.Close()
 }
 
-// cappedConn gives its slot back when closed, once.
+// cappedConn gives its slot (and its address's share) back when closed,
+// once.
 type cappedConn struct {
 	net.Conn
 	release func()

@@ -1,11 +1,12 @@
 // Package http serves latch's JSON API under /v1 and is its client.
 //
 // Every request gets an ID (X-Request-Id, and in every log line it
-// causes). Every route but health and readiness authenticates the caller,
-// once its source address's budget allows (limits.go), and every handler
-// hands the identity to the access service, which authorizes it
-// explicitly. Errors are {code, message, field, request_id}. Serve bounds
-// every connection in time and their number.
+// causes). Every request spends its source address's budget first
+// (limits.go); every route but health and readiness then authenticates the
+// caller, and every handler hands the identity to the access service,
+// which authorizes it explicitly. Errors are {code, message, field,
+// request_id}. Serve bounds every connection in time, their number, and
+// each address's share of them.
 package http
 
 import (
@@ -45,8 +46,10 @@ type Options struct {
 	// checks) in progress at once; 0 means DefaultMaxVerifications.
 	MaxVerifications int
 	// Connection limits, applied by Serve; 0 means the Default of each.
+	// MaxConnsPerAddr is a source address's share of MaxConns (an IPv6
+	// /64 being one address; TrustedProxies exempt).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	MaxConns                                                  int
+	MaxConns, MaxConnsPerAddr                                 int
 	// Ready reports whether the server can serve (its store answers).
 	Ready func(ctx context.Context) error
 }
@@ -101,6 +104,7 @@ func NewServer(access *broker.Access, auth Authenticator, opts Options) *Server 
 	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
 	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
 	opts.MaxConns = cmp.Or(opts.MaxConns, DefaultMaxConns)
+	opts.MaxConnsPerAddr = cmp.Or(opts.MaxConnsPerAddr, DefaultMaxConnsPerAddr)
 	return &Server{access: access, auth: auth, log: opts.Logger, opts: opts, longPoll: maps.Clone(longPoll),
 		ids:       newLimiter(opts.RateLimit, opts.Burst),
 		addrs:     newLimiter(opts.AddrRateLimit, opts.AddrBurst),
@@ -143,16 +147,18 @@ func (s *Server) Handler() http.Handler {
 		authed.Handle(pattern, s.route(pattern, h))
 	}
 	authed.HandleFunc("/", s.notFound)
-	// The order is the defence: the address's budget is spent before any
-	// verification (STS, the issuer's keys) is paid for; see limits.go.
-	protected := s.limitAddress(s.authenticate(s.rateLimit(authed)))
+	protected := s.authenticate(s.rateLimit(authed))
 
 	mux := http.NewServeMux()
 	for pattern, h := range s.openRoutes() {
 		mux.Handle(pattern, s.route(pattern, h))
 	}
 	mux.Handle("/", protected)
-	return withRequestID(s.recoverPanics(s.logRequests(s.withClientAddr(s.limitBody(mux)))))
+	// The order is the defence: every request, probes included, spends its
+	// address's budget before anything is done for it: before any
+	// verification (STS, the issuer's keys) is paid for, and before
+	// readiness asks the store. See limits.go.
+	return withRequestID(s.recoverPanics(s.logRequests(s.withClientAddr(s.limitAddress(s.limitBody(mux))))))
 }
 
 // route is h, with its write deadline extended if it is a long poll.

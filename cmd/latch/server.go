@@ -64,15 +64,18 @@ SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.
 
 Limits keep a flood cheap. Before a caller is authenticated, its address
 spends from a budget of --addr-rate-limit requests a second (an IPv6 /64
-counts as one address): over it, the answer is 429 with Retry-After, and
-STS and the OIDC issuer are not asked. At most --max-verifications callers
-are verified at once; more get 503 with Retry-After at once. Then each
-identity has --rate-limit requests a second. Behind a proxy, set
---trusted-proxy, or every caller shares the proxy's address budget.
+counts as one address; health and readiness probes spend it too): over
+it, the answer is 429 with Retry-After, and STS and the OIDC issuer are
+not asked. At most --max-verifications callers are verified at once; more
+get 503 with Retry-After at once. Then each identity has --rate-limit
+requests a second. Behind a proxy, set --trusted-proxy, or every caller
+shares the proxy's address budget.
 
 A connection must send its request within --read-timeout, gets its answer
 within --write-timeout, and is closed after --idle-timeout without a
-request. At most --max-conns are open at once; more wait until one closes.`,
+request. At most --max-conns are open at once; more wait until one closes.
+One address may hold at most --max-conns-per-addr of them; more from it
+are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 		Example: `  latch server --policy policy.yaml --oidc-issuer https://idp.example.com --oidc-audience latch \
     --tls-cert cert.pem --tls-key key.pem --listen :8443 --admin-group latch-admins
   latch server --policy policy.yaml --aws-auth --admin-user arn:aws:iam::123456789012:user/ops`,
@@ -363,7 +366,7 @@ func (a *app) inventories(ctx context.Context) (map[string]latch.Inventory, erro
 // server's help and latchhttp.Options.
 type limitOptions struct {
 	addrRateLimit                          float64
-	maxVerifications, maxConns             int
+	maxVerifications, maxConns, maxPerAddr int
 	readTimeout, writeTimeout, idleTimeout string
 }
 
@@ -373,6 +376,7 @@ func (o *limitOptions) flags(cmd *cobra.Command) {
 		fmt.Sprintf("API requests per second per source address, counted before authentication (burst: 5 s' worth, at least %d); raise it for many people behind one NAT", latchhttp.DefaultAddrBurst))
 	f.IntVar(&o.maxVerifications, "max-verifications", latchhttp.DefaultMaxVerifications, "callers verified at once (STS calls, ID tokens); more get 503 and Retry-After")
 	f.IntVar(&o.maxConns, "max-conns", latchhttp.DefaultMaxConns, "connections open at once; more wait until one closes")
+	f.IntVar(&o.maxPerAddr, "max-conns-per-addr", latchhttp.DefaultMaxConnsPerAddr, "connections one source address may hold open at once (--trusted-proxy exempt); more are closed at once; raise it for a big team behind one NAT")
 	f.StringVar(&o.readTimeout, "read-timeout", latchhttp.DefaultReadTimeout.String(), "the longest a client may take to send a request, headers and body")
 	f.StringVar(&o.writeTimeout, "write-timeout", latchhttp.DefaultWriteTimeout.String(), "the longest from a request's headers to the end of its answer, AWS calls included")
 	f.StringVar(&o.idleTimeout, "idle-timeout", latchhttp.DefaultIdleTimeout.String(), "how long a kept-alive connection may wait for its next request; keep it above a load balancer's idle timeout")
@@ -389,6 +393,9 @@ func (o *limitOptions) apply(opts *latchhttp.Options) error {
 	if o.maxConns <= 0 {
 		return usagef("--max-conns %d: want a positive number", o.maxConns)
 	}
+	if o.maxPerAddr <= 0 {
+		return usagef("--max-conns-per-addr %d: want a positive number", o.maxPerAddr)
+	}
 	var err error
 	if opts.ReadTimeout, err = positiveDuration("read-timeout", o.readTimeout); err != nil {
 		return err
@@ -401,6 +408,6 @@ func (o *limitOptions) apply(opts *latchhttp.Options) error {
 	}
 	opts.AddrRateLimit = rate.Limit(o.addrRateLimit)
 	opts.AddrBurst = max(latchhttp.DefaultAddrBurst, int(math.Ceil(5*o.addrRateLimit)))
-	opts.MaxVerifications, opts.MaxConns = o.maxVerifications, o.maxConns
+	opts.MaxVerifications, opts.MaxConns, opts.MaxConnsPerAddr = o.maxVerifications, o.maxConns, o.maxPerAddr
 	return nil
 }
