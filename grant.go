@@ -175,6 +175,9 @@ func (r GrantRequest) Validate(max time.Duration) error {
 	} else if _, err := ParseSource(r.Source.String()); err != nil {
 		return err
 	}
+	if err := CheckFamily(r.Protocol, r.Source); err != nil {
+		return err
+	}
 	if r.Duration <= 0 || r.Duration > max {
 		return Invalidf("for", "duration %s is not allowed; want more than 0 and at most %s", r.Duration, max)
 	}

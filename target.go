@@ -49,22 +49,23 @@ type Protocol string
 
 // The protocols a grant may open. "All traffic" (-1) is never allowed.
 const (
-	TCP  Protocol = "tcp"
-	UDP  Protocol = "udp"
-	ICMP Protocol = "icmp"
+	TCP    Protocol = "tcp"
+	UDP    Protocol = "udp"
+	ICMP   Protocol = "icmp"   // ICMP over IPv4, for IPv4 sources
+	ICMPv6 Protocol = "icmpv6" // ICMP over IPv6 (protocol 58), for IPv6 sources
 )
 
-// ParseProtocol accepts tcp, udp or icmp, in any case.
+// ParseProtocol accepts tcp, udp, icmp or icmpv6, in any case.
 func ParseProtocol(s string) (Protocol, error) {
 	switch p := Protocol(strings.ToLower(s)); p {
-	case TCP, UDP, ICMP:
+	case TCP, UDP, ICMP, ICMPv6:
 		return p, nil
 	}
-	return "", Invalidf("protocol", "%q is not allowed; want tcp, udp or icmp", s)
+	return "", Invalidf("protocol", "%q is not allowed; want tcp, udp, icmp or icmpv6", s)
 }
 
-// PortRange is an inclusive range of ports. For ICMP, From is the type and To
-// the code, with -1 meaning all, as EC2 has it.
+// PortRange is an inclusive range of ports. For icmp and icmpv6, From is
+// the type and To the code, with -1 meaning all, as EC2 has it.
 type PortRange struct {
 	From, To int
 }
@@ -76,10 +77,11 @@ func (r PortRange) String() string {
 	return fmt.Sprintf("%d-%d", r.From, r.To)
 }
 
-// ParsePorts accepts "22" or "8000-8080" for tcp and udp. For icmp it accepts
-// "TYPE" or "TYPE-CODE" (-1 for all), so "8" is echo request, any code.
+// ParsePorts accepts "22" or "8000-8080" for tcp and udp. For icmp and
+// icmpv6 it accepts "TYPE" or "TYPE-CODE", and "", "-1" or "all" for every
+// type, so "8" is echo request, any code.
 func ParsePorts(proto Protocol, s string) (PortRange, error) {
-	if proto == ICMP {
+	if proto.IsICMP() {
 		return parseICMP(s)
 	}
 	from, to, found := strings.Cut(s, "-")
@@ -92,22 +94,6 @@ func ParsePorts(proto Protocol, s string) (PortRange, error) {
 		return PortRange{}, Invalidf("port", "%q is not a port or range; want a number 1-65535 or FROM-TO with FROM <= TO", s)
 	}
 	return PortRange{From: f, To: t}, nil
-}
-
-func parseICMP(s string) (PortRange, error) {
-	if s == "" || s == "-1" {
-		return PortRange{From: -1, To: -1}, nil
-	}
-	typ, code, found := strings.Cut(s, "-")
-	if !found {
-		code = "-1"
-	}
-	t, err1 := strconv.Atoi(typ)
-	c, err2 := strconv.Atoi(code)
-	if err1 != nil || err2 != nil || t < 0 || t > 255 || c < -1 || c > 255 {
-		return PortRange{}, Invalidf("port", "%q is not an ICMP type; want TYPE or TYPE-CODE (0-255, code -1 for all)", s)
-	}
-	return PortRange{From: t, To: c}, nil
 }
 
 // ParseSource turns an address, or a single-address prefix, into the one

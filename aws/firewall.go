@@ -152,8 +152,8 @@ func (f *Firewall) rule(r types.SecurityGroupRule) (latch.Rule, bool) {
 	if err != nil {
 		return latch.Rule{}, false
 	}
-	proto, err := latch.ParseProtocol(aws.ToString(r.IpProtocol))
-	if err != nil {
+	proto, ok := protocolFromEC2(aws.ToString(r.IpProtocol))
+	if !ok {
 		return latch.Rule{}, false
 	}
 	tags := tagMap(r.Tags)
@@ -168,6 +168,26 @@ func (f *Firewall) rule(r types.SecurityGroupRule) (latch.Rule, bool) {
 	}, true
 }
 
+// protocolFromEC2 reads a rule's IpProtocol. EC2 answers with the name a
+// rule was made with (tcp, udp, icmp, icmpv6) or its IANA number, so both
+// count; ok is false for protocols latch never opens (-1, others).
+func protocolFromEC2(s string) (latch.Protocol, bool) {
+	switch s {
+	case "6":
+		return latch.TCP, true
+	case "17":
+		return latch.UDP, true
+	case "1":
+		return latch.ICMP, true
+	case "58":
+		return latch.ICMPv6, true
+	}
+	p, err := latch.ParseProtocol(s)
+	return p, err == nil
+}
+
+// permission is o as an IpPermission: for icmp and icmpv6, FromPort and
+// ToPort carry the type and code, -1 meaning all.
 func permission(o latch.Opening, desc string) types.IpPermission {
 	p := types.IpPermission{
 		IpProtocol: aws.String(string(o.Protocol)),

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/latchdev/latch"
 )
 
 // cloudtrailAPI is the part of the CloudTrail client the trail calls.
@@ -43,7 +45,7 @@ type TrailEvent struct {
 	GroupID   string
 	RuleIDs   []string          // rules created (authorize) or named (revoke, tags)
 	CIDRs     []string          // sources in the call's permissions
-	Ports     []string          // "tcp 22", "tcp 8000-8080"
+	Ports     []string          // "tcp 22", "tcp 8000-8080", "icmp type 8 (echo request)"
 	Resources []string          // CreateTags/DeleteTags: the resources tagged
 	Tags      map[string]string // tags set or removed
 }
@@ -139,7 +141,13 @@ func parseEvent(e types.Event) (TrailEvent, error) {
 	}
 	for _, p := range r.RequestParameters.IPPermissions.Items {
 		ports := p.IPProtocol
-		if p.FromPort != nil && p.ToPort != nil {
+		if proto, ok := protocolFromEC2(p.IPProtocol); ok && proto.IsICMP() {
+			r := latch.AllICMP // icmpv6 may leave the range off: all types
+			if p.FromPort != nil && p.ToPort != nil {
+				r = latch.PortRange{From: *p.FromPort, To: *p.ToPort}
+			}
+			ports = latch.DescribePorts(proto, r)
+		} else if p.FromPort != nil && p.ToPort != nil {
 			ports = fmt.Sprintf("%s %d-%d", p.IPProtocol, *p.FromPort, *p.ToPort)
 			if *p.FromPort == *p.ToPort {
 				ports = fmt.Sprintf("%s %d", p.IPProtocol, *p.FromPort)

@@ -161,6 +161,12 @@ func portRange(proto string, from int, hasFrom bool, to int, hasTo bool) (int, i
 		}
 		return from, to, nil
 	case "icmp", "icmpv6":
+		// EC2: "For tcp, udp, and icmp, you must specify a port range. For
+		// icmpv6, the port range is optional" (all types and codes).
+		if proto == "icmp" && (!hasFrom || !hasTo) {
+			return 0, 0, errf(CodeInvalidParameterValue,
+				"Invalid value 'null' for portRange. Must specify both from and to ports with ICMP.")
+		}
 		if !hasFrom {
 			from = -1
 		}

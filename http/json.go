@@ -20,7 +20,7 @@ type RequestBody struct {
 	Target     string `json:"target"`
 	Region     string `json:"region,omitempty"`
 	Protocol   string `json:"protocol,omitempty"` // default tcp
-	Port       string `json:"port"`               // "22" or "8000-8080"
+	Port       string `json:"port"`               // "22" or "8000-8080"; for icmp and icmpv6 TYPE or TYPE-CODE, "" for all types
 	Duration   string `json:"duration,omitempty"` // "30m"; empty means the rule's default
 	Reason     string `json:"reason,omitempty"`
 	Source     string `json:"source,omitempty"` // an address other than the caller's, if policy allows
@@ -111,12 +111,14 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 		return in, latch.Errorf(latch.EINTERNAL, "no client address")
 	}
 	in.Observed = netip.PrefixFrom(observed, observed.BitLen())
+	source := netip.PrefixFrom(observed.Unmap(), observed.Unmap().BitLen())
 	if b.Source != "" {
 		if in.Asked, err = latch.ParseWideSource(b.Source); err != nil {
 			return in, latch.Invalidf("source", "%s", latch.ErrorMessage(err))
 		}
+		source = in.Asked
 	}
-	return in, nil
+	return in, latch.CheckFamily(in.Protocol, source)
 }
 
 // IdentityJSON is an identity on the wire. Kind, issuer and subject are

@@ -64,7 +64,7 @@ func (p *Policy) Decide(q Query) Decision {
 		}
 	}
 	return Decision{Outcome: Denied, Why: fmt.Sprintf("no policy rule lets %s open %s on %s",
-		q.Who, formatPorts(q.Protocol, q.Ports), describeTarget(q.Target))}
+		q.Who, describePorts(q.Protocol, q.Ports), describeTarget(q.Target))}
 }
 
 // problem says what makes q impossible to decide, or "".
@@ -74,7 +74,7 @@ func (q Query) problem() string {
 	}
 	proto, err := latch.ParseProtocol(string(q.Protocol))
 	if err != nil || proto != q.Protocol {
-		return fmt.Sprintf("protocol %q is not allowed; want tcp, udp or icmp", q.Protocol)
+		return fmt.Sprintf("protocol %q is not allowed; want tcp, udp, icmp or icmpv6", q.Protocol)
 	}
 	if r, err := latch.ParsePorts(q.Protocol, q.Ports.String()); err != nil || r != q.Ports {
 		return fmt.Sprintf("ports %s are not a valid %s range", q.Ports, q.Protocol)
@@ -84,6 +84,9 @@ func (q Query) problem() string {
 	}
 	if q.Source.Bits() == 0 {
 		return fmt.Sprintf("source %s is the whole internet, which latch never opens to", q.Source)
+	}
+	if err := latch.CheckFamily(q.Protocol, unmap(q.Source)); err != nil {
+		return message(err)
 	}
 	if q.Duration < 0 {
 		return fmt.Sprintf("duration %s is negative", q.Duration)
@@ -132,7 +135,7 @@ func (r *Rule) decide(q Query) Decision {
 			return deny("allows %d active grants per requester and %s has %d; end one first", r.MaxActive, q.Who, n)
 		}
 	}
-	what := fmt.Sprintf("%s on %s for %s", formatPorts(q.Protocol, q.Ports), describeTarget(q.Target), formatDuration(dur))
+	what := fmt.Sprintf("%s on %s for %s", describePorts(q.Protocol, q.Ports), describeTarget(q.Target), formatDuration(dur))
 	switch {
 	case r.Approvals == 0:
 		d.Outcome = Allowed
@@ -204,13 +207,13 @@ func (r *Rule) covers(proto latch.Protocol, ports latch.PortRange) bool {
 	return slices.ContainsFunc(r.Ports, func(s PortSpec) bool { return s.covers(proto, ports) })
 }
 
-// covers reports whether s holds the whole of ports. For ICMP, -1 (all)
-// covers any type or code, and nothing but -1 covers -1.
+// covers reports whether s holds the whole of ports. For icmp and icmpv6,
+// -1 (all) covers any type or code, and nothing but -1 covers -1.
 func (s PortSpec) covers(proto latch.Protocol, ports latch.PortRange) bool {
 	if s.Protocol != proto {
 		return false
 	}
-	if proto == latch.ICMP {
+	if proto.IsICMP() {
 		all := func(want, got int) bool { return want == -1 || want == got }
 		return all(s.Ports.From, ports.From) && (s.Ports.From == -1 || all(s.Ports.To, ports.To))
 	}

@@ -203,8 +203,8 @@ func TestDecide(t *testing.T) {
 		{"other protocol", ask(alice, devBox, "udp/22"), denied("", 0), "open udp/22"},
 		{"icmp type, any code", ask(alice, devBox, "icmp/8"), allowed("dev-ssh", 30*time.Minute), ""},
 		{"icmp type and code", ask(alice, devBox, "icmp/8-0"), allowed("dev-ssh", 30*time.Minute), ""},
-		{"icmp all types", ask(alice, devBox, "icmp/-1"), denied("", 0), "open icmp/-1"},
-		{"icmp other type", ask(alice, devBox, "icmp/0"), denied("", 0), "open icmp/0"},
+		{"icmp all types", ask(alice, devBox, "icmp/-1"), denied("", 0), "open icmp all types on"},
+		{"icmp other type", ask(alice, devBox, "icmp/0"), denied("", 0), "open icmp type 0 (echo reply) on"},
 
 		// Queries that cannot be decided.
 		{"no identity", ask(latch.Identity{}, devBox, "tcp/22"), denied("", 0), "no identity"},

@@ -18,7 +18,7 @@
 //	      users: [alice@example.com]       # subject, case-insensitive
 //	      groups: [developers]             # identity groups
 //	      aws_principals: ["arn:aws:iam::123456789012:role/dev-*"]
-//	    ports: [tcp/22, tcp/8000-8080, icmp/8]
+//	    ports: [tcp/22, tcp/8000-8080, icmp/8, icmpv6/all]  # icmp TYPE[-CODE] or all
 //	    duration: {default: 30m, max: 2h}  # max at most 12h
 //	    approval: auto                     # or {approvals: 2, from: [sre, security]}
 //	    networks: [198.51.100.0/24]        # optional: where requests may come from
@@ -51,7 +51,10 @@
 //
 // A rule applies to a request when its targets match the target, its who
 // matches the caller and one of its ports entries covers the protocol and
-// the whole port range asked for. Rules are considered in file order and
+// the whole port range asked for (for icmp and icmpv6, the type and code:
+// icmp/8 covers every code of type 8, icmp/all every type; icmp is for IPv4
+// sources and icmpv6 for IPv6 ones, and a request mixing them is denied).
+// Rules are considered in file order and
 // the first that applies decides, even if it then denies (a duration over
 // its max, a missing reason, a source outside its networks, too many active
 // grants): file order is precedence, and [Policy.Explain] can always name

@@ -49,7 +49,7 @@ func (p *Policy) Explain(who latch.Identity, target latch.Target) []Explanation 
 func (r *Rule) summary(earlier []*Rule) string {
 	ports := make([]string, len(r.Ports))
 	for i, s := range r.Ports {
-		ports[i] = s.String()
+		ports[i] = s.Describe()
 		for _, e := range earlier {
 			if e.covers(s.Protocol, s.Ports) {
 				ports[i] += fmt.Sprintf(" (decided first by rule %q)", e.Name)

@@ -43,7 +43,7 @@ func TestExplain(t *testing.T) {
 		{
 			name: "developer, dev box",
 			want: []line{
-				{"dev-ssh", true, "allows tcp/22, tcp/8000-8080, icmp/8 for 30m by default, at most 2h; auto-approved; only from 198.51.100.0/24 or 2001:db8::/48; reason required; at most 2 active grants per requester"},
+				{"dev-ssh", true, "allows tcp/22, tcp/8000-8080, icmp type 8 (echo request) for 30m by default, at most 2h; auto-approved; only from 198.51.100.0/24 or 2001:db8::/48; reason required; at most 2 active grants per requester"},
 				{"office-rdp", false, "does not apply: i-0a0b0c0d0e0f00001 (sg-0a0b0c0d0e0f00001) in us-east-1 is not among its targets (groups sg-0f00dcafe0000b001)"},
 				{"prod-ssh", false, "does not apply: i-0a0b0c0d0e0f00001 (sg-0a0b0c0d0e0f00001) in us-east-1 is not among its targets (instances i-0f0e0d0c0b0a00002; tags env=prod)"},
 				{"oncall-ssh", false, "does not apply: i-0a0b0c0d0e0f00001 (sg-0a0b0c0d0e0f00001) in us-east-1 is not among its targets (tags env=prod), and alice@example.com is not among its callers (groups oncall)"},

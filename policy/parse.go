@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -67,6 +68,10 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 		spec, err := parsePortSpec(s)
 		if err != nil {
 			d.failf(n, p, "%s", err)
+			return false
+		}
+		if i := slices.Index(r.Ports, spec); i >= 0 {
+			d.failf(n, p, "%q is listed twice (as %s)", s, r.Ports[i])
 			return false
 		}
 		r.Ports = append(r.Ports, spec)
@@ -319,20 +324,21 @@ func (d *decoder) network(n *yaml.Node, path, s string) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// parsePortSpec reads PROTOCOL/PORTS, e.g. tcp/22, udp/60000-61000, icmp/8.
+// parsePortSpec reads PROTOCOL/PORTS, e.g. tcp/22, udp/60000-61000, icmp/8,
+// icmpv6/all.
 func parsePortSpec(s string) (PortSpec, error) {
 	proto, ports, found := strings.Cut(s, "/")
 	if !found || ports == "" {
-		return PortSpec{}, fmt.Errorf("%q is not PROTOCOL/PORTS; want e.g. tcp/22, tcp/8000-8080 or icmp/8", s)
+		return PortSpec{}, fmt.Errorf("%q is not PROTOCOL/PORTS; want e.g. tcp/22, tcp/8000-8080, icmp/8 or icmpv6/all", s)
 	}
 	p, err := latch.ParseProtocol(proto)
 	if err != nil {
-		return PortSpec{}, fmt.Errorf("%q: protocol %q is not allowed; want tcp, udp or icmp", s, proto)
+		return PortSpec{}, fmt.Errorf("%q: protocol %q is not allowed; want tcp, udp, icmp or icmpv6", s, proto)
 	}
 	r, err := latch.ParsePorts(p, ports)
 	if err != nil {
-		if p == latch.ICMP {
-			return PortSpec{}, fmt.Errorf("%q: %q is not an ICMP type; want TYPE or TYPE-CODE (0-255; -1 for all)", s, ports)
+		if p.IsICMP() {
+			return PortSpec{}, fmt.Errorf("%q: %q is not an ICMP type; want TYPE or TYPE-CODE (0-255), or all", s, ports)
 		}
 		return PortSpec{}, fmt.Errorf("%q: %q is not a port or range; want 1-65535 or FROM-TO with FROM <= TO", s, ports)
 	}

@@ -72,23 +72,43 @@ type Targets struct {
 // Who selects callers, or approvers. A caller matches if any entry does.
 type Who = latch.Selector
 
-// PortSpec is one protocol and port range a rule may open. For ICMP, Ports
-// holds type and code as latch.PortRange does, -1 meaning all.
+// PortSpec is one protocol and port range a rule may open. For icmp and
+// icmpv6, Ports holds type and code as latch.PortRange does, -1 meaning all.
 type PortSpec struct {
 	Protocol latch.Protocol
 	Ports    latch.PortRange
 }
 
-// String returns the spec as a policy file writes it, e.g. tcp/22, icmp/8.
+// String returns the spec as a policy file writes it, e.g. tcp/22, icmp/8,
+// icmpv6/all.
 func (s PortSpec) String() string { return formatPorts(s.Protocol, s.Ports) }
 
+// Describe returns the spec for people: as the file writes it for tcp and
+// udp (tcp/22), in words for ICMP (icmp type 8 (echo request), icmpv6 all
+// types).
+func (s PortSpec) Describe() string { return describePorts(s.Protocol, s.Ports) }
+
 // formatPorts writes a protocol and range so that parsePortSpec reads it
-// back: ICMP's "any code" is left off, so type 8 is icmp/8, not icmp/8--1.
+// back: ICMP's "any code" is left off, so type 8 is icmp/8, not icmp/8--1,
+// and every type is icmp/all.
 func formatPorts(proto latch.Protocol, r latch.PortRange) string {
-	if proto == latch.ICMP && r.From >= 0 && r.To == -1 {
-		return fmt.Sprintf("%s/%d", proto, r.From)
+	if proto.IsICMP() {
+		switch {
+		case r.From == -1:
+			return fmt.Sprintf("%s/all", proto)
+		case r.To == -1:
+			return fmt.Sprintf("%s/%d", proto, r.From)
+		}
 	}
 	return fmt.Sprintf("%s/%s", proto, r)
+}
+
+// describePorts is formatPorts for people: ICMP in words.
+func describePorts(proto latch.Protocol, r latch.PortRange) string {
+	if proto.IsICMP() {
+		return latch.DescribePorts(proto, r)
+	}
+	return formatPorts(proto, r)
 }
 
 // Load reads and parses the policy file at path. Problems with its content

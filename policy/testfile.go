@@ -159,7 +159,7 @@ func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestRes
 func (d *decoder) testPorts(n *yaml.Node, m map[string]*yaml.Node, path string) (latch.Protocol, latch.PortRange) {
 	proto := latch.TCP
 	if v := m["protocol"]; v != nil {
-		if s, ok := d.scalar(v, join(path, "protocol"), "tcp, udp or icmp"); ok {
+		if s, ok := d.scalar(v, join(path, "protocol"), "tcp, udp, icmp or icmpv6"); ok {
 			p, err := latch.ParseProtocol(s)
 			if err != nil {
 				d.failf(v, join(path, "protocol"), "%s", message(err))
@@ -169,8 +169,8 @@ func (d *decoder) testPorts(n *yaml.Node, m map[string]*yaml.Node, path string) 
 	}
 	v := m["port"]
 	switch {
-	case v == nil && proto == latch.ICMP:
-		return proto, latch.PortRange{From: -1, To: -1} // every ICMP type
+	case v == nil && proto.IsICMP():
+		return proto, latch.AllICMP // every ICMP type
 	case v == nil:
 		d.failf(n, join(path, "port"), "required; want a port such as 22 or a range such as 8000-8080")
 	default:

@@ -134,7 +134,7 @@ func TestRunTestsErrors(t *testing.T) {
 		{"bad port", edit("port: 22", "port: 99999"),
 			`t.yaml:5: tests[0].port: "99999" is not a port or range; want a number 1-65535 or FROM-TO with FROM <= TO`},
 		{"missing port", edit("    port: 22\n", ""), `t.yaml:2: tests[0].port: required; want a port such as 22 or a range such as 8000-8080`},
-		{"bad protocol", testCase + "    protocol: all\n", `t.yaml:7: tests[0].protocol: "all" is not allowed; want tcp, udp or icmp`},
+		{"bad protocol", testCase + "    protocol: all\n", `t.yaml:7: tests[0].protocol: "all" is not allowed; want tcp, udp, icmp or icmpv6`},
 		{"bad outcome", edit("expect: allowed", "expect: yes"), `t.yaml:6: tests[0].expect: "yes" is not an outcome; want allowed, needs-approval or denied`},
 		{"missing outcome", edit("    expect: allowed\n", ""), `t.yaml:2: tests[0].expect: required; want allowed, needs-approval or denied`},
 		{"unknown rule", testCase + "    rule: dev-shh\n", `t.yaml:7: tests[0].rule: the policy has no rule "dev-shh"`},

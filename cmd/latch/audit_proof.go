@@ -93,7 +93,7 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.stdout, "grant %s: %s %s from %s on %s (rule %s), for %s\n", esc(g.ID), esc(g.Protocol), g.Ports, g.Source, esc(g.GroupID), esc(g.RuleID), esc(g.Requester))
+		fmt.Fprintf(a.stdout, "grant %s: %s from %s on %s (rule %s), for %s\n", esc(g.ID), opens(g.Protocol, g.Ports), g.Source, esc(g.GroupID), esc(g.RuleID), esc(g.Requester))
 		printSide(a, "opened", opened)
 		printSide(a, "closed", closed)
 	}

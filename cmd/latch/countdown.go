@@ -29,7 +29,7 @@ func (a *app) countdown(ctx context.Context, g latch.Grant) (interrupted bool) {
 			return false
 		}
 		if tty {
-			fmt.Fprintf(a.stderr, "\r\033[K%s  %s %s from %s: %s left", g.ID, g.Protocol, g.Ports, g.Source, left.Round(time.Second))
+			fmt.Fprintf(a.stderr, "\r\033[K%s  %s from %s: %s left", g.ID, opens(g.Protocol, g.Ports), g.Source, left.Round(time.Second))
 		} else {
 			fmt.Fprintf(a.stderr, "%s: %s left\n", g.ID, left.Round(time.Second))
 		}

@@ -14,8 +14,50 @@ import (
 )
 
 type grantOptions struct {
-	sg, ip, port, protocol, dur, reason, requester, maxDur string
-	detach, json                                           bool
+	sg, ip, dur, reason, requester, maxDur string
+	ports                                  portFlags
+	detach, json                           bool
+}
+
+// portFlags are what a grant or request opens: --protocol, then --port
+// for tcp and udp, or --type and --code for icmp and icmpv6.
+type portFlags struct {
+	protocol, port, icmpType, icmpCode string
+}
+
+func (p *portFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&p.protocol, "protocol", "tcp", "tcp, udp, icmp (IPv4 sources) or icmpv6 (IPv6 sources)")
+	f.StringVar(&p.port, "port", "", "port or range FROM-TO, for tcp and udp (default 22)")
+	f.StringVar(&p.icmpType, "type", "", "ICMP type for icmp and icmpv6, e.g. 8 (echo request; icmpv6: 128) (default all types)")
+	f.StringVar(&p.icmpCode, "code", "", "ICMP code, with --type (default all codes)")
+}
+
+// parse checks the flags together: --port is refused for ICMP, which has
+// types and codes, and --type and --code for tcp and udp.
+func (p portFlags) parse() (latch.Protocol, latch.PortRange, error) {
+	proto, err := latch.ParseProtocol(p.protocol)
+	if err != nil {
+		return "", latch.PortRange{}, err
+	}
+	if proto.IsICMP() {
+		if p.port != "" {
+			return "", latch.PortRange{}, latch.Invalidf("port", "--port %s does not apply to %s, which has types and codes, not ports; give --type TYPE (and --code CODE), or neither for all types", p.port, proto)
+		}
+		r, err := latch.ParseICMPTypeCode(p.icmpType, p.icmpCode)
+		return proto, r, err
+	}
+	for _, f := range []struct{ name, val string }{{"type", p.icmpType}, {"code", p.icmpCode}} {
+		if f.val != "" {
+			return "", latch.PortRange{}, latch.Invalidf(f.name, "--%s is for icmp and icmpv6; %s opens ports: give --port", f.name, proto)
+		}
+	}
+	port := p.port
+	if port == "" {
+		port = "22"
+	}
+	r, err := latch.ParsePorts(proto, port)
+	return proto, r, err
 }
 
 func (a *app) grantCommand() *cobra.Command {
@@ -38,14 +80,14 @@ and every wider prefix are refused. --ip auto asks $LATCH_IP_ECHO_URL
 The recipe's environment also works: SECURITY_GROUP_ID, ALLOWED_IP and
 DURATION (in seconds) stand in for --sg, --ip and --for.`,
 		Example: `  latch grant --sg sg-0123456789abcdef0 --ip auto --for 30m --reason "hotfix INC-42"
-  latch grant --sg sg-0123456789abcdef0 --ip 203.0.113.7 --port 8000-8080 --for 1h --reason test --detach --json`,
+  latch grant --sg sg-0123456789abcdef0 --ip 203.0.113.7 --port 8000-8080 --for 1h --reason test --detach --json
+  latch grant --sg sg-0123456789abcdef0 --ip 2001:db8::7 --protocol icmpv6 --type 128 --for 15m --reason "ping test"`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.grant(cmd.Context(), &o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.sg, "sg", "", "security group ID to open (sg-…)")
 	f.StringVar(&o.ip, "ip", "", "source address, or auto to detect your public address")
-	f.StringVar(&o.port, "port", "22", "port or range FROM-TO (for icmp: TYPE or TYPE-CODE)")
-	f.StringVar(&o.protocol, "protocol", "tcp", "tcp, udp or icmp")
+	o.ports.register(cmd)
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (at most --max-duration)")
 	f.StringVar(&o.reason, "reason", "", "why you need access (required, at most 256 characters)")
 	f.StringVar(&o.requester, "requester", "", "who is asking (default $USER@hostname)")
@@ -145,10 +187,7 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
 		return req, 0, err
 	}
-	if req.Protocol, err = latch.ParseProtocol(o.protocol); err != nil {
-		return req, 0, err
-	}
-	if req.Ports, err = latch.ParsePorts(req.Protocol, o.port); err != nil {
+	if req.Protocol, req.Ports, err = o.ports.parse(); err != nil {
 		return req, 0, err
 	}
 	if req.Duration, err = durationFlag("for", o.dur); err != nil {

@@ -72,8 +72,8 @@ func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tRULE\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), dash(esc(g.RuleID)),
-			esc(g.Protocol), g.Ports, g.Source, relative(g.ExpiresAt, now), esc(g.Requester))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), dash(esc(g.RuleID)),
+			opens(g.Protocol, g.Ports), g.Source, relative(g.ExpiresAt, now), esc(g.Requester))
 	}
 	tw.Flush()
 	for _, g := range grants {
@@ -108,7 +108,7 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), esc(g.Protocol), esc(g.Ports), esc(g.Source),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), opensWire(g.Protocol, g.Ports), esc(g.Source),
 			relative(g.ExpiresAt, now), esc(g.Requester))
 	}
 	tw.Flush()
@@ -117,8 +117,8 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		tw = tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PENDING REQUEST\tREQUESTER\tTARGET\tOPENS\tAPPROVALS\tTIMES OUT")
 		for _, r := range requests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s for %s\t%d of %d\t%s\n", esc(r.ID), esc(r.Requester.Display), esc(targetOf(r)),
-				esc(r.Protocol), esc(r.Ports), esc(r.Duration), approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s for %s\t%d of %d\t%s\n", esc(r.ID), esc(r.Requester.Display), esc(targetOf(r)),
+				opensWire(r.Protocol, r.Ports), esc(r.Duration), approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
 		}
 		tw.Flush()
 	}

@@ -52,7 +52,7 @@ func printGrant(w io.Writer, g latch.Grant, now time.Time) {
 	} else {
 		fmt.Fprintf(tw, "group\t%s (%s)\n", esc(g.GroupID), esc(g.Region))
 	}
-	fmt.Fprintf(tw, "opens\t%s %s from %s\n", esc(g.Protocol), g.Ports, g.Source)
+	fmt.Fprintf(tw, "opens\t%s from %s\n", opens(g.Protocol, g.Ports), g.Source)
 	fmt.Fprintf(tw, "expires\t%s (%s)\n", latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
 	if !g.EndedAt.IsZero() {
 		fmt.Fprintf(tw, "ended\t%s\n", latch.FormatExpiry(g.EndedAt))
@@ -73,4 +73,20 @@ func relative(t, now time.Time) string {
 		return (-d).String() + " ago"
 	}
 	return "now"
+}
+
+// opens says what a protocol and range open, for people and escaped:
+// "tcp 22", "icmp all types", "icmpv6 type 128 (echo request)".
+func opens(proto latch.Protocol, ports latch.PortRange) string {
+	return esc(latch.DescribePorts(proto, ports))
+}
+
+// opensWire is [opens] for a protocol and ports as the JSON API carries
+// them ("8--1" for ICMP type 8, any code). What it cannot read is shown as
+// given.
+func opensWire(proto latch.Protocol, ports string) string {
+	if r, err := latch.ParsePorts(proto, ports); err == nil && ports != "" {
+		return opens(proto, r)
+	}
+	return esc(proto) + " " + esc(ports)
 }

@@ -36,7 +36,7 @@ func TestPolicyCheck(t *testing.T) {
 func TestPolicyTest(t *testing.T) {
 	w := newWorld(t)
 	r := w.latch(t, "policy", "test", "../../policy/testdata/example_test.yaml", "--policy", "../../policy/testdata/example.yaml")
-	if r.code != 0 || !strings.Contains(r.stdout, "13 passed, 0 failed") {
+	if r.code != 0 || !strings.Contains(r.stdout, "14 passed, 0 failed") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	failing := filepath.Join(w.dir, "t.yaml")

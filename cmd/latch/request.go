@@ -15,8 +15,9 @@ import (
 )
 
 type requestOptions struct {
-	port, protocol, dur, reason, source string
-	wait, breakGlass, json              bool
+	dur, reason, source    string
+	ports                  portFlags
+	wait, breakGlass, json bool
 }
 
 func (a *app) requestCommand() *cobra.Command {
@@ -36,8 +37,7 @@ the grant), denied or timed out. The duration starts when access starts.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.request(cmd.Context(), args[0], o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.port, "port", "22", "port or range FROM-TO")
-	f.StringVar(&o.protocol, "protocol", "tcp", "tcp, udp or icmp")
+	o.ports.register(cmd)
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (default: the policy's)")
 	f.StringVar(&o.reason, "reason", "", "why you need access")
 	f.StringVar(&o.source, "source", "", "an address other than your own, where the policy allows it")
@@ -58,11 +58,15 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 			return err
 		}
 	}
+	proto, ports, err := o.ports.parse()
+	if err != nil {
+		return err
+	}
 	c, err := a.client(ctx)
 	if err != nil {
 		return err
 	}
-	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: o.protocol, Port: o.port,
+	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: string(proto), Port: ports.String(),
 		Duration: o.dur, Reason: o.reason, Source: o.source, BreakGlass: o.breakGlass})
 	if err != nil {
 		return err
@@ -179,7 +183,7 @@ func printRequest(w io.Writer, r latchhttp.RequestJSON, g *latchhttp.GrantJSON, 
 		target = fmt.Sprintf("%s (group %s)", esc(r.InstanceID), esc(r.GroupID))
 	}
 	fmt.Fprintf(tw, "target\t%s in %s\n", target, esc(r.Region))
-	fmt.Fprintf(tw, "opens\t%s %s from %s for %s\n", esc(r.Protocol), esc(r.Ports), esc(r.Source), esc(r.Duration))
+	fmt.Fprintf(tw, "opens\t%s from %s for %s\n", opensWire(r.Protocol, r.Ports), esc(r.Source), esc(r.Duration))
 	fmt.Fprintf(tw, "rule\t%s\n", esc(r.Rule))
 	for _, rv := range r.Reviews {
 		verdict := "approved"
