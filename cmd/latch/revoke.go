@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 func (a *app) revokeCommand() *cobra.Command {
@@ -67,4 +69,18 @@ func (a *app) revoke(ctx context.Context, arg string, asJSON bool) error {
 		fmt.Fprintf(a.stdout, "Revoked %s.\n", g.ID)
 	}
 	return a.showGrant(asJSON, g)
+}
+
+// revokedJSON is a revoked grant as `latch revoke --json` prints it.
+type revokedJSON struct {
+	latchhttp.GrantJSON
+	// RuleStaysOpen is set when the grant's rule was shared: it was not
+	// revoked, and stays open for another grant.
+	RuleStaysOpen *ruleKeptJSON `json:"rule_stays_open,omitempty"`
+}
+
+type ruleKeptJSON struct {
+	RuleID  latch.RuleID  `json:"rule_id"`
+	GrantID latch.GrantID `json:"grant_id"`
+	Until   time.Time     `json:"until"`
 }
