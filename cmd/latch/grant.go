@@ -27,7 +27,8 @@ func (a *app) grantCommand() *cobra.Command {
 expiry, and record it in the grant database.
 
 Without --detach, latch stays in the foreground with a countdown and revokes
-the rule at expiry or when you press Ctrl-C. With --detach it returns at
+the rule at expiry, when you press Ctrl-C or Ctrl-\, or when its terminal
+closes (SIGINT, SIGQUIT, SIGHUP, SIGTERM). With --detach it returns at
 once; 'latch run' (or any 'latch sweep') revokes the rule at expiry. If latch
 is killed, the expiry tag on the rule still lets any sweep revoke it.
 
@@ -56,6 +57,11 @@ DURATION (in seconds) stand in for --sg, --ip and --for.`,
 }
 
 func (a *app) grant(ctx context.Context, o *grantOptions) error {
+	if !o.detach { // closing the terminal must revoke, not kill latch
+		var stop context.CancelFunc
+		ctx, stop = whileHolding(ctx)
+		defer stop()
+	}
 	req, maxDur, err := a.grantRequest(ctx, o)
 	if err != nil {
 		return err
