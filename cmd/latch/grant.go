@@ -94,19 +94,20 @@ func (a *app) grant(ctx context.Context, o *grantOptions) error {
 func (a *app) holdGrant(ctx context.Context, b *broker.Broker, g latch.Grant, asJSON bool) error {
 	interrupted := a.countdown(ctx, g)
 	stop := context.WithoutCancel(ctx) // the signal that ended ctx must not stop the revoke
+	var e broker.Ended
 	var err error
 	if interrupted {
-		g, err = b.Revoke(stop, g.ID, g.Requester)
+		e, err = b.Revoke(stop, g.ID, g.Requester)
 	} else {
 		err = b.Expire(stop, g.ID)
 		if err == nil {
-			g, err = b.Get(stop, g.ID)
+			e.Grant, err = b.Get(stop, g.ID)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nThe grant is recorded as ending; 'latch run' or 'latch sweep' will finish revoking it", err)
 	}
-	return a.showGrant(asJSON, g)
+	return a.showEnded(asJSON, e)
 }
 
 func (a *app) showGrant(asJSON bool, g latch.Grant) error {
