@@ -193,3 +193,20 @@ func TestRevokeSharedRuleSaysItStaysOpen(t *testing.T) {
 		t.Errorf("%d rules after the last grant ended", n)
 	}
 }
+
+// A database that cannot be opened does not stop a sweep: it revokes from
+// AWS alone, then fails, naming the database.
+func TestSweepWithBrokenDatabaseStillRevokes(t *testing.T) {
+	w := newWorld(t)
+	if r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach"); r.code != 0 {
+		t.Fatalf("grant: exit %d %s", r.code, r.stderr)
+	}
+	w.setClock(t, start.Add(6*time.Minute))
+	r := w.latch(t, "sweep", "--db", w.dir) // a directory, not a database
+	if r.code != exitRuntime || !strings.Contains(r.stderr, "grant database") {
+		t.Errorf("sweep with a broken database: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if n := len(w.rules(t)); n != 0 {
+		t.Errorf("%d rules left: the broken database stopped the sweep", n)
+	}
+}

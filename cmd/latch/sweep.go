@@ -60,7 +60,11 @@ func (a *app) sweepStore(ctx context.Context) (latch.Store, error) {
 			return nil, nil
 		}
 	}
-	return a.store(ctx)
+	s, err := a.store(ctx)
+	if err != nil {
+		return nil, err // not a nil *sqlite.Store in a non-nil interface
+	}
+	return s, nil
 }
 
 func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
