@@ -22,6 +22,7 @@ type ec2API interface {
 	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
 	DescribeSecurityGroupRules(context.Context, *ec2.DescribeSecurityGroupRulesInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupRulesOutput, error)
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	ModifySecurityGroupRules(context.Context, *ec2.ModifySecurityGroupRulesInput, ...func(*ec2.Options)) (*ec2.ModifySecurityGroupRulesOutput, error)
 }
 
 // Firewall opens and closes rules in one region.
@@ -47,7 +48,7 @@ func (f *Firewall) Region() string { return f.region }
 func (f *Firewall) Authorize(ctx context.Context, o latch.Opening, tags map[string]string) (latch.Rule, bool, error) {
 	out, err := f.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
 		GroupId:       aws.String(string(o.GroupID)),
-		IpPermissions: []types.IpPermission{permission(o, "latch "+tags[latch.TagGrantID])},
+		IpPermissions: []types.IpPermission{permission(o, description(tags[latch.TagGrantID]))},
 		TagSpecifications: []types.TagSpecification{{
 			ResourceType: types.ResourceTypeSecurityGroupRule,
 			Tags:         ec2Tags(tags),
@@ -88,10 +89,53 @@ func (f *Firewall) find(ctx context.Context, o latch.Opening) (latch.Rule, error
 	return *found, nil
 }
 
-// Tag sets tags on a rule.
+// Tag sets tags on a rule. When they name a grant, the rule's description
+// ("latch g-…", set by Authorize) follows, so that a person reading the
+// console sees the grant that holds the rule now. The tags are the
+// contract and the description a courtesy: failing to update it (a policy
+// without ec2:ModifySecurityGroupRules, say) is logged, not returned.
 func (f *Firewall) Tag(ctx context.Context, id latch.RuleID, tags map[string]string) error {
 	_, err := f.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{string(id)}, Tags: ec2Tags(tags)})
-	return translate("tag rule "+string(id), err)
+	if err := translate("tag rule "+string(id), err); err != nil {
+		return err
+	}
+	if grant, ok := tags[latch.TagGrantID]; ok {
+		if err := f.setDescription(ctx, id, description(grant)); err != nil {
+			f.log.WarnContext(ctx, "rule description not updated", "rule_id", id, "grant_id", grant, "err", err)
+		}
+	}
+	return nil
+}
+
+// description is the description of a rule held by grant.
+func description(grant string) string { return "latch " + grant }
+
+// setDescription sets a rule's description, unless it already has it.
+// ModifySecurityGroupRules replaces the whole rule, so the rest is sent as
+// it is.
+func (f *Firewall) setDescription(ctx context.Context, id latch.RuleID, desc string) error {
+	out, err := f.ec2.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{SecurityGroupRuleIds: []string{string(id)}})
+	if err != nil {
+		return translate("describe rule "+string(id), err)
+	}
+	if len(out.SecurityGroupRules) != 1 {
+		return latch.Errorf(latch.ENOTFOUND, "rule %s not found", id)
+	}
+	r := out.SecurityGroupRules[0]
+	if aws.ToString(r.Description) == desc {
+		return nil
+	}
+	_, err = f.ec2.ModifySecurityGroupRules(ctx, &ec2.ModifySecurityGroupRulesInput{
+		GroupId: r.GroupId,
+		SecurityGroupRules: []types.SecurityGroupRuleUpdate{{
+			SecurityGroupRuleId: r.SecurityGroupRuleId,
+			SecurityGroupRule: &types.SecurityGroupRuleRequest{
+				IpProtocol: r.IpProtocol, FromPort: r.FromPort, ToPort: r.ToPort,
+				CidrIpv4: r.CidrIpv4, CidrIpv6: r.CidrIpv6, Description: aws.String(desc),
+			},
+		}},
+	})
+	return translate("set the description of rule "+string(id), err)
 }
 
 // Revoke removes a rule by ID. A rule, or group, that is already gone counts

@@ -122,3 +122,38 @@ func TestRulesListsTaggedRules(t *testing.T) {
 		}
 	}
 }
+
+// When a rule's tags move to another grant, its description follows, for
+// both address families; the rule keeps its ID, source and ports.
+func TestTagMovesTheDescription(t *testing.T) {
+	env := awstest.New(t)
+	fw := env.Firewall(t)
+	group := env.ManagedGroup(t)
+	for _, src := range []string{"203.0.113.7/32", "2001:db8::7/128"} {
+		r, _, err := fw.Authorize(t.Context(), opening(group, src), tags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := map[string]string{latch.TagGrantID: "g-fedcba9876543210", latch.TagExpiresAt: "2026-11-23T09:30:00Z", latch.TagRequester: "bob"}
+		if err := fw.Tag(t.Context(), r.ID, moved); err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, x := range env.Ingress(t, group) {
+			if latch.RuleID(aws.ToString(x.SecurityGroupRuleId)) != r.ID {
+				continue
+			}
+			found = true
+			if got := aws.ToString(x.Description); got != "latch g-fedcba9876543210" {
+				t.Errorf("%s: description %q, want it to name the grant the tags name", src, got)
+			}
+			if awstest.Tags(x)[latch.TagGrantID] != "g-fedcba9876543210" || aws.ToInt32(x.FromPort) != 22 ||
+				aws.ToString(x.CidrIpv4)+aws.ToString(x.CidrIpv6) != netip.MustParsePrefix(src).String() {
+				t.Errorf("%s: rule changed shape: %+v", src, x)
+			}
+		}
+		if !found {
+			t.Fatalf("rule %s is gone", r.ID)
+		}
+	}
+}

@@ -223,8 +223,8 @@ func TestRevokeEndsEarly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != latch.StateRevoked || len(f.ruleTags(t)) != 0 {
-		t.Fatalf("after Revoke: %s with %d rules, want revoked with none", got.State, len(f.ruleTags(t)))
+	if got.Grant.State != latch.StateRevoked || got.KeptFor != nil || len(f.ruleTags(t)) != 0 {
+		t.Fatalf("after Revoke: %s (kept for %v) with %d rules, want revoked with none", got.Grant.State, got.KeptFor, len(f.ruleTags(t)))
 	}
 	if _, err := f.b.Revoke(t.Context(), g.ID, "alice"); latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Errorf("second Revoke = %v, want ECONFLICT", err)

@@ -8,10 +8,19 @@ import (
 	"github.com/latchdev/latch"
 )
 
+// Ended is what ending a grant did.
+type Ended struct {
+	Grant latch.Grant
+	// KeptFor is set when the grant's rule was shared: the rule was not
+	// revoked but handed to this other live grant, and stays open until
+	// KeptFor.ExpiresAt. nil when the rule was revoked, or there was none.
+	KeptFor *latch.Grant
+}
+
 // Revoke ends a grant early, at once, on behalf of by. Returns ENOTFOUND for
 // an unknown grant and ECONFLICT for one that has already ended. If AWS
 // refuses, the grant stays ending and is retried by the revoker.
-func (b *Broker) Revoke(ctx context.Context, id latch.GrantID, by string) (latch.Grant, error) {
+func (b *Broker) Revoke(ctx context.Context, id latch.GrantID, by string) (Ended, error) {
 	return b.end(ctx, id, latch.StateRevoked, by)
 }
 
@@ -26,22 +35,22 @@ func (b *Broker) Expire(ctx context.Context, id latch.GrantID) error {
 	return err
 }
 
-func (b *Broker) end(ctx context.Context, id latch.GrantID, as latch.GrantState, by string) (latch.Grant, error) {
+func (b *Broker) end(ctx context.Context, id latch.GrantID, as latch.GrantState, by string) (Ended, error) {
 	g, err := b.store.Grant(ctx, id)
 	if err != nil {
-		return g, err
+		return Ended{Grant: g}, err
 	}
 	unlock := b.lock(g.Opening())
 	defer unlock()
 	if g, err = b.store.Grant(ctx, id); err != nil { // it may have moved while we waited
-		return g, err
+		return Ended{Grant: g}, err
 	}
 	now := b.now()
 	switch {
 	case !g.State.Open():
-		return g, latch.Errorf(latch.ECONFLICT, "grant %s has already ended (%s)", g.ID, g.State)
+		return Ended{Grant: g}, latch.Errorf(latch.ECONFLICT, "grant %s has already ended (%s)", g.ID, g.State)
 	case as == latch.StateExpired && !b.due(g, now):
-		return g, nil // not due yet, or requested (a sweep settles those)
+		return Ended{Grant: g}, nil // not due yet, or requested (a sweep settles those)
 	case !g.State.Ending():
 		g.State, g.EndAs, g.NextAttempt = latch.StateRevoking, as, now
 		note := "expired"
@@ -49,7 +58,7 @@ func (b *Broker) end(ctx context.Context, id latch.GrantID, as latch.GrantState,
 			note = "revoked by " + by
 		}
 		if g, err = b.store.UpdateGrant(ctx, g, note); err != nil {
-			return g, fmt.Errorf("record revoking: %w", err)
+			return Ended{Grant: g}, fmt.Errorf("record revoking: %w", err)
 		}
 	}
 	return b.close(ctx, g, by, now)
@@ -62,34 +71,41 @@ func (b *Broker) due(g latch.Grant, now time.Time) bool {
 
 // close revokes an ending grant's rule, unless another live grant still
 // shares it, and records the outcome.
-func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.Time) (latch.Grant, error) {
+func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.Time) (Ended, error) {
+	failed := func(err error) (Ended, error) {
+		g, err := b.revokeFailed(ctx, g, now, err)
+		return Ended{Grant: g}, err
+	}
 	fw, err := b.firewall(g.Region)
 	if err != nil {
-		return b.revokeFailed(ctx, g, now, err)
+		return failed(err)
 	}
 	if g.RuleID == "" {
 		if g.RuleID, err = b.findRule(ctx, fw, g.Opening()); err != nil {
-			return b.revokeFailed(ctx, g, now, err)
+			return failed(err)
 		}
 	}
 	keeper, err := b.keeper(ctx, g, now)
 	if err != nil {
-		return b.revokeFailed(ctx, g, now, err)
+		return failed(err)
 	}
-	note := "rule revoked"
+	note, kept := "rule revoked", keeper
 	switch {
 	case g.RuleID == "":
 		note = "no rule was ever opened"
 	case keeper != nil:
-		if err := fw.Tag(ctx, g.RuleID, latch.RuleTags(*keeper)); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
-			return b.revokeFailed(ctx, g, now, fmt.Errorf("hand rule %s to grant %s: %w", g.RuleID, keeper.ID, err))
+		switch err := fw.Tag(ctx, g.RuleID, latch.RuleTags(*keeper)); {
+		case latch.ErrorCode(err) == latch.ENOTFOUND:
+			kept = nil // gone already: nothing stays open
+		case err != nil:
+			return failed(fmt.Errorf("hand rule %s to grant %s: %w", g.RuleID, keeper.ID, err))
 		}
 		note = fmt.Sprintf("%s %s until %s", NoteKept, keeper.ID, latch.FormatExpiry(keeper.ExpiresAt))
 		b.backstop(ctx, g.Region, g.GroupID, g.RuleID, keeper.ExpiresAt)
 	default:
 		b.checkpoint("before-revoke")
 		if err := fw.Revoke(ctx, g.GroupID, g.RuleID); err != nil {
-			return b.revokeFailed(ctx, g, now, err)
+			return failed(err)
 		}
 		b.checkpoint("after-revoke")
 		b.unbackstop(ctx, g.Region, g.RuleID)
@@ -97,11 +113,11 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.T
 	g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
 	g, err = b.store.UpdateGrant(ctx, g, note)
 	if err != nil {
-		return g, fmt.Errorf("record %s: %w", note, err)
+		return Ended{Grant: g}, fmt.Errorf("record %s: %w", note, err)
 	}
 	b.evidence(ctx, string(g.State), g, "outcome", note, "attempts", g.Attempts+1)
 	b.ended(ctx, g, by, note, now)
-	return g, nil
+	return Ended{Grant: g, KeptFor: kept}, nil
 }
 
 // NoteKept begins the history note of a grant that ended while another

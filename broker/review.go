@@ -223,7 +223,8 @@ func (a *Access) EndGrant(ctx context.Context, who latch.Identity, id latch.Gran
 	if err != nil {
 		return g, err
 	}
-	return a.b.Revoke(ctx, id, who.String())
+	e, err := a.b.Revoke(ctx, id, who.String())
+	return e.Grant, err
 }
 
 // ownsGrant reports whether g is who's: its owner is who's key, or the key

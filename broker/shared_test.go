@@ -148,3 +148,31 @@ func TestRefusesUntaggedIdenticalRule(t *testing.T) {
 		}
 	}
 }
+
+// Revoking one of two grants on a shared rule says so: the rule was
+// handed to the other grant, which holds it until its own expiry; its tags
+// and description name that grant. Ending the last one revokes it.
+func TestRevokeSharedRuleSaysWhoKeepsIt(t *testing.T) {
+	env := awstest.New(t)
+	f := newFixture(t, env, broker.Options{})
+	a := f.grant(t, "203.0.113.7", 60*time.Minute)
+	b := f.grant(t, "203.0.113.7", 30*time.Minute)
+	e, err := f.b.Revoke(t.Context(), a.ID, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Grant.State != latch.StateRevoked || e.KeptFor == nil || e.KeptFor.ID != b.ID || !e.KeptFor.ExpiresAt.Equal(b.ExpiresAt) {
+		t.Fatalf("Revoke(a) = %s, kept for %+v; want revoked, kept for %s until %s", e.Grant.State, e.KeptFor, b.ID, b.ExpiresAt)
+	}
+	rules := env.Ingress(t, f.group)
+	if len(rules) != 1 || awstest.Tags(rules[0])[latch.TagGrantID] != string(b.ID) ||
+		!strings.Contains(*rules[0].Description, string(b.ID)) {
+		t.Fatalf("rules after Revoke(a): %+v", rules)
+	}
+	if e, err = f.b.Revoke(t.Context(), b.ID, "alice"); err != nil || e.KeptFor != nil {
+		t.Fatalf("Revoke(b) = kept for %+v, %v; want the rule revoked", e.KeptFor, err)
+	}
+	if n := len(env.Ingress(t, f.group)); n != 0 {
+		t.Errorf("%d rules after the last grant ended", n)
+	}
+}

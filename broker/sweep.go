@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/latchdev/latch"
@@ -15,7 +17,11 @@ type Swept struct {
 	Rule      latch.Rule
 	ExpiredAt time.Time // zero if the expiry tag was unreadable
 	Revoked   bool      // false on a dry run, on error, or if a live grant kept it
-	Err       error
+	// KeptFor is the live grant the store knows on the rule, if any: the
+	// rule's tags were stale and were mended, and it stays open until
+	// KeptFor.ExpiresAt.
+	KeptFor *latch.Grant
+	Err     error
 }
 
 // SweepReport says what one sweep of one region found and did.
@@ -41,15 +47,15 @@ func Sweep(ctx context.Context, fws []latch.Firewall, now time.Time, dryRun bool
 			reports = append(reports, SweepReport{Region: fw.Region()})
 			continue
 		}
-		rep, err := sweepRules(fw.Region(), rules, now, func(r latch.Rule) (bool, error) {
+		rep, err := sweepRules(fw.Region(), rules, now, func(r latch.Rule, s *Swept) {
 			if dryRun {
-				return false, nil
+				return
 			}
-			if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
-				return false, err
+			if s.Err = fw.Revoke(ctx, r.Opening.GroupID, r.ID); s.Err != nil {
+				return
 			}
 			ruleEvidence(ctx, log, "expired", r, "via", "sweep")
-			return true, nil
+			s.Revoked = true
 		})
 		reports = append(reports, rep)
 		errs = append(errs, err)
@@ -57,8 +63,9 @@ func Sweep(ctx context.Context, fws []latch.Firewall, now time.Time, dryRun bool
 	return reports, errors.Join(errs...)
 }
 
-// sweepRules calls act on each expired rule of rules, and reports.
-func sweepRules(region string, rules []latch.Rule, now time.Time, act func(latch.Rule) (revoked bool, err error)) (SweepReport, error) {
+// sweepRules calls act on each expired rule of rules, which records what
+// it did in s, and reports.
+func sweepRules(region string, rules []latch.Rule, now time.Time, act func(r latch.Rule, s *Swept)) (SweepReport, error) {
 	rep := SweepReport{Region: region, Rules: len(rules)}
 	var errs []error
 	for _, r := range rules {
@@ -67,7 +74,7 @@ func sweepRules(region string, rules []latch.Rule, now time.Time, act func(latch
 			continue
 		}
 		s := Swept{Rule: r, ExpiredAt: at}
-		s.Revoked, s.Err = act(r)
+		act(r, &s)
 		if s.Err != nil {
 			errs = append(errs, fmt.Errorf("revoke %s in %s: %w", r.ID, r.Opening.GroupID, s.Err))
 		}
@@ -91,41 +98,102 @@ func ruleEvidence(ctx context.Context, log *slog.Logger, msg string, r latch.Rul
 // knows. It first settles requested grants whose process died before
 // recording the outcome. Every region is tried before errors are returned.
 func (b *Broker) Sweep(ctx context.Context) error {
-	var errs []error
-	for _, fw := range b.firewalls {
-		errs = append(errs, b.sweepRegion(ctx, fw))
-	}
-	return errors.Join(errs...)
+	_, err := b.sweepAll(ctx)
+	return err
 }
 
-func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (err error) {
+// SweepOnce is one pass of what the revoker daemon does, for a one-shot
+// sweep with a store (`latch sweep --db`): it sweeps every region as Sweep
+// does, reporting each expired rule, then expires every grant the store has
+// due, as the daemon's timer would, so that grants whose rules are already
+// gone (revoked by a sweep without the store, say) end too. expired counts
+// those.
+func (b *Broker) SweepOnce(ctx context.Context) (reports []SweepReport, expired int, err error) {
+	reports, err = b.sweepAll(ctx)
+	expired, dueErr := b.expireDue(ctx)
+	return reports, expired, errors.Join(err, dueErr)
+}
+
+func (b *Broker) sweepAll(ctx context.Context) ([]SweepReport, error) {
+	var reports []SweepReport
+	var errs []error
+	for _, region := range slices.Sorted(maps.Keys(b.firewalls)) {
+		rep, err := b.sweepRegion(ctx, b.firewalls[region])
+		reports = append(reports, rep)
+		errs = append(errs, err)
+	}
+	return reports, errors.Join(errs...)
+}
+
+// expireDue expires every grant in a configured region that is due now.
+func (b *Broker) expireDue(ctx context.Context) (int, error) {
+	now := b.now()
+	tried := map[latch.GrantID]bool{}
+	var errs []error
+	expired := 0
+	for {
+		ids, err := b.store.Due(ctx, now, 100)
+		if err != nil {
+			return expired, errors.Join(append(errs, fmt.Errorf("list due grants: %w", err))...)
+		}
+		fresh := 0
+		for _, id := range ids {
+			if tried[id] {
+				continue // a failed attempt not yet recorded as such
+			}
+			tried[id], fresh = true, fresh+1
+			g, err := b.store.Grant(ctx, id)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if _, ok := b.firewalls[g.Region]; !ok {
+				continue // another region's revoker's
+			}
+			if err := b.Expire(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("expire %s: %w", id, err))
+				continue
+			}
+			if g, err := b.store.Grant(ctx, id); err == nil && g.State == latch.StateExpired {
+				expired++
+			}
+		}
+		if fresh == 0 {
+			return expired, errors.Join(errs...)
+		}
+	}
+}
+
+func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (rep SweepReport, err error) {
 	now := b.now()
 	found, revoked := 0, 0
 	defer func() { b.opts.Observer.SweepDone(fw.Region(), b.clock.Now().Sub(now), found, revoked, err) }()
 	rules, err := fw.Rules(ctx)
 	if err != nil {
-		return fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err)
+		return SweepReport{Region: fw.Region()}, fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err)
 	}
 	found = len(rules)
 	settleErr := b.settle(ctx, fw, rules, now)
-	rep, sweepErr := sweepRules(fw.Region(), rules, now, func(r latch.Rule) (bool, error) { return b.sweepRule(ctx, fw, r, now) })
+	rep, sweepErr := sweepRules(fw.Region(), rules, now, func(r latch.Rule, s *Swept) {
+		s.Revoked, s.KeptFor, s.Err = b.sweepRule(ctx, fw, r, now)
+	})
 	for _, s := range rep.Swept {
 		if s.Revoked {
 			revoked++
 		}
 	}
-	return errors.Join(settleErr, sweepErr)
+	return rep, errors.Join(settleErr, sweepErr)
 }
 
 // sweepRule revokes an expired rule and ends the grants on it, unless the
 // store knows a live grant on it, in which case its tags were left stale
-// (a crash between steps) and are mended instead.
-func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule, now time.Time) (bool, error) {
+// (a crash between steps) and are mended instead, and that grant returned.
+func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule, now time.Time) (revoked bool, keptFor *latch.Grant, err error) {
 	unlock := b.lock(r.Opening)
 	defer unlock()
 	grants, err := b.store.Grants(ctx, latch.GrantFilter{RuleID: r.ID, States: []latch.GrantState{latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}})
 	if err != nil {
-		return false, fmt.Errorf("list grants on rule %s: %w", r.ID, err)
+		return false, nil, fmt.Errorf("list grants on rule %s: %w", r.ID, err)
 	}
 	var keeper *latch.Grant
 	for i, g := range grants {
@@ -136,14 +204,14 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 	if keeper != nil {
 		b.log.WarnContext(ctx, "rule tagged expired but a live grant holds it; mending its tags", "rule_id", r.ID, "grant_id", keeper.ID)
 		if err := fw.Tag(ctx, r.ID, latch.RuleTags(*keeper)); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		b.backstop(ctx, r.Opening.Region, r.Opening.GroupID, r.ID, keeper.ExpiresAt)
-		return false, nil
+		return false, keeper, nil
 	}
 	b.checkpoint("before-revoke")
 	if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	b.checkpoint("after-revoke")
 	b.unbackstop(ctx, r.Opening.Region, r.ID)
@@ -170,7 +238,7 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 		}
 		b.ended(ctx, ended, Actor, "rule revoked by sweep", now)
 	}
-	return true, nil
+	return true, nil, nil
 }
 
 // settle decides requested grants whose process has had SettleTime to

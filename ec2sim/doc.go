@@ -46,7 +46,10 @@
 // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
 // DescribeSecurityGroupRules, CreateSecurityGroup, DeleteSecurityGroup,
 // DescribeSecurityGroups, DescribeInstances, GetConsoleOutput, CreateTags,
-// DeleteTags and DescribeTags. Authorize and revoke are atomic, as in EC2:
+// DeleteTags, DescribeTags and ModifySecurityGroupRules (CIDR sources
+// only; a rule keeps its ID and tags; not recorded in CloudTrail, whose
+// record shape for it is not modelled). Authorize, revoke and modify are
+// atomic, as in EC2:
 // when any permission in a call is invalid, duplicate or over the rule quota
 // ([Options.RuleLimit], 60 per address family by default), nothing
 // changes. The one exception is EC2's own: revoking by IpPermissions in a

@@ -356,6 +356,7 @@ var actions = map[string]handler{
 	"DescribeSecurityGroups":        (*Server).describeSecurityGroups,
 	"DescribeTags":                  (*Server).describeTags,
 	"GetConsoleOutput":              (*Server).getConsoleOutput,
+	"ModifySecurityGroupRules":      (*Server).modifySecurityGroupRules,
 	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
 }
 

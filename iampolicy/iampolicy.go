@@ -224,9 +224,13 @@ func Server(opts Options) Document {
 			Condition: sshInstances(),
 		},
 		{
+			// ModifySecurityGroupRules keeps a shared rule's description
+			// naming the grant that holds it; it acts on the group, whose
+			// tag the condition reads (that it needs no security-group-rule
+			// resource too is unverified; latch only logs a refusal).
 			Sid:       "OpenAndCloseRulesOnlyInManagedGroups",
 			Effect:    "Allow",
-			Action:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},
+			Action:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:ModifySecurityGroupRules"},
 			Resource:  []string{o.arn("ec2", "security-group/*")},
 			Condition: managedGroups(),
 		},

@@ -150,7 +150,7 @@ func TestLeastPrivilege(t *testing.T) {
 		for _, a := range s.Action {
 			switch {
 			case a == "ec2:AuthorizeSecurityGroupIngress" && slices.Contains(s.Resource, "arn:aws:ec2:eu-west-1:123456789012:security-group/*"),
-				a == "ec2:RevokeSecurityGroupIngress":
+				a == "ec2:RevokeSecurityGroupIngress", a == "ec2:ModifySecurityGroupRules":
 				if s.Condition["StringEquals"]["aws:ResourceTag/"+latch.TagManaged] != "true" {
 					t.Errorf("%s: %s not confined to groups tagged %s=true", s.Sid, a, latch.TagManaged)
 				}
@@ -238,7 +238,7 @@ func TestActions(t *testing.T) {
 	want := []string{
 		"ec2-instance-connect:SendSSHPublicKey",
 		"ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSecurityGroupRules",
-		"ec2:DescribeSecurityGroups", "ec2:GetConsoleOutput", "ec2:RevokeSecurityGroupIngress", "iam:PassRole",
+		"ec2:DescribeSecurityGroups", "ec2:GetConsoleOutput", "ec2:ModifySecurityGroupRules", "ec2:RevokeSecurityGroupIngress", "iam:PassRole",
 		"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetScheduleGroup", "scheduler:UpdateSchedule",
 	}
 	if !slices.Equal(got, want) {

@@ -69,7 +69,8 @@ func (a *app) grantCommand() *cobra.Command {
 expiry, and record it in the grant database.
 
 Without --detach, latch stays in the foreground with a countdown and revokes
-the rule at expiry or when you press Ctrl-C. With --detach it returns at
+the rule at expiry, when you press Ctrl-C or Ctrl-\, or when its terminal
+closes (SIGINT, SIGQUIT, SIGHUP, SIGTERM). With --detach it returns at
 once; 'latch run' (or any 'latch sweep') revokes the rule at expiry. If latch
 is killed, the expiry tag on the rule still lets any sweep revoke it.
 
@@ -98,6 +99,11 @@ DURATION (in seconds) stand in for --sg, --ip and --for.`,
 }
 
 func (a *app) grant(ctx context.Context, o *grantOptions) error {
+	if !o.detach { // closing the terminal must revoke, not kill latch
+		var stop context.CancelFunc
+		ctx, stop = whileHolding(ctx)
+		defer stop()
+	}
 	req, maxDur, err := a.grantRequest(ctx, o)
 	if err != nil {
 		return err
@@ -130,19 +136,20 @@ func (a *app) grant(ctx context.Context, o *grantOptions) error {
 func (a *app) holdGrant(ctx context.Context, b *broker.Broker, g latch.Grant, asJSON bool) error {
 	interrupted := a.countdown(ctx, g)
 	stop := context.WithoutCancel(ctx) // the signal that ended ctx must not stop the revoke
+	var e broker.Ended
 	var err error
 	if interrupted {
-		g, err = b.Revoke(stop, g.ID, g.Requester)
+		e, err = b.Revoke(stop, g.ID, g.Requester)
 	} else {
 		err = b.Expire(stop, g.ID)
 		if err == nil {
-			g, err = b.Get(stop, g.ID)
+			e.Grant, err = b.Get(stop, g.ID)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nThe grant is recorded as ending; 'latch run' or 'latch sweep' will finish revoking it", err)
 	}
-	return a.showGrant(asJSON, g)
+	return a.showEnded(asJSON, e)
 }
 
 func (a *app) showGrant(asJSON bool, g latch.Grant) error {

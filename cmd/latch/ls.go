@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,7 +74,7 @@ func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tRULE\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), dash(esc(g.RuleID)),
-			opens(g.Protocol, g.Ports), g.Source, relative(g.ExpiresAt, now), esc(g.Requester))
+			opens(g.Protocol, g.Ports), g.Source, ends(g.State, g.ExpiresAt, g.EndedAt, now), esc(g.Requester))
 	}
 	tw.Flush()
 	for _, g := range grants {
@@ -109,7 +110,7 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), opensWire(g.Protocol, g.Ports), esc(g.Source),
-			relative(g.ExpiresAt, now), esc(g.Requester))
+			ends(g.State, g.ExpiresAt, endedAt(g), now), esc(g.Requester))
 	}
 	tw.Flush()
 	if len(requests) > 0 {
@@ -123,6 +124,13 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		tw.Flush()
 	}
 	return nil
+}
+
+func endedAt(g latchhttp.GrantJSON) time.Time {
+	if g.EndedAt == nil {
+		return time.Time{}
+	}
+	return *g.EndedAt
 }
 
 func targetOf(r latchhttp.RequestJSON) string {

@@ -23,8 +23,25 @@ const (
 	exitUsage   = 2
 )
 
+// stopSignals end any command, as Ctrl-C does: main cancels the context
+// every command runs under.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
+
+// holdSignals end, as Ctrl-C does, a command that holds access open in the
+// foreground (a foreground `latch grant`): the terminal closing (SIGHUP)
+// and Ctrl-\ (SIGQUIT, so no goroutine dump). Such a command adds them with
+// whileHolding. They are not process-wide: `latch server` reloads its
+// policy on SIGHUP and must keep running, and the daemons keep Go's
+// goroutine dump on SIGQUIT.
+var holdSignals = []os.Signal{syscall.SIGHUP, syscall.SIGQUIT}
+
+// whileHolding returns ctx, ended also by holdSignals until stop is called.
+func whileHolding(ctx context.Context) (_ context.Context, stop context.CancelFunc) {
+	return signal.NotifyContext(ctx, holdSignals...)
+}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

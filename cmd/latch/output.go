@@ -53,14 +53,32 @@ func printGrant(w io.Writer, g latch.Grant, now time.Time) {
 		fmt.Fprintf(tw, "group\t%s (%s)\n", esc(g.GroupID), esc(g.Region))
 	}
 	fmt.Fprintf(tw, "opens\t%s from %s\n", opens(g.Protocol, g.Ports), g.Source)
-	fmt.Fprintf(tw, "expires\t%s (%s)\n", latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
-	if !g.EndedAt.IsZero() {
-		fmt.Fprintf(tw, "ended\t%s\n", latch.FormatExpiry(g.EndedAt))
+	if g.State.Open() {
+		fmt.Fprintf(tw, "expires\t%s (%s)\n", latch.FormatExpiry(g.ExpiresAt), relative(g.ExpiresAt, now))
+	} else { // its expiry is history: never "in …"
+		fmt.Fprintf(tw, "expires\t%s\n", latch.FormatExpiry(g.ExpiresAt))
+		if !g.EndedAt.IsZero() {
+			fmt.Fprintf(tw, "ended\t%s (%s)\n", latch.FormatExpiry(g.EndedAt), relative(g.EndedAt, now))
+		}
 	}
 	if g.LastError != "" {
 		fmt.Fprintf(tw, "last error\t%s\n", esc(g.LastError))
 	}
 	tw.Flush()
+}
+
+// ends says when a grant ends, for a table: "in 29m59s" while it may
+// be open, "ended 3m0s ago" once it has ended, never a future expiry.
+func ends(state latch.GrantState, expiresAt, endedAt, now time.Time) string {
+	switch {
+	case state.Open():
+		return relative(expiresAt, now)
+	case endedAt.IsZero():
+		return "ended"
+	case endedAt.After(now): // another machine's clock
+		return "ended " + latch.FormatExpiry(endedAt)
+	}
+	return "ended " + relative(endedAt, now)
 }
 
 // relative says how far t is from now, for people: "in 29m59s", "3m ago".

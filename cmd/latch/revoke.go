@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 func (a *app) revokeCommand() *cobra.Command {
@@ -59,12 +62,45 @@ func (a *app) revoke(ctx context.Context, arg string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	g, err = b.Revoke(ctx, id, a.localUser())
+	e, err := b.Revoke(ctx, id, a.localUser())
 	if err != nil {
 		return err
 	}
-	if !asJSON {
-		fmt.Fprintf(a.stdout, "Revoked %s.\n", g.ID)
+	if !asJSON && e.KeptFor == nil {
+		fmt.Fprintf(a.stdout, "Revoked %s.\n", e.Grant.ID)
 	}
-	return a.showGrant(asJSON, g)
+	return a.showEnded(asJSON, e)
+}
+
+// showEnded prints a grant latch has just ended, and, when its rule was
+// shared, that the rule stays open: for which grant, until when.
+func (a *app) showEnded(asJSON bool, e broker.Ended) error {
+	g, k := e.Grant, e.KeptFor
+	if asJSON {
+		j := revokedJSON{GrantJSON: latchhttp.ToGrantJSON(g)}
+		if k != nil {
+			j.RuleStaysOpen = &ruleKeptJSON{RuleID: g.RuleID, GrantID: k.ID, Until: k.ExpiresAt.UTC()}
+		}
+		return writeJSON(a.stdout, j)
+	}
+	if k != nil {
+		fmt.Fprintf(a.stdout, "Ended %s, but its rule %s stays open for grant %s until %s (%s): they share it.\n",
+			esc(g.ID), esc(g.RuleID), esc(k.ID), latch.FormatExpiry(k.ExpiresAt), relative(k.ExpiresAt, a.clock.Now()))
+	}
+	printGrant(a.stdout, g, a.clock.Now())
+	return nil
+}
+
+// revokedJSON is a revoked grant as `latch revoke --json` prints it.
+type revokedJSON struct {
+	latchhttp.GrantJSON
+	// RuleStaysOpen is set when the grant's rule was shared: it was not
+	// revoked, and stays open for another grant.
+	RuleStaysOpen *ruleKeptJSON `json:"rule_stays_open,omitempty"`
+}
+
+type ruleKeptJSON struct {
+	RuleID  latch.RuleID  `json:"rule_id"`
+	GrantID latch.GrantID `json:"grant_id"`
+	Until   time.Time     `json:"until"`
 }

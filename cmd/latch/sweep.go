@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -19,9 +21,15 @@ func (a *app) sweepCommand() *cobra.Command {
 whose expiry has passed, whoever made them and whether or not any grant
 database knows them. It reads AWS alone, so it works after a lost database
 or from another machine. A rule whose expiry tag is unreadable counts as
-expired.`,
+expired.
+
+With a grant database (--db or LATCH_DB, or the default one if it exists)
+it also records what it did there, as 'latch run' does: grants on revoked
+rules are expired, with history and audit entries, and grants already due
+whose rules are gone are expired too. Without one it needs and makes none.`,
 		Example: `  latch sweep --dry-run
-  latch sweep --region us-east-1,eu-west-1 --json`,
+  latch sweep --region us-east-1,eu-west-1 --json
+  latch sweep --db ~/.local/state/latch/latch.db`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.sweep(cmd.Context(), dryRun, asJSON) },
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report expired rules without revoking them")
@@ -38,7 +46,25 @@ type sweptJSON struct {
 	GrantID   string        `json:"grant_id,omitempty"`
 	ExpiresAt string        `json:"expires_at"`
 	Revoked   bool          `json:"revoked"`
-	Error     string        `json:"error,omitempty"`
+	// KeptFor is set when the database knows a live grant on the rule: its
+	// tags were stale, so they were mended and the rule stays open.
+	KeptFor *ruleKeptJSON `json:"rule_stays_open,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// sweepStore is the grant database a sweep records in: the one named by
+// --db (or LATCH_DB), else the default one if it exists; nil if none.
+func (a *app) sweepStore(ctx context.Context) (latch.Store, error) {
+	if a.dbPath == "" {
+		if _, err := os.Stat(a.defaultDBPath()); err != nil {
+			return nil, nil
+		}
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return nil, err // not a nil *sqlite.Store in a non-nil interface
+	}
+	return s, nil
 }
 
 func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
@@ -46,15 +72,37 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	now := a.clock.Now()
-	reports, sweepErr := broker.Sweep(ctx, fws, now, dryRun, a.log.With("component", "sweep"))
+	var reports []broker.SweepReport
+	var sweepErr error
+	expired := 0
+	var store latch.Store
+	var storeErr error
+	if !dryRun {
+		if store, storeErr = a.sweepStore(ctx); storeErr != nil {
+			// Revocation never waits on the database: sweep from AWS alone.
+			a.log.Error("sweeping without the grant database", "err", storeErr)
+		}
+	}
+	if store != nil {
+		b, err := a.broker(ctx, store, a.regions, 0)
+		if err != nil {
+			return err
+		}
+		reports, expired, sweepErr = b.SweepOnce(ctx)
+	} else {
+		reports, sweepErr = broker.Sweep(ctx, fws, a.clock.Now(), dryRun, a.log.With("component", "sweep"))
+	}
 	out := []sweptJSON{}
 	for _, rep := range reports {
 		for _, s := range rep.Swept {
 			o := s.Rule.Opening
-			out = append(out, sweptJSON{Region: rep.Region, RuleID: s.Rule.ID, GroupID: o.GroupID, Source: o.Source.String(),
-				Ports: string(o.Protocol) + " " + o.Ports.String(), GrantID: s.Rule.Tags[latch.TagGrantID],
-				ExpiresAt: s.Rule.Tags[latch.TagExpiresAt], Revoked: s.Revoked, Error: errString(s.Err)})
+			j := sweptJSON{Region: rep.Region, RuleID: s.Rule.ID, GroupID: o.GroupID, Source: o.Source.String(),
+				Ports: latch.DescribePorts(o.Protocol, o.Ports), GrantID: s.Rule.Tags[latch.TagGrantID],
+				ExpiresAt: s.Rule.Tags[latch.TagExpiresAt], Revoked: s.Revoked, Error: errString(s.Err)}
+			if k := s.KeptFor; k != nil {
+				j.KeptFor = &ruleKeptJSON{RuleID: s.Rule.ID, GrantID: k.ID, Until: k.ExpiresAt.UTC()}
+			}
+			out = append(out, j)
 		}
 	}
 	if asJSON {
@@ -62,12 +110,12 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 			return err
 		}
 	} else {
-		a.printSweep(reports, out, dryRun)
+		a.printSweep(reports, out, dryRun, expired)
 	}
-	return sweepErr
+	return errors.Join(sweepErr, storeErr)
 }
 
-func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun bool) {
+func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun bool, expired int) {
 	for _, rep := range reports {
 		fmt.Fprintf(a.stdout, "%s: %d latch rule(s) found\n", rep.Region, rep.Rules)
 	}
@@ -77,13 +125,19 @@ func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun
 	}
 	for _, s := range swept {
 		status := verb
-		if s.Error != "" {
+		switch {
+		case s.Error != "":
 			status = "FAILED: " + esc(s.Error)
+		case s.KeptFor != nil:
+			status = fmt.Sprintf("kept open for grant %s until %s (its tags were stale):", s.KeptFor.GrantID, latch.FormatExpiry(s.KeptFor.Until))
 		}
 		// Tag values are anyone's with ec2:CreateTags on the group.
 		fmt.Fprintf(a.stdout, "  %s %s in %s (%s from %s, grant %s, expired %s)\n", status, esc(s.RuleID), esc(s.GroupID), esc(s.Ports), esc(s.Source), esc(s.GrantID), esc(s.ExpiresAt))
 	}
-	if len(swept) == 0 {
+	if expired > 0 {
+		fmt.Fprintf(a.stdout, "%d more grant(s) past their expiry recorded as expired.\n", expired)
+	}
+	if len(swept) == 0 && expired == 0 {
 		fmt.Fprintln(a.stdout, "Nothing expired.")
 	}
 }
