@@ -146,11 +146,20 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// broker wires a broker on store with firewalls for regions.
+// broker wires a broker on store with firewalls, and the group lookups
+// its managed check needs, for regions.
 func (a *app) broker(ctx context.Context, store latch.Store, regions []string, maxDur time.Duration) (*broker.Broker, error) {
 	fws, err := a.firewalls(ctx, regions)
 	if err != nil {
 		return nil, err
+	}
+	groups := map[string]broker.GroupLookup{}
+	for _, region := range regions {
+		cfg, err := a.awsConfig(ctx, region)
+		if err != nil {
+			return nil, err
+		}
+		groups[region] = latchaws.NewInventory(cfg, a.log.With("component", "aws"))
 	}
 	sign, err := a.auditSigner()
 	if err != nil {
@@ -171,7 +180,7 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 		}
 		opts.Backstop = latchaws.NewBackstop(cfgs, a.backstop)
 	}
-	return broker.New(store, fws, opts), nil
+	return broker.New(store, fws, groups, opts), nil
 }
 
 // auditSigner signs audit entries with --audit-key; nil when none is set.

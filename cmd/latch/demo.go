@@ -82,7 +82,8 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	fw := latchaws.NewFirewall(cfg, nil)
-	b := broker.New(store, []latch.Firewall{fw}, broker.Options{Clock: a.clock, Logger: a.log})
+	b := broker.New(store, []latch.Firewall{fw}, map[string]broker.GroupLookup{"us-east-1": latchaws.NewInventory(cfg, nil)},
+		broker.Options{Clock: a.clock, Logger: a.log})
 	r := revoker.New(store, b, b, revoker.Options{Clock: a.clock, Logger: a.log, SweepInterval: 2 * time.Second, Recheck: time.Second})
 	runCtx, stopRevoker := context.WithCancel(ctx)
 	revokerDone := make(chan error, 1)

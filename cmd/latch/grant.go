@@ -6,16 +6,19 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/awsauth"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 )
 
 type grantOptions struct {
-	sg, ip, port, protocol, dur, reason, requester, maxDur string
-	detach, json                                           bool
+	sg, instance, ip, port, protocol, dur, reason, maxDur string
+	detach, json                                          bool
 }
 
 func (a *app) grantCommand() *cobra.Command {
@@ -48,7 +51,6 @@ DURATION (in seconds) stand in for --sg, --ip and --for.`,
 	f.StringVar(&o.protocol, "protocol", "tcp", "tcp, udp or icmp")
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (at most --max-duration)")
 	f.StringVar(&o.reason, "reason", "", "why you need access (required, at most 256 characters)")
-	f.StringVar(&o.requester, "requester", "", "who is asking (default $USER@hostname)")
 	f.StringVar(&o.maxDur, "max-duration", latch.DefaultMaxDuration.String(), "longest grant allowed")
 	f.BoolVar(&o.detach, "detach", false, "return at once and leave revocation to 'latch run' or a sweep")
 	f.BoolVar(&o.json, "json", false, "print JSON: one object when granted, one when it ends")
@@ -141,7 +143,7 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if err != nil {
 		return latch.GrantRequest{}, 0, err
 	}
-	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: o.requester}
+	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: directRequesterPending}
 	if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
 		return req, 0, err
 	}
@@ -154,9 +156,6 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if req.Duration, err = durationFlag("for", o.dur); err != nil {
 		return req, 0, err
 	}
-	if req.Requester == "" {
-		req.Requester = a.localUser()
-	}
 	ip := o.ip
 	if ip == "auto" {
 		if ip, err = a.publicIP(ctx); err != nil {
@@ -166,5 +165,29 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if req.Source, err = latch.ParseSource(ip); err != nil {
 		return req, 0, err
 	}
-	return req, maxDur, req.Validate(maxDur)
+	if err := req.Validate(maxDur); err != nil {
+		return req, 0, err
+	}
+	cfg, err := a.awsConfig(ctx, req.Region)
+	if err != nil {
+		return req, 0, err
+	}
+	req.Requester, err = a.directRequester(ctx, cfg)
+	return req, maxDur, err
+}
+
+// directRequesterPending stands in for the requester while the flags are
+// checked, so bad input is refused before STS is asked.
+const directRequesterPending = "(caller)"
+
+// directRequester is who a direct command acts for: the caller's AWS
+// identity, as STS names it, normalised as policies name principals. It is
+// what the store and the rule's latch:requester tag record. There is no
+// fallback to $USER: a name the caller chose could be anyone's.
+func (a *app) directRequester(ctx context.Context, cfg aws.Config) (string, error) {
+	arn, err := latchaws.CallerARN(ctx, cfg)
+	if err != nil {
+		return "", latch.Errorf(latch.ErrorCode(err), "cannot tell who you are, so nothing was opened: %s; direct mode records your AWS identity as the requester (check --profile or AWS_ACCESS_KEY_ID)", latch.ErrorMessage(err))
+	}
+	return awsauth.NormalizeARN(arn)
 }

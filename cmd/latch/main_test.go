@@ -46,9 +46,19 @@ func worldOn(t *testing.T, env *awstest.Env, dir string) *world {
 		"LATCH_TEST_CLOCK_FILE": filepath.Join(dir, "clock"),
 		"USER":                  "tester",
 	}}
+	if env.Sim != nil {
+		// STS names the test's key as the simulator would name it anyway,
+		// so direct grants have a caller to record.
+		if err := env.Sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: testCallerARN}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.setClock(t, start)
 	return w
 }
+
+// testCallerARN is who STS says the world's credentials belong to.
+const testCallerARN = "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/AKIDLATCHTEST"
 
 func (w *world) setClock(t *testing.T, at time.Time) {
 	t.Helper()
