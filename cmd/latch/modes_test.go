@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,8 +52,20 @@ func (w *world) refusedUnmanaged(t *testing.T, r result, group latch.GroupID) {
 	if rules := w.env.Ingress(t, group); len(rules) != 0 {
 		t.Errorf("%d rules opened in unmanaged %s", len(rules), group)
 	}
-	if all := w.latch(t, "ls", "--all", "--json"); strings.Contains(all.stdout, `"id"`) {
-		t.Errorf("a grant was recorded: %s", all.stdout)
+	w.noGrantOn(t, group)
+}
+
+// noGrantOn checks that the store records no grant, of any state, on group.
+func (w *world) noGrantOn(t *testing.T, group latch.GroupID) {
+	t.Helper()
+	all := w.latch(t, "ls", "--all", "--json")
+	if all.code != 0 {
+		t.Fatalf("ls --all: exit %d %s", all.code, all.stderr)
+	}
+	for _, g := range decode[[]latchhttp.GrantJSON](t, all.stdout) {
+		if g.GroupID == group {
+			t.Errorf("a grant was recorded on %s: %+v", group, g)
+		}
 	}
 }
 
@@ -84,9 +98,7 @@ func TestSSHDirectRefusesAnInstanceWithoutAManagedGroup(t *testing.T) {
 	if n := len(sim.Rules("us-east-1", group)); n != 0 {
 		t.Errorf("%d rules opened in %s", n, group)
 	}
-	if all := w.latch(t, "ls", "--all", "--json"); strings.Contains(all.stdout, `"id"`) {
-		t.Errorf("a grant was recorded: %s", all.stdout)
-	}
+	w.noGrantOn(t, group)
 }
 
 // A direct grant records who asked as AWS knows them: the caller's ARN
@@ -129,5 +141,49 @@ func TestDirectGrantRefusedWhenSTSCannotNameTheCaller(t *testing.T) {
 	}
 	if n := len(w.rules(t)); n != 0 {
 		t.Errorf("%d rules opened", n)
+	}
+}
+
+// `latch lambda`'s direct invoke: 12 hours on every TCP port, as the
+// recipe allowed, is refused by default, naming the ask and the limits;
+// LATCH_MAX_DURATION and LATCH_PORTS widen them; an unmanaged group is
+// refused whatever the limits.
+func TestLambdaDirectInvokeLimits(t *testing.T) {
+	w := newWorld(t)
+	w.vars["SECURITY_GROUP_ID"], w.vars["ALLOWED_IP"], w.vars["DURATION"] = string(w.group), "203.0.113.7", "600"
+	event := func(body string) string {
+		path := filepath.Join(w.dir, "event.json")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tt := range []struct{ ev, says string }{
+		{`{"duration": 43200}`, "43200 seconds (12h0m0s) is longer than this function allows; want at most 3600"},
+		{`{"port": "1-65535"}`, "tcp 1-65535 is not allowed by this function; allowed: tcp/22"},
+	} {
+		if r := w.latch(t, "lambda", "--event", event(tt.ev)); r.code != exitUsage || !strings.Contains(r.stderr, tt.says) {
+			t.Errorf("%s: exit %d %q; want 2 saying %q", tt.ev, r.code, r.stderr, tt.says)
+		}
+	}
+	if n := len(w.rules(t)); n != 0 {
+		t.Fatalf("%d rules opened past the limits", n)
+	}
+
+	w.vars["LATCH_MAX_DURATION"], w.vars["LATCH_PORTS"] = "12h", "tcp/22,tcp/8000-8080"
+	if r := w.latch(t, "lambda", "--event", event(`{"duration": 43200, "port": "8080"}`)); r.code != 0 {
+		t.Fatalf("within configured limits: exit %d %s", r.code, r.stderr)
+	}
+	unmanaged := w.unmanagedGroup(t)
+	r := w.latch(t, "lambda", "--event", event(`{"security_group_id": "`+string(unmanaged)+`"}`))
+	w.refusedUnmanaged(t, r, unmanaged)
+
+	for name, v := range map[string]string{"LATCH_PORTS": "udp/53", "LATCH_MAX_DURATION": "13h"} {
+		old := w.vars[name]
+		w.vars[name] = v
+		if r := w.latch(t, "lambda", "--event", event(`{}`)); r.code != exitUsage || !strings.Contains(r.stderr, v) {
+			t.Errorf("%s=%s: exit %d %q; want 2 naming it", name, v, r.code, r.stderr)
+		}
+		w.vars[name] = old
 	}
 }
