@@ -158,6 +158,11 @@ func startDemoSim() (url string, group latch.GroupID, stop func(), err error) {
 	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
 		return "", "", nil, fmt.Errorf("load demo fleet: %w", err)
 	}
+	// The demo's credentials, so a direct grant tried against it (--keep)
+	// has a caller for STS to name.
+	if err := sim.AddIdentity(ec2sim.Identity{AccessKeyID: "demo", SecretAccessKey: "demo", ARN: "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/demo"}); err != nil {
+		return "", "", nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", "", nil, err

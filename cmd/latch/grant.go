@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,14 +39,20 @@ The source must be one address (IPv4 /32 or IPv6 /128); 0.0.0.0/0, ::/0
 and every wider prefix are refused. --ip auto asks $LATCH_IP_ECHO_URL
 (default https://checkip.amazonaws.com) for your public address.
 
+Only groups tagged latch:managed=true are opened; --instance opens the
+instance's one such group, as the server does. The grant records your AWS
+identity (sts:GetCallerIdentity) as its requester.
+
 The recipe's environment also works: SECURITY_GROUP_ID, ALLOWED_IP and
 DURATION (in seconds) stand in for --sg, --ip and --for.`,
 		Example: `  latch grant --sg sg-0123456789abcdef0 --ip auto --for 30m --reason "hotfix INC-42"
+  latch grant --instance web-1 --ip auto --for 30m --reason "hotfix INC-42"
   latch grant --sg sg-0123456789abcdef0 --ip 203.0.113.7 --port 8000-8080 --for 1h --reason test --detach --json`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.grant(cmd.Context(), &o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.sg, "sg", "", "security group ID to open (sg-…)")
+	f.StringVar(&o.instance, "instance", "", "or an instance (i-… or its Name tag): opens its one group tagged latch:managed=true")
 	f.StringVar(&o.ip, "ip", "", "source address, or auto to detect your public address")
 	f.StringVar(&o.port, "port", "22", "port or range FROM-TO (for icmp: TYPE or TYPE-CODE)")
 	f.StringVar(&o.protocol, "protocol", "tcp", "tcp, udp or icmp")
@@ -132,8 +139,10 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 		}
 	}
 	switch {
-	case o.sg == "":
-		return latch.GrantRequest{}, 0, latch.Invalidf("sg", "a security group is required: --sg sg-… (or SECURITY_GROUP_ID)")
+	case o.sg != "" && o.instance != "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("instance", "give --sg or --instance, not both")
+	case o.sg == "" && o.instance == "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("sg", "a security group is required: --sg sg-… (or SECURITY_GROUP_ID), or --instance i-…")
 	case o.ip == "":
 		return latch.GrantRequest{}, 0, latch.Invalidf("ip", "a source address is required: --ip ADDRESS, or --ip auto (or ALLOWED_IP)")
 	case o.dur == "":
@@ -144,8 +153,10 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 		return latch.GrantRequest{}, 0, err
 	}
 	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: directRequesterPending}
-	if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
-		return req, 0, err
+	if o.instance == "" {
+		if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
+			return req, 0, err
+		}
 	}
 	if req.Protocol, err = latch.ParseProtocol(o.protocol); err != nil {
 		return req, 0, err
@@ -165,11 +176,22 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if req.Source, err = latch.ParseSource(ip); err != nil {
 		return req, 0, err
 	}
-	if err := req.Validate(maxDur); err != nil {
-		return req, 0, err
-	}
 	cfg, err := a.awsConfig(ctx, req.Region)
 	if err != nil {
+		return req, 0, err
+	}
+	if o.instance != "" {
+		if !strings.HasPrefix(o.instance, "i-") && strings.HasPrefix(o.instance, "sg-") {
+			return req, 0, latch.Invalidf("instance", "%q is a security group; give it with --sg", o.instance)
+		}
+		// The same resolution as the server's: the instance's one managed group.
+		t, err := broker.ResolveTarget(ctx, latchaws.NewInventory(cfg, a.log.With("component", "aws")), req.Region, o.instance)
+		if err != nil {
+			return req, 0, err
+		}
+		req.GroupID = t.GroupID
+	}
+	if err := req.Validate(maxDur); err != nil {
 		return req, 0, err
 	}
 	req.Requester, err = a.directRequester(ctx, cfg)

@@ -187,3 +187,37 @@ func TestLambdaDirectInvokeLimits(t *testing.T) {
 		w.vars[name] = old
 	}
 }
+
+// Direct `latch grant --instance` resolves the instance to its one managed
+// group, as the server does, and refuses an instance without one.
+func TestDirectGrantByInstance(t *testing.T) {
+	w := newWorld(t)
+	sim := w.env.RequireSim(t) // instances, which only the simulator's fleet gives
+	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
+		t.Fatal(err)
+	}
+	const plain, plainGroup = "i-0b0c0000000000bad", "sg-0b0c0000000000bad"
+	if err := sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{"us-east-1": {
+		SecurityGroups: []ec2sim.FleetGroup{{ID: plainGroup, Name: "plain"}},
+		Instances:      []ec2sim.FleetInstance{{ID: plain, SecurityGroups: []string{plainGroup}, Tags: map[string]string{"Name": "plain-1"}}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := w.latch(t, "grant", "--instance", "web-1", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
+	if r.code != 0 {
+		t.Fatalf("grant --instance web-1: exit %d %s", r.code, r.stderr)
+	}
+	if g := decode[latchhttp.GrantJSON](t, r.stdout); g.GroupID != ec2sim.DemoWebLatchGroup {
+		t.Errorf("opened %s, want web-1's managed group %s", g.GroupID, ec2sim.DemoWebLatchGroup)
+	}
+	r = w.latch(t, "grant", "--instance", "plain-1", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach")
+	if r.code != exitRuntime || !strings.Contains(r.stderr, plain) || !strings.Contains(r.stderr, "latch:managed=true") {
+		t.Errorf("plain-1: exit %d %q; want 1 naming %s and the tag", r.code, r.stderr, plain)
+	}
+	if n := len(sim.Rules("us-east-1", plainGroup)); n != 0 {
+		t.Errorf("%s has %d rules; want none", plainGroup, n)
+	}
+	if r := w.latch(t, "grant", "--instance", "web-1", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x"); r.code != exitUsage {
+		t.Errorf("--sg with --instance: exit %d %s; want 2", r.code, r.stderr)
+	}
+}
