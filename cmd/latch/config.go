@@ -44,7 +44,10 @@ type app struct {
 	backstop   latchaws.BackstopOptions
 
 	clock   latch.Clock
-	log     *slog.Logger
+	// stsAtClock signs sts:GetCallerIdentity at clock's time, for crash and
+	// CloudTrail tests whose simulator checks signatures on the fake clock.
+	stsAtClock bool
+	log        *slog.Logger
 	metrics *metrics.Metrics // nil unless a command serves /metrics
 	closers []func() error
 }
@@ -109,6 +112,7 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 	a.clock = latch.SystemClock{}
 	if path := a.getenv("LATCH_TEST_CLOCK_FILE"); path != "" {
 		a.clock = newFileClock(path) // latch's own crash tests move time through this file
+		a.stsAtClock = a.getenv("LATCH_TEST_STS_AT_CLOCK") != ""
 	}
 	return nil
 }

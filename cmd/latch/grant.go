@@ -207,7 +207,11 @@ const directRequesterPending = "(caller)"
 // what the store and the rule's latch:requester tag record. There is no
 // fallback to $USER: a name the caller chose could be anyone's.
 func (a *app) directRequester(ctx context.Context, cfg aws.Config) (string, error) {
-	arn, err := latchaws.CallerARN(ctx, cfg)
+	var signAt func() time.Time
+	if a.stsAtClock {
+		signAt = a.clock.Now
+	}
+	arn, err := latchaws.CallerARN(ctx, cfg, signAt)
 	if err != nil {
 		return "", latch.Errorf(latch.ErrorCode(err), "cannot tell who you are, so nothing was opened: %s; direct mode records your AWS identity as the requester (check --profile or AWS_ACCESS_KEY_ID)", latch.ErrorMessage(err))
 	}
