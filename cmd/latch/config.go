@@ -43,13 +43,13 @@ type app struct {
 	auditKey   string // ed25519 private key file that signs audit entries
 	backstop   latchaws.BackstopOptions
 
-	clock   latch.Clock
-	// stsAtClock signs sts:GetCallerIdentity at clock's time, for crash and
-	// CloudTrail tests whose simulator checks signatures on the fake clock.
+	clock latch.Clock
+	// stsAtClock signs sts:GetCallerIdentity at clock's time, for the
+	// CloudTrail tests, whose simulator checks signatures on the fake clock.
 	stsAtClock bool
 	log        *slog.Logger
-	metrics *metrics.Metrics // nil unless a command serves /metrics
-	closers []func() error
+	metrics    *metrics.Metrics // nil unless a command serves /metrics
+	closers    []func() error
 }
 
 func (a *app) globalFlags(root *cobra.Command) {
