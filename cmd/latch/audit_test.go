@@ -67,12 +67,3 @@ type grantJSONOut struct {
 	ID latch.GrantID `json:"grant_id"`
 }
 
-func hostname(t *testing.T) string {
-	t.Helper()
-	_, h, _ := strings.Cut(newApp().localUser(), "@")
-	return h
-}
-
-func newApp() *app {
-	return &app{getenv: func(k string) string { return map[string]string{"USER": "tester"}[k] }}
-}
