@@ -142,8 +142,10 @@ func ResolveTarget(ctx context.Context, inv latch.Inventory, region, target stri
 		if err != nil {
 			return latch.Target{}, err
 		}
-		if !g.Managed() {
-			return latch.Target{}, latch.Errorf(latch.EFORBIDDEN, "security group %s is not tagged %s=true; latch never opens it", id, latch.TagManaged)
+		// Broker.Grant checks again when it opens; refusing here too keeps
+		// a request that could never open out of policy and the store.
+		if err := checkManaged(g); err != nil {
+			return latch.Target{}, err
 		}
 		return latch.Target{Region: region, GroupID: id, Tags: g.Tags}, nil
 	}

@@ -49,6 +49,7 @@ type Options struct {
 type Broker struct {
 	store     latch.Store
 	firewalls map[string]latch.Firewall
+	groups    map[string]GroupLookup
 	clock     latch.Clock
 	log       *slog.Logger
 	opts      Options
@@ -62,9 +63,19 @@ type openingLock struct {
 	users int // guarded by Broker.mu
 }
 
+// GroupLookup finds a security group in one region. The broker looks each
+// group up before opening it, and opens only those tagged
+// latch:managed=true; [latch.Inventory] is one.
+type GroupLookup interface {
+	// Group returns a security group with its tags. Returns ENOTFOUND.
+	Group(ctx context.Context, id latch.GroupID) (latch.Group, error)
+}
+
 // New returns a broker that records grants in store and opens rules through
-// firewalls, one per region.
-func New(store latch.Store, firewalls []latch.Firewall, opts Options) *Broker {
+// firewalls, one per region, in the groups that groups (by region) say are
+// tagged latch:managed=true. A region with a firewall but no group lookup
+// opens nothing.
+func New(store latch.Store, firewalls []latch.Firewall, groups map[string]GroupLookup, opts Options) *Broker {
 	if opts.Clock == nil {
 		opts.Clock = latch.SystemClock{}
 	}
@@ -93,7 +104,7 @@ func New(store latch.Store, firewalls []latch.Firewall, opts Options) *Broker {
 	for _, fw := range firewalls {
 		fws[fw.Region()] = fw
 	}
-	return &Broker{store: store, firewalls: fws, clock: opts.Clock, log: opts.Logger, opts: opts, locks: map[latch.Opening]*openingLock{}}
+	return &Broker{store: store, firewalls: fws, groups: groups, clock: opts.Clock, log: opts.Logger, opts: opts, locks: map[latch.Opening]*openingLock{}}
 }
 
 func (b *Broker) firewall(region string) (latch.Firewall, error) {

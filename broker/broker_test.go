@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/internal/awstest"
 	"github.com/latchdev/latch/mock"
@@ -58,7 +59,7 @@ func newFixture(t testing.TB, env *awstest.Env, opts broker.Options) *fixture {
 	t.Cleanup(func() { f.store.Close() })
 	opts.Clock = f.clock
 	opts.Logger = slog.New(slog.NewJSONHandler(f.logs, nil))
-	f.b = broker.New(f.store, []latch.Firewall{env.Firewall(t)}, opts)
+	f.b = broker.New(f.store, []latch.Firewall{env.Firewall(t)}, map[string]broker.GroupLookup{awstest.Region: latchaws.NewInventory(env.Config(), nil)}, opts)
 	f.group = env.ManagedGroup(t)
 	return f
 }
@@ -174,10 +175,16 @@ func TestBadRequestRecordsNothing(t *testing.T) {
 	}
 }
 
-func TestUnknownGroupFailsTheGrant(t *testing.T) {
-	f := newFixture(t, awstest.New(t), broker.Options{})
+// A group that passes the managed check but is gone when the rule is
+// authorized (deleted in between) fails the grant, recorded with the error.
+func TestGroupGoneAtAuthorizeFailsTheGrant(t *testing.T) {
+	env := awstest.New(t)
+	f := newFixture(t, env, broker.Options{})
+	const gone = "sg-0000000000000dead"
+	f.b = broker.New(f.store, []latch.Firewall{env.Firewall(t)},
+		map[string]broker.GroupLookup{awstest.Region: managedLookup{}}, broker.Options{Clock: f.clock})
 	req := f.request("203.0.113.7", time.Minute)
-	req.GroupID = "sg-0000000000000dead"
+	req.GroupID = gone
 	g, err := f.b.Grant(t.Context(), req)
 	if latch.ErrorCode(err) != latch.ENOTFOUND {
 		t.Fatalf("Grant() = %v, want ENOTFOUND", err)
@@ -185,6 +192,13 @@ func TestUnknownGroupFailsTheGrant(t *testing.T) {
 	if got := f.state(t, g.ID); got.State != latch.StateFailed || got.LastError == "" {
 		t.Errorf("grant = %s (%q), want failed with the error", got.State, got.LastError)
 	}
+}
+
+// managedLookup says every group exists and is managed.
+type managedLookup struct{}
+
+func (managedLookup) Group(_ context.Context, id latch.GroupID) (latch.Group, error) {
+	return latch.Group{ID: id, Tags: map[string]string{latch.TagManaged: "true"}}, nil
 }
 
 func TestExpireRevokesTheRule(t *testing.T) {

@@ -12,14 +12,23 @@ import (
 const grantStepTimeout = 2 * time.Minute
 
 // Grant opens a rule for req and returns the active grant. Bad input returns
-// EINVALID and records nothing. If AWS refuses, the grant is recorded as
-// failed and the error returned.
+// EINVALID, and a group not tagged latch:managed=true EFORBIDDEN (ENOTFOUND
+// if it does not exist); both record nothing and call no AWS action that
+// changes anything. If AWS refuses, the grant is recorded as failed and the
+// error returned.
+//
+// Every way in (the CLI's direct grant and ssh, the Lambda handler, the
+// server's approved requests) comes through here, so this is where the
+// managed check lives.
 func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant, error) {
 	if err := req.Validate(b.opts.MaxDuration); err != nil {
 		return latch.Grant{}, err
 	}
 	fw, err := b.firewall(req.Region)
 	if err != nil {
+		return latch.Grant{}, err
+	}
+	if err := b.checkManaged(ctx, req.Region, req.GroupID); err != nil {
 		return latch.Grant{}, err
 	}
 	now := b.now()
@@ -64,6 +73,30 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 	b.audit(ctx, grantAudit(latch.AuditGranted, g.Requester, g, map[string]string{"reason": g.Reason}))
 	b.opts.Observer.GrantOpened()
 	return g, nil
+}
+
+// checkManaged looks group up and refuses it unless it is tagged
+// latch:managed=true. It reads the group afresh for every grant, so a tag
+// removed after a request was made (or approved) still stops the grant.
+func (b *Broker) checkManaged(ctx context.Context, region string, group latch.GroupID) error {
+	groups, ok := b.groups[region]
+	if !ok {
+		return latch.Errorf(latch.EINTERNAL, "no security group lookup for region %s; latch opens only groups it can see are tagged %s=true", region, latch.TagManaged)
+	}
+	g, err := groups.Group(ctx, group)
+	if err != nil {
+		return err
+	}
+	return checkManaged(g)
+}
+
+// checkManaged is the one refusal of a group latch may not open, whichever
+// path found it.
+func checkManaged(g latch.Group) error {
+	if !g.Managed() {
+		return latch.Errorf(latch.EFORBIDDEN, "security group %s is not tagged %s=true; latch never opens it", g.ID, latch.TagManaged)
+	}
+	return nil
 }
 
 // open authorizes g's rule, or adopts the identical rule that is already

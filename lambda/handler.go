@@ -4,9 +4,11 @@
 //   - a sweep ({"latch":"sweep"}, from the rate(1 minute) schedule, or any
 //     EventBridge scheduled event): revoke every expired latch rule;
 //   - a direct invoke with the recipe's configuration
-//     ({"security_group_id", "allowed_ip", "duration"} in the event, or the
-//     SECURITY_GROUP_ID, ALLOWED_IP and DURATION environment variables):
-//     open a grant and return at once;
+//     ({"security_group_id", "allowed_ip", "duration", "port"} in the
+//     event, or the SECURITY_GROUP_ID, ALLOWED_IP and DURATION environment
+//     variables): open a grant within the function's [Limits] and return
+//     at once. No policy decides it (whoever may invoke the function may
+//     open); the limits and the engine's managed check still hold;
 //   - a Lambda function URL request with AWS_IAM auth: the caller's IAM
 //     identity comes from the request context and the policy decides.
 //
@@ -38,6 +40,23 @@ type Recipe struct {
 	Duration        string // seconds, as the recipe has it
 }
 
+// Limits bound what a direct invoke may open, since no policy decides it.
+type Limits struct {
+	MaxDuration time.Duration     // longest grant; 0 means DefaultMaxDuration
+	Ports       []latch.PortRange // TCP ports or ranges a grant may open within; nil means DefaultPorts
+}
+
+// The limits of a direct invoke when none are configured.
+var (
+	DefaultMaxDuration = time.Hour
+	DefaultPorts       = []latch.PortRange{{From: 22, To: 22}}
+)
+
+// DirectRequester is the requester recorded for direct invokes: Lambda
+// does not tell a function who invoked it, so the grant names the path,
+// and CloudTrail's Invoke event (a data event) names the caller.
+const DirectRequester = "lambda-invoke"
+
 // Handler handles every event the function receives.
 type Handler struct {
 	Broker    *broker.Broker
@@ -45,6 +64,7 @@ type Handler struct {
 	Firewalls []latch.Firewall
 	Region    string
 	Recipe    Recipe
+	Limits    Limits // for direct invokes
 	Clock     latch.Clock
 	Log       *slog.Logger
 }
@@ -142,16 +162,82 @@ func (h *Handler) grant(ctx context.Context, ev event) (GrantResult, error) {
 	if err != nil {
 		return GrantResult{}, err
 	}
-	ports, err := latch.ParsePorts(latch.TCP, firstOf(ev.Port, "22"))
+	ports, err := latch.ParsePorts(latch.TCP, firstOf(ev.Port, strconv.Itoa(h.Limits.ports()[0].From)))
 	if err != nil {
 		return GrantResult{}, err
 	}
+	d := time.Duration(secs) * time.Second
+	if err := h.Limits.check(d, ports); err != nil {
+		return GrantResult{}, err
+	}
 	g, err := h.Broker.Grant(ctx, latch.GrantRequest{Region: h.Region, GroupID: group, Protocol: latch.TCP, Ports: ports, Source: src,
-		Duration: time.Duration(secs) * time.Second, Requester: "lambda-invoke", Reason: firstOf(ev.Reason, "direct invoke")})
+		Duration: d, Requester: DirectRequester, Reason: firstOf(ev.Reason, "direct invoke")})
 	if err != nil {
 		return GrantResult{}, err
 	}
 	return GrantResult{GrantID: g.ID, RuleID: g.RuleID, Source: g.Source.String(), ExpiresAt: g.ExpiresAt}, nil
+}
+
+func (l Limits) maxDuration() time.Duration {
+	if l.MaxDuration <= 0 {
+		return DefaultMaxDuration
+	}
+	return l.MaxDuration
+}
+
+func (l Limits) ports() []latch.PortRange {
+	if len(l.Ports) == 0 {
+		return DefaultPorts
+	}
+	return l.Ports
+}
+
+// check refuses a direct invoke's ask beyond the limits, naming what was
+// asked and what is allowed.
+func (l Limits) check(d time.Duration, ports latch.PortRange) error {
+	if max := l.maxDuration(); d > max {
+		return latch.Invalidf("duration", "%d seconds (%s) is longer than this function allows; want at most %d (%s, LATCH_MAX_DURATION)",
+			int(d.Seconds()), d, int(max.Seconds()), max)
+	}
+	allowed := l.ports()
+	for _, a := range allowed {
+		if a.From <= ports.From && ports.To <= a.To {
+			return nil
+		}
+	}
+	return latch.Invalidf("port", "tcp %s is not allowed by this function; allowed: %s (LATCH_PORTS)", ports, FormatPorts(allowed))
+}
+
+// ParsePorts reads a direct invoke's allowed ports: a comma-separated list
+// of tcp/PORT or tcp/FROM-TO (a bare PORT means tcp). Direct invokes open
+// TCP only.
+func ParsePorts(s string) ([]latch.PortRange, error) {
+	var out []latch.PortRange
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		proto, ports, found := strings.Cut(item, "/")
+		if !found {
+			proto, ports = "tcp", item
+		}
+		if strings.ToLower(proto) != "tcp" {
+			return nil, latch.Invalidf("ports", "%q: a direct invoke opens tcp only; want tcp/PORT or tcp/FROM-TO, e.g. tcp/22", item)
+		}
+		r, err := latch.ParsePorts(latch.TCP, ports)
+		if err != nil {
+			return nil, latch.Invalidf("ports", "%q: want tcp/PORT or tcp/FROM-TO with ports 1-65535, e.g. tcp/22,tcp/8000-8080", item)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// FormatPorts writes ports as ParsePorts reads them.
+func FormatPorts(ports []latch.PortRange) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = "tcp/" + p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // url serves a function URL request: POST with a RequestBody-like JSON.

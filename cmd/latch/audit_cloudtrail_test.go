@@ -37,7 +37,15 @@ func trailWorld(t *testing.T, delay time.Duration) *world {
 	// the SDK signs with the wall clock. It names unregistered callers
 	// arn:aws:iam::ACCOUNT:user/ACCESS_KEY.
 	env := awstest.NewSim(t, ec2sim.Options{Now: now, CloudTrailDelay: delay})
-	return worldOn(t, env, dir)
+	w := worldOnUnregistered(t, env, dir)
+	// Direct grants ask STS who the caller is, and STS checks signatures:
+	// grants sign with a registered key at the fake clock's time, every
+	// other command with the unregistered key.
+	if err := env.Sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDGRANTER", SecretAccessKey: "secret", ARN: testCallerARN}); err != nil {
+		t.Fatal(err)
+	}
+	w.grantVars = map[string]string{"AWS_ACCESS_KEY_ID": "AKIDGRANTER", "LATCH_TEST_STS_AT_CLOCK": "1"}
+	return w
 }
 
 func TestAuditProof(t *testing.T) {

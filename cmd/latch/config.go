@@ -43,10 +43,13 @@ type app struct {
 	auditKey   string // ed25519 private key file that signs audit entries
 	backstop   latchaws.BackstopOptions
 
-	clock   latch.Clock
-	log     *slog.Logger
-	metrics *metrics.Metrics // nil unless a command serves /metrics
-	closers []func() error
+	clock latch.Clock
+	// stsAtClock signs sts:GetCallerIdentity at clock's time, for the
+	// CloudTrail tests, whose simulator checks signatures on the fake clock.
+	stsAtClock bool
+	log        *slog.Logger
+	metrics    *metrics.Metrics // nil unless a command serves /metrics
+	closers    []func() error
 }
 
 func (a *app) globalFlags(root *cobra.Command) {
@@ -109,6 +112,7 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 	a.clock = latch.SystemClock{}
 	if path := a.getenv("LATCH_TEST_CLOCK_FILE"); path != "" {
 		a.clock = newFileClock(path) // latch's own crash tests move time through this file
+		a.stsAtClock = a.getenv("LATCH_TEST_STS_AT_CLOCK") != ""
 	}
 	return nil
 }
@@ -146,11 +150,20 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// broker wires a broker on store with firewalls for regions.
+// broker wires a broker on store with firewalls, and the group lookups
+// its managed check needs, for regions.
 func (a *app) broker(ctx context.Context, store latch.Store, regions []string, maxDur time.Duration) (*broker.Broker, error) {
 	fws, err := a.firewalls(ctx, regions)
 	if err != nil {
 		return nil, err
+	}
+	groups := map[string]broker.GroupLookup{}
+	for _, region := range regions {
+		cfg, err := a.awsConfig(ctx, region)
+		if err != nil {
+			return nil, err
+		}
+		groups[region] = latchaws.NewInventory(cfg, a.log.With("component", "aws"))
 	}
 	sign, err := a.auditSigner()
 	if err != nil {
@@ -171,7 +184,7 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 		}
 		opts.Backstop = latchaws.NewBackstop(cfgs, a.backstop)
 	}
-	return broker.New(store, fws, opts), nil
+	return broker.New(store, fws, groups, opts), nil
 }
 
 // auditSigner signs audit entries with --audit-key; nil when none is set.

@@ -82,7 +82,8 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	fw := latchaws.NewFirewall(cfg, nil)
-	b := broker.New(store, []latch.Firewall{fw}, broker.Options{Clock: a.clock, Logger: a.log})
+	b := broker.New(store, []latch.Firewall{fw}, map[string]broker.GroupLookup{"us-east-1": latchaws.NewInventory(cfg, nil)},
+		broker.Options{Clock: a.clock, Logger: a.log})
 	r := revoker.New(store, b, b, revoker.Options{Clock: a.clock, Logger: a.log, SweepInterval: 2 * time.Second, Recheck: time.Second})
 	runCtx, stopRevoker := context.WithCancel(ctx)
 	revokerDone := make(chan error, 1)
@@ -156,6 +157,11 @@ func startDemoSim() (url string, group latch.GroupID, stop func(), err error) {
 	sim := ec2sim.New(ec2sim.Options{})
 	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
 		return "", "", nil, fmt.Errorf("load demo fleet: %w", err)
+	}
+	// The demo's credentials, so a direct grant tried against it (--keep)
+	// has a caller for STS to name.
+	if err := sim.AddIdentity(ec2sim.Identity{AccessKeyID: "demo", SecretAccessKey: "demo", ARN: "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/demo"}); err != nil {
+		return "", "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -10,10 +10,12 @@ import (
 func TestDoctor(t *testing.T) {
 	w := newWorld(t)
 	sim := w.env.RequireSim(t)
+	w.vars["AWS_ACCESS_KEY_ID"] = "AKIDUNKNOWN"
 	r := w.latch(t, "doctor")
 	if r.code != exitRuntime || !strings.Contains(r.stdout, "FAIL  credentials us-east-1") {
 		t.Fatalf("unknown credentials: exit %d\n%s", r.code, r.stdout)
 	}
+	w.vars["AWS_ACCESS_KEY_ID"] = "AKIDLATCHTEST"
 	sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: "arn:aws:sts::123456789012:assumed-role/latch/doctor"})
 	r = w.latch(t, "doctor", "--json")
 	checks := decode[[]check](t, r.stdout)

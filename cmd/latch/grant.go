@@ -4,19 +4,23 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/awsauth"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 )
 
 type grantOptions struct {
-	sg, ip, dur, reason, requester, maxDur string
-	ports                                  portFlags
-	detach, json                           bool
+	sg, instance, ip, dur, reason, maxDur string
+	ports                                 portFlags
+	detach, json                          bool
 }
 
 // portFlags are what a grant or request opens: --protocol, then --port
@@ -78,20 +82,25 @@ The source must be one address (IPv4 /32 or IPv6 /128); 0.0.0.0/0, ::/0
 and every wider prefix are refused. --ip auto asks $LATCH_IP_ECHO_URL
 (default https://checkip.amazonaws.com) for your public address.
 
+Only groups tagged latch:managed=true are opened; --instance opens the
+instance's one such group, as the server does. The grant records your AWS
+identity (sts:GetCallerIdentity) as its requester.
+
 The recipe's environment also works: SECURITY_GROUP_ID, ALLOWED_IP and
 DURATION (in seconds) stand in for --sg, --ip and --for.`,
 		Example: `  latch grant --sg sg-0123456789abcdef0 --ip auto --for 30m --reason "hotfix INC-42"
+  latch grant --instance web-1 --ip auto --for 30m --reason "hotfix INC-42"
   latch grant --sg sg-0123456789abcdef0 --ip 203.0.113.7 --port 8000-8080 --for 1h --reason test --detach --json
   latch grant --sg sg-0123456789abcdef0 --ip 2001:db8::7 --protocol icmpv6 --type 128 --for 15m --reason "ping test"`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.grant(cmd.Context(), &o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.sg, "sg", "", "security group ID to open (sg-…)")
+	f.StringVar(&o.instance, "instance", "", "or an instance (i-… or its Name tag): opens its one group tagged latch:managed=true")
 	f.StringVar(&o.ip, "ip", "", "source address, or auto to detect your public address")
 	o.ports.register(cmd)
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (at most --max-duration)")
 	f.StringVar(&o.reason, "reason", "", "why you need access (required, at most 256 characters)")
-	f.StringVar(&o.requester, "requester", "", "who is asking (default $USER@hostname)")
 	f.StringVar(&o.maxDur, "max-duration", latch.DefaultMaxDuration.String(), "longest grant allowed")
 	f.BoolVar(&o.detach, "detach", false, "return at once and leave revocation to 'latch run' or a sweep")
 	f.BoolVar(&o.json, "json", false, "print JSON: one object when granted, one when it ends")
@@ -179,8 +188,10 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 		}
 	}
 	switch {
-	case o.sg == "":
-		return latch.GrantRequest{}, 0, latch.Invalidf("sg", "a security group is required: --sg sg-… (or SECURITY_GROUP_ID)")
+	case o.sg != "" && o.instance != "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("instance", "give --sg or --instance, not both")
+	case o.sg == "" && o.instance == "":
+		return latch.GrantRequest{}, 0, latch.Invalidf("sg", "a security group is required: --sg sg-… (or SECURITY_GROUP_ID), or --instance i-…")
 	case o.ip == "":
 		return latch.GrantRequest{}, 0, latch.Invalidf("ip", "a source address is required: --ip ADDRESS, or --ip auto (or ALLOWED_IP)")
 	case o.dur == "":
@@ -190,18 +201,17 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if err != nil {
 		return latch.GrantRequest{}, 0, err
 	}
-	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: o.requester}
-	if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
-		return req, 0, err
+	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: directRequesterPending}
+	if o.instance == "" {
+		if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {
+			return req, 0, err
+		}
 	}
 	if req.Protocol, req.Ports, err = o.ports.parse(); err != nil {
 		return req, 0, err
 	}
 	if req.Duration, err = durationFlag("for", o.dur); err != nil {
 		return req, 0, err
-	}
-	if req.Requester == "" {
-		req.Requester = a.localUser()
 	}
 	ip := o.ip
 	if ip == "auto" {
@@ -212,5 +222,44 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if req.Source, err = latch.ParseSource(ip); err != nil {
 		return req, 0, err
 	}
-	return req, maxDur, req.Validate(maxDur)
+	cfg, err := a.awsConfig(ctx, req.Region)
+	if err != nil {
+		return req, 0, err
+	}
+	if o.instance != "" {
+		if !strings.HasPrefix(o.instance, "i-") && strings.HasPrefix(o.instance, "sg-") {
+			return req, 0, latch.Invalidf("instance", "%q is a security group; give it with --sg", o.instance)
+		}
+		// The same resolution as the server's: the instance's one managed group.
+		t, err := broker.ResolveTarget(ctx, latchaws.NewInventory(cfg, a.log.With("component", "aws")), req.Region, o.instance)
+		if err != nil {
+			return req, 0, err
+		}
+		req.GroupID = t.GroupID
+	}
+	if err := req.Validate(maxDur); err != nil {
+		return req, 0, err
+	}
+	req.Requester, err = a.directRequester(ctx, cfg)
+	return req, maxDur, err
+}
+
+// directRequesterPending stands in for the requester while the flags are
+// checked, so bad input is refused before STS is asked.
+const directRequesterPending = "(caller)"
+
+// directRequester is who a direct command acts for: the caller's AWS
+// identity, as STS names it, normalised as policies name principals. It is
+// what the store and the rule's latch:requester tag record. There is no
+// fallback to $USER: a name the caller chose could be anyone's.
+func (a *app) directRequester(ctx context.Context, cfg aws.Config) (string, error) {
+	var signAt func() time.Time
+	if a.stsAtClock {
+		signAt = a.clock.Now
+	}
+	arn, err := latchaws.CallerARN(ctx, cfg, signAt)
+	if err != nil {
+		return "", latch.Errorf(latch.ErrorCode(err), "cannot tell who you are, so nothing was opened: %s; direct mode records your AWS identity as the requester (check --profile or AWS_ACCESS_KEY_ID)", latch.ErrorMessage(err))
+	}
+	return awsauth.NormalizeARN(arn)
 }

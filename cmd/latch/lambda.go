@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 )
 
 func (a *app) lambdaCommand() *cobra.Command {
-	var policyFile, eventFile string
+	var policyFile, eventFile, maxDur, ports string
 	cmd := &cobra.Command{
 		Use:   "lambda",
 		Short: "Run as an AWS Lambda function (the bootstrap of a provided.al2023 function)",
@@ -25,12 +26,24 @@ func (a *app) lambdaCommand() *cobra.Command {
 the recipe's configuration (SECURITY_GROUP_ID, ALLOWED_IP, DURATION), and,
 with --policy (or LATCH_POLICY), function URL requests with AWS_IAM auth.
 
+No policy decides a direct invoke, so it is bounded by --max-duration
+(LATCH_MAX_DURATION, default 1h) and --ports (LATCH_PORTS, default tcp/22);
+an invoke asking for more is refused, naming what it asked and what is
+allowed. Lambda does not tell the function who invoked it, so direct
+grants record the requester "lambda-invoke" (CloudTrail's Invoke data
+event names the caller). Function URL requests record the caller's ARN.
+Every grant, however it came, opens only groups tagged latch:managed=true.
+
 Nothing sleeps: each grant's backstop schedule (--backstop-role-arn) and
 the sweep revoke it, so grants may last longer than Lambda's 15 minutes.
 The grant database lives in /tmp and may be lost between invocations; the
 rule's tags and its schedule are what revoke it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := a.lambdaHandler(cmd.Context(), policyFile)
+			limits, err := lambdaLimits(maxDur, ports)
+			if err != nil {
+				return err
+			}
+			h, err := a.lambdaHandler(cmd.Context(), policyFile, limits)
 			if err != nil {
 				return err
 			}
@@ -42,12 +55,30 @@ rule's tags and its schedule are what revoke it.`,
 		},
 	}
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file for function URL requests (none: URL requests are refused)")
+	cmd.Flags().StringVar(&maxDur, "max-duration", lambda.DefaultMaxDuration.String(), "longest grant a direct invoke may open (at most "+policy.DurationCap.String()+")")
+	cmd.Flags().StringVar(&ports, "ports", lambda.FormatPorts(lambda.DefaultPorts), "TCP ports a direct invoke may open: tcp/PORT or tcp/FROM-TO, comma-separated")
 	cmd.Flags().StringVar(&eventFile, "event", "", "handle this one event (a JSON file, - for standard input) here and print the result, instead of serving Lambda")
 	return cmd
 }
 
+// lambdaLimits reads the direct invoke's limits from their flags.
+func lambdaLimits(maxDur, ports string) (lambda.Limits, error) {
+	d, err := durationFlag("max-duration", maxDur)
+	if err != nil {
+		return lambda.Limits{}, err
+	}
+	if d <= 0 || d > policy.DurationCap || d%time.Second != 0 {
+		return lambda.Limits{}, latch.Invalidf("max-duration", "%s is not allowed; want whole seconds, more than 0 and at most %s", maxDur, policy.DurationCap)
+	}
+	ps, err := lambda.ParsePorts(ports)
+	if err != nil {
+		return lambda.Limits{}, err
+	}
+	return lambda.Limits{MaxDuration: d, Ports: ps}, nil
+}
+
 // lambdaHandler wires the handler from flags and the environment.
-func (a *app) lambdaHandler(ctx context.Context, policyFile string) (*lambda.Handler, error) {
+func (a *app) lambdaHandler(ctx context.Context, policyFile string, limits lambda.Limits) (*lambda.Handler, error) {
 	if a.dbPath == "" {
 		a.dbPath = filepath.Join(os.TempDir(), "latch.db") // Lambda's only writable place
 	}
@@ -63,7 +94,7 @@ func (a *app) lambdaHandler(ctx context.Context, policyFile string) (*lambda.Han
 	if err != nil {
 		return nil, err
 	}
-	h := &lambda.Handler{Broker: b, Firewalls: fws, Region: a.regions[0], Clock: a.clock, Log: a.log.With("component", "lambda"),
+	h := &lambda.Handler{Broker: b, Firewalls: fws, Region: a.regions[0], Limits: limits, Clock: a.clock, Log: a.log.With("component", "lambda"),
 		Recipe: lambda.Recipe{SecurityGroupID: a.getenv("SECURITY_GROUP_ID"), AllowedIP: a.getenv("ALLOWED_IP"), Duration: a.getenv("DURATION")}}
 	if policyFile != "" {
 		p, err := policy.Load(policyFile)

@@ -25,6 +25,8 @@ type world struct {
 	group latch.GroupID
 	dir   string
 	vars  map[string]string
+	// grantVars, if set, override vars for `latch grant`.
+	grantVars map[string]string
 }
 
 func newWorld(t *testing.T) *world {
@@ -34,6 +36,21 @@ func newWorld(t *testing.T) *world {
 
 // worldOn is a world on env, keeping its files in dir.
 func worldOn(t *testing.T, env *awstest.Env, dir string) *world {
+	t.Helper()
+	w := worldOnUnregistered(t, env, dir)
+	if env.Sim != nil {
+		// STS names the test's key as the simulator would name it anyway,
+		// so direct grants have a caller to record.
+		if err := env.Sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: testCallerARN}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// worldOnUnregistered is worldOn without telling the simulator's STS
+// about the world's key.
+func worldOnUnregistered(t *testing.T, env *awstest.Env, dir string) *world {
 	t.Helper()
 	w := &world{env: env, group: env.ManagedGroup(t), dir: dir, vars: map[string]string{
 		"AWS_ACCESS_KEY_ID":     "AKIDLATCHTEST",
@@ -49,6 +66,9 @@ func worldOn(t *testing.T, env *awstest.Env, dir string) *world {
 	w.setClock(t, start)
 	return w
 }
+
+// testCallerARN is who STS says the world's credentials belong to.
+const testCallerARN = "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/AKIDLATCHTEST"
 
 func (w *world) setClock(t *testing.T, at time.Time) {
 	t.Helper()
@@ -76,7 +96,16 @@ func (w *world) latch(t *testing.T, args ...string) result {
 func (w *world) latchCtx(ctx context.Context, t *testing.T, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, args, func(k string) string { return w.vars[k] }, strings.NewReader(""), &stdout, &stderr)
+	getenv := func(k string) string { return w.vars[k] }
+	if len(args) > 0 && args[0] == "grant" && w.grantVars != nil {
+		getenv = func(k string) string {
+			if v, ok := w.grantVars[k]; ok {
+				return v
+			}
+			return w.vars[k]
+		}
+	}
+	code := run(ctx, args, getenv, strings.NewReader(""), &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 

@@ -314,7 +314,7 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 // builds the grant request.
 func (a *app) directGrant(ctx context.Context, cfg aws.Config, t *sshTarget, o sshOptions) (latch.GrantRequest, *broker.Broker, latch.Instance, error) {
 	req := latch.GrantRequest{Region: a.regions[0], Protocol: latch.TCP, Ports: latch.PortRange{From: t.port, To: t.port},
-		Duration: 30 * time.Minute, Requester: a.localUser(), Reason: o.reason}
+		Duration: 30 * time.Minute, Requester: directRequesterPending, Reason: o.reason}
 	if req.Reason == "" {
 		req.Reason = "latch ssh " + t.dest
 	}
@@ -343,6 +343,9 @@ func (a *app) directGrant(ctx context.Context, cfg aws.Config, t *sshTarget, o s
 	}
 	req.GroupID, t.instance = g.ID, in.ID
 	if err := req.Validate(latch.DefaultMaxDuration); err != nil {
+		return req, nil, in, err
+	}
+	if req.Requester, err = a.directRequester(ctx, cfg); err != nil {
 		return req, nil, in, err
 	}
 	t.address = pickAddress(t.keepHostName, addrString(in.PublicIP), addrString(in.PrivateIP), o.private)

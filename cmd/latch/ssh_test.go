@@ -279,7 +279,7 @@ func TestSSHDirectWithALocalCA(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "direct" {
 		t.Fatalf("latch ssh --direct: exit %d %q\n%s\nsshd: %s", r.code, r.stdout, r.stderr, w.sshd.Log())
 	}
-	if !w.sshd.LogContains("ID grant=" + grantIn(t, r.stderr) + ";requester=tester@") {
+	if !w.sshd.LogContains("ID grant=" + grantIn(t, r.stderr) + ";requester=arn:aws:sts::123456789012:assumed-role/dev/alice") {
 		t.Errorf("sshd did not log the direct grant's certificate:\n%s", w.sshd.Log())
 	}
 	if n := w.openRules(); n != 0 {

@@ -114,7 +114,9 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Store.Close() })
-	f.Broker = broker.New(f.Store, []latch.Firewall{env.Firewall(t)}, broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap})
+	inv := latchaws.NewInventory(env.Config(), nil)
+	f.Broker = broker.New(f.Store, []latch.Firewall{env.Firewall(t)}, map[string]broker.GroupLookup{awstest.Region: inv},
+		broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap})
 	caPath := filepath.Join(t.TempDir(), "ssh-ca")
 	if err := sshca.GenerateKey(caPath); err != nil {
 		t.Fatal(err)
@@ -129,7 +131,7 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 		o(f, &opts)
 	}
 	f.Access = broker.NewAccess(f.Broker, f.Store, f.Policy,
-		map[string]latch.Inventory{awstest.Region: latchaws.NewInventory(env.Config(), nil)}, opts)
+		map[string]latch.Inventory{awstest.Region: inv}, opts)
 	return f
 }
 
