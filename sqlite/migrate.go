@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"regexp"
 	"strconv"
@@ -103,8 +104,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Creating a database is routine (DEBUG); changing the schema of one in
+	// use is worth a line in the logs (INFO).
+	level := slog.LevelInfo
+	if len(applied) > 0 && applied[0].version == 1 {
+		level = slog.LevelDebug
+	}
 	for _, m := range applied {
-		s.log.Info("applied schema migration", "path", s.path, "version", m.version, "name", m.name)
+		s.log.Log(ctx, level, "applied schema migration", "path", s.path, "version", m.version, "name", m.name)
 	}
 	return nil
 }

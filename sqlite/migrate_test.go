@@ -233,3 +233,17 @@ func TestMigrateIdentityKeys(t *testing.T) {
 		t.Fatalf("a request pending across the upgrade = %s (%s, decided %v), %v; want timed out, saying why", r.State, r.Note, r.DecidedAt, err)
 	}
 }
+
+func TestUpgradingASchemaLogsAtInfo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latch.db")
+	old, err := sqlite.OpenAtVersion(t.Context(), path, sqlite.Options{Logger: slog.New(slog.DiscardHandler)}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	var log bytes.Buffer
+	mustOpen(t, path, sqlite.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if !strings.Contains(log.String(), `level=INFO msg="applied schema migration"`) || !strings.Contains(log.String(), "version=2") {
+		t.Errorf("upgrading from version 1 logged no migration at INFO:\n%s", log.String())
+	}
+}

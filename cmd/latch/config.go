@@ -59,7 +59,7 @@ func (a *app) globalFlags(root *cobra.Command) {
 	f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
 	f.StringVar(&a.dbPath, "db", "", "grant database file (default $XDG_STATE_HOME/latch/latch.db)")
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
-	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn or error (default warn for a command run at a terminal, info otherwise)")
 	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
 	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
 	f.StringVar(&a.serverID, "server-id", "", "the server's ID, signed into AWS proofs: its --aws-server-id (default: the --server URL)")
@@ -106,7 +106,7 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 	if a.endpoint == "" {
 		a.endpoint = a.getenv("AWS_ENDPOINT_URL")
 	}
-	if a.log, err = a.newLogger(); err != nil {
+	if a.log, err = a.newLogger(cmd); err != nil {
 		return err
 	}
 	a.clock = latch.SystemClock{}
@@ -121,27 +121,56 @@ func envName(flag string) string {
 	return "LATCH_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-func (a *app) newLogger() (*slog.Logger, error) {
+// newLogger is the one place that decides what latch logs where.
+//
+// A person at a terminal reads stdout; on success stderr stays empty. So with
+// --log-format auto and stderr a terminal, the logs are text at WARN: the
+// evidence lines (granted, revoked, applied schema migration, …) are INFO and
+// stay out of the way, warnings and errors still show, and --log-level info
+// brings the rest back. Off a terminal, or with --log-format json or text
+// asked for, logs are evidence for whoever collects them and start at INFO.
+// The services (run, server, lambda) log at INFO everywhere: their logs are
+// their output.
+func (a *app) newLogger(cmd *cobra.Command) (*slog.Logger, error) {
+	tty := isTerminal(a.stderr)
+	format := a.logFormat
+	if format == "auto" {
+		format = "json"
+		if tty {
+			format = "text"
+		}
+	}
+	if format != "json" && format != "text" {
+		return nil, usagef("--log-format %q: want json, text or auto", a.logFormat)
+	}
+	name := a.logLevel
+	if name == "" {
+		name = "info"
+		if a.logFormat == "auto" && tty && !logsAreOutput[cmd.CommandPath()] {
+			name = "warn"
+		}
+	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(name)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	switch a.logFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(a.stderr, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
-	case "auto":
-		if isTerminal(a.stderr) {
-			return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
-		}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(a.stderr, opts)), nil
 	}
-	return nil, usagef("--log-format %q: want json, text or auto", a.logFormat)
+	return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
 }
 
+// logsAreOutput are the commands whose logs are what they have to say:
+// long-running services, which log at INFO even on a terminal.
+var logsAreOutput = map[string]bool{"latch run": true, "latch server": true, "latch lambda": true}
+
+// isTerminal reports whether w is a terminal: a character device, or a
+// writer that says it is one (tests stand one in for a terminal this way).
 func isTerminal(w io.Writer) bool {
+	if t, ok := w.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal()
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -106,15 +106,13 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 		PersistentPreRunE: a.applyEnv,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// `latch audit verfy --public-key k`: the typo, not the flag
+		// the group does not know, is the mistake to name.
+		if isGroup(c) && c.Flags().NArg() > 0 {
+			return unknownCommand(c, c.Flags().Arg(0))
+		}
 		return usagef("%w\nSee '%s --help'.", err, c.CommandPath())
 	})
-	root.RunE = func(c *cobra.Command, args []string) error {
-		if len(args) > 0 {
-			return usagef("unknown command %q\nSee 'latch --help'.", args[0])
-		}
-		return c.Help()
-	}
-	root.Args = cobra.ArbitraryArgs
 	a.globalFlags(root)
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
 		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.withdrawCommand(), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand(), a.iamPolicyCommand(),
@@ -123,14 +121,57 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	return root
 }
 
-// wrapAll makes argument-count errors usage errors in every subcommand.
+// wrapAll makes argument-count errors usage errors in every subcommand,
+// and makes every command group (root, audit, policy, ssh-ca, …) refuse
+// what is not one of its subcommands.
 func wrapAll(c *cobra.Command) {
+	if !c.Runnable() && c.HasSubCommands() {
+		makeGroup(c)
+	}
 	for _, sub := range c.Commands() {
 		if sub.Runnable() {
 			sub.Args = wrapArgs(sub.Args)
 		}
 		wrapAll(sub)
 	}
+}
+
+// makeGroup makes c, a command that only holds subcommands, show its help
+// when run bare and exit 2 on anything else, suggesting the subcommand
+// meant. Cobra alone shows the help and exits 0 for `latch audit verfy`,
+// which a cron job would take for success.
+//
+// A bare group exits 0 with its help, as a bare latch (and kubectl, docker)
+// does: nobody means anything else by it, while a typo means a command
+// that did not run.
+func makeGroup(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[groupAnnotation] = "true"
+	c.SuggestionsMinimumDistance = 2
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return unknownCommand(c, args[0])
+		}
+		return c.Help()
+	}
+}
+
+// groupAnnotation marks a command makeGroup made a group.
+const groupAnnotation = "latch:group"
+
+func isGroup(c *cobra.Command) bool { return c.Annotations[groupAnnotation] != "" }
+
+// unknownCommand is the usage error for name, which is not a subcommand of
+// group, suggesting the closest one.
+func unknownCommand(group *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, group.CommandPath())
+	if s := group.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return usagef("%s\nSee '%s --help'.", msg, group.CommandPath())
 }
 
 // wrapArgs makes argument-count errors usage errors.
