@@ -29,6 +29,9 @@ func (a *app) doctorCommand() *cobra.Command {
 tagged latch:managed=true, the backstop schedule group and role
 (--backstop-role-arn), the grant database and the audit signing key.
 Exits 1 if something latch cannot work without is missing.`,
+		Example: `  latch doctor
+  latch doctor --region us-east-1,eu-west-1 --backstop-role-arn arn:aws:iam::123456789012:role/latch-scheduler
+  latch doctor --json | jq '.[] | select(.ok | not)'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			checks := a.doctor(cmd.Context())
 			if asJSON {

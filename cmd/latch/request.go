@@ -212,13 +212,17 @@ func (a *app) reviewCommand(approve bool) *cobra.Command {
 	var reason string
 	var asJSON bool
 	use, short := "approve REQUEST_ID", "Approve someone's request (never your own)"
+	example := `  latch approve r-5f1c2a9e8d7b6a43
+  latch approve r-5f1c2a9e8d7b6a43 --reason "matches INC-42" --json`
 	if !approve {
 		use, short = "deny REQUEST_ID --reason TEXT", "Deny someone's request, saying why"
+		example = `  latch deny r-5f1c2a9e8d7b6a43 --reason "use the staging host"`
 	}
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := latch.ParseRequestID(args[0])
 			if err != nil {
@@ -290,6 +294,8 @@ func (a *app) whoamiCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Show who the latch server thinks you are, and your address",
+		Example: `  latch whoami --server https://latch.example.com
+  LATCH_SERVER=https://latch.example.com latch whoami --auth aws --json`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client(cmd.Context())
 			if err != nil {
