@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ttyBuffer is stderr as a terminal: isTerminal believes it.
@@ -16,6 +18,11 @@ func (*ttyBuffer) IsTerminal() bool { return true }
 // left to latch (auto), as a person at a shell runs it.
 func (w *world) latchOnTerminal(t *testing.T, args ...string) result {
 	t.Helper()
+	return w.latchOnTerminalCtx(t.Context(), t, args...)
+}
+
+func (w *world) latchOnTerminalCtx(ctx context.Context, t *testing.T, args ...string) result {
+	t.Helper()
 	var stdout bytes.Buffer
 	var stderr ttyBuffer
 	getenv := func(k string) string {
@@ -24,7 +31,7 @@ func (w *world) latchOnTerminal(t *testing.T, args ...string) result {
 		}
 		return w.vars[k]
 	}
-	code := run(t.Context(), args, getenv, strings.NewReader(""), &stdout, &stderr)
+	code := run(ctx, args, getenv, strings.NewReader(""), &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -72,6 +79,16 @@ func TestWarningsStillShowOnATerminal(t *testing.T) {
 	}
 	if r := w.latchOnTerminal(t, "ls"); r.code != 0 || !strings.Contains(r.stderr, "open to other users") {
 		t.Errorf("a database open to others: exit %d, stderr lacks the warning: %q", r.code, r.stderr)
+	}
+}
+
+func TestServicesLogOnATerminal(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	r := w.latchOnTerminalCtx(ctx, t, "run")
+	if !strings.Contains(r.stderr, "revoker started") {
+		t.Errorf("latch run on a terminal: exit %d, stderr lacks its start line:\n%s", r.code, r.stderr)
 	}
 }
 
