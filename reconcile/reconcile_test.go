@@ -28,7 +28,9 @@ func (c *cloud) ManagedGroups(context.Context) ([]latch.Group, error) {
 	return []latch.Group{{ID: group, Tags: map[string]string{latch.TagManaged: "true"}}}, nil
 }
 
-func (c *cloud) GroupRules(_ context.Context, g latch.GroupID) ([]latch.Rule, error) { return c.rules, nil }
+func (c *cloud) GroupRules(_ context.Context, g latch.GroupID) ([]latch.Rule, error) {
+	return c.rules, nil
+}
 
 func (c *cloud) Revoke(_ context.Context, _ latch.GroupID, id latch.RuleID) error {
 	c.revoked = append(c.revoked, id)
@@ -52,7 +54,9 @@ type store struct {
 	audit   []latch.AuditEntry
 }
 
-func (s *store) Grants(context.Context, latch.GrantFilter) ([]latch.Grant, error) { return s.grants, nil }
+func (s *store) Grants(context.Context, latch.GrantFilter) ([]latch.Grant, error) {
+	return s.grants, nil
+}
 
 func (s *store) History(_ context.Context, id latch.GrantID) ([]latch.GrantEvent, error) {
 	return s.history[id], nil
