@@ -7,8 +7,9 @@ import (
 )
 
 // TestDependencyRules keeps the layering of docs/ARCHITECTURE.md: the root
-// imports only the standard library, the engine packages only the root, and
-// the simulator nothing of latch or the SDK.
+// imports only the standard library, the engine packages only the root, the
+// simulator nothing of latch or the SDK, and the domain packages the CLI
+// wires (reconcile, sshclient) neither the SDK nor the CLI's libraries.
 func TestDependencyRules(t *testing.T) {
 	const mod = "github.com/latchdev/latch"
 	rules := []struct {
@@ -28,6 +29,10 @@ func TestDependencyRules(t *testing.T) {
 			"github.com/aws/", "gopkg.in/yaml.v3", "golang.org/x/time/"}},
 		{pkg: mod + "/metrics", allowed: []string{mod, "github.com/prometheus/", "github.com/aws/", "github.com/beorn7/perks/",
 			"github.com/cespare/xxhash/", "github.com/munnerz/goautoneg", "github.com/pandatix/go-abnf", "go.yaml.in/", "google.golang.org/protobuf/", "golang.org/x/sys/"}},
+		// reconcile is pure: no SDK, no store driver, no CLI; the engine for broker's notes and audit line.
+		{pkg: mod + "/reconcile", allowed: []string{mod, mod + "/broker", mod + "/policy", "gopkg.in/yaml.v3"}},
+		// sshclient runs the system ssh: no SDK, no HTTP client, no broker.
+		{pkg: mod + "/sshclient", allowed: []string{mod, mod + "/internal/atomicfile", "golang.org/x/crypto/"}},
 		{pkg: mod + "/sqlite", allowed: []string{mod, "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",
 			"github.com/mattn/go-isatty", "github.com/ncruces/go-strftime", "github.com/remyoudompheng/bigfft", "golang.org/x/sys/", "golang.org/x/exp/"}},
 	}

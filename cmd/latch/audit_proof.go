@@ -13,6 +13,7 @@ import (
 	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/reconcile"
 )
 
 // CloudTrail "typically delivers logs within an average of about 5
@@ -20,7 +21,7 @@ import (
 // missing event is pending, not missing.
 const (
 	typicalDelivery = 5 * time.Minute
-	deliveryBound   = 15 * time.Minute
+	deliveryBound   = reconcile.DeliveryBound
 )
 
 // proofSide is one half of a grant's proof: the call that opened its rule,

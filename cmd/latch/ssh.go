@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/sshclient"
 )
 
 type sshOptions struct {
@@ -83,11 +86,11 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 	if err != nil {
 		return err
 	}
-	k, err := newSessionKey()
+	k, err := sshclient.NewKey()
 	if err != nil {
 		return err
 	}
-	defer k.remove()
+	defer k.Remove()
 	var s sshAccess
 	if o.direct {
 		s, err = a.sshDirect(ctx, &t, k, o)
@@ -113,7 +116,10 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 		return err
 	}
 	fmt.Fprintf(a.stderr, "latch: %s open as %s until %s (grant %s, %s).\n", target, t.login, latch.FormatExpiry(s.until), s.grant, s.method)
-	code, err := a.runSSH(ctx, sshArgv(o.sshPath, k, t, cfg, o.knownHosts, s.method == latch.SSHCertificate, userArgs), s.until)
+	argv := sshclient.Command{SSH: o.sshPath, Dest: t.dest, Login: t.login, Port: t.port, Key: k, Certificate: s.method == latch.SSHCertificate,
+		KnownHosts: o.knownHosts, Config: cfg, Address: t.address, Instance: t.instance, Strict: t.pinned, Args: userArgs}.Argv()
+	code, err := sshclient.Session{Argv: argv, Until: s.until, Clock: a.clock,
+		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, Log: a.log}.Run(ctx)
 	if err != nil || code == 0 {
 		return err
 	}
@@ -121,7 +127,7 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 }
 
 // sshPlan checks the flags and reads the user's ssh config for target.
-func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *sshOptions) (sshTarget, sshConfig, error) {
+func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *sshOptions) (sshTarget, sshclient.Config, error) {
 	t := sshTarget{dest: target, login: o.login, port: o.port}
 	if user, host, ok := strings.Cut(target, "@"); ok {
 		if o.login != "" && o.login != user {
@@ -148,7 +154,7 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 	if !o.direct && (o.method != "" || o.ip != "auto" || len(o.ca.keys) > 0) {
 		return t, nil, latch.Invalidf("direct", "--method, --ip and --ssh-ca-key apply with --direct only; the server decides them otherwise")
 	}
-	cfg, err := effectiveSSHConfig(ctx, o.sshPath, t.dest, userArgs)
+	cfg, err := sshclient.ReadConfig(ctx, o.sshPath, t.dest, userArgs)
 	if err != nil {
 		return t, nil, err
 	}
@@ -169,6 +175,58 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 	return t, cfg, nil
 }
 
+// sshTarget is where and as whom one session connects.
+type sshTarget struct {
+	dest     string // as the user typed it, without USER@, so their ssh config's Host blocks match
+	login    string // the OS user; "" until decided
+	port     int
+	address  string // the instance's address; "" leaves HostName to the user's config
+	instance latch.InstanceID
+	// keepHostName: the user's ssh config names a HostName for dest, so
+	// latch connects there rather than to the instance's address.
+	keepHostName bool
+	// hostKeys are the instance's host keys as EC2 shows them; pinned
+	// when latch's known_hosts holds exactly those for the instance.
+	hostKeys []string
+	pinned   bool
+}
+
+// exitStatus is ssh's exit status, which latch ssh exits with.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("ssh exited with status %d", int(e)) }
+
+// pinSessionHostKeys pins the instance's host keys in latch's known_hosts
+// under its instance ID, the HostKeyAlias latch gives ssh, when latch
+// chose the address. Without keys from EC2 ssh falls back to trusting the
+// first key it sees, and the user is told so the first time.
+func (a *app) pinSessionHostKeys(t *sshTarget, knownHosts string) error {
+	if t.address == "" || t.instance == "" {
+		return nil
+	}
+	ok, err := sshclient.PinHostKeys(knownHosts, string(t.instance), t.hostKeys)
+	if err != nil {
+		return fmt.Errorf("pin the host keys of %s: %w", t.instance, err)
+	}
+	t.pinned = ok
+	if !ok && !sshclient.KnownHostsHas(knownHosts, string(t.instance)) {
+		fmt.Fprintf(a.stderr, "latch: no host keys for %s could be read from its EC2 console output; ssh will trust the key it is first shown.\n", t.instance)
+	}
+	return nil
+}
+
+// latchKnownHosts is latch's own known_hosts file, in its config directory.
+func (a *app) latchKnownHosts() (string, error) {
+	dir, err := a.xdgDir("XDG_CONFIG_HOME", ".config")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "known_hosts"), nil
+}
+
 // sshAccess is open access and the credential for it.
 type sshAccess struct {
 	grant  latch.GrantID
@@ -178,7 +236,7 @@ type sshAccess struct {
 }
 
 // sshViaServer asks the server for access and a credential for k.
-func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o sshOptions) (sshAccess, error) {
+func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sshclient.Key, o sshOptions) (sshAccess, error) {
 	var s sshAccess
 	c, err := a.client(ctx)
 	if err != nil {
@@ -199,12 +257,12 @@ func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sessionKey, o s
 	}
 	s.grant = r.GrantID
 	s.end = func(ctx context.Context) error { _, err := c.Revoke(ctx, r.GrantID); return err }
-	l, err := c.SSHLogin(ctx, r.GrantID, latchhttp.SSHBody{PublicKey: string(k.pub), Login: t.login})
+	l, err := c.SSHLogin(ctx, r.GrantID, latchhttp.SSHBody{PublicKey: string(k.Public), Login: t.login})
 	if err != nil {
 		return s, err
 	}
 	if l.Certificate != "" {
-		if err := k.writeCert([]byte(l.Certificate)); err != nil {
+		if err := k.WriteCert([]byte(l.Certificate)); err != nil {
 			return s, err
 		}
 	}
@@ -270,7 +328,7 @@ func addrString(a netip.Addr) string {
 // sshDirect opens access with the caller's own AWS credentials and makes
 // the credential locally: a certificate from --ssh-ca-key, or a key
 // pushed with Instance Connect.
-func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshOptions) (sshAccess, error) {
+func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sshclient.Key, o sshOptions) (sshAccess, error) {
 	var s sshAccess
 	method, ca, err := a.directMethod(o)
 	if err != nil {
@@ -301,13 +359,13 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sessionKey, o sshO
 		if err != nil {
 			return s, err
 		}
-		cert, _, err := ca.Certify(ctx, k.pub, req)
+		cert, _, err := ca.Certify(ctx, k.Public, req)
 		if err == nil {
-			err = k.writeCert(cert)
+			err = k.WriteCert(cert)
 		}
 		return s, err
 	}
-	return s, latchaws.NewInstanceConnect(cfg).PushSSHKey(ctx, in.ID, t.login, k.pub)
+	return s, latchaws.NewInstanceConnect(cfg).PushSSHKey(ctx, in.ID, t.login, k.Public)
 }
 
 // directGrant resolves the target with cfg, for the first region, and

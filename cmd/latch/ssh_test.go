@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
+	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/internal/sshdtest"
 	"github.com/latchdev/latch/sqlite"
 )
@@ -363,5 +366,30 @@ func TestSSHConfigBlockMakesPlainSSHGoThroughLatch(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(w.dir, ".cache", "latch", "ssh")); len(entries) != 0 {
 		t.Errorf("the connection's key was left in the cache: %v", entries)
+	}
+}
+
+func hostKey(t *testing.T) ssh.PublicKey { return sshdtest.UserKey(t).PublicKey() }
+
+func keyLine(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
+
+// The server's instance ID and addresses go into ssh's options and
+// known_hosts, so they are checked, not trusted.
+func TestLoginInstanceChecksTheServersAnswer(t *testing.T) {
+	for _, in := range []latchhttp.InstanceJSON{
+		{ID: "*", PublicIP: "127.0.0.1"},
+		{ID: "i-0b0c00000000000b1\n*", PublicIP: "127.0.0.1"},
+		{ID: "i-0b0c00000000000b1", PublicIP: "127.0.0.1 -oProxyCommand=sh"},
+		{ID: "i-0b0c00000000000b1", PrivateIP: "evil.example"},
+	} {
+		var st sshTarget
+		if err := loginInstance(&st, &in, false); err == nil || st.instance != "" || st.address != "" {
+			t.Errorf("%+v: err %v, target %+v; want refused and nothing set", in, err, st)
+		}
+	}
+	var st sshTarget
+	if err := loginInstance(&st, &latchhttp.InstanceJSON{ID: "i-0b0c00000000000b1", PublicIP: "203.0.113.9", PrivateIP: "10.0.0.9"}, true); err != nil ||
+		st.instance != "i-0b0c00000000000b1" || st.address != "10.0.0.9" {
+		t.Errorf("good answer: %v, %+v; want the instance at its private address", err, st)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/sshclient"
 )
 
 const defaultSSHSuffix = ".latch"
@@ -165,7 +166,7 @@ func (a *app) sshPrepare(ctx context.Context, host, port, login, suffix, reason 
 
 // prepareConn opens access for a key made in dir and records it there.
 func (a *app) prepareConn(ctx context.Context, dir string, t *sshTarget, reason string) (sshAccess, error) {
-	k, err := newSessionKeyIn(dir)
+	k, err := sshclient.NewKeyIn(dir)
 	if err != nil {
 		return sshAccess{}, err
 	}
@@ -188,7 +189,7 @@ func (a *app) pinConnHostKeys(host, port string, keys []string) error {
 	}
 	// ssh looks names up in lower case, whatever the user typed.
 	name := knownhosts.Normalize(net.JoinHostPort(strings.ToLower(host), port))
-	if _, err := pinHostKeys(kh, name, keys); err != nil {
+	if _, err := sshclient.PinHostKeys(kh, name, keys); err != nil {
 		return fmt.Errorf("pin the host keys of %s: %w", host, err)
 	}
 	return nil

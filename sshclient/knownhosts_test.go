@@ -1,4 +1,4 @@
-package main
+package sshclient_test
 
 import (
 	"crypto/rand"
@@ -11,8 +11,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/internal/sshdtest"
+	"github.com/latchdev/latch/sshclient"
 )
 
 func hostKey(t *testing.T) ssh.PublicKey { return sshdtest.UserKey(t).PublicKey() }
@@ -36,7 +36,7 @@ func TestPinHostKeys(t *testing.T) {
 	if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ok, err := pinHostKeys(path, host, []string{"not a key", keyLine(real)})
+	ok, err := sshclient.PinHostKeys(path, host, []string{"not a key", keyLine(real)})
 	if err != nil || !ok {
 		t.Fatalf("pin = %v, %v; want pinned", ok, err)
 	}
@@ -64,7 +64,7 @@ func TestPinHostKeys(t *testing.T) {
 	}
 
 	// Nothing usable: the file is left as it was.
-	ok, err = pinHostKeys(path, host, []string{"ssh-ed25519 !!!"})
+	ok, err = sshclient.PinHostKeys(path, host, []string{"ssh-ed25519 !!!"})
 	if after, _ := os.ReadFile(path); ok || err != nil || string(after) != want {
 		t.Errorf("pin of no valid key = %v, %v and changed the file", ok, err)
 	}
@@ -73,7 +73,7 @@ func TestPinHostKeys(t *testing.T) {
 func TestPinHostKeysMakesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "known_hosts")
 	k := hostKey(t)
-	if ok, err := pinHostKeys(path, "[box-1.latch]:2222", []string{keyLine(k) + " root@ip-10-0-0-1"}); !ok || err != nil {
+	if ok, err := sshclient.PinHostKeys(path, "[box-1.latch]:2222", []string{keyLine(k) + " root@ip-10-0-0-1"}); !ok || err != nil {
 		t.Fatalf("pin = %v, %v", ok, err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "[box-1.latch]:2222 "+keyLine(k)+"\n" {
@@ -89,7 +89,7 @@ func TestPinHostKeysRefusesWhatIsNotAHostKeyForAHost(t *testing.T) {
 	path := filepath.Join(dir, "known_hosts")
 	k := keyLine(hostKey(t))
 	for _, host := range []string{"*", "@cert-authority *", "a,b", "i-1\n* ", "!x", "#", "|1|x|y", "", "[h]:", "host name"} {
-		if ok, err := pinHostKeys(path, host, []string{k}); ok || err == nil || !strings.Contains(err.Error(), "host") {
+		if ok, err := sshclient.PinHostKeys(path, host, []string{k}); ok || err == nil || !strings.Contains(err.Error(), "host") {
 			t.Errorf("pin for %q = %v, %v; want refused naming the host", host, ok, err)
 		}
 	}
@@ -101,7 +101,7 @@ func TestPinHostKeysRefusesWhatIsNotAHostKeyForAHost(t *testing.T) {
 	if err := cert.SignCert(rand.Reader, sshdtest.UserKey(t)); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := pinHostKeys(path, "i-0b0c00000000000b1", []string{keyLine(cert)}); ok || err != nil {
+	if ok, err := sshclient.PinHostKeys(path, "i-0b0c00000000000b1", []string{keyLine(cert)}); ok || err != nil {
 		t.Errorf("pin of a certificate = %v, %v; want nothing pinned", ok, err)
 	}
 }
@@ -118,7 +118,7 @@ func TestPinHostKeysKeepsASymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := keyLine(hostKey(t))
-	if ok, err := pinHostKeys(link, "i-0b0c00000000000b1", []string{k}); !ok || err != nil {
+	if ok, err := sshclient.PinHostKeys(link, "i-0b0c00000000000b1", []string{k}); !ok || err != nil {
 		t.Fatalf("pin = %v, %v", ok, err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -126,26 +126,5 @@ func TestPinHostKeysKeepsASymlink(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); string(b) != "i-0b0c00000000000b1 "+k+"\n" {
 		t.Errorf("the link's target = %q; want the pinned key", b)
-	}
-}
-
-// The server's instance ID and addresses go into ssh's options and
-// known_hosts, so they are checked, not trusted.
-func TestLoginInstanceChecksTheServersAnswer(t *testing.T) {
-	for _, in := range []latchhttp.InstanceJSON{
-		{ID: "*", PublicIP: "127.0.0.1"},
-		{ID: "i-0b0c00000000000b1\n*", PublicIP: "127.0.0.1"},
-		{ID: "i-0b0c00000000000b1", PublicIP: "127.0.0.1 -oProxyCommand=sh"},
-		{ID: "i-0b0c00000000000b1", PrivateIP: "evil.example"},
-	} {
-		var st sshTarget
-		if err := loginInstance(&st, &in, false); err == nil || st.instance != "" || st.address != "" {
-			t.Errorf("%+v: err %v, target %+v; want refused and nothing set", in, err, st)
-		}
-	}
-	var st sshTarget
-	if err := loginInstance(&st, &latchhttp.InstanceJSON{ID: "i-0b0c00000000000b1", PublicIP: "203.0.113.9", PrivateIP: "10.0.0.9"}, true); err != nil ||
-		st.instance != "i-0b0c00000000000b1" || st.address != "10.0.0.9" {
-		t.Errorf("good answer: %v, %+v; want the instance at its private address", err, st)
 	}
 }

@@ -1,4 +1,13 @@
-package main
+// Package sshclient is the client side of latch's SSH access, shared by
+// 'latch ssh', the ssh-config block and any other front end that runs the
+// system OpenSSH client: it pins an instance's host keys in latch's
+// known_hosts, makes a key for one session, reads the user's ssh
+// configuration, builds the ssh command line, and runs ssh until it exits
+// or access expires, warning first and closing the session then.
+//
+// It reads and writes only the files it is given; where they live is the
+// caller's choice.
+package sshclient
 
 import (
 	"bufio"
@@ -26,14 +35,14 @@ import (
 // (*, ?, !), a list (,), a marker (@), a comment (#) or a hash (|).
 var knownHost = regexp.MustCompile(`^(?:\[[A-Za-z0-9._:-]+\]:[0-9]+|[A-Za-z0-9._:-]+)$`)
 
-// pinHostKeys makes keys ("TYPE BASE64" lines, read from outside the
+// PinHostKeys makes keys ("TYPE BASE64" lines, read from outside the
 // instance) the only keys latch's known_hosts file at path holds for
 // host, so ssh checks the instance's key instead of trusting the first
 // one it is shown. Other hosts' entries, and markers such as
 // @cert-authority, are kept. It reports whether any key was pinned: keys
 // that do not parse, and certificates, are dropped, and with none left the
 // file is unchanged.
-func pinHostKeys(path, host string, keys []string) (bool, error) {
+func PinHostKeys(path, host string, keys []string) (bool, error) {
 	if !knownHost.MatchString(host) {
 		return false, latch.Invalidf("host", "%q cannot be written to known_hosts; want a host name, instance ID or [name]:port", host)
 	}
@@ -150,28 +159,9 @@ func replaceFile(path string, data []byte) error {
 	return atomicfile.Write(path, data, mode)
 }
 
-// pinSessionHostKeys pins the instance's host keys in latch's known_hosts
-// under its instance ID, the HostKeyAlias latch gives ssh, when latch
-// chose the address. Without keys from EC2 ssh falls back to trusting the
-// first key it sees, and the user is told so the first time.
-func (a *app) pinSessionHostKeys(t *sshTarget, knownHosts string) error {
-	if t.address == "" || t.instance == "" {
-		return nil
-	}
-	ok, err := pinHostKeys(knownHosts, string(t.instance), t.hostKeys)
-	if err != nil {
-		return fmt.Errorf("pin the host keys of %s: %w", t.instance, err)
-	}
-	t.pinned = ok
-	if !ok && !knownHostsHas(knownHosts, string(t.instance)) {
-		fmt.Fprintf(a.stderr, "latch: no host keys for %s could be read from its EC2 console output; ssh will trust the key it is first shown.\n", t.instance)
-	}
-	return nil
-}
-
-// knownHostsHas reports whether the known_hosts file at path has a key
-// line for host.
-func knownHostsHas(path, host string) bool {
+// KnownHostsHas reports whether the known_hosts file at path has a key
+// line for host, by name or hashed. A file that cannot be read has none.
+func KnownHostsHas(path, host string) bool {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return false
