@@ -22,7 +22,9 @@ type demoPerson struct {
 	name, key, secret string
 }
 
-func (p demoPerson) arn() string { return "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/" + p.name }
+func (p demoPerson) arn() string {
+	return "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/" + p.name
+}
 
 var (
 	demoServerIdentity = demoPerson{"demo-server", "demo-server", "demo-server-secret"}
