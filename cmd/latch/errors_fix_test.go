@@ -20,7 +20,7 @@ func TestErrorsNameTheFix(t *testing.T) {
 	t.Run("server URL without a scheme", func(t *testing.T) {
 		w := newWorld(t)
 		r := w.latch(t, "--server", "127.0.0.1:1", "--auth", "aws", "whoami")
-		if r.code != exitUsage || !strings.Contains(r.stderr, `--server "127.0.0.1:1"`) || !strings.Contains(r.stderr, "http://127.0.0.1:1") ||
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--server") || !strings.Contains(r.stderr, `"127.0.0.1:1"`) || !strings.Contains(r.stderr, "http://127.0.0.1:1") ||
 			strings.Contains(r.stderr, "first path segment") {
 			t.Errorf("exit %d: %s", r.code, r.stderr)
 		}
@@ -68,6 +68,11 @@ func TestErrorsNameTheFix(t *testing.T) {
 		w := newWorld(t)
 		w.vars["AWS_ENDPOINT_URL"] = "http://127.0.0.1:1"
 		w.vars["AWS_MAX_ATTEMPTS"] = "1"
+		sweep := w.latch(t, "sweep")
+		if msg := strings.TrimSpace(sweep.stderr[strings.LastIndex(sweep.stderr, "latch: ")+1:]); sweep.code != exitRuntime ||
+			strings.Contains(msg, "\n") || strings.Contains(msg, "StatusCode: 0") || !strings.Contains(msg, "cannot reach http://127.0.0.1:1") {
+			t.Errorf("sweep: exit %d: %s", sweep.code, sweep.stderr)
+		}
 		r := w.latch(t, "doctor")
 		for _, line := range strings.Split(r.stdout, "\n") {
 			if strings.HasPrefix(line, "FAIL  credentials") {
