@@ -138,9 +138,9 @@ func checkServerURL(s string) error {
 		if host, _, err := net.SplitHostPort(s); err == nil && isLoopbackHost(host) {
 			scheme = "http://" // plain HTTP is allowed on loopback
 		}
-		return usagef("--server (or LATCH_SERVER) %q: want the server's URL with its scheme, e.g. %s%s", s, scheme, s)
+		return latch.Invalidf("server", "--server (or LATCH_SERVER) %q has no scheme: want the server's URL, e.g. %s%s", s, scheme, s)
 	}
-	return usagef("--server (or LATCH_SERVER) %q: want an http:// or https:// URL with a host and no query, e.g. https://latch.example.com:8443", s)
+	return latch.Invalidf("server", "--server (or LATCH_SERVER) %q is not the server's URL: want http(s)://HOST[:PORT], e.g. https://latch.example.com:8443", s)
 }
 
 func isLoopbackHost(host string) bool {
