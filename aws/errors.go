@@ -3,6 +3,8 @@ package aws
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/aws/smithy-go"
 
@@ -27,7 +29,7 @@ func translate(op string, err error) error {
 	}
 	apiErr, ok := errors.AsType[smithy.APIError](err)
 	if !ok {
-		return fmt.Errorf("%s: %w", op, err)
+		return oneLine{op, err}
 	}
 	msg := apiErr.ErrorMessage()
 	switch apiErr.ErrorCode() {
@@ -67,3 +69,41 @@ type notFound struct{ err *latch.Error }
 
 func (e notFound) Error() string   { return e.err.Error() }
 func (e notFound) Unwrap() []error { return []error{e.err, errRuleGone} }
+
+// oneLine is an error the SDK met before AWS answered (an unreachable
+// endpoint, no credentials): it prints as one line, without the SDK's
+// retry and response-error chain, and unwraps to the SDK's error.
+type oneLine struct {
+	op  string
+	err error
+}
+
+func (e oneLine) Error() string { return e.op + ": " + ErrorLine(e.err) }
+func (e oneLine) Unwrap() error { return e.err }
+
+// ErrorLine says in one line what an AWS SDK call met: the operation and
+// AWS's error code and message, or the address it could not reach, rather
+// than the SDK's chain ("exceeded maximum number of attempts, 3, https
+// response error StatusCode: 0, RequestID: , …"). Other errors print as
+// they are.
+func ErrorLine(err error) string {
+	op, ok := errors.AsType[*smithy.OperationError](err)
+	if !ok {
+		return latch.ErrorMessage(err)
+	}
+	call := op.ServiceID + " " + op.OperationName
+	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {
+		return fmt.Sprintf("%s: %s: %s", call, apiErr.ErrorCode(), apiErr.ErrorMessage())
+	}
+	if strings.Contains(err.Error(), "failed to refresh cached credentials") {
+		return call + ": no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or --profile)"
+	}
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return fmt.Sprintf("%s: cannot reach %s: %v (check --endpoint, AWS_ENDPOINT_URL and the network)", call, ue.URL, ue.Err)
+	}
+	inner := err
+	for u := errors.Unwrap(inner); u != nil; u = errors.Unwrap(inner) {
+		inner = u
+	}
+	return fmt.Sprintf("%s: %v", call, inner)
+}

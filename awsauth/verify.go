@@ -198,7 +198,9 @@ func (v *Verifier) check(sr signedRequest, serverID string) (proof, error) {
 		return proof{}, unauthenticated("the AWS identity proof's URL has a path; STS's is /")
 	}
 	if !v.trusted(u) {
-		return proof{}, unauthenticated("the AWS identity proof is addressed to %s://%s, which is not a trusted STS endpoint", u.Scheme, u.Host)
+		return proof{}, unauthenticated("the AWS identity proof is addressed to %s://%s, which is not a trusted STS endpoint: "+
+			"the server trusts AWS's own, and others only when started with --aws-sts-host %s://%s; "+
+			"or sign with AWS's STS (unset AWS_ENDPOINT_URL or --endpoint)", u.Scheme, u.Host, u.Scheme, u.Host)
 	}
 	if host := sr.Headers.Get("Host"); host != "" && !strings.EqualFold(host, u.Host) {
 		return proof{}, unauthenticated("the AWS identity proof's Host header does not match its URL")

@@ -3,7 +3,8 @@
 //
 // Usage:
 //
-//	ec2sim [-listen 127.0.0.1:0] [-fleet FILE|none] [-rule-limit N] [-account ID] [-fire-schedules] [-v]
+//	ec2sim [-listen 127.0.0.1:0] [-fleet FILE|none] [-rule-limit N] [-account ID]
+//	       [-identity KEY:SECRET:ARN]... [-fire-schedules] [-v]
 //
 // It prints its URL (http://127.0.0.1:PORT) as the first line of standard
 // output, then serves until SIGINT or SIGTERM. Without -fleet it loads the
@@ -12,6 +13,12 @@
 // clock; without it they fire only when a test POSTs to
 // /_sim/scheduler/fire. Tests in other processes steer it through the
 // /_sim/ endpoints (see package ec2sim).
+//
+// Each -identity (repeatable) lets the access key KEY, signing with
+// SECRET, call sts:GetCallerIdentity, which names it ARN, e.g.
+// -identity AKIDALICE:alice-secret:arn:aws:iam::123456789012:user/alice.
+// Keys not given are refused with InvalidClientTokenId, as STS refuses
+// them; EC2's actions accept any key.
 //
 // Exit status is 2 for bad flags and 1 for any other failure.
 package main
@@ -28,6 +35,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // schedules name IANA time zones, which the host may lack
@@ -67,12 +75,47 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 type config struct {
-	listen    string
-	fleet     string
-	ruleLimit int
-	accountID string
-	fire      bool
-	verbose   bool
+	listen     string
+	fleet      string
+	ruleLimit  int
+	accountID  string
+	fire       bool
+	verbose    bool
+	identities []ec2sim.Identity
+}
+
+// identityFlag collects -identity KEY:SECRET:ARN values, checking each.
+type identityFlag struct{ ids *[]ec2sim.Identity }
+
+func (f identityFlag) String() string { return "" }
+
+func (f identityFlag) Set(v string) error {
+	key, rest, ok1 := strings.Cut(v, ":")
+	secret, arn, ok2 := strings.Cut(rest, ":")
+	switch {
+	case !ok1 || !ok2:
+		return errors.New("want KEY:SECRET:ARN, e.g. AKIDALICE:alice-secret:arn:aws:iam::123456789012:user/alice")
+	case key == "":
+		return errors.New("the access key ID (before the first colon) is empty")
+	case secret == "":
+		return errors.New("the secret (between the first two colons) is empty")
+	case arn == "":
+		return errors.New("the ARN (after the second colon) is empty; want e.g. arn:aws:iam::123456789012:user/alice")
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[5] == "" {
+		return fmt.Errorf("%q is not an ARN; want e.g. arn:aws:iam::123456789012:user/alice", arn)
+	}
+	if !isAccountID(parts[4]) {
+		return fmt.Errorf("ARN %q names no account: want 12 digits after the fourth colon", arn)
+	}
+	for _, id := range *f.ids {
+		if id.AccessKeyID == key {
+			return fmt.Errorf("access key %q is given twice", key)
+		}
+	}
+	*f.ids = append(*f.ids, ec2sim.Identity{AccessKeyID: key, SecretAccessKey: secret, ARN: arn})
+	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -83,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.fleet, "fleet", "", "fleet YAML `file` to load; empty means the demo fleet, \"none\" means no resources")
 	fs.IntVar(&cfg.ruleLimit, "rule-limit", 0, "inbound rules allowed per group and address family; 0 means 60, as in EC2")
 	fs.StringVar(&cfg.accountID, "account", "", "12-digit account `ID` that owns everything; empty means "+ec2sim.DefaultAccountID)
+	fs.Var(identityFlag{&cfg.identities}, "identity", "an identity for STS, `KEY:SECRET:ARN`: KEY may call sts:GetCallerIdentity, which names it ARN; repeat for several")
 	fs.BoolVar(&cfg.fire, "fire-schedules", false, "fire due EventBridge Scheduler schedules every second")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request to standard error")
 	if err := fs.Parse(args); err != nil {
@@ -152,6 +196,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sim := ec2sim.New(ec2sim.Options{RuleLimit: cfg.ruleLimit, AccountID: cfg.accountID, Logger: log})
 	if err := sim.LoadFleet(fleet); err != nil {
 		return fmt.Errorf("load fleet: %w", err)
+	}
+	for _, id := range cfg.identities {
+		if err := sim.AddIdentity(id); err != nil {
+			return usageError{fmt.Errorf("-identity %s: %w", id.AccessKeyID, err)}
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.listen)

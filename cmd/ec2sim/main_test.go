@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/latchdev/latch/ec2sim"
 )
@@ -161,6 +162,11 @@ func TestExitStatus(t *testing.T) {
 		{"negative rule limit", []string{"-rule-limit", "-1"}, 2, "-rule-limit"},
 		{"stray argument", []string{"serve"}, 2, "serve"},
 		{"bad account", []string{"-account", "12"}, 2, "-account"},
+		{"identity without a secret", []string{"-identity", "AKID"}, 2, `"AKID" for flag -identity`},
+		{"identity with an empty key", []string{"-identity", ":secret:arn:aws:iam::123456789012:user/a"}, 2, "access key"},
+		{"identity without an ARN", []string{"-identity", "AKID:secret:"}, 2, "ARN"},
+		{"identity whose ARN names no account", []string{"-identity", "AKID:secret:arn:aws:iam::12:user/a"}, 2, "account"},
+		{"identity given twice", []string{"-identity", "AKID:s:arn:aws:iam::123456789012:user/a", "-identity", "AKID:t:arn:aws:iam::123456789012:user/b"}, 2, "AKID"},
 		{"missing fleet file", []string{"-fleet", filepath.Join(t.TempDir(), "absent.yaml")}, 1, "absent.yaml"},
 		{"invalid fleet", []string{"-fleet", badFleet}, 1, "instances[0].security_groups[0]"},
 		{"bad listen address", []string{"-listen", "256.0.0.1:0"}, 1, "256.0.0.1"},
@@ -179,6 +185,37 @@ func TestExitStatus(t *testing.T) {
 				t.Errorf("stderr %q does not mention %q", stderr.String(), tt.stderr)
 			}
 		})
+	}
+}
+
+// Each -identity may call sts:GetCallerIdentity with its key, and STS
+// names it by its ARN; a key not given is refused.
+func TestIdentityFlag(t *testing.T) {
+	url := startSim(t, "-identity", "AKIDALICE:alice-secret:arn:aws:iam::123456789012:user/alice",
+		"-identity", "AKIDBOB:bob-secret:arn:aws:sts::123456789012:assumed-role/dev/bob")
+	caller := func(key, secret string) (string, error) {
+		c := sts.NewFromConfig(aws.Config{
+			Region:       "us-east-1",
+			Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
+			BaseEndpoint: aws.String(url),
+		})
+		out, err := c.GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.Arn), nil
+	}
+	for key, want := range map[string]string{
+		"AKIDALICE": "arn:aws:iam::123456789012:user/alice",
+		"AKIDBOB":   "arn:aws:sts::123456789012:assumed-role/dev/bob",
+	} {
+		secret := map[string]string{"AKIDALICE": "alice-secret", "AKIDBOB": "bob-secret"}[key]
+		if got, err := caller(key, secret); err != nil || got != want {
+			t.Errorf("GetCallerIdentity as %s = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	if _, err := caller("AKIDMALLORY", "x"); err == nil || !strings.Contains(err.Error(), ec2sim.CodeInvalidClientTokenID) {
+		t.Errorf("an unknown key: %v, want %s", err, ec2sim.CodeInvalidClientTokenID)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -120,6 +122,8 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 		return nil, latch.Invalidf("server", "no latch server: set LATCH_SERVER or --server to its URL")
 	}
 	c := &latchhttp.Client{URL: a.server}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	c.HTTP = &http.Client{Timeout: time.Minute, Transport: hintCA{base}}
 	if a.serverCA != "" {
 		pem, err := os.ReadFile(a.serverCA)
 		if err != nil {
@@ -129,7 +133,7 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, latch.Invalidf("server-ca", "%s holds no PEM certificate", a.serverCA)
 		}
-		c.HTTP = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	method := a.authMethod
 	if method == "auto" {
@@ -163,6 +167,19 @@ func (a *app) client(ctx context.Context) (*latchhttp.Client, error) {
 	return c, nil
 }
 
+// hintCA says how to trust a server whose certificate is signed by an
+// authority this machine does not know.
+type hintCA struct{ http.RoundTripper }
+
+func (h hintCA) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := h.RoundTripper.RoundTrip(r)
+	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		return nil, fmt.Errorf("its certificate is signed by an authority this machine does not trust (%w); "+
+			"give that authority's certificate with --server-ca FILE (or LATCH_SERVER_CA)", err)
+	}
+	return resp, err
+}
+
 // tokenPath is where 'latch login' keeps the ID token.
 func (a *app) tokenPath() string {
 	dir := a.getenv("XDG_CONFIG_HOME")
@@ -181,7 +198,8 @@ func (a *app) oidcCredentials(ctx context.Context) (string, error) {
 		return "Bearer " + tok.IDToken, nil
 	}
 	if tok.RefreshToken == "" {
-		return "", latch.Errorf(latch.EUNAUTHENTICATED, "no valid login (%s); run 'latch login'", latch.ErrorMessage(err))
+		// The loader's message says what is wrong and to run latch login.
+		return "", latch.Errorf(latch.EUNAUTHENTICATED, "%s, or use your AWS credentials with --auth aws", latch.ErrorMessage(err))
 	}
 	tok, err = oidc.Refresh(ctx, oidc.LoginConfig{Issuer: tok.Issuer, ClientID: tok.ClientID}, tok)
 	if err != nil {

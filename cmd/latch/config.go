@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,6 +109,9 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 	if a.endpoint == "" {
 		a.endpoint = a.getenv("AWS_ENDPOINT_URL")
 	}
+	if err := checkServerURL(a.server); err != nil {
+		return err
+	}
 	if a.log, err = a.newLogger(cmd); err != nil {
 		return err
 	}
@@ -115,6 +121,31 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 		a.stsAtClock = a.getenv("LATCH_TEST_STS_AT_CLOCK") != ""
 	}
 	return nil
+}
+
+// checkServerURL refuses a --server that is not an http or https URL,
+// suggesting the URL that was probably meant.
+func checkServerURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && u.Fragment == "" {
+		return nil
+	}
+	if !strings.Contains(s, "://") {
+		scheme := "https://"
+		if host, _, err := net.SplitHostPort(s); err == nil && isLoopbackHost(host) {
+			scheme = "http://" // plain HTTP is allowed on loopback
+		}
+		return latch.Invalidf("server", "--server (or LATCH_SERVER) %q has no scheme: want the server's URL, e.g. %s%s", s, scheme, s)
+	}
+	return latch.Invalidf("server", "--server (or LATCH_SERVER) %q is not the server's URL: want http(s)://HOST[:PORT], e.g. https://latch.example.com:8443", s)
+}
+
+func isLoopbackHost(host string) bool {
+	addr, err := netip.ParseAddr(host)
+	return host == "localhost" || (err == nil && addr.IsLoopback())
 }
 
 func envName(flag string) string {
@@ -267,11 +298,17 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 	return cfg, err
 }
 
-// store opens the grant database, creating it if needed.
+// store opens the grant database, creating it if needed. The default
+// path's directory (latch's own, under $XDG_STATE_HOME) is created too; a
+// --db file's directory must exist, so that a typo creates no folders.
 func (a *app) store(ctx context.Context) (*sqlite.Store, error) {
 	path := a.dbPath
 	if path == "" {
 		path = a.defaultDBPath()
+	} else if dir := filepath.Dir(path); dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, usagef("--db (or LATCH_DB) %s: directory %s does not exist; create it first (mkdir -p %s) or name a file in an existing directory", path, dir, dir)
+		}
 	}
 	s, err := sqlite.Open(ctx, path, sqlite.Options{Now: a.clock.Now, Logger: a.log.With("component", "store")})
 	if err != nil {

@@ -21,8 +21,9 @@ import (
 )
 
 type demoOptions struct {
-	dur  string
-	keep bool
+	dur    string
+	keep   bool
+	server bool
 }
 
 func (a *app) demoCommand() *cobra.Command {
@@ -42,11 +43,28 @@ a temporary directory and the revoker, then:
 
 It needs no AWS account and no network. With --keep, the simulator and the
 revoker stay up until Ctrl-C, and latch prints how to point other latch
-commands at them.`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.demo(cmd.Context(), o) },
+commands at them.
+
+With --server, it runs a latch server instead, in front of the simulator,
+with a demo policy that needs one approval and two demo AWS identities
+that the simulator's STS knows: demo-requester asks, demo-approver
+approves. It then walks through a request, its approval, the rule opening
+and the requester revoking it, printing each command it runs as each
+person. With --server --keep, it prints the environment and the commands
+to paste as each person instead, and serves until Ctrl-C.`,
+		Example: `  latch demo                    # a direct grant, closed at expiry
+  latch demo --server           # request, approve, revoke through a server
+  latch demo --server --keep    # a server to try by hand, as two people`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.server {
+				return a.demoServer(cmd.Context(), o)
+			}
+			return a.demo(cmd.Context(), o)
+		},
 	}
 	cmd.Flags().StringVar(&o.dur, "for", "5s", "how long the demo grant lasts")
-	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the simulator and revoker running until Ctrl-C")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the simulator and revoker (or server) running until Ctrl-C")
+	cmd.Flags().BoolVar(&o.server, "server", false, "run a latch server with two demo identities: one requests, the other approves")
 	return cmd
 }
 
@@ -58,7 +76,7 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	t := newTimeline(a.stdout, a.clock)
 	a.log = t.logger()
 
-	url, group, stopSim, err := startDemoSim()
+	_, url, group, stopSim, err := startDemoSim()
 	if err != nil {
 		return err
 	}
@@ -153,21 +171,21 @@ func (a *app) demoScript(ctx context.Context, t *timeline, b *broker.Broker, fw 
 }
 
 // startDemoSim serves the simulator with the demo fleet on a loopback port.
-func startDemoSim() (url string, group latch.GroupID, stop func(), err error) {
-	sim := ec2sim.New(ec2sim.Options{})
+func startDemoSim() (sim *ec2sim.Server, url string, group latch.GroupID, stop func(), err error) {
+	sim = ec2sim.New(ec2sim.Options{})
 	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-		return "", "", nil, fmt.Errorf("load demo fleet: %w", err)
+		return nil, "", "", nil, fmt.Errorf("load demo fleet: %w", err)
 	}
 	// The demo's credentials, so a direct grant tried against it (--keep)
 	// has a caller for STS to name.
 	if err := sim.AddIdentity(ec2sim.Identity{AccessKeyID: "demo", SecretAccessKey: "demo", ARN: "arn:aws:iam::" + ec2sim.DefaultAccountID + ":user/demo"}); err != nil {
-		return "", "", nil, err
+		return nil, "", "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", "", nil, err
+		return nil, "", "", nil, err
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // Serve returns ErrServerClosed on Close
-	return "http://" + ln.Addr().String(), ec2sim.DemoWebLatchGroup, func() { srv.Close() }, nil
+	return sim, "http://" + ln.Addr().String(), ec2sim.DemoWebLatchGroup, func() { srv.Close() }, nil
 }

@@ -94,14 +94,14 @@ func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) []check {
 	var out []check
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		out = append(out, check{Name: "credentials " + r, Detail: err.Error(), Fatal: true})
+		out = append(out, check{Name: "credentials " + r, Detail: latchaws.ErrorLine(err), Fatal: true})
 	} else {
 		out = append(out, check{Name: "credentials " + r, OK: true, Detail: aws.ToString(id.Arn)})
 	}
 	groups, err := latchaws.NewInventory(cfg, nil).ManagedGroups(ctx)
 	switch {
 	case err != nil:
-		out = append(out, check{Name: "managed groups " + r, Detail: err.Error(), Fatal: true})
+		out = append(out, check{Name: "managed groups " + r, Detail: latchaws.ErrorLine(err), Fatal: true})
 	case len(groups) == 0:
 		out = append(out, check{Name: "managed groups " + r, Detail: "no security group is tagged latch:managed=true; latch will open nothing"})
 	default:
@@ -111,7 +111,7 @@ func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) []check {
 		return append(out, check{Name: "backstop " + r, Detail: "off: only latch processes revoke (set --backstop-role-arn for a schedule per grant in EventBridge Scheduler)"})
 	}
 	if _, err := scheduler.NewFromConfig(cfg).GetScheduleGroup(ctx, &scheduler.GetScheduleGroupInput{Name: aws.String(a.backstop.Group)}); err != nil {
-		return append(out, check{Name: "backstop " + r, Detail: fmt.Sprintf("schedule group %q: %v", a.backstop.Group, err), Fatal: true})
+		return append(out, check{Name: "backstop " + r, Detail: fmt.Sprintf("schedule group %q: %s", a.backstop.Group, latchaws.ErrorLine(err)), Fatal: true})
 	}
 	return append(out, check{Name: "backstop " + r, OK: true, Detail: fmt.Sprintf("group %s, role %s", a.backstop.Group, a.backstop.RoleARN)})
 }
