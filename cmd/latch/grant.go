@@ -201,6 +201,10 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 	if err != nil {
 		return latch.GrantRequest{}, 0, err
 	}
+	if maxDur <= 0 || maxDur%time.Second != 0 {
+		return latch.GrantRequest{}, 0, latch.Invalidf("max-duration", "%q is not a positive whole number of seconds; want e.g. 1h (the default is %s)",
+			o.maxDur, latch.DefaultMaxDuration)
+	}
 	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: directRequesterPending}
 	if o.instance == "" {
 		if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {

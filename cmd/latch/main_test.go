@@ -141,6 +141,7 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{"too long", []string{"grant", "--sg", sg, "--ip", "203.0.113.7", "--for", "2h", "--reason", "x"}, "at most 1h0m0s"},
 		{"zero duration", []string{"grant", "--sg", sg, "--ip", "203.0.113.7", "--for", "0s", "--reason", "x"}, "more than 0"},
 		{"bad duration", []string{"grant", "--sg", sg, "--ip", "203.0.113.7", "--for", "soon", "--reason", "x"}, `for: "soon" is not a duration`},
+		{"zero maximum", []string{"grant", "--sg", sg, "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--max-duration", "0"}, `max-duration: "0" is not a positive whole number of seconds; want e.g. 1h`},
 		{"no reason", []string{"grant", "--sg", sg, "--ip", "203.0.113.7", "--for", "5m"}, "reason: a reason is required"},
 		{"bad group", []string{"grant", "--sg", "sg-xyz", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x"}, `sg: "sg-xyz" is not a security group ID`},
 		{"no group", []string{"grant", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x"}, "sg: a security group is required"},
