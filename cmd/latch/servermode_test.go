@@ -43,7 +43,7 @@ func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 		!strings.Contains(r.stderr, "--max-duration") || !strings.Contains(r.stderr, "--direct") {
 		t.Errorf("--max-duration with a server: exit %d %s", r.code, r.stderr)
 	}
-	if r := w.latch(t, "grant", "--direct", "--server", w.url, "--instance", ec2sim.DemoWeb1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
+	if r := w.latch(t, "grant", "--direct", "--server", "https://latch.example.com", "--detach", "--instance", ec2sim.DemoWeb1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
 		!strings.Contains(r.stderr, "--direct") || !strings.Contains(r.stderr, "--server") {
 		t.Errorf("--direct with --server on the command line: exit %d %s", r.code, r.stderr)
 	}
