@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,5 +213,33 @@ func TestServerRevokeSharedRuleHumanForANonOwner(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "from server "+w.url) {
 		t.Errorf("revoke with a server does not say where: %s", r.stderr)
+	}
+}
+
+// A foreground grant through the server is held as a direct one is:
+// interrupting it ends the grant on the server.
+func TestGrantWithServerHeldUntilInterrupted(t *testing.T) {
+	w := startServer(t, e2ePolicy)
+	w.as("AKIDALICE", "alice-secret")
+	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup) }
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		var stdout strings.Builder
+		code := run(ctx, []string{"grant", "--instance", ec2sim.DemoWeb1, "--for", "20m", "--reason", "hold"}, w.getenvSnapshot(), strings.NewReader(""), &stdout, pw)
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "Holding") {
+	}
+	if len(rules()) != 1 {
+		t.Fatalf("held grant: %d rules, want 1", len(rules()))
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if code := <-done; code != 0 || len(rules()) != 0 {
+		t.Fatalf("interrupted grant: exit %d, %d rules left", code, len(rules()))
 	}
 }
