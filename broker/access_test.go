@@ -212,15 +212,15 @@ func TestDenyAndWithdraw(t *testing.T) {
 func TestEndGrantEarly(t *testing.T) {
 	f := at.New(t)
 	r, _ := f.Access.Request(t.Context(), at.Alice, ask(ec2sim.DemoWeb1, 22, home))
-	if _, err := f.Access.EndGrant(t.Context(), at.Dave, r.GrantID); latch.ErrorCode(err) != latch.EFORBIDDEN {
+	if _, _, err := f.Access.EndGrant(t.Context(), at.Dave, r.GrantID); latch.ErrorCode(err) != latch.EFORBIDDEN {
 		t.Fatalf("stranger ends grant = %v, want EFORBIDDEN", err)
 	}
-	g, err := f.Access.EndGrant(t.Context(), at.Alice, r.GrantID)
+	g, _, err := f.Access.EndGrant(t.Context(), at.Alice, r.GrantID)
 	if err != nil || g.State != latch.StateRevoked || len(f.Rules(ec2sim.DemoWebLatchGroup)) != 0 {
 		t.Fatalf("end = %s, %v, rules %d; want revoked at once", g.State, err, len(f.Rules(ec2sim.DemoWebLatchGroup)))
 	}
 	r2, _ := f.Access.Request(t.Context(), at.Alice, ask(ec2sim.DemoWeb1, 22, home))
-	if g, err := f.Access.EndGrant(t.Context(), at.Carol, r2.GrantID); err != nil || g.State != latch.StateRevoked {
+	if g, _, err := f.Access.EndGrant(t.Context(), at.Carol, r2.GrantID); err != nil || g.State != latch.StateRevoked {
 		t.Fatalf("admin ends grant = %s, %v", g.State, err)
 	}
 }
@@ -239,5 +239,46 @@ func TestExplain(t *testing.T) {
 	}
 	if _, err := f.Access.Explain(t.Context(), at.Carol, &at.Alice, "", ec2sim.DemoDB1); err != nil {
 		t.Errorf("admin explain as alice = %v", err)
+	}
+}
+
+// Ending a grant whose rule another live grant shares says the rule stays
+// open, until when, and names that grant only to someone who may see it.
+func TestEndGrantSharedRuleNamesOnlyVisibleGrants(t *testing.T) {
+	f := at.New(t)
+	frank := latch.Identity{Kind: latch.KindOIDC, Issuer: at.Issuer, Subject: "u-frank", Email: "frank@example.com", Groups: []string{"dev"}}
+	grant := func(who latch.Identity) latch.Grant {
+		t.Helper()
+		r, err := f.Access.Request(t.Context(), who, ask(ec2sim.DemoWeb1, 22, home))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := f.Access.GetGrant(t.Context(), who, r.GrantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	alices := grant(at.Alice)
+	f.Clock.Advance(time.Minute)
+	franks := grant(frank)
+	if alices.RuleID != franks.RuleID {
+		t.Fatalf("rules %s and %s; want one shared", alices.RuleID, franks.RuleID)
+	}
+	g, kept, err := f.Access.EndGrant(t.Context(), at.Alice, alices.ID)
+	if err != nil || g.State != latch.StateRevoked {
+		t.Fatalf("end = %s, %v", g.State, err)
+	}
+	if kept == nil || kept.GrantID != "" || kept.RuleID != alices.RuleID || !kept.Until.Equal(franks.ExpiresAt) {
+		t.Fatalf("kept for another's grant = %+v; want rule %s until %s, not naming %s", kept, alices.RuleID, franks.ExpiresAt, franks.ID)
+	}
+	alices2 := grant(at.Alice)
+	_, kept, err = f.Access.EndGrant(t.Context(), at.Carol, franks.ID) // an admin sees every grant
+	if err != nil || kept == nil || kept.GrantID != alices2.ID || !kept.Until.Equal(alices2.ExpiresAt) {
+		t.Fatalf("admin's end = %+v, %v; want it kept for %s", kept, err, alices2.ID)
+	}
+	_, kept, err = f.Access.EndGrant(t.Context(), at.Alice, alices2.ID)
+	if err != nil || kept != nil || len(f.Rules(ec2sim.DemoWebLatchGroup)) != 0 {
+		t.Fatalf("last end = %+v, %v, %d rules; want the rule revoked", kept, err, len(f.Rules(ec2sim.DemoWebLatchGroup)))
 	}
 }

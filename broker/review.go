@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/latchdev/latch"
 )
@@ -217,14 +218,33 @@ func (a *Access) ListGrants(ctx context.Context, who latch.Identity, all bool, f
 	return slices.DeleteFunc(gs, func(g latch.Grant) bool { return !a.ownsGrant(who, g) }), nil
 }
 
+// RuleKept says that an ended grant's rule was shared, so it was not
+// revoked: it stays open for another live grant until Until.
+type RuleKept struct {
+	RuleID latch.RuleID
+	// GrantID is the grant the rule stays open for, or "" when the caller
+	// may not see that grant (it is someone else's).
+	GrantID latch.GrantID
+	Until   time.Time
+}
+
 // EndGrant revokes a grant now ("I'm done"). Its requester and admins may.
-func (a *Access) EndGrant(ctx context.Context, who latch.Identity, id latch.GrantID) (latch.Grant, error) {
+// When the grant's rule stays open for another grant, kept says until when,
+// and names that grant only if who may see it.
+func (a *Access) EndGrant(ctx context.Context, who latch.Identity, id latch.GrantID) (_ latch.Grant, kept *RuleKept, _ error) {
 	g, err := a.GetGrant(ctx, who, id)
 	if err != nil {
-		return g, err
+		return g, nil, err
 	}
 	e, err := a.b.Revoke(ctx, id, who.String())
-	return e.Grant, err
+	if err != nil || e.KeptFor == nil {
+		return e.Grant, nil, err
+	}
+	kept = &RuleKept{RuleID: e.Grant.RuleID, Until: e.KeptFor.ExpiresAt}
+	if a.ownsGrant(who, *e.KeptFor) || a.IsAdmin(who) {
+		kept.GrantID = e.KeptFor.ID
+	}
+	return e.Grant, kept, nil
 }
 
 // ownsGrant reports whether g is who's: its owner is who's key, or the key

@@ -160,7 +160,7 @@ func TestSSHLoginRefusals(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.Access.EndGrant(t.Context(), at.Alice, g.ID); err != nil {
+	if _, _, err := f.Access.EndGrant(t.Context(), at.Alice, g.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: key}); latch.ErrorCode(err) != latch.ECONFLICT {

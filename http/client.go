@@ -169,9 +169,10 @@ func (c *Client) Grant(ctx context.Context, id latch.GrantID) (GrantJSON, error)
 	return out, c.do(ctx, http.MethodGet, "/v1/grants/"+url.PathEscape(string(id)), nil, nil, &out)
 }
 
-// Revoke ends a grant now.
-func (c *Client) Revoke(ctx context.Context, id latch.GrantID) (GrantJSON, error) {
-	var out GrantJSON
+// Revoke ends a grant now. RuleStaysOpen says when its rule stays open
+// for another grant.
+func (c *Client) Revoke(ctx context.Context, id latch.GrantID) (RevokedJSON, error) {
+	var out RevokedJSON
 	return out, c.do(ctx, http.MethodPost, "/v1/grants/"+url.PathEscape(string(id))+"/revoke", nil, nil, &out)
 }
 

@@ -192,12 +192,16 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	g, err := s.access.EndGrant(r.Context(), caller(r), id)
+	g, kept, err := s.access.EndGrant(r.Context(), caller(r), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ToGrantJSON(g))
+	out := RevokedJSON{GrantJSON: ToGrantJSON(g)}
+	if kept != nil {
+		out.RuleStaysOpen = &RuleKeptJSON{RuleID: kept.RuleID, GrantID: kept.GrantID, Until: kept.Until.UTC()}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // sshLogin issues a short-lived SSH credential for the caller's grant.

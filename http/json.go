@@ -243,6 +243,23 @@ func ToGrantJSON(g latch.Grant) GrantJSON {
 	return j
 }
 
+// RevokedJSON is a grant just ended: POST /v1/grants/{id}/revoke, and
+// `latch revoke --json`.
+type RevokedJSON struct {
+	GrantJSON
+	// RuleStaysOpen is set when the grant's rule was shared: it was not
+	// revoked, and stays open for another grant.
+	RuleStaysOpen *RuleKeptJSON `json:"rule_stays_open,omitempty"`
+}
+
+// RuleKeptJSON says an ended grant's rule stays open for another grant,
+// until when. GrantID is empty when the caller may not see that grant.
+type RuleKeptJSON struct {
+	RuleID  latch.RuleID  `json:"rule_id"`
+	GrantID latch.GrantID `json:"grant_id,omitempty"`
+	Until   time.Time     `json:"until"`
+}
+
 // SSHBody is POST /v1/grants/{id}/ssh.
 type SSHBody struct {
 	PublicKey string `json:"public_key"`      // one OpenSSH public key line

@@ -180,13 +180,13 @@ func TestRevokeSharedRuleSaysItStaysOpen(t *testing.T) {
 	// b ends too, by JSON; nothing is kept now.
 	c := grant("10m") // joins the rule again, expiring before b
 	r = w.latch(t, "revoke", string(b.ID), "--json")
-	got := decode[revokedJSON](t, r.stdout)
+	got := decode[latchhttp.RevokedJSON](t, r.stdout)
 	if got.State != latch.StateRevoked || got.RuleStaysOpen == nil ||
 		got.RuleStaysOpen.GrantID != c.ID || !got.RuleStaysOpen.Until.Equal(c.ExpiresAt) || got.RuleStaysOpen.RuleID != a.RuleID {
 		t.Errorf("revoke --json = %s, want rule_stays_open naming %s until %s", r.stdout, c.ID, c.ExpiresAt)
 	}
 	r = w.latch(t, "revoke", string(c.ID), "--json")
-	if got := decode[revokedJSON](t, r.stdout); got.RuleStaysOpen != nil {
+	if got := decode[latchhttp.RevokedJSON](t, r.stdout); got.RuleStaysOpen != nil {
 		t.Errorf("last grant's revoke says the rule stays open: %s", r.stdout)
 	}
 	if n := len(w.rules(t)); n != 0 {

@@ -20,7 +20,7 @@ import (
 type grantOptions struct {
 	sg, instance, ip, dur, reason, maxDur string
 	ports                                 portFlags
-	detach, json                          bool
+	detach, json, direct                  bool
 }
 
 // portFlags are what a grant or request opens: --protocol, then --port
@@ -87,12 +87,22 @@ instance's one such group, as the server does. The grant records your AWS
 identity (sts:GetCallerIdentity) as its requester.
 
 The recipe's environment also works: SECURITY_GROUP_ID, ALLOWED_IP and
-DURATION (in seconds) stand in for --sg, --ip and --for.`,
+DURATION (in seconds) stand in for --sg, --ip and --for.
+
+With a server configured (--server or LATCH_SERVER), grant is a request to
+the server, decided by its policy, as 'latch request' is: --sg or
+--instance is the target; the address is the one the server sees you at
+(--ip ADDRESS only where the policy's networks allow it); --for defaults to
+the policy's. It waits for approval, then holds the grant as above; with
+--detach it returns at once and the server revokes at expiry. --direct opens
+with your own AWS credentials instead, skipping the server and its policy.`,
 		Example: `  latch grant --sg sg-0123456789abcdef0 --ip auto --for 30m --reason "hotfix INC-42"
   latch grant --instance web-1 --ip auto --for 30m --reason "hotfix INC-42"
   latch grant --sg sg-0123456789abcdef0 --ip 203.0.113.7 --port 8000-8080 --for 1h --reason test --detach --json
-  latch grant --sg sg-0123456789abcdef0 --ip 2001:db8::7 --protocol icmpv6 --type 128 --for 15m --reason "ping test"`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.grant(cmd.Context(), &o) },
+  latch grant --sg sg-0123456789abcdef0 --ip 2001:db8::7 --protocol icmpv6 --type 128 --for 15m --reason "ping test"
+  LATCH_SERVER=https://latch.example.com:8443 latch grant --instance web-1 --reason "INC-42"           # through the server's policy
+  LATCH_SERVER=https://latch.example.com:8443 latch grant --direct --sg sg-0123456789abcdef0 --ip auto --for 30m --reason "INC-42"`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.grant(cmd, &o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.sg, "sg", "", "security group ID to open (sg-…)")
@@ -104,14 +114,23 @@ DURATION (in seconds) stand in for --sg, --ip and --for.`,
 	f.StringVar(&o.maxDur, "max-duration", latch.DefaultMaxDuration.String(), "longest grant allowed")
 	f.BoolVar(&o.detach, "detach", false, "return at once and leave revocation to 'latch run' or a sweep")
 	f.BoolVar(&o.json, "json", false, "print JSON: one object when granted, one when it ends")
+	f.BoolVar(&o.direct, "direct", false, "open with your own AWS credentials, even with a server configured (skips its policy)")
 	return cmd
 }
 
-func (a *app) grant(ctx context.Context, o *grantOptions) error {
+func (a *app) grant(cmd *cobra.Command, o *grantOptions) error {
+	ctx := cmd.Context()
+	server, err := a.useServer(cmd, o.direct)
+	if err != nil {
+		return err
+	}
 	if !o.detach { // closing the terminal must revoke, not kill latch
 		var stop context.CancelFunc
 		ctx, stop = whileHolding(ctx)
 		defer stop()
+	}
+	if server {
+		return a.grantViaServer(ctx, cmd, o)
 	}
 	req, maxDur, err := a.grantRequest(ctx, o)
 	if err != nil {
@@ -134,7 +153,11 @@ func (a *app) grant(ctx context.Context, o *grantOptions) error {
 	}
 	if o.detach {
 		if !o.json {
-			fmt.Fprintf(a.stdout, "\nDetached. 'latch run' or any 'latch sweep' revokes it at expiry; 'latch revoke %s' ends it now.\n", g.ID)
+			revoke := "latch revoke"
+			if a.server != "" { // a plain revoke would ask the server
+				revoke = "latch revoke --direct"
+			}
+			fmt.Fprintf(a.stdout, "\nDetached. 'latch run' or any 'latch sweep' revokes it at expiry; '%s %s' ends it now.\n", revoke, g.ID)
 		}
 		return nil
 	}
@@ -158,7 +181,7 @@ func (a *app) holdGrant(ctx context.Context, b *broker.Broker, g latch.Grant, as
 	if err != nil {
 		return fmt.Errorf("%w\nThe grant is recorded as ending; 'latch run' or 'latch sweep' will finish revoking it", err)
 	}
-	return a.showEnded(asJSON, e)
+	return a.showEnded(asJSON, e, modeJSON{})
 }
 
 func (a *app) showGrant(asJSON bool, g latch.Grant) error {
@@ -172,20 +195,8 @@ func (a *app) showGrant(asJSON bool, g latch.Grant) error {
 // grantRequest turns flags (and the recipe's variables) into a request, or
 // an EINVALID error naming the flag.
 func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantRequest, time.Duration, error) {
-	if o.sg == "" {
-		o.sg = a.getenv("SECURITY_GROUP_ID")
-	}
-	if o.ip == "" {
-		o.ip = a.getenv("ALLOWED_IP")
-	}
-	if o.dur == "" {
-		if s := a.getenv("DURATION"); s != "" {
-			secs, err := strconv.Atoi(s)
-			if err != nil {
-				return latch.GrantRequest{}, 0, latch.Invalidf("for", "DURATION=%q is not a whole number of seconds", s)
-			}
-			o.dur = strconv.Itoa(secs) + "s"
-		}
+	if err := a.recipeEnv(o); err != nil {
+		return latch.GrantRequest{}, 0, err
 	}
 	switch {
 	case o.sg != "" && o.instance != "":
@@ -205,6 +216,31 @@ func (a *app) grantRequest(ctx context.Context, o *grantOptions) (latch.GrantReq
 		return latch.GrantRequest{}, 0, latch.Invalidf("max-duration", "%q is not a positive whole number of seconds; want e.g. 1h (the default is %s)",
 			o.maxDur, latch.DefaultMaxDuration)
 	}
+	return a.directGrantRequest(ctx, o, maxDur)
+}
+
+// recipeEnv fills --sg, --ip and --for from the recipe's variables.
+func (a *app) recipeEnv(o *grantOptions) error {
+	if o.sg == "" {
+		o.sg = a.getenv("SECURITY_GROUP_ID")
+	}
+	if o.ip == "" {
+		o.ip = a.getenv("ALLOWED_IP")
+	}
+	if o.dur == "" {
+		if s := a.getenv("DURATION"); s != "" {
+			secs, err := strconv.Atoi(s)
+			if err != nil {
+				return latch.Invalidf("for", "DURATION=%q is not a whole number of seconds", s)
+			}
+			o.dur = strconv.Itoa(secs) + "s"
+		}
+	}
+	return nil
+}
+
+func (a *app) directGrantRequest(ctx context.Context, o *grantOptions, maxDur time.Duration) (latch.GrantRequest, time.Duration, error) {
+	var err error
 	req := latch.GrantRequest{Region: a.regions[0], Reason: o.reason, Requester: directRequesterPending}
 	if o.instance == "" {
 		if req.GroupID, err = latch.ParseGroupID(o.sg); err != nil {

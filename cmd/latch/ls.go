@@ -13,34 +13,55 @@ import (
 )
 
 func (a *app) lsCommand() *cobra.Command {
-	var all, asJSON bool
+	var all, asJSON, direct bool
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List grants: open ones, or all with --all",
-		Long: `List grants from the grant database, newest first.
+		Long: `List grants, newest first.
 
-Without --all, only grants that may still have a rule in AWS are listed:
-requested, active, revoking and revoke-failed. A revoke-failed grant is one
-whose revoke keeps failing; latch keeps retrying it, and it stays listed
-here until its rule is gone.
+With a server configured (--server or LATCH_SERVER), it lists your grants
+and the requests you can see on that server; --all lists everyone's grants
+(admins). --direct lists the local grant database instead, as without a
+server: grants made with 'latch grant --direct'.
 
-With --server (or LATCH_SERVER), it lists your grants and the requests you
-can see on that server instead; --all lists everyone's grants (admins).`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.ls(cmd.Context(), all, asJSON, limit) },
+From the database, without --all, only grants that may still have a rule in
+AWS are listed: requested, active, revoking and revoke-failed. A
+revoke-failed grant is one whose revoke keeps failing; latch keeps retrying
+it, and it stays listed here until its rule is gone.
+
+latch says on stderr where it looked ("from server URL" or "direct,
+database PATH"). In --json, a server's answer is an object with "mode" and
+"server"; the database's an array whose grants carry "mode" and "database".`,
+		Example: `  latch ls                          # open grants (with a server: yours, and requests waiting for you)
+  latch ls --all --json             # every grant, for scripts
+  latch ls --direct                 # the local database, even with LATCH_SERVER set
+  latch ls --all --limit 20`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			server, err := a.useServer(cmd, direct)
+			if err != nil {
+				return err
+			}
+			return a.ls(cmd.Context(), server, all, asJSON, limit)
+		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "include ended grants")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.Flags().BoolVar(&all, "all", false, "include ended grants (with a server: everyone's, for admins)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&limit, "limit", 0, "show at most this many (0: no limit)")
+	cmd.Flags().BoolVar(&direct, "direct", false, "list the local grant database, even with a server configured")
 	return cmd
 }
 
-func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
+func (a *app) ls(ctx context.Context, server, all, asJSON bool, limit int) error {
 	if limit < 0 {
 		return latch.Invalidf("limit", "%d is negative; want 0 (no limit) or more", limit)
 	}
-	if a.server != "" {
+	if server {
 		return a.lsServer(ctx, all, asJSON)
+	}
+	mode := a.directMode()
+	if !asJSON {
+		a.sayMode(mode)
 	}
 	store, err := a.store(ctx)
 	if err != nil {
@@ -55,9 +76,13 @@ func (a *app) ls(ctx context.Context, all, asJSON bool, limit int) error {
 		return err
 	}
 	if asJSON {
-		out := make([]latchhttp.GrantJSON, 0, len(grants))
+		type listed struct { // the array stays an array; each grant says where it is
+			latchhttp.GrantJSON
+			modeJSON
+		}
+		out := make([]listed, 0, len(grants))
 		for _, g := range grants {
-			out = append(out, latchhttp.ToGrantJSON(g))
+			out = append(out, listed{latchhttp.ToGrantJSON(g), mode})
 		}
 		return writeJSON(a.stdout, out)
 	}
@@ -91,6 +116,9 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	if !asJSON {
+		a.sayMode(a.serverMode())
+	}
 	grants, err := c.Grants(ctx, all, !all)
 	if err != nil {
 		return err
@@ -103,7 +131,8 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		return writeJSON(a.stdout, struct {
 			Grants   []latchhttp.GrantJSON   `json:"grants"`
 			Requests []latchhttp.RequestJSON `json:"pending_requests"`
-		}{grants, requests})
+			modeJSON
+		}{grants, requests, a.serverMode()})
 	}
 	now := a.clock.Now()
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -77,6 +78,94 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 		}
 	}
 	return a.showRequest(ctx, c, r, o.json)
+}
+
+// grantViaServer is `latch grant` with a server configured: a request
+// through the server's policy, with grant's flags. Without --detach it
+// waits for a decision, then holds the grant as a direct one is held:
+// Ctrl-C or the terminal closing ends it.
+func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOptions) error {
+	if v, ok := a.onCommandLine(cmd, "max-duration"); ok {
+		return latch.Invalidf("max-duration", "--max-duration %s applies to direct grants; with server %s its policy caps durations: drop it, or add --direct", v, a.server)
+	}
+	if err := a.recipeEnv(o); err != nil {
+		return err
+	}
+	target := o.sg
+	switch {
+	case o.sg != "" && o.instance != "":
+		return latch.Invalidf("instance", "give --sg or --instance, not both")
+	case o.sg == "" && o.instance == "":
+		return latch.Invalidf("sg", "a target is required: --sg sg-… (or SECURITY_GROUP_ID), or --instance i-…")
+	case o.sg != "":
+		if _, err := latch.ParseGroupID(o.sg); err != nil {
+			return err
+		}
+	case strings.HasPrefix(o.instance, "sg-"):
+		return latch.Invalidf("instance", "%q is a security group; give it with --sg", o.instance)
+	default:
+		target = o.instance
+	}
+	if o.reason == "" {
+		return latch.Invalidf("reason", "a reason is required: --reason TEXT (at most 256 characters)")
+	}
+	if err := latch.CheckReason("reason", o.reason); err != nil {
+		return err
+	}
+	if o.dur != "" {
+		if _, err := positiveDuration("for", o.dur); err != nil {
+			return err
+		}
+	}
+	proto, ports, err := o.ports.parse()
+	if err != nil {
+		return err
+	}
+	source := "" // the address the server sees
+	if o.ip != "" && o.ip != "auto" {
+		p, err := latch.ParseSource(o.ip)
+		if err != nil {
+			return err
+		}
+		source = p.String()
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: string(proto), Port: ports.String(),
+		Duration: o.dur, Reason: o.reason, Source: source})
+	if err != nil {
+		return err
+	}
+	if r.State == latch.RequestPending && !o.detach {
+		if r, err = a.waitForDecision(ctx, c, r); err != nil {
+			return err
+		}
+	}
+	if err := a.showRequest(ctx, c, r, o.json); err != nil || r.State != latch.RequestActive || r.GrantID == "" {
+		return err
+	}
+	if o.detach {
+		if !o.json {
+			fmt.Fprintf(a.stdout, "\nDetached. Server %s revokes it at expiry; 'latch revoke %s' ends it now.\n", esc(a.server), r.GrantID)
+		}
+		return nil
+	}
+	g, err := c.Grant(ctx, r.GrantID)
+	if err != nil {
+		return err
+	}
+	src, _ := latch.ParseSource(g.Source)
+	interrupted := a.countdown(ctx, latch.Grant{ID: g.ID, ExpiresAt: g.ExpiresAt, Protocol: proto, Ports: ports, Source: src})
+	if !interrupted {
+		return nil // the server's revoker ends it at expiry
+	}
+	out, err := c.Revoke(context.WithoutCancel(ctx), g.ID)
+	if err != nil {
+		return fmt.Errorf("%w\nServer %s still revokes it at expiry; 'latch revoke %s' ends it now", err, a.server, g.ID)
+	}
+	return a.showRevoked(out, o.json)
 }
 
 // waitForDecision polls until r is no longer pending, showing progress.

@@ -26,6 +26,9 @@ done, so restarting it after a crash (or with an empty database) converges:
 every expired rule is revoked within one sweep interval. A revoke that fails
 is retried with backoff, forever; after repeated failures the grant is
 marked revoke-failed and every further failure is logged at ERROR.`,
+		Example: `  latch run
+  latch run --sweep-interval 30s --region us-east-1,eu-west-1
+  latch run --metrics-listen 127.0.0.1:9464       # Prometheus metrics at /metrics`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.daemon(cmd.Context(), o) },
 	}
 	cmd.Flags().StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
