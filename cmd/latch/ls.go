@@ -30,7 +30,7 @@ AWS are listed: requested, active, revoking and revoke-failed. A
 revoke-failed grant is one whose revoke keeps failing; latch keeps retrying
 it, and it stays listed here until its rule is gone.
 
-latch says on stderr where it looked ("from server URL" or "direct,
+latch says first where it looked ("From server URL" or "Direct,
 database PATH"). In --json, a server's answer is an object with "mode" and
 "server"; the database's an array whose grants carry "mode" and "database".`,
 		Example: `  latch ls                          # open grants (with a server: yours, and requests waiting for you)

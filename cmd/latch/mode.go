@@ -64,11 +64,12 @@ type modeJSON struct {
 func (a *app) serverMode() modeJSON { return modeJSON{Mode: "server", Server: a.server} }
 func (a *app) directMode() modeJSON { return modeJSON{Mode: "direct", Database: a.directDB()} }
 
-// sayMode tells a person on stderr where a command looked.
+// sayMode tells a person where a command looked, as the first line of its
+// answer on stdout: a successful command is quiet on stderr.
 func (a *app) sayMode(m modeJSON) {
 	if m.Mode == "server" {
-		fmt.Fprintf(a.stderr, "latch: from server %s\n", esc(m.Server))
+		fmt.Fprintf(a.stdout, "From server %s\n", esc(m.Server))
 		return
 	}
-	fmt.Fprintf(a.stderr, "latch: direct, database %s\n", esc(m.Database))
+	fmt.Fprintf(a.stdout, "Direct, database %s\n", esc(m.Database))
 }

@@ -77,13 +77,13 @@ func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 		t.Fatalf("a refused revoke changed the rules: %+v", rules())
 	}
 	r = w.latch(t, "revoke", "--direct", direct)
-	if r.code != 0 || len(rules()) != 1 || !strings.Contains(r.stderr, "direct, database "+w.vars["LATCH_DB"]) {
+	if r.code != 0 || len(rules()) != 1 || !strings.Contains(r.stdout, "Direct, database "+w.vars["LATCH_DB"]) {
 		t.Fatalf("revoke --direct: exit %d, %d rules\nstderr: %s", r.code, len(rules()), r.stderr)
 	}
 
 	// ls says where it looked.
 	r = w.latch(t, "ls")
-	if r.code != 0 || !strings.Contains(r.stderr, "from server "+w.url) || !strings.Contains(r.stdout, string(out.Grant.ID)) {
+	if r.code != 0 || !strings.Contains(r.stdout, "From server "+w.url) || !strings.Contains(r.stdout, string(out.Grant.ID)) {
 		t.Errorf("ls with a server: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	r = w.latch(t, "ls", "--json")
@@ -94,7 +94,7 @@ func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 		t.Errorf("ls --json with a server: mode %q server %q\n%s", l.Mode, l.Server, r.stdout)
 	}
 	r = w.latch(t, "ls", "--direct", "--all")
-	if r.code != 0 || !strings.Contains(r.stderr, "direct, database "+w.vars["LATCH_DB"]) || !strings.Contains(r.stdout, direct) {
+	if r.code != 0 || !strings.Contains(r.stdout, "Direct, database "+w.vars["LATCH_DB"]) || !strings.Contains(r.stdout, direct) {
 		t.Errorf("ls --direct: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	r = w.latch(t, "ls", "--direct", "--all", "--json")
@@ -211,7 +211,7 @@ func TestServerRevokeSharedRuleHumanForANonOwner(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "stays open for another grant until") || strings.Contains(r.stdout, ids[1]) {
 		t.Fatalf("alice's revoke: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "from server "+w.url) {
+	if !strings.Contains(r.stdout, "From server "+w.url) {
 		t.Errorf("revoke with a server does not say where: %s", r.stderr)
 	}
 }
