@@ -39,8 +39,9 @@ func TestHumanOutputEscapesStoredValues(t *testing.T) {
 	if _, err := store.CreateGrant(t.Context(), g, ""); err != nil {
 		t.Fatal(err)
 	}
-	// A header, the grant's row, a blank line, and the revoke-failed line.
-	checkEscaped(t, "ls", w.latch(t, "ls").stdout, 4, `mallory\n7`, `denied\n\x1b[31mall clear`)
+	// Where ls looked, a header, the grant's row, a blank line, and the
+	// revoke-failed line.
+	checkEscaped(t, "ls", w.latch(t, "ls").stdout, 5, `mallory\n7`, `denied\n\x1b[31mall clear`)
 }
 
 // checkEscaped fails t unless out has lines lines, no control character

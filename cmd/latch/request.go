@@ -48,18 +48,25 @@ the grant), denied or timed out. The duration starts when access starts.`,
 	return cmd
 }
 
+// checkAsk checks what a request asks for before the server sees it: the
+// reason (if any; the policy may require one), the duration (if any; the
+// policy has a default) and the ports.
+func checkAsk(reason, dur string, ports portFlags) (latch.Protocol, latch.PortRange, error) {
+	if reason != "" {
+		if err := latch.CheckReason("reason", reason); err != nil {
+			return "", latch.PortRange{}, err
+		}
+	}
+	if dur != "" {
+		if _, err := positiveDuration("for", dur); err != nil {
+			return "", latch.PortRange{}, err
+		}
+	}
+	return ports.parse()
+}
+
 func (a *app) request(ctx context.Context, target string, o requestOptions) error {
-	if o.reason != "" { // optional here; the policy may require one
-		if err := latch.CheckReason("reason", o.reason); err != nil {
-			return err
-		}
-	}
-	if o.dur != "" {
-		if _, err := positiveDuration("for", o.dur); err != nil {
-			return err
-		}
-	}
-	proto, ports, err := o.ports.parse()
+	proto, ports, err := checkAsk(o.reason, o.dur, o.ports)
 	if err != nil {
 		return err
 	}
@@ -109,15 +116,7 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 	if o.reason == "" {
 		return latch.Invalidf("reason", "a reason is required: --reason TEXT (at most 256 characters)")
 	}
-	if err := latch.CheckReason("reason", o.reason); err != nil {
-		return err
-	}
-	if o.dur != "" {
-		if _, err := positiveDuration("for", o.dur); err != nil {
-			return err
-		}
-	}
-	proto, ports, err := o.ports.parse()
+	proto, ports, err := checkAsk(o.reason, o.dur, o.ports)
 	if err != nil {
 		return err
 	}
