@@ -78,7 +78,10 @@ func (a *app) globalFlags(root *cobra.Command) {
 func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 	var err error
 	visit := func(f *pflag.Flag) {
-		if err != nil || f.Changed {
+		// --direct is the explicit opt-out from a configured server: it is
+		// never read from the environment, where it would skip the
+		// server's policy without a word on the command line.
+		if err != nil || f.Changed || f.Name == "direct" {
 			return
 		}
 		name := envName(f.Name)

@@ -80,7 +80,7 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 		return err
 	}
 	if r.State == latch.RequestPending && o.wait {
-		if r, err = a.waitForDecision(ctx, c, r); err != nil {
+		if r, err = a.waitForDecision(ctx, c, r, false); err != nil {
 			return err
 		}
 	}
@@ -138,7 +138,7 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 		return err
 	}
 	if r.State == latch.RequestPending && !o.detach {
-		if r, err = a.waitForDecision(ctx, c, r); err != nil {
+		if r, err = a.waitForDecision(ctx, c, r, true); err != nil {
 			return err
 		}
 	}
@@ -168,11 +168,22 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 }
 
 // waitForDecision polls until r is no longer pending, showing progress.
-func (a *app) waitForDecision(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON) (latchhttp.RequestJSON, error) {
+// Interrupted, it leaves a plain request pending, saying how to end it;
+// but a request made for a command that would hold its grant (grant, ssh)
+// is withdrawn, since nobody would hold access it opened later.
+func (a *app) waitForDecision(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON, holding bool) (latchhttp.RequestJSON, error) {
 	fmt.Fprintf(a.stderr, "Request %s needs %d approval(s) from %s.\n", esc(r.ID), r.ApprovalsNeeded, approversText(r))
 	tty := isTerminal(a.stderr)
 	stopped := func() (latchhttp.RequestJSON, error) {
-		// Interrupted, the request stays pending: say so, and how to end it.
+		if holding {
+			if _, err := c.Withdraw(context.WithoutCancel(ctx), r.ID); err != nil {
+				fmt.Fprintf(a.stderr, "\nStopped waiting, but withdrawing request %s failed (%s): 'latch withdraw %s' ends it.\n",
+					r.ID, esc(latch.ErrorMessage(err)), r.ID)
+				return r, exitStatus(exitInterrupted)
+			}
+			fmt.Fprintf(a.stderr, "\nStopped waiting. Withdrew request %s: nobody would hold the access it opened.\n", r.ID)
+			return r, exitStatus(exitInterrupted)
+		}
 		fmt.Fprintf(a.stderr, "\nStopped waiting. Request %s is still pending: 'latch withdraw %s' withdraws it, "+
 			"'latch request --wait' again waits anew, 'latch ls' shows it.\n", r.ID, r.ID)
 		return r, exitStatus(exitInterrupted)

@@ -82,6 +82,10 @@ optionally a command.`,
 }
 
 func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOptions) error {
+	// The session holds access open: closing the terminal must end it and
+	// revoke, not kill latch with the rule open.
+	ctx, stop := whileHolding(ctx)
+	defer stop()
 	t, cfg, err := a.sshPlan(ctx, target, userArgs, &o)
 	if err != nil {
 		return err
@@ -248,7 +252,7 @@ func (a *app) sshViaServer(ctx context.Context, t *sshTarget, k *sshclient.Key, 
 		return s, err
 	}
 	if r.State == latch.RequestPending {
-		if r, err = a.waitForDecision(ctx, c, r); err != nil {
+		if r, err = a.waitForDecision(ctx, c, r, true); err != nil {
 			return s, err
 		}
 	}

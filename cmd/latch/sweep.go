@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -83,14 +84,27 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 			a.log.Error("sweeping without the grant database", "err", storeErr)
 		}
 	}
+	recorded := false
 	if store != nil {
+		// With the database, the daemon's own pass: it records what ends
+		// and mends a live grant's stale tags.
 		b, err := a.broker(ctx, store, a.regions, 0)
 		if err != nil {
-			return err
+			a.log.Error("sweeping without the grant database", "err", err)
+			storeErr = err
+		} else {
+			reports, expired, sweepErr = b.SweepOnce(ctx)
+			recorded = sweepErr == nil
 		}
-		reports, expired, sweepErr = b.SweepOnce(ctx)
-	} else {
-		reports, sweepErr = broker.Sweep(ctx, fws, a.clock.Now(), dryRun, a.log.With("component", "sweep"))
+	}
+	if !recorded {
+		// Then, whatever the database did, a pass by the rules' tags alone:
+		// revocation never waits on the database (one that opens but cannot
+		// be read, or a broker that cannot be built, must not keep an
+		// expired rule open).
+		tagReports, tagErr := broker.Sweep(ctx, fws, a.clock.Now(), dryRun, a.log.With("component", "sweep"))
+		reports = mergeSweeps(reports, tagReports)
+		sweepErr = errors.Join(sweepErr, tagErr)
 	}
 	out := []sweptJSON{}
 	for _, rep := range reports {
@@ -113,6 +127,27 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 		a.printSweep(reports, out, dryRun, expired)
 	}
 	return errors.Join(sweepErr, storeErr)
+}
+
+// mergeSweeps adds to first the rules the second pass revoked, region by
+// region, so a rule is reported once.
+func mergeSweeps(first, second []broker.SweepReport) []broker.SweepReport {
+	if len(first) == 0 {
+		return second
+	}
+	for _, rep := range second {
+		i := slices.IndexFunc(first, func(f broker.SweepReport) bool { return f.Region == rep.Region })
+		if i < 0 {
+			first = append(first, rep)
+			continue
+		}
+		for _, s := range rep.Swept {
+			if s.Revoked && !slices.ContainsFunc(first[i].Swept, func(f broker.Swept) bool { return f.Rule.ID == s.Rule.ID && f.Revoked }) {
+				first[i].Swept = append(first[i].Swept, s)
+			}
+		}
+	}
+	return first
 }
 
 func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun bool, expired int) {
