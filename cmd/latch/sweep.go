@@ -104,7 +104,11 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 		// expired rule open).
 		tagReports, tagErr := broker.Sweep(ctx, fws, a.clock.Now(), dryRun, a.log.With("component", "sweep"))
 		reports = mergeSweeps(reports, tagReports)
-		sweepErr = errors.Join(sweepErr, tagErr)
+		if tagErr != nil {
+			// What is still wrong once the tags were swept; the database
+			// pass most likely failed of the same cause.
+			sweepErr = tagErr
+		}
 	}
 	out := []sweptJSON{}
 	for _, rep := range reports {
