@@ -195,8 +195,14 @@ func TestVerify_RefusedBySTS(t *testing.T) {
 		}},
 		{name: "tampered signature", wantMsg: "SignatureDoesNotMatch", header: func(t *testing.T) string {
 			return editURL(func(q url.Values) {
+				// Another hex digit, so the signature is well-formed and
+				// only STS can tell it is wrong.
 				sig := []byte(q.Get("X-Amz-Signature"))
-				sig[len(sig)-1] ^= 1
+				if sig[len(sig)-1] == '0' {
+					sig[len(sig)-1] = '1'
+				} else {
+					sig[len(sig)-1] = '0'
+				}
 				q.Set("X-Amz-Signature", string(sig))
 			})(env.header(t, deployer, serverID))
 		}},
