@@ -65,6 +65,10 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		return err
 	}
 	var found []finding
+	actor := ""
+	if revert {
+		actor = a.directActor(ctx, a.regions[0])
+	}
 	for _, region := range a.regions {
 		cfg, err := a.awsConfig(ctx, region)
 		if err != nil {
@@ -72,7 +76,7 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		}
 		r := reconcile.Reconciler{Groups: latchaws.NewInventory(cfg, nil), Rules: latchaws.NewFirewall(cfg, nil),
 			Trail: trailEvents{latchaws.NewTrail(cfg)}, Store: store, Clock: a.clock,
-			Revert: revert, Actor: a.localUser(), Sign: sign, Log: a.log}
+			Revert: revert, Actor: actor, Sign: sign, Log: a.log}
 		fs, err := r.Run(ctx, since)
 		if err != nil {
 			return fmt.Errorf("reconcile %s: %w", region, err)

@@ -288,6 +288,19 @@ func (a *app) directGrantRequest(ctx context.Context, o *grantOptions, maxDur ti
 // checked, so bad input is refused before STS is asked.
 const directRequesterPending = "(caller)"
 
+// directActor names who ends access directly (revoke, reconcile --revert)
+// in the audit log: the caller's AWS identity, as for a grant. Ending access
+// must not wait on STS, so if STS cannot answer the local user is recorded,
+// marked unverified, since anyone can set it.
+func (a *app) directActor(ctx context.Context, region string) string {
+	if cfg, err := a.awsConfig(ctx, region); err == nil {
+		if arn, err := a.directRequester(ctx, cfg); err == nil {
+			return arn
+		}
+	}
+	return "unverified:" + a.localUser()
+}
+
 // directRequester is who a direct command acts for: the caller's AWS
 // identity, as STS names it, normalised as policies name principals. It is
 // what the store and the rule's latch:requester tag record. There is no

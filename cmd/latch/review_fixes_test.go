@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,4 +136,64 @@ func TestLatchDirectIsNeverReadFromTheEnvironment(t *testing.T) {
 	if n := len(w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 0 || r.code == 0 {
 		t.Errorf("LATCH_DIRECT + LATCH_SERVER: exit %d, %d rule(s) opened outside policy\nstdout: %s\nstderr: %s", r.code, n, r.stdout, r.stderr)
 	}
+}
+
+// A direct revoke is recorded as the caller's AWS identity, not a name the
+// caller sets ($USER); when STS cannot answer, it still revokes, and the
+// local name is marked unverified.
+func TestDirectRevokeRecordsTheCaller(t *testing.T) {
+	w := newWorld(t)
+	grant := func() string {
+		r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
+		if r.code != 0 {
+			t.Fatalf("grant: exit %d %s", r.code, r.stderr)
+		}
+		return string(decode[grantJSONOut](t, r.stdout).ID)
+	}
+	revokedBy := func(id string) string {
+		var entries []struct {
+			Actor   string `json:"actor"`
+			Action  string `json:"action"`
+			GrantID string `json:"grant_id"`
+		}
+		for _, line := range strings.Split(strings.TrimSpace(w.latch(t, "audit", "export").stdout), "\n") {
+			var e struct {
+				Actor   string `json:"actor"`
+				Action  string `json:"action"`
+				GrantID string `json:"grant_id"`
+			}
+			if err := json.Unmarshal([]byte(line), &e); err == nil {
+				entries = append(entries, e)
+			}
+		}
+		for _, e := range entries {
+			if e.Action == "revoked" && e.GrantID == id {
+				return e.Actor
+			}
+		}
+		t.Fatalf("no revoked entry for %s in %+v", id, entries)
+		return ""
+	}
+	id := grant()
+	w.vars["USER"] = "root"
+	if r := w.latch(t, "revoke", id); r.code != 0 {
+		t.Fatalf("revoke: exit %d %s", r.code, r.stderr)
+	}
+	if got := revokedBy(id); got != testCallerARN {
+		t.Errorf("revoked by %q, want the caller's ARN %s", got, testCallerARN)
+	}
+
+	t.Run("STS refusing", func(t *testing.T) {
+		if w.env.Sim == nil {
+			t.Skip("needs an endpoint that takes EC2 calls under a key its STS refuses, as only the in-repo simulator does")
+		}
+		id := grant()
+		w.vars["AWS_SECRET_ACCESS_KEY"] = "wrong" // STS refuses; the revoke must not
+		if r := w.latch(t, "revoke", id); r.code != 0 {
+			t.Fatalf("revoke with STS refusing: exit %d %s", r.code, r.stderr)
+		}
+		if got := revokedBy(id); !strings.HasPrefix(got, "unverified:") {
+			t.Errorf("revoked by %q when STS could not say who; want it marked unverified", got)
+		}
+	})
 }

@@ -68,7 +68,7 @@ func (a *app) revoke(ctx context.Context, arg string, server, asJSON bool) error
 	if err != nil {
 		return err
 	}
-	e, err := b.Revoke(ctx, id, a.localUser())
+	e, err := b.Revoke(ctx, id, a.directActor(ctx, g.Region))
 	if err != nil {
 		return err
 	}
