@@ -27,7 +27,7 @@ that grant is yours or you are an admin).
 With a server configured (--server or LATCH_SERVER), the server ends it
 (your grant, or any grant if you are an admin); --direct ends a grant made
 with 'latch grant --direct', from the local database, with your own AWS
-credentials. latch says on stderr which it used; --json has it as "mode".`,
+credentials. latch says first which it used; --json has it as "mode".`,
 		Example: `  latch revoke g-3f9a0c1d2e4b5a69
   latch revoke g-3f9a0c1d2e4b5a69 --json
   LATCH_SERVER=https://latch.example.com:8443 latch revoke --direct g-3f9a0c1d2e4b5a69   # a grant made with --direct`,
@@ -100,23 +100,34 @@ func (a *app) revokeServer(ctx context.Context, id latch.GrantID, asJSON bool) e
 // showRevoked prints what the server said of a grant it ended.
 func (a *app) showRevoked(out latchhttp.RevokedJSON, asJSON bool) error {
 	if asJSON {
-		return writeJSON(a.stdout, struct {
-			latchhttp.RevokedJSON
-			modeJSON
-		}{out, a.serverMode()})
+		return a.writeRevoked(out, a.serverMode())
 	}
-	k := out.RuleStaysOpen
-	if k == nil {
+	if out.RuleStaysOpen == nil {
 		fmt.Fprintf(a.stdout, "Revoked %s (%s).\n", esc(out.ID), esc(out.State))
 		return nil
 	}
+	a.sayRuleKept(out)
+	return nil
+}
+
+// writeRevoked prints an ended grant as JSON, with where latch looked.
+func (a *app) writeRevoked(j latchhttp.RevokedJSON, m modeJSON) error {
+	return writeJSON(a.stdout, struct {
+		latchhttp.RevokedJSON
+		modeJSON
+	}{j, m})
+}
+
+// sayRuleKept says that an ended grant's rule stays open for another
+// grant, and until when; the other grant is named when j names it.
+func (a *app) sayRuleKept(j latchhttp.RevokedJSON) {
+	k := j.RuleStaysOpen
 	forWhom := "another grant"
 	if k.GrantID != "" {
 		forWhom = "grant " + esc(k.GrantID)
 	}
 	fmt.Fprintf(a.stdout, "Ended %s, but its rule %s stays open for %s until %s (%s): they share it.\n",
-		esc(out.ID), esc(k.RuleID), forWhom, latch.FormatExpiry(k.Until), relative(k.Until, a.clock.Now()))
-	return nil
+		esc(j.ID), esc(k.RuleID), forWhom, latch.FormatExpiry(k.Until), relative(k.Until, a.clock.Now()))
 }
 
 // notOnServer explains a grant the server would not end: if the local
@@ -147,22 +158,17 @@ func (a *app) notOnServerHint(id latch.GrantID, serverErr error) error {
 // shared, that the rule stays open: for which grant, until when. m says
 // where, for JSON; the zero modeJSON adds nothing.
 func (a *app) showEnded(asJSON bool, e broker.Ended, m modeJSON) error {
-	g, k := e.Grant, e.KeptFor
+	j := latchhttp.RevokedJSON{GrantJSON: latchhttp.ToGrantJSON(e.Grant)}
+	if k := e.KeptFor; k != nil {
+		j.RuleStaysOpen = &latchhttp.RuleKeptJSON{RuleID: e.Grant.RuleID, GrantID: k.ID, Until: k.ExpiresAt.UTC()}
+	}
 	if asJSON {
-		j := latchhttp.RevokedJSON{GrantJSON: latchhttp.ToGrantJSON(g)}
-		if k != nil {
-			j.RuleStaysOpen = &latchhttp.RuleKeptJSON{RuleID: g.RuleID, GrantID: k.ID, Until: k.ExpiresAt.UTC()}
-		}
-		return writeJSON(a.stdout, struct {
-			latchhttp.RevokedJSON
-			modeJSON
-		}{j, m})
+		return a.writeRevoked(j, m)
 	}
-	if k != nil {
-		fmt.Fprintf(a.stdout, "Ended %s, but its rule %s stays open for grant %s until %s (%s): they share it.\n",
-			esc(g.ID), esc(g.RuleID), esc(k.ID), latch.FormatExpiry(k.ExpiresAt), relative(k.ExpiresAt, a.clock.Now()))
+	if j.RuleStaysOpen != nil {
+		a.sayRuleKept(j)
 	}
-	printGrant(a.stdout, g, a.clock.Now())
+	printGrant(a.stdout, e.Grant, a.clock.Now())
 	return nil
 }
 
