@@ -133,7 +133,7 @@ func (s *Server) limitAddress(next http.Handler) http.Handler {
 // minute.
 type verifying struct {
 	slots  chan struct{}
-	warned atomic.Int64 // unix seconds of the last warning
+	warned oncePerMinute
 }
 
 func (v *verifying) acquire() bool {
@@ -147,17 +147,22 @@ func (v *verifying) acquire() bool {
 
 func (v *verifying) release() { <-v.slots }
 
-// shouldWarn reports whether a minute has passed since the last warning.
-func (v *verifying) shouldWarn(now time.Time) bool {
-	last := v.warned.Load()
-	return now.Unix()-last >= 60 && v.warned.CompareAndSwap(last, now.Unix())
+// oncePerMinute lets a warning about a flood, which is many refusals, be
+// logged at most once a minute.
+type oncePerMinute struct{ last atomic.Int64 } // unix seconds of the last warning
+
+// due reports whether a minute has passed since the last warning, and if so
+// counts this one.
+func (o *oncePerMinute) due(now time.Time) bool {
+	last := o.last.Load()
+	return now.Unix()-last >= 60 && o.last.CompareAndSwap(last, now.Unix())
 }
 
 // overloaded answers 503 with Retry-After when every verification slot is
 // taken. It writes the error itself: writeError would log every refusal as
 // an error, and a flood is many refusals.
 func (s *Server) overloaded(w http.ResponseWriter, r *http.Request) {
-	if s.verifying.shouldWarn(time.Now()) {
+	if s.verifying.warned.due(time.Now()) {
 		s.logger(r).WarnContext(r.Context(), "identity verifications at their bound; refusing callers with 503 (logged at most once a minute)",
 			"max_verifications", cap(s.verifying.slots))
 	}
@@ -171,9 +176,10 @@ func (s *Server) overloaded(w http.ResponseWriter, r *http.Request) {
 
 // setRetryAfter says, in whole seconds rounded up, when to retry.
 func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", strconv.FormatInt(int64(max(math.Ceil(wait.Seconds()), 1)), 10))
+	w.Header().Set("Retry-After", strconv.FormatInt(int64(retryAfter(wait)/time.Second), 10))
 }
 
+// retryAfter is wait in whole seconds, rounded up, at least one.
 func retryAfter(wait time.Duration) time.Duration {
 	return time.Duration(max(math.Ceil(wait.Seconds()), 1)) * time.Second
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -139,7 +138,7 @@ type capped struct {
 	perAddr int
 	exempt  func(netip.Addr) bool
 	log     *slog.Logger
-	warned  atomic.Int64 // unix seconds of the last warning
+	warned  oncePerMinute
 
 	mu   sync.Mutex
 	open map[string]int // guarded by mu: connections open per addressKey
@@ -202,8 +201,7 @@ func (l *capped) leave(key string) {
 // a warning at most once a minute: a flood is many refusals.
 func (l *capped) refuse(c net.Conn, key string) {
 	_ = c.Close()
-	now, last := time.Now().Unix(), l.warned.Load()
-	if now-last >= 60 && l.warned.CompareAndSwap(last, now) {
+	if l.warned.due(time.Now()) {
 		l.log.Warn("closing connections from an address that holds its share already (logged at most once a minute)",
 			"address", key, "max_conns_per_addr", l.perAddr)
 	}
