@@ -56,11 +56,6 @@ func (i Identity) Key() string {
 	return string(i.Kind) + "|" + i.Issuer + "|" + strings.ToLower(i.Subject)
 }
 
-// Same reports whether i and o have the same key. It knows nothing of the
-// links a policy's people section makes between identities of different
-// kinds; the access service compares people with those (see [People]).
-func (i Identity) Same(o Identity) bool { return i.Key() == o.Key() }
-
 // realmKey returns the namespace in which i is one individual, and i's
 // key there, so that two identities with different keys in one realm are
 // different people; "" if i says nothing certain about who the person is.
@@ -103,6 +98,15 @@ func IdentityCenterUser(arn string) (name string, ok bool) {
 		return "", false
 	}
 	return session, true
+}
+
+// ARNAccount returns the account field of an ARN, "" if it has none.
+func ARNAccount(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 {
+		return ""
+	}
+	return parts[4]
 }
 
 // iamUser reports whether arn names an IAM user (arn:aws:iam::ACCOUNT:user/NAME).

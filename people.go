@@ -115,22 +115,27 @@ func (s Selector) Match(id Identity, person string) bool {
 	})
 }
 
-// UserIs reports whether user names id (linked to person): its subject,
-// its verified email, its Identity Center user name or its person.
+// UserIs reports whether user names id (linked to person): one of
+// [UserNames], compared case-insensitively.
 func UserIs(id Identity, person, user string) bool {
-	if user == "" {
-		return false
-	}
+	return user != "" && slices.ContainsFunc(UserNames(id, person), func(name string) bool { return strings.EqualFold(name, user) })
+}
+
+// UserNames are the names a users entry may call id (linked to person) by:
+// its subject, its verified email, its Identity Center user name and its
+// person, those it has.
+func UserNames(id Identity, person string) []string {
 	sso, _ := IdentityCenterUser(id.Subject)
 	if id.Kind != KindIAM {
 		sso = ""
 	}
+	var out []string
 	for _, name := range []string{id.Subject, id.Email, sso, person} {
-		if name != "" && strings.EqualFold(name, user) {
-			return true
+		if name != "" {
+			out = append(out, name)
 		}
 	}
-	return false
+	return out
 }
 
 // String lists the entries, e.g. "users alice@example.com; groups developers".

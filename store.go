@@ -35,7 +35,7 @@ type Viewer struct {
 	Keys   []string // their identity keys: their own, and any linked to their person
 	Groups []string // their groups
 	// Users are the names an approver's users entry may call them by
-	// (compared case-insensitively): see [UserIs].
+	// (compared case-insensitively): see [UserNames].
 	Users []string
 	// Principal reports whether an approver's AWS principal pattern names
 	// them; nil for none.

@@ -40,12 +40,3 @@ func NormalizeARN(arn string) (string, error) {
 	}
 	return strings.Join(parts, ":"), nil
 }
-
-// arnAccount returns the account field of an ARN, "" if it has none.
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 {
-		return ""
-	}
-	return parts[4]
-}

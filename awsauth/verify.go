@@ -371,7 +371,7 @@ func (v *Verifier) ask(ctx context.Context, sr signedRequest) (latch.Identity, e
 		return latch.Identity{}, latch.Errorf(latch.EUNAVAILABLE, "AWS STS answered GetCallerIdentity without an ARN and account")
 	}
 	subject, err := NormalizeARN(answer.Arn)
-	if err != nil || arnAccount(answer.Arn) != answer.Account {
+	if err != nil || latch.ARNAccount(answer.Arn) != answer.Account {
 		return latch.Identity{}, unauthenticated("AWS STS answered with ARN %q for account %q, which latch cannot use", answer.Arn, answer.Account)
 	}
 	return latch.Identity{Kind: latch.KindIAM, Subject: subject, Issuer: answer.Account}, nil

@@ -107,7 +107,7 @@ func TestVerify_ProvesIdentity(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := latch.Identity{Kind: latch.KindIAM, Subject: tt.wantSubject, Issuer: account}
-			if !got.Same(want) || got.Subject != want.Subject || len(got.Groups) != 0 {
+			if got.Key() != want.Key() || got.Subject != want.Subject || len(got.Groups) != 0 {
 				t.Errorf("Authenticate() = %+v, want %+v", got, want)
 			}
 		})

@@ -132,17 +132,7 @@ func (a *Access) ListRequests(ctx context.Context, who latch.Identity, f latch.R
 
 // viewer is who as a store matches requests they may see.
 func (a *Access) viewer(who latch.Identity) *latch.Viewer {
-	v := &latch.Viewer{Keys: a.ownerKeys(who), Groups: who.Groups}
-	person := a.personOf(who)
-	sso, _ := latch.IdentityCenterUser(who.Subject)
-	if who.Kind != latch.KindIAM {
-		sso = ""
-	}
-	for _, name := range []string{who.Subject, who.Email, sso, person} {
-		if name != "" {
-			v.Users = append(v.Users, name)
-		}
-	}
+	v := &latch.Viewer{Keys: a.ownerKeys(who), Groups: who.Groups, Users: latch.UserNames(who, a.personOf(who))}
 	if who.Kind == latch.KindIAM {
 		v.Principal = func(pattern string) bool { return latch.Selector{AWSPrincipals: []string{pattern}}.Match(who, "") }
 	}

@@ -22,7 +22,6 @@ type Person struct {
 	Name string
 	OIDC []string // subjects at the server's OIDC issuer
 	AWS  []string // exact principal ARNs; an Identity Center session ARN stands for its user under every permission set
-	Line int
 }
 
 // Person returns the person id is linked to, and every identity linked
@@ -39,15 +38,6 @@ func (p *Policy) Person(id latch.Identity) (string, []latch.Identity) {
 	return "", nil
 }
 
-// People returns a copy of the people section.
-func (p *Policy) People() []Person {
-	out := make([]Person, len(p.people))
-	for i, person := range p.people {
-		out[i] = Person{Name: person.Name, OIDC: append([]string(nil), person.OIDC...), AWS: append([]string(nil), person.AWS...), Line: person.Line}
-	}
-	return out
-}
-
 // identities returns the person's identities, OIDC ones at issuer when
 // the identity being looked up is an OIDC login (a server trusts one
 // issuer, which the policy does not name).
@@ -60,17 +50,9 @@ func (person Person) identities(issuer string, kind latch.IdentityKind) []latch.
 		out = append(out, latch.Identity{Kind: latch.KindOIDC, Issuer: issuer, Subject: sub})
 	}
 	for _, arn := range person.AWS {
-		out = append(out, latch.Identity{Kind: latch.KindIAM, Issuer: arnAccount(arn), Subject: arn})
+		out = append(out, latch.Identity{Kind: latch.KindIAM, Issuer: latch.ARNAccount(arn), Subject: arn})
 	}
 	return out
-}
-
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 {
-		return ""
-	}
-	return parts[4]
 }
 
 // people reads the people section; it may be absent.
@@ -88,7 +70,7 @@ func (d *decoder) people(n *yaml.Node, path string) []Person {
 		if m == nil {
 			continue
 		}
-		person := Person{Line: item.Line}
+		var person Person
 		if v := d.require(item, m, p, "name", "a name for the person, such as alice"); v != nil {
 			person.Name = d.str(v, join(p, "name"))
 			if j, dup := names[strings.ToLower(person.Name)]; dup {
