@@ -52,6 +52,9 @@ type app struct {
 	stsAtClock bool
 	log        *slog.Logger
 	metrics    *metrics.Metrics // nil unless a command serves /metrics
+	// fromEnv names the flags applyEnv set from their LATCH_ variables, so
+	// a flag typed on the command line can be told from one that was not.
+	fromEnv map[string]bool
 	closers    []func() error
 }
 
@@ -89,6 +92,10 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 			if serr := cmd.Flags().Set(f.Name, v); serr != nil {
 				err = usagef("%s=%q: %v", name, v, serr)
 			}
+			if a.fromEnv == nil {
+				a.fromEnv = map[string]bool{}
+			}
+			a.fromEnv[f.Name] = true
 		}
 	}
 	cmd.Flags().VisitAll(visit)

@@ -36,14 +36,10 @@ func (a *app) useServer(cmd *cobra.Command, direct bool) (bool, error) {
 // line, rather than left at its default or filled from its LATCH_ variable.
 func (a *app) onCommandLine(cmd *cobra.Command, name string) (string, bool) {
 	f := cmd.Flags().Lookup(name)
-	if f == nil || !f.Changed {
+	if f == nil || !f.Changed || a.fromEnv[name] {
 		return "", false
 	}
-	v := f.Value.String()
-	if env := a.getenv(envName(name)); env != "" && env == v {
-		return "", false // applyEnv set it
-	}
-	return v, true
+	return f.Value.String(), true
 }
 
 // directDB is the database a direct command uses.

@@ -50,6 +50,12 @@ func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 		!strings.Contains(r.stderr, "--direct") || !strings.Contains(r.stderr, "--server") {
 		t.Errorf("--direct with --server on the command line: exit %d %s", r.code, r.stderr)
 	}
+	// Typed on the command line, --server contradicts --direct even when it
+	// says what LATCH_SERVER says.
+	if r := w.latch(t, "grant", "--direct", "--server", w.vars["LATCH_SERVER"], "--detach", "--instance", ec2sim.DemoWeb1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
+		!strings.Contains(r.stderr, "--server") {
+		t.Errorf("--direct with --server as LATCH_SERVER has it: exit %d %s", r.code, r.stderr)
+	}
 	if len(rules()) != 1 {
 		t.Fatalf("refused grants changed the rules: %+v", rules())
 	}
