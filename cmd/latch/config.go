@@ -55,7 +55,7 @@ type app struct {
 	// fromEnv names the flags applyEnv set from their LATCH_ variables, so
 	// a flag typed on the command line can be told from one that was not.
 	fromEnv map[string]bool
-	closers    []func() error
+	closers []func() error
 }
 
 func (a *app) globalFlags(root *cobra.Command) {
