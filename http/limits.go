@@ -38,32 +38,24 @@ import (
 // have refilled (idle callers) are forgotten; if none have, all are.
 const maxBuckets = 100_000
 
-// limiter keeps one token bucket per key: an identity, or a source
-// address.
+// limiter keeps one token bucket (a rate.Limiter) per key: an identity,
+// or a source address.
 type limiter struct {
 	rate  rate.Limit // tokens per second
 	burst int
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*bucket // guarded by mu
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time // when tokens was right
+	buckets map[string]*rate.Limiter // guarded by mu
 }
 
 func newLimiter(r rate.Limit, burst int) *limiter {
-	return &limiter{rate: r, burst: burst, now: time.Now, buckets: map[string]*bucket{}}
+	return &limiter{rate: r, burst: burst, now: time.Now, buckets: map[string]*rate.Limiter{}}
 }
 
 // take spends a token of key's bucket. When there is none, it reports how
 // long until there will be.
 func (l *limiter) take(key string) (ok bool, wait time.Duration) {
-	if l.rate == rate.Inf {
-		return true, 0
-	}
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -72,30 +64,22 @@ func (l *limiter) take(key string) (ok bool, wait time.Duration) {
 		if len(l.buckets) >= maxBuckets {
 			l.forgetIdle(now)
 		}
-		b = &bucket{tokens: float64(l.burst), at: now}
+		b = rate.NewLimiter(l.rate, l.burst)
 		l.buckets[key] = b
 	}
-	l.refill(b, now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now) // a refused call spends nothing
+		return false, d
 	}
-	secs := (1 - b.tokens) / float64(l.rate)
-	return false, time.Duration(min(secs, math.MaxInt64/float64(time.Second)) * float64(time.Second))
-}
-
-func (l *limiter) refill(b *bucket, now time.Time) {
-	if now.After(b.at) {
-		b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.at).Seconds()*float64(l.rate))
-		b.at = now
-	}
+	return true, 0
 }
 
 // forgetIdle drops the buckets that are full again, which a new bucket
 // would equal; if that frees nothing, it drops them all. Callers hold mu.
 func (l *limiter) forgetIdle(now time.Time) {
 	for k, b := range l.buckets {
-		if l.refill(b, now); b.tokens >= float64(l.burst) {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}
