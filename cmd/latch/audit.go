@@ -113,6 +113,7 @@ func (a *app) auditLsCommand() *cobra.Command {
 	}
 	o.flags(cmd)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print a JSON array")
+	a.addFlags(cmd, dbFlags)
 	return cmd
 }
 

@@ -52,6 +52,7 @@ it is expected; only after 15 minutes is it missing (exit 1).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.auditProof(cmd.Context(), args[0], asJSON) },
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	a.addFlags(cmd, awsFlags, dbFlags)
 	return cmd
 }
 

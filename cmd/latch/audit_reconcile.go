@@ -47,6 +47,7 @@ log. Exits 1 when anything is found, so it can run from cron.`,
 	cmd.Flags().StringVar(&since, "since", "24h", "how far back to read CloudTrail: a duration or an RFC 3339 time")
 	cmd.Flags().BoolVar(&revert, "revert", false, "revoke the out-of-band rules found")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	a.addFlags(cmd, awsFlags, dbFlags, auditKeyFlags)
 	return cmd
 }
 

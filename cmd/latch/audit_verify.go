@@ -111,6 +111,7 @@ must reach that head, with the same hash there; it may have grown since.`,
 	cmd.Flags().StringVar(&pubFile, "public-key", "", "ed25519 public key (PEM) the entries and the head must be signed with")
 	cmd.Flags().StringVar(&headFile, "head", "", "a head kept elsewhere, the log must reach: JSON log lines latch wrote, or {seq, hash, signature} (- for standard input)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	a.addFlags(cmd, dbFlags)
 	return cmd
 }
 

@@ -58,22 +58,138 @@ type app struct {
 	closers []func() error
 }
 
-func (a *app) globalFlags(root *cobra.Command) {
+// logFlags are the only global flags: every command logs.
+func (a *app) logFlags(root *cobra.Command) {
 	f := root.PersistentFlags()
-	f.StringSliceVar(&a.regions, "region", nil, "AWS region(s); grant uses the first, sweep and run cover all (default $AWS_REGION, else us-east-1)")
-	f.StringVar(&a.profile, "profile", "", "AWS shared-config profile (default $AWS_PROFILE)")
-	f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
-	f.StringVar(&a.dbPath, "db", "", "grant database file (default $XDG_STATE_HOME/latch/latch.db)")
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
 	f.StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn or error (default warn for a command run at a terminal, info otherwise)")
-	f.StringVar(&a.server, "server", "", "latch server URL for request, approve, deny, whoami (and ls, revoke against a server)")
-	f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
-	f.StringVar(&a.serverID, "server-id", "", "the server's ID, signed into AWS proofs: its --aws-server-id (default: the --server URL)")
-	f.StringVar(&a.backstop.RoleARN, "backstop-role-arn", "", "turns on the backstop: the role EventBridge Scheduler assumes to revoke each rule at expiry, even with no latch process left")
-	f.StringVar(&a.backstop.Group, "backstop-group", "latch", "the Scheduler schedule group for backstop schedules")
-	f.StringVar(&a.backstop.DeadLetterARN, "backstop-dlq-arn", "", "an SQS queue for backstop runs that never succeeded")
-	f.StringVar(&a.auditKey, "audit-key", "", "ed25519 private key (PEM) that signs audit entries this process writes ('latch audit keygen')")
-	f.StringVar(&a.serverCA, "server-ca", "", "PEM file of the CA that signed the server's certificate (default: the system's roots)")
+}
+
+// A flagGroup is a set of flags several commands share, kept in app.
+// Each command registers the groups it uses, and no others, so that its
+// help lists only flags that mean something to it. A command that reads
+// one of these fields (a.server, a.dbPath, …) must register its flag, or
+// the flag's LATCH_ variable is silently ignored: TestCommandFlagGroups
+// holds the table.
+type flagGroup struct {
+	title string // the heading over the group in help
+	names []string
+}
+
+var (
+	awsFlags      = flagGroup{"AWS", []string{"region", "profile", "endpoint"}}
+	dbFlags       = flagGroup{"Database", []string{"db"}}
+	serverFlags   = flagGroup{"Server", []string{"server", "auth", "server-id", "server-ca"}}
+	backstopFlags = flagGroup{"Backstop", []string{"backstop-role-arn", "backstop-group", "backstop-dlq-arn"}}
+	auditKeyFlags = flagGroup{"Audit signing", []string{"audit-key"}}
+)
+
+// brokerFlags are what a.broker reads: the AWS connection, the backstop
+// and the audit signing key.
+var brokerFlags = []flagGroup{awsFlags, backstopFlags, auditKeyFlags}
+
+// groupAnnotationKey marks a shared flag with its group's title, for help.
+const groupAnnotationKey = "latch:flag-group"
+
+// addFlags registers groups' flags on cmd.
+func (a *app) addFlags(cmd *cobra.Command, groups ...flagGroup) {
+	f := cmd.Flags()
+	for _, g := range groups {
+		for _, name := range g.names {
+			a.defineFlag(f, name)
+			_ = f.SetAnnotation(name, groupAnnotationKey, []string{g.title})
+		}
+	}
+}
+
+// defineFlag defines the shared flag name on f, bound to its field of a.
+func (a *app) defineFlag(f *pflag.FlagSet, name string) {
+	switch name {
+	case "region":
+		f.StringSliceVar(&a.regions, "region", nil, "AWS region(s); grant uses the first, sweep and run cover all (default $AWS_REGION, else us-east-1)")
+	case "profile":
+		f.StringVar(&a.profile, "profile", "", "AWS shared-config profile (default $AWS_PROFILE)")
+	case "endpoint":
+		f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
+	case "db":
+		f.StringVar(&a.dbPath, "db", "", "grant database file (default $XDG_STATE_HOME/latch/latch.db)")
+	case "server":
+		f.StringVar(&a.server, "server", "", "latch server URL (default $LATCH_SERVER)")
+	case "auth":
+		f.StringVar(&a.authMethod, "auth", "auto", "how to prove who you are to the server: oidc ('latch login'), aws (your AWS credentials), or auto (oidc after a login, else aws)")
+	case "server-id":
+		f.StringVar(&a.serverID, "server-id", "", "the server's ID, signed into AWS proofs: its --aws-server-id (default: the --server URL)")
+	case "server-ca":
+		f.StringVar(&a.serverCA, "server-ca", "", "PEM file of the CA that signed the server's certificate (default: the system's roots)")
+	case "backstop-role-arn":
+		f.StringVar(&a.backstop.RoleARN, "backstop-role-arn", "", "turns on the backstop: the role EventBridge Scheduler assumes to revoke each rule at expiry, even with no latch process left")
+	case "backstop-group":
+		f.StringVar(&a.backstop.Group, "backstop-group", "latch", "the Scheduler schedule group for backstop schedules")
+	case "backstop-dlq-arn":
+		f.StringVar(&a.backstop.DeadLetterARN, "backstop-dlq-arn", "", "an SQS queue for backstop runs that never succeeded")
+	case "audit-key":
+		f.StringVar(&a.auditKey, "audit-key", "", "ed25519 private key (PEM) that signs audit entries this process writes ('latch audit keygen')")
+	default:
+		panic("latch: no shared flag --" + name)
+	}
+}
+
+// aliasAnnotationKey marks a hidden flag as the old name of another.
+const aliasAnnotationKey = "latch:alias-of"
+
+// deprecatedAlias adds old to cmd as a hidden, deprecated name of its
+// string flag current, so scripts written for old keep working; applyEnv
+// moves its value over and says it is deprecated. pflag's own deprecation
+// notice is not used: cobra prints it to stdout, into --json output.
+func deprecatedAlias(cmd *cobra.Command, old, current string) {
+	f := cmd.Flags()
+	if f.Lookup(current) == nil {
+		panic("latch: alias --" + old + " of no flag --" + current)
+	}
+	f.String(old, "", "deprecated: use --"+current)
+	_ = f.SetAnnotation(old, aliasAnnotationKey, []string{current})
+	_ = f.MarkHidden(old)
+}
+
+// resolveAliases gives each deprecated alias's value to the flag it
+// names. The command line wins over the environment; the two names
+// given the same way with different values are refused.
+func (a *app) resolveAliases(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(old *pflag.Flag) {
+		to := old.Annotations[aliasAnnotationKey]
+		if err != nil || len(to) == 0 || !old.Changed {
+			return
+		}
+		cur := cmd.Flags().Lookup(to[0])
+		oldEnv, curEnv := a.fromEnv[old.Name], a.fromEnv[cur.Name]
+		how := func(f *pflag.Flag, env bool) string {
+			if env {
+				return envName(f.Name)
+			}
+			return "--" + f.Name
+		}
+		if cur.Changed && oldEnv && !curEnv {
+			return // the current name on the command line wins
+		}
+		fmt.Fprintf(a.stderr, "latch: %s is deprecated; use %s\n", how(old, oldEnv), how(cur, oldEnv))
+		if cur.Changed && oldEnv == curEnv && cur.Value.String() != old.Value.String() {
+			err = usagef("%s %q and %s %q are the same setting with different values: give %s only",
+				how(old, oldEnv), old.Value, how(cur, curEnv), cur.Value, how(cur, curEnv))
+			return
+		}
+		if serr := cur.Value.Set(old.Value.String()); serr != nil {
+			err = usagef("%s %q: %v", how(old, oldEnv), old.Value, serr)
+			return
+		}
+		cur.Changed = true
+		if oldEnv {
+			a.fromEnv[cur.Name] = true
+		} else {
+			delete(a.fromEnv, cur.Name)
+		}
+	})
+	return err
 }
 
 // applyEnv fills every flag not given on the command line from its LATCH_
@@ -100,6 +216,9 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 	}
 	cmd.Flags().VisitAll(visit)
 	if err != nil {
+		return err
+	}
+	if err := a.resolveAliases(cmd); err != nil {
 		return err
 	}
 	if len(a.regions) == 0 {

@@ -115,6 +115,7 @@ with your own AWS credentials instead, skipping the server and its policy.`,
 	f.BoolVar(&o.detach, "detach", false, "return at once and leave revocation to 'latch run' or a sweep")
 	f.BoolVar(&o.json, "json", false, "print JSON: one object when granted, one when it ends")
 	f.BoolVar(&o.direct, "direct", false, "open with your own AWS credentials, even with a server configured (skips its policy)")
+	a.addFlags(cmd, append([]flagGroup{serverFlags, dbFlags}, brokerFlags...)...)
 	return cmd
 }
 

@@ -103,7 +103,7 @@ cloudtrail:LookupEvents.`,
 	f := cmd.Flags()
 	f.StringVar(&which, "for", "", "the role: "+iamPolicyNames())
 	f.StringVar(&opts.Account, "account", "", `the AWS account ID the policy applies in (default "*", any)`)
-	// Shadows the global --region: one region, or "*", not a list to connect to.
+	// Not the AWS group's --region: one region, or "*", not a list to connect to.
 	f.StringVar(&opts.Region, "region", "", `the region the policy applies in (default "*", any)`)
 	f.StringVar(&opts.Partition, "partition", "", "the AWS partition (default aws)")
 	f.StringVar(&opts.ScheduleGroup, "schedule-group", "", "the EventBridge Scheduler group of the backstop schedules (default --backstop-group)")
@@ -111,5 +111,6 @@ cloudtrail:LookupEvents.`,
 	f.StringVar(&opts.LogGroupARN, "log-group-arn", "", "for lambda: the function's log group (default /aws/lambda/latch)")
 	f.StringVar(&opts.FunctionARN, "function-arn", "", "for sweeper: the function to invoke (default function:latch)")
 	f.StringVar(&opts.DeadLetterQueueARN, "dead-letter-arn", "", "for scheduler: the SQS queue for revocations that never ran (default --backstop-dlq-arn, else none)")
+	a.addFlags(cmd, backstopFlags) // the defaults of --scheduler-role-arn, --schedule-group, --dead-letter-arn
 	return cmd
 }

@@ -58,6 +58,7 @@ rule's tags and its schedule are what revoke it.`,
 	cmd.Flags().StringVar(&maxDur, "max-duration", lambda.DefaultMaxDuration.String(), "longest grant a direct invoke may open (at most "+policy.DurationCap.String()+")")
 	cmd.Flags().StringVar(&ports, "ports", lambda.FormatPorts(lambda.DefaultPorts), "TCP ports a direct invoke may open: tcp/PORT or tcp/FROM-TO, comma-separated")
 	cmd.Flags().StringVar(&eventFile, "event", "", "handle this one event (a JSON file, - for standard input) here and print the result, instead of serving Lambda")
+	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
 

@@ -35,6 +35,9 @@ The device flow (default) prints a URL and a code to enter in any browser;
 	f.StringVar(&o.clientID, "oidc-client-id", "", "latch's client ID at the issuer")
 	f.StringVar(&o.method, "method", oidc.MethodDevice, "device or pkce")
 	f.BoolVar(&o.noBrowser, "no-browser", false, "with pkce: print the URL instead of opening a browser")
+	// With a server, login asks it who you are, with the new token: the
+	// server's URL and CA, but no other way to authenticate.
+	a.addFlags(cmd, flagGroup{serverFlags.title, []string{"server", "server-ca"}})
 	return cmd
 }
 

@@ -49,6 +49,7 @@ database PATH"). In --json, a server's answer is an object with "mode" and
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&limit, "limit", 0, "show at most this many (0: no limit)")
 	cmd.Flags().BoolVar(&direct, "direct", false, "list the local grant database, even with a server configured")
+	a.addFlags(cmd, serverFlags, awsFlags, dbFlags)
 	return cmd
 }
 

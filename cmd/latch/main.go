@@ -3,15 +3,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/latchdev/latch"
 )
@@ -113,12 +118,69 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 		}
 		return usagef("%w\nSee '%s --help'.", err, c.CommandPath())
 	})
-	a.globalFlags(root)
+	a.logFlags(root)
+	root.SetUsageTemplate(usageTemplate(root.UsageTemplate()))
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
 		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.withdrawCommand(), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand(), a.iamPolicyCommand(),
 		a.sshCommand(), a.sshCACommand(), a.sshConfigCommand())
 	wrapAll(root)
 	return root
+}
+
+// usageTemplate is cobra's usage template with the command's flags
+// shown by group: its own first, then each shared group under its title
+// ("AWS flags:", "Server flags:", …).
+func usageTemplate(cobraTemplate string) string {
+	templateFuncs.Do(func() { cobra.AddTemplateFunc("groupedFlags", groupedFlags) })
+	const own = "{{if .HasAvailableLocalFlags}}\n\nFlags:\n{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}"
+	if !strings.Contains(cobraTemplate, own) {
+		return cobraTemplate // a cobra whose template differs: ungrouped, still complete
+	}
+	return strings.Replace(cobraTemplate, own, "{{if .HasAvailableLocalFlags}}{{groupedFlags .}}{{end}}", 1)
+}
+
+// templateFuncs adds groupedFlags to cobra's template functions once:
+// cobra keeps them in a package variable.
+var templateFuncs sync.Once
+
+// groupedFlags is the "Flags:" section of c's usage, then one section for
+// each group of shared flags c has (see addFlags), in the order added.
+func groupedFlags(c *cobra.Command) string {
+	sets := map[string]*pflag.FlagSet{}
+	var titles []string
+	c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		title := "Flags"
+		if g := f.Annotations[groupAnnotationKey]; len(g) > 0 {
+			title = g[0] + " flags"
+		}
+		if sets[title] == nil {
+			sets[title] = pflag.NewFlagSet(title, pflag.ContinueOnError)
+			titles = append(titles, title)
+		}
+		sets[title].AddFlag(f)
+	})
+	// The command's own flags first; the groups in a fixed order.
+	slices.SortStableFunc(titles, func(x, y string) int {
+		return cmp.Compare(groupRank(x), groupRank(y))
+	})
+	var b strings.Builder
+	for _, title := range titles {
+		if usage := strings.TrimRight(sets[title].FlagUsages(), " \n"); usage != "" {
+			fmt.Fprintf(&b, "\n\n%s:\n%s", title, usage)
+		}
+	}
+	return b.String()
+}
+
+// groupRank orders help's flag sections: the command's own, then the
+// shared groups as flagGroups lists them.
+func groupRank(title string) int {
+	for i, g := range []flagGroup{serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags} {
+		if title == g.title+" flags" {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // wrapAll makes argument-count errors usage errors in every subcommand,

@@ -140,6 +140,7 @@ or subject (with --groups), or an AWS ARN.`,
 	f.StringSliceVar(&o.groups, "groups", nil, "the identity's groups")
 	f.StringVar(&o.target, "target", "", "an instance ID or managed security group ID")
 	f.BoolVar(&o.json, "json", false, "print JSON")
+	a.addFlags(cmd, serverFlags, awsFlags) // the server's answer, or AWS's with --policy
 	return cmd
 }
 

@@ -45,6 +45,7 @@ the grant), denied or timed out. The duration starts when access starts.`,
 	f.BoolVar(&o.wait, "wait", false, "wait for the decision, showing progress")
 	f.BoolVar(&o.breakGlass, "break-glass", false, "skip approval in an emergency, where the policy allows it (flagged everywhere)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
+	a.addFlags(cmd, serverFlags, awsFlags)
 	return cmd
 }
 
@@ -348,6 +349,7 @@ func (a *app) reviewCommand(approve bool) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required to deny)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	a.addFlags(cmd, serverFlags, awsFlags)
 	return cmd
 }
 
@@ -385,6 +387,7 @@ can be withdrawn; access already open ends with 'latch revoke GRANT_ID'.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	a.addFlags(cmd, serverFlags, awsFlags)
 	return cmd
 }
 
@@ -419,5 +422,6 @@ func (a *app) whoamiCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	a.addFlags(cmd, serverFlags, awsFlags)
 	return cmd
 }

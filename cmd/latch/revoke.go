@@ -42,6 +42,7 @@ credentials. latch says first which it used; --json has it as "mode".`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the ended grant as JSON")
 	cmd.Flags().BoolVar(&direct, "direct", false, "end a direct grant from the local database, even with a server configured")
+	a.addFlags(cmd, append([]flagGroup{serverFlags, dbFlags}, brokerFlags...)...)
 	return cmd
 }
 

@@ -34,6 +34,7 @@ marked revoke-failed and every further failure is logged at ERROR.`,
 	cmd.Flags().StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
 	cmd.Flags().StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)")
 	cmd.Flags().StringVar(&o.recheck, "recheck", revoker.DefaultRecheck.String(), "how often to re-read the database for grants made by other processes")
+	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
 

@@ -99,6 +99,7 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	o.auth.flags(cmd)
 	o.sshCA.flags(cmd)
 	o.limits.flags(cmd)
+	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
 

@@ -78,6 +78,7 @@ optionally a command.`,
 	f.StringVar(&o.sshPath, "ssh", "ssh", "the OpenSSH client to run")
 	f.StringVar(&o.knownHosts, "known-hosts", "", "latch's known_hosts file (default $XDG_CONFIG_HOME/latch/known_hosts)")
 	o.ca.flags(cmd)
+	a.addFlags(cmd, append([]flagGroup{serverFlags, dbFlags}, brokerFlags...)...)
 	return cmd
 }
 

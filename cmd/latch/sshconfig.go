@@ -50,6 +50,7 @@ your ssh config. Append the output to ~/.ssh/config, or Include it.`,
 	cmd.Flags().StringVar(&suffix, "suffix", defaultSSHSuffix, "host names ending in this go through latch")
 	cmd.Flags().StringVar(&login, "login", "", "add a User line: the OS user to log in as")
 	cmd.Flags().StringVar(&reason, "reason", "", "the reason sent with each request (for policies that require one)")
+	a.addFlags(cmd, flagGroup{serverFlags.title, []string{"server"}}) // written into the block
 	cmd.AddCommand(a.sshPrepareCommand(), a.sshProxyCommand())
 	return cmd
 }
@@ -123,6 +124,7 @@ func (a *app) sshPrepareCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&suffix, "suffix", defaultSSHSuffix, "the suffix to strip from HOST")
 	cmd.Flags().StringVar(&reason, "reason", "", "why you need access")
+	a.addFlags(cmd, serverFlags, awsFlags)
 	return cmd
 }
 
@@ -196,7 +198,7 @@ func (a *app) pinConnHostKeys(host, port string, keys []string) error {
 }
 
 func (a *app) sshProxyCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:    "proxy HOST PORT",
 		Short:  "ProxyCommand: carry the connection, then revoke (run by ssh)",
 		Hidden: true,
@@ -208,6 +210,8 @@ func (a *app) sshProxyCommand() *cobra.Command {
 			return a.sshProxy(cmd.Context(), args[0])
 		},
 	}
+	a.addFlags(cmd, serverFlags, awsFlags)
+	return cmd
 }
 
 // sshProxy joins ssh's stdin and stdout to the instance until either side

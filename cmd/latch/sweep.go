@@ -35,6 +35,7 @@ whose rules are gone are expired too. Without one it needs and makes none.`,
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report expired rules without revoking them")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
 
