@@ -119,21 +119,22 @@ func (a *app) auditLsCommand() *cobra.Command {
 
 func (a *app) auditExportCommand() *cobra.Command {
 	var o auditListOptions
-	var output string
+	var out string
 	cmd := &cobra.Command{
-		Use:   "export [--output FILE]",
+		Use:   "export [--out FILE]",
 		Short: "Write the audit log as JSON lines, for a SIEM or S3",
 		Long: `Write audit entries as JSON lines, one entry per line, hashes and signatures
 included, so the chain can be verified again wherever it lands.`,
-		Example: "  latch audit export --since 24h | aws s3 cp - s3://audit/latch/$(date +%F).jsonl",
+		Example: `  latch audit export --since 24h | aws s3 cp - s3://audit/latch/$(date +%F).jsonl
+  latch audit export --grant g-3f9a0c1d2e4b5a69 --out g-3f9a0c1d2e4b5a69.jsonl`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			entries, err := a.auditEntries(cmd.Context(), &o)
 			if err != nil {
 				return err
 			}
 			w := a.stdout
-			if output != "" && output != "-" {
-				f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if out != "" && out != "-" {
+				f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 				if err != nil {
 					return err
 				}
@@ -144,7 +145,9 @@ included, so the chain can be verified again wherever it lands.`,
 		},
 	}
 	o.flags(cmd)
-	cmd.Flags().StringVar(&output, "output", "-", "file to write (- for standard output)")
+	cmd.Flags().StringVar(&out, "out", "-", "file to write (- for standard output)")
+	deprecatedAlias(cmd, "output", "out")
+	a.addFlags(cmd, dbFlags)
 	return cmd
 }
 
@@ -218,6 +221,9 @@ func (a *app) auditKeygenCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keygen --out FILE",
 		Short: "Make an ed25519 key pair for signing audit entries (never overwrites)",
+		Example: `  latch audit keygen --out /etc/latch/audit.pem
+  latch server --policy policy.yaml --aws-auth --aws-account 123456789012 --audit-key /etc/latch/audit.pem
+  latch audit verify --public-key /etc/latch/audit.pem.pub`,
 		Long: `Write an ed25519 private key (PKCS #8 PEM, mode 0600) to FILE and its public
 key to FILE.pub. Give the private key to the server or daemon with
 --audit-key; give the public key to 'latch audit verify --public-key'.

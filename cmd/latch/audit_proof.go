@@ -48,6 +48,8 @@ and print both: who, when, what, and the event IDs.
 CloudTrail delivers management events about 5 minutes after the call (not
 guaranteed). An event not yet delivered is reported as pending, with when
 it is expected; only after 15 minutes is it missing (exit 1).`,
+		Example: `  latch audit proof g-3f9a0c1d2e4b5a69
+  latch audit proof g-3f9a0c1d2e4b5a69 --json --region eu-west-1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.auditProof(cmd.Context(), args[0], asJSON) },
 	}

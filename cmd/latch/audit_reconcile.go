@@ -42,6 +42,9 @@ tagged latch:managed=true in each --region:
 
 --revert revokes the out-of-band rules found, and records it in the audit
 log. Exits 1 when anything is found, so it can run from cron.`,
+		Example: `  latch audit reconcile
+  latch audit reconcile --since 2h --region us-east-1,eu-west-1 --json
+  latch audit reconcile --revert --audit-key /etc/latch/audit.pem   # revoke what latch did not open`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.reconcile(cmd.Context(), since, revert, asJSON) },
 	}
 	cmd.Flags().StringVar(&since, "since", "24h", "how far back to read CloudTrail: a duration or an RFC 3339 time")

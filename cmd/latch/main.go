@@ -173,7 +173,7 @@ func groupedFlags(c *cobra.Command) string {
 }
 
 // groupRank orders help's flag sections: the command's own, then the
-// shared groups as flagGroups lists them.
+// shared groups, the ones a person sets most often first.
 func groupRank(title string) int {
 	for i, g := range []flagGroup{serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags} {
 		if title == g.title+" flags" {

@@ -16,7 +16,7 @@ import (
 )
 
 type requestOptions struct {
-	dur, reason, source    string
+	dur, reason, ip        string
 	ports                  portFlags
 	wait, breakGlass, json bool
 }
@@ -33,7 +33,8 @@ policy decides: access may open at once, or wait for approval.
 With --wait, latch shows progress until the request is approved (and prints
 the grant), denied or timed out. The duration starts when access starts.`,
 		Example: `  latch request i-0a0b0c0d0e0f00001 --port 22 --for 30m --reason "deploy 1.4" --wait
-  latch request i-0a0b0c0d0e0f00003 --break-glass --reason "INC-7: database down"`,
+  latch request i-0a0b0c0d0e0f00003 --break-glass --reason "INC-7: database down"
+  latch request sg-0123456789abcdef0 --ip 198.51.100.20 --reason "from the bastion"   # where the policy's networks allow it`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.request(cmd.Context(), args[0], o) },
 	}
@@ -41,7 +42,8 @@ the grant), denied or timed out. The duration starts when access starts.`,
 	o.ports.register(cmd)
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (default: the policy's)")
 	f.StringVar(&o.reason, "reason", "", "why you need access")
-	f.StringVar(&o.source, "source", "", "an address other than your own, where the policy allows it")
+	f.StringVar(&o.ip, "ip", "", "an address other than the one the server sees you at, where the policy's networks allow it (auto: the one it sees)")
+	deprecatedAlias(cmd, "source", "ip")
 	f.BoolVar(&o.wait, "wait", false, "wait for the decision, showing progress")
 	f.BoolVar(&o.breakGlass, "break-glass", false, "skip approval in an emergency, where the policy allows it (flagged everywhere)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
@@ -71,12 +73,16 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 	if err != nil {
 		return err
 	}
+	source, err := serverSource(o.ip)
+	if err != nil {
+		return err
+	}
 	c, err := a.client(ctx)
 	if err != nil {
 		return err
 	}
 	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: string(proto), Port: ports.String(),
-		Duration: o.dur, Reason: o.reason, Source: o.source, BreakGlass: o.breakGlass})
+		Duration: o.dur, Reason: o.reason, Source: source, BreakGlass: o.breakGlass})
 	if err != nil {
 		return err
 	}
@@ -86,6 +92,19 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 		}
 	}
 	return a.showRequest(ctx, c, r, o.json)
+}
+
+// serverSource is the source a request asks the server for, from --ip:
+// "" (the address the server sees) for none or auto, else one address.
+func serverSource(ip string) (string, error) {
+	if ip == "" || ip == "auto" {
+		return "", nil
+	}
+	p, err := latch.ParseSource(ip)
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
 }
 
 // grantViaServer is `latch grant` with a server configured: a request
@@ -121,13 +140,9 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 	if err != nil {
 		return err
 	}
-	source := "" // the address the server sees
-	if o.ip != "" && o.ip != "auto" {
-		p, err := latch.ParseSource(o.ip)
-		if err != nil {
-			return err
-		}
-		source = p.String()
+	source, err := serverSource(o.ip)
+	if err != nil {
+		return err
 	}
 	c, err := a.client(ctx)
 	if err != nil {

@@ -22,9 +22,8 @@ import (
 )
 
 type sshOptions struct {
-	dur, reason, login, method, ip, sshPath, knownHosts string
-	port                                                int
-	direct, private, breakGlass                         bool
+	dur, reason, login, method, ip, sshPath, knownHosts, port string
+	direct, private, breakGlass                               bool
 	ca                                                  sshCAOptions
 }
 
@@ -69,7 +68,7 @@ optionally a command.`,
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (default: the policy's; 30m with --direct)")
 	f.StringVar(&o.reason, "reason", "", "why you need access")
 	f.StringVarP(&o.login, "login", "l", "", "the OS user (default: USER@ in TARGET, your ssh config's User, else the policy's first principal)")
-	f.IntVar(&o.port, "port", 0, "sshd's port, the one opened (default: your ssh config's Port, else 22)")
+	f.StringVar(&o.port, "port", "", "sshd's port, the one opened: one port, 1-65535 (default: your ssh config's Port, else 22)")
 	f.BoolVar(&o.private, "private", false, "connect to the instance's private address even if it has a public one")
 	f.BoolVar(&o.breakGlass, "break-glass", false, "skip approval in an emergency, where the policy allows it (flagged everywhere)")
 	f.BoolVar(&o.direct, "direct", false, "no server: open access with your own AWS credentials")
@@ -133,7 +132,7 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 
 // sshPlan checks the flags and reads the user's ssh config for target.
 func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *sshOptions) (sshTarget, sshclient.Config, error) {
-	t := sshTarget{dest: target, login: o.login, port: o.port}
+	t := sshTarget{dest: target, login: o.login}
 	if user, host, ok := strings.Cut(target, "@"); ok {
 		if o.login != "" && o.login != user {
 			return t, nil, latch.Invalidf("login", "%q in %s and --login %q disagree", user, target, o.login)
@@ -148,8 +147,11 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 	if t.dest == "" {
 		return t, nil, latch.Invalidf("target", "%q names no instance; want an instance ID or Name tag", target)
 	}
-	if o.port < 0 || o.port > 65535 {
-		return t, nil, latch.Invalidf("port", "%d is not a port; want 1-65535", o.port)
+	if o.port != "" {
+		var err error
+		if t.port, err = sshPort(o.port); err != nil {
+			return t, nil, err
+		}
 	}
 	if o.dur != "" {
 		if _, err := positiveDuration("for", o.dur); err != nil {
@@ -178,6 +180,19 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 	}
 	t.keepHostName = !strings.EqualFold(cfg["hostname"], t.dest)
 	return t, cfg, nil
+}
+
+// sshPort parses ssh's --port as grant's is parsed, but ssh connects to
+// one port: a range is refused.
+func sshPort(v string) (int, error) {
+	r, err := latch.ParsePorts(latch.TCP, v)
+	if err != nil {
+		return 0, latch.Invalidf("port", "--port %q is not a port; want one number, 1-65535 (default: your ssh config's Port, else 22)", v)
+	}
+	if r.From != r.To {
+		return 0, latch.Invalidf("port", "--port %q is a range; ssh connects to one port: want one number, 1-65535", v)
+	}
+	return r.From, nil
 }
 
 // sshTarget is where and as whom one session connects.

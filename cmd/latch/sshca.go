@@ -75,27 +75,43 @@ Both are then trusted (publish both with 'latch ssh-ca pubkey'); drop the
 old one once instances have the new line and old certificates have expired.`,
 	}
 	var o sshCAOptions
+	var out string
 	keygen := &cobra.Command{
-		Use:   "keygen FILE",
+		Use:   "keygen --out FILE",
 		Short: "Create a new ed25519 CA key, mode 0600 (never overwrites)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Example: `  latch ssh-ca keygen --out /etc/latch/ssh-ca
+  latch ssh-ca keygen --out /etc/latch/ssh-ca-2 --ssh-ca-passphrase-file /etc/latch/ssh-ca.pass   # encrypted
+  latch ssh-ca pubkey --ssh-ca-key /etc/latch/ssh-ca`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// The file was once an argument; it still works, as --out does.
+			if len(args) == 1 {
+				if out != "" && out != args[0] {
+					return latch.Invalidf("out", "--out %s and the argument %s name different files: give --out only", out, args[0])
+				}
+				out = args[0]
+				fmt.Fprintf(a.stderr, "latch: 'ssh-ca keygen FILE' is deprecated; use 'ssh-ca keygen --out %s'\n", out)
+			}
+			if out == "" {
+				return latch.Invalidf("out", "--out FILE is required: where to write the CA's private key")
+			}
 			pass, err := readPassphrase(o.passphraseFile)
 			if err != nil {
 				return err
 			}
 			if pass != nil {
-				err = sshca.GenerateKeyWithPassphrase(args[0], pass)
+				err = sshca.GenerateKeyWithPassphrase(out, pass)
 			} else {
-				err = sshca.GenerateKey(args[0])
+				err = sshca.GenerateKey(out)
 			}
 			if err != nil {
-				return keyExists("keygen", err)
+				return keyExists("out", err)
 			}
-			fmt.Fprintf(a.stderr, "Wrote %s. Publish its public key with: latch ssh-ca pubkey --ssh-ca-key %s\n", args[0], args[0])
+			fmt.Fprintf(a.stderr, "Wrote %s. Publish its public key with: latch ssh-ca pubkey --ssh-ca-key %s\n", out, out)
 			return nil
 		},
 	}
+	keygen.Flags().StringVar(&out, "out", "", "where to write the CA's private key")
 	keygen.Flags().StringVar(&o.passphraseFile, "ssh-ca-passphrase-file", "", "encrypt the key with the passphrase in this file")
 	var po sshCAOptions
 	pubkey := &cobra.Command{
