@@ -24,7 +24,7 @@ import (
 type sshOptions struct {
 	dur, reason, login, method, ip, sshPath, knownHosts, port string
 	direct, private, breakGlass                               bool
-	ca                                                  sshCAOptions
+	ca                                                        sshCAOptions
 }
 
 func (a *app) sshCommand() *cobra.Command {
