@@ -134,6 +134,11 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 	}
 }
 
+// noEnvAnnotationKey marks a flag applyEnv leaves alone: one whose
+// LATCH_ variable belongs to another flag of the same name (demo's
+// --server, a switch, is not the server's URL in LATCH_SERVER).
+const noEnvAnnotationKey = "latch:no-env"
+
 // aliasAnnotationKey marks a hidden flag as the old name of another.
 const aliasAnnotationKey = "latch:alias-of"
 
@@ -200,7 +205,7 @@ func (a *app) applyEnv(cmd *cobra.Command, _ []string) error {
 		// --direct is the explicit opt-out from a configured server: it is
 		// never read from the environment, where it would skip the
 		// server's policy without a word on the command line.
-		if err != nil || f.Changed || f.Name == "direct" {
+		if err != nil || f.Changed || f.Name == "direct" || len(f.Annotations[noEnvAnnotationKey]) > 0 {
 			return
 		}
 		name := envName(f.Name)

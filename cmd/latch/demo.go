@@ -65,6 +65,9 @@ to paste as each person instead, and serves until Ctrl-C.`,
 	cmd.Flags().StringVar(&o.dur, "for", "5s", "how long the demo grant lasts")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the simulator and revoker (or server) running until Ctrl-C")
 	cmd.Flags().BoolVar(&o.server, "server", false, "run a latch server with two demo identities: one requests, the other approves")
+	// Not from LATCH_SERVER, which the other commands read as a URL, and
+	// which 'latch demo --server --keep' has people export.
+	_ = cmd.Flags().SetAnnotation("server", noEnvAnnotationKey, []string{"true"})
 	return cmd
 }
 
