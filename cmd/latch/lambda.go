@@ -38,9 +38,9 @@ Nothing sleeps: each grant's backstop schedule (--backstop-role-arn) and
 the sweep revoke it, so grants may last longer than Lambda's 15 minutes.
 The grant database lives in /tmp and may be lost between invocations; the
 rule's tags and its schedule are what revoke it.`,
-		Example: `  latch lambda                                    # as the function's bootstrap: serve invocations
-  latch lambda --policy policy.yaml --backstop-role-arn arn:aws:iam::123456789012:role/latch-scheduler
-  echo '{"latch":"sweep"}' | latch lambda --event -      # handle one event here, as Lambda would`,
+		Example: `  latch lambda                                # as the function's bootstrap: serve invocations
+  echo '{"latch":"sweep"}' | latch lambda --event -   # handle one event here, as Lambda would
+  latch lambda --policy policy.yaml --backstop-role-arn arn:aws:iam::123456789012:role/latch-scheduler`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			limits, err := lambdaLimits(maxDur, ports)
 			if err != nil {

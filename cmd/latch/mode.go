@@ -13,9 +13,9 @@ import (
 // explicit opt-out, using the caller's own AWS credentials and the local
 // database. Nothing falls back silently from one to the other.
 
-// serverOnlyFlags are the global flags that only mean something to a
-// server.
-var serverOnlyFlags = []string{"server", "auth", "server-id", "server-ca"}
+// serverOnlyFlags are the flags that only mean something to a server:
+// the server group's.
+var serverOnlyFlags = serverFlags.names
 
 // useServer reports whether cmd talks to the server. --direct with a
 // server flag given on the command line (not from the environment) is
