@@ -115,7 +115,7 @@ func TestLambdaGrantThenScheduleRevokes(t *testing.T) {
 		t.Fatalf("%d rules an hour later, with the function long gone", n)
 	}
 	os.WriteFile(event, []byte(`{"latch":"sweep"}`), 0o600)
-	if r := w.latch(t, "lambda", "--event", event); r.code != 0 || !strings.Contains(r.stdout, `"revoked": []`) {
+	if r := w.latch(t, "lambda", "--event", event); r.code != 0 || !strings.Contains(r.stdout, `"revoked":[]`) {
 		t.Fatalf("sweep event: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	w.vars["ALLOWED_IP"] = "0.0.0.0/0"
