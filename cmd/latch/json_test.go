@@ -24,7 +24,8 @@ var (
 
 // jsonStyleErrors returns how stdout, printed by a command run with --json,
 // breaks the conventions: every line exactly one JSON object; keys in
-// snake_case; no Go duration strings, durations a number of seconds in a
+// snake_case; a person (requester, by) an object with key and display;
+// no Go duration strings, durations a number of seconds in a
 // key ending _seconds; protocol and ports never one string, nor a "ports"
 // string (protocol, from_port, to_port); times RFC 3339 in UTC.
 func jsonStyleErrors(stdout string) []string {
@@ -32,16 +33,17 @@ func jsonStyleErrors(stdout string) []string {
 	if stdout != "" && !strings.HasSuffix(stdout, "\n") {
 		errs = append(errs, "the last line does not end in a newline")
 	}
-	for n, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
-		if stdout == "" {
-			break
-		}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if stdout == "" {
+		lines = nil
+	}
+	for n, line := range lines {
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			errs = append(errs, fmt.Sprintf("line %d is not JSON: %v: %.80s", n+1, err, line))
-			continue
+			errs = append(errs, fmt.Sprintf("line %d is not a whole JSON value: %v: %.80s", n+1, err, line))
+			return append(errs, streamStyleErrors(stdout)...)
 		}
 		if _, ok := v.(map[string]any); !ok {
 			errs = append(errs, fmt.Sprintf("line %d is not one object: %.80s", n+1, line))
@@ -50,6 +52,22 @@ func jsonStyleErrors(stdout string) []string {
 			errs = append(errs, fmt.Sprintf("line %d holds more than one value: %.80s", n+1, line))
 		}
 		walkJSON(fmt.Sprintf("line %d", n+1), "", v, &errs)
+	}
+	return errs
+}
+
+// streamStyleErrors checks the values of output that is not one a line
+// (pretty-printed, say), so that its keys and values are checked too.
+func streamStyleErrors(stdout string) []string {
+	var errs []string
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.UseNumber()
+	for n := 1; dec.More(); n++ {
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return append(errs, fmt.Sprintf("not a JSON stream: %v", err))
+		}
+		walkJSON(fmt.Sprintf("value %d", n), "", v, &errs)
 	}
 	return errs
 }
@@ -67,6 +85,11 @@ func walkJSON(path, key string, v any, errs *[]string) {
 			}
 			if strings.Contains(k, "duration") && !strings.HasSuffix(k, "_seconds") {
 				bad("%q: a duration is a number of seconds named …_seconds", k)
+			}
+			if k == "requester" || k == "by" {
+				if m, ok := child.(map[string]any); !ok || m["key"] == nil || m["display"] == nil {
+					bad("%q: a person is one shape, an object with key and display", k)
+				}
 			}
 			if k == "details" {
 				// An audit entry's details are the strings it recorded and
@@ -117,7 +140,7 @@ func walkJSON(path, key string, v any, errs *[]string) {
 func checkJSONStyle(t *testing.T, args []string, stdout string) {
 	t.Helper()
 	for _, e := range jsonStyleErrors(stdout) {
-		t.Errorf("latch %s --json: %s", strings.Join(args, " "), e)
+		t.Errorf("latch %s: %s", strings.Join(args, " "), e)
 	}
 }
 
@@ -139,6 +162,7 @@ func TestJSONStyleCheckerCatchesTheOldShapes(t *testing.T) {
 		"two on a line":         `{"a":1}{"b":2}` + "\n",
 		"a local time":          `{"expires_at":"2026-11-23T12:00:00+02:00"}` + "\n",
 		"no final newline":      `{"a":1}`,
+		"a requester string":    `{"grant_id":"g-1","requester":"alice@example.com"}` + "\n",
 	}
 	for name, out := range bad {
 		if len(jsonStyleErrors(out)) == 0 {
