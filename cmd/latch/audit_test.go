@@ -62,7 +62,3 @@ func TestAuditTrailAndTampering(t *testing.T) {
 		t.Fatalf("verify after editing entry 1: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }
-
-type grantJSONOut struct {
-	ID latch.GrantID `json:"grant_id"`
-}
