@@ -43,9 +43,9 @@ const (
 
 // AuditProblem is one way the log differs from an untouched chain.
 type AuditProblem struct {
-	Seq     int64  // the entry at fault; for removed and truncated, the first missing one
-	Kind    string // one of the Problem kinds
-	Message string // a sentence naming the entries involved
+	Seq     int64  `json:"seq"`     // the entry at fault; for removed and truncated, the first missing one
+	Kind    string `json:"kind"`    // one of the Problem kinds
+	Message string `json:"message"` // a sentence naming the entries involved
 }
 
 // LinkAudit returns e as the entry after the head (headSeq, headHash): Seq

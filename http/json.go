@@ -121,20 +121,25 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 	return in, latch.CheckFamily(in.Protocol, source)
 }
 
-// IdentityJSON is an identity on the wire. Kind, issuer and subject are
-// the key; email and name are attributes; display is what to show people.
+// IdentityJSON is a person on the wire: a request's requester, a grant's,
+// a reviewer, the caller of whoami. It is one shape wherever a person is
+// printed: key (the stable identity key, [latch.Identity.Key]; "" for a
+// grant no identity asked for) and display (what to show people) are
+// always there; kind, subject, issuer, email, name and groups are there
+// when known (a grant keeps only its requester's key and display).
 type IdentityJSON struct {
-	Kind    latch.IdentityKind `json:"kind"`
-	Subject string             `json:"subject"`
+	Key     string             `json:"key"`
+	Display string             `json:"display"`
+	Kind    latch.IdentityKind `json:"kind,omitempty"`
+	Subject string             `json:"subject,omitempty"`
 	Issuer  string             `json:"issuer,omitempty"`
 	Email   string             `json:"email,omitempty"`
 	Name    string             `json:"name,omitempty"`
-	Display string             `json:"display"`
 	Groups  []string           `json:"groups,omitempty"`
 }
 
 func identityJSON(i latch.Identity) IdentityJSON {
-	return IdentityJSON{Kind: i.Kind, Subject: i.Subject, Issuer: i.Issuer, Email: i.Email, Name: i.Name, Display: i.String(), Groups: i.Groups}
+	return IdentityJSON{Key: i.Key(), Display: i.String(), Kind: i.Kind, Subject: i.Subject, Issuer: i.Issuer, Email: i.Email, Name: i.Name, Groups: i.Groups}
 }
 
 // ApproversJSON says who may review a request.
@@ -158,12 +163,13 @@ type WhoAmIJSON struct {
 	Admin   bool   `json:"admin"`
 }
 
-// ReviewJSON is one review on the wire.
+// ReviewJSON is one review on the wire. By is the reviewer, without their
+// groups.
 type ReviewJSON struct {
-	By      string    `json:"by"`
-	Approve bool      `json:"approve"`
-	Reason  string    `json:"reason,omitempty"`
-	At      time.Time `json:"at"`
+	By      IdentityJSON `json:"by"`
+	Approve bool         `json:"approve"`
+	Reason  string       `json:"reason,omitempty"`
+	At      time.Time    `json:"at"`
 }
 
 // RequestJSON is a request on the wire.
@@ -175,9 +181,10 @@ type RequestJSON struct {
 	InstanceID      latch.InstanceID   `json:"instance_id,omitempty"`
 	GroupID         latch.GroupID      `json:"group_id"`
 	Protocol        latch.Protocol     `json:"protocol"`
-	Ports           string             `json:"ports"`
+	FromPort        int                `json:"from_port"` // for icmp and icmpv6 the type, -1 for all
+	ToPort          int                `json:"to_port"`   // for icmp and icmpv6 the code, -1 for any
 	Source          string             `json:"source"`
-	Duration        string             `json:"duration"`
+	DurationSeconds int64              `json:"duration_seconds"`
 	Reason          string             `json:"reason,omitempty"`
 	BreakGlass      bool               `json:"break_glass,omitempty"`
 	Rule            string             `json:"rule"`
@@ -192,17 +199,34 @@ type RequestJSON struct {
 	Note            string             `json:"note,omitempty"`
 }
 
+// reviewerJSON is a reviewer as a request shows them: their groups are
+// the approver's business, not the requester's.
+func reviewerJSON(i latch.Identity) IdentityJSON {
+	j := identityJSON(i)
+	j.Groups = nil
+	return j
+}
+
+// Ports is the protocol's port range (or ICMP type and code) j carries.
+func (j GrantJSON) Ports() latch.PortRange { return latch.PortRange{From: j.FromPort, To: j.ToPort} }
+
+// Ports is the protocol's port range (or ICMP type and code) j carries.
+func (j RequestJSON) Ports() latch.PortRange { return latch.PortRange{From: j.FromPort, To: j.ToPort} }
+
+// Duration is how long j's access lasts once granted.
+func (j RequestJSON) Duration() time.Duration { return time.Duration(j.DurationSeconds) * time.Second }
+
 func requestJSON(r latch.Request) RequestJSON {
 	j := RequestJSON{
 		ID: r.ID, State: r.State, Requester: identityJSON(r.Requester), Region: r.Target.Region,
-		InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports.String(),
-		Source: r.Source.String(), Duration: r.Duration.String(), Reason: r.Reason, BreakGlass: r.BreakGlass, Rule: r.Rule,
+		InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID, Protocol: r.Protocol, FromPort: r.Ports.From, ToPort: r.Ports.To,
+		Source: r.Source.String(), DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Rule: r.Rule,
 		ApprovalsNeeded: r.ApprovalsNeeded, ApproverGroups: r.Approvers.Groups,
 		Approvers: ApproversJSON{Groups: r.Approvers.Groups, Users: r.Approvers.Users, AWSPrincipals: r.Approvers.AWSPrincipals}, CreatedAt: r.CreatedAt, PendingUntil: r.PendingUntil,
 		GrantID: r.GrantID, Note: r.Note,
 	}
 	for _, rv := range r.Reviews {
-		j.Reviews = append(j.Reviews, ReviewJSON{By: rv.By.String(), Approve: rv.Approve, Reason: rv.Reason, At: rv.At})
+		j.Reviews = append(j.Reviews, ReviewJSON{By: reviewerJSON(rv.By), Approve: rv.Approve, Reason: rv.Reason, At: rv.At})
 	}
 	if !r.DecidedAt.IsZero() {
 		t := r.DecidedAt
@@ -219,9 +243,10 @@ type GrantJSON struct {
 	GroupID   latch.GroupID    `json:"group_id"`
 	RuleID    latch.RuleID     `json:"rule_id,omitempty"`
 	Protocol  latch.Protocol   `json:"protocol"`
-	Ports     string           `json:"ports"`
+	FromPort  int              `json:"from_port"` // for icmp and icmpv6 the type, -1 for all
+	ToPort    int              `json:"to_port"`   // for icmp and icmpv6 the code, -1 for any
 	Source    string           `json:"source"`
-	Requester string           `json:"requester"`
+	Requester IdentityJSON     `json:"requester"` // key and display only`
 	Reason    string           `json:"reason"`
 	CreatedAt time.Time        `json:"created_at"`
 	ExpiresAt time.Time        `json:"expires_at"`
@@ -231,10 +256,10 @@ type GrantJSON struct {
 }
 
 // ToGrantJSON is g as the API and the CLI's --json print it. Field names
-// are a contract with scripts: add, never rename.
+// are a contract with scripts (docs/JSON.md): add, never rename.
 func ToGrantJSON(g latch.Grant) GrantJSON {
 	j := GrantJSON{ID: g.ID, State: g.State, Region: g.Region, GroupID: g.GroupID, RuleID: g.RuleID, Protocol: g.Protocol,
-		Ports: g.Ports.String(), Source: g.Source.String(), Requester: g.Requester, Reason: g.Reason,
+		FromPort: g.Ports.From, ToPort: g.Ports.To, Source: g.Source.String(), Requester: IdentityJSON{Key: g.Owner, Display: g.Requester}, Reason: g.Reason,
 		CreatedAt: g.CreatedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(), Attempts: g.Attempts, LastError: g.LastError}
 	if !g.EndedAt.IsZero() {
 		t := g.EndedAt.UTC()

@@ -95,12 +95,8 @@ func (a *app) auditLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.json {
-				out := make([]auditJSON, 0, len(entries))
-				for _, e := range entries {
-					out = append(out, toAuditJSON(e))
-				}
-				return writeJSON(a.stdout, out)
+			if o.json { // a log: one entry a line, as export writes it
+				return exportJSONLines(a.stdout, entries)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tGRANT\tREQUEST\tDETAILS")

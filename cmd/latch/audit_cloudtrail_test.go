@@ -50,7 +50,7 @@ func trailWorld(t *testing.T, delay time.Duration) *world {
 
 func TestAuditProof(t *testing.T) {
 	w := trailWorld(t, 5*time.Minute)
-	g := decode[grantJSONOut](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "10m", "--reason", "prove it", "--detach", "--json").stdout)
+	g := grantOut(t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "10m", "--reason", "prove it", "--detach", "--json").stdout)
 
 	r := w.latch(t, "audit", "proof", string(g.ID))
 	if r.code != 0 || !strings.Contains(r.stdout, "opened  pending") || !strings.Contains(r.stdout, "expected by 2026-11-23T10:15:00Z") {
@@ -82,7 +82,7 @@ func TestAuditProof(t *testing.T) {
 
 func TestAuditReconcileFindsAndRevertsOutOfBandRules(t *testing.T) {
 	w := trailWorld(t, 0)
-	g := decode[grantJSONOut](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "10m", "--reason", "legit", "--detach", "--json").stdout)
+	g := grantOut(t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "10m", "--reason", "legit", "--detach", "--json").stdout)
 	if g.ID == "" {
 		t.Fatal("no grant")
 	}
@@ -103,7 +103,7 @@ func TestAuditReconcileFindsAndRevertsOutOfBandRules(t *testing.T) {
 	rogue := aws.ToString(out.SecurityGroupRules[0].SecurityGroupRuleId)
 
 	r := w.latch(t, "audit", "reconcile", "--since", "1h", "--json")
-	found := decode[[]finding](t, r.stdout)
+	found := decode[struct{ Findings []finding }](t, r.stdout).Findings
 	kinds := map[string]finding{}
 	for _, f := range found {
 		kinds[f.Kind] = f
@@ -123,7 +123,7 @@ func TestAuditReconcileFindsAndRevertsOutOfBandRules(t *testing.T) {
 	if _, ok := rules[latch.RuleID(rogue)]; ok || len(rules) != 1 {
 		t.Fatalf("after --revert rules = %v, want only latch's", rules)
 	}
-	entries := decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout)
+	entries := decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout)
 	if last := entries[len(entries)-1]; last.Action != "reverted" || last.Details["rule_id"] != rogue {
 		t.Errorf("the revert is not in the audit log: %+v", last)
 	}

@@ -21,7 +21,7 @@ func signedWorld(t *testing.T) (*world, string) {
 		t.Fatalf("keygen: %d %s", r.code, r.stderr)
 	}
 	w.vars["LATCH_AUDIT_KEY"] = key
-	g := decode[grantJSONOut](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "audit me", "--detach", "--json").stdout)
+	g := grantOut(t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "audit me", "--detach", "--json").stdout)
 	if r := w.latch(t, "revoke", string(g.ID)); r.code != 0 {
 		t.Fatalf("revoke: %s", r.stderr)
 	}
@@ -49,7 +49,11 @@ func TestAuditVerifyCatchesARewoundHead(t *testing.T) {
 func (w *world) latchIn(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), args, func(k string) string { return w.vars[k] }, strings.NewReader(stdin), &stdout, &stderr)
+	getenv := func(k string) string { return w.vars[k] }
+	code := run(t.Context(), args, getenv, strings.NewReader(stdin), &stdout, &stderr)
+	if wantsJSON(args, getenv) {
+		checkJSONStyle(t, args, stdout.String())
+	}
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -79,7 +83,7 @@ func TestAuditVerifyAgainstAKeptHead(t *testing.T) {
 	w.vars["LATCH_AUDIT_KEY"] = key
 	pub := key + ".pub"
 	gr := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "audit me", "--detach", "--json")
-	g := decode[grantJSONOut](t, gr.stdout)
+	g := grantOut(t, gr.stdout)
 	db := rawDB(t, w.vars["LATCH_DB"])
 	var oldSeq int64
 	var oldHash, oldSig string
@@ -124,7 +128,7 @@ func TestAuditVerifyAgainstAKeptHead(t *testing.T) {
 func TestAuditVerifyAgainstAKeptHeadShowsARewrite(t *testing.T) {
 	w := newWorld(t)
 	gr := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "audit me", "--detach", "--json")
-	g := decode[grantJSONOut](t, gr.stdout)
+	g := grantOut(t, gr.stdout)
 	rv := w.latch(t, "revoke", string(g.ID))
 	kept := headLines(gr.stderr, rv.stderr)
 
@@ -175,8 +179,8 @@ func TestAuditVerifyHeadInput(t *testing.T) {
 		}
 	}
 	// A head past the log: the log is shorter than the head kept elsewhere.
-	if r := w.latchIn(t, `{"seq":9,`+h+`}`, "audit", "verify", "--head", "-", "--json"); r.code != exitRuntime || !strings.Contains(r.stdout, `"Kind": "truncated"`) ||
-		!strings.Contains(r.stdout, `"kept_head_seq": 9`) {
+	if r := w.latchIn(t, `{"seq":9,`+h+`}`, "audit", "verify", "--head", "-", "--json"); r.code != exitRuntime || !strings.Contains(r.stdout, `"kind":"truncated"`) ||
+		!strings.Contains(r.stdout, `"kept_head_seq":9`) {
 		t.Errorf("--head past the log's end: exit %d %s", r.code, r.stdout)
 	}
 }

@@ -91,7 +91,12 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		}
 	}
 	if asJSON {
-		if err := writeJSON(a.stdout, found); err != nil {
+		if found == nil {
+			found = []finding{}
+		}
+		if err := writeJSON(a.stdout, struct {
+			Findings []finding `json:"findings"`
+		}{found}); err != nil {
 			return err
 		}
 	} else {

@@ -21,11 +21,11 @@ func TestAuditTrailAndTampering(t *testing.T) {
 	}
 	w.vars["LATCH_AUDIT_KEY"] = key
 	gr := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "audit me", "--detach", "--json")
-	g := decode[grantJSONOut](t, gr.stdout)
+	g := grantOut(t, gr.stdout)
 	if r := w.latch(t, "revoke", string(g.ID)); r.code != 0 {
 		t.Fatalf("revoke: %s", r.stderr)
 	}
-	entries := decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--grant", string(g.ID), "--json").stdout)
+	entries := decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--grant", string(g.ID), "--json").stdout)
 	if len(entries) != 2 || entries[0].Action != latch.AuditGranted || entries[1].Action != latch.AuditRevoked ||
 		entries[0].Actor != testCallerARN || entries[0].Details["reason"] != "audit me" || entries[1].Signature == "" {
 		t.Fatalf("audit entries = %+v", entries)
@@ -61,8 +61,4 @@ func TestAuditTrailAndTampering(t *testing.T) {
 	if r.code != exitRuntime || !strings.Contains(r.stdout, "entry 1: changed") {
 		t.Fatalf("verify after editing entry 1: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
-}
-
-type grantJSONOut struct {
-	ID latch.GrantID `json:"grant_id"`
 }

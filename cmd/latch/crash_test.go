@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
-	latchhttp "github.com/latchdev/latch/http"
 )
 
 var (
@@ -207,7 +206,7 @@ func TestCrashSafety(t *testing.T) {
 				w.waitForRules(t, 0)
 
 				if !deleteDB {
-					grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+					grants := lsOut(t, w.latch(t, "ls", "--all", "--json").stdout)
 					want := latch.StateExpired
 					if !wantRule {
 						want = latch.StateFailed
@@ -228,7 +227,7 @@ func (w *world) waitForState(t *testing.T, state latch.GrantState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+		grants := lsOut(t, w.latch(t, "ls", "--all", "--json").stdout)
 		if len(grants) == 1 && grants[0].State == state {
 			return
 		}

@@ -221,7 +221,7 @@ func (a *app) demoServerScript(ctx context.Context, t *timeline, sim *ec2sim.Ser
 		return fmt.Errorf("demo: %d latch rules open after approval, want 1", len(rules))
 	}
 	grant := req.Request.GrantID
-	t.say("approved by %s: grant %s opened rule %s, tcp 22 from %s until %s", req.Request.Reviews[0].By, grant,
+	t.say("approved by %s: grant %s opened rule %s, tcp 22 from %s until %s", req.Request.Reviews[0].By.Display, grant,
 		rules[0].ID, rules[0].CIDR, rules[0].Tags[latch.TagExpiresAt])
 
 	if _, err := as(demoRequester, "revoke "+string(grant)); err != nil {

@@ -171,7 +171,7 @@ func TestDemoServerKeepCommands(t *testing.T) {
 	if r := mustAs(req, replace(req.commands[4], "GRANT_ID", grantID)); !strings.Contains(r.stdout, "Revoked") {
 		t.Errorf("revoke: %s", r.stdout)
 	}
-	if r := mustAs(req, []string{"ls", "--json"}); strings.Contains(r.stdout, `"state": "active"`) {
+	if r := mustAs(req, []string{"ls", "--json"}); strings.Contains(r.stdout, `"state":"active"`) {
 		t.Errorf("a grant is still active after revoke:\n%s", r.stdout)
 	}
 }

@@ -31,11 +31,13 @@ tagged latch:managed=true, the backstop schedule group and role
 Exits 1 if something latch cannot work without is missing.`,
 		Example: `  latch doctor
   latch doctor --region us-east-1,eu-west-1 --backstop-role-arn arn:aws:iam::123456789012:role/latch-scheduler
-  latch doctor --json | jq '.[] | select(.ok | not)'`,
+  latch doctor --json | jq '.checks[] | select(.ok | not)'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			checks := a.doctor(cmd.Context())
 			if asJSON {
-				if err := writeJSON(a.stdout, checks); err != nil {
+				if err := writeJSON(a.stdout, struct {
+					Checks []check `json:"checks"`
+				}{checks}); err != nil {
 					return err
 				}
 			} else {

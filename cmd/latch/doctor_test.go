@@ -18,7 +18,7 @@ func TestDoctor(t *testing.T) {
 	w.vars["AWS_ACCESS_KEY_ID"] = "AKIDLATCHTEST"
 	sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: "arn:aws:sts::123456789012:assumed-role/latch/doctor"})
 	r = w.latch(t, "doctor", "--json")
-	checks := decode[[]check](t, r.stdout)
+	checks := decode[struct{ Checks []check }](t, r.stdout).Checks
 	got := map[string]check{}
 	for _, c := range checks {
 		got[c.Name] = c

@@ -34,7 +34,7 @@ func TestForegroundGrantRevokesOnHangupAndQuit(t *testing.T) {
 			if n := len(w.rules(t)); n != 0 {
 				t.Errorf("%d rules left open after %s, want 0\n%s", n, sig, p.output())
 			}
-			grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+			grants := lsOut(t, w.latch(t, "ls", "--all", "--json").stdout)
 			if len(grants) != 1 || grants[0].State != latch.StateRevoked {
 				t.Errorf("grants after %s = %+v, want one revoked", sig, grants)
 			}
@@ -53,7 +53,7 @@ func TestSweepWithDatabaseRecordsExpiry(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("grant: exit %d %s", r.code, r.stderr)
 		}
-		ids = append(ids, decode[latchhttp.GrantJSON](t, r.stdout).ID)
+		ids = append(ids, grantOut(t, r.stdout).ID)
 	}
 	w.setClock(t, start.Add(5*time.Minute+34*time.Second))
 	if r := w.latch(t, "sweep", "--db", w.vars["LATCH_DB"]); r.code != 0 || !strings.Contains(r.stdout, "revoked") {
@@ -62,14 +62,14 @@ func TestSweepWithDatabaseRecordsExpiry(t *testing.T) {
 	if n := len(w.rules(t)); n != 0 {
 		t.Fatalf("%d rules after the sweep, want 0", n)
 	}
-	grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+	grants := lsOut(t, w.latch(t, "ls", "--all", "--json").stdout)
 	for _, g := range grants {
 		if g.State != latch.StateExpired || g.EndedAt == nil {
 			t.Errorf("grant %s after sweep --db: %s, ended %v; want expired with an end", g.ID, g.State, g.EndedAt)
 		}
 	}
 	expired := map[latch.GrantID]bool{}
-	for _, e := range decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
+	for _, e := range decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
 		if e.Action == latch.AuditExpired {
 			expired[e.GrantID] = true
 		}
@@ -115,7 +115,7 @@ func TestSweepWithoutDatabaseMakesNone(t *testing.T) {
 	if r := w.latch(t, "sweep"); r.code != 0 {
 		t.Fatalf("sweep --db: exit %d %s%s", r.code, r.stdout, r.stderr)
 	}
-	grants := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+	grants := lsOut(t, w.latch(t, "ls", "--all", "--json").stdout)
 	if len(grants) != 1 || grants[0].State != latch.StateExpired {
 		t.Errorf("grants after a later sweep --db = %+v, want one expired", grants)
 	}
@@ -126,7 +126,7 @@ func TestSweepWithoutDatabaseMakesNone(t *testing.T) {
 func TestRevokedGrantShowsWhenItEnded(t *testing.T) {
 	w := newWorld(t)
 	r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "2m", "--reason", "x", "--detach", "--json")
-	id := decode[latchhttp.GrantJSON](t, r.stdout).ID
+	id := grantOut(t, r.stdout).ID
 	w.setClock(t, start.Add(13*time.Second))
 	out := w.latch(t, "revoke", string(id)).stdout
 	if strings.Contains(out, "(in ") || !strings.Contains(out, "ended") {
@@ -149,7 +149,7 @@ func TestRevokeSharedRuleSaysItStaysOpen(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("grant: exit %d %s", r.code, r.stderr)
 		}
-		return decode[latchhttp.GrantJSON](t, r.stdout)
+		return grantOut(t, r.stdout)
 	}
 	a, b := grant("60m"), grant("30m") // a's expiry is the later: the rule is tagged for a
 	if a.RuleID != b.RuleID {

@@ -182,12 +182,27 @@ func (a *app) holdGrant(ctx context.Context, b *broker.Broker, g latch.Grant, as
 	if err != nil {
 		return fmt.Errorf("%w\nThe grant is recorded as ending; 'latch run' or 'latch sweep' will finish revoking it", err)
 	}
-	return a.showEnded(asJSON, e, modeJSON{})
+	return a.showEnded(asJSON, e, modeJSON{}, eventEnded)
+}
+
+// The events of a command that reports over time (grant and request,
+// held): each --json line names its event.
+const (
+	eventOpened  = "opened"  // the grant is open
+	eventRequest = "request" // the request as it stands, and its grant once access started
+	eventEnded   = "ended"   // the grant has ended
+)
+
+// grantEventJSON is a grant, opened or ended, as one line of a stream.
+type grantEventJSON struct {
+	Event         string                  `json:"event"`
+	Grant         latchhttp.GrantJSON     `json:"grant"`
+	RuleStaysOpen *latchhttp.RuleKeptJSON `json:"rule_stays_open,omitempty"`
 }
 
 func (a *app) showGrant(asJSON bool, g latch.Grant) error {
 	if asJSON {
-		return writeJSON(a.stdout, latchhttp.ToGrantJSON(g))
+		return writeJSON(a.stdout, grantEventJSON{Event: eventOpened, Grant: latchhttp.ToGrantJSON(g)})
 	}
 	printGrant(a.stdout, g, a.clock.Now())
 	return nil

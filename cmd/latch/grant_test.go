@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
-	latchhttp "github.com/latchdev/latch/http"
 )
 
 // runAsync runs latch in the background and returns its result channel.
@@ -58,13 +56,11 @@ func TestForegroundGrantRevokesAtExpiry(t *testing.T) {
 	if n := len(w.rules(t)); n != 0 {
 		t.Fatalf("%d rules after expiry", n)
 	}
-	var last latchhttp.GrantJSON
-	for dec := json.NewDecoder(strings.NewReader(r.stdout)); dec.More(); {
-		if err := dec.Decode(&last); err != nil {
-			t.Fatalf("stdout is not a JSON stream: %v\n%s", err, r.stdout)
-		}
+	events := decodeLines[grantEventJSON](t, r.stdout)
+	if len(events) != 2 || events[0].Event != eventOpened || events[1].Event != eventEnded {
+		t.Fatalf("want an opened line then an ended line:\n%s", r.stdout)
 	}
-	if last.State != latch.StateExpired {
+	if last := events[1].Grant; last.State != latch.StateExpired {
 		t.Errorf("final state %s, want expired\n%s", last.State, r.stdout)
 	}
 	if !strings.Contains(r.stderr, "left") || !strings.Contains(r.stderr, `"msg":"expired"`) {
@@ -122,7 +118,7 @@ func TestIPAuto(t *testing.T) {
 				}
 				return
 			}
-			if g := decode[latchhttp.GrantJSON](t, r.stdout); g.Source != tt.want {
+			if g := grantOut(t, r.stdout); g.Source != tt.want {
 				t.Errorf("source %s, want %s", g.Source, tt.want)
 			}
 		})
@@ -132,14 +128,14 @@ func TestIPAuto(t *testing.T) {
 func TestSweepCommand(t *testing.T) {
 	w := newWorld(t)
 	r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
-	g := decode[latchhttp.GrantJSON](t, r.stdout)
+	g := grantOut(t, r.stdout)
 	w.vars["LATCH_DB"] = "/nonexistent/dir/latch.db" // sweep must not need it
 
-	if r := w.latch(t, "sweep", "--json"); r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+	if r := w.latch(t, "sweep", "--json"); r.code != 0 || len(decode[sweepJSON](t, r.stdout).Swept) != 0 {
 		t.Fatalf("sweep before expiry: exit %d, %s %s", r.code, r.stdout, r.stderr)
 	}
 	w.setClock(t, start.Add(5*time.Minute))
-	dry := decode[[]sweptJSON](t, w.latch(t, "sweep", "--dry-run", "--json").stdout)
+	dry := decode[sweepJSON](t, w.latch(t, "sweep", "--dry-run", "--json").stdout).Swept
 	if len(dry) != 1 || dry[0].RuleID != g.RuleID || dry[0].Revoked || len(w.rules(t)) != 1 {
 		t.Fatalf("dry run = %+v with %d rules", dry, len(w.rules(t)))
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/latchdev/latch"
-	latchhttp "github.com/latchdev/latch/http"
 )
 
 // grantArgs is a detached JSON grant on w's group from ip, with extra flags.
@@ -40,7 +39,7 @@ func TestICMPGrantOpensWhatWasAskedFor(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("grant exit %d: %s", r.code, r.stderr)
 			}
-			g := decode[latchhttp.GrantJSON](t, r.stdout)
+			g := grantOut(t, r.stdout)
 			var found bool
 			for _, rule := range w.env.Ingress(t, w.group) {
 				if latch.RuleID(aws.ToString(rule.SecurityGroupRuleId)) != g.RuleID {
@@ -111,7 +110,7 @@ func TestICMPv6GrantIsSweptAfterExpiry(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("grant exit %d: %s", r.code, r.stderr)
 	}
-	g := decode[latchhttp.GrantJSON](t, r.stdout)
+	g := grantOut(t, r.stdout)
 	if g.Protocol != "icmpv6" || g.Source != "2001:db8::7/128" {
 		t.Fatalf("grant = %+v, want icmpv6 from 2001:db8::7/128", g)
 	}
@@ -127,7 +126,7 @@ func TestICMPv6GrantIsSweptAfterExpiry(t *testing.T) {
 		t.Errorf("rule source v6 %q v4 %v, want only 2001:db8::7/128", c, rule.CidrIpv4)
 	}
 	w.vars["LATCH_DB"] = "/nonexistent/dir/latch.db" // sweep must not need it
-	if r := w.latch(t, "sweep", "--json"); r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+	if r := w.latch(t, "sweep", "--json"); r.code != 0 || len(decode[sweepJSON](t, r.stdout).Swept) != 0 {
 		t.Fatalf("sweep before expiry: exit %d, %s %s", r.code, r.stdout, r.stderr)
 	}
 	w.setClock(t, start.Add(5*time.Minute))

@@ -31,8 +31,8 @@ revoke-failed grant is one whose revoke keeps failing; latch keeps retrying
 it, and it stays listed here until its rule is gone.
 
 latch says first where it looked ("From server URL" or "Direct,
-database PATH"). In --json, a server's answer is an object with "mode" and
-"server"; the database's an array whose grants carry "mode" and "database".`,
+database PATH"). In --json, one object with "mode", "server" or "database",
+"grants" and, from a server, "pending_requests" (docs/JSON.md).`,
 		Example: `  latch ls                          # open grants (with a server: yours, and requests waiting for you)
   latch ls --all --json             # every grant, for scripts
   latch ls --direct                 # the local database, even with LATCH_SERVER set
@@ -77,15 +77,11 @@ func (a *app) ls(ctx context.Context, server, all, asJSON bool, limit int) error
 		return err
 	}
 	if asJSON {
-		type listed struct { // the array stays an array; each grant says where it is
-			latchhttp.GrantJSON
-			modeJSON
-		}
-		out := make([]listed, 0, len(grants))
+		out := make([]latchhttp.GrantJSON, 0, len(grants))
 		for _, g := range grants {
-			out = append(out, listed{latchhttp.ToGrantJSON(g), mode})
+			out = append(out, latchhttp.ToGrantJSON(g))
 		}
-		return writeJSON(a.stdout, out)
+		return writeJSON(a.stdout, lsJSON{modeJSON: mode, Grants: out})
 	}
 	if len(grants) == 0 {
 		if all {
@@ -111,6 +107,14 @@ func (a *app) ls(ctx context.Context, server, all, asJSON bool, limit int) error
 	return nil
 }
 
+// lsJSON is ls --json, in either mode: where latch looked, the grants, and
+// from a server the pending requests the caller may see.
+type lsJSON struct {
+	modeJSON
+	Grants   []latchhttp.GrantJSON    `json:"grants"`
+	Requests *[]latchhttp.RequestJSON `json:"pending_requests,omitempty"` // server mode only
+}
+
 // lsServer lists grants and open requests from the server.
 func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 	c, err := a.client(ctx)
@@ -129,18 +133,20 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		return writeJSON(a.stdout, struct {
-			Grants   []latchhttp.GrantJSON   `json:"grants"`
-			Requests []latchhttp.RequestJSON `json:"pending_requests"`
-			modeJSON
-		}{grants, requests, a.serverMode()})
+		if grants == nil {
+			grants = []latchhttp.GrantJSON{}
+		}
+		if requests == nil {
+			requests = []latchhttp.RequestJSON{}
+		}
+		return writeJSON(a.stdout, lsJSON{a.serverMode(), grants, &requests})
 	}
 	now := a.clock.Now()
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT\tSTATE\tGROUP\tOPENS\tEXPIRES\tREQUESTER")
 	for _, g := range grants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), opensWire(g.Protocol, g.Ports), esc(g.Source),
-			ends(g.State, g.ExpiresAt, endedAt(g), now), esc(g.Requester))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s from %s\t%s\t%s\n", esc(g.ID), esc(g.State), esc(g.GroupID), opens(g.Protocol, g.Ports()), esc(g.Source),
+			ends(g.State, g.ExpiresAt, endedAt(g), now), esc(g.Requester.Display))
 	}
 	tw.Flush()
 	if len(requests) > 0 {
@@ -149,7 +155,7 @@ func (a *app) lsServer(ctx context.Context, all, asJSON bool) error {
 		fmt.Fprintln(tw, "PENDING REQUEST\tREQUESTER\tTARGET\tOPENS\tAPPROVALS\tTIMES OUT")
 		for _, r := range requests {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s for %s\t%d of %d\t%s\n", esc(r.ID), esc(r.Requester.Display), esc(targetOf(r)),
-				opensWire(r.Protocol, r.Ports), esc(r.Duration), approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
+				opens(r.Protocol, r.Ports()), r.Duration(), approvals(r), r.ApprovalsNeeded, relative(r.PendingUntil, now))
 		}
 		tw.Flush()
 	}

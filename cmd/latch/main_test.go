@@ -106,6 +106,9 @@ func (w *world) latchCtx(ctx context.Context, t *testing.T, args ...string) resu
 		}
 	}
 	code := run(ctx, args, getenv, strings.NewReader(""), &stdout, &stderr)
+	if wantsJSON(args, getenv) {
+		checkJSONStyle(t, args, stdout.String())
+	}
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -188,8 +191,8 @@ func TestDetachedGrantListRevoke(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("grant exit %d: %s", r.code, r.stderr)
 	}
-	g := decode[latchhttp.GrantJSON](t, r.stdout)
-	if g.State != latch.StateActive || g.RuleID == "" || !g.ExpiresAt.Equal(start.Add(30*time.Minute)) || g.Requester == "" {
+	g := grantOut(t, r.stdout)
+	if g.State != latch.StateActive || g.RuleID == "" || !g.ExpiresAt.Equal(start.Add(30*time.Minute)) || g.Requester.Display == "" {
 		t.Fatalf("grant = %+v", g)
 	}
 	tags := w.rules(t)[g.RuleID]
@@ -200,7 +203,7 @@ func TestDetachedGrantListRevoke(t *testing.T) {
 		t.Errorf("no evidence line on stderr: %s", r.stderr)
 	}
 
-	ls := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--json").stdout)
+	ls := lsOut(t, w.latch(t, "ls", "--json").stdout)
 	if len(ls) != 1 || ls[0].ID != g.ID {
 		t.Fatalf("ls = %+v, want the grant", ls)
 	}
@@ -217,7 +220,7 @@ func TestDetachedGrantListRevoke(t *testing.T) {
 	if out := w.latch(t, "ls").stdout; !strings.Contains(out, "No open grants") {
 		t.Errorf("ls after revoke:\n%s", out)
 	}
-	all := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--all", "--json").stdout)
+	all := lsOut(t, w.latch(t, "ls", "--all", "--json").stdout)
 	if len(all) != 1 || all[0].State != latch.StateRevoked || all[0].EndedAt == nil {
 		t.Errorf("ls --all = %+v, want the revoked grant", all)
 	}
@@ -238,7 +241,7 @@ func TestRecipeEnvironmentCarriesOver(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	g := decode[latchhttp.GrantJSON](t, r.stdout)
+	g := grantOut(t, r.stdout)
 	if g.Source != "198.51.100.4/32" || !g.ExpiresAt.Equal(start.Add(10*time.Minute)) || g.Reason != "recipe" {
 		t.Fatalf("grant = %+v, want 198.51.100.4 for 600s", g)
 	}
@@ -251,7 +254,7 @@ func TestRecipeEnvironmentCarriesOver(t *testing.T) {
 func TestListShowsRevokeFailed(t *testing.T) {
 	w := newWorld(t)
 	sim := w.env.RequireSim(t)
-	g := decode[latchhttp.GrantJSON](t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json").stdout)
+	g := grantOut(t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json").stdout)
 	sim.SetFaults(ec2sim.Faults{ServerErrorRate: 1, Actions: []string{"RevokeSecurityGroupIngress"}})
 	w.vars["AWS_MAX_ATTEMPTS"] = "1"
 	for range 5 {
@@ -277,4 +280,31 @@ func TestBareBootstrapIsLambdaUnderTheLambdaRuntime(t *testing.T) {
 	if got := lambdaArgs([]string{"ls"}, func(k string) string { return env[k] }); got[0] != "ls" {
 		t.Errorf("explicit arguments were replaced: %v", got)
 	}
+}
+
+// grantOut is the grant a grant --json printed first: its "opened" event.
+func grantOut(t *testing.T, s string) latchhttp.GrantJSON {
+	t.Helper()
+	first, _, _ := strings.Cut(s, "\n")
+	e := decode[grantEventJSON](t, first)
+	if e.Event != eventOpened {
+		t.Fatalf("first line's event = %q, want %q:\n%s", e.Event, eventOpened, s)
+	}
+	return e.Grant
+}
+
+// lsOut is the grants ls --json printed.
+func lsOut(t *testing.T, s string) []latchhttp.GrantJSON {
+	t.Helper()
+	return decode[lsJSON](t, s).Grants
+}
+
+// decodeLines decodes output of one JSON object a line.
+func decodeLines[T any](t *testing.T, s string) []T {
+	t.Helper()
+	var out []T
+	for line := range strings.Lines(s) {
+		out = append(out, decode[T](t, line))
+	}
+	return out
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
-	latchhttp "github.com/latchdev/latch/http"
 )
 
 // unmanagedGroup creates a security group without latch:managed=true on
@@ -62,7 +61,7 @@ func (w *world) noGrantOn(t *testing.T, group latch.GroupID) {
 	if all.code != 0 {
 		t.Fatalf("ls --all: exit %d %s", all.code, all.stderr)
 	}
-	for _, g := range decode[[]latchhttp.GrantJSON](t, all.stdout) {
+	for _, g := range lsOut(t, all.stdout) {
 		if g.GroupID == group {
 			t.Errorf("a grant was recorded on %s: %+v", group, g)
 		}
@@ -116,15 +115,15 @@ func TestDirectGrantRecordsTheCallersARN(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("grant: exit %d %s", r.code, r.stderr)
 	}
-	g := decode[latchhttp.GrantJSON](t, r.stdout)
-	if g.Requester != arn {
-		t.Errorf("requester = %q, want %q", g.Requester, arn)
+	g := grantOut(t, r.stdout)
+	if g.Requester.Display != arn {
+		t.Errorf("requester = %q, want %q", g.Requester.Display, arn)
 	}
 	if tag := w.rules(t)[g.RuleID][latch.TagRequester]; tag != arn {
 		t.Errorf("rule's %s tag = %q, want %q", latch.TagRequester, tag, arn)
 	}
-	ls := decode[[]latchhttp.GrantJSON](t, w.latch(t, "ls", "--json").stdout)
-	if len(ls) != 1 || ls[0].Requester != arn {
+	ls := lsOut(t, w.latch(t, "ls", "--json").stdout)
+	if len(ls) != 1 || ls[0].Requester.Display != arn {
 		t.Errorf("ls = %+v, want the grant with requester %s", ls, arn)
 	}
 }
@@ -207,7 +206,7 @@ func TestDirectGrantByInstance(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("grant --instance web-1: exit %d %s", r.code, r.stderr)
 	}
-	if g := decode[latchhttp.GrantJSON](t, r.stdout); g.GroupID != ec2sim.DemoWebLatchGroup {
+	if g := grantOut(t, r.stdout); g.GroupID != ec2sim.DemoWebLatchGroup {
 		t.Errorf("opened %s, want web-1's managed group %s", g.GroupID, ec2sim.DemoWebLatchGroup)
 	}
 	r = w.latch(t, "grant", "--instance", "plain-1", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach")

@@ -13,10 +13,11 @@ import (
 	"github.com/latchdev/latch"
 )
 
+// writeJSON prints v as --json does: one compact JSON object on one line
+// (docs/JSON.md). A command that reports over time prints one such line
+// per event, each naming its "event".
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return json.NewEncoder(w).Encode(v)
 }
 
 // esc returns a stored or received value as it may be shown to a person in
@@ -97,14 +98,4 @@ func relative(t, now time.Time) string {
 // "tcp 22", "icmp all types", "icmpv6 type 128 (echo request)".
 func opens(proto latch.Protocol, ports latch.PortRange) string {
 	return esc(latch.DescribePorts(proto, ports))
-}
-
-// opensWire is [opens] for a protocol and ports as the JSON API carries
-// them ("8--1" for ICMP type 8, any code). What it cannot read is shown as
-// given.
-func opensWire(proto latch.Protocol, ports string) string {
-	if r, err := latch.ParsePorts(proto, ports); err == nil && ports != "" {
-		return opens(proto, r)
-	}
-	return esc(proto) + " " + esc(ports)
 }

@@ -189,7 +189,12 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 		}
 	}
 	if o.json {
-		return writeJSON(a.stdout, out)
+		if out == nil {
+			out = []explainJSON{}
+		}
+		return writeJSON(a.stdout, struct {
+			Rules []explainJSON `json:"rules"`
+		}{out})
 	}
 	for _, e := range out {
 		mark := "  -"

@@ -91,7 +91,7 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 			return err
 		}
 	}
-	return a.showRequest(ctx, c, r, o.json)
+	return a.showRequest(ctx, c, r, o.json, "")
 }
 
 // serverSource is the source a request asks the server for, from --ip:
@@ -158,7 +158,7 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 			return err
 		}
 	}
-	if err := a.showRequest(ctx, c, r, o.json); err != nil || r.State != latch.RequestActive || r.GrantID == "" {
+	if err := a.showRequest(ctx, c, r, o.json, eventRequest); err != nil || r.State != latch.RequestActive || r.GrantID == "" {
 		return err
 	}
 	if o.detach {
@@ -180,7 +180,7 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 	if err != nil {
 		return fmt.Errorf("%w\nServer %s still revokes it at expiry; 'latch revoke %s' ends it now", err, a.server, g.ID)
 	}
-	return a.showRevoked(out, o.json)
+	return a.showRevoked(out, o.json, eventEnded)
 }
 
 // waitForDecision polls until r is no longer pending, showing progress.
@@ -256,7 +256,8 @@ func approvals(r latchhttp.RequestJSON) int {
 
 // showRequest prints a request, and its grant once access has started. A
 // request that ended without access is an error: exit 1.
-func (a *app) showRequest(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON, asJSON bool) error {
+// With asJSON, event names the line as one of a stream ("" for none).
+func (a *app) showRequest(ctx context.Context, c *latchhttp.Client, r latchhttp.RequestJSON, asJSON bool, event string) error {
 	var grant *latchhttp.GrantJSON
 	if r.GrantID != "" {
 		// Reviewers see the request, not the requester's grant.
@@ -270,9 +271,10 @@ func (a *app) showRequest(ctx context.Context, c *latchhttp.Client, r latchhttp.
 	}
 	if asJSON {
 		if err := writeJSON(a.stdout, struct {
+			Event   string                `json:"event,omitempty"`
 			Request latchhttp.RequestJSON `json:"request"`
 			Grant   *latchhttp.GrantJSON  `json:"grant,omitempty"`
-		}{r, grant}); err != nil {
+		}{event, r, grant}); err != nil {
 			return err
 		}
 	} else {
@@ -298,14 +300,14 @@ func printRequest(w io.Writer, r latchhttp.RequestJSON, g *latchhttp.GrantJSON, 
 		target = fmt.Sprintf("%s (group %s)", esc(r.InstanceID), esc(r.GroupID))
 	}
 	fmt.Fprintf(tw, "target\t%s in %s\n", target, esc(r.Region))
-	fmt.Fprintf(tw, "opens\t%s from %s for %s\n", opensWire(r.Protocol, r.Ports), esc(r.Source), esc(r.Duration))
+	fmt.Fprintf(tw, "opens\t%s from %s for %s\n", opens(r.Protocol, r.Ports()), esc(r.Source), r.Duration())
 	fmt.Fprintf(tw, "rule\t%s\n", esc(r.Rule))
 	for _, rv := range r.Reviews {
 		verdict := "approved"
 		if !rv.Approve {
 			verdict = "denied"
 		}
-		fmt.Fprintf(tw, "review\t%s by %s at %s %s\n", verdict, esc(rv.By), latch.FormatExpiry(rv.At), esc(rv.Reason))
+		fmt.Fprintf(tw, "review\t%s by %s at %s %s\n", verdict, esc(rv.By.Display), latch.FormatExpiry(rv.At), esc(rv.Reason))
 	}
 	if r.State == latch.RequestPending {
 		fmt.Fprintf(tw, "waiting\t%d of %d approvals from %s; times out %s\n", approvals(r), r.ApprovalsNeeded,
@@ -359,7 +361,7 @@ func (a *app) reviewCommand(approve bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.showRequest(cmd.Context(), c, r, asJSON)
+			return a.showRequest(cmd.Context(), c, r, asJSON, "")
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required to deny)")

@@ -148,7 +148,7 @@ func TestDirectRevokeRecordsTheCaller(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("grant: exit %d %s", r.code, r.stderr)
 		}
-		return string(decode[grantJSONOut](t, r.stdout).ID)
+		return string(grantOut(t, r.stdout).ID)
 	}
 	revokedBy := func(id string) string {
 		var entries []struct {

@@ -76,7 +76,7 @@ func (a *app) revoke(ctx context.Context, arg string, server, asJSON bool) error
 	if !asJSON && e.KeptFor == nil {
 		fmt.Fprintf(a.stdout, "Revoked %s.\n", e.Grant.ID)
 	}
-	return a.showEnded(asJSON, e, a.directMode())
+	return a.showEnded(asJSON, e, a.directMode(), "")
 }
 
 // revokeServer asks the server to end grant id. A grant the server does
@@ -95,13 +95,13 @@ func (a *app) revokeServer(ctx context.Context, id latch.GrantID, asJSON bool) e
 	} else if err != nil {
 		return err
 	}
-	return a.showRevoked(out, asJSON)
+	return a.showRevoked(out, asJSON, "")
 }
 
 // showRevoked prints what the server said of a grant it ended.
-func (a *app) showRevoked(out latchhttp.RevokedJSON, asJSON bool) error {
+func (a *app) showRevoked(out latchhttp.RevokedJSON, asJSON bool, event string) error {
 	if asJSON {
-		return a.writeRevoked(out, a.serverMode())
+		return a.writeRevoked(out, a.serverMode(), event)
 	}
 	if out.RuleStaysOpen == nil {
 		fmt.Fprintf(a.stdout, "Revoked %s (%s).\n", esc(out.ID), esc(out.State))
@@ -112,7 +112,12 @@ func (a *app) showRevoked(out latchhttp.RevokedJSON, asJSON bool) error {
 }
 
 // writeRevoked prints an ended grant as JSON, with where latch looked.
-func (a *app) writeRevoked(j latchhttp.RevokedJSON, m modeJSON) error {
+// With an event, it is a line of a stream instead: {"event", "grant",
+// "rule_stays_open"}, as grant and request print them.
+func (a *app) writeRevoked(j latchhttp.RevokedJSON, m modeJSON, event string) error {
+	if event != "" {
+		return writeJSON(a.stdout, grantEventJSON{event, j.GrantJSON, j.RuleStaysOpen})
+	}
 	return writeJSON(a.stdout, struct {
 		latchhttp.RevokedJSON
 		modeJSON
@@ -158,13 +163,13 @@ func (a *app) notOnServerHint(id latch.GrantID, serverErr error) error {
 // showEnded prints a grant latch has just ended, and, when its rule was
 // shared, that the rule stays open: for which grant, until when. m says
 // where, for JSON; the zero modeJSON adds nothing.
-func (a *app) showEnded(asJSON bool, e broker.Ended, m modeJSON) error {
+func (a *app) showEnded(asJSON bool, e broker.Ended, m modeJSON, event string) error {
 	j := latchhttp.RevokedJSON{GrantJSON: latchhttp.ToGrantJSON(e.Grant)}
 	if k := e.KeptFor; k != nil {
 		j.RuleStaysOpen = &latchhttp.RuleKeptJSON{RuleID: e.Grant.RuleID, GrantID: k.ID, Until: k.ExpiresAt.UTC()}
 	}
 	if asJSON {
-		return a.writeRevoked(j, m)
+		return a.writeRevoked(j, m, event)
 	}
 	if j.RuleStaysOpen != nil {
 		a.sayRuleKept(j)

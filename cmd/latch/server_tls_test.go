@@ -109,7 +109,7 @@ func TestServerReloadsPolicyOnHUP(t *testing.T) {
 	}
 	delete(w.vars, "LATCH_SERVER")
 	reloads := 0
-	for _, e := range decode[[]auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
+	for _, e := range decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
 		if e.Action == "policy-reloaded" {
 			reloads++
 		}

@@ -39,15 +39,25 @@ whose rules are gone are expired too. Without one it needs and makes none.`,
 	return cmd
 }
 
+// sweepJSON is sweep --json: the rules swept, and how many more grants
+// past their expiry the database recorded as expired.
+type sweepJSON struct {
+	DryRun  bool        `json:"dry_run"`
+	Swept   []sweptJSON `json:"swept"`
+	Expired int         `json:"recorded_expired"`
+}
+
 type sweptJSON struct {
-	Region    string        `json:"region"`
-	RuleID    latch.RuleID  `json:"rule_id"`
-	GroupID   latch.GroupID `json:"group_id"`
-	Source    string        `json:"source"`
-	Ports     string        `json:"ports"`
-	GrantID   string        `json:"grant_id,omitempty"`
-	ExpiresAt string        `json:"expires_at"`
-	Revoked   bool          `json:"revoked"`
+	Region    string         `json:"region"`
+	RuleID    latch.RuleID   `json:"rule_id"`
+	GroupID   latch.GroupID  `json:"group_id"`
+	Source    string         `json:"source"`
+	Protocol  latch.Protocol `json:"protocol"`
+	FromPort  int            `json:"from_port"`
+	ToPort    int            `json:"to_port"`
+	GrantID   string         `json:"grant_id,omitempty"`
+	ExpiresAt string         `json:"expires_at"`
+	Revoked   bool           `json:"revoked"`
 	// KeptFor is set when the database knows a live grant on the rule: its
 	// tags were stale, so they were mended and the rule stays open.
 	KeptFor *ruleKeptJSON `json:"rule_stays_open,omitempty"`
@@ -116,7 +126,7 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 		for _, s := range rep.Swept {
 			o := s.Rule.Opening
 			j := sweptJSON{Region: rep.Region, RuleID: s.Rule.ID, GroupID: o.GroupID, Source: o.Source.String(),
-				Ports: latch.DescribePorts(o.Protocol, o.Ports), GrantID: s.Rule.Tags[latch.TagGrantID],
+				Protocol: o.Protocol, FromPort: o.Ports.From, ToPort: o.Ports.To, GrantID: s.Rule.Tags[latch.TagGrantID],
 				ExpiresAt: s.Rule.Tags[latch.TagExpiresAt], Revoked: s.Revoked, Error: errString(s.Err)}
 			if k := s.KeptFor; k != nil {
 				j.KeptFor = &ruleKeptJSON{RuleID: s.Rule.ID, GrantID: k.ID, Until: k.ExpiresAt.UTC()}
@@ -125,7 +135,7 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 		}
 	}
 	if asJSON {
-		if err := writeJSON(a.stdout, out); err != nil {
+		if err := writeJSON(a.stdout, sweepJSON{DryRun: dryRun, Swept: out, Expired: expired}); err != nil {
 			return err
 		}
 	} else {
@@ -172,7 +182,7 @@ func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun
 			status = fmt.Sprintf("kept open for grant %s until %s (its tags were stale):", s.KeptFor.GrantID, latch.FormatExpiry(s.KeptFor.Until))
 		}
 		// Tag values are anyone's with ec2:CreateTags on the group.
-		fmt.Fprintf(a.stdout, "  %s %s in %s (%s from %s, grant %s, expired %s)\n", status, esc(s.RuleID), esc(s.GroupID), esc(s.Ports), esc(s.Source), esc(s.GrantID), esc(s.ExpiresAt))
+		fmt.Fprintf(a.stdout, "  %s %s in %s (%s from %s, grant %s, expired %s)\n", status, esc(s.RuleID), esc(s.GroupID), opens(s.Protocol, latch.PortRange{From: s.FromPort, To: s.ToPort}), esc(s.Source), esc(s.GrantID), esc(s.ExpiresAt))
 	}
 	if expired > 0 {
 		fmt.Fprintf(a.stdout, "%d more grant(s) past their expiry recorded as expired.\n", expired)
