@@ -108,7 +108,7 @@ func (a *app) auditLsCommand() *cobra.Command {
 		},
 	}
 	o.flags(cmd)
-	cmd.Flags().BoolVar(&o.json, "json", false, "print a JSON array")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON: one entry a line")
 	a.addFlags(cmd, dbFlags)
 	return cmd
 }
