@@ -134,6 +134,9 @@ func countingProxy(t testing.TB, target string) string {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host
 		},
+		// Its own connections, which no other test's server closes
+		// (httptest.Server.Close closes http.DefaultTransport's idle ones).
+		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
 		FlushInterval: -1,
 		ErrorLog:      log.New(io.Discard, "", 0), // a caller that hangs up is not news
 	}
@@ -142,7 +145,10 @@ func countingProxy(t testing.TB, target string) string {
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() { reportReach(t, n.Load()) }) // runs after srv.Close, so every request is in
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		rp.Transport.(*http.Transport).CloseIdleConnections()
+	})
 	return srv.URL
 }
 
