@@ -33,9 +33,11 @@
 // reverse proxy on 127.0.0.1, whose URL is [Env.URL], so that calls from
 // the test, from the latch code it runs and from processes it starts are
 // all counted. When LATCH_TEST_REACH_LOG names a file, each Env appends
-// one line "PACKAGE TEST REQUESTS" to it at cleanup (O_APPEND, one small
-// write, safe across test processes): scripts/test sums them into how many
-// tests reached the endpoint.
+// one line "PACKAGE TEST REQUESTS OUTCOME" to it at cleanup (OUTCOME is
+// ran, skipped or failed; O_APPEND, one small write, safe across test
+// processes): scripts/test sums them into how many tests reached the
+// endpoint. A test skipped after its set-up called the endpoint is logged
+// as skipped, and does not count as having run against it.
 package awstest
 
 import (
@@ -152,14 +154,21 @@ func countingProxy(t testing.TB, target string) string {
 	return srv.URL
 }
 
-// reportReach appends "PACKAGE TEST REQUESTS" to the reach log, if one
-// is named.
+// reportReach appends "PACKAGE TEST REQUESTS OUTCOME" to the reach log,
+// if one is named.
 func reportReach(t testing.TB, requests int64) {
 	name := os.Getenv(ReachLogVar)
 	if name == "" {
 		return
 	}
-	line := fmt.Sprintf("%s %s %d\n", packagePath(), t.Name(), requests)
+	outcome := "ran"
+	switch {
+	case t.Skipped():
+		outcome = "skipped"
+	case t.Failed():
+		outcome = "failed"
+	}
+	line := fmt.Sprintf("%s %s %d %s\n", packagePath(), t.Name(), requests, outcome)
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Errorf("reach log: %v", err)
