@@ -49,7 +49,10 @@ type sshWorld struct {
 	userDir string // the user's own ssh files, which latch must never change
 }
 
-func startSSHWorld(t *testing.T) *sshWorld { return startSSHWorldWith(t, latch.SSHCertificate) }
+func startSSHWorld(t *testing.T) *sshWorld {
+	t.Helper()
+	return startSSHWorldWith(t, latch.SSHCertificate)
+}
 
 func startSSHWorldWith(t *testing.T, method latch.SSHMethod) *sshWorld {
 	t.Helper()

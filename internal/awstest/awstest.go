@@ -375,24 +375,36 @@ func (e *Env) Instance(t testing.TB, tags map[string]string, groups ...latch.Gro
 }
 
 // Fleet is the demo fleet's shape ([ec2sim.DemoFleet]) built through the
-// SDK: web-1 and web-2 (env=dev) in the managed group WebGroup, db-1
-// (env=prod) in the managed group DBGroup. Names are unique per test, so
-// tests on a shared endpoint never find each other's instances by name.
+// SDK: web-1 and web-2 (env=dev, app=web) in the groups Default, App and
+// the managed WebGroup; db-1 (env=prod, app=db) in Default and the managed
+// DBGroup. App, unmanaged, allows HTTPS from anywhere (IPv4 and IPv6), as
+// the demo's does. Names are unique per test, so tests on a shared
+// endpoint never find each other's instances by name.
 type Fleet struct {
-	Web1, Web2, DB1    string // instance IDs
-	Web1Name, Web2Name string // their Name tags
-	DB1Name            string
-	WebGroup, DBGroup  latch.GroupID
+	Web1, Web2, DB1             string // instance IDs
+	Web1Name, Web2Name, DB1Name string // their Name tags
+	WebGroup, DBGroup           latch.GroupID
+	DefaultGroup, AppGroup      latch.GroupID // unmanaged
 }
 
 // DemoFleet builds a [Fleet] on e.
 func (e *Env) DemoFleet(t testing.TB) Fleet {
 	t.Helper()
-	f := Fleet{WebGroup: e.ManagedGroup(t), DBGroup: e.ManagedGroup(t)}
+	f := Fleet{
+		WebGroup: e.ManagedGroup(t), DBGroup: e.ManagedGroup(t),
+		DefaultGroup: e.Group(t, nil), AppGroup: e.Group(t, map[string]string{"Name": "app"}),
+	}
+	https := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443),
+		IpRanges:   []types.IpRange{{CidrIp: aws.String("0.0.0.0/0"), Description: aws.String("HTTPS from anywhere")}},
+		Ipv6Ranges: []types.Ipv6Range{{CidrIpv6: aws.String("::/0"), Description: aws.String("HTTPS from anywhere")}}}
+	if _, err := e.EC2.AuthorizeSecurityGroupIngress(context.Background(), &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId: aws.String(string(f.AppGroup)), IpPermissions: []types.IpPermission{https}}); err != nil {
+		t.Fatalf("authorize HTTPS in the app group: %v", err)
+	}
 	f.Web1Name, f.Web2Name, f.DB1Name = Unique("web-1"), Unique("web-2"), Unique("db-1")
-	f.Web1 = e.Instance(t, map[string]string{"Name": f.Web1Name, "env": "dev"}, f.WebGroup)
-	f.Web2 = e.Instance(t, map[string]string{"Name": f.Web2Name, "env": "dev"}, f.WebGroup)
-	f.DB1 = e.Instance(t, map[string]string{"Name": f.DB1Name, "env": "prod"}, f.DBGroup)
+	f.Web1 = e.Instance(t, map[string]string{"Name": f.Web1Name, "env": "dev", "app": "web"}, f.DefaultGroup, f.AppGroup, f.WebGroup)
+	f.Web2 = e.Instance(t, map[string]string{"Name": f.Web2Name, "env": "dev", "app": "web"}, f.DefaultGroup, f.AppGroup, f.WebGroup)
+	f.DB1 = e.Instance(t, map[string]string{"Name": f.DB1Name, "env": "prod", "app": "db"}, f.DefaultGroup, f.DBGroup)
 	return f
 }
 
