@@ -17,7 +17,7 @@ import (
 func TestSSHLoginCarriesTheConsoleHostKeys(t *testing.T) {
 	f, _ := sshFixture(t, true)
 	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPXjuIwJBWRx3hMWxqpcf1GSVc2fzhLPLb/GRk8IJ/yT"
-	if err := f.Env.Sim.SetHostKeys(awstest.Region, ec2sim.DemoWeb1, []string{key + " root@web-1"}); err != nil {
+	if err := f.Env.Sim.SetHostKeys(awstest.Region, f.Fleet.Web1, []string{key + " root@web-1"}); err != nil {
 		t.Fatal(err)
 	}
 	g := openGrant(t, f, "web-1", 22)

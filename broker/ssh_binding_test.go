@@ -53,7 +53,7 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 	f := at.NewWithPolicy(t, fmt.Sprintf(bindingPolicy, u.Username))
 	f.Clock.Set(time.Now().UTC().Truncate(time.Second)) // sshd checks the certificate on the real clock
 	loopback := netip.MustParsePrefix("127.0.0.1/32")   // the address the test's logins come from
-	r, err := f.Access.Request(t.Context(), at.Alice, ask(ec2sim.DemoWeb1, 22, loopback))
+	r, err := f.Access.Request(t.Context(), at.Alice, ask(f.Fleet.Web1, 22, loopback))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 	}
 
 	ca := f.CA.TrustedUserCAKeys()
-	web1 := sshdtest.Start(t, ca, sshdtest.Options{Instance: ec2sim.DemoWeb1})
+	web1 := sshdtest.Start(t, ca, sshdtest.Options{Instance: f.Fleet.Web1})
 	if out, err := web1.Run(t, signer, "echo in"); err != nil || strings.TrimSpace(out) != "in" {
 		t.Fatalf("web-1, the grant's instance: %q, %v; want a login\n%s", out, err, web1.Log())
 	}
@@ -81,7 +81,7 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 		sshd *sshdtest.Server
 		log  string
 	}{
-		{"db-1, set up as the README says", sshdtest.Start(t, ca, sshdtest.Options{Instance: ec2sim.DemoDB1}),
+		{"db-1, set up as the README says", sshdtest.Start(t, ca, sshdtest.Options{Instance: f.Fleet.DB1}),
 			"Certificate does not contain an authorized principal"},
 		{"an instance that only trusts the CA", sshdtest.Start(t, ca, sshdtest.Options{}),
 			"name is not a listed principal"},
@@ -103,7 +103,7 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 // trusts the CA. Nothing is signed or audited.
 func TestSSHCertificateRefusedForAGroupGrant(t *testing.T) {
 	f := at.NewWithPolicy(t, fmt.Sprintf(bindingPolicy, "ec2-user"))
-	r, err := f.Access.Request(t.Context(), at.Alice, ask(ec2sim.DemoWebLatchGroup, 22, home))
+	r, err := f.Access.Request(t.Context(), at.Alice, ask(f.Fleet.WebGroup, 22, home))
 	if err != nil {
 		t.Fatal(err)
 	}

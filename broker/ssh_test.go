@@ -89,7 +89,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	checker := ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool {
 		return string(k.Marshal()) == string(ca.PublicKeys()[0].Marshal())
 	}, Clock: f.Clock.Now, SupportedCriticalOptions: []string{"source-address"}}
-	if err := checker.CheckCert("deploy@"+string(ec2sim.DemoWeb1), cert); err != nil {
+	if err := checker.CheckCert("deploy@"+string(f.Fleet.Web1), cert); err != nil {
 		t.Errorf("the CA's certificate does not check for deploy on web-1 now: %v", err)
 	}
 	if err := checker.CheckCert("deploy", cert); err == nil {
@@ -98,7 +98,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	switch {
 	case login.Method != latch.SSHCertificate || login.Login != "ec2-user":
 		t.Errorf("method %s login %s; want certificate as ec2-user (the first principal)", login.Method, login.Login)
-	case !slices.Equal(cert.ValidPrincipals, []string{"ec2-user@" + ec2sim.DemoWeb1, "deploy@" + ec2sim.DemoWeb1}):
+	case !slices.Equal(cert.ValidPrincipals, []string{"ec2-user@" + f.Fleet.Web1, "deploy@" + f.Fleet.Web1}):
 		t.Errorf("principals = %v; want the rule's, each bound to web-1", cert.ValidPrincipals)
 	case !slices.Equal(login.Principals, []string{"ec2-user", "deploy"}):
 		t.Errorf("login principals = %v; want the rule's users", login.Principals)
@@ -110,7 +110,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 		t.Errorf("source-address = %q; want the granted address", cert.CriticalOptions["source-address"])
 	case cert.KeyId != "grant="+string(g.ID)+";requester=alice@example.com" || cert.Serial != login.Serial:
 		t.Errorf("key ID %q serial %d; want the grant and requester, serial %d", cert.KeyId, cert.Serial, login.Serial)
-	case login.Instance.ID != ec2sim.DemoWeb1 || !login.Instance.PrivateIP.IsValid():
+	case login.Instance.ID != f.Fleet.Web1 || !login.Instance.PrivateIP.IsValid():
 		t.Errorf("instance = %+v; want web-1 with its address", login.Instance)
 	case string(cert.Key.Marshal()) != string(mustParseKey(t, key).Marshal()):
 		t.Error("the certificate is for another key")
@@ -134,8 +134,8 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 
 func TestSSHLoginRefusals(t *testing.T) {
 	f, _ := sshFixture(t, true)
-	g := openGrant(t, f, ec2sim.DemoWeb1, 22)
-	db := openGrant(t, f, ec2sim.DemoDB1, 5432)
+	g := openGrant(t, f, f.Fleet.Web1, 22)
+	db := openGrant(t, f, f.Fleet.DB1, 5432)
 	key := userKey(t)
 	tests := []struct {
 		name string
@@ -170,7 +170,7 @@ func TestSSHLoginRefusals(t *testing.T) {
 
 func TestSSHCertificateNeedsACA(t *testing.T) {
 	f, _ := sshFixture(t, false)
-	g := openGrant(t, f, ec2sim.DemoWeb1, 22)
+	g := openGrant(t, f, f.Fleet.Web1, 22)
 	_, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: userKey(t)})
 	if latch.ErrorCode(err) != latch.EUNAVAILABLE || !strings.Contains(latch.ErrorMessage(err), "--ssh-ca-key") {
 		t.Errorf("err = %v; want EUNAVAILABLE naming --ssh-ca-key", err)
@@ -192,7 +192,7 @@ func TestSSHInstanceConnectPushesTheKey(t *testing.T) {
 	if !login.AccessUntil.Equal(g.ExpiresAt) {
 		t.Errorf("access until %v; want the grant's end %v, not the key's", login.AccessUntil, g.ExpiresAt)
 	}
-	pushed := f.Env.Sim.PushedKeys(awstest.Region, ec2sim.DemoDB1)
+	pushed := f.Env.Sim.PushedKeys(awstest.Region, f.Fleet.DB1)
 	if len(pushed) != 1 || pushed[0].OSUser != "ec2-user" || strings.TrimSpace(pushed[0].PublicKey) != strings.TrimSpace(string(key)) {
 		t.Errorf("pushed = %+v; want alice's key for ec2-user", pushed)
 	}
@@ -211,8 +211,8 @@ func TestTargetByName(t *testing.T) {
 			t.Errorf("request for %q = %v; want %s", target, err, want)
 		}
 	}
-	if r, err := f.Access.Request(t.Context(), at.Alice, ask("web-2", 22, home)); err != nil || r.Target.InstanceID != ec2sim.DemoWeb2 {
-		t.Errorf("request for web-2 = %+v, %v; want instance %s", r.Target, err, ec2sim.DemoWeb2)
+	if r, err := f.Access.Request(t.Context(), at.Alice, ask("web-2", 22, home)); err != nil || r.Target.InstanceID != f.Fleet.Web2 {
+		t.Errorf("request for web-2 = %+v, %v; want instance %s", r.Target, err, f.Fleet.Web2)
 	}
 }
 
