@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/lambda"
 )
@@ -29,7 +28,7 @@ rules:
 func newHandler(t *testing.T) (*lambda.Handler, *at.Fixture) {
 	f := at.NewWithPolicy(t, iamPolicy)
 	return &lambda.Handler{Broker: f.Broker, Access: f.Access, Firewalls: []latch.Firewall{f.Env.Firewall(t)}, Region: "us-east-1",
-		Recipe: lambda.Recipe{SecurityGroupID: f.Fleet.WebGroup, AllowedIP: "203.0.113.7", Duration: "3600"},
+		Recipe: lambda.Recipe{SecurityGroupID: string(f.Fleet.WebGroup), AllowedIP: "203.0.113.7", Duration: "3600"},
 		Clock:  f.Clock, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}, f
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 )
 
 // Reasons reach the audit log from direct invokes and function URL
