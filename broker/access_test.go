@@ -8,7 +8,6 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 )
 
@@ -112,7 +111,7 @@ func TestPolicyRefusals(t *testing.T) {
 			return in
 		}(), latch.EFORBIDDEN, "192.0.2.1"},
 		{"unknown instance", at.Alice, ask("i-0000000000000dead", 22, home), latch.ENOTFOUND, "i-0000000000000dead"},
-		{"unmanaged group", at.Alice, ask(f.Fleet.DefaultGroup, 22, home), latch.EFORBIDDEN, "latch:managed"},
+		{"unmanaged group", at.Alice, ask(string(f.Fleet.DefaultGroup), 22, home), latch.EFORBIDDEN, "latch:managed"},
 		{"no instance of that name", at.Alice, ask("web-1.example.com", 22, home), latch.ENOTFOUND, "Name tag"},
 		{"not a target", at.Alice, ask("i-web1", 22, home), latch.EINVALID, "instance ID"},
 	}
