@@ -41,6 +41,7 @@
 package awstest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,17 +138,23 @@ func countingProxy(t testing.TB, target string) string {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host
 		},
-		// A connection of its own per request: with kept-alive upstream
-		// connections, some answers were cut off mid-body ("use of closed
-		// network connection" reading from the endpoint) under the test
-		// load; the cause is not pinned down, and fresh loopback
-		// connections cost little.
-		Transport:     noKeepAlive(),
+		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
 		FlushInterval: -1,
 		ErrorLog:      log.New(io.Discard, "", 0), // a caller that hangs up is not news
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
+		// The request body is read whole before forwarding: Go's HTTP/1
+		// server ends an unread inbound body once the response starts,
+		// and the transport still waiting on it would then close the
+		// endpoint's connection mid-answer (go.dev/issue/40747). AWS
+		// requests are small.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() { reportReach(t, n.Load()) }) // runs after srv.Close, so every request is in
@@ -428,11 +435,4 @@ func (e *Env) Rules(t testing.TB, group latch.GroupID) []ec2sim.Rule {
 		})
 	}
 	return out
-}
-
-// noKeepAlive is the default transport without keep-alive.
-func noKeepAlive() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DisableKeepAlives = true
-	return t
 }
