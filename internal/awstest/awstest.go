@@ -138,7 +138,11 @@ func countingProxy(t testing.TB, target string) string {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host
 		},
-		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+		// A fresh connection per request: a kept-alive one the endpoint
+		// closes just as a call is sent fails that call, which the SDK then
+		// retries, and a retried create or authorize that had taken effect
+		// answers Duplicate. Loopback connections cost little.
+		Transport:     noKeepAlive(),
 		FlushInterval: -1,
 		ErrorLog:      log.New(io.Discard, "", 0), // a caller that hangs up is not news
 	}
@@ -435,4 +439,11 @@ func (e *Env) Rules(t testing.TB, group latch.GroupID) []ec2sim.Rule {
 		})
 	}
 	return out
+}
+
+// noKeepAlive is the default transport without keep-alive.
+func noKeepAlive() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableKeepAlives = true
+	return t
 }
