@@ -3,6 +3,7 @@ package aws_test
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/latchdev/latch"
@@ -12,28 +13,26 @@ import (
 )
 
 func TestInventory(t *testing.T) {
-	env := awstest.NewSim(t, ec2sim.Options{}) // instances come from a fleet; no RunInstances
-	if err := env.Sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
+	env := awstest.New(t)
+	fleet := env.DemoFleet(t)
 	inv := latchaws.NewInventory(env.Config(), nil)
 
-	in, err := inv.Instance(t.Context(), ec2sim.DemoWeb1)
+	in, err := inv.Instance(t.Context(), latch.InstanceID(fleet.Web1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Name != "web-1" || in.Tags["env"] != "dev" || len(in.Groups) < 2 {
+	if in.Name != fleet.Web1Name || in.Tags["env"] != "dev" || len(in.Groups) < 2 {
 		t.Fatalf("web-1 = %+v", in)
 	}
 	g, err := in.ManagedGroup()
-	if err != nil || g.ID != ec2sim.DemoWebLatchGroup {
-		t.Fatalf("ManagedGroup() = %v, %v; want %s", g.ID, err, ec2sim.DemoWebLatchGroup)
+	if err != nil || g.ID != fleet.WebGroup {
+		t.Fatalf("ManagedGroup() = %v, %v; want %s", g.ID, err, fleet.WebGroup)
 	}
 	if _, err := inv.Instance(t.Context(), "i-0000000000000dead"); latch.ErrorCode(err) != latch.ENOTFOUND {
 		t.Errorf("Instance(unknown) = %v, want ENOTFOUND", err)
 	}
-	grp, err := inv.Group(t.Context(), ec2sim.DemoDBLatchGroup)
-	if err != nil || !grp.Managed() || grp.Name != "db-latch" {
+	grp, err := inv.Group(t.Context(), fleet.DBGroup)
+	if err != nil || !grp.Managed() || !strings.HasPrefix(grp.Name, "latch-test-") {
 		t.Errorf("Group(db-latch) = %+v, %v", grp, err)
 	}
 	if _, err := inv.Group(t.Context(), "sg-0000000000000dead"); latch.ErrorCode(err) != latch.ENOTFOUND {
@@ -65,6 +64,9 @@ regions:
 
 func namedInventory(t *testing.T) *latchaws.Inventory {
 	t.Helper()
+	// Stopped and terminated twins, and a public address: states and
+	// addresses only a simulator fleet sets (namedInventory runs on the
+	// in-repo simulator whatever LATCH_TEST_EC2_ENDPOINT says).
 	env := awstest.NewSim(t, ec2sim.Options{})
 	f, err := ec2sim.ParseFleet([]byte(namedFleet))
 	if err != nil {

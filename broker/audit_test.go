@@ -11,7 +11,6 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/internal/awstest"
 )
@@ -21,16 +20,16 @@ import (
 func TestEveryEventIsAudited(t *testing.T) {
 	f := at.New(t)
 	ctx := t.Context()
-	r, err := f.Access.Request(ctx, at.Alice, ask(ec2sim.DemoDB1, 22, home))
+	r, err := f.Access.Request(ctx, at.Alice, ask(f.Fleet.DB1, 22, home))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Access.Review(ctx, at.Bob, r.ID, true, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	denied, _ := f.Access.Request(ctx, at.Alice, ask(ec2sim.DemoDB1, 22, office))
+	denied, _ := f.Access.Request(ctx, at.Alice, ask(f.Fleet.DB1, 22, office))
 	f.Access.Review(ctx, at.Erin, denied.ID, false, "not now")
-	withdrawn, _ := f.Access.Request(ctx, at.Alice, ask(ec2sim.DemoDB1, 22, netipPrefix("203.0.113.60/32")))
+	withdrawn, _ := f.Access.Request(ctx, at.Alice, ask(f.Fleet.DB1, 22, netipPrefix("203.0.113.60/32")))
 	f.Access.Withdraw(ctx, at.Alice, withdrawn.ID)
 
 	f.Clock.Advance(30 * time.Minute)
@@ -39,7 +38,7 @@ func TestEveryEventIsAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	orphan := latch.Grant{ID: "g-00000000000000ff", Requester: "gone", ExpiresAt: f.Clock.Now().Add(-time.Minute)}
-	if _, _, err := f.Env.Firewall(t).Authorize(ctx, latch.Opening{Region: "us-east-1", GroupID: ec2sim.DemoWebLatchGroup, Protocol: latch.TCP,
+	if _, _, err := f.Env.Firewall(t).Authorize(ctx, latch.Opening{Region: "us-east-1", GroupID: f.Fleet.WebGroup, Protocol: latch.TCP,
 		Ports: latch.PortRange{From: 22, To: 22}, Source: netipPrefix("192.0.2.9/32")}, latch.RuleTags(orphan)); err != nil {
 		t.Fatal(err)
 	}

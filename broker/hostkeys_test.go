@@ -7,7 +7,6 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/internal/awstest"
 )
@@ -17,10 +16,10 @@ import (
 func TestSSHLoginCarriesTheConsoleHostKeys(t *testing.T) {
 	f, _ := sshFixture(t, true)
 	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPXjuIwJBWRx3hMWxqpcf1GSVc2fzhLPLb/GRk8IJ/yT"
-	if err := f.Env.Sim.SetHostKeys(awstest.Region, ec2sim.DemoWeb1, []string{key + " root@web-1"}); err != nil {
+	if err := f.Env.RequireSim(t, "sets web-1's console host keys in the simulator (SetHostKeys); an instance launched through the SDK prints none").SetHostKeys(awstest.Region, f.Fleet.Web1, []string{key + " root@web-1"}); err != nil {
 		t.Fatal(err)
 	}
-	g := openGrant(t, f, "web-1", 22)
+	g := openGrant(t, f, f.Fleet.Web1Name, 22)
 	login, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: userKey(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func TestSSHLoginWithoutHostKeys(t *testing.T) {
 	f := at.NewWithPolicy(t, sshPolicy, func(_ *at.Fixture, o *broker.AccessOptions) {
 		o.HostKeys = map[string]latch.HostKeySource{awstest.Region: failingHostKeys{}}
 	})
-	g := openGrant(t, f, "web-1", 22)
+	g := openGrant(t, f, f.Fleet.Web1Name, 22)
 	login, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: userKey(t)})
 	if err != nil || login.Certificate == nil || login.HostKeys != nil {
 		t.Errorf("login = %+v, %v; want a certificate and no host keys", login, err)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 )
 
@@ -30,7 +29,7 @@ var aliceIAM = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subje
 // alice's IAM user to any OIDC identity, so bob (sre) may be alice.
 func TestCrossKindApprovalNeedsALink(t *testing.T) {
 	f := at.NewWithPolicy(t, awsTeamPolicy)
-	r, err := f.Access.Request(t.Context(), aliceIAM, ask(ec2sim.DemoDB1, 22, home))
+	r, err := f.Access.Request(t.Context(), aliceIAM, ask(f.Fleet.DB1, 22, home))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +103,7 @@ func TestApprovalsForAWSTeams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := at.NewWithPolicy(t, awsOnlyPolicy)
-			r, err := f.Access.Request(t.Context(), tt.requester, ask(ec2sim.DemoDB1, 22, home))
+			r, err := f.Access.Request(t.Context(), tt.requester, ask(f.Fleet.DB1, 22, home))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +130,7 @@ func TestApprovalsForAWSTeams(t *testing.T) {
 // The message for a review latch cannot allow says how to link.
 func TestCannotTellApartSaysHowToLink(t *testing.T) {
 	f := at.NewWithPolicy(t, awsTeamPolicy)
-	r, err := f.Access.Request(t.Context(), aliceIAM, ask(ec2sim.DemoDB1, 22, home))
+	r, err := f.Access.Request(t.Context(), aliceIAM, ask(f.Fleet.DB1, 22, home))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +187,7 @@ rules:
 	mallory := latch.Identity{Kind: latch.KindOIDC, Issuer: at.Issuer, Subject: "u-mallory", Email: "mallory@example.com", Groups: []string{"dev"}}
 	malloryAsAlice := iamID("arn:aws:sts::111122223333:assumed-role/ops/alice")
 	f := at.NewWithPolicy(t, linked, func(_ *at.Fixture, o *broker.AccessOptions) { o.AdminUsers = []string{"alice"} })
-	r, err := f.Access.Request(t.Context(), mallory, ask(ec2sim.DemoDB1, 22, home))
+	r, err := f.Access.Request(t.Context(), mallory, ask(f.Fleet.DB1, 22, home))
 	if err != nil {
 		t.Fatal(err)
 	}

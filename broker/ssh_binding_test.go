@@ -12,14 +12,15 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/internal/sshdtest"
+	"github.com/latchdev/latch/policy"
 )
 
 // bindingPolicy gives alice certificates, auto-approved, on the dev
 // instances (web-1 and web-2) and on their security group named directly,
-// as the user running the test: the only user a test sshd has.
+// as the user running the test (%[1]s): the only user a test sshd has.
+// %[2]s is their group.
 const bindingPolicy = `
 version: 1
 rules:
@@ -31,13 +32,25 @@ rules:
     approval: auto
     ssh: {principals: [%[1]s]}
   - name: group-ssh
-    targets: {groups: [sg-0f00dcafe0000b001]}
+    targets: {groups: [%[2]s]}
     who: {groups: [dev]}
     ports: [tcp/22]
     duration: {default: 30m, max: 1h}
     approval: auto
     ssh: {principals: [%[1]s]}
 `
+
+// bindingFixture is a fixture under bindingPolicy for user.
+func bindingFixture(t *testing.T, user string) *at.Fixture {
+	t.Helper()
+	f := at.New(t)
+	p, err := policy.Parse("binding.yaml", []byte(fmt.Sprintf(bindingPolicy, user, f.Fleet.WebGroup)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Policy.Set(p)
+	return f
+}
 
 // A certificate from an auto-approved dev grant on web-1 must not log in
 // to db-1 (prod) from the same address, although db-1 trusts the same CA:
@@ -50,10 +63,10 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := at.NewWithPolicy(t, fmt.Sprintf(bindingPolicy, u.Username))
+	f := bindingFixture(t, u.Username)
 	f.Clock.Set(time.Now().UTC().Truncate(time.Second)) // sshd checks the certificate on the real clock
 	loopback := netip.MustParsePrefix("127.0.0.1/32")   // the address the test's logins come from
-	r, err := f.Access.Request(t.Context(), at.Alice, ask(ec2sim.DemoWeb1, 22, loopback))
+	r, err := f.Access.Request(t.Context(), at.Alice, ask(f.Fleet.Web1, 22, loopback))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +85,7 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 	}
 
 	ca := f.CA.TrustedUserCAKeys()
-	web1 := sshdtest.Start(t, ca, sshdtest.Options{Instance: ec2sim.DemoWeb1})
+	web1 := sshdtest.Start(t, ca, sshdtest.Options{Instance: f.Fleet.Web1})
 	if out, err := web1.Run(t, signer, "echo in"); err != nil || strings.TrimSpace(out) != "in" {
 		t.Fatalf("web-1, the grant's instance: %q, %v; want a login\n%s", out, err, web1.Log())
 	}
@@ -81,7 +94,7 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 		sshd *sshdtest.Server
 		log  string
 	}{
-		{"db-1, set up as the README says", sshdtest.Start(t, ca, sshdtest.Options{Instance: ec2sim.DemoDB1}),
+		{"db-1, set up as the README says", sshdtest.Start(t, ca, sshdtest.Options{Instance: f.Fleet.DB1}),
 			"Certificate does not contain an authorized principal"},
 		{"an instance that only trusts the CA", sshdtest.Start(t, ca, sshdtest.Options{}),
 			"name is not a listed principal"},
@@ -102,8 +115,8 @@ func TestSSHCertificateLogsInOnlyToItsInstance(t *testing.T) {
 // since one not bound to an instance would log in to every instance that
 // trusts the CA. Nothing is signed or audited.
 func TestSSHCertificateRefusedForAGroupGrant(t *testing.T) {
-	f := at.NewWithPolicy(t, fmt.Sprintf(bindingPolicy, "ec2-user"))
-	r, err := f.Access.Request(t.Context(), at.Alice, ask(ec2sim.DemoWebLatchGroup, 22, home))
+	f := bindingFixture(t, "ec2-user")
+	r, err := f.Access.Request(t.Context(), at.Alice, ask(string(f.Fleet.WebGroup), 22, home))
 	if err != nil {
 		t.Fatal(err)
 	}

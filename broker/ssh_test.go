@@ -11,7 +11,6 @@ import (
 	"github.com/latchdev/latch"
 
 	"github.com/latchdev/latch/broker"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/internal/awstest"
 	"github.com/latchdev/latch/internal/sshdtest"
@@ -73,8 +72,8 @@ func openGrant(t *testing.T, f *at.Fixture, target string, port int) latch.Grant
 
 func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	f, ca := sshFixture(t, true)
-	f.Clock.Advance(90 * time.Second) // the grant starts after the clock's first reading
-	g := openGrant(t, f, "web-1", 22) // by Name tag
+	f.Clock.Advance(90 * time.Second)          // the grant starts after the clock's first reading
+	g := openGrant(t, f, f.Fleet.Web1Name, 22) // by Name tag
 	key := userKey(t)
 
 	login, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: key})
@@ -89,7 +88,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	checker := ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool {
 		return string(k.Marshal()) == string(ca.PublicKeys()[0].Marshal())
 	}, Clock: f.Clock.Now, SupportedCriticalOptions: []string{"source-address"}}
-	if err := checker.CheckCert("deploy@"+string(ec2sim.DemoWeb1), cert); err != nil {
+	if err := checker.CheckCert("deploy@"+string(f.Fleet.Web1), cert); err != nil {
 		t.Errorf("the CA's certificate does not check for deploy on web-1 now: %v", err)
 	}
 	if err := checker.CheckCert("deploy", cert); err == nil {
@@ -98,7 +97,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 	switch {
 	case login.Method != latch.SSHCertificate || login.Login != "ec2-user":
 		t.Errorf("method %s login %s; want certificate as ec2-user (the first principal)", login.Method, login.Login)
-	case !slices.Equal(cert.ValidPrincipals, []string{"ec2-user@" + ec2sim.DemoWeb1, "deploy@" + ec2sim.DemoWeb1}):
+	case !slices.Equal(cert.ValidPrincipals, []string{"ec2-user@" + f.Fleet.Web1, "deploy@" + f.Fleet.Web1}):
 		t.Errorf("principals = %v; want the rule's, each bound to web-1", cert.ValidPrincipals)
 	case !slices.Equal(login.Principals, []string{"ec2-user", "deploy"}):
 		t.Errorf("login principals = %v; want the rule's users", login.Principals)
@@ -110,7 +109,7 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 		t.Errorf("source-address = %q; want the granted address", cert.CriticalOptions["source-address"])
 	case cert.KeyId != "grant="+string(g.ID)+";requester=alice@example.com" || cert.Serial != login.Serial:
 		t.Errorf("key ID %q serial %d; want the grant and requester, serial %d", cert.KeyId, cert.Serial, login.Serial)
-	case login.Instance.ID != ec2sim.DemoWeb1 || !login.Instance.PrivateIP.IsValid():
+	case string(login.Instance.ID) != f.Fleet.Web1 || !login.Instance.PrivateIP.IsValid():
 		t.Errorf("instance = %+v; want web-1 with its address", login.Instance)
 	case string(cert.Key.Marshal()) != string(mustParseKey(t, key).Marshal()):
 		t.Error("the certificate is for another key")
@@ -134,8 +133,8 @@ func TestSSHCertificateIsBoundToTheGrant(t *testing.T) {
 
 func TestSSHLoginRefusals(t *testing.T) {
 	f, _ := sshFixture(t, true)
-	g := openGrant(t, f, ec2sim.DemoWeb1, 22)
-	db := openGrant(t, f, ec2sim.DemoDB1, 5432)
+	g := openGrant(t, f, f.Fleet.Web1, 22)
+	db := openGrant(t, f, f.Fleet.DB1, 5432)
 	key := userKey(t)
 	tests := []struct {
 		name string
@@ -170,7 +169,7 @@ func TestSSHLoginRefusals(t *testing.T) {
 
 func TestSSHCertificateNeedsACA(t *testing.T) {
 	f, _ := sshFixture(t, false)
-	g := openGrant(t, f, ec2sim.DemoWeb1, 22)
+	g := openGrant(t, f, f.Fleet.Web1, 22)
 	_, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: userKey(t)})
 	if latch.ErrorCode(err) != latch.EUNAVAILABLE || !strings.Contains(latch.ErrorMessage(err), "--ssh-ca-key") {
 		t.Errorf("err = %v; want EUNAVAILABLE naming --ssh-ca-key", err)
@@ -179,7 +178,7 @@ func TestSSHCertificateNeedsACA(t *testing.T) {
 
 func TestSSHInstanceConnectPushesTheKey(t *testing.T) {
 	f, _ := sshFixture(t, false) // Instance Connect needs no CA
-	g := openGrant(t, f, "db-1", 22)
+	g := openGrant(t, f, f.Fleet.DB1Name, 22)
 	key := userKey(t)
 	login, err := f.Access.SSHLogin(t.Context(), at.Alice, g.ID, broker.SSHLoginInput{PublicKey: key})
 	if err != nil {
@@ -192,7 +191,7 @@ func TestSSHInstanceConnectPushesTheKey(t *testing.T) {
 	if !login.AccessUntil.Equal(g.ExpiresAt) {
 		t.Errorf("access until %v; want the grant's end %v, not the key's", login.AccessUntil, g.ExpiresAt)
 	}
-	pushed := f.Env.Sim.PushedKeys(awstest.Region, ec2sim.DemoDB1)
+	pushed := f.Env.RequireSim(t, "reads the key pushed with Instance Connect back from the simulator (PushedKeys)").PushedKeys(awstest.Region, f.Fleet.DB1)
 	if len(pushed) != 1 || pushed[0].OSUser != "ec2-user" || strings.TrimSpace(pushed[0].PublicKey) != strings.TrimSpace(string(key)) {
 		t.Errorf("pushed = %+v; want alice's key for ec2-user", pushed)
 	}
@@ -200,19 +199,15 @@ func TestSSHInstanceConnectPushesTheKey(t *testing.T) {
 
 func TestTargetByName(t *testing.T) {
 	f := at.New(t)
-	if err := f.Env.Sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{awstest.Region: {
-		SecurityGroups: []ec2sim.FleetGroup{{Name: "web-1-latch", Tags: map[string]string{latch.TagManaged: "true"}}},
-		Instances:      []ec2sim.FleetInstance{{SecurityGroups: []string{"web-1-latch"}, Tags: map[string]string{"Name": "web-1", "env": "dev"}}},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	for target, want := range map[string]string{"web-1": latch.ECONFLICT, "web-9": latch.ENOTFOUND, "bad\nname": latch.EINVALID} {
+	// A second instance named as web-1 is.
+	f.Env.Instance(t, map[string]string{"Name": f.Fleet.Web1Name, "env": "dev"}, f.Env.ManagedGroup(t))
+	for target, want := range map[string]string{f.Fleet.Web1Name: latch.ECONFLICT, awstest.Unique("web-9"): latch.ENOTFOUND, "bad\nname": latch.EINVALID} {
 		if _, err := f.Access.Request(t.Context(), at.Alice, ask(target, 22, home)); latch.ErrorCode(err) != want {
 			t.Errorf("request for %q = %v; want %s", target, err, want)
 		}
 	}
-	if r, err := f.Access.Request(t.Context(), at.Alice, ask("web-2", 22, home)); err != nil || r.Target.InstanceID != ec2sim.DemoWeb2 {
-		t.Errorf("request for web-2 = %+v, %v; want instance %s", r.Target, err, ec2sim.DemoWeb2)
+	if r, err := f.Access.Request(t.Context(), at.Alice, ask(f.Fleet.Web2Name, 22, home)); err != nil || string(r.Target.InstanceID) != f.Fleet.Web2 {
+		t.Errorf("request for web-2 = %+v, %v; want instance %s", r.Target, err, f.Fleet.Web2)
 	}
 }
 

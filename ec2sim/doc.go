@@ -46,7 +46,8 @@
 // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
 // DescribeSecurityGroupRules, CreateSecurityGroup, DeleteSecurityGroup,
 // DescribeSecurityGroups, DescribeInstances, GetConsoleOutput, CreateTags,
-// DeleteTags, DescribeTags and ModifySecurityGroupRules (CIDR sources
+// DeleteTags, DescribeTags, RunInstances, TerminateInstances and
+// ModifySecurityGroupRules (CIDR sources
 // only; a rule keeps its ID and tags; not recorded in CloudTrail, whose
 // record shape for it is not modelled). Authorize, revoke and modify are
 // atomic, as in EC2:
@@ -65,10 +66,19 @@
 // sends it; a pending instance, or one without keys, has no output.
 // Latest is accepted and changes nothing.
 //
+// RunInstances launches MaxCount instances from any well-formed AMI ID
+// (there is no image catalogue) into the VPC of their security groups, with
+// the next free private address and no public one, tagged from
+// TagSpecification (ResourceType instance; volume and network-interface
+// tags are accepted and dropped); they answer pending and are running at
+// once. TerminateInstances ends them at once: they leave their groups and
+// stay visible as terminated. Neither is recorded in CloudTrail, and
+// ClientToken, launch templates, placement and user data are ignored.
+//
 // Not modelled: egress rules (including the allow-all egress rule EC2 adds
 // to new groups), rules whose source is a security group or prefix list
-// (UnsupportedOperation), instance lifecycle actions (RunInstances and
-// friends), subnets as resources, IAM authorization, and EC2's eventual
+// (UnsupportedOperation), the other instance lifecycle actions (stop,
+// start, reboot), subnets as resources, IAM authorization, and EC2's eventual
 // consistency: every change is visible at once.
 //
 // # CloudTrail

@@ -358,6 +358,8 @@ var actions = map[string]handler{
 	"GetConsoleOutput":              (*Server).getConsoleOutput,
 	"ModifySecurityGroupRules":      (*Server).modifySecurityGroupRules,
 	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
+	"RunInstances":                  (*Server).runInstances,
+	"TerminateInstances":            (*Server).terminateInstances,
 }
 
 // credentialScope reads the region and access key from the SigV4

@@ -77,7 +77,7 @@ func TestProtocolErrors(t *testing.T) {
 		code   string
 	}{
 		{"no action", url.Values{"Version": {"2016-11-15"}}, 400, "MissingAction"},
-		{"unknown action", url.Values{"Action": {"RunInstances"}, "Version": {"2016-11-15"}}, 400, "InvalidAction"},
+		{"unknown action", url.Values{"Action": {"StopInstances"}, "Version": {"2016-11-15"}}, 400, "InvalidAction"},
 		{"no version", url.Values{"Action": {"DescribeInstances"}}, 400, "MissingParameter"},
 		{"old version", url.Values{"Action": {"DescribeInstances"}, "Version": {"2014-10-01"}}, 400, "NoSuchVersion"},
 		{"dry run", url.Values{"Action": {"DescribeInstances"}, "Version": {"2016-11-15"}, "DryRun": {"true"}}, 412, "DryRunOperation"},
@@ -98,8 +98,8 @@ func TestProtocolErrors(t *testing.T) {
 			}
 		})
 	}
-	if n := sim.Calls("RunInstances"); n != 1 {
-		t.Errorf("Calls(RunInstances) = %d, want 1: unknown actions are counted too", n)
+	if n := sim.Calls("StopInstances"); n != 1 {
+		t.Errorf("Calls(StopInstances) = %d, want 1: unknown actions are counted too", n)
 	}
 }
 

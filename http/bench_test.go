@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	latchhttp "github.com/latchdev/latch/http"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/storetest"
@@ -18,7 +17,7 @@ import (
 func BenchmarkRequestAndEnd(b *testing.B) {
 	s := newServer(b, latchhttp.Options{RateLimit: 1e9, Burst: 1 << 30})
 	for b.Loop() {
-		st, body := s.call(b, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Reason: "bench"})
+		st, body := s.call(b, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Reason: "bench"})
 		if st != 201 {
 			b.Fatalf("request: %d %s", st, body)
 		}
@@ -46,7 +45,7 @@ func BenchmarkWhoAmI(b *testing.B) {
 // one audit append (an fsync).
 func BenchmarkSSHLogin(b *testing.B) {
 	s := newServer(b, latchhttp.Options{RateLimit: 1e9, Burst: 1 << 30})
-	st, body := s.call(b, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Reason: "bench"})
+	st, body := s.call(b, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Reason: "bench"})
 	if st != 201 {
 		b.Fatalf("request: %d %s", st, body)
 	}

@@ -12,7 +12,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	latchhttp "github.com/latchdev/latch/http"
 	at "github.com/latchdev/latch/internal/accesstest"
 )
@@ -95,11 +94,11 @@ func TestBadBodies(t *testing.T) {
 		status int
 		field  string
 	}{
-		{"too large", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Reason: strings.Repeat("x", 2000)}, 413, ""},
-		{"unknown field", map[string]any{"target": ec2sim.DemoWeb1, "port": "22", "cidr": "0.0.0.0/0"}, 400, "body"},
-		{"whole internet", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Source: "0.0.0.0/0"}, 400, "source"},
-		{"bad port", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "ssh"}, 400, "port"},
-		{"bad duration", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Duration: "forever"}, 400, "duration"},
+		{"too large", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Reason: strings.Repeat("x", 2000)}, 413, ""},
+		{"unknown field", map[string]any{"target": s.Fleet.Web1, "port": "22", "cidr": "0.0.0.0/0"}, 400, "body"},
+		{"whole internet", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Source: "0.0.0.0/0"}, 400, "source"},
+		{"bad port", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "ssh"}, 400, "port"},
+		{"bad duration", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Duration: "forever"}, 400, "duration"},
 		{"no target", latchhttp.RequestBody{Port: "22"}, 400, "target"},
 	}
 	for _, tt := range tests {

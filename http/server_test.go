@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	latchhttp "github.com/latchdev/latch/http"
 	at "github.com/latchdev/latch/internal/accesstest"
 )
@@ -76,7 +75,7 @@ func decodeAs[T any](t testing.TB, data []byte) T {
 // pendingRequest makes a fresh request by alice that needs approval.
 func (s *server) pendingRequest(t *testing.T) string {
 	t.Helper()
-	st, body := s.call(t, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: ec2sim.DemoDB1, Port: "22", Reason: "fix"})
+	st, body := s.call(t, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: s.Fleet.DB1, Port: "22", Reason: "fix"})
 	if st != http.StatusCreated {
 		t.Fatalf("create pending request: %d %s", st, body)
 	}
@@ -86,7 +85,7 @@ func (s *server) pendingRequest(t *testing.T) string {
 // activeGrant makes a fresh auto-approved grant for alice.
 func (s *server) activeGrant(t *testing.T) string {
 	t.Helper()
-	st, body := s.call(t, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Reason: "deploy"})
+	st, body := s.call(t, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Reason: "deploy"})
 	if st != http.StatusCreated {
 		t.Fatalf("create grant: %d %s", st, body)
 	}
@@ -113,7 +112,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"ready", "GET", fixed("/v1/ready"), nil, []int{200, 200, 200, 200, 200}},
 		{"whoami", "GET", fixed("/v1/whoami"), nil, []int{200, 200, 200, 200, 401}},
 		{"login", "POST", fixed("/v1/login"), nil, []int{200, 200, 200, 200, 401}},
-		{"create request", "POST", fixed("/v1/requests"), latchhttp.RequestBody{Target: ec2sim.DemoDB1, Port: "22", Reason: "x"}, []int{201, 403, 403, 403, 401}},
+		{"create request", "POST", fixed("/v1/requests"), latchhttp.RequestBody{Target: s.Fleet.DB1, Port: "22", Reason: "x"}, []int{201, 403, 403, 403, 401}},
 		{"list requests", "GET", fixed("/v1/requests"), nil, []int{200, 200, 200, 200, 401}},
 		{"get request", "GET", func(*testing.T, int) string { return "/v1/requests/" + shared }, nil, []int{200, 200, 200, 403, 401}},
 		{"approve", "POST", func(t *testing.T, _ int) string { return "/v1/requests/" + s.pendingRequest(t) + "/approve" }, nil, []int{403, 200, 403, 403, 401}},
@@ -130,8 +129,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}, nil, []int{200, 403, 200, 403, 401}},
 		{"ssh login", "POST", func(*testing.T, int) string { return "/v1/grants/" + sharedGrant + "/ssh" },
 			latchhttp.SSHBody{PublicKey: testPublicKey}, []int{200, 403, 403, 403, 401}},
-		{"explain", "GET", fixed("/v1/policy/explain?target=" + ec2sim.DemoDB1), nil, []int{200, 200, 200, 200, 401}},
-		{"explain as another", "GET", fixed("/v1/policy/explain?target=" + ec2sim.DemoDB1 + "&as=alice@example.com&groups=dev"), nil, []int{200, 403, 200, 403, 401}},
+		{"explain", "GET", fixed("/v1/policy/explain?target=" + s.Fleet.DB1), nil, []int{200, 200, 200, 200, 401}},
+		{"explain as another", "GET", fixed("/v1/policy/explain?target=" + s.Fleet.DB1 + "&as=alice@example.com&groups=dev"), nil, []int{200, 403, 200, 403, 401}},
 		{"unknown endpoint", "GET", fixed("/v1/nothing"), nil, []int{404, 404, 404, 404, 401}},
 	}
 	shared = s.pendingRequest(t)

@@ -15,6 +15,10 @@ import (
 
 func TestSSHLoginOverHTTP(t *testing.T) {
 	s := newServer(t, latchhttp.Options{})
+	sim := s.Env.RequireSim(t, "web-1's console host keys are set in the simulator (SetHostKeys); an instance launched through the SDK prints none")
+	if err := sim.SetHostKeys(ec2sim.DemoRegion, s.Fleet.Web1, ec2sim.DemoFleet().Regions[ec2sim.DemoRegion].Instances[0].HostKeys); err != nil {
+		t.Fatal(err)
+	}
 	grant := s.activeGrant(t)
 	path := "/v1/grants/" + grant + "/ssh"
 
@@ -32,7 +36,7 @@ func TestSSHLoginOverHTTP(t *testing.T) {
 		t.Errorf("certificate %T serial %s key ID %q; want a certificate with serial %s naming %s", k, l.Serial, cert.KeyId, l.Serial, grant)
 	}
 	if l.Method != latch.SSHCertificate || l.Login != "ec2-user" || l.Instance == nil ||
-		l.Instance.ID != ec2sim.DemoWeb1 || l.Instance.Name != "web-1" || l.Instance.PrivateIP == "" {
+		string(l.Instance.ID) != s.Fleet.Web1 || l.Instance.Name != s.Fleet.Web1Name || l.Instance.PrivateIP == "" {
 		t.Errorf("login = %+v; want a certificate for ec2-user on web-1 with its address", l)
 	}
 	st, body = s.call(t, "alice", "GET", "/v1/grants/"+grant, nil)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latchdev/latch/ec2sim"
 	latchhttp "github.com/latchdev/latch/http"
 )
 
@@ -42,7 +41,7 @@ func sorted(ids ...string) []string {
 func TestWhoSeesWhat(t *testing.T) {
 	s := newServer(t, latchhttp.Options{RateLimit: 1000, Burst: 1000})
 	pending := s.pendingRequest(t) // alice's, for sre to approve
-	st, body := s.call(t, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: ec2sim.DemoWeb1, Port: "22", Reason: "deploy"})
+	st, body := s.call(t, "alice", "POST", "/v1/requests", latchhttp.RequestBody{Target: s.Fleet.Web1, Port: "22", Reason: "deploy"})
 	if st != http.StatusCreated {
 		t.Fatalf("auto-approved request: %d %s", st, body)
 	}

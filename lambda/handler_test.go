@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/lambda"
 )
@@ -29,7 +28,7 @@ rules:
 func newHandler(t *testing.T) (*lambda.Handler, *at.Fixture) {
 	f := at.NewWithPolicy(t, iamPolicy)
 	return &lambda.Handler{Broker: f.Broker, Access: f.Access, Firewalls: []latch.Firewall{f.Env.Firewall(t)}, Region: "us-east-1",
-		Recipe: lambda.Recipe{SecurityGroupID: ec2sim.DemoWebLatchGroup, AllowedIP: "203.0.113.7", Duration: "3600"},
+		Recipe: lambda.Recipe{SecurityGroupID: string(f.Fleet.WebGroup), AllowedIP: "203.0.113.7", Duration: "3600"},
 		Clock:  f.Clock, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}, f
 }
 
@@ -50,7 +49,7 @@ func TestDirectInvokeWithRecipeConfiguration(t *testing.T) {
 	if g.Source != "203.0.113.7/32" || !g.ExpiresAt.Equal(at.Start.Add(time.Hour)) {
 		t.Fatalf("grant = %+v", g)
 	}
-	rules := f.Rules(ec2sim.DemoWebLatchGroup)
+	rules := f.Rules(f.Fleet.WebGroup)
 	if len(rules) != 1 || rules[0].Tags[latch.TagExpiresAt] != "2026-11-23T11:00:00Z" {
 		t.Fatalf("rules = %+v", rules)
 	}
@@ -83,7 +82,7 @@ func TestSweepEvent(t *testing.T) {
 			t.Fatalf("sweep = %+v", res)
 		}
 	}
-	if n := len(f.Rules(ec2sim.DemoWebLatchGroup)); n != 0 {
+	if n := len(f.Rules(f.Fleet.WebGroup)); n != 0 {
 		t.Fatalf("%d rules after the sweep", n)
 	}
 }
@@ -103,7 +102,7 @@ func urlRequest(arn, body string) string {
 // context, the policy deciding, the caller's address opened.
 func TestFunctionURL(t *testing.T) {
 	h, f := newHandler(t)
-	body := `{"target":"` + ec2sim.DemoWeb1 + `","port":"22","reason":"deploy"}`
+	body := `{"target":"` + f.Fleet.Web1 + `","port":"22","reason":"deploy"}`
 	tests := []struct {
 		name, arn, body string
 		status          int
@@ -125,7 +124,7 @@ func TestFunctionURL(t *testing.T) {
 			}
 		})
 	}
-	rules := f.Rules(ec2sim.DemoWebLatchGroup)
+	rules := f.Rules(f.Fleet.WebGroup)
 	if len(rules) != 1 || rules[0].CIDR != "198.51.100.4/32" || !strings.Contains(rules[0].Tags[latch.TagRequester], "assumed-role/dev/alice") {
 		t.Fatalf("rules = %+v", rules)
 	}

@@ -9,42 +9,49 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/lambda"
+	"github.com/latchdev/latch/policy"
 )
 
 // unmanagedPolicy lets alice's role ask for the demo fleet's unmanaged
 // "app" group by ID: only the engine's managed check stands in the way.
-const unmanagedPolicy = `
+func unmanagedPolicy(t *testing.T, app latch.GroupID) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse("unmanaged.yaml", []byte(`
 version: 1
 rules:
   - name: app-ssh
-    targets: {groups: [` + ec2sim.DemoAppGroup + `]}
+    targets: {groups: [`+string(app)+`]}
     who: {aws_principals: ["arn:aws:sts::123456789012:assumed-role/dev/*"]}
     ports: [tcp/22]
     duration: {default: 30m, max: 4h}
     approval: auto
-`
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // A direct invoke naming a group not tagged latch:managed=true opens
 // nothing and records nothing, the recipe's configuration or not.
 func TestDirectInvokeRefusesAnUnmanagedGroup(t *testing.T) {
 	h, f := newHandler(t)
 	for name, ev := range map[string]string{
-		"in the event":       `{"security_group_id":"` + ec2sim.DemoAppGroup + `"}`,
+		"in the event":       `{"security_group_id":"` + string(f.Fleet.AppGroup) + `"}`,
 		"in the environment": `{}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			h.Recipe.SecurityGroupID = ec2sim.DemoDefaultGroup
+			h.Recipe.SecurityGroupID = string(f.Fleet.DefaultGroup)
 			_, err := invoke(t, h, ev)
 			if latch.ErrorCode(err) != latch.EFORBIDDEN || !strings.Contains(latch.ErrorMessage(err), "latch:managed=true") {
 				t.Errorf("err = %v; want EFORBIDDEN naming latch:managed=true", err)
 			}
 		})
 	}
-	for _, g := range []latch.GroupID{ec2sim.DemoAppGroup, ec2sim.DemoDefaultGroup} {
-		if rules := f.Rules(g); len(rules) != 2 && g == ec2sim.DemoAppGroup || len(rules) != 0 && g == ec2sim.DemoDefaultGroup {
+	for _, g := range []latch.GroupID{f.Fleet.AppGroup, f.Fleet.DefaultGroup} {
+		if rules := f.Rules(g); len(rules) != 2 && g == f.Fleet.AppGroup || len(rules) != 0 && g == f.Fleet.DefaultGroup {
 			t.Errorf("%s has %d rules; want only its standing ones", g, len(rules))
 		}
 	}
@@ -56,10 +63,11 @@ func TestDirectInvokeRefusesAnUnmanagedGroup(t *testing.T) {
 // A function URL request the policy allows, for an unmanaged group, is
 // still refused by the engine.
 func TestFunctionURLRefusesAnUnmanagedGroup(t *testing.T) {
-	f := at.NewWithPolicy(t, unmanagedPolicy)
+	f := at.New(t)
+	f.Policy.Set(unmanagedPolicy(t, f.Fleet.AppGroup))
 	h := &lambda.Handler{Broker: f.Broker, Access: f.Access, Firewalls: []latch.Firewall{f.Env.Firewall(t)}, Region: "us-east-1",
 		Clock: f.Clock, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
-	out, err := invoke(t, h, urlRequest("arn:aws:sts::123456789012:assumed-role/dev/alice", `{"target":"`+ec2sim.DemoAppGroup+`","port":"22","reason":"x"}`))
+	out, err := invoke(t, h, urlRequest("arn:aws:sts::123456789012:assumed-role/dev/alice", `{"target":"`+string(f.Fleet.AppGroup)+`","port":"22","reason":"x"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +75,7 @@ func TestFunctionURLRefusesAnUnmanagedGroup(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(resp.Body, "latch:managed=true") {
 		t.Errorf("status %d %s; want 403 naming latch:managed=true", resp.StatusCode, resp.Body)
 	}
-	if rules := f.Rules(ec2sim.DemoAppGroup); len(rules) != 2 {
+	if rules := f.Rules(f.Fleet.AppGroup); len(rules) != 2 {
 		t.Errorf("app group has %d rules; want its 2 standing ones", len(rules))
 	}
 }
@@ -91,7 +99,7 @@ func TestDirectInvokeObeysItsLimits(t *testing.T) {
 			}
 		})
 	}
-	if n := len(f.Rules(ec2sim.DemoWebLatchGroup)); n != 0 {
+	if n := len(f.Rules(f.Fleet.WebGroup)); n != 0 {
 		t.Fatalf("%d rules opened past the limits", n)
 	}
 

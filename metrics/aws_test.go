@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
 	"github.com/latchdev/latch/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -164,16 +165,14 @@ func TestAWSMiddleware_PresignNotCounted(t *testing.T) {
 
 // The STS client is counted like EC2, under its own service ID.
 func TestAWSMiddleware_OtherService(t *testing.T) {
-	sim, url := newSim(t)
+	env := awstest.New(t)
+	env.Identity(t, "AKIDLATCHTEST", "secret", "arn:aws:iam::123456789012:user/AKIDLATCHTEST")
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, nil)
-	if err := sim.AddIdentity(ec2sim.Identity{
-		AccessKeyID: "AKID", SecretAccessKey: "SECRET", ARN: "arn:aws:iam::123456789012:user/alice",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	cfg := awsConfig(m, env.URL)
+	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIDLATCHTEST", "secret", "")
 
-	if _, err := sts.NewFromConfig(awsConfig(m, url)).GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{}); err != nil {
+	if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,27 +3,23 @@ package main
 import (
 	"strings"
 	"testing"
-
-	"github.com/latchdev/latch/ec2sim"
 )
 
 func TestDoctor(t *testing.T) {
 	w := newWorld(t)
-	sim := w.env.RequireSim(t)
 	w.vars["AWS_ACCESS_KEY_ID"] = "AKIDUNKNOWN"
 	r := w.latch(t, "doctor")
 	if r.code != exitRuntime || !strings.Contains(r.stdout, "FAIL  credentials us-east-1") {
 		t.Fatalf("unknown credentials: exit %d\n%s", r.code, r.stdout)
 	}
 	w.vars["AWS_ACCESS_KEY_ID"] = "AKIDLATCHTEST"
-	sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: "arn:aws:sts::123456789012:assumed-role/latch/doctor"})
 	r = w.latch(t, "doctor", "--json")
 	checks := decode[struct{ Checks []check }](t, r.stdout).Checks
 	got := map[string]check{}
 	for _, c := range checks {
 		got[c.Name] = c
 	}
-	if r.code != 0 || !got["credentials us-east-1"].OK || !strings.Contains(got["credentials us-east-1"].Detail, "assumed-role/latch/doctor") ||
+	if r.code != 0 || !got["credentials us-east-1"].OK || !strings.Contains(got["credentials us-east-1"].Detail, testCallerARN) ||
 		!got["managed groups us-east-1"].OK || got["backstop us-east-1"].OK || !strings.Contains(got["backstop us-east-1"].Detail, "--backstop-role-arn") ||
 		!got["grant database"].OK {
 		t.Fatalf("doctor: exit %d %+v", r.code, checks)

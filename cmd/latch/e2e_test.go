@@ -78,13 +78,13 @@ func loginWithScopes(t *testing.T, w *serverWorld, op *oidctest.OP, u oidctest.U
 func TestServerEndToEndWithOIDC(t *testing.T) {
 	op := oidctest.New(t, "latch-cli", opAlice, opBob)
 	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli")
-	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoDBLatchGroup) }
+	rules := func() []ec2sim.Rule { return w.env.Rules(t, w.fleet.DBGroup) }
 
 	loginAs(t, w, op, opAlice)
 	if r := w.latch(t, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice@example.com (oidc u-alice; groups dev)") {
 		t.Fatalf("whoami: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	r := w.latch(t, "request", ec2sim.DemoDB1, "--port", "22", "--for", "30m", "--reason", "migrate", "--json")
+	r := w.latch(t, "request", w.fleet.DB1, "--port", "22", "--for", "30m", "--reason", "migrate", "--json")
 	req := decode[requestOut](t, r.stdout).Request
 	if r.code != 0 || req.State != latch.RequestPending || len(rules()) != 0 {
 		t.Fatalf("request: exit %d, %s, %d rules\n%s", r.code, req.State, len(rules()), r.stderr)
@@ -92,10 +92,10 @@ func TestServerEndToEndWithOIDC(t *testing.T) {
 	if r := w.latch(t, "approve", string(req.ID)); r.code != exitRuntime || !strings.Contains(r.stderr, "your own request") {
 		t.Fatalf("self-approval: exit %d %s", r.code, r.stderr)
 	}
-	if r := w.latch(t, "request", ec2sim.DemoDB1, "--port", "22", "--for", "2h", "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "1h") {
+	if r := w.latch(t, "request", w.fleet.DB1, "--port", "22", "--for", "2h", "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "1h") {
 		t.Fatalf("over the maximum duration: exit %d %s", r.code, r.stderr)
 	}
-	if r := w.latch(t, "request", ec2sim.DemoDB1, "--port", "5432", "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "198.51.100.0/24") {
+	if r := w.latch(t, "request", w.fleet.DB1, "--port", "5432", "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "198.51.100.0/24") {
 		t.Fatalf("outside the allowed networks: exit %d %s", r.code, r.stderr)
 	}
 
@@ -132,7 +132,7 @@ func TestServerEndToEndWithOIDC(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		var stdout strings.Builder
-		code := run(ctx, []string{"request", ec2sim.DemoDB1, "--port", "22", "--reason", "again", "--wait", "--json"},
+		code := run(ctx, []string{"request", w.fleet.DB1, "--port", "22", "--reason", "again", "--wait", "--json"},
 			w.getenvSnapshot(), strings.NewReader(""), &stdout, pw)
 		pw.Close()
 		done <- result{code: code, stdout: stdout.String()}
@@ -252,7 +252,7 @@ func TestServerOneUserTwoLoginsIsOnePerson(t *testing.T) {
 	op := oidctest.New(t, "latch-cli", aliceSRE)
 	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli")
 	loginAs(t, w, op, aliceSRE)
-	r := w.latch(t, "request", ec2sim.DemoDB1, "--port", "22", "--reason", "migrate", "--json")
+	r := w.latch(t, "request", w.fleet.DB1, "--port", "22", "--reason", "migrate", "--json")
 	req := decode[requestOut](t, r.stdout).Request
 	if r.code != 0 || req.State != latch.RequestPending {
 		t.Fatalf("request: exit %d %s %s", r.code, req.State, r.stderr)
@@ -280,7 +280,7 @@ func TestServerWithdrawAndInterruptedWait(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		var stdout strings.Builder
-		code := run(ctx, []string{"request", ec2sim.DemoDB1, "--port", "22", "--reason", "wait", "--wait"},
+		code := run(ctx, []string{"request", w.fleet.DB1, "--port", "22", "--reason", "wait", "--wait"},
 			w.getenvSnapshot(), strings.NewReader(""), &stdout, io.MultiWriter(pw, &stderr))
 		pw.Close()
 		done <- code

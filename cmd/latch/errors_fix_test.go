@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/latchdev/latch/ec2sim"
 )
 
 // Each mistake gets one line that names the flag, the value and the fix.
@@ -38,10 +36,6 @@ func TestErrorsNameTheFix(t *testing.T) {
 	})
 	t.Run("STS endpoint the server does not trust", func(t *testing.T) {
 		w := newWorld(t)
-		sim := w.env.RequireSim(t)
-		if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-			t.Fatal(err)
-		}
 		pf := filepath.Join(w.dir, "policy.yaml")
 		if err := os.WriteFile(pf, []byte(e2ePolicy), 0o600); err != nil {
 			t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchdev/latch/ec2sim"
 )
 
 // The --json conventions (docs/JSON.md), checked on what a command printed.
@@ -225,10 +224,8 @@ func TestJSONOneStyleDirect(t *testing.T) {
 	if err := os.WriteFile(pf, []byte(e2ePolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.env.RequireSim(t).LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
-	latchJSON("policy", "explain", "--policy", pf, "--as", "arn:aws:sts::123456789012:assumed-role/dev/alice", "--target", ec2sim.DemoWeb1)
+	fleet := w.env.DemoFleet(t)
+	latchJSON("policy", "explain", "--policy", pf, "--as", "arn:aws:sts::123456789012:assumed-role/dev/alice", "--target", fleet.Web1)
 	t.Logf("checked: %d commands", len(runs))
 }
 
@@ -247,14 +244,8 @@ rules:
 // ls, withdraw, revoke, a grant through the server.
 func TestJSONOneStyleServer(t *testing.T) {
 	w := startServer(t, jsonApprovalPolicy)
-	for _, id := range []ec2sim.Identity{
-		{AccessKeyID: "AKIDBOB", SecretAccessKey: "bob-secret", ARN: "arn:aws:iam::123456789012:user/bob"},
-		{AccessKeyID: "AKIDAL", SecretAccessKey: "al-secret", ARN: "arn:aws:iam::123456789012:user/alice"},
-	} {
-		if err := w.env.Sim.AddIdentity(id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.env.Identity(t, "AKIDBOBIAM", "bob-iam-secret", "arn:aws:iam::123456789012:user/bob")
+	w.env.Identity(t, "AKIDAL", "al-secret", "arn:aws:iam::123456789012:user/alice")
 	latchJSON := func(args ...string) result {
 		t.Helper()
 		r := w.latch(t, append(args, "--json")...) // checked by latchCtx
@@ -264,7 +255,7 @@ func TestJSONOneStyleServer(t *testing.T) {
 		}
 		return r
 	}
-	ask := []string{"request", ec2sim.DemoWeb1, "--port", "22", "--for", "20m", "--reason", "deploy"}
+	ask := []string{"request", w.fleet.Web1, "--port", "22", "--for", "20m", "--reason", "deploy"}
 	w.as("AKIDAL", "al-secret")
 	latchJSON("whoami")
 	first := decode[requestOut](t, latchJSON(ask...).stdout).Request
@@ -276,7 +267,7 @@ func TestJSONOneStyleServer(t *testing.T) {
 	latchJSON("ls")
 	latchJSON("withdraw", string(third.ID))
 
-	w.as("AKIDBOB", "bob-secret")
+	w.as("AKIDBOBIAM", "bob-iam-secret")
 	out := decode[requestOut](t, latchJSON("approve", string(first.ID), "--reason", "ok").stdout)
 	if len(out.Request.Reviews) != 1 || out.Request.Reviews[0].By.Key == "" || out.Request.Reviews[0].By.Display == "" {
 		t.Errorf("approved request's reviews = %+v, want the reviewer as key and display", out.Request.Reviews)

@@ -38,13 +38,9 @@ func newWorld(t *testing.T) *world {
 func worldOn(t *testing.T, env *awstest.Env, dir string) *world {
 	t.Helper()
 	w := worldOnUnregistered(t, env, dir)
-	if env.Sim != nil {
-		// STS names the test's key as the simulator would name it anyway,
-		// so direct grants have a caller to record.
-		if err := env.Sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: testCallerARN}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// STS names the test's key, so direct grants have a caller to record:
+	// the simulator is told; an external endpoint must know it already.
+	env.Identity(t, "AKIDLATCHTEST", "secret", testCallerARN)
 	return w
 }
 
@@ -253,7 +249,7 @@ func TestRecipeEnvironmentCarriesOver(t *testing.T) {
 
 func TestListShowsRevokeFailed(t *testing.T) {
 	w := newWorld(t)
-	sim := w.env.RequireSim(t)
+	sim := w.env.RequireSim(t, "injects server errors into RevokeSecurityGroupIngress")
 	g := grantOut(t, w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json").stdout)
 	sim.SetFaults(ec2sim.Faults{ServerErrorRate: 1, Actions: []string{"RevokeSecurityGroupIngress"}})
 	w.vars["AWS_MAX_ATTEMPTS"] = "1"

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
 )
 
 // unmanagedGroup creates a security group without latch:managed=true on
@@ -81,20 +81,14 @@ func TestDirectGrantRefusesAnUnmanagedGroup(t *testing.T) {
 // nothing.
 func TestSSHDirectRefusesAnInstanceWithoutAManagedGroup(t *testing.T) {
 	w := newWorld(t)
-	sim := w.env.RequireSim(t) // an instance, which only the simulator's fleet gives
-	const group, instance = "sg-0b0c0000000000bad", "i-0b0c0000000000bad"
-	if err := sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{"us-east-1": {
-		SecurityGroups: []ec2sim.FleetGroup{{ID: group, Name: "plain"}},
-		Instances: []ec2sim.FleetInstance{{ID: instance, SecurityGroups: []string{group}, PublicIP: "127.0.0.1",
-			Tags: map[string]string{"Name": "plain-1"}}},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	r := w.latch(t, "ssh", "--direct", "--method", "instance-connect", "--ip", "203.0.113.7", "plain-1", "--", "true")
+	group := w.env.Group(t, nil)
+	name := awstest.Unique("plain-1")
+	instance := w.env.Instance(t, map[string]string{"Name": name}, group)
+	r := w.latch(t, "ssh", "--direct", "--method", "instance-connect", "--ip", "203.0.113.7", name, "--", "true")
 	if r.code != exitRuntime || !strings.Contains(r.stderr, instance) || !strings.Contains(r.stderr, "latch:managed=true") {
 		t.Errorf("exit %d, stderr %q; want 1 naming %s and latch:managed=true", r.code, r.stderr, instance)
 	}
-	if n := len(sim.Rules("us-east-1", group)); n != 0 {
+	if n := len(w.env.Rules(t, group)); n != 0 {
 		t.Errorf("%d rules opened in %s", n, group)
 	}
 	w.noGrantOn(t, group)
@@ -105,11 +99,8 @@ func TestSSHDirectRefusesAnInstanceWithoutAManagedGroup(t *testing.T) {
 // $USER@hostname.
 func TestDirectGrantRecordsTheCallersARN(t *testing.T) {
 	w := newWorld(t)
-	sim := w.env.RequireSim(t) // an identity of our choosing
-	const arn = "arn:aws:sts::123456789012:assumed-role/ops/alice"
-	if err := sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDALICE", SecretAccessKey: "alice-secret", ARN: arn}); err != nil {
-		t.Fatal(err)
-	}
+	const arn = aliceARN
+	w.env.Identity(t, "AKIDALICE", "alice-secret", arn)
 	w.vars["AWS_ACCESS_KEY_ID"], w.vars["AWS_SECRET_ACCESS_KEY"] = "AKIDALICE", "alice-secret"
 	r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
 	if r.code != 0 {
@@ -132,7 +123,6 @@ func TestDirectGrantRecordsTheCallersARN(t *testing.T) {
 // line, and nothing falls back to $USER.
 func TestDirectGrantRefusedWhenSTSCannotNameTheCaller(t *testing.T) {
 	w := newWorld(t)
-	w.env.RequireSim(t) // a key the endpoint does not know
 	w.vars["AWS_ACCESS_KEY_ID"], w.vars["AWS_SECRET_ACCESS_KEY"] = "AKIDNOBODY", "nobody-secret"
 	r := w.latch(t, "grant", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach")
 	if r.code != exitRuntime || !strings.Contains(r.stderr, "GetCallerIdentity") {
@@ -191,32 +181,25 @@ func TestLambdaDirectInvokeLimits(t *testing.T) {
 // group, as the server does, and refuses an instance without one.
 func TestDirectGrantByInstance(t *testing.T) {
 	w := newWorld(t)
-	sim := w.env.RequireSim(t) // instances, which only the simulator's fleet gives
-	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
-	const plain, plainGroup = "i-0b0c0000000000bad", "sg-0b0c0000000000bad"
-	if err := sim.LoadFleet(ec2sim.Fleet{Regions: map[string]ec2sim.FleetRegion{"us-east-1": {
-		SecurityGroups: []ec2sim.FleetGroup{{ID: plainGroup, Name: "plain"}},
-		Instances:      []ec2sim.FleetInstance{{ID: plain, SecurityGroups: []string{plainGroup}, Tags: map[string]string{"Name": "plain-1"}}},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	r := w.latch(t, "grant", "--instance", "web-1", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
+	fleet := w.env.DemoFleet(t)
+	plainGroup := w.env.Group(t, nil)
+	plainName := awstest.Unique("plain-1")
+	plain := w.env.Instance(t, map[string]string{"Name": plainName}, plainGroup)
+	r := w.latch(t, "grant", "--instance", fleet.Web1Name, "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach", "--json")
 	if r.code != 0 {
-		t.Fatalf("grant --instance web-1: exit %d %s", r.code, r.stderr)
+		t.Fatalf("grant --instance %s: exit %d %s", fleet.Web1Name, r.code, r.stderr)
 	}
-	if g := grantOut(t, r.stdout); g.GroupID != ec2sim.DemoWebLatchGroup {
-		t.Errorf("opened %s, want web-1's managed group %s", g.GroupID, ec2sim.DemoWebLatchGroup)
+	if g := grantOut(t, r.stdout); g.GroupID != fleet.WebGroup {
+		t.Errorf("opened %s, want web-1's managed group %s", g.GroupID, fleet.WebGroup)
 	}
-	r = w.latch(t, "grant", "--instance", "plain-1", "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach")
+	r = w.latch(t, "grant", "--instance", plainName, "--ip", "203.0.113.7", "--for", "5m", "--reason", "x", "--detach")
 	if r.code != exitRuntime || !strings.Contains(r.stderr, plain) || !strings.Contains(r.stderr, "latch:managed=true") {
 		t.Errorf("plain-1: exit %d %q; want 1 naming %s and the tag", r.code, r.stderr, plain)
 	}
-	if n := len(sim.Rules("us-east-1", plainGroup)); n != 0 {
+	if n := len(w.env.Rules(t, plainGroup)); n != 0 {
 		t.Errorf("%s has %d rules; want none", plainGroup, n)
 	}
-	if r := w.latch(t, "grant", "--instance", "web-1", "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x"); r.code != exitUsage {
+	if r := w.latch(t, "grant", "--instance", fleet.Web1Name, "--sg", string(w.group), "--ip", "203.0.113.7", "--for", "5m", "--reason", "x"); r.code != exitUsage {
 		t.Errorf("--sg with --instance: exit %d %s; want 2", r.code, r.stderr)
 	}
 }

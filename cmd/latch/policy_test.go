@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/latchdev/latch/ec2sim"
 )
 
 func TestPolicyCheck(t *testing.T) {
@@ -49,10 +47,8 @@ func TestPolicyTest(t *testing.T) {
 
 func TestPolicyExplainOffline(t *testing.T) {
 	w := newWorld(t)
-	if err := w.env.RequireSim(t).LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
-	r := w.latch(t, "policy", "explain", "--policy", "../../policy/testdata/example.yaml", "--as", "alice@example.com", "--groups", "sre", "--target", ec2sim.DemoDB1)
+	fleet := w.env.DemoFleet(t)
+	r := w.latch(t, "policy", "explain", "--policy", "../../policy/testdata/example.yaml", "--as", "alice@example.com", "--groups", "sre", "--target", fleet.DB1)
 	if r.code != 0 || !strings.Contains(r.stdout, "prod-ssh") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

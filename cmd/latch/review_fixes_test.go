@@ -67,17 +67,11 @@ rules:
 // terminal closes: nobody holds it any more, so it must not open later.
 func TestServerGrantHangupWhileWaitingWithdraws(t *testing.T) {
 	w := startServer(t, hangupApprovalPolicy)
-	for _, id := range []ec2sim.Identity{
-		{AccessKeyID: "AKIDBOB", SecretAccessKey: "bob-secret", ARN: "arn:aws:iam::123456789012:user/bob"},
-		{AccessKeyID: "AKIDAL", SecretAccessKey: "al-secret", ARN: "arn:aws:iam::123456789012:user/alice"},
-	} {
-		if err := w.env.Sim.AddIdentity(id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup) }
+	w.env.Identity(t, "AKIDBOBIAM", "bob-iam-secret", "arn:aws:iam::123456789012:user/bob")
+	w.env.Identity(t, "AKIDAL", "al-secret", "arn:aws:iam::123456789012:user/alice")
+	rules := func() []ec2sim.Rule { return w.env.Rules(t, w.fleet.WebGroup) }
 	w.as("AKIDAL", "al-secret")
-	p := w.start(t, "", "grant", "--instance", ec2sim.DemoWeb1, "--for", "20m", "--reason", "hold")
+	p := w.start(t, "", "grant", "--instance", w.fleet.Web1, "--for", "20m", "--reason", "hold")
 	p.waitLine(t, "needs 1 approval")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -90,7 +84,7 @@ func TestServerGrantHangupWhileWaitingWithdraws(t *testing.T) {
 			id = strings.Fields(l[i:])[0]
 		}
 	}
-	w.as("AKIDBOB", "bob-secret")
+	w.as("AKIDBOBIAM", "bob-iam-secret")
 	r := w.latch(t, "approve", strings.TrimSuffix(id, "."))
 	if n := len(rules()); n != 0 {
 		t.Errorf("terminal closed while waiting, then approved (exit %d): %d rule(s) open with no holder\n%s", r.code, n, strings.Join(p.lines, "\n"))
@@ -101,17 +95,14 @@ func TestServerGrantHangupWhileWaitingWithdraws(t *testing.T) {
 // "as soon as ssh exits". Closing its terminal (SIGHUP) must revoke too.
 func TestSSHDirectRevokesOnHangup(t *testing.T) {
 	w := newWorld(t)
-	sim := w.env.RequireSim(t)
-	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
+	fleet := w.env.DemoFleet(t)
 	fake := filepath.Join(w.dir, "fake-ssh")
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\nif [ \"$1\" = -G ]; then echo 'hostname 127.0.0.1'; echo 'port 22'; exit 0; fi\necho 'fake ssh running' >&2\nexec sleep 30\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := w.start(t, "", "ssh", "--direct", "--method", "instance-connect", "--ip", "203.0.113.7", "--ssh", fake, "--known-hosts", filepath.Join(w.dir, "kh"), "web-1")
+	p := w.start(t, "", "ssh", "--direct", "--method", "instance-connect", "--ip", "203.0.113.7", "--ssh", fake, "--known-hosts", filepath.Join(w.dir, "kh"), fleet.Web1Name)
 	p.waitLine(t, "fake ssh running")
-	if n := len(sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 1 {
+	if n := len(w.env.Rules(t, fleet.WebGroup)); n != 1 {
 		t.Fatalf("%d rules while ssh runs, want 1\n%s", n, strings.Join(p.lines, "\n"))
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -119,7 +110,7 @@ func TestSSHDirectRevokesOnHangup(t *testing.T) {
 	}
 	<-p.done
 	err := p.cmd.Wait()
-	if n := len(sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 0 {
+	if n := len(w.env.Rules(t, fleet.WebGroup)); n != 0 {
 		t.Errorf("latch ssh --direct after SIGHUP (%v): %d rule(s) left open\n%s", err, n, strings.Join(p.lines, "\n"))
 	}
 }
@@ -132,8 +123,8 @@ func TestLatchDirectIsNeverReadFromTheEnvironment(t *testing.T) {
 	w.vars["LATCH_DB"] = filepath.Join(w.dir, "mine.db")
 	w.vars["LATCH_DIRECT"] = "true"
 	w.as("AKIDMALLORY", "mallory-secret") // outside the policy
-	r := w.latch(t, "grant", "--instance", ec2sim.DemoWeb1, "--ip", "203.0.113.9", "--for", "20m", "--reason", "x", "--detach")
-	if n := len(w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 0 || r.code == 0 {
+	r := w.latch(t, "grant", "--instance", w.fleet.Web1, "--ip", "203.0.113.9", "--for", "20m", "--reason", "x", "--detach")
+	if n := len(w.env.Rules(t, w.fleet.WebGroup)); n != 0 || r.code == 0 {
 		t.Errorf("LATCH_DIRECT + LATCH_SERVER: exit %d, %d rule(s) opened outside policy\nstdout: %s\nstderr: %s", r.code, n, r.stdout, r.stderr)
 	}
 }
@@ -184,9 +175,7 @@ func TestDirectRevokeRecordsTheCaller(t *testing.T) {
 	}
 
 	t.Run("STS refusing", func(t *testing.T) {
-		if w.env.Sim == nil {
-			t.Skip("needs an endpoint that takes EC2 calls under a key its STS refuses, as only the in-repo simulator does")
-		}
+		w.env.RequireSim(t, "takes EC2 calls signed with a wrong secret, which its STS refuses: the simulator checks no EC2 signature, AWS would refuse both")
 		id := grant()
 		w.vars["AWS_SECRET_ACCESS_KEY"] = "wrong" // STS refuses; the revoke must not
 		if r := w.latch(t, "revoke", id); r.code != 0 {

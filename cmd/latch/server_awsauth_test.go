@@ -71,9 +71,7 @@ func call(t *testing.T, method, base, path, authorization string) (int, string) 
 // anything runs: no whoami, no audit entry, no look at the policy.
 func TestServerRefusesOtherAWSAccounts(t *testing.T) {
 	w := startServer(t, e2ePolicy)
-	if err := w.env.Sim.AddIdentity(eve); err != nil {
-		t.Fatal(err)
-	}
+	w.env.Identity(t, eve.AccessKeyID, eve.SecretAccessKey, eve.ARN)
 	w.as(eve.AccessKeyID, eve.SecretAccessKey)
 	if r := w.latch(t, "whoami"); r.code != exitRuntime || !strings.Contains(r.stderr, "999988887777") {
 		t.Errorf("whoami from another account: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
@@ -83,8 +81,8 @@ func TestServerRefusesOtherAWSAccounts(t *testing.T) {
 	for _, c := range []struct{ method, path string }{
 		{http.MethodGet, "/v1/whoami"},
 		{http.MethodPost, "/v1/login"},
-		{http.MethodGet, "/v1/policy/explain?target=" + ec2sim.DemoWeb1},
-		{http.MethodGet, "/v1/policy/explain?target=" + ec2sim.DemoWeb1 + "&as=arn:aws:sts::123456789012:assumed-role/dev/alice"},
+		{http.MethodGet, "/v1/policy/explain?target=" + w.fleet.Web1},
+		{http.MethodGet, "/v1/policy/explain?target=" + w.fleet.Web1 + "&as=arn:aws:sts::123456789012:assumed-role/dev/alice"},
 	} {
 		status, body := call(t, c.method, w.url, c.path, w.proof(t, eve.AccessKeyID, eve.SecretAccessKey, w.id()))
 		if status != http.StatusUnauthorized {
@@ -154,6 +152,7 @@ func TestServerAcceptsEachProofOnce(t *testing.T) {
 	// A second replica on the same database file, which clients reach by
 	// the same URL.
 	two := one.launchServer(t, "--url", one.url)
+	two.fleet = one.fleet
 	for _, order := range [][2]*serverWorld{{one, two}, {two, one}} {
 		proof := one.proof(t, "AKIDALICE", "alice-secret", one.id())
 		if status, body := call(t, http.MethodGet, order[0].url, "/v1/whoami", proof); status != http.StatusOK {

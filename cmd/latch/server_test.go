@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
-	"github.com/latchdev/latch/ec2sim"
 	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/internal/awstest"
 )
 
 const e2ePolicy = `
@@ -25,36 +25,34 @@ rules:
     approval: auto
 `
 
-// serverWorld is a world with the demo fleet and a running latch server
-// process.
+// serverWorld is a world with the demo fleet's shape, built through the
+// SDK, and a running latch server process.
 type serverWorld struct {
 	*world
+	fleet  awstest.Fleet
 	url    string
 	server *proc
 }
 
+// Two people's AWS identities, which every server world knows; the
+// server's own credentials are the world's.
+const (
+	aliceARN   = "arn:aws:sts::123456789012:assumed-role/dev/alice"
+	malloryARN = "arn:aws:sts::123456789012:assumed-role/contractor/mallory"
+)
+
 func startServer(t *testing.T, policyYAML string, extra ...string) *serverWorld {
 	t.Helper()
 	w := newWorld(t)
-	sim := w.env.RequireSim(t)
-	if err := sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
-	// The server's own credentials, and two people's.
-	for _, id := range []ec2sim.Identity{
-		{AccessKeyID: "AKIDLATCHTEST", SecretAccessKey: "secret", ARN: "arn:aws:sts::123456789012:assumed-role/latch-server/latch"},
-		{AccessKeyID: "AKIDALICE", SecretAccessKey: "alice-secret", ARN: "arn:aws:sts::123456789012:assumed-role/dev/alice"},
-		{AccessKeyID: "AKIDMALLORY", SecretAccessKey: "mallory-secret", ARN: "arn:aws:sts::123456789012:assumed-role/contractor/mallory"},
-	} {
-		if err := sim.AddIdentity(id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.env.Identity(t, "AKIDALICE", "alice-secret", aliceARN)
+	w.env.Identity(t, "AKIDMALLORY", "mallory-secret", malloryARN)
+	fleet := w.env.DemoFleet(t)
 	pf := filepath.Join(w.dir, "policy.yaml")
 	if err := os.WriteFile(pf, []byte(policyYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	sw := w.launchServer(t, extra...)
+	sw.fleet = fleet
 	w.vars["LATCH_SERVER"] = sw.url
 	w.vars["LATCH_AUTH"] = "aws"
 	return sw
@@ -116,12 +114,12 @@ func TestServerWithAWSIdentities(t *testing.T) {
 		t.Fatalf("whoami: exit %d %+v %s", r.code, who, r.stderr)
 	}
 
-	r = w.latch(t, "request", ec2sim.DemoWeb1, "--port", "22", "--for", "20m", "--reason", "deploy", "--json")
+	r = w.latch(t, "request", w.fleet.Web1, "--port", "22", "--for", "20m", "--reason", "deploy", "--json")
 	out := decode[requestOut](t, r.stdout)
 	if r.code != 0 || out.Request.State != latch.RequestActive || out.Grant == nil || out.Grant.State != latch.StateActive {
 		t.Fatalf("request: exit %d %+v\n%s", r.code, out, r.stderr)
 	}
-	rules := w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)
+	rules := w.env.Rules(t, w.fleet.WebGroup)
 	if len(rules) != 1 || rules[0].CIDR != "127.0.0.1/32" || rules[0].Tags[latch.TagRequester] != who.Subject {
 		t.Fatalf("rules = %+v, want one for the caller's address, tagged with their ARN", rules)
 	}
@@ -141,12 +139,12 @@ func TestServerWithAWSIdentities(t *testing.T) {
 	if m := scrape(t, metrics); m["latch_grants_ended_total,outcome=revoked"] != 1 || m["latch_grants_active"] != 0 {
 		t.Errorf("server metrics after ending it: revoked %v, active %v", m["latch_grants_ended_total,outcome=revoked"], m["latch_grants_active"])
 	}
-	if n := len(w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup)); n != 0 {
+	if n := len(w.env.Rules(t, w.fleet.WebGroup)); n != 0 {
 		t.Fatalf("%d rules after ending the grant early", n)
 	}
 
 	w.as("AKIDMALLORY", "mallory-secret")
-	if r := w.latch(t, "request", ec2sim.DemoWeb1, "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "mallory") {
+	if r := w.latch(t, "request", w.fleet.Web1, "--reason", "x"); r.code != exitRuntime || !strings.Contains(r.stderr, "mallory") {
 		t.Errorf("a principal outside the policy: exit %d %s", r.code, r.stderr)
 	}
 	w.as("AKIDALICE", "wrong-secret")

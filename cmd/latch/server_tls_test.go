@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/latchdev/latch/ec2sim"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.
@@ -82,7 +80,7 @@ func TestServerRefusesPlainHTTPOffLoopback(t *testing.T) {
 func TestServerReloadsPolicyOnHUP(t *testing.T) {
 	w := startServer(t, e2ePolicy)
 	w.as("AKIDALICE", "alice-secret")
-	if r := w.latch(t, "request", ec2sim.DemoDB1, "--reason", "x"); r.code != exitRuntime {
+	if r := w.latch(t, "request", w.fleet.DB1, "--reason", "x"); r.code != exitRuntime {
 		t.Fatalf("prod before the reload: exit %d %s", r.code, r.stderr)
 	}
 	pf := filepath.Join(w.dir, "policy.yaml")
@@ -97,14 +95,14 @@ func TestServerReloadsPolicyOnHUP(t *testing.T) {
 	os.WriteFile(pf, []byte(wider), 0o600)
 	w.server.cmd.Process.Signal(syscall.SIGHUP)
 	w.server.waitLine(t, `"msg":"policy reloaded"`)
-	if r := w.latch(t, "request", ec2sim.DemoDB1, "--reason", "x"); r.code != 0 {
+	if r := w.latch(t, "request", w.fleet.DB1, "--reason", "x"); r.code != 0 {
 		t.Fatalf("prod after the reload: exit %d %s", r.code, r.stderr)
 	}
 
 	os.WriteFile(pf, []byte("version: 1\nrules: [oops"), 0o600)
 	w.server.cmd.Process.Signal(syscall.SIGHUP)
 	w.server.waitLine(t, `"msg":"policy reload failed; keeping the old policy"`)
-	if r := w.latch(t, "request", ec2sim.DemoWeb2, "--reason", "x"); r.code != 0 {
+	if r := w.latch(t, "request", w.fleet.Web2, "--reason", "x"); r.code != 0 {
 		t.Fatalf("after a bad reload the old policy should stand: exit %d %s", r.code, r.stderr)
 	}
 	delete(w.vars, "LATCH_SERVER")

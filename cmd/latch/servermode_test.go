@@ -21,16 +21,16 @@ import (
 func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 	w := startServer(t, e2ePolicy)
 	w.vars["LATCH_DB"] = filepath.Join(w.dir, "mine.db") // the CLI's own database, not the server's
-	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup) }
+	rules := func() []ec2sim.Rule { return w.env.Rules(t, w.fleet.WebGroup) }
 
 	w.as("AKIDMALLORY", "mallory-secret")
-	r := w.latch(t, "grant", "--instance", ec2sim.DemoWeb1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x", "--detach")
+	r := w.latch(t, "grant", "--instance", w.fleet.Web1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x", "--detach")
 	if r.code != exitRuntime || !strings.Contains(r.stderr, "mallory") || len(rules()) != 0 {
 		t.Fatalf("grant by a principal outside the policy: exit %d, %d rules\nstdout: %s\nstderr: %s", r.code, len(rules()), r.stdout, r.stderr)
 	}
 
 	w.as("AKIDALICE", "alice-secret")
-	r = w.latch(t, "grant", "--instance", ec2sim.DemoWeb1, "--for", "20m", "--reason", "deploy", "--detach", "--json")
+	r = w.latch(t, "grant", "--instance", w.fleet.Web1, "--for", "20m", "--reason", "deploy", "--detach", "--json")
 	if r.code != 0 {
 		t.Fatalf("grant through the server: exit %d\n%s\nserver: %s", r.code, r.stderr, w.server.output())
 	}
@@ -42,17 +42,17 @@ func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 		t.Fatalf("rules = %+v, want the server's grant %s from the address it saw", got, out.Grant.ID)
 	}
 	// Flags only a direct grant has are refused, not ignored.
-	if r := w.latch(t, "grant", "--instance", ec2sim.DemoWeb1, "--for", "20m", "--reason", "x", "--max-duration", "2h", "--detach"); r.code != exitUsage ||
+	if r := w.latch(t, "grant", "--instance", w.fleet.Web1, "--for", "20m", "--reason", "x", "--max-duration", "2h", "--detach"); r.code != exitUsage ||
 		!strings.Contains(r.stderr, "--max-duration") || !strings.Contains(r.stderr, "--direct") {
 		t.Errorf("--max-duration with a server: exit %d %s", r.code, r.stderr)
 	}
-	if r := w.latch(t, "grant", "--direct", "--server", "https://latch.example.com", "--detach", "--instance", ec2sim.DemoWeb1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
+	if r := w.latch(t, "grant", "--direct", "--server", "https://latch.example.com", "--detach", "--instance", w.fleet.Web1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
 		!strings.Contains(r.stderr, "--direct") || !strings.Contains(r.stderr, "--server") {
 		t.Errorf("--direct with --server on the command line: exit %d %s", r.code, r.stderr)
 	}
 	// Typed on the command line, --server contradicts --direct even when it
 	// says what LATCH_SERVER says.
-	if r := w.latch(t, "grant", "--direct", "--server", w.vars["LATCH_SERVER"], "--detach", "--instance", ec2sim.DemoWeb1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
+	if r := w.latch(t, "grant", "--direct", "--server", w.vars["LATCH_SERVER"], "--detach", "--instance", w.fleet.Web1, "--ip", "127.0.0.1", "--for", "20m", "--reason", "x"); r.code != exitUsage ||
 		!strings.Contains(r.stderr, "--server") {
 		t.Errorf("--direct with --server as LATCH_SERVER has it: exit %d %s", r.code, r.stderr)
 	}
@@ -61,7 +61,7 @@ func TestGrantWithServerGoesThroughPolicy(t *testing.T) {
 	}
 
 	// --direct opens with the caller's own credentials, and says how to end it.
-	r = w.latch(t, "grant", "--direct", "--sg", string(ec2sim.DemoWebLatchGroup), "--ip", "203.0.113.9", "--for", "20m", "--reason", "direct", "--detach")
+	r = w.latch(t, "grant", "--direct", "--sg", string(w.fleet.WebGroup), "--ip", "203.0.113.9", "--for", "20m", "--reason", "direct", "--detach")
 	if r.code != 0 {
 		t.Fatalf("grant --direct: exit %d %s", r.code, r.stderr)
 	}
@@ -137,13 +137,11 @@ type revokedOut struct {
 // may see that grant.
 func TestServerRevokeSaysTheSharedRuleStaysOpen(t *testing.T) {
 	w := startServer(t, e2ePolicy)
-	if err := w.env.Sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDBOB", SecretAccessKey: "bob-secret", ARN: "arn:aws:sts::123456789012:assumed-role/dev/bob"}); err != nil {
-		t.Fatal(err)
-	}
-	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup) }
+	w.env.Identity(t, "AKIDBOB", "bob-secret", "arn:aws:sts::123456789012:assumed-role/dev/bob")
+	rules := func() []ec2sim.Rule { return w.env.Rules(t, w.fleet.WebGroup) }
 	request := func(dur string) latchhttp.GrantJSON {
 		t.Helper()
-		r := w.latch(t, "request", ec2sim.DemoWeb1, "--port", "22", "--for", dur, "--reason", "shared", "--json")
+		r := w.latch(t, "request", w.fleet.Web1, "--port", "22", "--for", dur, "--reason", "shared", "--json")
 		out := decode[requestOut](t, r.stdout)
 		if r.code != 0 || out.Grant == nil {
 			t.Fatalf("request: exit %d %+v %s", r.code, out, r.stderr)
@@ -194,13 +192,11 @@ func TestServerRevokeSaysTheSharedRuleStaysOpen(t *testing.T) {
 // without naming it.
 func TestServerRevokeSharedRuleHumanForANonOwner(t *testing.T) {
 	w := startServer(t, e2ePolicy)
-	if err := w.env.Sim.AddIdentity(ec2sim.Identity{AccessKeyID: "AKIDBOB", SecretAccessKey: "bob-secret", ARN: "arn:aws:sts::123456789012:assumed-role/dev/bob"}); err != nil {
-		t.Fatal(err)
-	}
+	w.env.Identity(t, "AKIDBOB", "bob-secret", "arn:aws:sts::123456789012:assumed-role/dev/bob")
 	var ids []string
 	for _, who := range [][2]string{{"AKIDALICE", "alice-secret"}, {"AKIDBOB", "bob-secret"}} {
 		w.as(who[0], who[1])
-		r := w.latch(t, "request", ec2sim.DemoWeb1, "--port", "22", "--for", "20m", "--reason", "shared", "--json")
+		r := w.latch(t, "request", w.fleet.Web1, "--port", "22", "--for", "20m", "--reason", "shared", "--json")
 		out := decode[requestOut](t, r.stdout)
 		if r.code != 0 || out.Grant == nil {
 			t.Fatalf("request: exit %d %s", r.code, r.stderr)
@@ -222,13 +218,13 @@ func TestServerRevokeSharedRuleHumanForANonOwner(t *testing.T) {
 func TestGrantWithServerHeldUntilInterrupted(t *testing.T) {
 	w := startServer(t, e2ePolicy)
 	w.as("AKIDALICE", "alice-secret")
-	rules := func() []ec2sim.Rule { return w.env.Sim.Rules("us-east-1", ec2sim.DemoWebLatchGroup) }
+	rules := func() []ec2sim.Rule { return w.env.Rules(t, w.fleet.WebGroup) }
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
 		var stdout strings.Builder
-		code := run(ctx, []string{"grant", "--instance", ec2sim.DemoWeb1, "--for", "20m", "--reason", "hold"}, w.getenvSnapshot(), strings.NewReader(""), &stdout, pw)
+		code := run(ctx, []string{"grant", "--instance", w.fleet.Web1, "--for", "20m", "--reason", "hold"}, w.getenvSnapshot(), strings.NewReader(""), &stdout, pw)
 		pw.Close()
 		done <- code
 	}()

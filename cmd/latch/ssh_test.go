@@ -49,7 +49,10 @@ type sshWorld struct {
 	userDir string // the user's own ssh files, which latch must never change
 }
 
-func startSSHWorld(t *testing.T) *sshWorld { return startSSHWorldWith(t, latch.SSHCertificate) }
+func startSSHWorld(t *testing.T) *sshWorld {
+	t.Helper()
+	return startSSHWorldWith(t, latch.SSHCertificate)
+}
 
 func startSSHWorldWith(t *testing.T, method latch.SSHMethod) *sshWorld {
 	t.Helper()
@@ -69,6 +72,7 @@ func startSSHWorldWith(t *testing.T, method latch.SSHMethod) *sshWorld {
 		t.Fatal(err)
 	}
 
+	cli.env.RequireSim(t, "sshd reads the keys pushed with Instance Connect from the simulator's /_sim/instance-connect/keys, and box-1 needs public address 127.0.0.1 and console host keys, which only a simulator fleet gives")
 	// Certificates must be valid on sshd's clock, which is the real one.
 	w := startServer(t, fmt.Sprintf(sshPolicy, method, u.Username), "--ssh-ca-key", ca)
 	w.setClock(t, time.Now().UTC().Truncate(time.Second))

@@ -1,5 +1,6 @@
-// Package accesstest builds a complete access service for tests: the
-// simulator with the demo fleet, a SQLite store, the broker, a policy and
+// Package accesstest builds a complete access service for tests: an EC2
+// endpoint (see awstest) with the demo fleet's shape built through the SDK,
+// a SQLite store, the broker, a policy and
 // a fake clock and an SSH CA, plus the people the tests talk about.
 package accesstest
 
@@ -75,12 +76,14 @@ rules:
 // Fixture is a running access service.
 type Fixture struct {
 	Env    *awstest.Env
+	Fleet  awstest.Fleet // the demo fleet's shape, on Env
 	Store  *sqlite.Store
 	Clock  *mock.Clock
 	Broker *broker.Broker
 	Access *broker.Access
 	Policy *Holder
 	CA     *sshca.CA // the access service's SSH CA
+	t      testing.TB
 }
 
 // Holder is a swappable policy.
@@ -92,18 +95,15 @@ func (h *Holder) Policy() *policy.Policy { return h.p.Load() }
 // Set swaps the policy.
 func (h *Holder) Set(p *policy.Policy) { h.p.Store(p) }
 
-// New starts a fixture with the demo fleet and Policy.
+// New starts a fixture with the demo fleet's shape and Policy.
 func New(t testing.TB) *Fixture { return NewWithPolicy(t, Policy) }
 
 // NewWithPolicy starts a fixture with the demo fleet and the given policy;
 // each option may change the access service's options.
 func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *broker.AccessOptions)) *Fixture {
 	t.Helper()
-	env := awstest.NewSim(t, ec2sim.Options{})
-	if err := env.Sim.LoadFleet(ec2sim.DemoFleet()); err != nil {
-		t.Fatal(err)
-	}
-	f := &Fixture{Env: env, Clock: mock.NewClock(Start), Policy: &Holder{}}
+	env := awstest.New(t)
+	f := &Fixture{Env: env, Fleet: env.DemoFleet(t), Clock: mock.NewClock(Start), Policy: &Holder{}, t: t}
 	p, err := policy.Parse("test-policy.yaml", []byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 	return f
 }
 
-// Rules returns the rules now in a group, from the simulator.
+// Rules returns the rules now in a group, through the SDK.
 func (f *Fixture) Rules(group latch.GroupID) []ec2sim.Rule {
-	return f.Env.Sim.Rules(awstest.Region, string(group))
+	return f.Env.Rules(f.t, group)
 }
