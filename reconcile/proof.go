@@ -31,7 +31,9 @@ type Proof struct {
 }
 
 // Missing reports whether CloudTrail lacks a call it should have by now.
-func (p Proof) Missing() bool { return p.Opened.Status == ProofMissing || p.Closed.Status == ProofMissing }
+func (p Proof) Missing() bool {
+	return p.Opened.Status == ProofMissing || p.Closed.Status == ProofMissing
+}
 
 // ProofSide is one half of a Proof. The event fields are set when Status
 // is ProofFound; Note says why otherwise.

@@ -34,7 +34,9 @@ func TestProve(t *testing.T) {
 			opened: reconcile.ProofFound, closed: reconcile.ProofPending, note: "expected by 2026-11-23T10:05:00Z"},
 		{name: "revoke never delivered", events: []reconcile.Event{authorize}, now: start.Add(5 * time.Minute),
 			opened: reconcile.ProofFound, closed: reconcile.ProofMissing, missing: true},
-		{name: "still open", grant: func(g *latch.Grant) { g.State, g.EndedAt, g.ExpiresAt = latch.StateActive, time.Time{}, start.Add(time.Hour) },
+		{name: "still open", grant: func(g *latch.Grant) {
+			g.State, g.EndedAt, g.ExpiresAt = latch.StateActive, time.Time{}, start.Add(time.Hour)
+		},
 			events: []reconcile.Event{authorize}, now: start, opened: reconcile.ProofFound, closed: reconcile.ProofNotYet, note: "the grant is active"},
 		{name: "rule handed on", events: []reconcile.Event{authorize}, history: []latch.GrantEvent{{Note: broker.NoteKept + " g-2 until 10:10"}},
 			now: start.Add(time.Hour), opened: reconcile.ProofFound, closed: reconcile.ProofKept, note: "g-2"},
