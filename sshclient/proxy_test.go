@@ -14,7 +14,6 @@ import (
 	"github.com/latchdev/latch/sshclient"
 )
 
-
 // pipeDial hands the proxy one end of a pipe and the test the other.
 func pipeDial(t *testing.T) (dial func(context.Context, string, string) (net.Conn, error), instance <-chan net.Conn) {
 	c := make(chan net.Conn, 1)
