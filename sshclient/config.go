@@ -61,8 +61,8 @@ func CheckExecutable(exe, gocache string) error {
 		transient = strings.HasPrefix(filepath.Base(dir), "go-build")
 	}
 	if transient {
-		return latch.Invalidf("executable", "latch is running from %s, inside Go's build cache ('go run' builds there and removes it), "+
-			"so a config block naming it would stop working; run 'go install ./cmd/latch' and then the installed latch (e.g. $(go env GOPATH)/bin/latch ssh-config)", exe)
+		return latch.Invalidf("executable", "latch is running from %s, a temporary build ('go run' builds in Go's build cache or a go-build directory and removes it), "+
+			"so a config block naming it would stop working; run 'go install ./cmd/latch', then the installed latch (e.g. $(go env GOPATH)/bin/latch ssh-config)", exe)
 	}
 	if !filepath.IsAbs(exe) {
 		return latch.Invalidf("executable", "latch is running as %s, not an absolute path, which ssh could not find from another directory", exe)
