@@ -33,6 +33,8 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/reconcile", allowed: []string{mod, mod + "/broker", mod + "/policy", "gopkg.in/yaml.v3"}},
 		// sshclient runs the system ssh: no SDK, no HTTP client, no broker.
 		{pkg: mod + "/sshclient", allowed: []string{mod, mod + "/internal/atomicfile", "golang.org/x/crypto/"}},
+		// ipecho asks one web service a question: the standard library is enough.
+		{pkg: mod + "/ipecho", allowed: []string{mod}},
 		{pkg: mod + "/sqlite", allowed: []string{mod, "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",
 			"github.com/mattn/go-isatty", "github.com/ncruces/go-strftime", "github.com/remyoudompheng/bigfft", "golang.org/x/sys/", "golang.org/x/exp/"}},
 	}

@@ -96,6 +96,33 @@ func ParsePorts(proto Protocol, s string) (PortRange, error) {
 	return PortRange{From: f, To: t}, nil
 }
 
+// ParsePortSpec reads PROTOCOL/PORTS, as policies and LATCH_PORTS write it:
+// tcp/22, udp/60000-61000, icmp/8, icmpv6/all. bare, if set, is the
+// protocol of a spec written without one ("22"); if not, one is required.
+// Errors are EINVALID under field ("" for none, when the caller names the
+// place itself) and quote the spec, the part at fault and what is allowed.
+func ParsePortSpec(field, s string, bare Protocol) (Protocol, PortRange, error) {
+	proto, ports, found := strings.Cut(s, "/")
+	if !found && bare != "" {
+		proto, ports, found = string(bare), s, true
+	}
+	if !found || ports == "" {
+		return "", PortRange{}, Invalidf(field, "%q is not PROTOCOL/PORTS; want e.g. tcp/22, tcp/8000-8080, icmp/8 or icmpv6/all", s)
+	}
+	p, err := ParseProtocol(proto)
+	if err != nil {
+		return "", PortRange{}, Invalidf(field, "%q: protocol %q is not allowed; want tcp, udp, icmp or icmpv6", s, proto)
+	}
+	r, err := ParsePorts(p, ports)
+	if err != nil {
+		if p.IsICMP() {
+			return "", PortRange{}, Invalidf(field, "%q: %q is not an ICMP type; want TYPE or TYPE-CODE (0-255), or all", s, ports)
+		}
+		return "", PortRange{}, Invalidf(field, "%q: %q is not a port or range; want 1-65535 or FROM-TO with FROM <= TO", s, ports)
+	}
+	return p, r, nil
+}
+
 // ParseSource turns an address, or a single-address prefix, into the one
 // source a grant may open to: an IPv4 /32 or an IPv6 /128. Anything wider is
 // refused, the whole internet most firmly.

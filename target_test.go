@@ -185,3 +185,39 @@ func TestExpiryTagRoundTrip(t *testing.T) {
 		t.Fatal("ParseExpiry accepted garbage")
 	}
 }
+
+// One parser reads port specs for policies and for LATCH_PORTS; its errors
+// name the field, quote the value and say what is allowed.
+func TestParsePortSpec(t *testing.T) {
+	tests := []struct {
+		name, in string
+		bare     latch.Protocol
+		proto    latch.Protocol
+		want     latch.PortRange
+		wantErr  string
+	}{
+		{name: "ssh", in: "tcp/22", proto: latch.TCP, want: latch.PortRange{From: 22, To: 22}},
+		{name: "upper case", in: "UDP/60000-61000", proto: latch.UDP, want: latch.PortRange{From: 60000, To: 61000}},
+		{name: "icmp every type", in: "icmpv6/all", proto: latch.ICMPv6, want: latch.PortRange{From: -1, To: -1}},
+		{name: "bare port with a default", in: "8080", bare: latch.TCP, proto: latch.TCP, want: latch.PortRange{From: 8080, To: 8080}},
+		{name: "bare port without one", in: "22", wantErr: `ports: "22" is not PROTOCOL/PORTS; want e.g. tcp/22`},
+		{name: "no ports", in: "tcp/", bare: latch.TCP, wantErr: `ports: "tcp/" is not PROTOCOL/PORTS`},
+		{name: "unknown protocol", in: "all/22", wantErr: `ports: "all/22": protocol "all" is not allowed; want tcp, udp, icmp or icmpv6`},
+		{name: "port out of range", in: "tcp/70000", wantErr: `ports: "tcp/70000": "70000" is not a port or range; want 1-65535 or FROM-TO with FROM <= TO`},
+		{name: "bad icmp type", in: "icmp/300", wantErr: `ports: "icmp/300": "300" is not an ICMP type; want TYPE or TYPE-CODE (0-255), or all`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proto, got, err := latch.ParsePortSpec("ports", tt.in, tt.bare)
+			if tt.wantErr != "" {
+				if latch.ErrorCode(err) != latch.EINVALID || !strings.HasPrefix(latch.ErrorMessage(err), tt.wantErr) {
+					t.Fatalf("ParsePortSpec(%q) err = %v, want EINVALID starting %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || proto != tt.proto || got != tt.want {
+				t.Fatalf("ParsePortSpec(%q) = %s %v, %v; want %s %v", tt.in, proto, got, err, tt.proto, tt.want)
+			}
+		})
+	}
+}

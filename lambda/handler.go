@@ -215,16 +215,12 @@ func ParsePorts(s string) ([]latch.PortRange, error) {
 	var out []latch.PortRange
 	for item := range strings.SplitSeq(s, ",") {
 		item = strings.TrimSpace(item)
-		proto, ports, found := strings.Cut(item, "/")
-		if !found {
-			proto, ports = "tcp", item
-		}
-		if strings.ToLower(proto) != "tcp" {
-			return nil, latch.Invalidf("ports", "%q: a direct invoke opens tcp only; want tcp/PORT or tcp/FROM-TO, e.g. tcp/22", item)
-		}
-		r, err := latch.ParsePorts(latch.TCP, ports)
+		p, r, err := latch.ParsePortSpec("ports", item, latch.TCP)
 		if err != nil {
-			return nil, latch.Invalidf("ports", "%q: want tcp/PORT or tcp/FROM-TO with ports 1-65535, e.g. tcp/22,tcp/8000-8080", item)
+			return nil, err
+		}
+		if p != latch.TCP {
+			return nil, latch.Invalidf("ports", "%q: a direct invoke opens tcp only; want tcp/PORT or tcp/FROM-TO, e.g. tcp/22", item)
 		}
 		out = append(out, r)
 	}

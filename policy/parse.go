@@ -2,7 +2,6 @@ package policy
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -325,22 +324,9 @@ func (d *decoder) network(n *yaml.Node, path, s string) (netip.Prefix, bool) {
 }
 
 // parsePortSpec reads PROTOCOL/PORTS, e.g. tcp/22, udp/60000-61000, icmp/8,
-// icmpv6/all.
+// icmpv6/all. The caller names the place (rules[0].ports[1]), so the
+// error has no field of its own.
 func parsePortSpec(s string) (PortSpec, error) {
-	proto, ports, found := strings.Cut(s, "/")
-	if !found || ports == "" {
-		return PortSpec{}, fmt.Errorf("%q is not PROTOCOL/PORTS; want e.g. tcp/22, tcp/8000-8080, icmp/8 or icmpv6/all", s)
-	}
-	p, err := latch.ParseProtocol(proto)
-	if err != nil {
-		return PortSpec{}, fmt.Errorf("%q: protocol %q is not allowed; want tcp, udp, icmp or icmpv6", s, proto)
-	}
-	r, err := latch.ParsePorts(p, ports)
-	if err != nil {
-		if p.IsICMP() {
-			return PortSpec{}, fmt.Errorf("%q: %q is not an ICMP type; want TYPE or TYPE-CODE (0-255), or all", s, ports)
-		}
-		return PortSpec{}, fmt.Errorf("%q: %q is not a port or range; want 1-65535 or FROM-TO with FROM <= TO", s, ports)
-	}
-	return PortSpec{Protocol: p, Ports: r}, nil
+	p, r, err := latch.ParsePortSpec("", s, "")
+	return PortSpec{Protocol: p, Ports: r}, err
 }

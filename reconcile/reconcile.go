@@ -2,7 +2,9 @@
 // latch-managed security groups with latch's own records, and reports what
 // latch did not do, or did not finish: ingress rules without latch's tags,
 // ingress calls by other principals, latch's tags changed by someone else,
-// and grants that ended with no revoke in CloudTrail.
+// and grants that ended with no revoke in CloudTrail. Prove is the same
+// comparison for one grant: CloudTrail's record of its rule being opened
+// and closed.
 //
 // It is pure over small interfaces (the groups, their rules, CloudTrail's
 // events, the store and a clock); the AWS adapters and the output formats
@@ -240,11 +242,8 @@ func (x *run) unrevoked(ctx context.Context, grants []latch.Grant, revokes []Eve
 // keptForAnother: a shared rule handed on to another grant is revoked when
 // that one ends, not this one.
 func (x *run) keptForAnother(ctx context.Context, g latch.Grant) (bool, error) {
-	hist, err := x.Store.History(ctx, g.ID)
-	if err != nil {
-		return false, fmt.Errorf("history of %s: %w", g.ID, err)
-	}
-	return slices.ContainsFunc(hist, func(e latch.GrantEvent) bool { return strings.HasPrefix(e.Note, broker.NoteKept) }), nil
+	note, err := keptNote(ctx, x.Store, g.ID)
+	return note != "", err
 }
 
 // recordRevert notes a reverted out-of-band rule in the audit log. A

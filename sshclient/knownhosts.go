@@ -3,7 +3,9 @@
 // system OpenSSH client: it pins an instance's host keys in latch's
 // known_hosts, makes a key for one session, reads the user's ssh
 // configuration, builds the ssh command line, and runs ssh until it exits
-// or access expires, warning first and closing the session then.
+// or access expires, warning first and closing the session then. For the
+// ssh-config block it renders the block (ConfigBlock) and relays the
+// connection its ProxyCommand carries (Proxy) until access expires.
 //
 // It reads and writes only the files it is given; where they live is the
 // caller's choice.

@@ -3,29 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
-	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/reconcile"
 )
 
-// CloudTrail "typically delivers logs within an average of about 5
-// minutes"; it is not guaranteed. Until deliveryBound has passed, a
-// missing event is pending, not missing.
-const (
-	typicalDelivery = 5 * time.Minute
-	deliveryBound   = reconcile.DeliveryBound
-)
-
-// proofSide is one half of a grant's proof: the call that opened its rule,
-// or the one that closed it.
+// proofSide is a reconcile.ProofSide as --json prints it.
 type proofSide struct {
 	Status  string    `json:"status"` // found, pending, missing, not-yet, kept
 	EventID string    `json:"event_id,omitempty"`
@@ -71,23 +59,15 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	if g.RuleID == "" {
-		return latch.Errorf(latch.ECONFLICT, "grant %s never opened a rule (%s); there is nothing in CloudTrail to prove", g.ID, g.State)
-	}
 	cfg, err := a.awsConfig(ctx, g.Region)
 	if err != nil {
 		return err
 	}
-	trail := latchaws.NewTrail(cfg)
-	now := a.clock.Now()
-	opened, err := a.proofOpened(ctx, trail, g, now)
+	p, err := reconcile.Prove(ctx, trailEvents{latchaws.NewTrail(cfg)}, store, g, a.clock.Now())
 	if err != nil {
 		return err
 	}
-	closed, err := a.proofClosed(ctx, trail, store, g, now)
-	if err != nil {
-		return err
-	}
+	opened, closed := proofSideJSON(p.Opened), proofSideJSON(p.Closed)
 	if asJSON {
 		if err := writeJSON(a.stdout, struct {
 			Grant  any       `json:"grant"`
@@ -101,7 +81,7 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 		printSide(a, "opened", opened)
 		printSide(a, "closed", closed)
 	}
-	if opened.Status == "missing" || closed.Status == "missing" {
+	if p.Missing() {
 		return fmt.Errorf("CloudTrail has no record of part of grant %s", g.ID)
 	}
 	return nil
@@ -109,72 +89,13 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 
 func printSide(a *app, label string, s proofSide) {
 	switch s.Status {
-	case "found":
+	case reconcile.ProofFound:
 		fmt.Fprintf(a.stdout, "  %-7s %s  %s by %s\n          event %s: %s\n", label, latch.FormatExpiry(s.At), esc(s.Event), esc(s.Actor), esc(s.EventID), esc(s.What))
 	default:
 		fmt.Fprintf(a.stdout, "  %-7s %s: %s\n", label, s.Status, esc(s.Note))
 	}
 }
 
-// proofOpened finds the call that created the grant's rule.
-func (a *app) proofOpened(ctx context.Context, t *latchaws.Trail, g latch.Grant, now time.Time) (proofSide, error) {
-	evs, err := t.Events(ctx, "AuthorizeSecurityGroupIngress", g.CreatedAt.Add(-time.Hour), g.CreatedAt.Add(time.Hour))
-	if err != nil {
-		return proofSide{}, err
-	}
-	for _, e := range evs {
-		if e.ErrorCode == "" && slices.Contains(e.RuleIDs, string(g.RuleID)) {
-			return found(e), nil
-		}
-	}
-	return absent(g.CreatedAt, now, "AuthorizeSecurityGroupIngress", g.RuleID), nil
-}
-
-// proofClosed finds the call that removed the grant's rule, if it ended.
-func (a *app) proofClosed(ctx context.Context, t *latchaws.Trail, store latch.Store, g latch.Grant, now time.Time) (proofSide, error) {
-	if g.State.Open() {
-		return proofSide{Status: "not-yet", Note: fmt.Sprintf("the grant is %s; it expires %s", g.State, latch.FormatExpiry(g.ExpiresAt))}, nil
-	}
-	evs, err := t.Events(ctx, "RevokeSecurityGroupIngress", g.CreatedAt, g.EndedAt.Add(time.Hour))
-	if err != nil {
-		return proofSide{}, err
-	}
-	for _, e := range evs {
-		if e.ErrorCode == "" && slices.Contains(e.RuleIDs, string(g.RuleID)) {
-			return found(e), nil
-		}
-	}
-	if hist, err := store.History(ctx, g.ID); err == nil {
-		for _, h := range hist {
-			if strings.HasPrefix(h.Note, broker.NoteKept) {
-				return proofSide{Status: "kept", Note: "the rule was shared and handed on: " + h.Note + "; that grant's proof shows its revocation"}, nil
-			}
-		}
-	}
-	return absent(g.EndedAt, now, "RevokeSecurityGroupIngress", g.RuleID), nil
-}
-
-func found(e latchaws.TrailEvent) proofSide {
-	what := fmt.Sprintf("%s in %s", joinOr(e.RuleIDs), e.GroupID)
-	if len(e.Ports) > 0 {
-		what += fmt.Sprintf(", %s from %s", joinOr(e.Ports), joinOr(e.CIDRs))
-	}
-	return proofSide{Status: "found", EventID: e.ID, Event: e.Name, At: e.Time, Actor: e.Actor, What: what}
-}
-
-// absent is pending while CloudTrail may still deliver, missing after.
-func absent(at, now time.Time, event string, rule latch.RuleID) proofSide {
-	if now.Before(at.Add(deliveryBound)) {
-		return proofSide{Status: "pending", Note: fmt.Sprintf("%s for %s made at %s is not delivered yet; CloudTrail takes about %s, expected by %s",
-			event, rule, latch.FormatExpiry(at), typicalDelivery, latch.FormatExpiry(at.Add(deliveryBound)))}
-	}
-	return proofSide{Status: "missing", Note: fmt.Sprintf("no successful %s for %s around %s, though CloudTrail should have delivered it by %s",
-		event, rule, latch.FormatExpiry(at), latch.FormatExpiry(at.Add(deliveryBound)))}
-}
-
-func joinOr(ss []string) string {
-	if len(ss) == 0 {
-		return "-"
-	}
-	return strings.Join(ss, ", ")
+func proofSideJSON(s reconcile.ProofSide) proofSide {
+	return proofSide{Status: s.Status, EventID: s.EventID, Event: s.Event, At: s.At, Actor: s.Actor, What: s.What, Note: s.Note}
 }

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,15 +53,23 @@ your ssh config. Append the output to ~/.ssh/config, or Include it.`,
 }
 
 func (a *app) printSSHConfig(suffix, login, reason string) error {
-	if !strings.HasPrefix(suffix, ".") || len(suffix) < 2 || !sshHost.MatchString("x"+suffix) {
-		return latch.Invalidf("suffix", "%q is not a host-name suffix; want '.' then letters, digits, '-', '_' or '.', e.g. .latch", suffix)
-	}
-	if login != "" {
-		if err := latch.CheckLogin("login", login); err != nil {
-			return err
-		}
-	}
 	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return a.writeSSHConfig(exe, suffix, login, reason)
+}
+
+// writeSSHConfig prints the block that runs exe, or nothing: the block is
+// appended to ~/.ssh/config, where half a block would be worse than none.
+func (a *app) writeSSHConfig(exe, suffix, login, reason string) error {
+	if err := sshclient.CheckSuffix(suffix); err != nil {
+		return err
+	}
+	if err := sshclient.CheckExecutable(exe, a.getenv("GOCACHE")); err != nil {
+		return err
+	}
+	args, err := a.serverArgs()
 	if err != nil {
 		return err
 	}
@@ -76,39 +81,37 @@ func (a *app) printSSHConfig(suffix, login, reason string) error {
 	if err != nil {
 		return err
 	}
-	server := ""
-	if a.server != "" {
-		server = " --server " + shellQuote(a.server)
+	block, err := sshclient.ConfigBlock{Latch: exe, Args: args, Suffix: suffix, Login: login, Reason: reason,
+		CacheDir: cache, KnownHosts: kh}.Render()
+	if err != nil {
+		return err
 	}
-	prepare := shellQuote(exe) + " ssh-config prepare" + server + " --suffix " + shellQuote(suffix)
-	if reason != "" {
-		prepare += " --reason " + shellQuote(reason)
-	}
-	w := a.stdout
-	fmt.Fprintf(w, "# latch: `ssh NAME%s` reaches the instance NAME (ID or Name tag) through latch,\n", suffix)
-	fmt.Fprintf(w, "# with a short-lived credential; access ends with the connection. From `latch ssh-config`.\n")
-	// ssh substitutes %n and %r as given (a link or a repository URL can
-	// choose them) and runs the command with the shell, so each token is
-	// single-quoted, and names holding a single quote, the one character
-	// that could end the quoting, never match: ssh then runs nothing.
-	// latch itself refuses any name that is not a plain host or user name.
-	fmt.Fprintf(w, "Match host \"*%s,!*'*\" user \"*,!*'*\" exec \"%s '%%n' '%%p' '%%r'\"\n", suffix, strings.ReplaceAll(prepare, `"`, `\"`))
-	if login != "" {
-		fmt.Fprintf(w, "    User %s\n", login)
-	}
-	fmt.Fprintf(w, "    IdentityFile %s\n", filepath.Join(cache, "%n", "id_ed25519"))
-	fmt.Fprintf(w, "    CertificateFile %s\n", filepath.Join(cache, "%n", "id_ed25519-cert.pub"))
-	fmt.Fprintf(w, "    IdentitiesOnly yes\n")
-	fmt.Fprintf(w, "    UserKnownHostsFile %s ~/.ssh/known_hosts\n", kh)
-	fmt.Fprintf(w, "    ProxyCommand %s ssh-config proxy%s '%%n' '%%p'\n", shellQuote(exe), server)
-	return nil
+	_, err = io.WriteString(a.stdout, block)
+	return err
 }
 
-// sshConnState is what prepare leaves for proxy, beside the key.
-type sshConnState struct {
-	Grant     latch.GrantID `json:"grant_id"`
-	Address   string        `json:"address"`
-	ExpiresAt time.Time     `json:"expires_at"`
+// serverArgs are the flags that say which server and how to reach it, for
+// the block's commands: ssh runs them from IDEs and other programs that
+// lack the user's LATCH_ variables, so what came from them is written out.
+func (a *app) serverArgs() ([]string, error) {
+	if a.server == "" {
+		return nil, latch.Invalidf("server", "no latch server: the block asks one for access; set LATCH_SERVER or --server to its URL")
+	}
+	args := []string{"--server", a.server}
+	if a.serverCA != "" {
+		ca, err := filepath.Abs(a.serverCA) // ssh runs the block from any directory
+		if err != nil {
+			return nil, latch.Invalidf("server-ca", "%s: %v", a.serverCA, err)
+		}
+		args = append(args, "--server-ca", ca)
+	}
+	if a.serverID != "" {
+		args = append(args, "--server-id", a.serverID)
+	}
+	if a.authMethod != "" && a.authMethod != "auto" {
+		args = append(args, "--auth", a.authMethod)
+	}
+	return args, nil
 }
 
 func (a *app) sshPrepareCommand() *cobra.Command {
@@ -144,7 +147,7 @@ func (a *app) sshPrepare(ctx context.Context, host, port, login, suffix, reason 
 	if err != nil {
 		return err
 	}
-	if st, err := readConnState(dir); err == nil && a.clock.Now().Add(time.Minute).Before(st.ExpiresAt) {
+	if st, err := sshclient.ReadConnState(dir); err == nil && a.clock.Now().Add(time.Minute).Before(st.ExpiresAt) {
 		return nil // ssh may read its config twice; the first pass did the work
 	}
 	_ = os.RemoveAll(dir)
@@ -179,7 +182,7 @@ func (a *app) prepareConn(ctx context.Context, dir string, t *sshTarget, reason 
 	if t.address == "" {
 		return s, latch.Errorf(latch.ECONFLICT, "latch knows no address for %s; use 'latch ssh' with your own ssh config", t.dest)
 	}
-	return s, writeConnState(dir, sshConnState{Grant: s.grant, Address: net.JoinHostPort(t.address, strconv.Itoa(t.port)), ExpiresAt: s.until})
+	return s, sshclient.WriteConnState(dir, sshclient.ConnState{Grant: s.grant, Address: net.JoinHostPort(t.address, strconv.Itoa(t.port)), ExpiresAt: s.until})
 }
 
 // pinConnHostKeys pins the instance's host keys under the name ssh looks
@@ -204,7 +207,7 @@ func (a *app) sshProxyCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkSSHHost(args[0]); err != nil {
+			if err := sshclient.CheckHost(args[0]); err != nil {
 				return err
 			}
 			return a.sshProxy(cmd.Context(), args[0])
@@ -225,7 +228,7 @@ func (a *app) sshProxy(ctx context.Context, host string) error {
 	if err != nil {
 		return err
 	}
-	st, err := readConnState(dir)
+	st, err := sshclient.ReadConnState(dir)
 	if err != nil {
 		return fmt.Errorf("no access prepared for %s (was 'latch ssh-config prepare' run by the Match block?): %w", host, err)
 	}
@@ -239,52 +242,14 @@ func (a *app) sshProxy(ctx context.Context, host string) error {
 			fmt.Fprintf(a.stderr, "latch: revoke %s: %s\n", st.Grant, latch.ErrorMessage(err))
 		}
 	}()
-	conn, err := (&net.Dialer{Timeout: 15 * time.Second}).DialContext(ctx, "tcp", st.Address)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", st.Address, err)
-	}
-	defer conn.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(conn, a.stdin); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(a.stdout, conn); done <- struct{}{} }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	case <-a.clock.Alarm(st.ExpiresAt):
-		fmt.Fprintf(a.stderr, "\r\nlatch: access to %s expired; closing the connection.\r\n", host)
-	}
-	return nil
-}
-
-// sshHost is a name latch takes from ssh's %n: a plain host name, an
-// instance ID or a Name tag made of letters, digits, '-', '_' and '.',
-// starting with a letter, digit or '_'. Nothing a shell, ssh_config or a
-// file path reads specially.
-var sshHost = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$`)
-
-// checkSSHHost refuses a HOST that is not a plain host name, before
-// latch uses it for anything.
-func checkSSHHost(host string) error {
-	if !sshHost.MatchString(host) {
-		return latch.Invalidf("host", "%q is not a host name; want up to 253 letters, digits, '-', '_' or '.', starting with a letter, digit or '_'", host)
-	}
-	return nil
+	return sshclient.Proxy{Address: st.Address, Until: st.ExpiresAt, Clock: a.clock, Name: host,
+		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr}.Run(ctx)
 }
 
 // connTarget reads prepare's HOST and PORT.
 func connTarget(host, port, suffix string) (sshTarget, error) {
-	if err := checkSSHHost(host); err != nil {
-		return sshTarget{}, err
-	}
-	name, ok := strings.CutSuffix(host, suffix)
-	if !ok || name == "" {
-		return sshTarget{}, latch.Invalidf("host", "%q does not end in %s", host, suffix)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return sshTarget{}, latch.Invalidf("port", "%q is not a port", port)
-	}
-	return sshTarget{dest: name, port: p}, nil
+	dest, p, err := sshclient.SplitHost(host, port, suffix)
+	return sshTarget{dest: dest, port: p}, err
 }
 
 func (a *app) sshCacheDir() (string, error) {
@@ -305,38 +270,4 @@ func (a *app) connDir(host string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(cache, host), nil
-}
-
-func readConnState(dir string) (sshConnState, error) {
-	var st sshConnState
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, err
-	}
-	if st.Grant == "" || st.Address == "" {
-		return st, errors.New("incomplete state")
-	}
-	return st, nil
-}
-
-func writeConnState(dir string, st sshConnState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600)
-}
-
-// shellQuote quotes s for the shell ssh runs Match exec and ProxyCommand
-// with ($SHELL, else /bin/sh).
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -1,11 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/sshclient"
 )
 
 // sshConfigCommands prints the block with the built latch and returns its
@@ -106,5 +117,119 @@ func TestSSHConfigRefusesABadSuffix(t *testing.T) {
 		if r := w.latch(t, "ssh-config", "--suffix", suffix); r.code != exitUsage || !strings.Contains(r.stderr, "suffix: ") {
 			t.Errorf("--suffix %q: exit %d %q; want 2 naming suffix", suffix, r.code, r.stderr)
 		}
+	}
+}
+
+// `go run ./cmd/latch ssh-config` runs latch from a go-build directory
+// that is removed when it exits: a block naming it would break every
+// later ssh. It is refused (exit 2: how latch was run is the mistake, and
+// nothing was tried), naming the path and the fix, and nothing is printed
+// for the shell to append to ~/.ssh/config.
+func TestSSHConfigRefusesAnExecutableInTheBuildCache(t *testing.T) {
+	home := t.TempDir()
+	env := map[string]string{"HOME": home, "GOCACHE": filepath.Join(home, "gocache")}
+	for _, exe := range []string{"/tmp/go-build2750152/b001/exe/latch", filepath.Join(home, "gocache", "7f", "exe", "latch")} {
+		var out bytes.Buffer
+		a := &app{getenv: func(k string) string { return env[k] }, stdout: &out, stderr: &out, server: "https://latch.example.com"}
+		err := a.writeSSHConfig(exe, ".latch", "ec2-user", "")
+		if exitCode(err) != exitUsage || !strings.Contains(latch.ErrorMessage(err), exe) || !strings.Contains(latch.ErrorMessage(err), "go install ./cmd/latch") {
+			t.Errorf("%s: exit %d, %v; want 2 naming the path and the fix", exe, exitCode(err), err)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: printed %q; want nothing", exe, out.String())
+		}
+	}
+}
+
+// An IDE runs ssh, and so the block's commands, without the user's
+// LATCH_ variables: the block must carry the server, its CA (as an
+// absolute path: ssh runs it from anywhere) and the way to authenticate,
+// and the ProxyCommand must reach the server with them alone.
+func TestSSHConfigRecordsTheServer(t *testing.T) {
+	revoked := make(chan string, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/revoke") {
+			revoked <- r.URL.Path
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, "{}")
+	}))
+	defer srv.Close()
+	srvDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(srvDir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	gen := exec.Command(latchBinary(t), "ssh-config")
+	gen.Dir = srvDir
+	gen.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LATCH_SERVER=" + srv.URL, "LATCH_SERVER_CA=ca.pem", "LATCH_AUTH=aws"}
+	out, err := gen.Output()
+	if err != nil {
+		t.Fatalf("ssh-config: %v\n%s", err, out)
+	}
+	server := " --server " + srv.URL + " --server-ca " + filepath.Join(srvDir, "ca.pem") + " --auth aws"
+	if !strings.Contains(string(out), "ssh-config prepare"+server+" --suffix") || !strings.Contains(string(out), "ssh-config proxy"+server+" '%n'") {
+		t.Fatalf("the block does not carry%s on both commands:\n%s", server, out)
+	}
+	var proxy string
+	for line := range strings.Lines(string(out)) {
+		if cmd, ok := strings.CutPrefix(strings.TrimSpace(line), "ProxyCommand "); ok {
+			proxy = cmd
+		}
+	}
+
+	// What prepare would have left: a grant and an instance (here, an echo).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			_, _ = io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	dir := filepath.Join(home, ".cache", "latch", "ssh", "web-1.latch")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const grant = "g-00000000000000aa"
+	if err := sshclient.WriteConnState(dir, sshclient.ConnState{Grant: grant, Address: ln.Addr().String(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// The user's AWS credentials, as an IDE finds them: in ~/.aws, not the environment.
+	if err := os.MkdirAll(filepath.Join(home, ".aws"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".aws", "credentials"), []byte("[default]\naws_access_key_id = AKIDLATCHTEST\naws_secret_access_key = secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	sh := exec.Command("/bin/sh", "-c", expand(proxy, "web-1.latch", ""))
+	sh.Dir, sh.Env = t.TempDir(), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+	var stderr bytes.Buffer
+	sh.Stderr = &stderr
+	stdin, _ := sh.StdinPipe()
+	stdout, _ := sh.StdoutPipe()
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(stdin, "SSH-2.0-test\r\n")
+	echo := make([]byte, len("SSH-2.0-test\r\n"))
+	if _, err := io.ReadFull(stdout, echo); err != nil {
+		t.Fatalf("no echo through the proxy: %v\n%s", err, stderr.String())
+	}
+	stdin.Close()
+	if err := sh.Wait(); err != nil {
+		t.Fatalf("proxy: %v\n%s", err, stderr.String())
+	}
+	select {
+	case path := <-revoked:
+		if path != "/v1/grants/"+grant+"/revoke" {
+			t.Errorf("revoked %s; want grant %s", path, grant)
+		}
+	default:
+		t.Fatalf("the proxy did not revoke the grant at the server given in the block\n%s", stderr.String())
 	}
 }
