@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // The --json conventions (docs/JSON.md), checked on what a command printed.
