@@ -58,7 +58,7 @@ func SplitHost(host, port, suffix string) (dest string, p int, err error) {
 func CheckExecutable(exe, gocache string) error {
 	transient := gocache != "" && strings.HasPrefix(exe, filepath.Clean(gocache)+string(filepath.Separator))
 	for dir := filepath.Dir(exe); !transient && dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-		transient = strings.HasPrefix(filepath.Base(dir), "go-build")
+		transient = goBuildDir(filepath.Base(dir))
 	}
 	if transient {
 		return latch.Invalidf("executable", "latch is running from %s, a temporary build ('go run' builds in Go's build cache or a go-build directory and removes it), "+
@@ -68,6 +68,14 @@ func CheckExecutable(exe, gocache string) error {
 		return latch.Invalidf("executable", "latch is running as %s, not an absolute path, which ssh could not find from another directory", exe)
 	}
 	return nil
+}
+
+// goBuildDir reports whether name is Go's: the build cache (go-build) or
+// the directory `go run` builds in (go-build1234567890), not a name that
+// merely starts so (go-builds, go-buildkite).
+func goBuildDir(name string) bool {
+	digits := strings.TrimPrefix(name, "go-build")
+	return len(digits) < len(name) && strings.Trim(digits, "0123456789") == ""
 }
 
 // ConfigBlock is the ssh_config block after which `ssh NAME.latch`
@@ -105,9 +113,23 @@ func (b ConfigBlock) Render() (string, error) {
 	}
 	// ssh_config is read line by line: a line break in any of these would
 	// start a directive of its own.
-	for _, s := range append([]string{b.Latch, b.CacheDir, b.KnownHosts}, b.Args...) {
+	for _, s := range append([]string{b.Latch, b.CacheDir, b.KnownHosts, b.Reason}, b.Args...) {
 		if strings.ContainsAny(s, "\r\n\x00") {
 			return "", latch.Invalidf("ssh-config", "%q holds a line break, which ssh_config cannot carry", s)
+		}
+	}
+	// The Match exec command is one double-quoted ssh_config argument,
+	// shell-quoted within. OpenSSH ends that argument at any '"' (a
+	// backslash does not escape it), and versions differ on what a
+	// backslash or a quote inside means; a block ssh cannot read breaks
+	// every host in ~/.ssh/config. So what goes into the command holds
+	// none of the three, and single quotes then quote it safely.
+	if err := quotable("reason", b.Reason); err != nil {
+		return "", err
+	}
+	for _, s := range append([]string{b.Latch}, b.Args...) {
+		if err := quotable("ssh-config", s); err != nil {
+			return "", err
 		}
 	}
 	args := ""
@@ -127,7 +149,7 @@ func (b ConfigBlock) Render() (string, error) {
 	// that could end the quoting, never match: ssh then runs nothing.
 	// latch itself refuses any name that is not a plain host or user name.
 	// Our own '%'s are doubled so ssh leaves them alone.
-	fmt.Fprintf(&w, "Match host \"*%s,!*'*\" user \"*,!*'*\" exec \"%s '%%n' '%%p' '%%r'\"\n", b.Suffix, strings.ReplaceAll(noTokens(prepare), `"`, `\"`))
+	fmt.Fprintf(&w, "Match host \"*%s,!*'*\" user \"*,!*'*\" exec \"%s '%%n' '%%p' '%%r'\"\n", b.Suffix, noTokens(prepare))
 	if b.Login != "" {
 		fmt.Fprintf(&w, "    User %s\n", b.Login)
 	}
@@ -137,6 +159,14 @@ func (b ConfigBlock) Render() (string, error) {
 	fmt.Fprintf(&w, "    UserKnownHostsFile %s ~/.ssh/known_hosts\n", noTokens(b.KnownHosts))
 	fmt.Fprintf(&w, "    ProxyCommand %s '%%n' '%%p'\n", noTokens(shellQuote(b.Latch)+" ssh-config proxy"+args))
 	return w.String(), nil
+}
+
+// quotable refuses a value the block's Match exec cannot carry intact.
+func quotable(field, s string) error {
+	if i := strings.IndexAny(s, `"'\`); i >= 0 {
+		return latch.Invalidf(field, "%q holds %q, which the ssh_config block cannot carry intact; leave quotes and backslashes out", s, s[i:i+1])
+	}
+	return nil
 }
 
 // noTokens escapes s from ssh_config's %-tokens.

@@ -143,6 +143,7 @@ included, so the chain can be verified again wherever it lands.`,
 	o.flags(cmd)
 	cmd.Flags().StringVar(&out, "out", "-", "file to write (- for standard output)")
 	deprecatedAlias(cmd, "output", "out")
+	commandLineOnly(cmd, "out") // LATCH_OUT would be every command's --out
 	a.addFlags(cmd, dbFlags)
 	return cmd
 }
@@ -249,6 +250,7 @@ signed unverifiable.`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the private key")
+	commandLineOnly(cmd, "out")
 	return cmd
 }
 

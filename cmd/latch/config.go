@@ -139,6 +139,15 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 // --server, a switch, is not the server's URL in LATCH_SERVER).
 const noEnvAnnotationKey = "latch:no-env"
 
+// commandLineOnly marks flags applyEnv leaves alone (noEnvAnnotationKey).
+func commandLineOnly(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		if err := cmd.Flags().SetAnnotation(n, noEnvAnnotationKey, []string{"true"}); err != nil {
+			panic("latch: " + err.Error())
+		}
+	}
+}
+
 // aliasAnnotationKey marks a hidden flag as the old name of another.
 const aliasAnnotationKey = "latch:alias-of"
 

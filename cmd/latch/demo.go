@@ -67,7 +67,7 @@ to paste as each person instead, and serves until Ctrl-C.`,
 	cmd.Flags().BoolVar(&o.server, "server", false, "run a latch server with two demo identities: one requests, the other approves")
 	// Not from LATCH_SERVER, which the other commands read as a URL, and
 	// which 'latch demo --server --keep' has people export.
-	_ = cmd.Flags().SetAnnotation("server", noEnvAnnotationKey, []string{"true"})
+	commandLineOnly(cmd, "server")
 	return cmd
 }
 

@@ -46,7 +46,7 @@ var commandFlags = map[string][]flagGroup{
 	"latch iam-policy":         {backstopFlags}, // its own --region names a region in the policy
 	"latch ssh-ca keygen":      nil,
 	"latch ssh-ca pubkey":      nil,
-	"latch ssh-config":         {{"Server", []string{"server"}}}, // written into the block
+	"latch ssh-config":         {serverFlags}, // written into the block
 	"latch ssh-config prepare": {serverFlags, awsFlags},
 	"latch ssh-config proxy":   {serverFlags, awsFlags},
 }

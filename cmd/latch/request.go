@@ -44,6 +44,9 @@ the grant), denied or timed out. The duration starts when access starts.`,
 	f.StringVar(&o.reason, "reason", "", "why you need access")
 	f.StringVar(&o.ip, "ip", "", "an address other than the one the server sees you at, where the policy's networks allow it (auto: the one it sees)")
 	deprecatedAlias(cmd, "source", "ip")
+	// Not from LATCH_IP, which people set for 'latch grant --ip': a request
+	// asks for the address the server sees unless told otherwise here.
+	commandLineOnly(cmd, "ip")
 	f.BoolVar(&o.wait, "wait", false, "wait for the decision, showing progress")
 	f.BoolVar(&o.breakGlass, "break-glass", false, "skip approval in an emergency, where the policy allows it (flagged everywhere)")
 	f.BoolVar(&o.json, "json", false, "print JSON")

@@ -112,6 +112,7 @@ old one once instances have the new line and old certificates have expired.`,
 		},
 	}
 	keygen.Flags().StringVar(&out, "out", "", "where to write the CA's private key")
+	commandLineOnly(keygen, "out")
 	keygen.Flags().StringVar(&o.passphraseFile, "ssh-ca-passphrase-file", "", "encrypt the key with the passphrase in this file")
 	var po sshCAOptions
 	pubkey := &cobra.Command{

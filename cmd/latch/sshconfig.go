@@ -47,7 +47,7 @@ your ssh config. Append the output to ~/.ssh/config, or Include it.`,
 	cmd.Flags().StringVar(&suffix, "suffix", defaultSSHSuffix, "host names ending in this go through latch")
 	cmd.Flags().StringVar(&login, "login", "", "add a User line: the OS user to log in as")
 	cmd.Flags().StringVar(&reason, "reason", "", "the reason sent with each request (for policies that require one)")
-	a.addFlags(cmd, flagGroup{serverFlags.title, []string{"server"}}) // written into the block
+	a.addFlags(cmd, serverFlags) // written into the block
 	cmd.AddCommand(a.sshPrepareCommand(), a.sshProxyCommand())
 	return cmd
 }
