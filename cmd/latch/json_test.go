@@ -228,23 +228,10 @@ func TestJSONOneStyleDirect(t *testing.T) {
 	t.Logf("checked: %d commands", len(runs))
 }
 
-const jsonApprovalPolicy = `
-version: 1
-rules:
-  - name: dev-ssh-approved
-    targets: {tags: {env: dev}}
-    who: {aws_principals: ["arn:aws:iam::123456789012:user/alice"]}
-    ports: [tcp/22]
-    duration: {default: 30m, max: 1h}
-    approval: {approvals: 1, from: {aws_principals: ["arn:aws:iam::123456789012:user/bob"]}}
-`
-
 // The commands that ask a server, with --json: requests, reviews, whoami,
 // ls, withdraw, revoke, a grant through the server.
 func TestJSONOneStyleServer(t *testing.T) {
-	w := startServer(t, jsonApprovalPolicy)
-	w.env.Identity(t, "AKIDBOBIAM", "bob-iam-secret", "arn:aws:iam::123456789012:user/bob")
-	w.env.Identity(t, "AKIDAL", "al-secret", "arn:aws:iam::123456789012:user/alice")
+	w := startApprovalServer(t)
 	latchJSON := func(args ...string) result {
 		t.Helper()
 		r := w.latch(t, append(args, "--json")...) // checked by latchCtx

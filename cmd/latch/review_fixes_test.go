@@ -52,23 +52,10 @@ func TestSweepWithBadAuditKeyStillRevokes(t *testing.T) {
 	}
 }
 
-const hangupApprovalPolicy = `
-version: 1
-rules:
-  - name: dev-ssh-approved
-    targets: {tags: {env: dev}}
-    who: {aws_principals: ["arn:aws:iam::123456789012:user/alice"]}
-    ports: [tcp/22]
-    duration: {default: 30m, max: 1h}
-    approval: {approvals: 1, from: {aws_principals: ["arn:aws:iam::123456789012:user/bob"]}}
-`
-
 // A foreground `latch grant` through a server, waiting for approval, whose
 // terminal closes: nobody holds it any more, so it must not open later.
 func TestServerGrantHangupWhileWaitingWithdraws(t *testing.T) {
-	w := startServer(t, hangupApprovalPolicy)
-	w.env.Identity(t, "AKIDBOBIAM", "bob-iam-secret", "arn:aws:iam::123456789012:user/bob")
-	w.env.Identity(t, "AKIDAL", "al-secret", "arn:aws:iam::123456789012:user/alice")
+	w := startApprovalServer(t)
 	rules := func() []ec2sim.Rule { return w.env.Rules(t, w.fleet.WebGroup) }
 	w.as("AKIDAL", "al-secret")
 	p := w.start(t, "", "grant", "--instance", w.fleet.Web1, "--for", "20m", "--reason", "hold")

@@ -58,6 +58,28 @@ func startServer(t *testing.T, policyYAML string, extra ...string) *serverWorld 
 	return sw
 }
 
+// approvalPolicy lets IAM user alice (AKIDAL) ask for SSH to dev
+// instances, with one approval from IAM user bob (AKIDBOBIAM).
+const approvalPolicy = `
+version: 1
+rules:
+  - name: dev-ssh-approved
+    targets: {tags: {env: dev}}
+    who: {aws_principals: ["arn:aws:iam::123456789012:user/alice"]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 1h}
+    approval: {approvals: 1, from: {aws_principals: ["arn:aws:iam::123456789012:user/bob"]}}
+`
+
+// startApprovalServer is startServer with approvalPolicy and its two people.
+func startApprovalServer(t *testing.T) *serverWorld {
+	t.Helper()
+	w := startServer(t, approvalPolicy)
+	w.env.Identity(t, "AKIDBOBIAM", "bob-iam-secret", "arn:aws:iam::123456789012:user/bob")
+	w.env.Identity(t, "AKIDAL", "al-secret", "arn:aws:iam::123456789012:user/alice")
+	return w
+}
+
 // launchServer starts a latch server process in w, with the policy file
 // startServer wrote: a second one shares w's database and simulator.
 func (w *world) launchServer(t *testing.T, extra ...string) *serverWorld {
