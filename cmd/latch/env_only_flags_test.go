@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 )
@@ -13,15 +12,8 @@ import (
 // server sees is an explicit choice, made on the command line.
 func TestLatchIPDoesNotReachRequest(t *testing.T) {
 	env := map[string]string{"LATCH_IP": "203.0.113.5", "LATCH_SERVER": "https://latch.example.com"}
-	a := &app{getenv: func(k string) string { return env[k] }, stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-	cmd, _, err := a.rootCommand().Find([]string{"request"})
+	_, cmd, err := withEnv(t, env, "request")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.ParseFlags([]string{"i-0a0b0c0d0e0f00001"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.applyEnv(cmd, nil); err != nil {
 		t.Fatal(err)
 	}
 	if f := cmd.Flags().Lookup("ip"); f.Changed {
@@ -34,12 +26,8 @@ func TestLatchIPDoesNotReachRequest(t *testing.T) {
 func TestLatchOutReachesNoCommand(t *testing.T) {
 	env := map[string]string{"LATCH_OUT": "/var/backups/audit.jsonl"}
 	for _, path := range [][]string{{"ssh-ca", "keygen"}, {"audit", "keygen"}, {"audit", "export"}} {
-		a := &app{getenv: func(k string) string { return env[k] }, stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-		cmd, _, err := a.rootCommand().Find(path)
+		_, cmd, err := withEnv(t, env, path...)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.applyEnv(cmd, nil); err != nil {
 			t.Fatal(err)
 		}
 		if f := cmd.Flags().Lookup("out"); f.Changed {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // latchEnv runs latch with env as its whole environment.
@@ -184,23 +187,27 @@ func TestSSHPort(t *testing.T) {
 // LATCH_SERVER, a URL for the other commands, does not turn on demo's
 // --server switch (it made 'latch demo' fail to parse it as a boolean).
 func TestDemoIgnoresLatchServer(t *testing.T) {
-	a := &app{getenv: func(k string) string {
-		if k == "LATCH_SERVER" {
-			return "https://latch.example.com"
-		}
-		return ""
-	}, stdin: strings.NewReader(""), stdout: &strings.Builder{}, stderr: &strings.Builder{}}
-	cmd, _, err := a.rootCommand().Find([]string{"demo"})
+	_, cmd, err := withEnv(t, map[string]string{"LATCH_SERVER": "https://latch.example.com"}, "demo")
+	if err != nil {
+		t.Fatalf("demo with LATCH_SERVER set: %v", err)
+	}
+	if cmd.Flags().Lookup("server").Changed {
+		t.Error("LATCH_SERVER set demo's --server")
+	}
+}
+
+// withEnv finds the command at path in a fresh latch whose environment is
+// env, and applies env to its flags as a run would: the app, the command,
+// and applyEnv's error.
+func withEnv(t *testing.T, env map[string]string, path ...string) (*app, *cobra.Command, error) {
+	t.Helper()
+	a := &app{getenv: func(k string) string { return env[k] }, stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	cmd, _, err := a.rootCommand().Find(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.ParseFlags(nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.applyEnv(cmd, nil); err != nil {
-		t.Fatalf("demo with LATCH_SERVER set: %v", err)
-	}
-	if cmd.Flags().Lookup("server").Changed {
-		t.Error("LATCH_SERVER set demo's --server")
-	}
+	return a, cmd, a.applyEnv(cmd, nil)
 }

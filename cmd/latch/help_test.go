@@ -146,15 +146,8 @@ func TestSharedFlagEnvironmentReachesEachCommand(t *testing.T) {
 			for _, name := range g.names {
 				v := envValues[name]
 				env := map[string]string{envName(name): v.value, "LATCH_DIRECT": "true"}
-				a := &app{getenv: func(k string) string { return env[k] }, stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-				cmd, _, err := a.rootCommand().Find(strings.Fields(path)[1:])
+				a, cmd, err := withEnv(t, env, strings.Fields(path)[1:]...)
 				if err != nil {
-					t.Fatal(err)
-				}
-				if err := cmd.ParseFlags(nil); err != nil {
-					t.Fatal(err)
-				}
-				if err := a.applyEnv(cmd, nil); err != nil {
 					t.Errorf("%s with %s=%s: %v", path, envName(name), v.value, err)
 					continue
 				}

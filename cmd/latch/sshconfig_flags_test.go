@@ -19,15 +19,8 @@ func TestSSHConfigCarriesServerFlagsFromEnv(t *testing.T) {
 		"LATCH_SERVER_ID": "https://latch.internal",
 		"LATCH_AUTH":      "aws",
 	}
-	a := &app{getenv: func(k string) string { return env[k] }, stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-	cmd, _, err := a.rootCommand().Find([]string{"ssh-config"})
+	a, _, err := withEnv(t, env, "ssh-config")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.ParseFlags(nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.applyEnv(cmd, nil); err != nil {
 		t.Fatal(err)
 	}
 	args, err := a.serverArgs()
