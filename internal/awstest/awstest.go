@@ -22,6 +22,9 @@
 //	AKIDALICE      alice-secret    arn:aws:sts::123456789012:assumed-role/dev/alice
 //	AKIDBOB        bob-secret      arn:aws:sts::123456789012:assumed-role/dev/bob
 //	AKIDMALLORY    mallory-secret  arn:aws:sts::123456789012:assumed-role/contractor/mallory
+//	AKIDAL         al-secret       arn:aws:iam::123456789012:user/alice
+//	AKIDBOBIAM     bob-iam-secret  arn:aws:iam::123456789012:user/bob
+//	AKIDEVE        eve-secret      arn:aws:sts::999988887777:assumed-role/dev/eve
 //
 // (the ec2sim command's -identity flag; scripts/test starts it so). A test
 // that needs an identity the endpoint does not know skips, saying which
