@@ -41,6 +41,9 @@ func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, no
 	if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s already exists", g.ID)); err != nil {
 		return err
 	}
+	if err := grantEvents(ctx, tx, "", g, now); err != nil {
+		return err
+	}
 	return appendEvent(ctx, tx, g.ID, now, g.State, note)
 }
 
@@ -143,8 +146,12 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)); err != nil {
 			return err
 		}
+		now := s.now()
+		if err := grantEvents(ctx, tx, was, g, now); err != nil {
+			return err
+		}
 		if g.State != was || note != "" {
-			return appendEvent(ctx, tx, g.ID, s.now(), g.State, note)
+			return appendEvent(ctx, tx, g.ID, now, g.State, note)
 		}
 		return nil
 	})
