@@ -81,10 +81,13 @@ func grantEvents(ctx context.Context, tx *sql.Tx, was latch.GrantState, g latch.
 	if !g.CreatedAt.IsZero() && g.ExpiresAt.After(g.CreatedAt) {
 		e.Duration = int64(g.ExpiresAt.Sub(g.CreatedAt) / time.Second)
 	}
-	// The request that opened the grant names the rule, which routes it.
+	// The request that opened the grant names the rule, which routes it. A
+	// grant knows its request from its creation, before the request
+	// records the grant, so that grant.opened has it too.
 	var durUS int64
 	var breakGlass bool
-	err := tx.QueryRowContext(ctx, `SELECT id, rule, instance_id, duration_us, break_glass FROM requests WHERE grant_id = ? LIMIT 1`, g.ID).
+	err := tx.QueryRowContext(ctx, `SELECT id, rule, instance_id, duration_us, break_glass FROM requests
+		WHERE id = ? OR grant_id = ? LIMIT 1`, g.RequestID, g.ID).
 		Scan(&e.RequestID, &e.Rule, &e.InstanceID, &durUS, &breakGlass)
 	switch {
 	case err == sql.ErrNoRows: // a direct grant

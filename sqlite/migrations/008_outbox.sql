@@ -27,3 +27,8 @@ CREATE TABLE outbox (
 -- passed over by its lease_until.
 CREATE INDEX outbox_due   ON outbox (due_at, id) WHERE state = 'pending';
 CREATE INDEX outbox_grant ON outbox (grant_id, kind) WHERE grant_id != '' AND state = 'pending';
+
+-- The request that opened a grant, known from the grant's creation (the
+-- request learns its grant_id only once the grant is open), so that the
+-- grant's events name the request's rule. '' for a direct grant.
+ALTER TABLE grants ADD COLUMN request_id TEXT NOT NULL DEFAULT '';
