@@ -82,6 +82,22 @@ func newFixture(t testing.TB, routes ...latch.Route) *fixture {
 	return &fixture{store: store, clock: clock, sink: sink, worker: w}
 }
 
+// newWorker is f's worker delivering to sink.
+func newWorker(f *fixture, sink latch.Sink) *notify.Worker {
+	return notify.New(f.store, notify.RouterFunc(func(latch.Event) []latch.Route { return []latch.Route{pager} }),
+		map[string]latch.Sink{latch.SinkWebhook: sink}, notify.Options{Clock: f.clock, Logger: slog.New(slog.DiscardHandler)})
+}
+
+// pending reports whether any event is due.
+func (f *fixture) pending(t testing.TB) bool {
+	t.Helper()
+	at, ok, err := f.store.NextEvent(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok && !at.After(f.clock.Now())
+}
+
 func (f *fixture) enqueue(t testing.TB) latch.Event {
 	t.Helper()
 	e := latch.Event{ID: latch.NewEventID(), Kind: latch.EventRuleOutOfBand, At: f.clock.Now(), RuleID: "sgr-1"}
