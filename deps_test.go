@@ -20,6 +20,8 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/broker", allowed: []string{mod, mod + "/policy", "gopkg.in/yaml.v3"}},
 		{pkg: mod + "/policy", allowed: []string{mod, "gopkg.in/yaml.v3"}},
 		{pkg: mod + "/revoker", allowed: []string{mod}},
+		{pkg: mod + "/notify", allowed: []string{mod}},
+		{pkg: mod + "/webhook", allowed: []string{mod}},
 		{pkg: mod + "/ec2sim", allowed: []string{"gopkg.in/yaml.v3"}},
 		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/", "golang.org/x/crypto/"}},
 		{pkg: mod + "/mock", allowed: []string{mod}},

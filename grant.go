@@ -89,6 +89,9 @@ type Grant struct {
 	Requester string // who asked, for people and the rule's tag
 	Owner     string // the requester's identity key ([Identity.Key]); "" for grants no identity asked for
 	Reason    string
+	// RequestID is the request that opened the grant, set when it is
+	// created; "" for a direct grant. Its events carry the request's rule.
+	RequestID RequestID
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	EndedAt   time.Time  // zero while open
@@ -141,6 +144,7 @@ type GrantRequest struct {
 	Requester string // who asked, for people and the rule's tag
 	Owner     string // the requester's identity key, when an identity asked
 	Reason    string
+	RequestID RequestID // the request being opened; "" for a direct grant
 	// Wide lets Source be a prefix wider than one address, for a policy
 	// rule that allows it (a corporate egress range). Never /0.
 	Wide bool

@@ -121,5 +121,17 @@ type Store interface {
 	// an empty key.
 	UseOnce(ctx context.Context, key string, until time.Time) (fresh bool, err error)
 
+	// Outbox holds the notification events. Every change above that is
+	// notifiable writes its events in its own transaction, so no caller can
+	// forget one and no crash can separate them: CreateRequest writes
+	// request.created (and breakglass.used for a break-glass request);
+	// UpdateRequest, on a change of state, request.approved, .denied,
+	// .withdrawn, .timed_out or .failed; UpdateGrant, on a change of state,
+	// grant.opened (and a grant.ending due [EndingNotice] before expiry),
+	// grant.revoke_failed, or grant.ended (dropping a grant.ending not yet
+	// delivered). Grant events carry the rule and requester of the request
+	// that opened the grant, if one did.
+	Outbox
+
 	Close() error
 }

@@ -289,6 +289,7 @@ func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Re
 	g, err := a.b.Grant(ctx, latch.GrantRequest{
 		Region: r.Target.Region, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports, Source: r.Source,
 		Duration: r.Duration, Requester: r.Requester.String(), Owner: r.Requester.Key(), Reason: requestReason(r), Wide: wide,
+		RequestID: r.ID,
 	})
 	if err != nil {
 		r.State, r.Note = latch.RequestFailed, latch.ErrorMessage(err)

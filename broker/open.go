@@ -35,7 +35,7 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 	g, err := b.store.CreateGrant(ctx, latch.Grant{
 		ID: latch.NewGrantID(), State: latch.StateRequested,
 		Region: req.Region, GroupID: req.GroupID, Protocol: req.Protocol, Ports: req.Ports, Source: req.Source,
-		Requester: req.Requester, Owner: req.Owner, Reason: req.Reason, CreatedAt: now, ExpiresAt: now.Add(req.Duration),
+		Requester: req.Requester, Owner: req.Owner, Reason: req.Reason, RequestID: req.RequestID, CreatedAt: now, ExpiresAt: now.Add(req.Duration),
 	}, "requested: "+req.Reason)
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("record grant: %w", err)

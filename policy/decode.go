@@ -25,6 +25,7 @@ const maxProblems = 20
 type decoder struct {
 	file     string
 	problems []problem
+	webhooks []webhookRef // webhooks a policy names, for the server to check
 }
 
 // problem is one thing wrong with a file, at a line (0 for the whole file).

@@ -16,10 +16,10 @@ import (
 const maxNameLen = 64
 
 // policy reads the top level of a policy file.
-func (d *decoder) policy(root *yaml.Node) ([]Rule, []Person) {
-	m := d.mapping(root, "(document)", "version", "rules", "people")
+func (d *decoder) policy(root *yaml.Node) ([]Rule, []Person, []latch.Route) {
+	m := d.mapping(root, "(document)", "version", "rules", "people", "notify")
 	if m == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if v := d.require(root, m, "", "version", "version: 1"); v != nil {
 		if v.Kind != yaml.ScalarNode || v.Value != "1" {
@@ -42,7 +42,7 @@ func (d *decoder) policy(root *yaml.Node) ([]Rule, []Person) {
 		}
 		rules = append(rules, r)
 	}
-	return rules, d.people(m["people"], "people")
+	return rules, d.people(m["people"], "people"), d.notify(m["notify"], "notify")
 }
 
 // rule reads and checks one rule.
@@ -53,7 +53,7 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 		return r
 	}
 	m := d.mapping(n, path, "name", "description", "targets", "who", "ports", "duration", "approval",
-		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass", "ssh")
+		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass", "ssh", "notify")
 	if m == nil {
 		return r
 	}
@@ -106,6 +106,7 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 	if v := m["ssh"]; v != nil {
 		r.SSH = d.ssh(v, join(path, "ssh"))
 	}
+	r.Notify = d.notify(m["notify"], join(path, "notify"))
 	if r.BreakGlass && auto {
 		d.failf(m["break_glass"], join(path, "break_glass"), "has no effect with approval: auto (there is no approval to skip); remove it")
 	}

@@ -133,7 +133,7 @@ func (p *Policy) Warnings() []string {
 				r.Line, r.Name, r.Approvals, what, r.Approvers))
 		}
 	}
-	return out
+	return append(out, p.webhookWarnings()...)
 }
 
 // approvers counts the distinct people who could approve under a: a group

@@ -22,8 +22,11 @@ const DefaultPendingTimeout = time.Hour
 // Policy is a loaded, validated policy file. It is immutable once loaded
 // and safe for concurrent use.
 type Policy struct {
-	rules  []Rule
-	people []Person
+	file     string
+	rules    []Rule
+	people   []Person
+	notify   []latch.Route // routes for events no rule decided
+	webhooks []webhookRef  // every webhook named, for the server to check
 }
 
 // Rule is one rule of a policy, as its file states it, with defaults
@@ -51,6 +54,8 @@ type Rule struct {
 	ReasonRequired bool           // a request must say why (true unless the file says false)
 
 	SSH *SSH // how `latch ssh` logs in under the rule; nil means it gives no SSH login
+
+	Notify []latch.Route // where events about requests and grants under the rule go; nil means nowhere
 }
 
 // SSH is a rule's ssh section: which credential latch hands out for a
@@ -132,11 +137,11 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if root == nil {
 		return nil, d.err()
 	}
-	rules, people := d.policy(root)
+	rules, people, notify := d.policy(root)
 	if err := d.err(); err != nil {
 		return nil, err
 	}
-	return &Policy{rules: rules, people: people}, nil
+	return &Policy{file: name, rules: rules, people: people, notify: notify, webhooks: d.webhooks}, nil
 }
 
 // Rules returns a copy of the policy's rules, in file order.
@@ -167,6 +172,7 @@ func (r Rule) clone() Rule {
 	r.Ports = slices.Clone(r.Ports)
 	r.Approvers = r.Approvers.Clone()
 	r.Networks = slices.Clone(r.Networks)
+	r.Notify = slices.Clone(r.Notify)
 	if r.SSH != nil {
 		ssh := *r.SSH
 		ssh.Principals = slices.Clone(ssh.Principals)

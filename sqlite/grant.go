@@ -13,7 +13,7 @@ import (
 
 const grantColumns = `id, state, region, group_id, protocol, port_from, port_to, source,
 	rule_id, requester, owner, reason, created_at, expires_at, ended_at, end_as,
-	attempts, next_attempt, last_error, version`
+	attempts, next_attempt, last_error, version, request_id`
 
 // CreateGrant records g at Version 1, with note as the first event of its
 // history. Returns ECONFLICT if the ID is taken.
@@ -30,15 +30,18 @@ func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (la
 
 func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		g.ID, g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
 		g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
-		g.Attempts, encodeTime(g.NextAttempt), g.LastError, g.Version, encodeDueAt(g))
+		g.Attempts, encodeTime(g.NextAttempt), g.LastError, g.Version, g.RequestID, encodeDueAt(g))
 	if err != nil {
 		return err
 	}
 	if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s already exists", g.ID)); err != nil {
+		return err
+	}
+	if err := grantEvents(ctx, tx, "", g, now); err != nil {
 		return err
 	}
 	return appendEvent(ctx, tx, g.ID, now, g.State, note)
@@ -143,8 +146,12 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)); err != nil {
 			return err
 		}
+		now := s.now()
+		if err := grantEvents(ctx, tx, was, g, now); err != nil {
+			return err
+		}
 		if g.State != was || note != "" {
-			return appendEvent(ctx, tx, g.ID, s.now(), g.State, note)
+			return appendEvent(ctx, tx, g.ID, now, g.State, note)
 		}
 		return nil
 	})
@@ -247,7 +254,7 @@ func scanGrant(row scanner) (latch.Grant, error) {
 	var created, expires, ended, next sql.NullInt64
 	err := row.Scan(&g.ID, &g.State, &g.Region, &g.GroupID, &g.Protocol, &g.Ports.From, &g.Ports.To, &source,
 		&g.RuleID, &g.Requester, &g.Owner, &g.Reason, &created, &expires, &ended, &g.EndAs,
-		&g.Attempts, &next, &g.LastError, &g.Version)
+		&g.Attempts, &next, &g.LastError, &g.Version, &g.RequestID)
 	if err != nil {
 		return latch.Grant{}, err
 	}

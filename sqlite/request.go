@@ -51,6 +51,11 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		if err := indexApprovers(ctx, tx, r); err != nil {
 			return err
 		}
+		for _, e := range requestEvents("", r, s.now()) {
+			if err := insertEvent(ctx, tx, e, s.now()); err != nil {
+				return err
+			}
+		}
 		return insertReviews(ctx, tx, r.ID, 0, r.Reviews)
 	})
 	if err != nil {
@@ -245,7 +250,8 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 	r = normalizeRequest(r)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var version int
-		err := tx.QueryRowContext(ctx, `SELECT version FROM requests WHERE id = ?`, r.ID).Scan(&version)
+		var was latch.RequestState
+		err := tx.QueryRowContext(ctx, `SELECT version, state FROM requests WHERE id = ?`, r.ID).Scan(&version, &was)
 		if err == sql.ErrNoRows {
 			return requestNotFound(r.ID)
 		} else if err != nil {
@@ -283,6 +289,11 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		}
 		if err := indexApprovers(ctx, tx, r); err != nil {
 			return err
+		}
+		for _, e := range requestEvents(was, r, s.now()) {
+			if err := insertEvent(ctx, tx, e, s.now()); err != nil {
+				return err
+			}
 		}
 		return insertReviews(ctx, tx, r.ID, len(stored), r.Reviews[len(stored):])
 	})

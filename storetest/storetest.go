@@ -34,7 +34,9 @@ import (
 //     written nil or empty, and CreateRequest and UpdateRequest return
 //     requests exactly as Request and Requests then do;
 //   - a request's Duration is kept to the second at least, like times;
-//   - UseOnce prunes by the wall clock, like history stamps.
+//   - UseOnce prunes by the wall clock, like history stamps;
+//   - events are stamped, and a grant.ending is judged still in the
+//     future, by the wall clock too.
 //
 // Stores that several processes share also pass [RunShared].
 func Run(t *testing.T, open func(t *testing.T) latch.Store) {
@@ -52,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("RequestChanged", func(t *testing.T) { testRequestChanged(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("UseOnce", func(t *testing.T) { testUseOnce(t, open) })
+	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
 }
 
 // epoch is the suite's reference time: whole seconds, UTC, in the future so

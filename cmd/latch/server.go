@@ -39,6 +39,7 @@ type serverOptions struct {
 	auth                                authOptions
 	sshCA                               sshCAOptions
 	limits                              limitOptions
+	notify                              notifyOptions
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -99,6 +100,7 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	o.auth.flags(cmd)
 	o.sshCA.flags(cmd)
 	o.limits.flags(cmd)
+	o.notify.flags(cmd)
 	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
@@ -135,6 +137,10 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	}
 	apiOpts := latchhttp.Options{TrustedProxies: proxies, RateLimit: rate.Limit(o.rateLimit)}
 	if err := o.limits.apply(&apiOpts); err != nil {
+		return err
+	}
+	hooks, err := a.checkNotify(o.notify, p)
+	if err != nil {
 		return err
 	}
 	ln, tlsCfg, err := a.listen(o)
@@ -186,6 +192,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Run(ctx) })
+	g.Go(func() error { return a.notifier(hooks, store, holder).Run(ctx) })
 	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
 	g.Go(func() error { return api.Serve(ctx, ln, tlsCfg) }) // until ctx ends, then a graceful shutdown
 	scheme := "http"

@@ -1,0 +1,236 @@
+// Package notify delivers the outbox's events to their sinks.
+//
+// A [Worker] claims due events with a lease, so that several server
+// replicas never deliver one event at the same time, delivers each to the
+// routes its [Router] names, and settles it: delivered, retried later with
+// jittered exponential backoff, or given up (dead) after MaxAttempts.
+// Delivery runs apart from the changes that cause events: the store writes
+// an event in the change's transaction and returns, so a slow or broken
+// sink never delays or fails a grant or a revoke.
+//
+// Delivery is at least once. A worker that dies mid-delivery loses its
+// lease, and another (or itself, restarted) delivers again with the same
+// event ID, which receivers use to deduplicate. Routes that took an event
+// are recorded, and skipped when it is retried for another.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/latchdev/latch"
+)
+
+// Outbox is what the worker needs from the store.
+type Outbox interface {
+	ClaimEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]latch.OutboxItem, error)
+	SettleEvent(ctx context.Context, owner string, s latch.Settlement) error
+	NextEvent(ctx context.Context) (at time.Time, ok bool, err error)
+	// Changed returns a channel closed after the next change through this
+	// store value, such as a new event.
+	Changed() <-chan struct{}
+}
+
+// Router names the routes an event goes to, by the policy in force when it
+// is delivered. No routes means nothing to do: the event is settled as
+// delivered.
+type Router interface {
+	Routes(e latch.Event) []latch.Route
+}
+
+// RouterFunc is a Router that is a function.
+type RouterFunc func(e latch.Event) []latch.Route
+
+// Routes calls f.
+func (f RouterFunc) Routes(e latch.Event) []latch.Route { return f(e) }
+
+// Defaults for Options.
+const (
+	DefaultLease          = time.Minute
+	DefaultAttemptTimeout = 10 * time.Second
+	DefaultMaxAttempts    = 12
+	DefaultBaseDelay      = 10 * time.Second
+	DefaultMaxDelay       = time.Hour
+	DefaultBatch          = 16
+	DefaultRecheck        = 30 * time.Second
+)
+
+// Options are a Worker's settings. The zero value is ready to use, but for
+// Owner, which replicas sharing a database must set apart.
+type Options struct {
+	Owner  string        // names this worker's leases; "" means "latch"
+	Clock  latch.Clock   // nil means latch.SystemClock
+	Logger *slog.Logger  // nil discards
+	Lease  time.Duration // how long a claim holds an event; 0 means DefaultLease
+	// AttemptTimeout bounds one delivery to one route; 0 means
+	// DefaultAttemptTimeout. Keep Lease above it times the most routes a
+	// rule names, or a lease can run out mid-delivery.
+	AttemptTimeout time.Duration
+	MaxAttempts    int           // failed attempts before an event is dead; 0 means DefaultMaxAttempts
+	BaseDelay      time.Duration // the first retry's delay, doubled each time; 0 means DefaultBaseDelay
+	MaxDelay       time.Duration // the longest delay; 0 means DefaultMaxDelay
+	Batch          int           // events claimed, and delivered in parallel, at once; 0 means DefaultBatch
+	Recheck        time.Duration // longest wait with nothing due (other processes write events too); 0 means DefaultRecheck
+	// Jitter returns a number in [0, 1) that spreads retries; nil means
+	// math/rand/v2.Float64.
+	Jitter func() float64
+}
+
+// Worker delivers events. Run it once per process.
+type Worker struct {
+	outbox Outbox
+	router Router
+	sinks  map[string]latch.Sink
+	opts   Options
+	log    *slog.Logger
+}
+
+// New returns a worker delivering from outbox to sinks, keyed by
+// [latch.Route].Sink ("webhook", "slack").
+func New(outbox Outbox, router Router, sinks map[string]latch.Sink, opts Options) *Worker {
+	if opts.Owner == "" {
+		opts.Owner = "latch"
+	}
+	if opts.Clock == nil {
+		opts.Clock = latch.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.Lease = or(opts.Lease, DefaultLease)
+	opts.AttemptTimeout = or(opts.AttemptTimeout, DefaultAttemptTimeout)
+	opts.MaxAttempts = or(opts.MaxAttempts, DefaultMaxAttempts)
+	opts.BaseDelay = or(opts.BaseDelay, DefaultBaseDelay)
+	opts.MaxDelay = or(opts.MaxDelay, DefaultMaxDelay)
+	opts.Batch = or(opts.Batch, DefaultBatch)
+	opts.Recheck = or(opts.Recheck, DefaultRecheck)
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	return &Worker{outbox: outbox, router: router, sinks: sinks, opts: opts, log: opts.Logger}
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Run delivers events as they fall due until ctx is done, then returns nil.
+// Store and sink errors are logged and retried; they never end the loop.
+func (w *Worker) Run(ctx context.Context) error {
+	w.log.Info("notification worker started", "owner", w.opts.Owner)
+	for {
+		changed := w.outbox.Changed() // fetched before the pass, so no change slips by
+		next := w.Pass(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.opts.Clock.Alarm(next):
+		case <-changed:
+		}
+	}
+}
+
+// Pass claims and delivers one batch of due events, and returns when to
+// look again.
+func (w *Worker) Pass(ctx context.Context) time.Time {
+	now := w.opts.Clock.Now()
+	items, err := w.outbox.ClaimEvents(ctx, w.opts.Owner, now, w.opts.Lease, w.opts.Batch)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Error("claim events", "err", err)
+		}
+		return now.Add(w.opts.Recheck)
+	}
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Go(func() { w.deliver(ctx, it) })
+	}
+	wg.Wait()
+	if len(items) == w.opts.Batch {
+		return now // more may be due
+	}
+	next, ok, err := w.outbox.NextEvent(ctx)
+	switch {
+	case err != nil:
+		w.log.Error("find next event", "err", err)
+		return now.Add(w.opts.Recheck)
+	case !ok || next.After(now.Add(w.opts.Recheck)):
+		return now.Add(w.opts.Recheck)
+	}
+	return next
+}
+
+// deliver sends it to the routes that have not taken it, and settles it.
+func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
+	e := it.Event
+	st := latch.Settlement{ID: e.ID, State: latch.EventDelivered}
+	var retry, final []error
+	for _, r := range w.router.Routes(e) {
+		if slices.Contains(it.Delivered, r) {
+			continue
+		}
+		err := w.send(ctx, r, e)
+		switch {
+		case err == nil:
+			st.Delivered = append(st.Delivered, r)
+		case latch.ErrorCode(err) == latch.EINVALID:
+			final = append(final, fmt.Errorf("%s: %w", r, err))
+		default:
+			retry = append(retry, fmt.Errorf("%s: %w", r, err))
+		}
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the lease runs out and the event is claimed again
+	}
+	attempts := it.Attempts
+	if err := errors.Join(append(final, retry...)...); err != nil {
+		st.Error = err.Error()
+		attempts++
+	}
+	log := w.log.With("event_id", e.ID, "kind", e.Kind, "attempts", attempts)
+	switch {
+	case len(retry) > 0 && attempts < w.opts.MaxAttempts:
+		st.State, st.RetryAt = latch.EventPending, w.opts.Clock.Now().Add(w.Backoff(attempts))
+		log.Warn("event delivery failed; will retry", "retry_at", st.RetryAt, "err", st.Error)
+	case st.Error != "":
+		st.State = latch.EventDead
+		log.Error("event delivery given up", "err", st.Error)
+	default:
+		log.Debug("event delivered", "routes", len(st.Delivered))
+	}
+	if err := w.outbox.SettleEvent(ctx, w.opts.Owner, st); err != nil {
+		log.Error("settle event", "err", err)
+	}
+}
+
+// send delivers e to one route, in at most AttemptTimeout.
+func (w *Worker) send(ctx context.Context, r latch.Route, e latch.Event) error {
+	sink, ok := w.sinks[r.Sink]
+	if !ok {
+		return latch.Invalidf("notify", "no %s sink is configured", r.Sink)
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.opts.AttemptTimeout)
+	defer cancel()
+	return sink.Deliver(ctx, r, e)
+}
+
+// Backoff is the delay before the retry that follows the given number of
+// failed attempts: BaseDelay doubled per attempt, capped at MaxDelay, the
+// upper half jittered so that replicas and events spread out.
+func (w *Worker) Backoff(attempts int) time.Duration {
+	d := w.opts.MaxDelay
+	if attempts = max(attempts, 1); attempts <= 20 { // past 20 doublings, any sane cap has been reached
+		d = min(w.opts.BaseDelay<<(attempts-1), w.opts.MaxDelay)
+	}
+	return d/2 + time.Duration(w.opts.Jitter()*float64(d/2))
+}
