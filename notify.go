@@ -161,6 +161,20 @@ type Sink interface {
 	Deliver(ctx context.Context, to Route, e Event) error
 }
 
+// RetryAfterError is a sink's error when its destination said when to try
+// again (HTTP 429 or 503 with Retry-After): the next attempt waits at
+// least After, whatever the backoff says.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
 // EventState is where an event is in the outbox.
 type EventState string
 

@@ -175,6 +175,7 @@ func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
 	e := it.Event
 	st := latch.Settlement{ID: e.ID, State: latch.EventDelivered}
 	var retry, final []error
+	var wait time.Duration // the longest Retry-After a destination asked for
 	for _, r := range w.router.Routes(e) {
 		if slices.Contains(it.Delivered, r) {
 			continue
@@ -187,6 +188,9 @@ func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
 			final = append(final, fmt.Errorf("%s: %w", r, err))
 		default:
 			retry = append(retry, fmt.Errorf("%s: %w", r, err))
+			if ra, ok := errors.AsType[*latch.RetryAfterError](err); ok {
+				wait = max(wait, ra.After)
+			}
 		}
 	}
 	if ctx.Err() != nil {
@@ -200,7 +204,7 @@ func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
 	log := w.log.With("event_id", e.ID, "kind", e.Kind, "attempts", attempts)
 	switch {
 	case len(retry) > 0 && attempts < w.opts.MaxAttempts:
-		st.State, st.RetryAt = latch.EventPending, w.opts.Clock.Now().Add(w.Backoff(attempts))
+		st.State, st.RetryAt = latch.EventPending, w.opts.Clock.Now().Add(max(w.Backoff(attempts), wait))
 		log.Warn("event delivery failed; will retry", "retry_at", st.RetryAt, "err", st.Error)
 	case st.Error != "":
 		st.State = latch.EventDead

@@ -166,6 +166,37 @@ func TestWorker_RetriesWithBackoff(t *testing.T) {
 	}
 }
 
+// A destination's Retry-After (Slack's 429) is honoured when it asks for
+// longer than the backoff; a shorter one leaves the backoff as it is.
+func TestWorker_HonoursRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		after, want time.Duration
+	}{{90 * time.Second, 90 * time.Second}, {time.Second, 7500 * time.Millisecond}} {
+		f := newFixture(t, pager)
+		f.sink.fail = func(_ latch.Route, _ latch.Event, n int) error {
+			if n == 0 {
+				return &latch.RetryAfterError{After: tt.after, Err: errors.New("429 Too Many Requests")}
+			}
+			return nil
+		}
+		e := f.enqueue(t)
+		f.worker.Pass(t.Context())
+		if it := f.item(t, e.ID); it.State != latch.EventPending || !it.DueAt.Equal(f.clock.Now().Add(tt.want)) {
+			t.Fatalf("Retry-After %v: %+v, want due in %v", tt.after, it, tt.want)
+		}
+		f.clock.Advance(tt.want - time.Second)
+		f.worker.Pass(t.Context())
+		if n := len(f.sink.deliveries()); n != 1 {
+			t.Fatalf("Retry-After %v: %d attempts before it was due, want 1", tt.after, n)
+		}
+		f.clock.Advance(time.Second)
+		f.worker.Pass(t.Context())
+		if it := f.item(t, e.ID); it.State != latch.EventDelivered {
+			t.Errorf("Retry-After %v, after the wait: %+v", tt.after, it)
+		}
+	}
+}
+
 func TestWorker_GivesUpAfterMaxAttempts(t *testing.T) {
 	f := newFixture(t, pager)
 	f.sink.fail = func(latch.Route, latch.Event, int) error { return errors.New("connection refused") }

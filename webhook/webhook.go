@@ -120,7 +120,14 @@ func (s *Sink) Deliver(ctx context.Context, to latch.Route, e latch.Event) error
 		resp.StatusCode == http.StatusGone, resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return latch.Invalidf("webhook", "webhook %s answered %s", to.To, resp.Status)
 	}
-	return fmt.Errorf("webhook %s answered %s", to.To, resp.Status)
+	err = fmt.Errorf("webhook %s answered %s", to.To, resp.Status)
+	if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 &&
+		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		// A receiver's wish is honoured up to an hour: beyond that the
+		// backoff, capped the same, is as polite.
+		return &latch.RetryAfterError{After: min(time.Duration(secs)*time.Second, time.Hour), Err: err}
+	}
+	return err
 }
 
 // Sign returns the hex HMAC-SHA256 under secret of timestamp, ".", and body.

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -203,6 +204,39 @@ func TestSink_Answers(t *testing.T) {
 	}
 	if err := sink.Deliver(t.Context(), latch.Route{Sink: latch.SinkWebhook, To: "nobody"}, sample(latch.EventGrantOpened)); latch.ErrorCode(err) != latch.EINVALID {
 		t.Errorf("an unknown hook: %v, want EINVALID", err)
+	}
+}
+
+// A receiver's Retry-After on 429 or 503 reaches the worker, which waits
+// at least that long; an hour at most.
+func TestSink_RetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		header string
+		want   time.Duration // 0: no RetryAfterError
+	}{
+		{http.StatusTooManyRequests, "120", 120 * time.Second},
+		{http.StatusServiceUnavailable, "30", 30 * time.Second},
+		{http.StatusTooManyRequests, "86400", time.Hour},
+		{http.StatusTooManyRequests, "soon", 0},
+		{http.StatusInternalServerError, "120", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", tt.header)
+			w.WriteHeader(tt.status)
+		}))
+		sink := webhook.New(map[string]webhook.Hook{"pager": {URL: srv.URL, Secret: secret}}, webhook.Options{Clock: mock.NewClock(start)})
+		err := sink.Deliver(t.Context(), latch.Route{Sink: latch.SinkWebhook, To: "pager"}, sample(latch.EventGrantOpened))
+		srv.Close()
+		ra, ok := errors.AsType[*latch.RetryAfterError](err)
+		switch {
+		case err == nil:
+			t.Errorf("%d Retry-After %s: delivered", tt.status, tt.header)
+		case tt.want == 0 && ok:
+			t.Errorf("%d Retry-After %s: %v, want a plain retry", tt.status, tt.header, err)
+		case tt.want != 0 && (!ok || ra.After != tt.want):
+			t.Errorf("%d Retry-After %s: %v, want retry after %v", tt.status, tt.header, err, tt.want)
+		}
 	}
 }
 
