@@ -2,6 +2,8 @@ package latch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"time"
@@ -14,6 +16,14 @@ type EventID string
 
 // NewEventID returns a random event ID.
 func NewEventID() EventID { return EventID(randomID("e-")) }
+
+// EventIDFor returns the event ID named by what happened, for an event
+// that may be found more than once (the same out-of-band rule on every
+// reconcile): enqueued again, it conflicts instead of notifying twice.
+func EventIDFor(kind EventKind, subject string) EventID {
+	sum := sha256.Sum256([]byte(string(kind) + "\x00" + subject))
+	return EventID("e-" + hex.EncodeToString(sum[:8]))
+}
 
 var eventIDPattern = regexp.MustCompile(`^e-[0-9a-f]{16}$`)
 

@@ -106,6 +106,10 @@ type Reconciler struct {
 	Actor  string
 	Sign   func(msg string) string
 	Log    *slog.Logger // where a failure to append to the audit log goes; nil discards
+	// Notify, if set, enqueues a rule.out_of_band event for each
+	// out-of-band rule found (the store's EnqueueEvent): once per rule,
+	// however many runs find it, since the event's ID is the rule's.
+	Notify func(ctx context.Context, e latch.Event) error
 }
 
 // run is the state of one Run.
@@ -176,6 +180,7 @@ func (x *run) currentRules(ctx context.Context, groups []latch.Group) ([]Finding
 			f := Finding{Kind: OutOfBandRule, Group: g.ID, Rule: string(rule.ID), Message: fmt.Sprintf(
 				"%s in %s opens %s %s from %s and has no %s tag: latch did not make it", rule.ID, g.ID,
 				rule.Opening.Protocol, rule.Opening.Ports, rule.Opening.Source, latch.TagExpiresAt)}
+			x.notify(ctx, rule)
 			if x.Revert {
 				if err := x.Rules.Revoke(ctx, g.ID, rule.ID); err != nil {
 					return nil, fmt.Errorf("revert %s: %w", rule.ID, err)
@@ -187,6 +192,24 @@ func (x *run) currentRules(ctx context.Context, groups []latch.Group) ([]Finding
 		}
 	}
 	return found, nil
+}
+
+// notify enqueues the out-of-band rule's event. A failure is logged, not
+// returned: the finding is reported either way, and the next run tries
+// again.
+func (x *run) notify(ctx context.Context, rule latch.Rule) {
+	if x.Notify == nil {
+		return
+	}
+	o := rule.Opening
+	e := latch.Event{ID: latch.EventIDFor(latch.EventRuleOutOfBand, string(rule.ID)), Kind: latch.EventRuleOutOfBand, At: x.now,
+		Region: o.Region, GroupID: o.GroupID, RuleID: string(rule.ID), Protocol: o.Protocol, FromPort: o.Ports.From, ToPort: o.Ports.To}
+	if o.Source.IsValid() {
+		e.Source = o.Source.String()
+	}
+	if err := x.Notify(ctx, e); err != nil && latch.ErrorCode(err) != latch.ECONFLICT {
+		x.logger().Error("enqueue out-of-band rule event", "rule_id", rule.ID, "err", err)
+	}
 }
 
 // changes reports ingress and tag calls on managed groups or latch rules
@@ -249,10 +272,7 @@ func (x *run) keptForAnother(ctx context.Context, g latch.Grant) (bool, error) {
 // recordRevert notes a reverted out-of-band rule in the audit log. A
 // failure is logged, not returned: the rule is already gone.
 func (x *run) recordRevert(ctx context.Context, group latch.GroupID, rule latch.Rule) {
-	log := x.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := x.logger()
 	e, err := x.Store.AppendAudit(ctx, latch.AuditEntry{At: x.Clock.Now().UTC(), Actor: x.Actor, Action: latch.AuditReverted, Target: string(group),
 		Details: map[string]string{"rule_id": string(rule.ID), "source": rule.Opening.Source.String(),
 			"protocol": string(rule.Opening.Protocol), "ports": rule.Opening.Ports.String(), "by": broker.Actor}}, x.Sign)
@@ -261,6 +281,13 @@ func (x *run) recordRevert(ctx context.Context, group latch.GroupID, rule latch.
 		return
 	}
 	broker.LogAuditHead(ctx, log, e, x.Sign)
+}
+
+func (x *run) logger() *slog.Logger {
+	if x.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return x.Log
 }
 
 func joinOr(ss []string) string {

@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/mock"
 	"github.com/latchdev/latch/reconcile"
+	"github.com/latchdev/latch/sqlite"
 )
 
 var start = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -132,6 +134,34 @@ func TestRun(t *testing.T) {
 		}
 		if len(c.revoked) != 0 || len(s.audit) != 0 {
 			t.Errorf("without Revert: revoked %v, audit %v", c.revoked, s.audit)
+		}
+	})
+
+	// Each out-of-band rule is notified once, however many runs find it:
+	// the outbox refuses the second event, whose ID is the rule's.
+	t.Run("Notify", func(t *testing.T) {
+		c, s := newWorld()
+		db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "latch.db"), sqlite.Options{Now: func() time.Time { return start }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		r := reconcile.Reconciler{Groups: c, Rules: c, Trail: c, Store: s, Clock: mock.NewClock(start), Notify: db.EnqueueEvent}
+		for range 2 {
+			if _, err := r.Run(t.Context(), start.Add(-time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		items, err := db.ClaimEvents(t.Context(), "test", start, time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) != 1 {
+			t.Fatalf("outbox holds %d events after two runs, want one: %+v", len(items), items)
+		}
+		e := items[0].Event
+		if e.Kind != latch.EventRuleOutOfBand || e.RuleID != "sgr-rogue" || e.GroupID != group || e.Source != "198.51.100.0/24" || e.FromPort != 22 {
+			t.Errorf("event = %+v, want sgr-rogue's opening", e)
 		}
 	})
 

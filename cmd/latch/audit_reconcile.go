@@ -80,7 +80,7 @@ func (a *app) reconcile(ctx context.Context, sinceFlag string, revert, asJSON bo
 		}
 		r := reconcile.Reconciler{Groups: latchaws.NewInventory(cfg, nil), Rules: latchaws.NewFirewall(cfg, nil),
 			Trail: trailEvents{latchaws.NewTrail(cfg)}, Store: store, Clock: a.clock,
-			Revert: revert, Actor: actor, Sign: sign, Log: a.log}
+			Revert: revert, Actor: actor, Sign: sign, Log: a.log, Notify: store.EnqueueEvent}
 		fs, err := r.Run(ctx, since)
 		if err != nil {
 			return fmt.Errorf("reconcile %s: %w", region, err)
