@@ -213,6 +213,8 @@ func TestStateChangeWithoutCSRFIsRefused(t *testing.T) {
 		{"another session's token", url.Values{"csrf": {a.csrf}, "reason": {"ok"}}, nil},
 		{"cross-site", url.Values{"reason": {"ok"}}, []string{"Sec-Fetch-Site", "cross-site"}},
 		{"another origin", url.Values{"reason": {"ok"}}, []string{"Origin", "https://evil.example"}},
+		{"opaque origin, cross-site", url.Values{"reason": {"ok"}}, []string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}},
+		{"opaque origin, unvouched", url.Values{"reason": {"ok"}}, []string{"Origin", "null"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

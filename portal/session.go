@@ -183,11 +183,21 @@ func (p *Portal) signedIn(h sessionHandler) http.Handler {
 // checkCSRF reports whether a state-changing request is the portal's own
 // form: the session's token in the csrf field (compared in constant
 // time), and, when the browser says where it came from, this origin.
+// Browsers that send neither Origin nor Sec-Fetch-Site still need the
+// token, which another site cannot read.
 func (p *Portal) checkCSRF(r *http.Request, s session) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" {
+	switch o := r.Header.Get("Origin"); o {
+	case "":
+	case "null":
+		// Under Referrer-Policy: no-referrer, browsers send Origin: null even
+		// on their own origin's forms; then Sec-Fetch-Site must vouch.
+		if r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+			return false
+		}
+	default:
 		u, err := url.Parse(o)
 		if err != nil || u.Scheme+"://"+u.Host != p.origin {
 			return false

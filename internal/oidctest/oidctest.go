@@ -185,6 +185,7 @@ func (o *OP) SigningKey(t testing.TB) (*rsa.PrivateKey, string) {
 // login is the login page the provider sends browsers to for the code flow.
 func (o *OP) login(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8") // a real browser shows the form, not its text
 		fmt.Fprintf(w, `<form method="post"><input type="hidden" name="id" value="%s">`+
 			`<input name="username"><input name="password" type="password"></form>`, html.EscapeString(r.URL.Query().Get("authRequestID")))
 		return
