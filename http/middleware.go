@@ -43,6 +43,11 @@ func clientAddr(ctx context.Context) netip.Addr {
 	return a
 }
 
+// ClientAddr is the address r came from, as the server's middleware
+// decided it (X-Forwarded-For from a trusted proxy, else the peer); it is
+// invalid outside a request the Server's Handler serves.
+func ClientAddr(r *http.Request) netip.Addr { return clientAddr(r.Context()) }
+
 func (s *Server) logger(r *http.Request) *slog.Logger {
 	return s.log.With("request_id", requestID(r.Context()))
 }

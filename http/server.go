@@ -52,6 +52,11 @@ type Options struct {
 	MaxConns, MaxConnsPerAddr                                 int
 	// Ready reports whether the server can serve (its store answers).
 	Ready func(ctx context.Context) error
+	// Portal, if set, serves every path outside /v1/ (the browser portal),
+	// behind the same per-address budget, body limit, request IDs and
+	// logs as the API; it authenticates its own callers. nil leaves those
+	// paths to the API, which answers 404 to an authenticated caller.
+	Portal http.Handler
 }
 
 // Defaults for Options.
@@ -153,7 +158,12 @@ func (s *Server) Handler() http.Handler {
 	for pattern, h := range s.openRoutes() {
 		mux.Handle(pattern, s.route(pattern, h))
 	}
-	mux.Handle("/", protected)
+	if s.opts.Portal != nil {
+		mux.Handle("/v1/", protected)
+		mux.Handle("/", s.opts.Portal)
+	} else {
+		mux.Handle("/", protected)
+	}
 	// The order is the defence: every request, probes included, spends its
 	// address's budget before anything is done for it: before any
 	// verification (STS, the issuer's keys) is paid for, and before

@@ -10,6 +10,7 @@ package oidc
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/latchdev/latch"
 )
@@ -79,6 +81,7 @@ type Config struct {
 type Verifier struct {
 	cfg      Config
 	verifier *gooidc.IDTokenVerifier
+	endpoint oauth2.Endpoint
 }
 
 // NewVerifier reads the issuer's discovery document and returns a verifier
@@ -116,8 +119,12 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		SupportedSigningAlgs: signingAlgs,
 		Now:                  cfg.Now,
 	})
-	return &Verifier{cfg: cfg, verifier: v}, nil
+	return &Verifier{cfg: cfg, verifier: v, endpoint: provider.Endpoint()}, nil
 }
+
+// Endpoint is the issuer's authorization and token endpoints, from its
+// discovery document, for a login with the authorization code flow.
+func (v *Verifier) Endpoint() oauth2.Endpoint { return v.endpoint }
 
 // Verify checks raw, an ID token, and returns who it names: Kind KindOIDC,
 // Subject from the subject claim, Issuer, Groups from the groups claim,
@@ -126,19 +133,40 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 // algorithm, no subject claim, an unverified email as the subject claim)
 // is EUNAUTHENTICATED.
 func (v *Verifier) Verify(ctx context.Context, raw string) (latch.Identity, error) {
+	who, _, err := v.verify(ctx, raw)
+	return who, err
+}
+
+// VerifyLogin checks raw, the ID token a login with the authorization code
+// flow just obtained, as [Verifier.Verify] does, and that it carries nonce,
+// the login's own. It returns who the token names, keyed exactly as the
+// API keys the same token, and when the token expires. A nonce mismatch
+// is EUNAUTHENTICATED.
+func (v *Verifier) VerifyLogin(ctx context.Context, raw, nonce string) (latch.Identity, time.Time, error) {
+	who, tok, err := v.verify(ctx, raw)
+	if err != nil {
+		return latch.Identity{}, time.Time{}, err
+	}
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(nonce)) != 1 {
+		return latch.Identity{}, time.Time{}, unauthenticated("the ID token is not for this login (nonce mismatch)")
+	}
+	return who, tok.Expiry, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string) (latch.Identity, *gooidc.IDToken, error) {
 	if raw == "" {
-		return latch.Identity{}, unauthenticated("the bearer token is empty")
+		return latch.Identity{}, nil, unauthenticated("the bearer token is empty")
 	}
 	tok, err := v.verifier.Verify(ctx, raw)
 	if err != nil {
 		if expired, ok := errors.AsType[*gooidc.TokenExpiredError](err); ok {
-			return latch.Identity{}, unauthenticated("the ID token expired at %s; run latch login", expired.Expiry.UTC().Format(time.RFC3339))
+			return latch.Identity{}, nil, unauthenticated("the ID token expired at %s; run latch login", expired.Expiry.UTC().Format(time.RFC3339))
 		}
-		return latch.Identity{}, unauthenticated("the ID token is not valid: %v", err)
+		return latch.Identity{}, nil, unauthenticated("the ID token is not valid: %v", err)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return latch.Identity{}, unauthenticated("the ID token's claims cannot be read: %v", err)
+		return latch.Identity{}, nil, unauthenticated("the ID token's claims cannot be read: %v", err)
 	}
 	// An issuer that lets users set an unverified address would let them
 	// claim anyone's: only the boolean true vouches for it, not "true",
@@ -150,9 +178,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (latch.Identity, erro
 	subject, _ := claims[v.cfg.SubjectClaim].(string)
 	switch {
 	case v.cfg.SubjectClaim == "email" && subject != "" && email == "":
-		return latch.Identity{}, unauthenticated("the ID token's email %s is not verified by the issuer (email_verified is not true)", subject)
+		return latch.Identity{}, nil, unauthenticated("the ID token's email %s is not verified by the issuer (email_verified is not true)", subject)
 	case subject == "":
-		return latch.Identity{}, unauthenticated("the ID token has no %s claim, which this server keys people by; "+
+		return latch.Identity{}, nil, unauthenticated("the ID token has no %s claim, which this server keys people by; "+
 			"log in again with the scopes 'latch login' asks for", v.cfg.SubjectClaim)
 	}
 	name, _ := claims["name"].(string)
@@ -163,7 +191,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (latch.Identity, erro
 		Email:   email,
 		Name:    name,
 		Groups:  groups(claims[v.cfg.GroupsClaim]),
-	}, nil
+	}, tok, nil
 }
 
 // Authenticate returns the identity in r's "Authorization: Bearer <ID

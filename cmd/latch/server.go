@@ -40,6 +40,7 @@ type serverOptions struct {
 	sshCA                               sshCAOptions
 	limits                              limitOptions
 	notify                              notifyOptions
+	portal                              portalOptions
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -101,6 +102,7 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	o.sshCA.flags(cmd)
 	o.limits.flags(cmd)
 	o.notify.flags(cmd)
+	o.portal.flags(cmd)
 	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
@@ -186,6 +188,9 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	access := broker.NewAccess(b, store, holder, inv, opts)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
+	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.clock, a.log.With("component", "portal")); err != nil {
+		return err
+	}
 	api := latchhttp.NewServer(access, auth, apiOpts)
 	r := revoker.New(store, b, sweeper{b, access}, revoker.Options{
 		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep,

@@ -5,7 +5,8 @@
 //
 // The provider knows one client, a public native client such as latch's
 // CLI, allowed the authorization code (with PKCE), device and refresh
-// grants, with the loopback redirect RedirectURI on any port. Its ID
+// grants, with the loopback redirects RedirectURI (the CLI's) and
+// PortalRedirectURI (a latch server's portal on loopback) on any port. Its ID
 // tokens last TokenLifetime and carry the email, email_verified and groups
 // claims. Device logins poll once a second.
 package oidctest
@@ -39,6 +40,10 @@ const (
 	// RedirectURI is the client's registered redirect. Being a loopback
 	// URI of a native client, it matches any port (RFC 8252).
 	RedirectURI = "http://127.0.0.1/callback"
+
+	// PortalRedirectURI is the client's other registered redirect: the
+	// portal of a latch server listening on loopback, on any port.
+	PortalRedirectURI = "http://127.0.0.1/auth/callback"
 
 	// DevicePollInterval is how often device logins may poll, the least
 	// RFC 8628 allows: each device login waits at least this long.
@@ -84,7 +89,7 @@ func New(t testing.TB, clientID string, users ...User) *OP {
 	ts := httptest.NewUnstartedServer(nil)
 	t.Cleanup(ts.Close)
 	issuer := "http://" + ts.Listener.Addr().String()
-	clients := map[string]*storage.Client{clientID: storage.NativeClient(clientID, RedirectURI)}
+	clients := map[string]*storage.Client{clientID: storage.NativeClient(clientID, RedirectURI, PortalRedirectURI)}
 	st := &opStorage{Storage: storage.NewStorageWithClients(us, clients), users: us}
 	provider, err := op.NewProvider(&op.Config{
 		CryptoKey:             sha256.Sum256([]byte(issuer)),
@@ -180,6 +185,7 @@ func (o *OP) SigningKey(t testing.TB) (*rsa.PrivateKey, string) {
 // login is the login page the provider sends browsers to for the code flow.
 func (o *OP) login(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8") // a real browser shows the form, not its text
 		fmt.Fprintf(w, `<form method="post"><input type="hidden" name="id" value="%s">`+
 			`<input name="username"><input name="password" type="password"></form>`, html.EscapeString(r.URL.Query().Get("authRequestID")))
 		return

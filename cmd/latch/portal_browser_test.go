@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/oidctest"
+)
+
+// chromium starts a headless Debian chromium for the test, or skips
+// saying why; scripts/test installs it as it installs sshd.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (scripts/test installs Debian's chromium when run as root): the portal's browser test needs it")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
+		chromedp.Flag("headless", "new"), chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1100, 900))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // chromium refuses to run as root with its sandbox
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelBrowser := chromedp.NewContext(ctx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// person is one browser profile (its own cookies) in the shared browser.
+func person(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	// Open the tab now: a tab opened by a step's shorter-lived context
+	// would close when that step ends.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a browser context: %v", err)
+	}
+	return ctx
+}
+
+// shot saves the page as docs/screenshots/name.png when
+// LATCH_UPDATE_SCREENSHOTS=1, so that an ordinary run changes no file.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("LATCH_UPDATE_SCREENSHOTS") != "1" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// do runs steps, each within 20 s; on failure it says where the
+// browser was and what it showed.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	for i, step := range steps {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := chromedp.Do(sctx, step)
+		cancel()
+		if err != nil {
+			where, _ := chromedp.Run(ctx, chromedp.Location())
+			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+			t.Fatalf("%s, step %d: %v\nat %s:\n%s", what, i+1, err, where, body)
+		}
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// at waits until the page's path is path and the page has loaded.
+func at(path string) chromedp.Action[chromedp.Void] {
+	return until("location.pathname === " + jsString(path) + " && document.readyState === 'complete'")
+}
+
+// until waits until the expression is true. (chromedp.Poll builds its
+// predicate with new Function, which the portal's CSP rightly forbids;
+// Runtime.evaluate is the debugger's, outside the page's policy.)
+func until(js string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		for {
+			ok, err := chromedp.Evaluate[bool]("!!("+js+")")(ctx, tg)
+			if err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, fmt.Errorf("waiting for %s: %w (last error: %v)", js, ctx.Err(), err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func jsString(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
+
+// signIn signs in through the provider's login form in the browser.
+func signIn(t *testing.T, ctx context.Context, url string, u oidctest.User) {
+	t.Helper()
+	do(t, ctx, "sign in as "+u.Username,
+		chromedp.Navigate(url+"/"),
+		chromedp.Click(`a[href="/login"]`),
+		chromedp.WaitVisible(`input[name="username"]`),
+		chromedp.SendKeys(`input[name="username"]`, u.Username),
+		chromedp.SendKeys(`input[name="password"]`, u.Password),
+		chromedp.Submit(`input[name="password"]`),
+		at("/access"))
+}
+
+// The portal in a real headless Chromium against a real server process,
+// the simulator and a real OpenID provider: sign in, request, a second
+// person approves in their inbox, the grant counts down, end now, the
+// rule is gone. Along the way: no approve button on one's own request
+// (and the API refuses it), a POST without the CSRF token is refused,
+// and a signed-out browser sees only the sign-in page.
+func TestPortalInBrowser(t *testing.T) {
+	browser := chromium(t)
+	op := oidctest.New(t, "latch-cli", opAlice, opBob)
+	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli", "--admin-user", "bob@example.com")
+	w.setClock(t, time.Now().UTC()) // the countdown runs on the browser's clock
+	rules := func() int { return len(w.env.Rules(t, w.fleet.DBGroup)) }
+
+	stranger := person(t, browser)
+	do(t, stranger, "signed out", chromedp.Navigate(w.url+"/"), at("/"))
+	shot(t, stranger, "signin")
+
+	alice := person(t, browser)
+	signIn(t, alice, w.url, opAlice)
+	do(t, alice, "explain the target",
+		chromedp.Navigate(w.url+"/request?target="+w.fleet.DB1), at("/request"), chromedp.WaitVisible(`textarea[name="reason"]`))
+	if why := eval[string](t, alice, `document.querySelector(".rules").innerText`); !strings.Contains(why, "prod-ssh") || !strings.Contains(why, "needs 1 approval") {
+		t.Fatalf("the request page does not say which rule decides and what approval it needs: %q", why)
+	}
+	do(t, alice, "fill the request", chromedp.SetValue(`input[name="duration"]`, "30m"), chromedp.SendKeys(`textarea[name="reason"]`, "replica lag, ticket OPS-7"))
+	shot(t, alice, "request")
+	do(t, alice, "send the request", chromedp.Click(`form[action="/request"][method="post"] button[type="submit"]`), at("/access"))
+	if state := eval[string](t, alice, `document.querySelector(".cards .state").innerText`); !strings.EqualFold(state, "pending") || rules() != 0 {
+		t.Fatalf("after the request: state %q, %d rules; want pending, none", state, rules())
+	}
+	reqID := eval[string](t, alice, `document.querySelector(".cards > li").id`)
+
+	do(t, alice, "alice's inbox", chromedp.Navigate(w.url+"/approvals"), at("/approvals"))
+	if n := eval[int](t, alice, `document.querySelectorAll('form[action$="/approve"]').length`); n != 0 {
+		t.Errorf("alice's inbox has %d approve buttons on her own request", n)
+	}
+	loginAs(t, w, op, opAlice)
+	if r := w.latch(t, "approve", reqID); r.code != exitRuntime || !strings.Contains(r.stderr, "your own request") {
+		t.Errorf("the API let alice approve her own request: exit %d %s", r.code, r.stderr)
+	}
+
+	bob := person(t, browser)
+	signIn(t, bob, w.url, opBob)
+	do(t, bob, "bob's inbox", chromedp.Navigate(w.url+"/approvals"), at("/approvals"), chromedp.WaitVisible(`form[action$="/approve"]`))
+	forged := eval[int](t, bob, `fetch("/requests/`+reqID+`/approve", {method: "POST", body: new URLSearchParams({reason: "no token"})}).then(r => r.status)`)
+	if forged != 403 {
+		t.Errorf("an approval without the CSRF token answered %d, want 403", forged)
+	}
+	if state := eval[string](t, bob, `fetch("/access").then(r => r.status + "")`); state != "200" || rules() != 0 {
+		t.Fatalf("the refused approval opened a rule (%d rules)", rules())
+	}
+	do(t, bob, "reason", chromedp.SendKeys(`input[name="reason"]`, "OPS-7 is real"))
+	shot(t, bob, "approvals")
+	do(t, bob, "approve", chromedp.Click(`form[action$="/approve"] button.primary`), at("/approvals"),
+		until(`!document.querySelector('[id="`+reqID+`"]')`))
+	if rules() != 1 {
+		t.Fatalf("after bob's approval the db group has %d rules, want 1", rules())
+	}
+
+	do(t, alice, "my access", chromedp.Navigate(w.url+"/access"), at("/access"),
+		until(`(document.querySelector(".countdown") || {}).innerText?.includes("left")`))
+	count := eval[string](t, alice, `document.querySelector(".countdown").innerText`)
+	if !strings.HasPrefix(count, "Open: 29m") && !strings.HasPrefix(count, "Open: 30m") {
+		t.Errorf("countdown = %q, want about 30m left", count)
+	}
+	if hint := eval[string](t, alice, `document.querySelector("main").innerText`); !strings.Contains(hint, "latch ssh "+w.fleet.DB1) {
+		t.Errorf("My access does not say how to connect:\n%s", hint)
+	}
+	shot(t, alice, "access")
+	grantID := strings.TrimPrefix(eval[string](t, alice, `document.querySelector('a[href^="/grants/"]').getAttribute("href")`), "/grants/")
+	do(t, bob, "admin", chromedp.Navigate(w.url+"/admin"), at("/admin"))
+	shot(t, bob, "admin")
+	do(t, alice, "grant page", chromedp.Navigate(w.url+"/grants/"+grantID), at("/grants/"+grantID))
+	shot(t, alice, "grant")
+
+	do(t, alice, "end now", chromedp.Navigate(w.url+"/access"), at("/access"),
+		chromedp.Click(`form[action$="/end"] button`), at("/access"), until(`!document.querySelector('form[action$="/end"]')`))
+	if n := rules(); n != 0 {
+		t.Errorf("after end now the db group has %d rules, want none", n)
+	}
+	if state := eval[string](t, alice, `document.querySelector(".cards a[href^='/grants/'] + .state, .cards .state-revoked").innerText`); !strings.EqualFold(state, string(latch.StateRevoked)) {
+		t.Errorf("the grant is %q after end now, want revoked", state)
+	}
+
+	for _, path := range []string{"/access", "/approvals", "/admin", "/grants/" + grantID, "/request?target=" + w.fleet.DB1} {
+		do(t, stranger, "signed out "+path, chromedp.Navigate(w.url+path), at("/"))
+		body := eval[string](t, stranger, `document.body.innerText`)
+		if !strings.Contains(body, "Sign in") || strings.Contains(body, reqID) || strings.Contains(body, w.fleet.DB1) {
+			t.Errorf("a signed-out browser at %s sees:\n%s", path, body)
+		}
+	}
+	do(t, stranger, "phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(w.url+"/"), at("/"))
+	shot(t, stranger, "signin-phone")
+}

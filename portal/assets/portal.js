@@ -1,0 +1,40 @@
+// latch portal: countdowns and ages from data attributes, and a quiet
+// refresh of live lists. The pages work without it.
+"use strict";
+(function () {
+  function span(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    return (h ? h + "h " : "") + (h || m ? m + "m " : "") + r + "s";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-expires]").forEach(function (el) {
+      var left = Date.parse(el.getAttribute("data-expires")) - now;
+      el.textContent = left > 0 ? "Open: " + span(left) + " left" : "Expired: closing";
+      el.classList.toggle("ended", left <= 0);
+    });
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      el.textContent = span(now - Date.parse(el.getAttribute("data-since"))) + " ago";
+    });
+  }
+  function busy() {
+    var a = document.activeElement;
+    return a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA") && a.value !== "";
+  }
+  function refresh() {
+    var live = document.querySelector("[data-live]");
+    if (!live || busy()) return;
+    fetch(location.href, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
+      if (!r.ok) return null;
+      return r.text();
+    }).then(function (html) {
+      if (!html) return;
+      var next = new DOMParser().parseFromString(html, "text/html").querySelector("[data-live]");
+      if (next && !busy()) { live.replaceWith(next); tick(); }
+    }).catch(function () {});
+  }
+  tick();
+  setInterval(tick, 1000);
+  setInterval(refresh, 10000);
+})();
