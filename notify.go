@@ -241,4 +241,9 @@ type Outbox interface {
 	// OutboxEvent returns one event as the outbox holds it. Returns
 	// ENOTFOUND.
 	OutboxEvent(ctx context.Context, id EventID) (OutboxItem, error)
+	// PruneEvents deletes the events settled (delivered, dead or dropped)
+	// before before, and returns how many. Pending events are never
+	// pruned. The audit log, not the outbox, is the record of what
+	// happened.
+	PruneEvents(ctx context.Context, before time.Time) (int, error)
 }

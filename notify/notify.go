@@ -32,6 +32,7 @@ type Outbox interface {
 	ClaimEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]latch.OutboxItem, error)
 	SettleEvent(ctx context.Context, owner string, s latch.Settlement) error
 	NextEvent(ctx context.Context) (at time.Time, ok bool, err error)
+	PruneEvents(ctx context.Context, before time.Time) (int, error)
 	// Changed returns a channel closed after the next change through this
 	// store value, such as a new event.
 	Changed() <-chan struct{}
@@ -59,6 +60,9 @@ const (
 	DefaultMaxDelay       = time.Hour
 	DefaultBatch          = 16
 	DefaultRecheck        = 30 * time.Second
+	DefaultRetention      = 30 * 24 * time.Hour
+	// pruneEvery is how often a worker prunes settled events.
+	pruneEvery = time.Hour
 )
 
 // Options are a Worker's settings. The zero value is ready to use, but for
@@ -77,6 +81,7 @@ type Options struct {
 	MaxDelay       time.Duration // the longest delay; 0 means DefaultMaxDelay
 	Batch          int           // events claimed, and delivered in parallel, at once; 0 means DefaultBatch
 	Recheck        time.Duration // longest wait with nothing due (other processes write events too); 0 means DefaultRecheck
+	Retention      time.Duration // how long settled events are kept; 0 means DefaultRetention
 	// Jitter returns a number in [0, 1) that spreads retries; nil means
 	// math/rand/v2.Float64.
 	Jitter func() float64
@@ -89,6 +94,7 @@ type Worker struct {
 	sinks  map[string]latch.Sink
 	opts   Options
 	log    *slog.Logger
+	pruned time.Time // when Pass last pruned; Pass is not called concurrently
 }
 
 // New returns a worker delivering from outbox to sinks, keyed by
@@ -110,6 +116,7 @@ func New(outbox Outbox, router Router, sinks map[string]latch.Sink, opts Options
 	opts.MaxDelay = or(opts.MaxDelay, DefaultMaxDelay)
 	opts.Batch = or(opts.Batch, DefaultBatch)
 	opts.Recheck = or(opts.Recheck, DefaultRecheck)
+	opts.Retention = or(opts.Retention, DefaultRetention)
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
@@ -144,6 +151,14 @@ func (w *Worker) Run(ctx context.Context) error {
 // look again.
 func (w *Worker) Pass(ctx context.Context) time.Time {
 	now := w.opts.Clock.Now()
+	if now.Sub(w.pruned) >= pruneEvery {
+		w.pruned = now
+		if n, err := w.outbox.PruneEvents(ctx, now.Add(-w.opts.Retention)); err != nil {
+			w.log.Error("prune settled events", "err", err)
+		} else if n > 0 {
+			w.log.Info("pruned settled events", "count", n, "settled_before", now.Add(-w.opts.Retention))
+		}
+	}
 	items, err := w.outbox.ClaimEvents(ctx, w.opts.Owner, now, w.opts.Lease, w.opts.Batch)
 	if err != nil {
 		if ctx.Err() == nil {

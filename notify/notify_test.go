@@ -197,6 +197,30 @@ func TestWorker_HonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// Settled events are pruned once past the retention, at most hourly;
+// pending ones never are.
+func TestWorker_PrunesSettledEvents(t *testing.T) {
+	f := newFixture(t, pager)
+	f.worker = notify.New(f.store, notify.RouterFunc(func(latch.Event) []latch.Route { return []latch.Route{pager} }),
+		map[string]latch.Sink{latch.SinkWebhook: f.sink}, notify.Options{Clock: f.clock, Retention: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	delivered := f.enqueue(t)
+	f.worker.Pass(t.Context())
+	if it := f.item(t, delivered.ID); it.State != latch.EventDelivered {
+		t.Fatalf("not delivered: %+v", it)
+	}
+	f.sink.fail = func(latch.Route, latch.Event, int) error { return errors.New("500") }
+	f.clock.Advance(time.Minute) // the delivered event's settling is now in the past
+	waiting := f.enqueue(t)
+	f.clock.Advance(25 * time.Hour)
+	f.worker.Pass(t.Context())
+	if _, err := f.store.OutboxEvent(t.Context(), delivered.ID); latch.ErrorCode(err) != latch.ENOTFOUND {
+		t.Errorf("delivered event a day later: %v, want pruned", err)
+	}
+	if it := f.item(t, waiting.ID); it.State != latch.EventPending {
+		t.Errorf("pending event: %+v, want kept", it)
+	}
+}
+
 func TestWorker_GivesUpAfterMaxAttempts(t *testing.T) {
 	f := newFixture(t, pager)
 	f.sink.fail = func(latch.Route, latch.Event, int) error { return errors.New("connection refused") }

@@ -267,6 +267,23 @@ func (s *Store) OutboxEvent(ctx context.Context, id latch.EventID) (latch.Outbox
 	return items[0], nil
 }
 
+// PruneEvents deletes the events settled before before.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE state != 'pending' AND settled_at < ?`, before.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	return int(n), nil
+}
+
 // OutboxEvents returns the events in the outbox, earliest due first, for
 // tests and inspection.
 func (s *Store) OutboxEvents(ctx context.Context) ([]latch.OutboxItem, error) {

@@ -168,4 +168,38 @@ func testOutbox(t *testing.T, open func(t *testing.T) latch.Store) {
 			t.Errorf("OutboxEvent(unknown) = %v, want ENOTFOUND", err)
 		}
 	})
+
+	t.Run("Prune", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		pending := latch.Event{ID: latch.NewEventID(), Kind: latch.EventRuleOutOfBand, At: epoch(), RuleID: "sgr-1"}
+		settled := latch.Event{ID: latch.NewEventID(), Kind: latch.EventRuleOutOfBand, At: epoch(), RuleID: "sgr-2"}
+		for _, e := range []latch.Event{pending, settled} {
+			if err := s.EnqueueEvent(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := claimAll(t, s, "w1", epoch())
+		for _, it := range got[latch.EventRuleOutOfBand] {
+			if it.Event.ID == settled.ID {
+				if err := s.SettleEvent(ctx, "w1", latch.Settlement{ID: settled.ID, State: latch.EventDelivered}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// The store's own clock dates the settling: a cut-off long before
+		// keeps it, one long after prunes it, and never the pending one.
+		if n, err := s.PruneEvents(ctx, time.Unix(0, 0)); err != nil || n != 0 {
+			t.Fatalf("PruneEvents(before it settled) = %d %v, want 0", n, err)
+		}
+		if n, err := s.PruneEvents(ctx, epoch().Add(1000*time.Hour)); err != nil || n != 1 {
+			t.Fatalf("PruneEvents = %d %v, want the settled event only", n, err)
+		}
+		if _, err := s.OutboxEvent(ctx, settled.ID); latch.ErrorCode(err) != latch.ENOTFOUND {
+			t.Errorf("settled event after pruning: %v, want ENOTFOUND", err)
+		}
+		if it, err := s.OutboxEvent(ctx, pending.ID); err != nil || it.State != latch.EventPending {
+			t.Errorf("pending event after pruning: %+v %v, want it kept", it, err)
+		}
+	})
 }
