@@ -20,7 +20,9 @@ const (
 // where it stands, and while it waits for approval the Approve and Deny
 // buttons, mentioning the approvers given.
 func Blocks(e latch.Event, mentions []string) []slackapi.Block {
-	md := func(s string) *slackapi.TextBlockObject { return slackapi.NewTextBlockObject(slackapi.MarkdownType, s, false, false) }
+	md := func(s string) *slackapi.TextBlockObject {
+		return slackapi.NewTextBlockObject(slackapi.MarkdownType, s, false, false)
+	}
 	title := "Access request " + string(e.RequestID)
 	switch {
 	case e.BreakGlass:
