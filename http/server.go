@@ -52,6 +52,11 @@ type Options struct {
 	MaxConns, MaxConnsPerAddr                                 int
 	// Ready reports whether the server can serve (its store answers).
 	Ready func(ctx context.Context) error
+	// Mount adds handlers by pattern (e.g. "POST /slack/interactions")
+	// that authenticate requests themselves, as Slack's signed
+	// interactivity does: no identity is asked for, but the address
+	// budget and the body limit apply, as they do to every route.
+	Mount map[string]http.Handler
 }
 
 // Defaults for Options.
@@ -152,6 +157,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for pattern, h := range s.openRoutes() {
 		mux.Handle(pattern, s.route(pattern, h))
+	}
+	for pattern, h := range s.opts.Mount {
+		mux.Handle(pattern, h)
 	}
 	mux.Handle("/", protected)
 	// The order is the defence: every request, probes included, spends its
