@@ -40,6 +40,7 @@ type serverOptions struct {
 	sshCA                               sshCAOptions
 	limits                              limitOptions
 	notify                              notifyOptions
+	slack                               slackOptions
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -101,6 +102,7 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	o.sshCA.flags(cmd)
 	o.limits.flags(cmd)
 	o.notify.flags(cmd)
+	o.slack.flags(cmd)
 	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
@@ -140,6 +142,10 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	hooks, err := a.checkNotify(o.notify, p)
+	if err != nil {
+		return err
+	}
+	slackApp, err := a.checkSlack(o.slack, p)
 	if err != nil {
 		return err
 	}
@@ -184,6 +190,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	access := broker.NewAccess(b, store, holder, inv, opts)
+	apiOpts.Mount = slackApp.mount(a, o.slack, access, holder)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
 	api := latchhttp.NewServer(access, auth, apiOpts)
@@ -192,7 +199,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Run(ctx) })
-	g.Go(func() error { return a.notifier(hooks, store, holder).Run(ctx) })
+	g.Go(func() error { return a.notifier(hooks, slackApp.sinks(a, store, holder), store, holder).Run(ctx) })
 	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
 	g.Go(func() error { return api.Serve(ctx, ln, tlsCfg) }) // until ctx ends, then a graceful shutdown
 	scheme := "http"
