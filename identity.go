@@ -13,6 +13,12 @@ const (
 	KindOIDC  IdentityKind = "oidc"    // a bearer token from an OpenID Connect issuer
 	KindIAM   IdentityKind = "aws-iam" // a presigned sts:GetCallerIdentity request
 	KindLocal IdentityKind = "local"   // the user at this terminal, for direct (admin) commands
+	// KindSlack is a Slack user who clicked a button: Issuer is the
+	// workspace (team) ID, Subject the user ID, Email the address Slack
+	// holds for them (see package slack). It says nothing certain on its
+	// own about which person clicked (it has no realm): a review from it
+	// counts only when the policy's people section links it to a person.
+	KindSlack IdentityKind = "slack"
 )
 
 // Identity is an authenticated caller. Kind, Issuer and Subject are its

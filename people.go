@@ -40,9 +40,11 @@ func SamePerson(p People, a, b Identity) bool {
 // identities in one realm (one OIDC issuer, IAM Identity Center, the IAM
 // users of one account) that differ there. An IAM user and an OIDC login
 // that nothing links may be one person, and so may two sessions of one
-// role, whose names the caller chooses.
+// role, whose names the caller chooses. Two identities with the same
+// verified email are never distinct, whatever their links: an OIDC
+// login and a Slack user with one address may well be one person.
 func Distinct(p People, a, b Identity) bool {
-	if SamePerson(p, a, b) {
+	if SamePerson(p, a, b) || sameEmail(a, b) {
 		return false
 	}
 	na, la := p.Person(a)
@@ -59,6 +61,9 @@ func Distinct(p People, a, b Identity) bool {
 	return false
 }
 
+// sameEmail reports whether a and b carry one verified email.
+func sameEmail(a, b Identity) bool { return a.Email != "" && strings.EqualFold(a.Email, b.Email) }
+
 // realms maps each realm in which id's person has a known individual
 // identity to that identity's key there.
 func realms(id Identity, linked []Identity) map[string]string {
@@ -74,7 +79,7 @@ func realms(id Identity, linked []Identity) map[string]string {
 // NotDistinctError explains why a review by who of requester's request
 // is refused when the two may be one person.
 func NotDistinctError(p People, who, requester Identity) error {
-	if SamePerson(p, who, requester) {
+	if SamePerson(p, who, requester) || sameEmail(who, requester) {
 		return Errorf(EFORBIDDEN, "you cannot review your own request")
 	}
 	return Errorf(EFORBIDDEN, "latch cannot tell %s (%s) from the requester %s (%s): they may be one person. "+

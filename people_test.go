@@ -64,18 +64,19 @@ func TestIdentityKey(t *testing.T) {
 
 func TestDistinct(t *testing.T) {
 	var (
-		alice     = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-alice"}
-		bob       = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-bob"}
-		aliceUser = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:iam::111122223333:user/alice"}
-		bobUser   = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:iam::111122223333:user/bob"}
-		bobOther  = latch.Identity{Kind: latch.KindIAM, Issuer: "444455556666", Subject: "arn:aws:iam::444455556666:user/bob"}
-		roleA     = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/ops/alice"}
-		roleB     = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/ops/bob"}
-		ssoAlice  = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_01/alice"}
-		ssoBob    = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_01/bob"}
+		alice      = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-alice"}
+		bob        = latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-bob"}
+		aliceUser  = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:iam::111122223333:user/alice"}
+		bobUser    = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:iam::111122223333:user/bob"}
+		bobOther   = latch.Identity{Kind: latch.KindIAM, Issuer: "444455556666", Subject: "arn:aws:iam::444455556666:user/bob"}
+		roleA      = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/ops/alice"}
+		roleB      = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/ops/bob"}
+		ssoAlice   = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_01/alice"}
+		ssoBob     = latch.Identity{Kind: latch.KindIAM, Issuer: "111122223333", Subject: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_01/bob"}
+		slackAlice = latch.Identity{Kind: latch.KindSlack, Issuer: "T0001", Subject: "U0ALICE", Email: "alice@example.com"}
 	)
 	none := latch.NoPeople{}
-	linked := fakePeople{"alice": {alice, aliceUser}, "bob": {bob, roleB}}
+	linked := fakePeople{"alice": {alice, aliceUser, slackAlice}, "bob": {bob, roleB}}
 	tests := []struct {
 		name   string
 		people latch.People
@@ -95,6 +96,14 @@ func TestDistinct(t *testing.T) {
 		{"linked to two people", linked, aliceUser, roleB, true},
 		{"linked on one side, compared in the realm both have", linked, aliceUser, bobUser, true},
 		{"linked on one side, no realm in common", linked, roleB, ssoAlice, false},
+		{"a Slack user linked to one person and that person's login", linked, slackAlice, alice, false},
+		{"a Slack user linked to one person and another's login", linked, slackAlice, bob, true},
+		{"a Slack user nobody linked", none, slackAlice, bob, false},
+		{"a Slack user linked to one person, an OIDC login with their email in another realm", linked, slackAlice,
+			latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-alice-2", Email: "Alice@Example.com"}, false},
+		{"one verified email, linked to two people", linked,
+			latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-alice", Email: "x@example.com"},
+			latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-bob", Email: "x@example.com"}, false},
 	}
 	for _, tt := range tests {
 		if got := latch.Distinct(tt.people, tt.a, tt.b); got != tt.want {

@@ -135,3 +135,24 @@ type Store interface {
 
 	Close() error
 }
+
+// MessageRef is where a chat sink posted the message about a request, so
+// that later events about the request edit that message instead of
+// posting another: Slack's channel ID and message timestamp, say.
+type MessageRef struct {
+	RequestID RequestID
+	Route     Route  // the route as the policy names it, e.g. {slack, #ops}
+	Channel   string // the destination's own ID for the place, e.g. C0123456789
+	MessageID string // the destination's ID for the message, e.g. Slack's ts
+}
+
+// MessageRefs remembers each request's message per route. A store that
+// serves a chat sink implements it; the outbox delivers at least once, so
+// a sink checks for a ref before it posts.
+type MessageRefs interface {
+	// SaveMessageRef records ref, replacing any for its request and route.
+	SaveMessageRef(ctx context.Context, ref MessageRef) error
+	// MessageRef returns the ref for a request and route. Returns
+	// ENOTFOUND.
+	MessageRef(ctx context.Context, id RequestID, route Route) (MessageRef, error)
+}

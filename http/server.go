@@ -57,6 +57,11 @@ type Options struct {
 	// logs as the API; it authenticates its own callers. nil leaves those
 	// paths to the API, which answers 404 to an authenticated caller.
 	Portal http.Handler
+	// Mount adds handlers by pattern (e.g. "POST /slack/interactions")
+	// that authenticate requests themselves, as Slack's signed
+	// interactivity does: no identity is asked for, but the address
+	// budget and the body limit apply, as they do to every route.
+	Mount map[string]http.Handler
 }
 
 // Defaults for Options.
@@ -157,6 +162,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for pattern, h := range s.openRoutes() {
 		mux.Handle(pattern, s.route(pattern, h))
+	}
+	for pattern, h := range s.opts.Mount {
+		mux.Handle(pattern, h)
 	}
 	if s.opts.Portal != nil {
 		mux.Handle("/v1/", protected)

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -18,10 +19,18 @@ import (
 //	  - name: alice
 //	    oidc: [u-alice]                                    # sub claims at the server's issuer
 //	    aws: ["arn:aws:iam::111122223333:user/alice"]      # ARNs as latch whoami prints them
+//	    slack: [U0123ABCD, alice@example.com]              # a Slack user ID, or the email Slack holds for them
+//
+// A Slack user is someone only through this section: a button click
+// counts as a review only from a Slack user linked here, by user ID or
+// by the email their Slack workspace holds (and has confirmed) for them.
+// Slack proves no groups, so a Slack reviewer matches approvers only by
+// users entries (their email, their ID, or the person's name).
 type Person struct {
-	Name string
-	OIDC []string // subjects at the server's OIDC issuer
-	AWS  []string // exact principal ARNs; an Identity Center session ARN stands for its user under every permission set
+	Name  string
+	OIDC  []string // subjects at the server's OIDC issuer
+	AWS   []string // exact principal ARNs; an Identity Center session ARN stands for its user under every permission set
+	Slack []string // Slack user IDs (U…, W…) or emails, matched against a Slack identity's ID or verified email
 }
 
 // Person returns the person id is linked to, and every identity linked
@@ -29,6 +38,12 @@ type Person struct {
 func (p *Policy) Person(id latch.Identity) (string, []latch.Identity) {
 	for _, person := range p.people {
 		linked := person.identities(id.Issuer, id.Kind)
+		if id.Kind == latch.KindSlack {
+			if person.slackUser(id) {
+				return person.Name, append(linked, id)
+			}
+			continue
+		}
 		for _, l := range linked {
 			if l.Key() == id.Key() {
 				return person.Name, linked
@@ -55,6 +70,20 @@ func (person Person) identities(issuer string, kind latch.IdentityKind) []latch.
 	return out
 }
 
+// slackUser reports whether id, a Slack identity, is one of the person's
+// slack entries: its user ID, or its verified email. Slack user IDs are
+// unique across workspaces, and the slack package vouches for the email.
+func (person Person) slackUser(id latch.Identity) bool {
+	for _, s := range person.Slack {
+		if strings.EqualFold(s, id.Subject) || (id.Email != "" && strings.EqualFold(s, id.Email)) {
+			return true
+		}
+	}
+	return false
+}
+
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+
 // people reads the people section; it may be absent.
 func (d *decoder) people(n *yaml.Node, path string) []Person {
 	if n == nil {
@@ -66,7 +95,7 @@ func (d *decoder) people(n *yaml.Node, path string) []Person {
 	owners := map[string]string{} // identity key → person
 	for i, item := range items {
 		p := index(path, i)
-		m := d.mapping(item, p, "name", "oidc", "aws")
+		m := d.mapping(item, p, "name", "oidc", "aws", "slack")
 		if m == nil {
 			continue
 		}
@@ -80,8 +109,22 @@ func (d *decoder) people(n *yaml.Node, path string) []Person {
 		}
 		person.OIDC = d.strs(m["oidc"], join(p, "oidc"), nil)
 		person.AWS = d.strs(m["aws"], join(p, "aws"), d.linkARN)
-		if len(person.OIDC)+len(person.AWS) < 2 {
-			d.failf(item, p, "links %d identities; a person links two or more (oidc subjects and aws ARNs)", len(person.OIDC)+len(person.AWS))
+		person.Slack = d.strs(m["slack"], join(p, "slack"), func(n *yaml.Node, path, s string) bool {
+			if slackUserID.MatchString(s) || (strings.Count(s, "@") == 1 && !strings.HasPrefix(s, "@") && !strings.HasSuffix(s, "@")) {
+				return true
+			}
+			d.failf(n, path, "%q is not a Slack user; want a user ID such as U0123ABCD (Slack: profile, ⋮, Copy member ID) or the email Slack holds for them", s)
+			return false
+		})
+		if n := len(person.OIDC) + len(person.AWS) + len(person.Slack); n < 2 {
+			d.failf(item, p, "links %d identities; a person links two or more (oidc subjects, aws ARNs and slack users)", n)
+		}
+		for _, s := range person.Slack {
+			k := "slack|" + strings.ToLower(s)
+			if other, dup := owners[k]; dup && other != person.Name {
+				d.failf(item, p, "slack user %s is already linked to %s; an identity belongs to one person", s, other)
+			}
+			owners[k] = person.Name
 		}
 		for _, id := range person.identities("", "") {
 			k := id.Key()

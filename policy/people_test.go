@@ -133,3 +133,67 @@ func TestWarningsForUnapprovableRules(t *testing.T) {
 		}
 	}
 }
+
+func TestPeopleSlack(t *testing.T) {
+	p, err := policy.Parse("policy.yaml", []byte(`version: 1
+people:
+  - name: alice
+    oidc: [u-alice]
+    slack: [U0ALICE]
+  - name: bob
+    oidc: [u-bob]
+    slack: [bob@example.com]
+rules:
+  - name: r
+    targets: {tags: {env: prod}}
+    who: {users: [alice]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 1h}
+    approval: auto
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		id   latch.Identity
+		want string
+	}{
+		{"by user ID", latch.Identity{Kind: latch.KindSlack, Issuer: "T1", Subject: "U0ALICE", Email: "someone@example.com"}, "alice"},
+		{"by verified email", latch.Identity{Kind: latch.KindSlack, Issuer: "T1", Subject: "U0BOB", Email: "Bob@Example.com"}, "bob"},
+		{"a Slack user without a verified email", latch.Identity{Kind: latch.KindSlack, Issuer: "T1", Subject: "U0BOB"}, ""},
+		{"a Slack user nobody linked", latch.Identity{Kind: latch.KindSlack, Issuer: "T1", Subject: "U0MALLORY", Email: "mallory@example.com"}, ""},
+		{"an OIDC login with a linked Slack email is not linked by it", latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-x", Email: "bob@example.com"}, ""},
+		{"an OIDC subject that looks like a Slack ID", latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "U0ALICE"}, ""},
+	}
+	for _, tt := range tests {
+		if got, _ := p.Person(tt.id); got != tt.want {
+			t.Errorf("%s: Person = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	slackAlice := latch.Identity{Kind: latch.KindSlack, Issuer: "T1", Subject: "U0ALICE"}
+	if latch.Distinct(p, slackAlice, latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-alice"}) {
+		t.Error("alice in Slack and alice's OIDC login are distinct; want one person")
+	}
+	if !latch.Distinct(p, slackAlice, latch.Identity{Kind: latch.KindOIDC, Issuer: "https://idp", Subject: "u-bob"}) {
+		t.Error("alice in Slack and bob's OIDC login are not distinct; want two people")
+	}
+
+	for _, bad := range []struct{ yaml, want string }{
+		{"people:\n  - name: a\n    oidc: [u-a]\n    slack: ['#ops']\n", "not a Slack user"},
+		{"people:\n  - name: a\n    slack: [U0A]\n", "links 1 identities"},
+		{"people:\n  - name: a\n    oidc: [u-a]\n    slack: [U0A]\n  - name: b\n    oidc: [u-b]\n    slack: [U0A]\n", "already linked to a"},
+	} {
+		_, err := policy.Parse("policy.yaml", []byte("version: 1\n"+bad.yaml+`rules:
+  - name: r
+    targets: {tags: {env: prod}}
+    who: {users: [alice]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 1h}
+    approval: auto
+`))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: err = %v, want it to mention %q", bad.yaml, err, bad.want)
+		}
+	}
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("UseOnce", func(t *testing.T) { testUseOnce(t, open) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
+	t.Run("MessageRefs", func(t *testing.T) { testMessageRefs(t, open) })
 }
 
 // epoch is the suite's reference time: whole seconds, UTC, in the future so

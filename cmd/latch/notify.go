@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 
@@ -39,12 +40,14 @@ func (a *app) checkNotify(o notifyOptions, p *policy.Policy) (map[string]webhook
 	return hooks, nil
 }
 
-// notifier returns the worker that delivers the outbox's events to hooks,
-// by the policy in force when each is delivered.
-func (a *app) notifier(hooks map[string]webhook.Hook, outbox notify.Outbox, holder *policyHolder) *notify.Worker {
+// notifier returns the worker that delivers the outbox's events to hooks
+// and the other sinks (Slack's), by the policy in force when each is
+// delivered.
+func (a *app) notifier(hooks map[string]webhook.Hook, others map[string]latch.Sink, outbox notify.Outbox, holder *policyHolder) *notify.Worker {
 	host, _ := os.Hostname()
 	router := notify.RouterFunc(func(e latch.Event) []latch.Route { return holder.Policy().Routes(e.Rule) })
 	sinks := map[string]latch.Sink{latch.SinkWebhook: webhook.New(hooks, webhook.Options{Clock: a.clock})}
+	maps.Copy(sinks, others)
 	names := make([]string, 0, len(hooks))
 	for name := range hooks {
 		names = append(names, name)

@@ -41,6 +41,7 @@ type serverOptions struct {
 	limits                              limitOptions
 	notify                              notifyOptions
 	portal                              portalOptions
+	slack                               slackOptions
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -103,6 +104,7 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	o.limits.flags(cmd)
 	o.notify.flags(cmd)
 	o.portal.flags(cmd)
+	o.slack.flags(cmd)
 	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
@@ -142,6 +144,10 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	hooks, err := a.checkNotify(o.notify, p)
+	if err != nil {
+		return err
+	}
+	slackApp, err := a.checkSlack(o.slack, p)
 	if err != nil {
 		return err
 	}
@@ -186,6 +192,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	access := broker.NewAccess(b, store, holder, inv, opts)
+	apiOpts.Mount = slackApp.mount(a, o.slack, access, holder)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
 	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.clock, a.log.With("component", "portal")); err != nil {
@@ -197,7 +204,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.Run(ctx) })
-	g.Go(func() error { return a.notifier(hooks, store, holder).Run(ctx) })
+	g.Go(func() error { return a.notifier(hooks, slackApp.sinks(a, store, holder), store, holder).Run(ctx) })
 	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
 	g.Go(func() error { return api.Serve(ctx, ln, tlsCfg) }) // until ctx ends, then a graceful shutdown
 	scheme := "http"

@@ -1,6 +1,7 @@
 // Package slacktest runs a fake of the Slack Web API for tests, on
 // 127.0.0.1: the methods latch's notifications call (chat.postMessage,
-// chat.update, users.info, conversations.open), with Slack's envelope
+// chat.update, users.info, users.lookupByEmail, conversations.open,
+// auth.test), with Slack's envelope
 // ({"ok": false, "error": "…"}) and its 429 with Retry-After, so tests
 // drive the real slack-go client (slack.OptionAPIURL(server.APIURL)).
 // It also signs interactivity requests as Slack does, for the handler
@@ -8,6 +9,7 @@
 package slacktest
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,6 +30,10 @@ import (
 // Token is the bot token the fake accepts.
 const Token = "xoxb-latch-test"
 
+// Team is the workspace the fake is, and its users' team unless they name
+// another.
+const Team = "T0000001"
+
 // Message is a message as the fake holds it: posted, then perhaps updated.
 type Message struct {
 	Channel string // the channel's ID
@@ -41,6 +47,21 @@ type Message struct {
 type User struct {
 	ID, Name, Email string
 	Bot             bool
+	Deleted         bool
+	Unconfirmed     bool   // the email is not confirmed (is_email_confirmed: false)
+	Team            string // "" means Team: another team's user is one from a shared channel
+}
+
+func (u User) object() map[string]any {
+	return map[string]any{"id": u.ID, "name": u.Name, "is_bot": u.Bot, "deleted": u.Deleted,
+		"team_id": cmp.Or(u.Team, Team), "is_email_confirmed": !u.Unconfirmed,
+		"profile": map[string]any{"email": u.Email, "real_name": u.Name}}
+}
+
+// Response is what an app posted to an interaction's response_url.
+type Response struct {
+	Path string
+	Body map[string]any
 }
 
 // Server is the fake. Its zero value is not usable: call New.
@@ -55,6 +76,8 @@ type Server struct {
 	calls    map[string]int
 	limited  map[string][]time.Duration // method → Retry-Afters still to answer
 	seq      int
+	url      string
+	resps    []Response
 }
 
 // New starts a fake with the named channels (without '#') and users.
@@ -70,7 +93,19 @@ func New(t testing.TB, channels []string, users ...User) *Server {
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(srv.Close)
 	s.APIURL = srv.URL + "/api/"
+	s.url = srv.URL
 	return s
+}
+
+// ResponseURL returns a response_url for an interaction: posts to it are
+// kept, for Responses.
+func (s *Server) ResponseURL(name string) string { return s.url + "/actions/" + name }
+
+// Responses returns what was posted to response URLs, oldest first.
+func (s *Server) Responses() []Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Response(nil), s.resps...)
 }
 
 // ChannelID is the ID of the channel name (with or without '#'), or "".
@@ -107,6 +142,17 @@ func (s *Server) Messages() []Message {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/actions/"); ok && r.Method == http.MethodPost {
+		var body map[string]any
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+			http.Error(w, "invalid_payload", http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.resps = append(s.resps, Response{Path: name, Body: body})
+		s.mu.Unlock()
+		return
+	}
 	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
 	if !ok || r.Method != http.MethodPost && r.Method != http.MethodGet {
 		http.NotFound(w, r)
@@ -141,8 +187,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			reply(w, nil, "user_not_found")
 			return
 		}
-		reply(w, map[string]any{"user": map[string]any{"id": u.ID, "name": u.Name, "is_bot": u.Bot,
-			"profile": map[string]any{"email": u.Email, "real_name": u.Name}}}, "")
+		reply(w, map[string]any{"user": u.object()}, "")
+	case "users.lookupByEmail":
+		for _, u := range s.users {
+			if u.Email != "" && strings.EqualFold(u.Email, args.Get("email")) {
+				reply(w, map[string]any{"user": u.object()}, "")
+				return
+			}
+		}
+		reply(w, nil, "users_not_found")
+	case "auth.test":
+		reply(w, map[string]any{"team_id": Team, "team": "latch-test", "user_id": "UBOT", "user": "latch", "bot_id": "BBOT"}, "")
 	case "conversations.open":
 		id := args.Get("users")
 		if _, ok := s.users[id]; !ok || strings.Contains(id, ",") {

@@ -35,8 +35,17 @@ func TestSlackGoAgainstTheFake(t *testing.T) {
 	}
 
 	u, err := api.GetUserInfoContext(ctx, "U1")
-	if err != nil || u.Profile.Email != "alice@example.com" {
+	if err != nil || u.Profile.Email != "alice@example.com" || u.TeamID != slacktest.Team || !u.IsEmailConfirmed || u.Deleted {
 		t.Errorf("users.info = %+v %v", u, err)
+	}
+	if u, err := api.GetUserByEmailContext(ctx, "Alice@Example.com"); err != nil || u.ID != "U1" {
+		t.Errorf("users.lookupByEmail = %+v %v; want U1", u, err)
+	}
+	if _, err := api.GetUserByEmailContext(ctx, "nobody@example.com"); err == nil || err.Error() != "users_not_found" {
+		t.Errorf("users.lookupByEmail of nobody: %v; want users_not_found", err)
+	}
+	if at, err := api.AuthTestContext(ctx); err != nil || at.TeamID != slacktest.Team {
+		t.Errorf("auth.test = %+v %v", at, err)
 	}
 	if _, err := api.GetUserInfoContext(ctx, "U404"); err == nil || err.Error() != "user_not_found" {
 		t.Errorf("unknown user: %v; want user_not_found", err)
