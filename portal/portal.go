@@ -50,6 +50,13 @@ type Access interface {
 	ListGrants(ctx context.Context, who latch.Identity, all bool, f latch.GrantFilter) ([]latch.Grant, error)
 	EndGrant(ctx context.Context, who latch.Identity, id latch.GrantID) (latch.Grant, *broker.RuleKept, error)
 	Explain(ctx context.Context, who latch.Identity, as *latch.Identity, region, target string) ([]policy.Explanation, error)
+	Askable(ctx context.Context, who latch.Identity) []policy.Rule
+	Preview(ctx context.Context, who latch.Identity, in broker.RequestInput) (broker.Preview, error)
+	GrantTimeline(ctx context.Context, who latch.Identity, id latch.GrantID) (broker.GrantTimeline, error)
+	AuditLog(ctx context.Context, who latch.Identity, q broker.AuditQuery) (broker.AuditPage, error)
+	VerifyAudit(ctx context.Context, who latch.Identity) (broker.AuditCheck, error)
+	PolicyStatus(ctx context.Context, who latch.Identity) (broker.PolicyStatus, bool, error)
+	Changed() <-chan struct{}
 }
 
 var _ Access = (*broker.Access)(nil)
@@ -161,6 +168,7 @@ func (p *Portal) pageRoutes() map[string]sessionHandler {
 		"POST /logout":                   p.logout,
 		"GET /request":                   p.requestPage,
 		"POST /request":                  p.createRequest,
+		"POST /request/preview":          p.previewRequest,
 		"GET /access":                    p.accessPage,
 		"POST /grants/{id}/end":          p.endGrant,
 		"GET /grants/{id}":               p.grantPage,
