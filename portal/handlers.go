@@ -199,27 +199,6 @@ func (p *Portal) endGrant(w http.ResponseWriter, r *http.Request, s session, _ s
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
-// grantData is a grant's page.
-type grantData struct {
-	Grant latch.Grant
-	Open  bool
-}
-
-func (p *Portal) grantPage(w http.ResponseWriter, r *http.Request, s session, _ string) {
-	id, err := latch.ParseGrantID(r.PathValue("id"))
-	var g latch.Grant
-	if err == nil {
-		g, err = p.cfg.Access.GetGrant(r.Context(), s.who, id)
-	}
-	if err != nil {
-		p.problem(w, r, s, err)
-		return
-	}
-	v := p.base(s, "Grant "+string(g.ID), "")
-	v.Data = grantData{Grant: g, Open: openState(g.State)}
-	p.pages.render(w, r, http.StatusOK, "grant", v)
-}
-
 // approvalRow is a pending request in the inbox.
 type approvalRow struct {
 	Req latch.Request

@@ -35,6 +35,7 @@ import (
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/policy"
+	"github.com/latchdev/latch/reconcile"
 )
 
 // Access is what the portal asks of the access service: the methods the
@@ -88,6 +89,10 @@ type Config struct {
 	// AWSAuth says the server also accepts AWS identities, which sign in
 	// with the CLI, not here; the sign-in page says so.
 	AWSAuth bool
+	// Prove looks a grant's rule up in CloudTrail (see reconcile.Prove),
+	// given the grant's history; nil means the server has no CloudTrail
+	// client, and grant pages say the proof is not configured.
+	Prove   func(ctx context.Context, g latch.Grant, history []latch.GrantEvent) (reconcile.Proof, error)
 	Clock   latch.Clock  // nil means latch.SystemClock
 	Logger  *slog.Logger // nil discards logs
 	// HTTPClient talks to the issuer's token endpoint; nil means

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/reconcile"
 )
 
 //go:embed templates
@@ -33,6 +34,15 @@ var funcs = template.FuncMap{
 	"dur":     formatDuration,
 	"ports":   func(p latch.Protocol, r latch.PortRange) string { return string(p) + "/" + r.String() },
 	"display": func(i latch.Identity) string { return i.String() },
+	"side": func(label string, s *reconcile.ProofSide) struct {
+		Label string
+		Side  *reconcile.ProofSide
+	} {
+		return struct {
+			Label string
+			Side  *reconcile.ProofSide
+		}{label, s}
+	},
 }
 
 func parsePages() (*pages, error) {

@@ -188,7 +188,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	access := broker.NewAccess(b, store, holder, inv, opts)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
-	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.clock, a.log.With("component", "portal")); err != nil {
+	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.portalProof(), a.clock, a.log.With("component", "portal")); err != nil {
 		return err
 	}
 	api := latchhttp.NewServer(access, auth, apiOpts)
