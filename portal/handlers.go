@@ -248,31 +248,3 @@ func (p *Portal) review(w http.ResponseWriter, r *http.Request, s session, _ str
 	p.showApprovals(w, r, s, latch.ErrorMessage(err), status(err))
 }
 
-// adminData is the admin page: every open grant.
-type adminData struct {
-	Open, Failed []latch.Grant
-}
-
-func (p *Portal) adminPage(w http.ResponseWriter, r *http.Request, s session, _ string) {
-	if !p.cfg.Access.IsAdmin(s.who) {
-		p.problem(w, r, s, latch.Errorf(latch.EFORBIDDEN, "only admins may see the admin page"))
-		return
-	}
-	gs, err := p.cfg.Access.ListGrants(r.Context(), s.who, true, latch.GrantFilter{
-		States: []latch.GrantState{latch.StateRequested, latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}, Limit: 500})
-	if err != nil {
-		p.problem(w, r, s, err)
-		return
-	}
-	var d adminData
-	for _, g := range gs {
-		if g.State == latch.StateRevokeFailed {
-			d.Failed = append(d.Failed, g)
-		} else {
-			d.Open = append(d.Open, g)
-		}
-	}
-	v := p.base(s, "Admin", "admin")
-	v.Data = d
-	p.pages.render(w, r, http.StatusOK, "admin", v)
-}

@@ -180,6 +180,8 @@ func (p *Portal) pageRoutes() map[string]sessionHandler {
 		"GET /approvals":                 p.approvalsPage,
 		"POST /requests/{id}/{decision}": p.review,
 		"GET /admin":                     p.adminPage,
+		"GET /admin/audit":               p.auditPage,
+		"GET /events":                    p.events,
 	}
 }
 

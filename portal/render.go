@@ -18,7 +18,7 @@ var templateFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"signin", "request", "access", "approvals", "grant", "admin", "problem"}
+var pageNames = []string{"signin", "request", "access", "approvals", "grant", "admin", "audit", "problem"}
 
 // pages are the parsed templates, by name.
 type pages struct{ byName map[string]*template.Template }
