@@ -247,4 +247,3 @@ func (p *Portal) review(w http.ResponseWriter, r *http.Request, s session, _ str
 	}
 	p.showApprovals(w, r, s, latch.ErrorMessage(err), status(err))
 }
-

@@ -92,9 +92,9 @@ type Config struct {
 	// Prove looks a grant's rule up in CloudTrail (see reconcile.Prove),
 	// given the grant's history; nil means the server has no CloudTrail
 	// client, and grant pages say the proof is not configured.
-	Prove   func(ctx context.Context, g latch.Grant, history []latch.GrantEvent) (reconcile.Proof, error)
-	Clock   latch.Clock  // nil means latch.SystemClock
-	Logger  *slog.Logger // nil discards logs
+	Prove  func(ctx context.Context, g latch.Grant, history []latch.GrantEvent) (reconcile.Proof, error)
+	Clock  latch.Clock  // nil means latch.SystemClock
+	Logger *slog.Logger // nil discards logs
 	// HTTPClient talks to the issuer's token endpoint; nil means
 	// http.DefaultClient.
 	HTTPClient *http.Client
