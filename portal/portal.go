@@ -3,6 +3,11 @@
 // (authorization code and PKCE), and pages to request access, follow
 // one's own access and review others' requests.
 //
+// Besides those pages: a decision preview before sending, a grant's
+// timeline and CloudTrail proof, and for admins the audit log with its
+// verification and the policy's reload status. Live lists refresh on a
+// server-sent event that carries no data.
+//
 // It decides nothing itself. Every page and every form calls the same
 // [broker.Access] methods the API's handlers call, with the identity the
 // API's verifier computes from the same kind of ID token, so a rule has
@@ -39,7 +44,9 @@ import (
 )
 
 // Access is what the portal asks of the access service: the methods the
-// API's handlers call, and nothing else. *broker.Access implements it.
+// API's handlers call, and the views (preview, timeline, audit log, policy
+// status) that authorize their caller the same way. *broker.Access
+// implements it.
 type Access interface {
 	IsAdmin(who latch.Identity) bool
 	RecordLogin(ctx context.Context, who latch.Identity, from string)
