@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -42,6 +43,12 @@ type AccessOptions struct {
 	// HostKeys read instances' SSH host keys, by region, so an SSH login
 	// can pin them; a region without one gives none.
 	HostKeys map[string]latch.HostKeySource
+	// AuditPublicKey checks the audit log's signatures when admins verify
+	// it; nil checks the chain alone.
+	AuditPublicKey ed25519.PublicKey
+	// Policies reports the policy's loads and reloads to admins; nil means
+	// the status is not known here.
+	Policies PolicyReporter
 }
 
 // Access is the request-and-approval service: it decides requests by
@@ -195,12 +202,53 @@ func FindInstance(ctx context.Context, inv latch.Inventory, target string) (latc
 // break-glass) open their grant at once; others wait for reviews. A
 // policy denial returns EFORBIDDEN saying why, and records nothing.
 func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInput) (latch.Request, error) {
+	x, err := a.decide(ctx, who, in)
+	if err != nil {
+		return latch.Request{}, err
+	}
+	d := x.d
+	if d.Outcome == policy.Denied {
+		a.log.InfoContext(ctx, "request denied by policy", "requester", who.String(), "target", in.Target, "rule", d.Rule, "why", d.Why)
+		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "%s", d.Why)
+	}
+	now := a.now()
+	r := latch.Request{
+		ID: latch.NewRequestID(), State: latch.RequestPending, Requester: who, Target: x.target,
+		Protocol: in.Protocol, Ports: in.Ports, Source: x.source, Duration: d.Duration, Reason: in.Reason,
+		BreakGlass: d.BreakGlass, Rule: d.Rule, ApprovalsNeeded: d.ApprovalsNeeded, Approvers: d.Approvers,
+		CreatedAt: now, PendingUntil: now.Add(d.PendingTimeout),
+	}
+	if d.Outcome == policy.Allowed {
+		r.State, r.DecidedAt, r.ApprovalsNeeded = latch.RequestApproved, now, 0
+	}
+	if r, err = a.store.CreateRequest(ctx, r); err != nil {
+		return r, fmt.Errorf("record request: %w", err)
+	}
+	a.audit(ctx, requestAudit(latch.AuditRequested, who.String(), r, map[string]string{"reason": r.Reason, "state": string(r.State)}))
+	a.log.InfoContext(ctx, "requested", "request_id", r.ID, "requester", who.String(), "requester_key", who.Key(), "target", in.Target, "group_id", x.target.GroupID,
+		"rule", r.Rule, "state", r.State, "break_glass", r.BreakGlass)
+	if r.State == latch.RequestApproved {
+		return a.open(ctx, r, d.Wide)
+	}
+	return r, nil
+}
+
+// decided is a request's policy decision and what it was taken on.
+type decided struct {
+	target latch.Target
+	source netip.Prefix
+	d      policy.Decision
+}
+
+// decide is the one policy decision for a request, shared by Request and
+// Preview so that a preview can never say other than the request would.
+func (a *Access) decide(ctx context.Context, who latch.Identity, in RequestInput) (decided, error) {
 	if !in.Observed.IsValid() {
-		return latch.Request{}, latch.Errorf(latch.EINTERNAL, "request without an observed source address")
+		return decided{}, latch.Errorf(latch.EINTERNAL, "request without an observed source address")
 	}
 	target, err := a.resolve(ctx, in.Region, in.Target)
 	if err != nil {
-		return latch.Request{}, err
+		return decided{}, err
 	}
 	source := in.Observed
 	if in.Asked.IsValid() {
@@ -218,37 +266,14 @@ func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInpu
 		},
 	})
 	if countErr != nil { // fail closed: an unknown count must not pass max_active
-		return latch.Request{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+		return decided{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
 	}
 	if d.Outcome == policy.Allowed || d.Outcome == policy.NeedsApproval {
 		if err := a.checkAskedSource(p, d.Rule, in); err != nil {
 			d.Outcome, d.Why = policy.Denied, latch.ErrorMessage(err)
 		}
 	}
-	if d.Outcome == policy.Denied {
-		a.log.InfoContext(ctx, "request denied by policy", "requester", who.String(), "target", in.Target, "rule", d.Rule, "why", d.Why)
-		return latch.Request{}, latch.Errorf(latch.EFORBIDDEN, "%s", d.Why)
-	}
-	now := a.now()
-	r := latch.Request{
-		ID: latch.NewRequestID(), State: latch.RequestPending, Requester: who, Target: target,
-		Protocol: in.Protocol, Ports: in.Ports, Source: source, Duration: d.Duration, Reason: in.Reason,
-		BreakGlass: d.BreakGlass, Rule: d.Rule, ApprovalsNeeded: d.ApprovalsNeeded, Approvers: d.Approvers,
-		CreatedAt: now, PendingUntil: now.Add(d.PendingTimeout),
-	}
-	if d.Outcome == policy.Allowed {
-		r.State, r.DecidedAt, r.ApprovalsNeeded = latch.RequestApproved, now, 0
-	}
-	if r, err = a.store.CreateRequest(ctx, r); err != nil {
-		return r, fmt.Errorf("record request: %w", err)
-	}
-	a.audit(ctx, requestAudit(latch.AuditRequested, who.String(), r, map[string]string{"reason": r.Reason, "state": string(r.State)}))
-	a.log.InfoContext(ctx, "requested", "request_id", r.ID, "requester", who.String(), "requester_key", who.Key(), "target", in.Target, "group_id", target.GroupID,
-		"rule", r.Rule, "state", r.State, "break_glass", r.BreakGlass)
-	if r.State == latch.RequestApproved {
-		return a.open(ctx, r, d.Wide)
-	}
-	return r, nil
+	return decided{target: target, source: source, d: d}, nil
 }
 
 // checkAskedSource lets a requester name an address other than their own

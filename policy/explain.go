@@ -45,6 +45,23 @@ func (p *Policy) Explain(who latch.Identity, target latch.Target) []Explanation 
 	return out
 }
 
+// RulesFor returns copies of the rules who is among the callers of, in
+// file order: what they may ask for, whatever the target. The targets
+// still decide which of them applies to a given instance (see Explain).
+func (p *Policy) RulesFor(who latch.Identity) []Rule {
+	var out []Rule
+	for i := range p.rules {
+		if p.matches(p.rules[i].Who, who) {
+			out = append(out, p.rules[i].clone())
+		}
+	}
+	return out
+}
+
+// Summary says, for people, what r allows: ports, durations, approval and
+// conditions, as Explain does for an applicable rule.
+func (r Rule) Summary() string { return r.summary(nil) }
+
 // summary says what r allows, noting ports an earlier rule decides first.
 func (r *Rule) summary(earlier []*Rule) string {
 	ports := make([]string, len(r.Ports))

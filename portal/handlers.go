@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/policy"
 )
@@ -50,14 +51,17 @@ func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "latch: no such page", http.StatusNotFound)
 }
 
-// requestData is the Request access page: what policy says for a target,
-// and the form.
+// requestData is the Request access page: what the person may ask for,
+// what policy says for a target, the form, and the decision previewed.
 type requestData struct {
 	Target, Region, Port, Duration, Reason string
+	BreakGlassAsked                        bool
+	Askable                                []policy.Rule // the rules they are among the callers of
 	Explained                              bool
 	Rules                                  []policy.Explanation
 	Applicable                             int
-	BreakGlass                             bool // an applicable rule allows it
+	BreakGlass                             bool            // an applicable rule allows it
+	Preview                                *broker.Preview // the decision for exactly the form's values
 }
 
 func (p *Portal) requestPage(w http.ResponseWriter, r *http.Request, s session, _ string) {
@@ -70,6 +74,7 @@ func (p *Portal) requestPage(w http.ResponseWriter, r *http.Request, s session, 
 // target, with problem (if any) said first.
 func (p *Portal) showRequest(w http.ResponseWriter, r *http.Request, s session, d requestData, problem string, code int) {
 	v := p.base(s, "Request access", "request")
+	d.Askable = p.cfg.Access.Askable(r.Context(), s.who)
 	if d.Target != "" {
 		ex, err := p.cfg.Access.Explain(r.Context(), s.who, nil, d.Region, d.Target)
 		if err != nil {
@@ -90,26 +95,49 @@ func (p *Portal) showRequest(w http.ResponseWriter, r *http.Request, s session, 
 	p.pages.render(w, r, code, "request", v)
 }
 
-// createRequest sends the form through the API's own decoder and the
-// access service's Request: the same checks, the same policy decision.
-func (p *Portal) createRequest(w http.ResponseWriter, r *http.Request, s session, _ string) {
+// requestForm reads the request form into d and, through the API's own
+// decoder, into what the access service takes.
+func (p *Portal) requestForm(r *http.Request) (requestData, broker.RequestInput, error) {
 	d := requestData{
 		Target: strings.TrimSpace(r.PostFormValue("target")), Region: r.PostFormValue("region"),
 		Port: strings.TrimSpace(r.PostFormValue("port")), Duration: strings.TrimSpace(r.PostFormValue("duration")),
-		Reason: r.PostFormValue("reason"),
+		Reason: r.PostFormValue("reason"), BreakGlassAsked: r.PostFormValue("break_glass") == "on",
 	}
 	body, err := json.Marshal(latchhttp.RequestBody{Target: d.Target, Region: d.Region, Port: d.Port, Duration: d.Duration,
-		Reason: d.Reason, BreakGlass: r.PostFormValue("break_glass") == "on"})
+		Reason: d.Reason, BreakGlass: d.BreakGlassAsked})
 	if err != nil {
-		p.problem(w, r, s, err)
-		return
+		return d, broker.RequestInput{}, err
 	}
 	in, err := latchhttp.DecodeRequest(body, p.cfg.ClientAddr(r))
+	return d, in, err
+}
+
+// createRequest sends the form through the API's own decoder and the
+// access service's Request: the same checks, the same policy decision.
+func (p *Portal) createRequest(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	d, in, err := p.requestForm(r)
 	if err == nil {
 		var req latch.Request
 		req, err = p.cfg.Access.Request(r.Context(), s.who, in)
 		if req.ID != "" { // recorded, even if its grant failed: My access says how it went
 			http.Redirect(w, r, "/access#"+string(req.ID), http.StatusSeeOther)
+			return
+		}
+	}
+	p.showRequest(w, r, s, d, latch.ErrorMessage(err), status(err))
+}
+
+// previewRequest shows which rule would decide the form as it stands and
+// what approval it needs, by the access service's Preview: the decision
+// Request takes, recorded nowhere. It is a POST only to keep the reason
+// out of URLs; it changes nothing.
+func (p *Portal) previewRequest(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	d, in, err := p.requestForm(r)
+	if err == nil {
+		var pv broker.Preview
+		if pv, err = p.cfg.Access.Preview(r.Context(), s.who, in); err == nil {
+			d.Preview = &pv
+			p.showRequest(w, r, s, d, "", http.StatusOK)
 			return
 		}
 	}
@@ -171,27 +199,6 @@ func (p *Portal) endGrant(w http.ResponseWriter, r *http.Request, s session, _ s
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
-// grantData is a grant's page.
-type grantData struct {
-	Grant latch.Grant
-	Open  bool
-}
-
-func (p *Portal) grantPage(w http.ResponseWriter, r *http.Request, s session, _ string) {
-	id, err := latch.ParseGrantID(r.PathValue("id"))
-	var g latch.Grant
-	if err == nil {
-		g, err = p.cfg.Access.GetGrant(r.Context(), s.who, id)
-	}
-	if err != nil {
-		p.problem(w, r, s, err)
-		return
-	}
-	v := p.base(s, "Grant "+string(g.ID), "")
-	v.Data = grantData{Grant: g, Open: openState(g.State)}
-	p.pages.render(w, r, http.StatusOK, "grant", v)
-}
-
 // approvalRow is a pending request in the inbox.
 type approvalRow struct {
 	Req latch.Request
@@ -239,33 +246,4 @@ func (p *Portal) review(w http.ResponseWriter, r *http.Request, s session, _ str
 		}
 	}
 	p.showApprovals(w, r, s, latch.ErrorMessage(err), status(err))
-}
-
-// adminData is the admin page: every open grant.
-type adminData struct {
-	Open, Failed []latch.Grant
-}
-
-func (p *Portal) adminPage(w http.ResponseWriter, r *http.Request, s session, _ string) {
-	if !p.cfg.Access.IsAdmin(s.who) {
-		p.problem(w, r, s, latch.Errorf(latch.EFORBIDDEN, "only admins may see the admin page"))
-		return
-	}
-	gs, err := p.cfg.Access.ListGrants(r.Context(), s.who, true, latch.GrantFilter{
-		States: []latch.GrantState{latch.StateRequested, latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}, Limit: 500})
-	if err != nil {
-		p.problem(w, r, s, err)
-		return
-	}
-	var d adminData
-	for _, g := range gs {
-		if g.State == latch.StateRevokeFailed {
-			d.Failed = append(d.Failed, g)
-		} else {
-			d.Open = append(d.Open, g)
-		}
-	}
-	v := p.base(s, "Admin", "admin")
-	v.Data = d
-	p.pages.render(w, r, http.StatusOK, "admin", v)
 }

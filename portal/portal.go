@@ -3,6 +3,11 @@
 // (authorization code and PKCE), and pages to request access, follow
 // one's own access and review others' requests.
 //
+// Besides those pages: a decision preview before sending, a grant's
+// timeline and CloudTrail proof, and for admins the audit log with its
+// verification and the policy's reload status. Live lists refresh on a
+// server-sent event that carries no data.
+//
 // It decides nothing itself. Every page and every form calls the same
 // [broker.Access] methods the API's handlers call, with the identity the
 // API's verifier computes from the same kind of ID token, so a rule has
@@ -35,10 +40,13 @@ import (
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/policy"
+	"github.com/latchdev/latch/reconcile"
 )
 
 // Access is what the portal asks of the access service: the methods the
-// API's handlers call, and nothing else. *broker.Access implements it.
+// API's handlers call, and the views (preview, timeline, audit log, policy
+// status) that authorize their caller the same way. *broker.Access
+// implements it.
 type Access interface {
 	IsAdmin(who latch.Identity) bool
 	RecordLogin(ctx context.Context, who latch.Identity, from string)
@@ -50,6 +58,13 @@ type Access interface {
 	ListGrants(ctx context.Context, who latch.Identity, all bool, f latch.GrantFilter) ([]latch.Grant, error)
 	EndGrant(ctx context.Context, who latch.Identity, id latch.GrantID) (latch.Grant, *broker.RuleKept, error)
 	Explain(ctx context.Context, who latch.Identity, as *latch.Identity, region, target string) ([]policy.Explanation, error)
+	Askable(ctx context.Context, who latch.Identity) []policy.Rule
+	Preview(ctx context.Context, who latch.Identity, in broker.RequestInput) (broker.Preview, error)
+	GrantTimeline(ctx context.Context, who latch.Identity, id latch.GrantID) (broker.GrantTimeline, error)
+	AuditLog(ctx context.Context, who latch.Identity, q broker.AuditQuery) (broker.AuditPage, error)
+	VerifyAudit(ctx context.Context, who latch.Identity) (broker.AuditCheck, error)
+	PolicyStatus(ctx context.Context, who latch.Identity) (broker.PolicyStatus, bool, error)
+	Changed() <-chan struct{}
 }
 
 var _ Access = (*broker.Access)(nil)
@@ -81,8 +96,12 @@ type Config struct {
 	// AWSAuth says the server also accepts AWS identities, which sign in
 	// with the CLI, not here; the sign-in page says so.
 	AWSAuth bool
-	Clock   latch.Clock  // nil means latch.SystemClock
-	Logger  *slog.Logger // nil discards logs
+	// Prove looks a grant's rule up in CloudTrail (see reconcile.Prove),
+	// given the grant's history; nil means the server has no CloudTrail
+	// client, and grant pages say the proof is not configured.
+	Prove  func(ctx context.Context, g latch.Grant, history []latch.GrantEvent) (reconcile.Proof, error)
+	Clock  latch.Clock  // nil means latch.SystemClock
+	Logger *slog.Logger // nil discards logs
 	// HTTPClient talks to the issuer's token endpoint; nil means
 	// http.DefaultClient.
 	HTTPClient *http.Client
@@ -161,12 +180,15 @@ func (p *Portal) pageRoutes() map[string]sessionHandler {
 		"POST /logout":                   p.logout,
 		"GET /request":                   p.requestPage,
 		"POST /request":                  p.createRequest,
+		"POST /request/preview":          p.previewRequest,
 		"GET /access":                    p.accessPage,
 		"POST /grants/{id}/end":          p.endGrant,
 		"GET /grants/{id}":               p.grantPage,
 		"GET /approvals":                 p.approvalsPage,
 		"POST /requests/{id}/{decision}": p.review,
 		"GET /admin":                     p.adminPage,
+		"GET /admin/audit":               p.auditPage,
+		"GET /events":                    p.events,
 	}
 }
 

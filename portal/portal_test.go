@@ -25,6 +25,7 @@ const clientID = "latch"
 var (
 	alice = oidctest.User{Username: "alice", Password: "alice-pw", Email: "alice@example.com", EmailVerified: true, Groups: []string{"dev"}}
 	bob   = oidctest.User{Username: "bob", Password: "bob-pw", Email: "bob@example.com", EmailVerified: true, Groups: []string{"sre"}}
+	carol = oidctest.User{Username: "carol", Password: "carol-pw", Email: "carol@example.com", EmailVerified: true, Groups: []string{"admins"}}
 )
 
 // world is the API server with the portal mounted, over a real access
@@ -35,10 +36,16 @@ type world struct {
 	url string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, options ...func(*portal.Config)) *world {
 	t.Helper()
-	f := accesstest.New(t)
-	op := oidctest.New(t, clientID, alice, bob)
+	return newWorldWith(t, accesstest.New(t), options...)
+}
+
+// newWorldWith is newWorld over f, each option changing the portal's
+// configuration.
+func newWorldWith(t *testing.T, f *accesstest.Fixture, options ...func(*portal.Config)) *world {
+	t.Helper()
+	op := oidctest.New(t, clientID, alice, bob, carol)
 	v, err := oidc.NewVerifier(t.Context(), oidc.Config{Issuer: op.Issuer(), Audience: clientID})
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +53,14 @@ func newWorld(t *testing.T) *world {
 	ts := httptest.NewUnstartedServer(nil)
 	t.Cleanup(ts.Close)
 	base := "http://" + ts.Listener.Addr().String()
-	p, err := portal.New(portal.Config{
-		Access: f.Access, Verifier: v, URL: base, ClientAddr: latchhttp.ClientAddr,
+	cfg := portal.Config{
+		Access: f.Access, Verifier: v, URL: base, ClientAddr: latchhttp.ClientAddr, Clock: f.Clock,
 		OAuth: oauth2.Config{ClientID: clientID, Endpoint: v.Endpoint()},
-	})
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	p, err := portal.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/reconcile"
 )
 
 //go:embed templates
@@ -17,7 +18,7 @@ var templateFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"signin", "request", "access", "approvals", "grant", "admin", "problem"}
+var pageNames = []string{"signin", "request", "access", "approvals", "grant", "admin", "audit", "problem"}
 
 // pages are the parsed templates, by name.
 type pages struct{ byName map[string]*template.Template }
@@ -33,6 +34,15 @@ var funcs = template.FuncMap{
 	"dur":     formatDuration,
 	"ports":   func(p latch.Protocol, r latch.PortRange) string { return string(p) + "/" + r.String() },
 	"display": func(i latch.Identity) string { return i.String() },
+	"side": func(label string, s *reconcile.ProofSide) struct {
+		Label string
+		Side  *reconcile.ProofSide
+	} {
+		return struct {
+			Label string
+			Side  *reconcile.ProofSide
+		}{label, s}
+	},
 }
 
 func parsePages() (*pages, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -400,6 +401,20 @@ func (a *app) auditSigner() (func(string) string, error) {
 		return nil, err
 	}
 	return latch.SignAudit(priv), nil
+}
+
+// auditPublicKey is --audit-key's public half, with which admins' audit
+// checks verify signatures; nil when none is set (auditSigner has refused
+// a bad key before this is asked).
+func (a *app) auditPublicKey() ed25519.PublicKey {
+	if a.auditKey == "" {
+		return nil
+	}
+	priv, err := loadAuditKey(a.auditKey)
+	if err != nil {
+		return nil
+	}
+	return priv.Public().(ed25519.PublicKey)
 }
 
 // firewalls connects to EC2 in each region.

@@ -13,10 +13,12 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/oidc"
 	"github.com/latchdev/latch/portal"
+	"github.com/latchdev/latch/reconcile"
 )
 
 // portalOptions configure the browser portal the server serves at /.
@@ -37,7 +39,7 @@ func (o *portalOptions) flags(cmd *cobra.Command) {
 // handler returns the portal for the server, or nil when it is off or the
 // server accepts no OIDC sign-in.
 func (o *portalOptions) handler(ctx context.Context, so serverOptions, access *broker.Access, ln net.Listener, tls bool,
-	clock latch.Clock, log *slog.Logger) (http.Handler, error) {
+	prove proveFunc, clock latch.Clock, log *slog.Logger) (http.Handler, error) {
 	if !o.enabled || so.auth.oidcIssuer == "" {
 		if o.enabled {
 			log.Info("no portal: it signs people in with an OIDC issuer, and none is configured (--oidc-issuer)")
@@ -77,10 +79,32 @@ func (o *portalOptions) handler(ctx context.Context, so serverOptions, access *b
 	}
 	cfg.Endpoint = v.Endpoint()
 	p, err := portal.New(portal.Config{Access: access, Verifier: v, OAuth: cfg, URL: base, ClientAddr: latchhttp.ClientAddr,
-		AWSAuth: so.auth.awsAuth, Clock: clock, Logger: log})
+		AWSAuth: so.auth.awsAuth, Prove: prove, Clock: clock, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	log.Info("portal", "url", base, "client_id", cfg.ClientID, "confidential", cfg.ClientSecret != "")
 	return p.Handler(), nil
 }
+
+type proveFunc = func(ctx context.Context, g latch.Grant, history []latch.GrantEvent) (reconcile.Proof, error)
+
+// portalProof is a grant page's CloudTrail proof, read with the server's
+// own AWS configuration in the grant's region, as latch audit proof reads
+// it. Without cloudtrail:LookupEvents the page says the proof is
+// unavailable.
+func (a *app) portalProof() proveFunc {
+	return func(ctx context.Context, g latch.Grant, history []latch.GrantEvent) (reconcile.Proof, error) {
+		cfg, err := a.awsConfig(ctx, g.Region)
+		if err != nil {
+			return reconcile.Proof{}, err
+		}
+		return reconcile.Prove(ctx, trailEvents{latchaws.NewTrail(cfg)}, grantHistory(history), g, a.clock.Now())
+	}
+}
+
+// grantHistory is a grant's history, already read, as reconcile.Prove
+// reads it.
+type grantHistory []latch.GrantEvent
+
+func (h grantHistory) History(context.Context, latch.GrantID) ([]latch.GrantEvent, error) { return h, nil }

@@ -155,12 +155,23 @@ func TestPortalInBrowser(t *testing.T) {
 	signIn(t, alice, w.url, opAlice)
 	do(t, alice, "explain the target",
 		chromedp.Navigate(w.url+"/request?target="+w.fleet.DB1), at("/request"), chromedp.WaitVisible(`textarea[name="reason"]`))
-	if why := eval[string](t, alice, `document.querySelector(".rules").innerText`); !strings.Contains(why, "prod-ssh") || !strings.Contains(why, "needs 1 approval") {
-		t.Fatalf("the request page does not say which rule decides and what approval it needs: %q", why)
+	if may := eval[string](t, alice, `document.querySelector(".rules.askable").innerText`); !strings.Contains(may, "prod-ssh") || !strings.Contains(may, "tcp/5432") {
+		t.Fatalf("the request page does not list what alice may ask for: %q", may)
 	}
-	do(t, alice, "fill the request", chromedp.SetValue(`input[name="duration"]`, "30m"), chromedp.SendKeys(`textarea[name="reason"]`, "replica lag, ticket OPS-7"))
+	if why := eval[string](t, alice, `document.querySelector(".rules:not(.askable)").innerText`); !strings.Contains(why, "prod-ssh") || !strings.Contains(why, "needs 1 approval") {
+		t.Fatalf("the request page does not explain policy for the target: %q", why)
+	}
+	do(t, alice, "fill the request and check it with policy", chromedp.SetValue(`input[name="duration"]`, "30m"),
+		chromedp.SendKeys(`textarea[name="reason"]`, "replica lag, ticket OPS-7"),
+		chromedp.Click(`button[formaction="/request/preview"]`), at("/request/preview"), chromedp.WaitVisible(`.preview`))
+	if pv := eval[string](t, alice, `document.querySelector(".preview").innerText`); !strings.Contains(pv, "Rule prod-ssh decides, for 30m") || !strings.Contains(pv, "NEEDS 1 APPROVAL") {
+		t.Fatalf("the preview does not say which rule decides and what approval it needs: %q", pv)
+	}
+	if rules() != 0 {
+		t.Fatal("the preview opened a rule")
+	}
 	shot(t, alice, "request")
-	do(t, alice, "send the request", chromedp.Click(`form[action="/request"][method="post"] button[type="submit"]`), at("/access"))
+	do(t, alice, "send the request", chromedp.Click(`form[action="/request"][method="post"] button.primary`), at("/access"))
 	if state := eval[string](t, alice, `document.querySelector(".cards .state").innerText`); !strings.EqualFold(state, "pending") || rules() != 0 {
 		t.Fatalf("after the request: state %q, %d rules; want pending, none", state, rules())
 	}
@@ -187,14 +198,16 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 	do(t, bob, "reason", chromedp.SendKeys(`input[name="reason"]`, "OPS-7 is real"))
 	shot(t, bob, "approvals")
+	do(t, alice, "my access, pending", chromedp.Navigate(w.url+"/access"), at("/access"), chromedp.WaitVisible(`.state-pending`))
 	do(t, bob, "approve", chromedp.Click(`form[action$="/approve"] button.primary`), at("/approvals"),
 		until(`!document.querySelector('[id="`+reqID+`"]')`))
 	if rules() != 1 {
 		t.Fatalf("after bob's approval the db group has %d rules, want 1", rules())
 	}
 
-	do(t, alice, "my access", chromedp.Navigate(w.url+"/access"), at("/access"),
-		until(`(document.querySelector(".countdown") || {}).innerText?.includes("left")`))
+	// No navigation: the server's event stream makes the page refresh its
+	// list (the fallback timer is a minute, longer than the step's 20 s).
+	do(t, alice, "my access, live", until(`(document.querySelector(".countdown") || {}).innerText?.includes("left")`))
 	count := eval[string](t, alice, `document.querySelector(".countdown").innerText`)
 	if !strings.HasPrefix(count, "Open: 29m") && !strings.HasPrefix(count, "Open: 30m") {
 		t.Errorf("countdown = %q, want about 30m left", count)
@@ -205,8 +218,24 @@ func TestPortalInBrowser(t *testing.T) {
 	shot(t, alice, "access")
 	grantID := strings.TrimPrefix(eval[string](t, alice, `document.querySelector('a[href^="/grants/"]').getAttribute("href")`), "/grants/")
 	do(t, bob, "admin", chromedp.Navigate(w.url+"/admin"), at("/admin"))
+	if admin := eval[string](t, bob, `document.querySelector("main").innerText`); !strings.Contains(admin, "VERIFIED") || !strings.Contains(admin, "policy.yaml") {
+		t.Errorf("the admin page does not show the audit chain verified and the policy file:\n%s", admin)
+	}
 	shot(t, bob, "admin")
+	do(t, bob, "audit log", chromedp.Navigate(w.url+"/admin/audit?action=approved"), at("/admin/audit"), chromedp.WaitVisible(`table.audit`))
+	if log := eval[string](t, bob, `document.querySelector("table.audit").innerText`); !strings.Contains(log, "approved") || strings.Contains(log, "login") {
+		t.Errorf("the audit log filtered by action shows:\n%s", log)
+	}
+	do(t, bob, "audit log", chromedp.Navigate(w.url+"/admin/audit"), at("/admin/audit"), chromedp.WaitVisible(`table.audit`))
+	shot(t, bob, "audit")
+	do(t, alice, "not admin", chromedp.Navigate(w.url+"/admin/audit"), at("/admin/audit"))
+	if body := eval[string](t, alice, `document.body.innerText`); strings.Contains(body, "approved") || !strings.Contains(body, "only admins") {
+		t.Errorf("alice at /admin/audit sees:\n%s", body)
+	}
 	do(t, alice, "grant page", chromedp.Navigate(w.url+"/grants/"+grantID), at("/grants/"+grantID))
+	if page := eval[string](t, alice, `document.querySelector("main").innerText`); !strings.Contains(page, "approved by bob@example.com") || !strings.Contains(page, "CloudTrail proof") {
+		t.Errorf("the grant page lacks its timeline or proof:\n%s", page)
+	}
 	shot(t, alice, "grant")
 
 	do(t, alice, "end now", chromedp.Navigate(w.url+"/access"), at("/access"),

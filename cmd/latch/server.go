@@ -3,7 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -12,8 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -109,10 +113,44 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	return cmd
 }
 
-// policyHolder is the policy in force, swapped whole on SIGHUP.
-type policyHolder struct{ p atomic.Pointer[policy.Policy] }
+// policyHolder is the policy in force, swapped whole on SIGHUP, and the
+// status of its loads, which admins see in the portal.
+type policyHolder struct {
+	p      atomic.Pointer[policy.Policy]
+	mu     sync.Mutex
+	status broker.PolicyStatus // guarded by mu
+}
 
 func (h *policyHolder) Policy() *policy.Policy { return h.p.Load() }
+
+// load reads and parses path and, if it is good, puts it in force; a bad
+// file keeps the policy in force and is recorded as the last error.
+func (h *policyHolder) load(path string, now time.Time) (*policy.Policy, error) {
+	data, err := os.ReadFile(path)
+	var p *policy.Policy
+	if err != nil {
+		err = fmt.Errorf("load policy: %w", err)
+	} else {
+		p, err = policy.Parse(path, data)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		h.status.LastError, h.status.LastErrorAt = err.Error(), now.UTC()
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	h.p.Store(p)
+	h.status = broker.PolicyStatus{Path: path, LoadedAt: now.UTC(), SHA256: hex.EncodeToString(sum[:]), Rules: len(p.Rules())}
+	return p, nil
+}
+
+// PolicyStatus implements broker.PolicyReporter.
+func (h *policyHolder) PolicyStatus() broker.PolicyStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.status
+}
 
 func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if o.policyFile == "" {
@@ -124,7 +162,8 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return latch.Invalidf("admin", "--admin %s is ambiguous and no longer accepted: name groups with --admin-group and users with --admin-user",
 			strings.Join(o.oldAdmins, ","))
 	}
-	p, err := policy.Load(o.policyFile)
+	holder := &policyHolder{}
+	p, err := holder.load(o.policyFile, a.clock.Now())
 	if err != nil {
 		return latch.Invalidf("policy", "%v", err)
 	}
@@ -182,11 +221,10 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	holder := &policyHolder{}
-	holder.p.Store(p)
 	opts := broker.AccessOptions{
 		Clock: a.clock, Logger: a.log.With("component", "access"), DefaultRegion: a.regions[0],
 		AdminGroups: o.adminGroups, AdminUsers: o.adminUsers, OIDCIssuer: o.auth.oidcIssuer,
+		Policies: holder, AuditPublicKey: a.auditPublicKey(),
 	}
 	if err := a.sshOptions(ctx, o.sshCA, &opts); err != nil {
 		return err
@@ -195,7 +233,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	apiOpts.Mount = slackApp.mount(a, o.slack, access, holder)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
-	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.clock, a.log.With("component", "portal")); err != nil {
+	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.portalProof(), a.clock, a.log.With("component", "portal")); err != nil {
 		return err
 	}
 	api := latchhttp.NewServer(access, auth, apiOpts)
@@ -334,12 +372,11 @@ func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder, acc
 		case <-ctx.Done():
 			return
 		case <-hup:
-			p, err := policy.Load(path)
+			p, err := h.load(path, a.clock.Now())
 			if err != nil {
 				a.log.Error("policy reload failed; keeping the old policy", "policy", path, "err", err)
 				continue
 			}
-			h.p.Store(p)
 			access.RecordPolicyReload(ctx, path, len(p.Rules()))
 			a.log.Info("policy reloaded", "policy", path, "rules", len(p.Rules()))
 		}

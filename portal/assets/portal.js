@@ -1,5 +1,7 @@
 // latch portal: countdowns and ages from data attributes, and a quiet
-// refresh of live lists. The pages work without it.
+// refresh of live lists when the server says something changed (server-sent
+// events from /events, which carry no data), or on a slow timer for changes
+// other replicas make. The pages work without it.
 "use strict";
 (function () {
   function span(ms) {
@@ -36,5 +38,11 @@
   }
   tick();
   setInterval(tick, 1000);
-  setInterval(refresh, 10000);
+  var live = document.querySelector("[data-live]");
+  if (live && window.EventSource) {
+    new EventSource("/events").addEventListener("changed", refresh);
+    setInterval(refresh, 60000);
+  } else {
+    setInterval(refresh, 10000);
+  }
 })();
