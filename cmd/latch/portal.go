@@ -107,4 +107,6 @@ func (a *app) portalProof() proveFunc {
 // reads it.
 type grantHistory []latch.GrantEvent
 
-func (h grantHistory) History(context.Context, latch.GrantID) ([]latch.GrantEvent, error) { return h, nil }
+func (h grantHistory) History(context.Context, latch.GrantID) ([]latch.GrantEvent, error) {
+	return h, nil
+}
