@@ -164,7 +164,10 @@ func TestSlackApprovalEndToEnd(t *testing.T) {
 		t.Errorf("response_url posts = %+v; want one ephemeral answer", resp)
 	}
 
-	w.Pass(ctx)
+	// As the worker's Run does: pass again while events are due (a
+	// request's events go out one after another, in order).
+	for !w.Pass(ctx).After(f.Clock.Now()) {
+	}
 	msgs = f.fake.Messages()
 	if len(msgs) != 1 || msgs[0].Updates == 0 {
 		t.Fatalf("messages %+v; want the one message, edited", msgs)
