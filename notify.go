@@ -62,6 +62,27 @@ var EventKinds = []EventKind{
 	EventGrantRevokeFail, EventRuleOutOfBand,
 }
 
+// Stage is how far in a request's life an event of kind k comes: later
+// events have higher stages, and kinds outside that life 0. Events may be
+// delivered out of order (retries, parallel delivery, replicas), so a
+// message shown for a request is edited only by an event of a stage at
+// least its own: it never goes back to an older state.
+func (k EventKind) Stage() int {
+	switch k {
+	case EventRequestCreated, EventBreakGlassUsed:
+		return 1
+	case EventRequestApproved, EventRequestDenied, EventRequestWithdrawn, EventRequestTimedOut, EventRequestFailed:
+		return 2
+	case EventGrantOpened:
+		return 3
+	case EventGrantRevokeFail:
+		return 4
+	case EventGrantEnded:
+		return 5
+	}
+	return 0
+}
+
 // EndingNotice is how long before a grant's expiry its grant.ending event
 // falls due.
 const EndingNotice = 5 * time.Minute

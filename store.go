@@ -144,6 +144,7 @@ type MessageRef struct {
 	Route     Route  // the route as the policy names it, e.g. {slack, #ops}
 	Channel   string // the destination's own ID for the place, e.g. C0123456789
 	MessageID string // the destination's ID for the message, e.g. Slack's ts
+	Stage     int    // the EventKind.Stage of the event the message shows
 }
 
 // MessageRefs remembers each request's message per route. A store that

@@ -20,8 +20,10 @@ const (
 // where it stands, and while it waits for approval the Approve and Deny
 // buttons, mentioning the approvers given.
 func Blocks(e latch.Event, mentions []string) []slackapi.Block {
+	// verbatim: Slack then links no bare URL, channel name or @here in
+	// what people typed (a reason); latch's own <@U…> mentions still work.
 	md := func(s string) *slackapi.TextBlockObject {
-		return slackapi.NewTextBlockObject(slackapi.MarkdownType, s, false, false)
+		return slackapi.NewTextBlockObject(slackapi.MarkdownType, s, false, true)
 	}
 	title := "Access request " + string(e.RequestID)
 	switch {

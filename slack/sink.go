@@ -3,8 +3,10 @@ package slack
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync"
 
 	slackapi "github.com/slack-go/slack"
 
@@ -21,6 +23,10 @@ type Sink struct {
 	refs      latch.MessageRefs
 	approvers func(rule string) []string
 	log       *slog.Logger
+	// locks serialise the deliveries of one request's events (striped by
+	// its ID), which the worker may run at once: two of them finding no
+	// message yet would post two.
+	locks [64]sync.Mutex
 }
 
 var _ latch.Sink = (*Sink)(nil)
@@ -59,8 +65,16 @@ func (s *Sink) Deliver(ctx context.Context, to latch.Route, e latch.Event) error
 	case e.RequestID == "":
 		return s.post(ctx, to, e, nil) // a direct grant, a rule found out of band: nothing to edit
 	}
+	mu := &s.locks[stripe(e.RequestID, len(s.locks))]
+	mu.Lock()
+	defer mu.Unlock()
 	ref, err := s.refs.MessageRef(ctx, e.RequestID, to)
 	switch {
+	case err == nil && e.Kind.Stage() < ref.Stage:
+		// Late (a retry, a replica): the message already shows a later
+		// state, which this would overwrite.
+		s.log.Debug("slack: event older than its message; not edited", "event_id", e.ID, "kind", e.Kind, "request_id", e.RequestID)
+		return nil
 	case err == nil:
 		return s.update(ctx, ref, e)
 	case latch.ErrorCode(err) != latch.ENOTFOUND:
@@ -85,7 +99,7 @@ func (s *Sink) post(ctx context.Context, to latch.Route, e latch.Event, mentions
 	}
 	// Should this fail, the retry posts again: a second message beats a
 	// lost one.
-	if err := s.refs.SaveMessageRef(ctx, latch.MessageRef{RequestID: e.RequestID, Route: to, Channel: ch, MessageID: ts}); err != nil {
+	if err := s.refs.SaveMessageRef(ctx, latch.MessageRef{RequestID: e.RequestID, Route: to, Channel: ch, MessageID: ts, Stage: e.Kind.Stage()}); err != nil {
 		return fmt.Errorf("slack: remember message of %s: %w", e.RequestID, err)
 	}
 	return nil
@@ -97,7 +111,18 @@ func (s *Sink) update(ctx context.Context, ref latch.MessageRef, e latch.Event) 
 	if err != nil {
 		return translate("chat.update", err)
 	}
+	ref.Stage = e.Kind.Stage()
+	if err := s.refs.SaveMessageRef(ctx, ref); err != nil {
+		return fmt.Errorf("slack: remember message of %s: %w", e.RequestID, err)
+	}
 	return nil
+}
+
+// stripe picks one of n locks for id.
+func stripe(id latch.RequestID, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
 }
 
 // mentions returns Slack mentions (<@U…>) of rule's approvers that are

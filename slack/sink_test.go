@@ -135,8 +135,8 @@ func TestRequestMessageAndItsUpdates(t *testing.T) {
 		{latch.EventGrantOpened, func(e *latch.Event) {
 			e.GrantID, e.ExpiresAt = "g-0123456789abcdef", time.Date(2026, 12, 4, 10, 30, 0, 0, time.UTC)
 		}, []string{"Open", "g-0123456789abcdef"}},
-		{latch.EventGrantEnded, func(e *latch.Event) { e.GrantID, e.State = "g-0123456789abcdef", "expired" }, []string{"Ended", "expired"}},
 		{latch.EventGrantRevokeFail, func(e *latch.Event) { e.GrantID, e.Error = "g-0123456789abcdef", "throttled" }, []string{"keeps failing", "throttled"}},
+		{latch.EventGrantEnded, func(e *latch.Event) { e.GrantID, e.State = "g-0123456789abcdef", "expired" }, []string{"Ended", "expired"}},
 	}
 	for i, st := range steps {
 		e := event(st.kind)
@@ -162,6 +162,39 @@ func TestRequestMessageAndItsUpdates(t *testing.T) {
 		if !strings.Contains(msgs[0].Text, string(e.RequestID)) && e.GrantID == "" {
 			t.Errorf("%s: fallback text %q lacks the request", st.kind, msgs[0].Text)
 		}
+	}
+}
+
+// Events reach the sink out of order (a retry, parallel delivery, a
+// replica): a late, older event never takes the message back, and events
+// delivered at once post one message.
+func TestMessageNeverGoesBack(t *testing.T) {
+	ctx := t.Context()
+	fake, sink := newSink(t, alice, carol)
+	opened := event(latch.EventGrantOpened)
+	opened.GrantID, opened.ExpiresAt = "g-0123456789abcdef", time.Date(2026, 12, 4, 10, 30, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	for _, e := range []latch.Event{event(latch.EventRequestCreated), opened, event(latch.EventRequestApproved)} {
+		wg.Go(func() {
+			if err := sink.Deliver(ctx, ops, e); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	msgs := fake.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages from three events delivered at once; want one", len(msgs))
+	}
+	if text := string(msgs[0].Blocks); !strings.Contains(text, "Open") || len(buttons(t, msgs[0])) != 0 {
+		t.Errorf("whatever the order, the message should end showing the grant open, without buttons:\n%s", text)
+	}
+	late := event(latch.EventRequestCreated) // a retry of the first event, long after
+	if err := sink.Deliver(ctx, ops, late); err != nil {
+		t.Fatal(err)
+	}
+	if text := string(fake.Messages()[0].Blocks); !strings.Contains(text, "Open") || len(buttons(t, fake.Messages()[0])) != 0 {
+		t.Errorf("a late request.created took the message back:\n%s", text)
 	}
 }
 

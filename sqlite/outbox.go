@@ -154,17 +154,6 @@ func (s *Store) EnqueueEvent(ctx context.Context, e latch.Event) error {
 
 const outboxColumns = `event, state, due_at, attempts, delivered, last_error`
 
-// inTurn holds back a request's event while an earlier one of the same
-// request is still pending, so that its events reach a destination in the
-// order they happened: a chat message edited by "approved" after "open"
-// would show a stale state, and two events delivered at once would both
-// find no message yet and post two. The order is the insert order
-// (rowid). A grant's ending notice, scheduled minutes ahead and sent
-// apart (a direct message), neither waits nor holds anything back.
-const inTurn = `(request_id = '' OR kind = '` + string(latch.EventGrantEnding) + `' OR NOT EXISTS (
-	SELECT 1 FROM outbox AS earlier WHERE earlier.request_id = outbox.request_id AND earlier.state = 'pending'
-	AND earlier.kind != '` + string(latch.EventGrantEnding) + `' AND earlier.rowid < outbox.rowid))`
-
 // ClaimEvents leases up to limit due events to owner. The write lock makes
 // racing claims, from any process on the file, queue, so each event is
 // leased to one.
@@ -178,7 +167,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, now time.Time, le
 	var items []latch.OutboxItem
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox
-			WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?) AND `+inTurn+`
+			WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
 			ORDER BY due_at, id LIMIT ?`, now.UnixMicro(), now.UnixMicro(), limit)
 		if err != nil {
 			return err
@@ -252,7 +241,7 @@ func (s *Store) SettleEvent(ctx context.Context, owner string, st latch.Settleme
 // NextEvent returns when the earliest pending event may next be claimed.
 func (s *Store) NextEvent(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
-	err := s.read.QueryRowContext(ctx, `SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM outbox WHERE state = 'pending' AND `+inTurn).Scan(&v)
+	err := s.read.QueryRowContext(ctx, `SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM outbox WHERE state = 'pending'`).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next event: %w", translate(err))
 	}

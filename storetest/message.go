@@ -19,7 +19,7 @@ func testMessageRefs(t *testing.T, open func(t *testing.T) latch.Store) {
 	if _, err := s.MessageRef(ctx, id, ops); latch.ErrorCode(err) != latch.ENOTFOUND {
 		t.Fatalf("MessageRef before any save: err = %v, want ENOTFOUND", err)
 	}
-	first := latch.MessageRef{RequestID: id, Route: ops, Channel: "C0000001", MessageID: "1700000000.000001"}
+	first := latch.MessageRef{RequestID: id, Route: ops, Channel: "C0000001", MessageID: "1700000000.000001", Stage: 1}
 	if err := s.SaveMessageRef(ctx, first); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func testMessageRefs(t *testing.T, open func(t *testing.T) latch.Store) {
 	}
 
 	again := first
-	again.MessageID = "1700000000.000002"
+	again.MessageID, again.Stage = "1700000000.000002", 3
 	if err := s.SaveMessageRef(ctx, again); err != nil {
 		t.Fatalf("saving a second ref for one request and route: %v", err)
 	}

@@ -7,5 +7,6 @@ CREATE TABLE message_refs (
 	route      TEXT NOT NULL,
 	channel    TEXT NOT NULL,
 	message_id TEXT NOT NULL,
+	stage      INTEGER NOT NULL, -- the EventKind.Stage of the event the message shows
 	PRIMARY KEY (request_id, route)
 ) STRICT;
