@@ -256,6 +256,10 @@ type Outbox interface {
 	// lease. Returns ECONFLICT if owner no longer holds the lease (it ran
 	// out and another worker claimed the event), and ENOTFOUND.
 	SettleEvent(ctx context.Context, owner string, s Settlement) error
+	// SettleEvents settles a batch in one transaction. An event owner no
+	// longer holds (ECONFLICT) or that is gone (ENOTFOUND) is skipped and
+	// its error returned, joined with the others'; the rest are settled.
+	SettleEvents(ctx context.Context, owner string, s []Settlement) error
 	// NextEvent returns when the earliest pending event is due, or its
 	// lease runs out if later; ok is false if none is pending.
 	NextEvent(ctx context.Context) (at time.Time, ok bool, err error)

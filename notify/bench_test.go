@@ -2,10 +2,12 @@ package notify_test
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/notify"
 	"github.com/latchdev/latch/storetest"
 )
 
@@ -45,7 +47,8 @@ func BenchmarkCreateRequest(b *testing.B) {
 func benchCreateRequest(b *testing.B, worker bool) {
 	f := newFixture(b, pager)
 	sink := &noopSink{}
-	f.worker = newWorker(f, sink)
+	f.worker = notify.New(f.store, notify.RouterFunc(func(latch.Event) []latch.Route { return []latch.Route{pager} }),
+		map[string]latch.Sink{latch.SinkWebhook: sink}, notify.Options{Clock: f.clock, Coalesce: notify.ServerCoalesce, Logger: slog.New(slog.DiscardHandler)})
 	if worker {
 		ctx, cancel := context.WithCancel(b.Context())
 		done := make(chan error)

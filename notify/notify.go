@@ -30,7 +30,7 @@ import (
 // Outbox is what the worker needs from the store.
 type Outbox interface {
 	ClaimEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]latch.OutboxItem, error)
-	SettleEvent(ctx context.Context, owner string, s latch.Settlement) error
+	SettleEvents(ctx context.Context, owner string, s []latch.Settlement) error
 	NextEvent(ctx context.Context) (at time.Time, ok bool, err error)
 	PruneEvents(ctx context.Context, before time.Time) (int, error)
 	// Changed returns a channel closed after the next change through this
@@ -61,6 +61,9 @@ const (
 	DefaultBatch          = 16
 	DefaultRecheck        = 30 * time.Second
 	DefaultRetention      = 30 * 24 * time.Hour
+	// ServerCoalesce is the Coalesce latch server runs with: a burst of
+	// events costs two write transactions, not two an event.
+	ServerCoalesce = 20 * time.Millisecond
 	// pruneEvery is how often a worker prunes settled events.
 	pruneEvery = time.Hour
 )
@@ -82,6 +85,11 @@ type Options struct {
 	Batch          int           // events claimed, and delivered in parallel, at once; 0 means DefaultBatch
 	Recheck        time.Duration // longest wait with nothing due (other processes write events too); 0 means DefaultRecheck
 	Retention      time.Duration // how long settled events are kept; 0 means DefaultRetention
+	// Coalesce is how long Run waits after a new event before it claims,
+	// so that a burst is claimed and settled in one batch: fewer write
+	// transactions in the store, whose single writer grants and requests
+	// share. It delays each notification by as much. 0 claims at once.
+	Coalesce time.Duration
 	// Jitter returns a number in [0, 1) that spreads retries; nil means
 	// math/rand/v2.Float64.
 	Jitter func() float64
@@ -143,6 +151,18 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-w.opts.Clock.Alarm(next):
 		case <-changed:
+			if w.opts.Coalesce > 0 {
+				// A scheduling pause, not a time anything is due at: it
+				// runs on the wall clock, so a test clock that stands
+				// still does not hold deliveries.
+				t := time.NewTimer(w.opts.Coalesce)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				case <-t.C:
+				}
+			}
 		}
 	}
 }
@@ -166,11 +186,25 @@ func (w *Worker) Pass(ctx context.Context) time.Time {
 		}
 		return now.Add(w.opts.Recheck)
 	}
+	// Delivered in parallel, settled together: one write transaction for
+	// the batch, which the store's single writer shares with grants.
+	settled := make([]*latch.Settlement, len(items))
 	var wg sync.WaitGroup
-	for _, it := range items {
-		wg.Go(func() { w.deliver(ctx, it) })
+	for i, it := range items {
+		wg.Go(func() { settled[i] = w.deliver(ctx, it) })
 	}
 	wg.Wait()
+	var batch []latch.Settlement
+	for _, st := range settled {
+		if st != nil {
+			batch = append(batch, *st)
+		}
+	}
+	if len(batch) > 0 {
+		if err := w.outbox.SettleEvents(ctx, w.opts.Owner, batch); err != nil {
+			w.log.Error("settle events", "err", err)
+		}
+	}
 	if len(items) == w.opts.Batch {
 		return now // more may be due
 	}
@@ -185,8 +219,9 @@ func (w *Worker) Pass(ctx context.Context) time.Time {
 	return next
 }
 
-// deliver sends it to the routes that have not taken it, and settles it.
-func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
+// deliver sends it to the routes that have not taken it, and returns how
+// it settles; nil when shutting down.
+func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) *latch.Settlement {
 	e := it.Event
 	st := latch.Settlement{ID: e.ID, State: latch.EventDelivered}
 	var retry, final []error
@@ -209,7 +244,7 @@ func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
 		}
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the lease runs out and the event is claimed again
+		return nil // shutting down: the lease runs out and the event is claimed again
 	}
 	attempts := it.Attempts
 	if err := errors.Join(append(final, retry...)...); err != nil {
@@ -227,9 +262,7 @@ func (w *Worker) deliver(ctx context.Context, it latch.OutboxItem) {
 	default:
 		log.Debug("event delivered", "routes", len(st.Delivered))
 	}
-	if err := w.outbox.SettleEvent(ctx, w.opts.Owner, st); err != nil {
-		log.Error("settle event", "err", err)
-	}
+	return &st
 }
 
 // send delivers e to one route, in at most AttemptTimeout.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -192,50 +193,77 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, now time.Time, le
 
 // SettleEvent records the outcome of owner's attempt and releases the lease.
 func (s *Store) SettleEvent(ctx context.Context, owner string, st latch.Settlement) error {
-	switch st.State {
-	case latch.EventDelivered, latch.EventDead, latch.EventPending:
-	default:
-		return latch.Invalidf("state", "an attempt settles as delivered, dead or pending, not %q", st.State)
+	return s.SettleEvents(ctx, owner, []latch.Settlement{st})
+}
+
+// SettleEvents records the outcomes of a batch of owner's attempts in one
+// transaction: a worker settles a whole pass at once, so delivering costs
+// the store's single writer two transactions a batch, not one an event.
+// An event owner no longer holds (ECONFLICT) or that is gone (ENOTFOUND)
+// is skipped, and its error returned with the others; the rest are
+// recorded.
+func (s *Store) SettleEvents(ctx context.Context, owner string, sts []latch.Settlement) error {
+	for _, st := range sts {
+		switch st.State {
+		case latch.EventDelivered, latch.EventDead, latch.EventPending:
+		default:
+			return latch.Invalidf("state", "an attempt settles as delivered, dead or pending, not %q", st.State)
+		}
 	}
+	var skipped []error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var held, state, delivered string
-		err := tx.QueryRowContext(ctx, `SELECT lease_owner, state, delivered FROM outbox WHERE id = ?`, st.ID).Scan(&held, &state, &delivered)
-		if err == sql.ErrNoRows {
-			return latch.Errorf(latch.ENOTFOUND, "event %s not found", st.ID)
-		} else if err != nil {
-			return err
-		}
-		if held != owner || state != string(latch.EventPending) {
-			return latch.Errorf(latch.ECONFLICT, "event %s is %s and leased to %q, not %q", st.ID, state, held, owner)
-		}
-		routes, err := decodeRoutes(delivered)
-		if err != nil {
-			return err
-		}
-		for _, r := range st.Delivered {
-			if !slices.Contains(routes, r) {
-				routes = append(routes, r)
+		for _, st := range sts {
+			err := settleTx(ctx, tx, owner, st, s.now())
+			switch latch.ErrorCode(err) {
+			case "":
+			case latch.ECONFLICT, latch.ENOTFOUND:
+				skipped = append(skipped, fmt.Errorf("settle event %s: %w", st.ID, err))
+			default:
+				return err
 			}
 		}
-		failed := 0
-		if st.Error != "" {
-			failed = 1
-		}
-		var settled, due any
-		if st.State == latch.EventPending {
-			due = st.RetryAt.UnixMicro()
-		} else {
-			settled = s.now().UnixMicro()
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE outbox SET state = ?, delivered = ?, attempts = attempts + ?, last_error = ?,
-			due_at = COALESCE(?, due_at), settled_at = ?, lease_owner = '', lease_until = NULL WHERE id = ?`,
-			st.State, encodeRoutes(routes), failed, st.Error, due, settled, st.ID)
-		return err
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("settle event %s: %w", st.ID, err)
+		return fmt.Errorf("settle events: %w", err)
 	}
-	return nil
+	return errors.Join(skipped...)
+}
+
+func settleTx(ctx context.Context, tx *sql.Tx, owner string, st latch.Settlement, now time.Time) error {
+	var held, state, delivered string
+	err := tx.QueryRowContext(ctx, `SELECT lease_owner, state, delivered FROM outbox WHERE id = ?`, st.ID).Scan(&held, &state, &delivered)
+	if err == sql.ErrNoRows {
+		return latch.Errorf(latch.ENOTFOUND, "event %s not found", st.ID)
+	} else if err != nil {
+		return err
+	}
+	if held != owner || state != string(latch.EventPending) {
+		return latch.Errorf(latch.ECONFLICT, "event %s is %s and leased to %q, not %q", st.ID, state, held, owner)
+	}
+	routes, err := decodeRoutes(delivered)
+	if err != nil {
+		return err
+	}
+	for _, r := range st.Delivered {
+		if !slices.Contains(routes, r) {
+			routes = append(routes, r)
+		}
+	}
+	failed := 0
+	if st.Error != "" {
+		failed = 1
+	}
+	var settled, due any
+	if st.State == latch.EventPending {
+		due = st.RetryAt.UnixMicro()
+	} else {
+		settled = now.UnixMicro()
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE outbox SET state = ?, delivered = ?, attempts = attempts + ?, last_error = ?,
+		due_at = COALESCE(?, due_at), settled_at = ?, lease_owner = '', lease_until = NULL WHERE id = ?`,
+		st.State, encodeRoutes(routes), failed, st.Error, due, settled, st.ID)
+	return err
 }
 
 // NextEvent returns when the earliest pending event may next be claimed.

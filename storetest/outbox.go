@@ -169,6 +169,35 @@ func testOutbox(t *testing.T, open func(t *testing.T) latch.Store) {
 		}
 	})
 
+	t.Run("SettleBatch", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		a := latch.Event{ID: latch.NewEventID(), Kind: latch.EventRuleOutOfBand, At: epoch(), RuleID: "sgr-1"}
+		b := latch.Event{ID: latch.NewEventID(), Kind: latch.EventRuleOutOfBand, At: epoch().Add(time.Second), RuleID: "sgr-2"}
+		for _, e := range []latch.Event{a, b} {
+			if err := s.EnqueueEvent(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(claimAll(t, s, "w1", epoch().Add(time.Second))[latch.EventRuleOutOfBand]); n != 2 {
+			t.Fatalf("w1 claimed %d events, want 2", n)
+		}
+		// w1's lease runs out; w2 takes a (the earliest due) alone.
+		if items, err := s.ClaimEvents(ctx, "w2", epoch().Add(2*time.Minute), time.Minute, 1); err != nil || len(items) != 1 || items[0].Event.ID != a.ID {
+			t.Fatalf("w2's claim = %+v %v, want a", items, err)
+		}
+		err := s.SettleEvents(ctx, "w1", []latch.Settlement{{ID: a.ID, State: latch.EventDelivered}, {ID: b.ID, State: latch.EventDelivered}})
+		if latch.ErrorCode(err) != latch.ECONFLICT {
+			t.Fatalf("w1 settling a batch with an event it lost: %v, want ECONFLICT", err)
+		}
+		if it, _ := s.OutboxEvent(ctx, a.ID); it.State != latch.EventPending {
+			t.Errorf("a, leased to w2: %+v, want still pending", it)
+		}
+		if it, _ := s.OutboxEvent(ctx, b.ID); it.State != latch.EventDelivered {
+			t.Errorf("b, still w1's: %+v, want delivered despite a's conflict", it)
+		}
+	})
+
 	t.Run("Prune", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()

@@ -55,6 +55,7 @@ func (a *app) notifier(hooks map[string]webhook.Hook, others map[string]latch.Si
 	a.log.Info("notifications configured", "webhooks", names) // names only: URLs may hold tokens
 	return notify.New(outbox, router, sinks, notify.Options{
 		Owner: fmt.Sprintf("%s/%d", host, os.Getpid()), Clock: a.clock, Logger: a.log.With("component", "notify"),
+		Coalesce: notify.ServerCoalesce,
 	})
 }
 
