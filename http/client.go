@@ -178,7 +178,6 @@ func (c *Client) Revoke(ctx context.Context, id latch.GrantID) (RevokedJSON, err
 	return out, c.do(ctx, http.MethodPost, "/v1/grants/"+url.PathEscape(string(id))+"/revoke", nil, nil, &out)
 }
 
-// Explain asks what as (or the caller, if empty) may do on target.
 // SSHLogin asks for a short-lived SSH credential for grant id.
 func (c *Client) SSHLogin(ctx context.Context, id latch.GrantID, body SSHBody) (SSHLoginJSON, error) {
 	var out SSHLoginJSON
@@ -186,6 +185,7 @@ func (c *Client) SSHLogin(ctx context.Context, id latch.GrantID, body SSHBody) (
 	return out, err
 }
 
+// Explain asks what as (or the caller, if empty) may do on target.
 func (c *Client) Explain(ctx context.Context, target, region, as string, groups []string) ([]ExplanationJSON, error) {
 	q := url.Values{"target": {target}}
 	if region != "" {
