@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/latchdev/latch"
 )
@@ -176,7 +178,6 @@ func (c *Client) Revoke(ctx context.Context, id latch.GrantID) (RevokedJSON, err
 	return out, c.do(ctx, http.MethodPost, "/v1/grants/"+url.PathEscape(string(id))+"/revoke", nil, nil, &out)
 }
 
-// Explain asks what as (or the caller, if empty) may do on target.
 // SSHLogin asks for a short-lived SSH credential for grant id.
 func (c *Client) SSHLogin(ctx context.Context, id latch.GrantID, body SSHBody) (SSHLoginJSON, error) {
 	var out SSHLoginJSON
@@ -184,6 +185,7 @@ func (c *Client) SSHLogin(ctx context.Context, id latch.GrantID, body SSHBody) (
 	return out, err
 }
 
+// Explain asks what as (or the caller, if empty) may do on target.
 func (c *Client) Explain(ctx context.Context, target, region, as string, groups []string) ([]ExplanationJSON, error) {
 	q := url.Values{"target": {target}}
 	if region != "" {
@@ -197,4 +199,69 @@ func (c *Client) Explain(ctx context.Context, target, region, as string, groups 
 	}
 	var out []ExplanationJSON
 	return out, c.do(ctx, http.MethodGet, "/v1/policy/explain", q, nil, &out)
+}
+
+// Preview asks what a request with body would meet, recording nothing.
+func (c *Client) Preview(ctx context.Context, body RequestBody) (PreviewJSON, error) {
+	var out PreviewJSON
+	return out, c.do(ctx, http.MethodPost, "/v1/requests/preview", nil, body, &out)
+}
+
+// Rules returns the rules the caller may ask under.
+func (c *Client) Rules(ctx context.Context) ([]RuleJSON, error) {
+	var out RulesJSON
+	return out.Rules, c.do(ctx, http.MethodGet, "/v1/rules", nil, nil, &out)
+}
+
+// Timeline returns a grant with the request that opened it and its
+// history.
+func (c *Client) Timeline(ctx context.Context, id latch.GrantID) (TimelineJSON, error) {
+	var out TimelineJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/grants/"+url.PathEscape(string(id))+"/timeline", nil, nil, &out)
+}
+
+// AuditQuery selects a page of the audit log (admins); zero fields match
+// all. Before is the Next of the previous page.
+type AuditQuery struct {
+	Actor, Action, Target string
+	Since, Until          time.Time
+	Before                int64
+	Limit                 int
+}
+
+// Audit returns a page of the audit log, newest first (admins).
+func (c *Client) Audit(ctx context.Context, aq AuditQuery) (AuditPageJSON, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"actor": aq.Actor, "action": aq.Action, "target": aq.Target} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !aq.Since.IsZero() {
+		q.Set("since", aq.Since.UTC().Format(time.RFC3339))
+	}
+	if !aq.Until.IsZero() {
+		q.Set("until", aq.Until.UTC().Format(time.RFC3339))
+	}
+	if aq.Before > 0 {
+		q.Set("before", strconv.FormatInt(aq.Before, 10))
+	}
+	if aq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(aq.Limit))
+	}
+	var out AuditPageJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/audit", q, nil, &out)
+}
+
+// VerifyAudit has the server check its whole audit chain (admins).
+func (c *Client) VerifyAudit(ctx context.Context) (AuditCheckJSON, error) {
+	var out AuditCheckJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, nil, &out)
+}
+
+// PolicyStatus returns where the server's policy came from and how its
+// last reload went (admins).
+func (c *Client) PolicyStatus(ctx context.Context) (PolicyStatusJSON, error) {
+	var out PolicyStatusJSON
+	return out, c.do(ctx, http.MethodGet, "/v1/policy/status", nil, nil, &out)
 }

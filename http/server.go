@@ -139,6 +139,12 @@ func (s *Server) Routes() map[string]http.HandlerFunc {
 		"POST /v1/grants/{id}/revoke":     s.revokeGrant,
 		"POST /v1/grants/{id}/ssh":        s.sshLogin,
 		"GET /v1/policy/explain":          s.explain,
+		"POST /v1/requests/preview":       s.previewRequest,
+		"GET /v1/rules":                   s.askable,
+		"GET /v1/grants/{id}/timeline":    s.grantTimeline,
+		"GET /v1/audit":                   s.auditLog,
+		"GET /v1/audit/verify":            s.verifyAudit,
+		"GET /v1/policy/status":           s.policyStatus,
 	}
 }
 

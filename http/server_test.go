@@ -131,6 +131,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 			latchhttp.SSHBody{PublicKey: testPublicKey}, []int{200, 403, 403, 403, 401}},
 		{"explain", "GET", fixed("/v1/policy/explain?target=" + s.Fleet.DB1), nil, []int{200, 200, 200, 200, 401}},
 		{"explain as another", "GET", fixed("/v1/policy/explain?target=" + s.Fleet.DB1 + "&as=alice@example.com&groups=dev"), nil, []int{200, 403, 200, 403, 401}},
+		{"preview", "POST", fixed("/v1/requests/preview"), latchhttp.RequestBody{Target: s.Fleet.DB1, Port: "22", Reason: "x"}, []int{200, 200, 200, 200, 401}},
+		{"askable rules", "GET", fixed("/v1/rules"), nil, []int{200, 200, 200, 200, 401}},
+		{"grant timeline", "GET", func(*testing.T, int) string { return "/v1/grants/" + sharedGrant + "/timeline" }, nil, []int{200, 403, 200, 403, 401}},
+		{"audit log", "GET", fixed("/v1/audit"), nil, []int{403, 403, 200, 403, 401}},
+		{"verify audit", "GET", fixed("/v1/audit/verify"), nil, []int{403, 403, 200, 403, 401}},
+		{"policy status", "GET", fixed("/v1/policy/status"), nil, []int{403, 403, 200, 403, 401}},
 		{"unknown endpoint", "GET", fixed("/v1/nothing"), nil, []int{404, 404, 404, 404, 401}},
 	}
 	shared = s.pendingRequest(t)

@@ -76,11 +76,23 @@ func (p *Portal) grantPage(w http.ResponseWriter, r *http.Request, s session, _ 
 	p.pages.render(w, r, http.StatusOK, "grant", v)
 }
 
-// proof asks CloudTrail for g's rule, saying honestly when it cannot.
+// proof asks CloudTrail for g's rule, saying honestly when it cannot. A
+// proof is kept for proofTTL (see proofCache): reloading a page does not
+// ask CloudTrail again.
 func (p *Portal) proof(ctx context.Context, g latch.Grant, history []latch.GrantEvent) proofView {
 	if p.cfg.Prove == nil {
 		return proofView{Status: "not configured", Note: "this server has no CloudTrail client; run latch audit proof " + string(g.ID) + " where AWS credentials can read CloudTrail"}
 	}
+	return p.proofs.get(ctx, g, func() proofView {
+		// Others may be waiting for this lookup: it outlives this page's
+		// request, within bounds.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return p.lookProof(ctx, g, history)
+	})
+}
+
+func (p *Portal) lookProof(ctx context.Context, g latch.Grant, history []latch.GrantEvent) proofView {
 	pr, err := p.cfg.Prove(ctx, g, history)
 	if err != nil {
 		if latch.ErrorCode(err) == latch.EINTERNAL {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,4 +114,49 @@ func TestGrantPageSaysProofIsNotConfigured(t *testing.T) {
 	if _, body := a.get("/grants/" + string(g.ID)); !strings.Contains(body, "not configured</span>: this server has no CloudTrail client") {
 		t.Errorf("without a CloudTrail client the grant page does not say so:\n%s", body)
 	}
+}
+
+// A grant page's proof is kept for a minute: reloading the page does not
+// spend CloudTrail's quota (LookupEvents: 2 a second per account) again,
+// a view after the minute looks again, and so does a view once the grant
+// has changed.
+func TestGrantPageProofIsCachedForAMinute(t *testing.T) {
+	var (
+		w       *world
+		mu      sync.Mutex
+		lookups int
+	)
+	w = newWorld(t, func(c *portal.Config) {
+		c.Prove = func(ctx context.Context, g latch.Grant, h []latch.GrantEvent) (reconcile.Proof, error) {
+			mu.Lock()
+			lookups++
+			mu.Unlock()
+			return reconcile.Prove(ctx, trail{w.f.Store}, history(h), g, w.f.Clock.Now())
+		}
+	})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return lookups }
+	g := approvedAndEnded(t, w)
+	path := "/grants/" + string(g.ID)
+	a := w.browser(t)
+	a.signIn(alice)
+	view := func(want int, when string) {
+		t.Helper()
+		if _, body := a.get(path); !strings.Contains(body, "ev-"+string(g.ID)) {
+			t.Fatalf("%s: the page lacks its proof:\n%s", when, body)
+		}
+		if got := count(); got != want {
+			t.Errorf("%s: %d CloudTrail lookups, want %d", when, got, want)
+		}
+	}
+	view(1, "first view")
+	w.f.Clock.Advance(30 * time.Second)
+	view(1, "a reload 30 s later")
+	c := w.browser(t)
+	c.signIn(carol)
+	if _, body := c.get(path); !strings.Contains(body, "ev-"+string(g.ID)) || count() != 1 {
+		t.Errorf("the admin's view within the minute: %d lookups, want 1:\n%s", count(), body)
+	}
+	w.f.Clock.Advance(31 * time.Second)
+	view(2, "a view 61 s after the first")
+	view(2, "a reload right after")
 }

@@ -119,6 +119,7 @@ type Portal struct {
 	pages    *pages
 	assets   http.Handler
 	log      *slog.Logger
+	proofs   *proofCache
 }
 
 //go:embed assets
@@ -156,6 +157,7 @@ func New(cfg Config) (*Portal, error) {
 		cfg: cfg, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https",
 		sessions: newSessions(cfg.Clock), pages: pg,
 		assets: http.StripPrefix("/assets/", http.FileServerFS(sub)), log: cfg.Logger,
+		proofs: newProofCache(cfg.Clock),
 	}, nil
 }
 
