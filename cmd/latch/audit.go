@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/internal/atomicfile"
 )
 
@@ -151,7 +152,7 @@ included, so the chain can be verified again wherever it lands.`,
 func exportJSONLines(w io.Writer, entries []latch.AuditEntry) error {
 	enc := json.NewEncoder(w)
 	for _, e := range entries {
-		if err := enc.Encode(toAuditJSON(e)); err != nil {
+		if err := enc.Encode(latchhttp.ToAuditEntryJSON(e)); err != nil {
 			return err
 		}
 	}
@@ -168,25 +169,6 @@ func (a *app) auditEntries(ctx context.Context, o *auditListOptions) ([]latch.Au
 		return nil, err
 	}
 	return store.AuditEntries(ctx, f)
-}
-
-// auditJSON is an audit entry on the wire and in exports.
-type auditJSON struct {
-	Seq       int64             `json:"seq"`
-	At        time.Time         `json:"at"`
-	Actor     string            `json:"actor"`
-	Action    latch.AuditAction `json:"action"`
-	Target    string            `json:"target,omitempty"`
-	GrantID   latch.GrantID     `json:"grant_id,omitempty"`
-	RequestID latch.RequestID   `json:"request_id,omitempty"`
-	Details   map[string]string `json:"details,omitempty"`
-	PrevHash  string            `json:"prev_hash"`
-	Hash      string            `json:"hash"`
-	Signature string            `json:"signature,omitempty"`
-}
-
-func toAuditJSON(e latch.AuditEntry) auditJSON {
-	return auditJSON{e.Seq, e.At.UTC(), e.Actor, e.Action, e.Target, e.GrantID, e.RequestID, e.Details, e.PrevHash, e.Hash, e.Signature}
 }
 
 func dash(s string) string {

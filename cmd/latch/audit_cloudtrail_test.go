@@ -14,6 +14,7 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
+	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/internal/awstest"
 	"github.com/latchdev/latch/sqlite"
 )
@@ -123,7 +124,7 @@ func TestAuditReconcileFindsAndRevertsOutOfBandRules(t *testing.T) {
 	if _, ok := rules[latch.RuleID(rogue)]; ok || len(rules) != 1 {
 		t.Fatalf("after --revert rules = %v, want only latch's", rules)
 	}
-	entries := decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout)
+	entries := decodeLines[latchhttp.AuditEntryJSON](t, w.latch(t, "audit", "ls", "--json").stdout)
 	if last := entries[len(entries)-1]; last.Action != "reverted" || last.Details["rule_id"] != rogue {
 		t.Errorf("the revert is not in the audit log: %+v", last)
 	}

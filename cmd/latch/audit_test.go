@@ -9,6 +9,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/latchdev/latch"
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 // The audit log tells a grant's story, verifies, and shows tampering done
@@ -25,7 +26,7 @@ func TestAuditTrailAndTampering(t *testing.T) {
 	if r := w.latch(t, "revoke", string(g.ID)); r.code != 0 {
 		t.Fatalf("revoke: %s", r.stderr)
 	}
-	entries := decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--grant", string(g.ID), "--json").stdout)
+	entries := decodeLines[latchhttp.AuditEntryJSON](t, w.latch(t, "audit", "ls", "--grant", string(g.ID), "--json").stdout)
 	if len(entries) != 2 || entries[0].Action != latch.AuditGranted || entries[1].Action != latch.AuditRevoked ||
 		entries[0].Actor != testCallerARN || entries[0].Details["reason"] != "audit me" || entries[1].Signature == "" {
 		t.Fatalf("audit entries = %+v", entries)

@@ -236,7 +236,7 @@ func TestLoginDeviceFlow(t *testing.T) {
 		t.Fatalf("whoami after login: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	delete(w.vars, "LATCH_SERVER")
-	entries := decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--who", "alice@example.com", "--json").stdout)
+	entries := decodeLines[latchhttp.AuditEntryJSON](t, w.latch(t, "audit", "ls", "--who", "alice@example.com", "--json").stdout)
 	if len(entries) != 1 || entries[0].Action != "login" || entries[0].Target != "127.0.0.1" {
 		t.Errorf("audit after login = %+v, want one login from 127.0.0.1", entries)
 	}

@@ -69,7 +69,7 @@ func TestSweepWithDatabaseRecordsExpiry(t *testing.T) {
 		}
 	}
 	expired := map[latch.GrantID]bool{}
-	for _, e := range decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
+	for _, e := range decodeLines[latchhttp.AuditEntryJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
 		if e.Action == latch.AuditExpired {
 			expired[e.GrantID] = true
 		}

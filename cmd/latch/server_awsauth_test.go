@@ -96,7 +96,7 @@ func TestServerRefusesOtherAWSAccounts(t *testing.T) {
 	}
 
 	delete(w.vars, "LATCH_SERVER")
-	for _, e := range decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
+	for _, e := range decodeLines[latchhttp.AuditEntryJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
 		if strings.Contains(e.Actor, "999988887777") {
 			t.Errorf("the other account wrote an audit entry: %+v", e)
 		}

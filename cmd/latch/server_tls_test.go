@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	latchhttp "github.com/latchdev/latch/http"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.
@@ -107,7 +109,7 @@ func TestServerReloadsPolicyOnHUP(t *testing.T) {
 	}
 	delete(w.vars, "LATCH_SERVER")
 	reloads := 0
-	for _, e := range decodeLines[auditJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
+	for _, e := range decodeLines[latchhttp.AuditEntryJSON](t, w.latch(t, "audit", "ls", "--json").stdout) {
 		if e.Action == "policy-reloaded" {
 			reloads++
 		}
