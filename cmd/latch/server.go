@@ -230,7 +230,9 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	access := broker.NewAccess(b, store, holder, inv, opts)
-	apiOpts.Mount = slackApp.mount(a, o.slack, access, holder)
+	g, gctx := errgroup.WithContext(ctx)
+	var slackWait func()
+	apiOpts.Mount, slackWait = slackApp.mount(gctx, a, o.slack, access, holder, store)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
 	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.portalProof(), a.clock, a.log.With("component", "portal")); err != nil {
@@ -240,7 +242,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	r := revoker.New(store, b, sweeper{b, access}, revoker.Options{
 		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep,
 	})
-	g, ctx := errgroup.WithContext(ctx)
+	ctx = gctx
 	g.Go(func() error { return r.Run(ctx) })
 	g.Go(func() error { return a.notifier(hooks, slackApp.sinks(a, store, holder), store, holder).Run(ctx) })
 	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
@@ -251,7 +253,9 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	}
 	a.log.Info("server started", "url", scheme+"://"+ln.Addr().String(), "policy", o.policyFile, "rules", len(p.Rules()), "regions", a.regions)
 	fmt.Fprintf(a.stdout, "%s://%s\n", scheme, ln.Addr())
-	return g.Wait()
+	err = g.Wait()
+	slackWait() // the server's context has ended, so reviews after a click end too
+	return err
 }
 
 // checkURL refuses a bad --url, and bad authentication flags, before the

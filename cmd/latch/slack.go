@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -132,17 +133,22 @@ func (s slackSetup) sinks(a *app, refs latch.MessageRefs, holder *policyHolder) 
 }
 
 // mount returns the interactivity handler for the API server to serve, or
-// none without a signing secret.
-func (s slackSetup) mount(a *app, o slackOptions, access *broker.Access, holder *policyHolder) map[string]http.Handler {
+// none without a signing secret, and a function that waits for the
+// reviews it runs after answering Slack. Those reviews run under ctx (the
+// server's: shutting down cancels them) and its signatures are kept in
+// store, which replicas share, so that a replayed click is refused by any.
+func (s slackSetup) mount(ctx context.Context, a *app, o slackOptions, access *broker.Access, holder *policyHolder, store latch.Store) (map[string]http.Handler, func()) {
 	if s.client == nil || s.secret == nil {
-		return nil
+		return nil, func() {}
 	}
 	opts := slack.InteractionOptions{
 		Clock: a.clock, Logger: a.log.With("component", "slack"),
-		People: func() latch.People { return holder.Policy() },
+		People:  func() latch.People { return holder.Policy() },
+		Context: ctx, Once: store,
 	}
 	if o.apiURL != "" {
 		opts.ResponseURLs = []string{strings.TrimSuffix(o.apiURL, "api/")} // the fake's response URLs, beside its API
 	}
-	return map[string]http.Handler{"POST " + slackInteractionsPath: slack.NewInteractions(s.client, s.secret, access, opts)}
+	h := slack.NewInteractions(s.client, s.secret, access, opts)
+	return map[string]http.Handler{"POST " + slackInteractionsPath: h}, h.Wait
 }
