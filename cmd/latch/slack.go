@@ -55,9 +55,8 @@ func (a *app) checkSlack(o slackOptions, p *policy.Policy) (slackSetup, error) {
 		return slackSetup{}, err
 	}
 	if token == "" {
-		if where := slackRoutes(p); len(where) > 0 {
-			return slackSetup{}, latch.Invalidf("slack", "%s notifies Slack, but the server has no Slack bot token: give --slack-token-file PATH or set LATCH_SLACK_TOKEN",
-				strings.Join(where, ", "))
+		if err := needSlackToken(p); err != nil {
+			return slackSetup{}, err
 		}
 		if secret != "" {
 			return slackSetup{}, usagef("a Slack signing secret without a bot token: the buttons need the token to look up who clicked; give --slack-token-file PATH or set LATCH_SLACK_TOKEN")
@@ -73,6 +72,16 @@ func (a *app) checkSlack(o slackOptions, p *policy.Policy) (slackSetup, error) {
 		a.log.Warn("no Slack signing secret: messages will have Approve/Deny buttons that latch refuses; give --slack-signing-secret-file or LATCH_SLACK_SIGNING_SECRET")
 	}
 	return s, nil
+}
+
+// needSlackToken refuses a policy that notifies Slack, for a server with
+// no Slack bot token, naming where and the flag.
+func needSlackToken(p *policy.Policy) error {
+	if where := slackRoutes(p); len(where) > 0 {
+		return latch.Invalidf("slack", "%s notifies Slack, but the server has no Slack bot token: give --slack-token-file PATH or set LATCH_SLACK_TOKEN",
+			strings.Join(where, ", "))
+	}
+	return nil
 }
 
 // secret reads a secret from path, else from the environment variable;
