@@ -252,8 +252,13 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	ctx = gctx
 	g.Go(func() error { return r.Run(ctx) })
 	g.Go(func() error { return a.notifier(hooks, slackApp.sinks(a, store, holder), store, holder).Run(ctx) })
+	// Listen for SIGHUP before saying the server started: until then, a
+	// reload's SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	g.Go(func() error {
-		a.reloadOnHUP(ctx, o.policyFile, holder, access, configured(hooks, slackApp))
+		a.reloadOnHUP(ctx, hup, o.policyFile, holder, access, configured(hooks, slackApp))
 		return nil
 	})
 	g.Go(func() error { return api.Serve(ctx, ln, tlsCfg) }) // until ctx ends, then a graceful shutdown
@@ -392,12 +397,9 @@ func configured(hooks map[string]webhook.Hook, s slackSetup) func(*policy.Policy
 	}
 }
 
-// reloadOnHUP swaps the policy on SIGHUP; a bad file, or one that fails
-// check, keeps the old one.
-func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder, access *broker.Access, check func(*policy.Policy) error) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOnHUP swaps the policy on each signal from hup (SIGHUP); a bad
+// file, or one that fails check, keeps the old one.
+func (a *app) reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, h *policyHolder, access *broker.Access, check func(*policy.Policy) error) {
 	for {
 		select {
 		case <-ctx.Done():
