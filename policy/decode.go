@@ -26,6 +26,7 @@ type decoder struct {
 	file     string
 	problems []problem
 	webhooks []webhookRef // webhooks a policy names, for the server to check
+	slacks   []slackRef   // Slack channels a policy names, for warnings
 }
 
 // problem is one thing wrong with a file, at a line (0 for the whole file).

@@ -27,6 +27,12 @@ type webhookRef struct {
 	line       int
 }
 
+// slackRef is where a policy names a Slack channel, for warnings.
+type slackRef struct {
+	channel, path string
+	line          int
+}
+
 // notify reads notify: {slack: CHANNEL or [CHANNELS], webhooks: [NAMES]}.
 func (d *decoder) notify(n *yaml.Node, path string) []latch.Route {
 	m := d.mapping(n, path, "slack", "webhooks")
@@ -47,6 +53,7 @@ func (d *decoder) notify(n *yaml.Node, path string) []latch.Route {
 			d.failf(n, p, "%q is not a Slack channel; want #name (lower case) or a channel ID such as C0123456789", s)
 			return false
 		}
+		d.slacks = append(d.slacks, slackRef{channel: s, path: p, line: n.Line})
 		return true
 	}) {
 		routes = append(routes, latch.Route{Sink: latch.SinkSlack, To: ch})
@@ -113,6 +120,33 @@ func (p *Policy) webhookWarnings() []string {
 	for _, r := range p.webhooks {
 		out = append(out, fmt.Sprintf("line %d: %s: webhook %q must be configured on the server (--webhook %s=URL and its secret); latch server refuses to start without it",
 			r.line, r.path, r.name, r.name))
+	}
+	return out
+}
+
+// slackWarnings are Warnings about Slack: the token only the server can
+// check, and buttons that would refuse every click. Slack proves no
+// groups, so a click counts only from a Slack user the people section
+// links, and only against approvers' users entries.
+func (p *Policy) slackWarnings() []string {
+	var out []string
+	for _, r := range p.slacks {
+		out = append(out, fmt.Sprintf("line %d: %s: Slack channel %s needs the Slack app's bot token on the server (--slack-token-file or LATCH_SLACK_TOKEN), and the app invited to the channel; latch server refuses to start without the token",
+			r.line, r.path, r.channel))
+	}
+	linked := slices.ContainsFunc(p.people, func(person Person) bool { return len(person.Slack) > 0 })
+	for _, r := range p.rules {
+		if r.Approvals == 0 || !slices.ContainsFunc(r.Notify, func(rt latch.Route) bool { return rt.Sink == latch.SinkSlack }) {
+			continue
+		}
+		switch {
+		case len(r.Approvers.Users) == 0:
+			out = append(out, fmt.Sprintf("line %d: rules[%q]: notifies Slack, but its approvers are named only by group or AWS principal, which a Slack click cannot prove: "+
+				"the Approve and Deny buttons will refuse everyone (name approvers under users, linked to Slack in people, or review with latch approve)", r.Line, r.Name))
+		case !linked:
+			out = append(out, fmt.Sprintf("line %d: rules[%q]: notifies Slack, but no person in the people section is linked to Slack (slack: [USER_ID or email]): "+
+				"the Approve and Deny buttons will refuse everyone", r.Line, r.Name))
+		}
 	}
 	return out
 }

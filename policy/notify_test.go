@@ -93,3 +93,53 @@ rules:
 		})
 	}
 }
+
+// Slack routes warn about the token only the server can check, and about
+// buttons that would refuse every click: approvers by group only, or no
+// one linked to Slack.
+func TestSlackWarnings(t *testing.T) {
+	const rule = `
+rules:
+  - name: prod-ssh
+    targets: {tags: {env: prod}}
+    who: {groups: [dev]}
+    ports: [tcp/22]
+    duration: {default: 30m, max: 1h}
+    approval: {approvals: 1, from: %s}
+    notify: {slack: "#ops"}
+`
+	linked := "people:\n  - name: bob\n    oidc: [u-bob]\n    slack: [U0BOB]\n"
+	unlinked := "people:\n  - name: bob\n    oidc: [u-bob]\n    aws: [\"arn:aws:iam::111122223333:user/bob\"]\n"
+	tests := []struct {
+		name, people, from string
+		want, not          []string
+	}{
+		{name: "approvers by user, linked", people: linked, from: "{users: [bob]}",
+			want: []string{`line 14: rules[0].notify.slack[0]: Slack channel #ops needs the Slack app's bot token`},
+			not:  []string{"refuse everyone"}},
+		{name: "approvers by group only", people: linked, from: "{groups: [sre]}",
+			want: []string{`rules["prod-ssh"]: notifies Slack, but its approvers are named only by group`}},
+		{name: "nobody linked to Slack", people: unlinked, from: "{users: [bob]}",
+			want: []string{`rules["prod-ssh"]: notifies Slack, but no person in the people section is linked to Slack`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "version: 1\n" + tt.people + strings.Replace(rule, "%s", tt.from, 1)
+			p, err := policy.Parse("policy.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := strings.Join(p.Warnings(), "\n")
+			for _, s := range tt.want {
+				if !strings.Contains(w, s) {
+					t.Errorf("Warnings() = %s\nwant %q", w, s)
+				}
+			}
+			for _, s := range tt.not {
+				if strings.Contains(w, s) {
+					t.Errorf("Warnings() = %s\nwant no %q", w, s)
+				}
+			}
+		})
+	}
+}

@@ -176,7 +176,8 @@ func (p *Policy) Warnings() []string {
 				r.Line, r.Name, r.Approvals, what, r.Approvers))
 		}
 	}
-	return append(out, p.webhookWarnings()...)
+	out = append(out, p.webhookWarnings()...)
+	return append(out, p.slackWarnings()...)
 }
 
 // approvers counts the distinct people who could approve under a: a group

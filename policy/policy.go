@@ -27,6 +27,7 @@ type Policy struct {
 	people   []Person
 	notify   []latch.Route // routes for events no rule decided
 	webhooks []webhookRef  // every webhook named, for the server to check
+	slacks   []slackRef    // every Slack channel named, for warnings
 }
 
 // Rule is one rule of a policy, as its file states it, with defaults
@@ -141,7 +142,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if err := d.err(); err != nil {
 		return nil, err
 	}
-	return &Policy{file: name, rules: rules, people: people, notify: notify, webhooks: d.webhooks}, nil
+	return &Policy{file: name, rules: rules, people: people, notify: notify, webhooks: d.webhooks, slacks: d.slacks}, nil
 }
 
 // Rules returns a copy of the policy's rules, in file order.

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -50,7 +52,30 @@ type InteractionOptions struct {
 	// only where Slack would have it post.
 	ResponseURLs []string
 	HTTPClient   *http.Client // posts to response_url; nil means a 5 s timeout
+
+	// Context is what reviews run under once a click is acknowledged:
+	// not the click's request, which ends with the acknowledgement, but
+	// the server's, so shutting down cancels them. nil means
+	// context.Background().
+	Context context.Context
+	// ReviewTimeout bounds a review after the acknowledgement (opening a
+	// grant calls AWS); 0 means DefaultReviewTimeout.
+	ReviewTimeout time.Duration
+	// Once records each click's signature until its timestamp leaves the
+	// window, so that a captured click replayed within the window is
+	// refused. Give the store (latch.Store's UseOnce), which replicas
+	// share; nil keeps them in memory, which protects this process only.
+	Once Once
 }
+
+// Once is latch.Store's UseOnce: it records key until the time until and
+// reports whether key was fresh.
+type Once interface {
+	UseOnce(ctx context.Context, key string, until time.Time) (fresh bool, err error)
+}
+
+// DefaultReviewTimeout bounds a review done after Slack was answered.
+const DefaultReviewTimeout = 30 * time.Second
 
 // Interactions is the http.Handler for Slack's interactivity requests:
 // the Approve and Deny buttons of request messages. Mount it where the
@@ -61,6 +86,7 @@ type Interactions struct {
 	reviewer Reviewer
 	opts     InteractionOptions
 	log      *slog.Logger
+	running  sync.WaitGroup // reviews started after an acknowledgement
 }
 
 // NewInteractions returns the handler, verifying requests with the app's
@@ -85,13 +111,31 @@ func NewInteractions(c *Client, signingSecret []byte, r Reviewer, opts Interacti
 		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
+	}
+	if opts.ReviewTimeout <= 0 {
+		opts.ReviewTimeout = DefaultReviewTimeout
+	}
+	if opts.Once == nil {
+		opts.Once = newMemOnce(opts.Clock, maxMemOnce)
+	}
 	return &Interactions{c: c, secret: signingSecret, reviewer: r, opts: opts, log: opts.Logger}
 }
 
-// ServeHTTP verifies the request came from Slack, then reviews the request
-// the clicked button names as the clicking user, and answers them
-// (ephemerally: only they see it). Nothing is reviewed unless every check
-// passes.
+// Wait returns once every review started so far has finished and its
+// answer was posted: at shutdown, after the server stops taking clicks,
+// and in tests.
+func (h *Interactions) Wait() { h.running.Wait() }
+
+// ServeHTTP verifies the request came from Slack and was not seen before,
+// checks the clicking user, and then answers Slack at once: Slack waits 3
+// seconds for an answer, and an approval may open the grant (AWS calls).
+// The review itself runs after the answer, bounded by ReviewTimeout, and
+// its outcome goes to the clicker through the payload's response_url
+// (ephemerally: only they see it). Refusals that need no review (a bad
+// signature, a stale or replayed click, a clicker latch cannot link) are
+// answered in the response. Nothing is reviewed unless every check passes.
 func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -118,10 +162,54 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "payload is not an interaction", http.StatusBadRequest)
 		return
 	}
-	text := h.act(r.Context(), p)
-	h.respond(r.Context(), p.ResponseURL, text)
+	if err := h.once(r.Context(), r.Header); err != nil {
+		h.log.WarnContext(r.Context(), "slack interaction refused", "err", err, "remote", r.RemoteAddr)
+		code := http.StatusUnauthorized
+		if !errors.Is(err, errReplay) {
+			code = http.StatusServiceUnavailable
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	rv, text := h.check(r.Context(), p)
+	if rv == nil {
+		h.respond(r.Context(), p.ResponseURL, text)
+		h.answer(w, text)
+		return
+	}
+	h.running.Add(1)
+	go func() {
+		defer h.running.Done()
+		ctx, cancel := context.WithTimeout(h.opts.Context, h.opts.ReviewTimeout)
+		defer cancel()
+		h.respond(ctx, p.ResponseURL, h.review(ctx, rv))
+	}()
+	h.answer(w, fmt.Sprintf("Recording your %s of request %s…", rv.verb(), rv.id))
+}
+
+// answer is the acknowledgement's body: an ephemeral message.
+func (h *Interactions) answer(w http.ResponseWriter, text string) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "replace_original": false, "text": text})
+}
+
+// errReplay is a click whose signature was seen within the window.
+var errReplay = errors.New("this click was already received: a replay is refused")
+
+// once records the click's signature until its timestamp leaves the
+// window, or says it was seen. verify has checked both headers.
+func (h *Interactions) once(ctx context.Context, hdr http.Header) error {
+	sec, _ := strconv.ParseInt(hdr.Get("X-Slack-Request-Timestamp"), 10, 64)
+	until := time.Unix(sec, 0).Add(h.opts.Window + time.Second)
+	fresh, err := h.opts.Once.UseOnce(ctx, "slack-interaction:"+hdr.Get("X-Slack-Signature"), until)
+	switch {
+	case err != nil:
+		h.log.ErrorContext(ctx, "slack interaction: record its signature", "err", err)
+		return errors.New("latch could not record this click; try again")
+	case !fresh:
+		return errReplay
+	}
+	return nil
 }
 
 // verify checks X-Slack-Signature ("v0=" and the hex HMAC-SHA256 of
@@ -148,45 +236,66 @@ func (h *Interactions) verify(hdr http.Header, body []byte) error {
 	return nil
 }
 
-// act carries out a verified interaction and returns what to tell the
-// clicker.
-func (h *Interactions) act(ctx context.Context, p slackapi.InteractionCallback) string {
+// pendingReview is a checked click, to be reviewed.
+type pendingReview struct {
+	who     latch.Identity
+	id      latch.RequestID
+	approve bool
+	log     *slog.Logger
+}
+
+func (rv *pendingReview) verb() string {
+	if rv.approve {
+		return "approval"
+	}
+	return "denial"
+}
+
+// check reads a verified interaction and returns the review it asks for,
+// or nil and what to tell the clicker.
+func (h *Interactions) check(ctx context.Context, p slackapi.InteractionCallback) (*pendingReview, string) {
 	if p.Type != slackapi.InteractionTypeBlockActions || len(p.ActionCallback.BlockActions) != 1 {
-		return "latch only understands its Approve and Deny buttons."
+		return nil, "latch only understands its Approve and Deny buttons."
 	}
 	a := p.ActionCallback.BlockActions[0]
 	approve := a.ActionID == ActionApprove
 	if !approve && a.ActionID != ActionDeny {
-		return "latch only understands its Approve and Deny buttons."
+		return nil, "latch only understands its Approve and Deny buttons."
 	}
 	id, err := latch.ParseRequestID(a.Value)
 	if err != nil {
-		return "That button names no request."
+		return nil, "That button names no request."
 	}
 	who, refusal := h.clicker(ctx, p)
 	log := h.log.With("request_id", id, "slack_user", p.User.ID, "approve", approve)
 	if refusal != "" {
 		log.InfoContext(ctx, "slack review refused", "why", refusal)
-		return refusal
+		return nil, refusal
 	}
-	reason := ""
-	if !approve {
-		reason = "denied in Slack" // Review needs a reason for a denial; a button has none
-	}
-	rq, err := h.reviewer.Review(ctx, who, id, approve, reason)
-	if err != nil {
-		log.InfoContext(ctx, "slack review refused", "reviewer", who.String(), "err", err)
-		return "Not recorded: " + latch.ErrorMessage(err)
-	}
-	log.InfoContext(ctx, "slack review", "reviewer", who.String(), "state", rq.State)
-	verdict := "denied"
-	if approve {
-		verdict = "approved"
-	}
-	return fmt.Sprintf("You %s request %s; it is now %s.", verdict, id, rq.State)
+	return &pendingReview{who: who, id: id, approve: approve, log: log}, ""
 }
 
-// reviewer_ makes the clicker's identity, or says why there is none. The
+// review records a checked click's review and returns what to tell the
+// clicker.
+func (h *Interactions) review(ctx context.Context, rv *pendingReview) string {
+	reason := ""
+	if !rv.approve {
+		reason = "denied in Slack" // Review needs a reason for a denial; a button has none
+	}
+	rq, err := h.reviewer.Review(ctx, rv.who, rv.id, rv.approve, reason)
+	if err != nil {
+		rv.log.InfoContext(ctx, "slack review refused", "reviewer", rv.who.String(), "err", err)
+		return "Not recorded: " + latch.ErrorMessage(err)
+	}
+	rv.log.InfoContext(ctx, "slack review", "reviewer", rv.who.String(), "state", rq.State)
+	verdict := "denied"
+	if rv.approve {
+		verdict = "approved"
+	}
+	return fmt.Sprintf("You %s request %s; it is now %s.", verdict, rv.id, rq.State)
+}
+
+// clicker makes the clicker's identity, or says why there is none. The
 // user must be a live human member of the bot's own workspace; the email
 // is kept only when Slack says it is confirmed. A user the policy's
 // people section does not link to a person is refused here with how to

@@ -67,7 +67,7 @@ var slackUsers = []slacktest.User{
 type slackFixture struct {
 	*at.Fixture
 	fake *slacktest.Server
-	h    http.Handler
+	h    *slack.Interactions
 	req  latch.Request
 }
 
@@ -77,7 +77,7 @@ func newSlackFixture(t *testing.T) *slackFixture {
 	c := slack.NewClient(slacktest.Token, slack.ClientOptions{APIURL: fake.APIURL})
 	h := slack.NewInteractions(c, []byte(signingSecret), f.Access, slack.InteractionOptions{
 		Clock: f.Clock, People: func() latch.People { return f.Policy.Policy() },
-		ResponseURLs: []string{fake.ResponseURL("")},
+		ResponseURLs: []string{fake.ResponseURL("")}, Once: f.Store,
 	})
 	r, err := f.Access.Request(t.Context(), at.Alice, broker.RequestInput{Target: f.Fleet.DB1, Protocol: latch.TCP,
 		Ports: latch.PortRange{From: 22, To: 22}, Reason: "INC-7: disk full", Observed: netip.MustParsePrefix("203.0.113.7/32")})
@@ -110,12 +110,35 @@ func (f *slackFixture) send(t *testing.T, payload any, at time.Time, tamper func
 	if tamper != nil {
 		body = tamper(body, hdr)
 	}
+	return f.serve(body, hdr)
+}
+
+// serve serves a signed body as it is.
+func (f *slackFixture) serve(body []byte, hdr http.Header) (int, string) {
 	r := httptest.NewRequest(http.MethodPost, "/slack/interactions", strings.NewReader(string(body)))
-	r.Header = hdr
+	r.Header = hdr.Clone()
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
 	b, _ := io.ReadAll(w.Result().Body)
 	return w.Code, string(b)
+}
+
+// answered waits for the reviews under way, then returns the texts posted
+// to response_url path, oldest first.
+func (f *slackFixture) answered(t *testing.T, path string) []string {
+	t.Helper()
+	f.h.Wait()
+	var out []string
+	for _, r := range f.fake.Responses() {
+		if r.Path == path {
+			if r.Body["response_type"] != "ephemeral" {
+				t.Errorf("response_url post %+v; want ephemeral", r.Body)
+			}
+			text, _ := r.Body["text"].(string)
+			out = append(out, text)
+		}
+	}
+	return out
 }
 
 // pending fails the test unless the request is still pending, unreviewed.
@@ -149,8 +172,11 @@ func TestSlackApprovalEndToEnd(t *testing.T) {
 	}
 
 	code, body := f.send(t, click("U0BOB", slacktest.Team, slack.ActionApprove, id, f.fake.ResponseURL("r1")), f.Clock.Now(), nil)
-	if code != http.StatusOK || !strings.Contains(body, "You approved request "+string(id)) || !strings.Contains(body, "ephemeral") {
-		t.Fatalf("answer %d %s; want 200, an ephemeral 'You approved'", code, body)
+	if code != http.StatusOK || !strings.Contains(body, "Recording your approval of request "+string(id)) || !strings.Contains(body, "ephemeral") {
+		t.Fatalf("answer %d %s; want 200, an ephemeral 'Recording your approval'", code, body)
+	}
+	if got := f.answered(t, "r1"); len(got) != 1 || !strings.Contains(got[0], "You approved request "+string(id)) {
+		t.Fatalf("response_url posts %q; want one 'You approved'", got)
 	}
 	r, err := f.Store.Request(ctx, id)
 	if err != nil {
@@ -160,8 +186,8 @@ func TestSlackApprovalEndToEnd(t *testing.T) {
 		r.Reviews[0].By.Subject != "U0BOB" || r.Reviews[0].By.Email != "bob@example.com" {
 		t.Fatalf("request %s, reviews %+v; want active, reviewed by bob in Slack", r.State, r.Reviews)
 	}
-	if resp := f.fake.Responses(); len(resp) != 1 || resp[0].Path != "r1" || resp[0].Body["response_type"] != "ephemeral" {
-		t.Errorf("response_url posts = %+v; want one ephemeral answer", resp)
+	if resp := f.fake.Responses(); len(resp) != 1 {
+		t.Errorf("response_url posts = %+v; want the one answer", resp)
 	}
 
 	// As the worker's Run does: pass again while events are due (a
@@ -179,10 +205,12 @@ func TestSlackApprovalEndToEnd(t *testing.T) {
 
 func TestSlackDenyButtonDenies(t *testing.T) {
 	f := newSlackFixture(t)
-	code, body := f.send(t, click("U0BOB", slacktest.Team, slack.ActionDeny, f.req.ID, ""), f.Clock.Now(), nil)
+	code, body := f.send(t, click("U0BOB", slacktest.Team, slack.ActionDeny, f.req.ID, f.fake.ResponseURL("r")), f.Clock.Now(), nil)
+	got := f.answered(t, "r")
 	r, _ := f.Store.Request(t.Context(), f.req.ID)
-	if code != http.StatusOK || !strings.Contains(body, "You denied") || r.State != latch.RequestDenied {
-		t.Fatalf("answer %d %s, request %s; want denied", code, body, r.State)
+	if code != http.StatusOK || !strings.Contains(body, "Recording your denial") || len(got) != 1 || !strings.Contains(got[0], "You denied") ||
+		r.State != latch.RequestDenied {
+		t.Fatalf("answer %d %s, then %q, request %s; want denied", code, body, got, r.State)
 	}
 }
 
@@ -196,6 +224,7 @@ func TestSlackRefusals(t *testing.T) {
 		tamper   func(body []byte, h http.Header) []byte
 		wantCode int
 		want     string
+		reviewed bool // refused by the review, after the acknowledgement: the answer goes to response_url
 	}{
 		{name: "bad signature", user: "U0BOB", tamper: func(b []byte, h http.Header) []byte {
 			h.Set("X-Slack-Signature", "v0="+strings.Repeat("0", 64))
@@ -212,10 +241,10 @@ func TestSlackRefusals(t *testing.T) {
 		{name: "timestamp too old", user: "U0BOB", skew: -5*time.Minute - time.Second, wantCode: http.StatusUnauthorized, want: "outside 5m0s"},
 		{name: "timestamp in the future", user: "U0BOB", skew: 5*time.Minute + time.Second, wantCode: http.StatusUnauthorized, want: "outside 5m0s"},
 		{name: "unmapped Slack user", user: "U0MALLORY", wantCode: http.StatusOK, want: "not linked to a latch person"},
-		{name: "the requester themselves", user: "U0ALICE", wantCode: http.StatusOK, want: "cannot review your own request"},
-		{name: "another account with the requester's email", user: "U0ALIAS", wantCode: http.StatusOK, want: "cannot review your own request"},
-		{name: "linked but not an approver", user: "U0DAVE", wantCode: http.StatusOK, want: "may not review"},
-		{name: "an approver only by group, which Slack cannot prove", user: "U0ERIN", wantCode: http.StatusOK, want: "may not review"},
+		{name: "the requester themselves", user: "U0ALICE", wantCode: http.StatusOK, want: "cannot review your own request", reviewed: true},
+		{name: "another account with the requester's email", user: "U0ALIAS", wantCode: http.StatusOK, want: "cannot review your own request", reviewed: true},
+		{name: "linked but not an approver", user: "U0DAVE", wantCode: http.StatusOK, want: "may not review", reviewed: true},
+		{name: "an approver only by group, which Slack cannot prove", user: "U0ERIN", wantCode: http.StatusOK, want: "may not review", reviewed: true},
 		{name: "an approver's email, unconfirmed", user: "U0BOBNEW", wantCode: http.StatusOK, want: "not linked to a latch person"},
 		{name: "another workspace", user: "U0BOB", team: "T0OTHER", wantCode: http.StatusOK, want: "another Slack workspace"},
 		{name: "a shared channel's guest", user: "U0GUEST", wantCode: http.StatusOK, want: "Only members of this workspace"},
@@ -229,9 +258,25 @@ func TestSlackRefusals(t *testing.T) {
 			if team == "" {
 				team = slacktest.Team
 			}
-			code, body := f.send(t, click(tt.user, team, slack.ActionApprove, f.req.ID, ""), f.Clock.Now().Add(tt.skew), tt.tamper)
-			if code != tt.wantCode || !strings.Contains(body, tt.want) {
-				t.Errorf("answer %d %q; want %d saying %q", code, body, tt.wantCode, tt.want)
+			code, body := f.send(t, click(tt.user, team, slack.ActionApprove, f.req.ID, f.fake.ResponseURL("r")), f.Clock.Now().Add(tt.skew), tt.tamper)
+			got := f.answered(t, "r")
+			if tt.reviewed {
+				if code != tt.wantCode || !strings.Contains(body, "Recording your approval") {
+					t.Errorf("answer %d %q; want %d 'Recording your approval'", code, body, tt.wantCode)
+				}
+				if len(got) != 1 || !strings.Contains(got[0], tt.want) {
+					t.Errorf("response_url posts %q; want one saying %q", got, tt.want)
+				}
+			} else {
+				if code != tt.wantCode || !strings.Contains(body, tt.want) {
+					t.Errorf("answer %d %q; want %d saying %q", code, body, tt.wantCode, tt.want)
+				}
+				if code == http.StatusOK && (len(got) != 1 || !strings.Contains(got[0], tt.want)) {
+					t.Errorf("response_url posts %q; want one saying %q", got, tt.want)
+				}
+				if code != http.StatusOK && len(got) != 0 {
+					t.Errorf("response_url posts %q; want none for a request not from Slack", got)
+				}
 			}
 			f.pending(t)
 		})
@@ -242,8 +287,9 @@ func TestSlackRefusals(t *testing.T) {
 func TestSlackTimestampWindowEdges(t *testing.T) {
 	for _, skew := range []time.Duration{-5 * time.Minute, 5 * time.Minute} {
 		f := newSlackFixture(t)
-		if code, body := f.send(t, click("U0BOB", slacktest.Team, slack.ActionApprove, f.req.ID, ""), f.Clock.Now().Add(skew), nil); code != http.StatusOK || !strings.Contains(body, "You approved") {
-			t.Errorf("skew %v: answer %d %s; want approved", skew, code, body)
+		code, body := f.send(t, click("U0BOB", slacktest.Team, slack.ActionApprove, f.req.ID, f.fake.ResponseURL("r")), f.Clock.Now().Add(skew), nil)
+		if got := f.answered(t, "r"); code != http.StatusOK || len(got) != 1 || !strings.Contains(got[0], "You approved") {
+			t.Errorf("skew %v: answer %d %s, then %q; want approved", skew, code, body, got)
 		}
 	}
 }
@@ -253,7 +299,7 @@ func TestSlackOneReviewPerPerson(t *testing.T) {
 	f := at.NewWithPolicy(t, strings.Replace(slackPolicy, "approvals: 1,", "approvals: 2,", 1))
 	fake := slacktest.New(t, []string{"ops"}, slackUsers...)
 	h := slack.NewInteractions(slack.NewClient(slacktest.Token, slack.ClientOptions{APIURL: fake.APIURL}), []byte(signingSecret), f.Access,
-		slack.InteractionOptions{Clock: f.Clock, People: func() latch.People { return f.Policy.Policy() }})
+		slack.InteractionOptions{Clock: f.Clock, People: func() latch.People { return f.Policy.Policy() }, ResponseURLs: []string{fake.ResponseURL("")}})
 	r, err := f.Access.Request(t.Context(), at.Alice, broker.RequestInput{Target: f.Fleet.DB1, Protocol: latch.TCP,
 		Ports: latch.PortRange{From: 22, To: 22}, Reason: "INC-7", Observed: netip.MustParsePrefix("203.0.113.7/32")})
 	if err != nil {
@@ -263,9 +309,9 @@ func TestSlackOneReviewPerPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	sf := &slackFixture{Fixture: f, fake: fake, h: h, req: r}
-	code, body := sf.send(t, click("U0BOB", slacktest.Team, slack.ActionApprove, r.ID, ""), f.Clock.Now(), nil)
-	if code != http.StatusOK || !strings.Contains(body, "already reviewed") {
-		t.Fatalf("answer %d %s; want 'already reviewed'", code, body)
+	code, body := sf.send(t, click("U0BOB", slacktest.Team, slack.ActionApprove, r.ID, fake.ResponseURL("r")), f.Clock.Now(), nil)
+	if got := sf.answered(t, "r"); code != http.StatusOK || len(got) != 1 || !strings.Contains(got[0], "already reviewed") {
+		t.Fatalf("answer %d %s, then %q; want 'already reviewed'", code, body, got)
 	}
 	if got, _ := f.Store.Request(t.Context(), r.ID); got.State != latch.RequestPending || len(got.Reviews) != 1 {
 		t.Fatalf("request %s with %d reviews; want pending with bob's one", got.State, len(got.Reviews))

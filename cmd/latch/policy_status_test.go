@@ -17,7 +17,7 @@ func TestPolicyHolderReportsLoadsAndFailedReloads(t *testing.T) {
 	}
 	h := &policyHolder{}
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	if _, err := h.load(path, t0); err != nil {
+	if _, err := h.load(path, t0, nil); err != nil {
 		t.Fatal(err)
 	}
 	st := h.PolicyStatus()
@@ -27,7 +27,7 @@ func TestPolicyHolderReportsLoadsAndFailedReloads(t *testing.T) {
 	if err := os.WriteFile(path, []byte("version: 1\nrules: [{name: x}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.load(path, t0.Add(time.Hour)); err == nil {
+	if _, err := h.load(path, t0.Add(time.Hour), nil); err == nil {
 		t.Fatal("a bad policy loaded")
 	}
 	got := h.PolicyStatus()

@@ -30,6 +30,7 @@ import (
 	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/policy"
 	"github.com/latchdev/latch/revoker"
+	"github.com/latchdev/latch/webhook"
 )
 
 type serverOptions struct {
@@ -67,7 +68,9 @@ Serve TLS with --tls-cert and --tls-key. Plain HTTP is allowed on loopback;
 anywhere else it needs --insecure-http (behind a TLS-terminating proxy,
 with --trusted-proxy) and is logged as a warning.
 
-SIGHUP reloads the policy file; a bad file keeps the old policy and logs why.
+SIGHUP reloads the policy file; a bad file keeps the old policy and logs why,
+as does one the server could not start with (a webhook name not given to
+--webhook, a Slack channel without a Slack bot token).
 
 Limits keep a flood cheap. Before a caller is authenticated, its address
 spends from a budget of --addr-rate-limit requests a second (an IPv6 /64
@@ -123,15 +126,19 @@ type policyHolder struct {
 
 func (h *policyHolder) Policy() *policy.Policy { return h.p.Load() }
 
-// load reads and parses path and, if it is good, puts it in force; a bad
-// file keeps the policy in force and is recorded as the last error.
-func (h *policyHolder) load(path string, now time.Time) (*policy.Policy, error) {
+// load reads and parses path and, if it is good and passes check (nil
+// checks nothing more), puts it in force; a bad file keeps the policy in
+// force and is recorded as the last error.
+func (h *policyHolder) load(path string, now time.Time, check func(*policy.Policy) error) (*policy.Policy, error) {
 	data, err := os.ReadFile(path)
 	var p *policy.Policy
 	if err != nil {
 		err = fmt.Errorf("load policy: %w", err)
 	} else {
 		p, err = policy.Parse(path, data)
+	}
+	if err == nil && check != nil {
+		err = check(p)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -163,7 +170,7 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 			strings.Join(o.oldAdmins, ","))
 	}
 	holder := &policyHolder{}
-	p, err := holder.load(o.policyFile, a.clock.Now())
+	p, err := holder.load(o.policyFile, a.clock.Now(), nil) // checked below, with the configuration it is checked against
 	if err != nil {
 		return latch.Invalidf("policy", "%v", err)
 	}
@@ -230,7 +237,9 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	access := broker.NewAccess(b, store, holder, inv, opts)
-	apiOpts.Mount = slackApp.mount(a, o.slack, access, holder)
+	g, gctx := errgroup.WithContext(ctx)
+	var slackWait func()
+	apiOpts.Mount, slackWait = slackApp.mount(gctx, a, o.slack, access, holder, store)
 	apiOpts.Logger = a.log.With("component", "http")
 	apiOpts.Ready = func(ctx context.Context) error { _, err := store.Grants(ctx, latch.GrantFilter{Limit: 1}); return err }
 	if apiOpts.Portal, err = o.portal.handler(ctx, o, access, ln, tlsCfg != nil, a.portalProof(), a.clock, a.log.With("component", "portal")); err != nil {
@@ -240,10 +249,18 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	r := revoker.New(store, b, sweeper{b, access}, revoker.Options{
 		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep,
 	})
-	g, ctx := errgroup.WithContext(ctx)
+	ctx = gctx
 	g.Go(func() error { return r.Run(ctx) })
 	g.Go(func() error { return a.notifier(hooks, slackApp.sinks(a, store, holder), store, holder).Run(ctx) })
-	g.Go(func() error { a.reloadOnHUP(ctx, o.policyFile, holder, access); return nil })
+	// Listen for SIGHUP before saying the server started: until then, a
+	// reload's SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		a.reloadOnHUP(ctx, hup, o.policyFile, holder, access, configured(hooks, slackApp))
+		return nil
+	})
 	g.Go(func() error { return api.Serve(ctx, ln, tlsCfg) }) // until ctx ends, then a graceful shutdown
 	scheme := "http"
 	if tlsCfg != nil {
@@ -251,7 +268,9 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	}
 	a.log.Info("server started", "url", scheme+"://"+ln.Addr().String(), "policy", o.policyFile, "rules", len(p.Rules()), "regions", a.regions)
 	fmt.Fprintf(a.stdout, "%s://%s\n", scheme, ln.Addr())
-	return g.Wait()
+	err = g.Wait()
+	slackWait() // the server's context has ended, so reviews after a click end too
+	return err
 }
 
 // checkURL refuses a bad --url, and bad authentication flags, before the
@@ -362,17 +381,31 @@ func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// reloadOnHUP swaps the policy on SIGHUP; a bad file keeps the old one.
-func (a *app) reloadOnHUP(ctx context.Context, path string, h *policyHolder, access *broker.Access) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// configured checks a policy against what the server was started with,
+// as the start does: its webhook names are configured, and Slack routes
+// have a bot token. A reload must pass it too: the notification worker
+// would otherwise drop those events.
+func configured(hooks map[string]webhook.Hook, s slackSetup) func(*policy.Policy) error {
+	return func(p *policy.Policy) error {
+		if err := p.CheckWebhooks(func(name string) bool { _, ok := hooks[name]; return ok }); err != nil {
+			return err
+		}
+		if s.client == nil {
+			return needSlackToken(p)
+		}
+		return nil
+	}
+}
+
+// reloadOnHUP swaps the policy on each signal from hup (SIGHUP); a bad
+// file, or one that fails check, keeps the old one.
+func (a *app) reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, h *policyHolder, access *broker.Access, check func(*policy.Policy) error) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			p, err := h.load(path, a.clock.Now())
+			p, err := h.load(path, a.clock.Now(), check)
 			if err != nil {
 				a.log.Error("policy reload failed; keeping the old policy", "policy", path, "err", err)
 				continue

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -54,9 +55,8 @@ func (a *app) checkSlack(o slackOptions, p *policy.Policy) (slackSetup, error) {
 		return slackSetup{}, err
 	}
 	if token == "" {
-		if where := slackRoutes(p); len(where) > 0 {
-			return slackSetup{}, latch.Invalidf("slack", "%s notifies Slack, but the server has no Slack bot token: give --slack-token-file PATH or set LATCH_SLACK_TOKEN",
-				strings.Join(where, ", "))
+		if err := needSlackToken(p); err != nil {
+			return slackSetup{}, err
 		}
 		if secret != "" {
 			return slackSetup{}, usagef("a Slack signing secret without a bot token: the buttons need the token to look up who clicked; give --slack-token-file PATH or set LATCH_SLACK_TOKEN")
@@ -72,6 +72,16 @@ func (a *app) checkSlack(o slackOptions, p *policy.Policy) (slackSetup, error) {
 		a.log.Warn("no Slack signing secret: messages will have Approve/Deny buttons that latch refuses; give --slack-signing-secret-file or LATCH_SLACK_SIGNING_SECRET")
 	}
 	return s, nil
+}
+
+// needSlackToken refuses a policy that notifies Slack, for a server with
+// no Slack bot token, naming where and the flag.
+func needSlackToken(p *policy.Policy) error {
+	if where := slackRoutes(p); len(where) > 0 {
+		return latch.Invalidf("slack", "%s notifies Slack, but the server has no Slack bot token: give --slack-token-file PATH or set LATCH_SLACK_TOKEN",
+			strings.Join(where, ", "))
+	}
+	return nil
 }
 
 // secret reads a secret from path, else from the environment variable;
@@ -132,17 +142,22 @@ func (s slackSetup) sinks(a *app, refs latch.MessageRefs, holder *policyHolder) 
 }
 
 // mount returns the interactivity handler for the API server to serve, or
-// none without a signing secret.
-func (s slackSetup) mount(a *app, o slackOptions, access *broker.Access, holder *policyHolder) map[string]http.Handler {
+// none without a signing secret, and a function that waits for the
+// reviews it runs after answering Slack. Those reviews run under ctx (the
+// server's: shutting down cancels them) and its signatures are kept in
+// store, which replicas share, so that a replayed click is refused by any.
+func (s slackSetup) mount(ctx context.Context, a *app, o slackOptions, access *broker.Access, holder *policyHolder, store latch.Store) (map[string]http.Handler, func()) {
 	if s.client == nil || s.secret == nil {
-		return nil
+		return nil, func() {}
 	}
 	opts := slack.InteractionOptions{
 		Clock: a.clock, Logger: a.log.With("component", "slack"),
-		People: func() latch.People { return holder.Policy() },
+		People:  func() latch.People { return holder.Policy() },
+		Context: ctx, Once: store,
 	}
 	if o.apiURL != "" {
 		opts.ResponseURLs = []string{strings.TrimSuffix(o.apiURL, "api/")} // the fake's response URLs, beside its API
 	}
-	return map[string]http.Handler{"POST " + slackInteractionsPath: slack.NewInteractions(s.client, s.secret, access, opts)}
+	h := slack.NewInteractions(s.client, s.secret, access, opts)
+	return map[string]http.Handler{"POST " + slackInteractionsPath: h}, h.Wait
 }

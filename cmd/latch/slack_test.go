@@ -110,18 +110,26 @@ func TestServerSlackApproval(t *testing.T) {
 		sign       func([]byte, http.Header)
 		code       int
 		want       string
+		reviewed   bool // refused by the review, after the answer: said at response_url
 	}{
-		{"bad signature", "U0BOB", func(_ []byte, h http.Header) { h.Set("X-Slack-Signature", "v0="+strings.Repeat("ab", 32)) }, 401, "does not match"},
+		{"bad signature", "U0BOB", func(_ []byte, h http.Header) { h.Set("X-Slack-Signature", "v0="+strings.Repeat("ab", 32)) }, 401, "does not match", false},
 		{"stale timestamp", "U0BOB", func(b []byte, h http.Header) {
 			for k, v := range slacktest.Sign(slackSecret, start.Add(-6*time.Minute), b) {
 				h[k] = v
 			}
-		}, 401, "outside 5m0s"},
-		{"unmapped Slack user", "U0MALLORY", nil, 200, "not linked to a latch person"},
-		{"the requester", "U0ALICE", nil, 200, "cannot review your own request"},
+		}, 401, "outside 5m0s", false},
+		{"unmapped Slack user", "U0MALLORY", nil, 200, "not linked to a latch person", false},
+		{"the requester", "U0ALICE", nil, 200, "cannot review your own request", true},
 	}
 	for _, rf := range refusals {
-		if code, body := click(rf.user, rf.sign); code != rf.code || !strings.Contains(body, rf.want) {
+		code, body := click(rf.user, rf.sign)
+		if rf.reviewed {
+			if code != rf.code || !strings.Contains(body, "Recording your approval") {
+				t.Errorf("%s: answer %d %s; want %d 'Recording your approval'", rf.name, code, body, rf.code)
+			}
+			body = waitResponse(t, fake, rf.user)
+		}
+		if code != rf.code || !strings.Contains(body, rf.want) {
 			t.Errorf("%s: answer %d %s; want %d saying %q", rf.name, code, body, rf.code, rf.want)
 		}
 		if s := state(); s != latch.RequestPending {
@@ -129,8 +137,11 @@ func TestServerSlackApproval(t *testing.T) {
 		}
 	}
 
-	if code, body := click("U0BOB", nil); code != 200 || !strings.Contains(body, "You approved request "+string(id)) {
+	if code, body := click("U0BOB", nil); code != 200 || !strings.Contains(body, "Recording your approval of request "+string(id)) {
 		t.Fatalf("bob's click: %d %s\nserver: %s", code, body, sw.server.output())
+	}
+	if body := waitResponse(t, fake, "U0BOB"); !strings.Contains(body, "You approved request "+string(id)) {
+		t.Fatalf("bob's answer at response_url: %s; want 'You approved'\nserver: %s", body, sw.server.output())
 	}
 	if s := state(); s != latch.RequestActive {
 		t.Fatalf("after bob's click the request is %s; want active", s)
@@ -180,6 +191,35 @@ func (w slackWorld) start(t *testing.T, extra ...string) *serverWorld {
 }
 
 // waitSlack polls the fake until cond holds of its messages.
+// waitResponse waits for the one post to response_url path, and returns
+// its text.
+func waitResponse(t *testing.T, fake *slacktest.Server, path string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second) // a bound for a hung test
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var got []string
+		for _, r := range fake.Responses() {
+			if r.Path == path {
+				text, _ := r.Body["text"].(string)
+				got = append(got, text)
+			}
+		}
+		if len(got) > 1 {
+			t.Fatalf("slack: %d posts to response_url %s, %q; want one", len(got), path, got)
+		}
+		if len(got) == 1 {
+			return got[0]
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("slack: no post to response_url %s; posts %+v", path, fake.Responses())
+		}
+	}
+}
+
 func waitSlack(t *testing.T, fake *slacktest.Server, what string, cond func([]slacktest.Message) bool) []slacktest.Message {
 	t.Helper()
 	deadline := time.After(30 * time.Second) // a bound for a hung test
