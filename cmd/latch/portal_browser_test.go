@@ -198,7 +198,10 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 	do(t, bob, "reason", chromedp.SendKeys(`input[name="reason"]`, "OPS-7 is real"))
 	shot(t, bob, "approvals")
-	do(t, alice, "my access, pending", chromedp.Navigate(w.url+"/access"), at("/access"), chromedp.WaitVisible(`.state-pending`))
+	// Listening before bob approves: a change made before the page's event
+	// stream opened would only show at the minute's refresh.
+	do(t, alice, "my access, pending", chromedp.Navigate(w.url+"/access"), at("/access"), chromedp.WaitVisible(`.state-pending`),
+		until(`document.documentElement.getAttribute("data-events") === "open"`))
 	do(t, bob, "approve", chromedp.Click(`form[action$="/approve"] button.primary`), at("/approvals"),
 		until(`!document.querySelector('[id="`+reqID+`"]')`))
 	if rules() != 1 {

@@ -40,7 +40,18 @@
   setInterval(tick, 1000);
   var live = document.querySelector("[data-live]");
   if (live && window.EventSource) {
-    new EventSource("/events").addEventListener("changed", refresh);
+    // The stream ends every 45 s and the browser reconnects; a change made
+    // while it was away is caught by refreshing on every reopening.
+    var es = new EventSource("/events"), opened = false;
+    es.addEventListener("open", function () {
+      document.documentElement.setAttribute("data-events", "open");
+      if (opened) refresh();
+      opened = true;
+    });
+    es.addEventListener("error", function () {
+      document.documentElement.setAttribute("data-events", "closed");
+    });
+    es.addEventListener("changed", refresh);
     setInterval(refresh, 60000);
   } else {
     setInterval(refresh, 10000);
