@@ -54,10 +54,15 @@ func person(t *testing.T, browser context.Context) context.Context {
 	return ctx
 }
 
-// shot saves the page as docs/screenshots/name.png when
+// page checks the page the browser shows for what the portal promises
+// people who use a keyboard, a screen reader or poor eyesight
+// (a11yProblems), and saves it as docs/screenshots/name.png when
 // LATCH_UPDATE_SCREENSHOTS=1, so that an ordinary run changes no file.
-func shot(t *testing.T, ctx context.Context, name string) {
+func page(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	if problems := eval[[]string](t, ctx, a11yProblems); len(problems) > 0 {
+		t.Errorf("page %s: accessibility:\n  %s", name, strings.Join(problems, "\n  "))
+	}
 	if os.Getenv("LATCH_UPDATE_SCREENSHOTS") != "1" {
 		return
 	}
@@ -149,7 +154,20 @@ func TestPortalInBrowser(t *testing.T) {
 
 	stranger := person(t, browser)
 	do(t, stranger, "signed out", chromedp.Navigate(w.url+"/"), at("/"))
-	shot(t, stranger, "signin")
+	page(t, stranger, "signin")
+	// The check sees what it looks for: a page given an unlabelled field,
+	// pale text, a nameless button and a state in colour only fails it.
+	bad := eval[[]string](t, stranger, `(() => {
+		document.querySelector("main").insertAdjacentHTML("beforeend",
+			'<input name="x"><p id="pale">pale</p><button></button><span class="state-active"></span>');
+		document.getElementById("pale").style.color = "#bbb"; // CSSOM: the CSP refuses a style attribute
+		return `+a11yProblems+`;
+	})()`)
+	if joined := strings.Join(bad, "\n"); len(bad) != 4 || !strings.Contains(joined, "unlabelled") || !strings.Contains(joined, "contrast") ||
+		!strings.Contains(joined, "without a name") || !strings.Contains(joined, "colour alone") {
+		t.Errorf("the accessibility check on a page made to fail it found:\n%s\nwant the four planted problems", joined)
+	}
+	do(t, stranger, "reload", chromedp.Navigate(w.url+"/"), at("/"))
 
 	alice := person(t, browser)
 	signIn(t, alice, w.url, opAlice)
@@ -170,7 +188,7 @@ func TestPortalInBrowser(t *testing.T) {
 	if rules() != 0 {
 		t.Fatal("the preview opened a rule")
 	}
-	shot(t, alice, "request")
+	page(t, alice, "request")
 	do(t, alice, "send the request", chromedp.Click(`form[action="/request"][method="post"] button.primary`), at("/access"))
 	if state := eval[string](t, alice, `document.querySelector(".cards .state").innerText`); !strings.EqualFold(state, "pending") || rules() != 0 {
 		t.Fatalf("after the request: state %q, %d rules; want pending, none", state, rules())
@@ -197,7 +215,7 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("the refused approval opened a rule (%d rules)", rules())
 	}
 	do(t, bob, "reason", chromedp.SendKeys(`input[name="reason"]`, "OPS-7 is real"))
-	shot(t, bob, "approvals")
+	page(t, bob, "approvals")
 	// Listening before bob approves: a change made before the page's event
 	// stream opened would only show at the minute's refresh.
 	do(t, alice, "my access, pending", chromedp.Navigate(w.url+"/access"), at("/access"), chromedp.WaitVisible(`.state-pending`),
@@ -218,19 +236,19 @@ func TestPortalInBrowser(t *testing.T) {
 	if hint := eval[string](t, alice, `document.querySelector("main").innerText`); !strings.Contains(hint, "latch ssh "+w.fleet.DB1) {
 		t.Errorf("My access does not say how to connect:\n%s", hint)
 	}
-	shot(t, alice, "access")
+	page(t, alice, "access")
 	grantID := strings.TrimPrefix(eval[string](t, alice, `document.querySelector('a[href^="/grants/"]').getAttribute("href")`), "/grants/")
 	do(t, bob, "admin", chromedp.Navigate(w.url+"/admin"), at("/admin"))
 	if admin := eval[string](t, bob, `document.querySelector("main").innerText`); !strings.Contains(admin, "VERIFIED") || !strings.Contains(admin, "policy.yaml") {
 		t.Errorf("the admin page does not show the audit chain verified and the policy file:\n%s", admin)
 	}
-	shot(t, bob, "admin")
+	page(t, bob, "admin")
 	do(t, bob, "audit log", chromedp.Navigate(w.url+"/admin/audit?action=approved"), at("/admin/audit"), chromedp.WaitVisible(`table.audit`))
 	if log := eval[string](t, bob, `document.querySelector("table.audit").innerText`); !strings.Contains(log, "approved") || strings.Contains(log, "login") {
 		t.Errorf("the audit log filtered by action shows:\n%s", log)
 	}
 	do(t, bob, "audit log", chromedp.Navigate(w.url+"/admin/audit"), at("/admin/audit"), chromedp.WaitVisible(`table.audit`))
-	shot(t, bob, "audit")
+	page(t, bob, "audit")
 	do(t, alice, "not admin", chromedp.Navigate(w.url+"/admin/audit"), at("/admin/audit"))
 	if body := eval[string](t, alice, `document.body.innerText`); strings.Contains(body, "approved") || !strings.Contains(body, "only admins") {
 		t.Errorf("alice at /admin/audit sees:\n%s", body)
@@ -239,7 +257,7 @@ func TestPortalInBrowser(t *testing.T) {
 	if page := eval[string](t, alice, `document.querySelector("main").innerText`); !strings.Contains(page, "approved by bob@example.com") || !strings.Contains(page, "CloudTrail proof") {
 		t.Errorf("the grant page lacks its timeline or proof:\n%s", page)
 	}
-	shot(t, alice, "grant")
+	page(t, alice, "grant")
 
 	do(t, alice, "end now", chromedp.Navigate(w.url+"/access"), at("/access"),
 		chromedp.Click(`form[action$="/end"] button`), at("/access"), until(`!document.querySelector('form[action$="/end"]')`))
@@ -258,5 +276,71 @@ func TestPortalInBrowser(t *testing.T) {
 		}
 	}
 	do(t, stranger, "phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(w.url+"/"), at("/"))
-	shot(t, stranger, "signin-phone")
+	page(t, stranger, "signin-phone")
 }
+
+// a11yProblems lists what keeps a page from being usable without a mouse,
+// without sight of colour, or with a screen reader: a form control with no
+// label; a button or link with no name; text whose contrast with the
+// background it sits on is under WCAG 2's AA (4.5:1, 3:1 for large text);
+// a state shown by colour alone (an element of class state-* with no
+// words); a control that is not natively focusable (a click handler on a
+// div); no main landmark or title.
+const a11yProblems = `(() => {
+  const problems = [];
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    const byFor = el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]');
+    if (!byFor && !el.closest("label") && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby")) {
+      problems.push("unlabelled control: " + el.outerHTML.slice(0, 100));
+    }
+  }
+  for (const el of document.querySelectorAll("button, a[href], [role=button]")) {
+    if (!(el.innerText || "").trim() && !el.getAttribute("aria-label") && !el.getAttribute("title")) {
+      problems.push("control without a name: " + el.outerHTML.slice(0, 100));
+    }
+  }
+  for (const el of document.querySelectorAll("[class*=state-]")) {
+    if (!(el.innerText || el.textContent || "").trim()) problems.push("state shown by colour alone: " + el.outerHTML.slice(0, 100));
+  }
+  for (const el of document.querySelectorAll("div[onclick], span[onclick], [tabindex='-1'][onclick]")) {
+    problems.push("click handler on an element a keyboard cannot reach: " + el.outerHTML.slice(0, 100));
+  }
+  if (!document.querySelector("main")) problems.push("no main landmark");
+  if (!document.title.trim()) problems.push("no title");
+  const rgba = (s) => {
+    const m = s.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(parseFloat);
+    return { c: p.slice(0, 3), a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0.5) return c.c;
+    }
+    return [255, 255, 255];
+  };
+  const seen = new Set();
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const text = walk.currentNode.textContent.trim();
+    const el = walk.currentNode.parentElement;
+    if (!text || !el || seen.has(el)) continue;
+    seen.add(el);
+    const st = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    if (st.visibility === "hidden" || st.display === "none" || box.width === 0 || box.bottom < 0 || box.right < 0) continue;
+    const fg = rgba(st.color);
+    if (!fg) continue;
+    const a = lum(fg.c), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const px = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+    const need = px >= 24 || (px >= 18.66 && bold) ? 3 : 4.5;
+    if (ratio < need) problems.push("contrast " + ratio.toFixed(2) + ":1, under " + need + ":1: " + JSON.stringify(text.slice(0, 40)));
+  }
+  return problems;
+})()`
