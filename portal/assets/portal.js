@@ -24,17 +24,26 @@
     var a = document.activeElement;
     return a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA") && a.value !== "";
   }
+  // One refresh at a time: two in flight could land out of order and leave
+  // the older page showing. A change heard meanwhile refreshes once more.
+  var inflight = false, again = false;
   function refresh() {
+    if (inflight) { again = true; return; }
     var live = document.querySelector("[data-live]");
     if (!live || busy()) return;
+    inflight = true;
     fetch(location.href, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
       if (!r.ok) return null;
       return r.text();
     }).then(function (html) {
       if (!html) return;
       var next = new DOMParser().parseFromString(html, "text/html").querySelector("[data-live]");
-      if (next && !busy()) { live.replaceWith(next); tick(); }
-    }).catch(function () {});
+      var now = document.querySelector("[data-live]");
+      if (next && now && !busy()) { now.replaceWith(next); tick(); }
+    }).catch(function () {}).finally(function () {
+      inflight = false;
+      if (again) { again = false; refresh(); }
+    });
   }
   tick();
   setInterval(tick, 1000);
