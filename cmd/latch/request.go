@@ -72,20 +72,7 @@ func checkAsk(reason, dur string, ports portFlags) (latch.Protocol, latch.PortRa
 }
 
 func (a *app) request(ctx context.Context, target string, o requestOptions) error {
-	proto, ports, err := checkAsk(o.reason, o.dur, o.ports)
-	if err != nil {
-		return err
-	}
-	source, err := serverSource(o.ip)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
-	if err != nil {
-		return err
-	}
-	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: string(proto), Port: ports.String(),
-		Duration: o.dur, Reason: o.reason, Source: source, BreakGlass: o.breakGlass})
+	c, r, err := a.sendRequest(ctx, latchhttp.RequestBody{Target: target, Duration: o.dur, Reason: o.reason, BreakGlass: o.breakGlass}, o.ports, o.ip)
 	if err != nil {
 		return err
 	}
@@ -95,6 +82,26 @@ func (a *app) request(ctx context.Context, target string, o requestOptions) erro
 		}
 	}
 	return a.showRequest(ctx, c, r, o.json, "")
+}
+
+// sendRequest checks what body asks for (with the ports and --ip given as
+// flags) before the server sees it, and sends it: the one way `latch
+// request` and a server-mode `latch grant` ask.
+func (a *app) sendRequest(ctx context.Context, body latchhttp.RequestBody, ports portFlags, ip string) (*latchhttp.Client, latchhttp.RequestJSON, error) {
+	proto, pr, err := checkAsk(body.Reason, body.Duration, ports)
+	if err != nil {
+		return nil, latchhttp.RequestJSON{}, err
+	}
+	if body.Source, err = serverSource(ip); err != nil {
+		return nil, latchhttp.RequestJSON{}, err
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return nil, latchhttp.RequestJSON{}, err
+	}
+	body.Protocol, body.Port = string(proto), pr.String()
+	r, err := c.CreateRequest(ctx, body)
+	return c, r, err
 }
 
 // serverSource is the source a request asks the server for, from --ip:
@@ -139,20 +146,7 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 	if o.reason == "" {
 		return latch.Invalidf("reason", "a reason is required: --reason TEXT (at most 256 characters)")
 	}
-	proto, ports, err := checkAsk(o.reason, o.dur, o.ports)
-	if err != nil {
-		return err
-	}
-	source, err := serverSource(o.ip)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
-	if err != nil {
-		return err
-	}
-	r, err := c.CreateRequest(ctx, latchhttp.RequestBody{Target: target, Protocol: string(proto), Port: ports.String(),
-		Duration: o.dur, Reason: o.reason, Source: source})
+	c, r, err := a.sendRequest(ctx, latchhttp.RequestBody{Target: target, Duration: o.dur, Reason: o.reason}, o.ports, o.ip)
 	if err != nil {
 		return err
 	}
@@ -175,7 +169,7 @@ func (a *app) grantViaServer(ctx context.Context, cmd *cobra.Command, o *grantOp
 		return err
 	}
 	src, _ := latch.ParseSource(g.Source)
-	interrupted := a.countdown(ctx, latch.Grant{ID: g.ID, ExpiresAt: g.ExpiresAt, Protocol: proto, Ports: ports, Source: src})
+	interrupted := a.countdown(ctx, latch.Grant{ID: g.ID, ExpiresAt: g.ExpiresAt, Protocol: g.Protocol, Ports: g.Ports(), Source: src})
 	if !interrupted {
 		return nil // the server's revoker ends it at expiry
 	}
