@@ -48,11 +48,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			body.Message = "internal error; see the server log for request " + body.RequestID
 		}
 	}
-	status, ok := statuses[body.Code]
-	if !ok {
-		status = http.StatusInternalServerError
+	writeJSON(w, Status(err), body)
+}
+
+// Status is the HTTP status for err, as the API answers it; the portal's
+// pages answer with the same.
+func Status(err error) int {
+	if status, ok := statuses[latch.ErrorCode(err)]; ok {
+		return status
 	}
-	writeJSON(w, status, body)
+	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

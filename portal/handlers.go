@@ -18,25 +18,6 @@ func (p *Portal) base(s session, title, nav string) view {
 	return view{Title: title, Nav: nav, Who: &who, Admin: p.cfg.Access.IsAdmin(s.who), CSRF: s.csrf, AWSAuth: p.cfg.AWSAuth}
 }
 
-// status is the HTTP status for err, as the API answers it.
-func status(err error) int {
-	switch latch.ErrorCode(err) {
-	case latch.EINVALID:
-		return http.StatusBadRequest
-	case latch.EUNAUTHENTICATED:
-		return http.StatusUnauthorized
-	case latch.EFORBIDDEN:
-		return http.StatusForbidden
-	case latch.ENOTFOUND:
-		return http.StatusNotFound
-	case latch.ECONFLICT:
-		return http.StatusConflict
-	case latch.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // problem shows err on its own page; internal errors are logged, not shown.
 func (p *Portal) problem(w http.ResponseWriter, r *http.Request, s session, err error) {
 	v := p.base(s, "Something went wrong", "")
@@ -44,7 +25,7 @@ func (p *Portal) problem(w http.ResponseWriter, r *http.Request, s session, err 
 	if latch.ErrorCode(err) == latch.EINTERNAL {
 		p.log.ErrorContext(r.Context(), "portal", "path", r.URL.Path, "err", err)
 	}
-	p.pages.render(w, r, status(err), "problem", v)
+	p.pages.render(w, r, latchhttp.Status(err), "problem", v)
 }
 
 func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +60,7 @@ func (p *Portal) showRequest(w http.ResponseWriter, r *http.Request, s session, 
 		ex, err := p.cfg.Access.Explain(r.Context(), s.who, nil, d.Region, d.Target)
 		if err != nil {
 			if problem == "" {
-				problem, code = latch.ErrorMessage(err), status(err)
+				problem, code = latch.ErrorMessage(err), latchhttp.Status(err)
 			}
 		} else {
 			d.Explained, d.Rules = true, ex
@@ -124,7 +105,7 @@ func (p *Portal) createRequest(w http.ResponseWriter, r *http.Request, s session
 			return
 		}
 	}
-	p.showRequest(w, r, s, d, latch.ErrorMessage(err), status(err))
+	p.showRequest(w, r, s, d, latch.ErrorMessage(err), latchhttp.Status(err))
 }
 
 // previewRequest shows which rule would decide the form as it stands and
@@ -141,7 +122,7 @@ func (p *Portal) previewRequest(w http.ResponseWriter, r *http.Request, s sessio
 			return
 		}
 	}
-	p.showRequest(w, r, s, d, latch.ErrorMessage(err), status(err))
+	p.showRequest(w, r, s, d, latch.ErrorMessage(err), latchhttp.Status(err))
 }
 
 // accessRow is one of my requests, with its grant when it has one.
@@ -245,5 +226,5 @@ func (p *Portal) review(w http.ResponseWriter, r *http.Request, s session, _ str
 			return
 		}
 	}
-	p.showApprovals(w, r, s, latch.ErrorMessage(err), status(err))
+	p.showApprovals(w, r, s, latch.ErrorMessage(err), latchhttp.Status(err))
 }
