@@ -78,14 +78,21 @@ func (s GrantState) Ending() bool { return s == StateRevoking || s == StateRevok
 
 // Grant is one time-bound opening of one rule for one requester.
 type Grant struct {
-	ID        GrantID
-	State     GrantState
-	Region    string
-	GroupID   GroupID
-	Protocol  Protocol
-	Ports     PortRange
-	Source    netip.Prefix
-	RuleID    RuleID // empty until the rule is known
+	ID       GrantID
+	State    GrantState
+	Region   string
+	GroupID  GroupID
+	Protocol Protocol
+	Ports    PortRange
+	Source   netip.Prefix
+	RuleID   RuleID // empty until the rule is known
+	// Access is how the grant reaches its target; "" means AccessNetwork.
+	// An AccessSSM grant opens no rule: GroupID, RuleID and Source are
+	// empty, Target is the instance, and Ports the port on it (zero for a
+	// shell). Its sessions are the store's (see [SessionStore]).
+	Access    Access
+	Target    InstanceID
+	Document  SSMDocument
 	Requester string // who asked, for people and the rule's tag
 	Owner     string // the requester's identity key ([Identity.Key]); "" for grants no identity asked for
 	Reason    string

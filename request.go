@@ -83,14 +83,19 @@ type Review struct {
 
 // Request is a person's ask for access, and the decisions on it.
 type Request struct {
-	ID         RequestID
-	State      RequestState
-	Requester  Identity
-	Target     Target
-	Protocol   Protocol
-	Ports      PortRange
-	Source     netip.Prefix
-	Duration   time.Duration // counted from when access starts, not from the ask
+	ID        RequestID
+	State     RequestState
+	Requester Identity
+	Target    Target
+	Protocol  Protocol
+	Ports     PortRange
+	Source    netip.Prefix  // invalid (zero) for Session Manager access, which opens no port
+	Duration  time.Duration // counted from when access starts, not from the ask
+	// Access is how the grant reaches the target; "" means AccessNetwork.
+	// For AccessSSM, Document is the session document and Ports the port
+	// on the instance (tcp; zero for a shell).
+	Access     Access
+	Document   SSMDocument
 	Reason     string
 	BreakGlass bool   // opened at once without approval; flagged everywhere
 	Rule       string // the policy rule that decided it
