@@ -154,6 +154,7 @@ type SSMSession struct {
 	Reason    string
 	StartedAt time.Time
 	Expires   time.Time // from the reason; zero when it has none
+	EndedAt   time.Time // when latch saw it end; zero while it may be running
 	// Status is Session Manager's: Connected, Connecting, Disconnected,
 	// Terminating, Terminated, Failed.
 	Status string

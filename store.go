@@ -157,3 +157,18 @@ type MessageRefs interface {
 	// ENOTFOUND.
 	MessageRef(ctx context.Context, id RequestID, route Route) (MessageRef, error)
 }
+
+// SessionStore records the Session Manager sessions latch starts for its
+// grants. A store that serves Session Manager access implements it. The
+// cloud keeps its own record (each session's reason names its grant and
+// expiry), so losing this one never leaves a session running.
+type SessionStore interface {
+	// AddSession records a session started for a grant. Returns ECONFLICT
+	// if its ID is recorded already, ENOTFOUND if the grant is unknown.
+	AddSession(ctx context.Context, s SSMSession) error
+	// GrantSessions returns a grant's sessions, oldest first.
+	GrantSessions(ctx context.Context, id GrantID) ([]SSMSession, error)
+	// EndSession records that a session ended at at. Ending one that has
+	// ended keeps the first end. Returns ENOTFOUND for an unknown session.
+	EndSession(ctx context.Context, id SSMSessionID, at time.Time) error
+}

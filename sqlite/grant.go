@@ -13,7 +13,7 @@ import (
 
 const grantColumns = `id, state, region, group_id, protocol, port_from, port_to, source,
 	rule_id, requester, owner, reason, created_at, expires_at, ended_at, end_as,
-	attempts, next_attempt, last_error, version, request_id`
+	attempts, next_attempt, last_error, version, request_id, access, target, document`
 
 // CreateGrant records g at Version 1, with note as the first event of its
 // history. Returns ECONFLICT if the ID is taken.
@@ -30,11 +30,11 @@ func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (la
 
 func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		g.ID, g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
 		g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
-		g.Attempts, encodeTime(g.NextAttempt), g.LastError, g.Version, g.RequestID, encodeDueAt(g))
+		g.Attempts, encodeTime(g.NextAttempt), g.LastError, g.Version, g.RequestID, g.Access, g.Target, g.Document, encodeDueAt(g))
 	if err != nil {
 		return err
 	}
@@ -134,11 +134,11 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 		res, err := tx.ExecContext(ctx, `UPDATE grants SET
 			state = ?, region = ?, group_id = ?, protocol = ?, port_from = ?, port_to = ?, source = ?,
 			rule_id = ?, requester = ?, owner = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
-			attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, version = version + 1
+			attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, access = ?, target = ?, document = ?, version = version + 1
 			WHERE id = ? AND version = ?`,
 			g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
 			g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
-			g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g),
+			g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), g.Access, g.Target, g.Document,
 			g.ID, g.Version)
 		if err != nil {
 			return err
@@ -254,7 +254,7 @@ func scanGrant(row scanner) (latch.Grant, error) {
 	var created, expires, ended, next sql.NullInt64
 	err := row.Scan(&g.ID, &g.State, &g.Region, &g.GroupID, &g.Protocol, &g.Ports.From, &g.Ports.To, &source,
 		&g.RuleID, &g.Requester, &g.Owner, &g.Reason, &created, &expires, &ended, &g.EndAs,
-		&g.Attempts, &next, &g.LastError, &g.Version, &g.RequestID)
+		&g.Attempts, &next, &g.LastError, &g.Version, &g.RequestID, &g.Access, &g.Target, &g.Document)
 	if err != nil {
 		return latch.Grant{}, err
 	}

@@ -24,7 +24,7 @@ const requestColumns = `r.id, r.state,
 	r.region, r.instance_id, r.group_id, r.tags,
 	r.protocol, r.port_from, r.port_to, r.source, r.duration_us, r.reason, r.break_glass, r.rule,
 	r.approvals_needed, r.approver_groups, r.approver_users, r.approver_principals, r.created_at, r.pending_until, r.decided_at,
-	r.grant_id, r.note, r.version`
+	r.grant_id, r.note, r.version, r.access, r.document`
 
 const reviewColumns = `v.seq, v.by_kind, v.by_subject, v.by_issuer, v.by_email, v.by_name, v.by_groups, v.approve, v.reason, v.at`
 
@@ -39,8 +39,8 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 			region, instance_id, group_id, tags,
 			protocol, port_from, port_to, source, duration_us, reason, break_glass, rule,
 			approvals_needed, approver_groups, approver_users, approver_principals, created_at, pending_until, decided_at,
-			grant_id, note, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			grant_id, note, version, access, document)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`, requestArgs(r)...)
 		if err != nil {
 			return err
@@ -75,7 +75,7 @@ func requestArgs(r latch.Request) []any {
 		r.Protocol, r.Ports.From, r.Ports.To, encodePrefix(r.Source), r.Duration.Microseconds(), r.Reason, r.BreakGlass, r.Rule,
 		r.ApprovalsNeeded, encodeList(a.Groups), encodeList(a.Users), encodeList(a.AWSPrincipals),
 		encodeTime(r.CreatedAt), encodeTime(r.PendingUntil), encodeTime(r.DecidedAt),
-		r.GrantID, r.Note, r.Version,
+		r.GrantID, r.Note, r.Version, r.Access, r.Document,
 	}
 }
 
@@ -275,7 +275,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 			protocol = ?, port_from = ?, port_to = ?, source = ?, duration_us = ?, reason = ?, break_glass = ?, rule = ?,
 			approvals_needed = ?, approver_groups = ?, approver_users = ?, approver_principals = ?,
 			created_at = ?, pending_until = ?, decided_at = ?,
-			grant_id = ?, note = ?, version = ? + 1
+			grant_id = ?, note = ?, version = ? + 1, access = ?, document = ?
 			WHERE id = ? AND version = ?`, args...)
 		if err != nil {
 			return err
@@ -401,7 +401,7 @@ func scanRequests(rows *sql.Rows) ([]latch.Request, error) {
 			&r.Target.Region, &r.Target.InstanceID, &r.Target.GroupID, &tags,
 			&r.Protocol, &r.Ports.From, &r.Ports.To, &source, &durationUS, &r.Reason, &r.BreakGlass, &r.Rule,
 			&r.ApprovalsNeeded, &approverGroups, &approverUsers, &approverPrincipals, &created, &pendingUntil, &decided,
-			&r.GrantID, &r.Note, &r.Version}
+			&r.GrantID, &r.Note, &r.Version, &r.Access, &r.Document}
 		if err := rows.Scan(append(dest, v.dest()...)...); err != nil {
 			return nil, err
 		}

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("UseOnce", func(t *testing.T) { testUseOnce(t, open) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
 	t.Run("MessageRefs", func(t *testing.T) { testMessageRefs(t, open) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, open) })
 }
 
 // epoch is the suite's reference time: whole seconds, UTC, in the future so
