@@ -30,6 +30,10 @@ const (
 	AuditReverted       AuditAction = "reverted"        // an out-of-band rule revoked by reconcile
 	AuditSSHCertificate AuditAction = "ssh-certificate" // an SSH certificate issued for a grant
 	AuditSSHKeyPushed   AuditAction = "ssh-key-pushed"  // a key pushed with EC2 Instance Connect for a grant
+	// A Session Manager session started for a grant, and ended by latch
+	// (at the grant's end, or by a sweep).
+	AuditSessionStarted    AuditAction = "session-started"
+	AuditSessionTerminated AuditAction = "session-terminated"
 )
 
 // AuditEntry is one link of the hash-chained audit log. The log assigns

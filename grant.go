@@ -155,6 +155,12 @@ type GrantRequest struct {
 	// Wide lets Source be a prefix wider than one address, for a policy
 	// rule that allows it (a corporate egress range). Never /0.
 	Wide bool
+	// Access AccessSSM asks for Session Manager access to Target with
+	// Document (Ports the port on it, tcp; zero for a shell) instead of a
+	// rule: GroupID and Source are then empty.
+	Access   Access
+	Target   InstanceID
+	Document SSMDocument
 }
 
 // DefaultMaxDuration caps a grant's duration unless configured otherwise.
@@ -169,6 +175,12 @@ const MaxReasonLen = 256
 func (r GrantRequest) Validate(max time.Duration) error {
 	if _, err := ParseRegion(r.Region); err != nil {
 		return err
+	}
+	if r.Access == AccessSSM {
+		return r.validateSSM(max)
+	}
+	if r.Access != "" && r.Access != AccessNetwork {
+		return Invalidf("access", "%q is not a kind of access; want network or ssm", r.Access)
 	}
 	if _, err := ParseGroupID(string(r.GroupID)); err != nil {
 		return err
@@ -189,6 +201,30 @@ func (r GrantRequest) Validate(max time.Duration) error {
 	if err := CheckFamily(r.Protocol, r.Source); err != nil {
 		return err
 	}
+	return r.validateCommon(max)
+}
+
+// validateSSM checks a request for Session Manager access.
+func (r GrantRequest) validateSSM(max time.Duration) error {
+	if _, err := ParseInstanceID(string(r.Target)); err != nil {
+		return err
+	}
+	if _, err := ParseSSMDocument(string(r.Document)); err != nil {
+		return err
+	}
+	if r.GroupID != "" || r.Source.IsValid() {
+		return Invalidf("access", "Session Manager access opens no rule; give no security group or source")
+	}
+	switch {
+	case r.Document.TakesPort() && (r.Protocol != TCP || r.Ports.From != r.Ports.To || r.Ports.From < 1 || r.Ports.From > 65535):
+		return Invalidf("port", "a %s session reaches one tcp port on the instance, 1 to 65535; got %s %s", r.Document, r.Protocol, r.Ports)
+	case !r.Document.TakesPort() && (r.Ports != PortRange{}):
+		return Invalidf("port", "a %s session takes no port; got %s", r.Document, r.Ports)
+	}
+	return r.validateCommon(max)
+}
+
+func (r GrantRequest) validateCommon(max time.Duration) error {
 	if r.Duration <= 0 || r.Duration > max {
 		return Invalidf("for", "duration %s is not allowed; want more than 0 and at most %s", r.Duration, max)
 	}

@@ -100,8 +100,15 @@ func grantAudit(action latch.AuditAction, actor string, g latch.Grant, extra map
 		"protocol": string(g.Protocol), "ports": g.Ports.String(), "requester": g.Requester,
 		"expires_at": latch.FormatExpiry(g.ExpiresAt),
 	}
+	target := string(g.GroupID)
+	if g.Access == latch.AccessSSM {
+		target = string(g.Target)
+		d["access"], d["document"], d["instance_id"] = string(latch.AccessSSM), string(g.Document), string(g.Target)
+		delete(d, "rule_id")
+		delete(d, "source")
+	}
 	for k, v := range extra {
 		d[k] = v
 	}
-	return latch.AuditEntry{Actor: actor, Action: action, Target: string(g.GroupID), GrantID: g.ID, Details: d}
+	return latch.AuditEntry{Actor: actor, Action: action, Target: target, GrantID: g.ID, Details: d}
 }

@@ -38,6 +38,9 @@ type Options struct {
 	// Sign, if set, signs each audit entry's hash and the log's head
 	// (latch.SignAudit).
 	Sign func(msg string) string
+	// Sessions are Session Manager, by region, for grants of Session
+	// Manager access; a region without one refuses them.
+	Sessions map[string]latch.SessionManager
 	// Checkpoint, if set, is called at named points of opening and ending a
 	// grant ("before-authorize", "after-authorize", "before-revoke",
 	// "after-revoke"). Crash

@@ -72,6 +72,9 @@ func (b *Broker) due(g latch.Grant, now time.Time) bool {
 // close revokes an ending grant's rule, unless another live grant still
 // shares it, and records the outcome.
 func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.Time) (Ended, error) {
+	if g.Access == latch.AccessSSM {
+		return b.closeSSM(ctx, g, by, now)
+	}
 	failed := func(err error) (Ended, error) {
 		g, err := b.revokeFailed(ctx, g, now, err)
 		return Ended{Grant: g}, err
@@ -183,6 +186,9 @@ func (b *Broker) revokeFailed(ctx context.Context, g latch.Grant, now time.Time,
 		b.log.ErrorContext(ctx, "record failed revoke", "grant_id", g.ID, "err", err)
 	} else {
 		g = ug
+	}
+	if g.Access == latch.AccessSSM {
+		return g, fmt.Errorf("terminate the sessions of %s: %w", g.ID, cause)
 	}
 	return g, fmt.Errorf("revoke %s in %s: %w", g.RuleID, g.GroupID, cause)
 }

@@ -24,6 +24,9 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 	if err := req.Validate(b.opts.MaxDuration); err != nil {
 		return latch.Grant{}, err
 	}
+	if req.Access == latch.AccessSSM {
+		return b.grantSSM(ctx, req)
+	}
 	fw, err := b.firewall(req.Region)
 	if err != nil {
 		return latch.Grant{}, err

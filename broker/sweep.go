@@ -99,7 +99,8 @@ func ruleEvidence(ctx context.Context, log *slog.Logger, msg string, r latch.Rul
 // recording the outcome. Every region is tried before errors are returned.
 func (b *Broker) Sweep(ctx context.Context) error {
 	_, err := b.sweepAll(ctx)
-	return err
+	_, sessErr := b.sweepSessions(ctx)
+	return errors.Join(err, sessErr)
 }
 
 // SweepOnce is one pass of what the revoker daemon does, for a one-shot
@@ -110,8 +111,9 @@ func (b *Broker) Sweep(ctx context.Context) error {
 // those.
 func (b *Broker) SweepOnce(ctx context.Context) (reports []SweepReport, expired int, err error) {
 	reports, err = b.sweepAll(ctx)
+	_, sessErr := b.sweepSessions(ctx)
 	expired, dueErr := b.expireDue(ctx)
-	return reports, expired, errors.Join(err, dueErr)
+	return reports, expired, errors.Join(err, sessErr, dueErr)
 }
 
 func (b *Broker) sweepAll(ctx context.Context) ([]SweepReport, error) {

@@ -1,0 +1,228 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/latchdev/latch"
+)
+
+// ssmAPI is the part of the Systems Manager client latch calls.
+type ssmAPI interface {
+	StartSession(context.Context, *ssm.StartSessionInput, ...func(*ssm.Options)) (*ssm.StartSessionOutput, error)
+	TerminateSession(context.Context, *ssm.TerminateSessionInput, ...func(*ssm.Options)) (*ssm.TerminateSessionOutput, error)
+	DescribeSessions(context.Context, *ssm.DescribeSessionsInput, ...func(*ssm.Options)) (*ssm.DescribeSessionsOutput, error)
+	DescribeInstanceInformation(context.Context, *ssm.DescribeInstanceInformationInput, ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error)
+}
+
+// assumeAPI is the part of the STS client latch calls to act as a requester.
+type assumeAPI interface {
+	AssumeRole(context.Context, *sts.AssumeRoleInput, ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
+}
+
+// SessionManager is one region's Systems Manager Session Manager:
+// latch.SessionManager. The server's own credentials terminate and list
+// sessions and read agents; sessions are started under the session role,
+// assumed once per session with the requester as role session name and
+// source identity, so that the session ID, DescribeSessions and
+// CloudTrail all name the person.
+type SessionManager struct {
+	cfg     aws.Config
+	ssm     ssmAPI
+	sts     assumeAPI
+	roleARN string
+	// asRole builds the Systems Manager client for the role session.
+	asRole func(creds aws.CredentialsProvider) ssmAPI
+}
+
+var _ latch.SessionManager = (*SessionManager)(nil)
+
+// roleSessionLife is how long the role session's credentials last: STS's
+// minimum. They are used for one StartSession call; the session itself
+// outlives them.
+const roleSessionLife = 15 * time.Minute
+
+// NewSessionManager returns Session Manager in cfg.Region, starting
+// sessions under roleARN (the session role).
+func NewSessionManager(cfg aws.Config, roleARN string) *SessionManager {
+	return &SessionManager{
+		cfg: cfg, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), roleARN: roleARN,
+		asRole: func(creds aws.CredentialsProvider) ssmAPI {
+			return ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Credentials = creds })
+		},
+	}
+}
+
+// Region is the region sessions are started in.
+func (m *SessionManager) Region() string { return m.cfg.Region }
+
+// Agent reads the instance's agent from DescribeInstanceInformation.
+func (m *SessionManager) Agent(ctx context.Context, id latch.InstanceID) (latch.AgentStatus, error) {
+	out, err := m.ssm.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{
+		Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: []string{string(id)}}},
+	})
+	if err != nil {
+		return latch.AgentStatus{}, translateSSM("ssm:DescribeInstanceInformation for "+string(id), err)
+	}
+	for _, info := range out.InstanceInformationList {
+		if aws.ToString(info.InstanceId) == string(id) {
+			return latch.AgentStatus{Registered: true, PingStatus: string(info.PingStatus),
+				Platform: string(info.PlatformType), Version: aws.ToString(info.AgentVersion)}, nil
+		}
+	}
+	return latch.AgentStatus{}, nil
+}
+
+// Start assumes the session role as the requester and starts the session.
+func (m *SessionManager) Start(ctx context.Context, s latch.SessionStart) (latch.SessionHandle, error) {
+	if m.roleARN == "" {
+		return latch.SessionHandle{}, latch.Errorf(latch.EUNAVAILABLE, "this server has no Session Manager role; start it with --ssm-session-role ARN")
+	}
+	name := latch.RoleSessionName(s.Requester)
+	role, err := m.sts.AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn: aws.String(m.roleARN), RoleSessionName: aws.String(name), SourceIdentity: aws.String(name),
+		DurationSeconds: aws.Int32(int32(roleSessionLife / time.Second)),
+	})
+	if err != nil {
+		return latch.SessionHandle{}, translateSSM("sts:AssumeRole "+m.roleARN+" as "+name, err)
+	}
+	c := role.Credentials
+	if c == nil {
+		return latch.SessionHandle{}, latch.Errorf(latch.EUNAVAILABLE, "sts:AssumeRole %s returned no credentials", m.roleARN)
+	}
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: aws.ToString(c.AccessKeyId), SecretAccessKey: aws.ToString(c.SecretAccessKey),
+			SessionToken: aws.ToString(c.SessionToken), Source: "latch session role", CanExpire: c.Expiration != nil,
+			Expires: aws.ToTime(c.Expiration)}, nil
+	})
+	return m.startAsRequester(ctx, creds, s)
+}
+
+// startAsRequester is the one StartSession call, made with the role
+// session's credentials, never the server's: the IAM test checks it
+// against the session role's policy.
+func (m *SessionManager) startAsRequester(ctx context.Context, creds aws.CredentialsProvider, s latch.SessionStart) (latch.SessionHandle, error) {
+	params := SessionParameters(s.Document, s.Port, s.LocalPort)
+	out, err := m.asRole(creds).StartSession(ctx, &ssm.StartSessionInput{
+		Target: aws.String(string(s.Target)), DocumentName: aws.String(s.Document.AWSName()),
+		Parameters: params, Reason: aws.String(latch.SessionReason(s.Grant, s.Expires)),
+	})
+	if err != nil {
+		return latch.SessionHandle{}, translateSSM(fmt.Sprintf("ssm:StartSession %s on %s", s.Document, s.Target), err)
+	}
+	id, err := latch.ParseSSMSessionID(aws.ToString(out.SessionId))
+	if err != nil {
+		return latch.SessionHandle{}, latch.Errorf(latch.EUNAVAILABLE, "ssm:StartSession returned a session ID latch cannot read: %v", err)
+	}
+	return latch.SessionHandle{SessionID: id, TokenValue: aws.ToString(out.TokenValue), StreamURL: aws.ToString(out.StreamUrl),
+		Region: m.cfg.Region, Target: s.Target, Document: s.Document, Parameters: params}, nil
+}
+
+// SessionParameters are StartSession's document parameters for a session
+// to port (and, for port forwarding, from localPort; 0 lets the plugin
+// choose).
+func SessionParameters(doc latch.SSMDocument, port, localPort int) map[string][]string {
+	switch doc {
+	case latch.DocPortForward:
+		p := map[string][]string{"portNumber": {strconv.Itoa(port)}}
+		if localPort != 0 {
+			p["localPortNumber"] = []string{strconv.Itoa(localPort)}
+		}
+		return p
+	case latch.DocSSH:
+		return map[string][]string{"portNumber": {strconv.Itoa(port)}}
+	}
+	return nil
+}
+
+// Terminate ends a session; one Session Manager no longer knows counts as
+// ended.
+func (m *SessionManager) Terminate(ctx context.Context, id latch.SSMSessionID) error {
+	_, err := m.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(string(id))})
+	if schedulerCode(err) == "DoesNotExistException" {
+		return nil
+	}
+	return translateSSM("ssm:TerminateSession "+string(id), err)
+}
+
+// Sessions lists the active sessions latch started: those the session
+// role started, read page by page. Their reasons say which grant each
+// belongs to and until when; one without a readable reason has a zero
+// Expires, and a sweep ends it.
+func (m *SessionManager) Sessions(ctx context.Context) ([]latch.SSMSession, error) {
+	prefix := assumedRolePrefix(m.roleARN)
+	var out []latch.SSMSession
+	p := ssm.NewDescribeSessionsPaginator(m.ssm, &ssm.DescribeSessionsInput{State: ssmtypes.SessionStateActive, MaxResults: aws.Int32(200)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, translateSSM("ssm:DescribeSessions", err)
+		}
+		for _, s := range page.Sessions {
+			reason, owner := aws.ToString(s.Reason), aws.ToString(s.Owner)
+			grant, expires, ours := latch.ParseSessionReason(reason)
+			if prefix != "" && strings.HasPrefix(owner, prefix) {
+				ours = true
+			}
+			if !ours {
+				continue
+			}
+			doc, _ := latch.ParseSSMDocument(aws.ToString(s.DocumentName))
+			out = append(out, latch.SSMSession{ID: latch.SSMSessionID(aws.ToString(s.SessionId)), GrantID: grant, Region: m.cfg.Region,
+				Target: latch.InstanceID(aws.ToString(s.Target)), Document: doc, Owner: owner, Reason: reason,
+				StartedAt: aws.ToTime(s.StartDate), Expires: expires, Status: string(s.Status)})
+		}
+	}
+	return out, nil
+}
+
+// assumedRolePrefix is how STS names sessions of a role:
+// arn:aws:iam::123456789012:role/path/NAME becomes
+// arn:aws:sts::123456789012:assumed-role/NAME/ (the path is dropped).
+func assumedRolePrefix(roleARN string) string {
+	parts := strings.SplitN(roleARN, ":", 6)
+	if len(parts) != 6 || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") {
+		return ""
+	}
+	name := parts[5][strings.LastIndex(parts[5], "/")+1:]
+	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/", parts[1], parts[4], name)
+}
+
+// translateSSM turns a Systems Manager or STS error into latch's
+// vocabulary.
+func translateSSM(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := func() string {
+		if apiErr, ok := asAPIError(err); ok {
+			return strings.TrimSuffix(apiErr.ErrorMessage(), ".")
+		}
+		return ""
+	}
+	switch schedulerCode(err) {
+	case "":
+		return translate(op, err)
+	case "TargetNotConnected":
+		return latch.Errorf(latch.ECONFLICT, "%s: the instance's SSM agent is not connected (%s); check that it runs and can reach Systems Manager", op, msg())
+	case "InvalidDocument", "InvalidParameters", "ValidationException", "ValidationError", "InvalidTarget":
+		return latch.Errorf(latch.EINVALID, "%s: %s", op, msg())
+	case "AccessDeniedException", "AccessDenied":
+		return latch.Errorf(latch.EFORBIDDEN, "%s: AWS refused: %s; latch's session role may start sessions only on instances tagged %s=true", op, msg(), latch.TagManaged)
+	case "DoesNotExistException":
+		return latch.Errorf(latch.ENOTFOUND, "%s: %s", op, msg())
+	}
+	return translate(op, err)
+}
+
+func asAPIError(err error) (smithy.APIError, bool) { return errors.AsType[smithy.APIError](err) }
