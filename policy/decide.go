@@ -27,7 +27,7 @@ type Query struct {
 	Document   latch.SSMDocument // non-empty for Session Manager access
 	Duration   time.Duration     // 0 means the deciding rule's default
 	Source     netip.Prefix      // the requester's address (/32 or /128), or a wider prefix they ask for; unused with a Document
-	BreakGlass bool          // skip approval, where the rule allows it
+	BreakGlass bool              // skip approval, where the rule allows it
 	Reason     string
 
 	// Active returns how many active grants the requester holds under a
