@@ -59,12 +59,13 @@ type TestResult struct {
 // protocol and source are not given (a session carries tcp and opens no
 // port, so it has no source address):
 //
-//   - name: dev may forward to postgres
-//     who: {user: alice@example.com, groups: [developers]}
-//     target: {instance: i-0a0b0c0d0e0f00001, tags: {env: dev}}
-//     document: port-forward
-//     port: 5432
-//     expect: allowed
+//	tests:
+//	  - name: dev may forward to postgres
+//	    who: {user: alice@example.com, groups: [developers]}
+//	    target: {instance: i-0a0b0c0d0e0f00001, tags: {env: dev}}
+//	    document: port-forward
+//	    port: 5432
+//	    expect: allowed
 func RunTests(p *Policy, name string, data []byte) ([]TestResult, error) {
 	d := &decoder{file: name}
 	root := d.document(data)
