@@ -70,7 +70,7 @@ func TestParseSSM(t *testing.T) {
 	// ssh without ports reaches port 22 only.
 	r, _ = p.Rule("prod-both")
 	if r.SSM == nil || !slices.Equal(r.SSM.Ports, []latch.PortRange{{From: 22, To: 22}}) {
-		t.Errorf("prod-both: ssh without ports: %+v, want ports [22]", r.SSM)
+		t.Fatalf("prod-both: ssh without ports: %+v, want ports [22]", r.SSM)
 	}
 	// Rules hands out copies.
 	r.SSM.Documents[0], r.SSM.Ports[0] = latch.DocShell, latch.PortRange{From: 1, To: 65535}
@@ -141,6 +141,10 @@ func TestDecideSSM(t *testing.T) {
 		{"a port-forward inside a listed range", session(instance("1"), latch.DocPortForward, 8100), policy.Allowed, "dev-ssm", ""},
 		{"a document the rule does not list", session(instance("1"), latch.DocSSH, 22), policy.Denied, "",
 			"no policy rule lets alice@example.com start an ssh session to port 22 on i-0a0b0c0d0e0f00001 in us-east-1"},
+		{"a document the rule does not list, to a port it does", session(instance("1"), latch.DocSSH, 5432), policy.Denied, "",
+			"no policy rule lets alice@example.com start an ssh session to port 5432 on i-0a0b0c0d0e0f00001 in us-east-1"},
+		{"a shell where only ssh is listed", session(instance("3"), latch.DocShell, 0), policy.Denied, "",
+			"no policy rule lets alice@example.com start a shell session on i-0a0b0c0d0e0f00003 in us-east-1"},
 		{"a port outside ssm.ports", session(instance("1"), latch.DocPortForward, 5433), policy.Denied, "",
 			"no policy rule lets alice@example.com start a port-forward session to port 5433 on i-0a0b0c0d0e0f00001 in us-east-1"},
 		{"a port just past a range", session(instance("1"), latch.DocPortForward, 8101), policy.Denied, "", ""},
