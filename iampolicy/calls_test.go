@@ -1,6 +1,7 @@
 package iampolicy_test
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -29,8 +30,36 @@ var sdkPrefixes = map[string]string{
 	"lambda":             "lambda",
 	"scheduler":          "scheduler",
 	"sqs":                "sqs",
+	"ssm":                "ssm",
 	"sts":                "sts",
 }
+
+// sessionRole names the session role in callRoles.
+const sessionRole = "session-role"
+
+// callRoles says whose credentials the calls in a function or an SDK
+// interface are made with, when not the server role's. A key is
+// "FILE:NAME": FILE relative to the repository root with forward slashes,
+// NAME a function or method (its name alone, without the receiver) or an
+// interface type. Every SDK input built inside that function (closures
+// included) and every method of that interface is checked against the
+// role's policy instead of the server's; everything else is the server's.
+//
+// Session Manager: the server assumes the session role as the requester
+// and starts the session with those credentials, in aws/ssm.go's
+// startAsRequester, so ssm:StartSession is the session role's and the
+// server's policy must not hold it. A StartSession built anywhere else is
+// a server call, which the server's policy refuses, and the test fails.
+// sts:AssumeRole is always the server's, wherever it is built: assuming
+// the role is how the role's credentials come to be, so it is made with
+// the credentials before them.
+var callRoles = map[string]string{
+	"aws/ssm.go:startAsRequester": sessionRole,
+}
+
+// stsProviders are credential providers that call STS themselves: using
+// one is the call, though latch builds no input for it.
+var stsProviders = map[string]string{"NewAssumeRoleProvider": "sts:AssumeRole"}
 
 // adminPrefixes are services latch calls only from admin tooling, with the
 // operator's own credentials, never from the server's role: CloudTrail's
@@ -51,9 +80,11 @@ var sourceDirs = []string{"aws", filepath.Join("cmd", "latch"), "lambda"}
 // awsCalls is what latch's code calls, derived from its source, not listed
 // by hand.
 type awsCalls struct {
-	actions    map[string][]string // IAM action → where it was found
-	interfaces []string            // SDK client interfaces declared
-	targets    map[string][]string // Scheduler universal-target action → where
+	actions    map[string][]string            // IAM action → where it was found, made with the server role's credentials
+	roles      map[string]map[string][]string // callRoles' role → IAM action → where
+	interfaces []string                       // SDK client interfaces declared
+	targets    map[string][]string            // Scheduler universal-target action → where
+	unmatched  []string                       // callRoles keys whose file exists but has no such function or interface
 }
 
 // universalTarget is an EventBridge Scheduler universal target ARN: the
@@ -70,7 +101,12 @@ var universalTarget = regexp.MustCompile(`^arn:aws:scheduler:::aws-sdk:([a-z0-9]
 //   - every svc.NameInput value it builds, which catches a client called
 //     directly or through a paginator rather than through an interface;
 //   - every Scheduler universal target ARN, the action the scheduler role
-//     performs on latch's behalf.
+//     performs on latch's behalf;
+//   - every use of an STS credential provider (stscreds), which calls STS
+//     itself.
+//
+// Calls inside a function or interface callRoles names go to that role,
+// the rest to the server.
 func parseAWSCalls(t *testing.T, root string) awsCalls {
 	t.Helper()
 	var files []string
@@ -81,8 +117,10 @@ func parseAWSCalls(t *testing.T, root string) awsCalls {
 	if len(files) == 0 {
 		t.Fatalf("no Go files in %v under %s", sourceDirs, root)
 	}
-	calls := awsCalls{actions: map[string][]string{}, targets: map[string][]string{}}
+	calls := awsCalls{actions: map[string][]string{}, roles: map[string]map[string][]string{}, targets: map[string][]string{}}
 	fset := token.NewFileSet()
+	found := map[string]bool{} // callRoles keys seen
+	filesSeen := map[string]bool{}
 	for _, path := range files {
 		if strings.HasSuffix(path, "_test.go") {
 			continue
@@ -91,9 +129,19 @@ func parseAWSCalls(t *testing.T, root string) awsCalls {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		filesSeen[rel] = true
 		services := map[string]string{} // local import name → IAM prefix
+		stscreds := ""                  // local name of the stscreds package, if imported
 		for _, imp := range f.Imports {
 			ipath, _ := strconv.Unquote(imp.Path.Value)
+			if ipath == "github.com/aws/aws-sdk-go-v2/credentials/stscreds" {
+				stscreds = "stscreds"
+				if imp.Name != nil {
+					stscreds = imp.Name.Name
+				}
+			}
 			svc, ok := strings.CutPrefix(ipath, "github.com/aws/aws-sdk-go-v2/service/")
 			if !ok || strings.Contains(svc, "/") {
 				continue // not a service client package (types, internal, ...)
@@ -133,50 +181,90 @@ func parseAWSCalls(t *testing.T, root string) awsCalls {
 			rel, _ := filepath.Rel(root, p.Filename)
 			return filepath.ToSlash(rel) + ":" + strconv.Itoa(p.Line)
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.TypeSpec:
-				it, ok := n.Type.(*ast.InterfaceType)
-				if !ok {
-					return true
+		// record notes a call made in owner (a function or interface).
+		record := func(owner, action, at string) {
+			key := rel + ":" + owner
+			role, marked := callRoles[key]
+			if marked {
+				found[key] = true
+			}
+			if !marked || action == "sts:AssumeRole" {
+				calls.actions[action] = append(calls.actions[action], at)
+				return
+			}
+			if calls.roles[role] == nil {
+				calls.roles[role] = map[string][]string{}
+			}
+			calls.roles[role][action] = append(calls.roles[role][action], at)
+		}
+		for _, decl := range f.Decls {
+			owner := "" // the enclosing function; "" at package level
+			if fd, ok := decl.(*ast.FuncDecl); ok {
+				owner = fd.Name.Name
+				if callRoles[rel+":"+owner] != "" {
+					found[rel+":"+owner] = true
 				}
-				for _, m := range it.Methods.List {
-					ft, ok := m.Type.(*ast.FuncType)
-					if !ok || len(m.Names) == 0 {
-						continue
+			}
+			ast.Inspect(decl, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.TypeSpec:
+					it, ok := n.Type.(*ast.InterfaceType)
+					if !ok {
+						return true
 					}
-					for _, p := range ft.Params.List {
-						if action, ok := input(p.Type); ok && strings.HasSuffix(action, ":"+m.Names[0].Name) {
-							calls.actions[action] = append(calls.actions[action], n.Name.Name+" at "+where(m))
-							if !slices.Contains(calls.interfaces, n.Name.Name) {
-								calls.interfaces = append(calls.interfaces, n.Name.Name)
+					if callRoles[rel+":"+n.Name.Name] != "" {
+						found[rel+":"+n.Name.Name] = true
+					}
+					for _, m := range it.Methods.List {
+						ft, ok := m.Type.(*ast.FuncType)
+						if !ok || len(m.Names) == 0 {
+							continue
+						}
+						for _, p := range ft.Params.List {
+							if action, ok := input(p.Type); ok && strings.HasSuffix(action, ":"+m.Names[0].Name) {
+								record(n.Name.Name, action, n.Name.Name+" at "+where(m))
+								if !slices.Contains(calls.interfaces, n.Name.Name) {
+									calls.interfaces = append(calls.interfaces, n.Name.Name)
+								}
 							}
 						}
 					}
-				}
-				return false
-			case *ast.CompositeLit:
-				if action, ok := input(n.Type); ok {
-					calls.actions[action] = append(calls.actions[action], "built at "+where(n))
-				}
-			case *ast.BasicLit:
-				if n.Kind != token.STRING {
-					return true
-				}
-				s, _ := strconv.Unquote(n.Value)
-				if m := universalTarget.FindStringSubmatch(s); m != nil {
-					prefix, known := sdkPrefixes[m[1]]
-					if !known {
-						t.Fatalf("%s: universal target %s: add %s to sdkPrefixes", where(n), s, m[1])
+					return false
+				case *ast.CompositeLit:
+					if action, ok := input(n.Type); ok {
+						record(owner, action, "built at "+where(n))
 					}
-					api := []rune(m[2])
-					api[0] = unicode.ToUpper(api[0])
-					action := prefix + ":" + string(api)
-					calls.targets[action] = append(calls.targets[action], where(n))
+				case *ast.SelectorExpr:
+					if pkg, ok := n.X.(*ast.Ident); ok && stscreds != "" && pkg.Name == stscreds {
+						if action, ok := stsProviders[n.Sel.Name]; ok {
+							record(owner, action, "stscreds."+n.Sel.Name+" at "+where(n))
+						}
+					}
+				case *ast.BasicLit:
+					if n.Kind != token.STRING {
+						return true
+					}
+					s, _ := strconv.Unquote(n.Value)
+					if m := universalTarget.FindStringSubmatch(s); m != nil {
+						prefix, known := sdkPrefixes[m[1]]
+						if !known {
+							t.Fatalf("%s: universal target %s: add %s to sdkPrefixes", where(n), s, m[1])
+						}
+						api := []rune(m[2])
+						api[0] = unicode.ToUpper(api[0])
+						action := prefix + ":" + string(api)
+						calls.targets[action] = append(calls.targets[action], where(n))
+					}
 				}
-			}
-			return true
-		})
+				return true
+			})
+		}
+	}
+	for key := range callRoles {
+		file, _, _ := strings.Cut(key, ":")
+		if filesSeen[file] && !found[key] {
+			calls.unmatched = append(calls.unmatched, key)
+		}
 	}
 	return calls
 }
@@ -241,14 +329,34 @@ func TestPoliciesCheckWithoutTheBackstop(t *testing.T) {
 }
 
 func checkPoliciesAgainstCode(t *testing.T, root string) {
+	t.Helper()
 	calls := parseAWSCalls(t, root)
+	t.Logf("latch calls %v as the server, %v as other roles (interfaces %v); universal targets %v",
+		keys(calls.actions), calls.roles, calls.interfaces, keys(calls.targets))
+	errs, notes := policyProblems(calls)
+	for _, n := range notes {
+		t.Log(n)
+	}
+	for _, e := range errs {
+		t.Error(e)
+	}
+}
+
+// policyProblems compares the policies with calls: errs are what is wrong,
+// notes what could not be checked against the code.
+func policyProblems(calls awsCalls) (errs, notes []string) {
+	errorf := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	notef := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
 	for _, want := range []string{"ec2API", "inventoryAPI", "cloudtrailAPI"} {
 		if !slices.Contains(calls.interfaces, want) {
-			t.Errorf("package aws no longer declares the SDK interface %s (found %v): "+
+			errorf("package aws no longer declares the SDK interface %s (found %v): "+
 				"update this test so that it still finds every call", want, calls.interfaces)
 		}
 	}
-	t.Logf("latch calls %v (interfaces %v); universal targets %v", keys(calls.actions), calls.interfaces, keys(calls.targets))
+	for _, key := range calls.unmatched {
+		errorf("callRoles names %s, but that file has no such function or interface: "+
+			"its calls would be checked as the server's; update callRoles", key)
+	}
 
 	called := map[string]bool{}
 	schedulerInCode := false
@@ -260,25 +368,50 @@ func checkPoliciesAgainstCode(t *testing.T, root string) {
 		schedulerInCode = schedulerInCode || service(action) == "scheduler"
 	}
 	if !called["ec2:AuthorizeSecurityGroupIngress"] || !called["ec2:RevokeSecurityGroupIngress"] {
-		t.Fatalf("found no EC2 authorize/revoke calls (%v): the parser is broken", keys(calls.actions))
+		return append(errs, fmt.Sprintf("found no EC2 authorize/revoke calls (%v): the parser is broken", keys(calls.actions))), notes
 	}
-	allowedExtra := map[string]bool{"iam:PassRole": true}
+	sessionCalls := calls.roles[sessionRole]
+	ssmInCode := len(sessionCalls) > 0 || slices.ContainsFunc(keys(called), func(a string) bool { return service(a) == "ssm" })
+	// Session Manager's part of the server policy, which only the code of
+	// aws/ssm.go can be checked against.
+	ssmStatement := func(a string) bool {
+		return service(a) == "ssm" || a == "sts:AssumeRole" || a == "sts:SetSourceIdentity"
+	}
+	// Actions IAM authorizes that no code calls by name: iam:PassRole for
+	// whoever creates a schedule with a role, sts:SetSourceIdentity for
+	// whoever assumes a role with a source identity.
+	allowedExtra := map[string]bool{"iam:PassRole": schedulerInCode, "sts:SetSourceIdentity": called["sts:AssumeRole"]}
 
 	server := set(iampolicy.Actions(iampolicy.Server(full)))
 	for _, action := range keys(called) {
 		if !server[action] {
-			t.Errorf("latch calls %s (%s) but the server policy does not allow it", action, strings.Join(calls.actions[action], ", "))
+			errorf("latch calls %s (%s) but the server policy does not allow it", action, strings.Join(calls.actions[action], ", "))
 		}
 	}
 	for _, action := range keys(server) {
 		switch {
-		case called[action], allowedExtra[action] && schedulerInCode:
+		case called[action], allowedExtra[action]:
 		case !schedulerInCode && (service(action) == "scheduler" || action == "iam:PassRole"):
-			t.Logf("not checked against code: %s (latch makes no Scheduler calls yet)", action)
+			notef("not checked against code: %s (latch makes no Scheduler calls yet)", action)
+		case !ssmInCode && ssmStatement(action):
+			notef("not checked against code: %s (latch makes no Session Manager calls yet)", action)
 		case slices.Contains(adminPrefixes, service(action)):
-			t.Errorf("the server policy allows %s, which only admin tooling calls", action)
+			errorf("the server policy allows %s, which only admin tooling calls", action)
 		default:
-			t.Errorf("the server policy allows %s, which no code in %v calls", action, sourceDirs)
+			errorf("the server policy allows %s, which no code in %v calls", action, sourceDirs)
+		}
+	}
+	if server["ssm:StartSession"] {
+		errorf("the server policy allows ssm:StartSession: only the session role may start sessions")
+	}
+
+	// The session role does exactly what the code does with its credentials.
+	if !ssmInCode {
+		notef("not checked against code: the session role (latch makes no Session Manager calls yet)")
+	} else {
+		session := iampolicy.Actions(iampolicy.SessionRole(full))
+		if want := keys(sessionCalls); !slices.Equal(session, want) {
+			errorf("the session role allows %v; latch's code calls %v with its credentials (%v)", session, want, sessionCalls)
 		}
 	}
 
@@ -286,29 +419,126 @@ func checkPoliciesAgainstCode(t *testing.T, root string) {
 	lambda := set(iampolicy.Actions(iampolicy.Lambda(full)))
 	for a := range server {
 		if !lambda[a] {
-			t.Errorf("the lambda policy lacks the server's %s", a)
+			errorf("the lambda policy lacks the server's %s", a)
 		}
 	}
 	for a := range lambda {
 		if !server[a] && a != "logs:CreateLogStream" && a != "logs:PutLogEvents" {
-			t.Errorf("the lambda policy allows %s beyond the server's and its own logs", a)
+			errorf("the lambda policy allows %s beyond the server's and its own logs", a)
 		}
 	}
 
 	// The scheduler role performs exactly the universal targets' actions
 	// (and may report to its dead-letter queue).
 	if len(calls.targets) == 0 {
-		t.Log("not checked against code: the scheduler role (latch names no Scheduler universal target yet)")
-		return
+		notef("not checked against code: the scheduler role (latch names no Scheduler universal target yet)")
+		return errs, notes
 	}
 	sched := iampolicy.Actions(iampolicy.Scheduler(iampolicy.Options{}))
 	if want := keys(calls.targets); !slices.Equal(sched, want) {
-		t.Errorf("scheduler role allows %v; the universal targets in latch's code call %v", sched, want)
+		errorf("scheduler role allows %v; the universal targets in latch's code call %v", sched, want)
 	}
 	withDLQ := iampolicy.Actions(iampolicy.Scheduler(full))
 	want := append(keys(calls.targets), "sqs:SendMessage")
 	slices.Sort(want)
 	if !slices.Equal(withDLQ, want) {
-		t.Errorf("scheduler role with a dead-letter queue allows %v, want %v", withDLQ, want)
+		errorf("scheduler role with a dead-letter queue allows %v, want %v", withDLQ, want)
+	}
+	return errs, notes
+}
+
+// sessionManagerSource stands for aws/ssm.go as the check expects it: the
+// session started in startAsRequester with the session role's
+// credentials (which a provider there gets by assuming the role, a
+// server call); the role assumed, sessions ended and listed, and agents
+// read with the server's.
+const sessionManagerSource = `package aws
+
+import (
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+func (m *SessionManager) startAsRequester() {
+	creds := stscreds.NewAssumeRoleProvider(m.sts, m.roleARN)
+	ssm.NewFromConfig(cfg, creds).StartSession(ctx, &ssm.StartSessionInput{})
+}
+
+func (m *SessionManager) server() {
+	m.sts.AssumeRole(ctx, &sts.AssumeRoleInput{})
+	m.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{})
+	m.ssm.DescribeSessions(ctx, &ssm.DescribeSessionsInput{})
+	m.ssm.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+}
+`
+
+// copySources copies latch's non-test sources in sourceDirs to a new
+// directory, replacing or adding the files in extra (path → content).
+func copySources(t *testing.T, extra map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, dir := range sourceDirs {
+		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, dir, filepath.Base(path)), src, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for path, src := range extra {
+		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(path)), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// TestPoliciesCheckSessionManagerCalls runs the check on the sources with
+// aws/ssm.go as sessionManagerSource, whatever the tree holds: the server
+// policy must allow its server calls and the session role exactly
+// StartSession; a StartSession made anywhere but startAsRequester, or a
+// startAsRequester that is gone, must fail the check.
+func TestPoliciesCheckSessionManagerCalls(t *testing.T) {
+	calls := parseAWSCalls(t, copySources(t, map[string]string{"aws/ssm.go": sessionManagerSource}))
+	if got := keys(calls.roles[sessionRole]); !slices.Equal(got, []string{"ssm:StartSession"}) {
+		t.Errorf("session role calls %v, want [ssm:StartSession]", got)
+	}
+	if _, ok := calls.actions["ssm:StartSession"]; ok {
+		t.Error("StartSession in startAsRequester was counted as the server's")
+	}
+	errs, notes := policyProblems(calls)
+	for _, e := range errs {
+		t.Errorf("with aws/ssm.go: %s", e)
+	}
+	for _, n := range notes {
+		if strings.Contains(n, "Session Manager") {
+			t.Errorf("with aws/ssm.go: %s", n)
+		}
+	}
+
+	leak := strings.Replace(sessionManagerSource, "func (m *SessionManager) server() {",
+		"func (m *SessionManager) server() {\n\tm.ssm.StartSession(ctx, &ssm.StartSessionInput{})", 1)
+	errs, _ = policyProblems(parseAWSCalls(t, copySources(t, map[string]string{"aws/ssm.go": leak})))
+	if !slices.ContainsFunc(errs, func(e string) bool {
+		return strings.HasPrefix(e, "latch calls ssm:StartSession") && strings.Contains(e, "the server policy does not allow it")
+	}) {
+		t.Errorf("a StartSession with the server's credentials passed the check: %v", errs)
+	}
+
+	renamed := strings.Replace(sessionManagerSource, "startAsRequester", "startSession", 1)
+	errs, _ = policyProblems(parseAWSCalls(t, copySources(t, map[string]string{"aws/ssm.go": renamed})))
+	if !slices.ContainsFunc(errs, func(e string) bool { return strings.HasPrefix(e, "callRoles names aws/ssm.go:startAsRequester") }) {
+		t.Errorf("a renamed startAsRequester passed the check: %v", errs)
 	}
 }

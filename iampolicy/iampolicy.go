@@ -1,8 +1,9 @@
 // Package iampolicy writes the least-privilege IAM policies latch needs, as
 // IAM policy documents: the server's (or daemon's) role, the Lambda
 // function's execution role, the role EventBridge Scheduler assumes to
-// revoke a rule at its expiry, and the role the sweep schedule uses to
-// invoke the function. The CloudFormation template and the Terraform module
+// revoke a rule at its expiry, the role the sweep schedule uses to invoke
+// the function, and the session role the server assumes, as the requester,
+// to start Session Manager sessions (with its trust policy). The CloudFormation template and the Terraform module
 // under deploy/ carry the same statements; tests keep them in step, and keep
 // the server's actions equal to the AWS calls latch's code makes.
 //
@@ -37,23 +38,26 @@ type Document struct {
 	Statement []Statement `json:"Statement"`
 }
 
-// Statement is one statement of an identity-based policy. Action and
-// Resource are always written as lists; reading accepts IAM's single-string
-// form too.
+// Statement is one statement of an identity-based policy or, with a
+// Principal and no Resource, of a role's trust policy. Action, Resource
+// and each Principal are always written as lists; reading accepts IAM's
+// single-string form too.
 type Statement struct {
 	Sid       string                    `json:"Sid,omitempty"`
 	Effect    string                    `json:"Effect"`
+	Principal map[string][]string       `json:"Principal,omitempty"` // trust policies only, e.g. {"AWS": [role ARN]}
 	Action    []string                  `json:"Action"`
-	Resource  []string                  `json:"Resource"`
+	Resource  []string                  `json:"Resource,omitempty"`
 	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
-// UnmarshalJSON reads a statement whose Action and Resource may each be a
-// string or a list of strings, as IAM allows.
+// UnmarshalJSON reads a statement whose Action, Resource and principals
+// may each be a string or a list of strings, as IAM allows.
 func (s *Statement) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Sid       string                    `json:"Sid"`
 		Effect    string                    `json:"Effect"`
+		Principal map[string]stringOrList   `json:"Principal"`
 		Action    stringOrList              `json:"Action"`
 		Resource  stringOrList              `json:"Resource"`
 		Condition map[string]map[string]any `json:"Condition"`
@@ -62,6 +66,12 @@ func (s *Statement) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*s = Statement{Sid: raw.Sid, Effect: raw.Effect, Action: raw.Action, Resource: raw.Resource, Condition: raw.Condition}
+	if raw.Principal != nil {
+		s.Principal = make(map[string][]string, len(raw.Principal))
+		for k, v := range raw.Principal {
+			s.Principal[k] = v
+		}
+	}
 	return nil
 }
 
@@ -92,7 +102,14 @@ type Options struct {
 	LogGroupARN        string // the Lambda function's log group; default /aws/lambda/latch
 	FunctionARN        string // the Lambda function the sweep schedule invokes; default function:latch
 	DeadLetterQueueARN string // where Scheduler sends revocations it gave up on; "" for none
+	SessionRoleARN     string // the role the server assumes to start Session Manager sessions; default role/latch-session in Account
+	// NoSSM leaves Session Manager out of the server's policy: no
+	// assuming the session role, no ending or listing sessions.
+	NoSSM bool
 }
+
+// DefaultSessionRole is the name of the session role unless told otherwise.
+const DefaultSessionRole = "latch-session"
 
 // DefaultScheduleGroup is the schedule group the backstop schedules live in
 // unless told otherwise.
@@ -119,6 +136,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FunctionARN == "" {
 		o.FunctionARN = fmt.Sprintf("arn:%s:lambda:%s:%s:function:latch", o.Partition, o.Region, o.Account)
+	}
+	if o.SessionRoleARN == "" {
+		o.SessionRoleARN = fmt.Sprintf("arn:%s:iam::%s:role/%s", o.Partition, o.Account, DefaultSessionRole)
 	}
 	return o
 }
@@ -152,6 +172,7 @@ func (o Options) Validate() error {
 		{"log-group-arn", o.LogGroupARN, "a log group ARN like arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/latch", logGroupPattern.MatchString},
 		{"function-arn", o.FunctionARN, "a function ARN like arn:aws:lambda:us-east-1:123456789012:function:latch", functionPattern.MatchString},
 		{"dead-letter-arn", o.DeadLetterQueueARN, "an SQS queue ARN like arn:aws:sqs:us-east-1:123456789012:latch-dead-letters", queuePattern.MatchString},
+		{"session-role-arn", o.SessionRoleARN, "an IAM role ARN like arn:aws:iam::123456789012:role/latch-session", roleARNPattern.MatchString},
 	}
 	for _, c := range checks {
 		if c.value != "" && !c.ok(c.value) {
@@ -186,6 +207,10 @@ func sshInstances() map[string]map[string]any {
 // latch's rules with latch's keys, read inventory, read host keys from and
 // push Instance Connect keys to instances tagged latch:ssh=true, and keep backstop
 // schedules in one schedule group, passing them only the scheduler role.
+// Unless [Options].NoSSM, it may also assume the session role (setting
+// the requester as source identity) to start Session Manager sessions,
+// end sessions, and list sessions and instances' agents; it holds no
+// ssm:StartSession itself.
 // It holds no IAM write, no group creation, and nothing of CloudTrail
 // (`latch audit proof` and `reconcile` are admin tooling, run with the
 // operator's own credentials: they need cloudtrail:LookupEvents). `latch
@@ -195,7 +220,7 @@ func sshInstances() map[string]map[string]any {
 func Server(opts Options) Document {
 	o := opts.withDefaults()
 	onlyLatchKeys := map[string]any{"aws:TagKeys": slices.Clone(ruleTagKeys)}
-	return Document{Version: Version, Statement: []Statement{
+	doc := Document{Version: Version, Statement: []Statement{
 		{
 			// EC2 Instance Connect: a key the server pushes lasts 60
 			// seconds, for one connection to an instance a grant opened.
@@ -313,6 +338,111 @@ func Server(opts Options) Document {
 			Condition: map[string]map[string]any{"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
 		},
 	}}
+	if !o.NoSSM {
+		doc.Statement = append(doc.Statement, sessionManagerStatements(o)...)
+	}
+	return doc
+}
+
+// sessionManagerStatements are the server's part of Session Manager
+// access. The server never starts a session with its own credentials: it
+// assumes the session role as the requester (RoleSessionName and
+// SourceIdentity), so CloudTrail and the session's ID name the person,
+// and ssm:StartSession is the session role's alone.
+func sessionManagerStatements(o Options) []Statement {
+	return []Statement{
+		{
+			// SetSourceIdentity is authorized on the role being assumed
+			// when AssumeRole carries SourceIdentity (IAM user guide,
+			// "Monitor and control actions taken with assumed roles");
+			// the session role's trust policy allows it too.
+			Sid:      "AssumeTheSessionRoleAsTheRequester",
+			Effect:   "Allow",
+			Action:   []string{"sts:AssumeRole", "sts:SetSourceIdentity"},
+			Resource: []string{o.SessionRoleARN},
+		},
+		{
+			// A session is arn:…:ssm:REGION:ACCOUNT:session/ID, and its ID
+			// starts with the role session's name, which is the requester
+			// and not known in advance: every session of the account.
+			// Unverified: whether IAM offers a narrower condition.
+			Sid:      "EndSessionsAtExpiry",
+			Effect:   "Allow",
+			Action:   []string{"ssm:TerminateSession"},
+			Resource: []string{o.arn("ssm", "session/*")},
+		},
+		{
+			// Neither action supports resource-level permissions (Service
+			// Authorization Reference).
+			Sid:      "ReadSessionsAndAgents",
+			Effect:   "Allow",
+			Action:   []string{"ssm:DescribeInstanceInformation", "ssm:DescribeSessions"},
+			Resource: []string{"*"},
+		},
+	}
+}
+
+// SessionDocuments are the Session Manager documents' ARNs the session
+// role may start sessions with. AWS-StartSSHSession and
+// AWS-StartPortForwardingSession are AWS-owned (no account in their ARN);
+// SSM-SessionManagerRunShell is the account's own, which Session Manager
+// creates in each region for its preferences.
+func SessionDocuments(opts Options) []string {
+	o := opts.withDefaults()
+	var out []string
+	for _, d := range latch.SSMDocuments {
+		name := d.AWSName()
+		account := o.Account
+		if strings.HasPrefix(name, "AWS-") {
+			account = ""
+		}
+		out = append(out, fmt.Sprintf("arn:%s:ssm:%s:%s:document/%s", o.Partition, o.Region, account, name))
+	}
+	return out
+}
+
+// SessionRole is the policy of the session role, which the server assumes
+// as the requester and which does one thing: start Session Manager
+// sessions, only on instances tagged latch:managed=true and only with the
+// three documents latch starts (shell, port-forward, ssh). Requesters hold
+// no ssm:StartSession of their own.
+func SessionRole(opts Options) Document {
+	o := opts.withDefaults()
+	return Document{Version: Version, Statement: []Statement{
+		{
+			// Session Manager's user guide restricts StartSession by an
+			// instance's tags with ssm:resourceTag/KEY ("Restrict access
+			// based on tags"). Its own statement: documents carry no tags,
+			// so the condition would refuse them.
+			Sid:       "StartSessionsOnlyOnManagedInstances",
+			Effect:    "Allow",
+			Action:    []string{"ssm:StartSession"},
+			Resource:  []string{o.arn("ec2", "instance/*")},
+			Condition: map[string]map[string]any{"StringEquals": {"ssm:resourceTag/" + latch.TagManaged: "true"}},
+		},
+		{
+			Sid:      "StartSessionsOnlyWithLatchDocuments",
+			Effect:   "Allow",
+			Action:   []string{"ssm:StartSession"},
+			Resource: SessionDocuments(o),
+		},
+	}}
+}
+
+// SessionRoleTrust is the session role's trust policy: only serverRoleARN
+// may assume it, and only with a source identity set (the requester), so
+// that every session it starts names a person in CloudTrail.
+func SessionRoleTrust(serverRoleARN string) Document {
+	return Document{Version: Version, Statement: []Statement{{
+		Sid:       "OnlyTheServerAsARequester",
+		Effect:    "Allow",
+		Principal: map[string][]string{"AWS": {serverRoleARN}},
+		Action:    []string{"sts:AssumeRole", "sts:SetSourceIdentity"},
+		// sts:SourceIdentity is present only when AssumeRole sets one
+		// (IAM user guide, "Monitor and control actions taken with
+		// assumed roles").
+		Condition: map[string]map[string]any{"Null": {"sts:SourceIdentity": "false"}},
+	}}}
 }
 
 // Lambda is the policy of the Lambda function's execution role: everything
@@ -412,8 +542,18 @@ func (d Document) Validate() error {
 		if s.Effect != "Allow" && s.Effect != "Deny" {
 			return fmt.Errorf("%s: Effect %q: want Allow or Deny", at, s.Effect)
 		}
-		if len(s.Action) == 0 || len(s.Resource) == 0 {
+		switch {
+		case len(s.Action) == 0:
 			return fmt.Errorf("%s: needs at least one Action and one Resource", at)
+		case len(s.Principal) > 0 && len(s.Resource) > 0:
+			return fmt.Errorf("%s: a trust policy's statement (with a Principal) names no Resource", at)
+		case len(s.Principal) == 0 && len(s.Resource) == 0:
+			return fmt.Errorf("%s: needs at least one Action and one Resource", at)
+		}
+		for kind, ps := range s.Principal {
+			if len(ps) == 0 {
+				return fmt.Errorf("%s: principal %s names nobody", at, kind)
+			}
 		}
 		for _, a := range s.Action {
 			if !actionPattern.MatchString(a) {

@@ -11,14 +11,23 @@ import (
 )
 
 // Query is a request for access, as the policy sees it.
+//
+// A query with a Document is for Session Manager access, which opens no
+// port: Protocol is tcp, Ports is the one port on the instance for
+// port-forward and ssh and zero for shell, Source is not used (a rule's
+// networks and allow_prefix do not apply), and Target must name an
+// instance. Only rules with an ssm section that allows the document and
+// port decide it; a query without a Document never matches a rule by its
+// ssm section.
 type Query struct {
 	Who        latch.Identity
 	Target     latch.Target // InstanceID is empty when a group was named directly
 	Protocol   latch.Protocol
 	Ports      latch.PortRange
-	Duration   time.Duration // 0 means the deciding rule's default
-	Source     netip.Prefix  // the requester's address (/32 or /128), or a wider prefix they ask for
-	BreakGlass bool          // skip approval, where the rule allows it
+	Document   latch.SSMDocument // non-empty for Session Manager access
+	Duration   time.Duration     // 0 means the deciding rule's default
+	Source     netip.Prefix      // the requester's address (/32 or /128), or a wider prefix they ask for; unused with a Document
+	BreakGlass bool              // skip approval, where the rule allows it
 	Reason     string
 
 	// Active returns how many active grants the requester holds under a
@@ -50,8 +59,9 @@ type Decision struct {
 }
 
 // Decide returns the policy's decision on q. The first rule, in file order,
-// whose targets, who and ports all match q decides; later rules are not
-// consulted, even when that rule denies. Decide is pure and deterministic.
+// whose targets, who and ports (for a Session Manager query, its ssm
+// section) all match q decides; later rules are not consulted, even when
+// that rule denies. Decide is pure and deterministic.
 func (p *Policy) Decide(q Query) Decision {
 	if why := q.problem(); why != "" {
 		return Decision{Outcome: Denied, Why: why}
@@ -59,18 +69,51 @@ func (p *Policy) Decide(q Query) Decision {
 	q.Source = unmap(q.Source)
 	for i := range p.rules {
 		r := &p.rules[i]
-		if r.Targets.match(q.Target) && p.matches(r.Who, q.Who) && r.covers(q.Protocol, q.Ports) {
+		if r.Targets.match(q.Target) && p.matches(r.Who, q.Who) && r.allows(q) {
 			return r.decide(q)
 		}
 	}
+	if q.Document != "" {
+		return Decision{Outcome: Denied, Why: fmt.Sprintf("no policy rule lets %s start %s on %s",
+			q.Who, describeSession(q.Document, q.Ports.From), describeTarget(q.Target))}
+	}
 	return Decision{Outcome: Denied, Why: fmt.Sprintf("no policy rule lets %s open %s on %s",
 		q.Who, describePorts(q.Protocol, q.Ports), describeTarget(q.Target))}
+}
+
+// allows reports whether r's ports (or, for a Session Manager query, its
+// ssm section) hold what q asks for. Neither stands in for the other.
+func (r *Rule) allows(q Query) bool {
+	if q.Document != "" {
+		return r.SSM.Allows(q.Document, q.Ports.From)
+	}
+	return r.covers(q.Protocol, q.Ports)
+}
+
+// describeSession names a session for people: "a shell session", "a
+// port-forward session to port 5432".
+func describeSession(doc latch.SSMDocument, port int) string {
+	if doc.TakesPort() {
+		return fmt.Sprintf("%s %s session to port %d", article(string(doc)), doc, port)
+	}
+	return fmt.Sprintf("%s %s session", article(string(doc)), doc)
+}
+
+// article is "an" before a vowel sound latch's document names start with.
+func article(word string) string {
+	if strings.HasPrefix(word, "ssh") || strings.ContainsAny(word[:1], "aeiou") {
+		return "an"
+	}
+	return "a"
 }
 
 // problem says what makes q impossible to decide, or "".
 func (q Query) problem() string {
 	if q.Who.Subject == "" {
 		return "the request has no identity"
+	}
+	if q.Document != "" {
+		return q.sessionProblem()
 	}
 	proto, err := latch.ParseProtocol(string(q.Protocol))
 	if err != nil || proto != q.Protocol {
@@ -87,6 +130,30 @@ func (q Query) problem() string {
 	}
 	if err := latch.CheckFamily(q.Protocol, unmap(q.Source)); err != nil {
 		return message(err)
+	}
+	if q.Duration < 0 {
+		return fmt.Sprintf("duration %s is negative", q.Duration)
+	}
+	return ""
+}
+
+// sessionProblem is problem for a Session Manager query.
+func (q Query) sessionProblem() string {
+	doc, err := latch.ParseSSMDocument(string(q.Document))
+	if err != nil || doc != q.Document {
+		return fmt.Sprintf("document %q is not a Session Manager document latch starts; want shell, port-forward or ssh", q.Document)
+	}
+	if q.Protocol != latch.TCP {
+		return fmt.Sprintf("%s sessions carry tcp, not %q", doc, q.Protocol)
+	}
+	switch {
+	case doc.TakesPort() && (q.Ports.From != q.Ports.To || q.Ports.From < 1 || q.Ports.From > 65535):
+		return fmt.Sprintf("%s sessions reach one port on the instance; %s is not a port", doc, q.Ports)
+	case !doc.TakesPort() && q.Ports != (latch.PortRange{}):
+		return fmt.Sprintf("%s sessions reach no port; the request names %s", doc, q.Ports)
+	}
+	if q.Target.InstanceID == "" {
+		return fmt.Sprintf("Session Manager sessions start on an instance, and %s names none", describeTarget(q.Target))
 	}
 	if q.Duration < 0 {
 		return fmt.Sprintf("duration %s is negative", q.Duration)
@@ -121,10 +188,11 @@ func (r *Rule) decide(q Query) Decision {
 	if r.ReasonRequired && strings.TrimSpace(q.Reason) == "" {
 		return deny("a reason is required; say why you need access")
 	}
-	if len(r.Networks) > 0 && !slices.ContainsFunc(r.Networks, func(n netip.Prefix) bool { return inside(q.Source, n) }) {
+	session := q.Document != ""
+	if !session && len(r.Networks) > 0 && !slices.ContainsFunc(r.Networks, func(n netip.Prefix) bool { return inside(q.Source, n) }) {
 		return deny("requests must come from %s; %s is outside", joinPrefixes(r.Networks), q.Source)
 	}
-	if q.Source.Bits() < q.Source.Addr().BitLen() {
+	if !session && q.Source.Bits() < q.Source.Addr().BitLen() {
 		if !r.AllowPrefix {
 			return deny("opens to one address only (/%d); %s is a network", q.Source.Addr().BitLen(), q.Source)
 		}
@@ -136,6 +204,9 @@ func (r *Rule) decide(q Query) Decision {
 		}
 	}
 	what := fmt.Sprintf("%s on %s for %s", describePorts(q.Protocol, q.Ports), describeTarget(q.Target), formatDuration(dur))
+	if session {
+		what = fmt.Sprintf("%s on %s for %s", describeSession(q.Document, q.Ports.From), describeTarget(q.Target), formatDuration(dur))
+	}
 	switch {
 	case r.Approvals == 0:
 		d.Outcome = Allowed

@@ -30,6 +30,9 @@
 //	    ssh:                               # optional: lets `latch ssh` log in under the rule
 //	      method: certificate              # the default; or instance-connect
 //	      principals: [ec2-user]           # the OS users a login may use
+//	    ssm:                               # optional: Session Manager sessions, which open no port
+//	      documents: [shell, port-forward, ssh]  # or AWS names, e.g. AWS-StartSSHSession
+//	      ports: [22, 5432, 8000-8100]     # tcp ports on the instance port-forward and ssh may reach
 //
 // Unknown keys, bad values and impossible combinations (allow_prefix
 // without networks, a default longer than max, 0.0.0.0/0 in networks) are
@@ -40,6 +43,20 @@
 // its address only, for these principals), or a key pushed with EC2
 // Instance Connect for one of these users. A rule without ssh gives no
 // SSH login, though its grants still open the port.
+//
+// ssm lets a grant under the rule start AWS Systems Manager Session
+// Manager sessions to the instance instead of opening a port: shell (an
+// interactive shell, SSM-SessionManagerRunShell), port-forward (a local
+// port to a port on the instance, AWS-StartPortForwardingSession) and ssh
+// (ssh's ProxyCommand, AWS-StartSSHSession). ports says which tcp ports on
+// the instance port-forward and ssh sessions may reach: it is required
+// with port-forward, is [22] when the documents include ssh and it is left
+// out, and is refused when shell is the only document. A rule with an ssm
+// section may leave ports out, and then opens no security-group rule; a
+// rule with neither is refused. Sessions have no source address, so the
+// rule's networks and allow_prefix do not apply to them; duration, reason,
+// approval, break-glass and max_active do. Requesters need no
+// ssm:StartSession of their own: latch starts the session for them.
 //
 // aws_principals are globs (* matches anything, including / and :; ?
 // matches one character) matched against an aws-iam caller's ARN and, for
@@ -59,6 +76,13 @@
 // its max, a missing reason, a source outside its networks, too many active
 // grants): file order is precedence, and [Policy.Explain] can always name
 // the one rule that decides. No applicable rule means denied.
+//
+// A request for a Session Manager session (a [Query] with a Document) is
+// matched by targets, who and the rule's ssm section instead of its ports:
+// the section must list the document and, for port-forward and ssh, a
+// range holding the port. Only instances are targets of sessions. A
+// request to open a port never matches a rule by its ssm section, and a
+// rule with only an ssm section never decides one.
 //
 // Policies are reviewed like code: [RunTests] runs a file of example
 // requests and expected outcomes against a policy.

@@ -53,7 +53,7 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 		return r
 	}
 	m := d.mapping(n, path, "name", "description", "targets", "who", "ports", "duration", "approval",
-		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass", "ssh", "notify")
+		"networks", "allow_prefix", "max_active", "reason_required", "pending_timeout", "break_glass", "ssh", "ssm", "notify")
 	if m == nil {
 		return r
 	}
@@ -63,7 +63,12 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 	r.Description = d.str(m["description"], join(path, "description"))
 	r.Targets = d.targets(d.require(n, m, path, "targets", "instances, groups or tags"), join(path, "targets"))
 	r.Who = d.who(d.require(n, m, path, "who", "users, groups or aws_principals"), join(path, "who"))
-	d.strs(d.require(n, m, path, "ports", "a list such as [tcp/22]"), join(path, "ports"), func(n *yaml.Node, p, s string) bool {
+	ports := m["ports"]
+	if m["ssm"] == nil {
+		// Without Session Manager, a rule that opens no port gives nothing.
+		ports = d.require(n, m, path, "ports", "a list such as [tcp/22], or an ssm section")
+	}
+	d.strs(ports, join(path, "ports"), func(n *yaml.Node, p, s string) bool {
 		spec, err := parsePortSpec(s)
 		if err != nil {
 			d.failf(n, p, "%s", err)
@@ -106,6 +111,9 @@ func (d *decoder) rule(n *yaml.Node, path string) Rule {
 	if v := m["ssh"]; v != nil {
 		r.SSH = d.ssh(v, join(path, "ssh"))
 	}
+	if v := m["ssm"]; v != nil {
+		r.SSM = d.ssm(v, join(path, "ssm"))
+	}
 	r.Notify = d.notify(m["notify"], join(path, "notify"))
 	if r.BreakGlass && auto {
 		d.failf(m["break_glass"], join(path, "break_glass"), "has no effect with approval: auto (there is no approval to skip); remove it")
@@ -137,6 +145,62 @@ func (d *decoder) ssh(n *yaml.Node, path string) *SSH {
 			}
 			return true
 		})
+	return s
+}
+
+// ssm reads ssm: {documents, ports}.
+func (d *decoder) ssm(n *yaml.Node, path string) *SSM {
+	s := &SSM{}
+	m := d.mapping(n, path, "documents", "ports")
+	if m == nil {
+		return s
+	}
+	docsPath := join(path, "documents")
+	d.strs(d.require(n, m, path, "documents", "the sessions the rule gives: shell, port-forward or ssh, e.g. [shell]"), docsPath,
+		func(n *yaml.Node, p, str string) bool {
+			doc, err := latch.ParseSSMDocument(str)
+			if err != nil {
+				d.failf(n, p, "%s", message(err))
+				return false
+			}
+			if slices.Contains(s.Documents, doc) {
+				d.failf(n, p, "%q is listed twice (as %s)", str, doc)
+				return false
+			}
+			s.Documents = append(s.Documents, doc)
+			return true
+		})
+	takesPort := slices.ContainsFunc(s.Documents, latch.SSMDocument.TakesPort)
+	portsPath := join(path, "ports")
+	v := m["ports"]
+	switch {
+	case v == nil && slices.Contains(s.Documents, latch.DocPortForward):
+		d.failf(n, portsPath, "required with port-forward; want the tcp ports on the instance it may reach, e.g. [5432] or [8000-8100]")
+		return s
+	case v == nil && slices.Contains(s.Documents, latch.DocSSH):
+		s.Ports = []latch.PortRange{{From: 22, To: 22}}
+		return s
+	case v != nil && !takesPort && len(s.Documents) > 0:
+		d.failf(v, portsPath, "not allowed with only shell, which reaches no port; remove it, or list port-forward or ssh")
+		return s
+	}
+	for i, item := range d.list(v, portsPath) {
+		p := index(portsPath, i)
+		str, ok := d.scalar(item, p, "a tcp port such as 22 or a range such as 8000-8100")
+		if !ok {
+			continue
+		}
+		r, err := latch.ParsePorts(latch.TCP, str)
+		if err != nil {
+			d.failf(item, p, "%s", message(err))
+			continue
+		}
+		if slices.Contains(s.Ports, r) {
+			d.failf(item, p, "%q is listed twice", str)
+			continue
+		}
+		s.Ports = append(s.Ports, r)
+	}
 	return s
 }
 

@@ -61,7 +61,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad duration", in: withRule("    duration: {default: 30m, max: 3x}"),
 			want: []string{`policy.yaml:7: rules[0].duration.max: "3x" is not a duration (want e.g. 30m or 2h)`}},
 		{name: "unknown key", in: withRule("    target: {tags: {env: dev}}"),
-			want: []string{`policy.yaml:9: rules[0]: unknown key "target" (did you mean "targets"?); want one of name, description, targets, who, ports, duration, approval, networks, allow_prefix, max_active, reason_required, pending_timeout, break_glass, ssh, notify`}},
+			want: []string{`policy.yaml:9: rules[0]: unknown key "target" (did you mean "targets"?); want one of name, description, targets, who, ports, duration, approval, networks, allow_prefix, max_active, reason_required, pending_timeout, break_glass, ssh, ssm, notify`}},
 		{name: "unknown top-level key", in: "version: 1\nrule: []\n",
 			want: []string{`policy.yaml:2: (document): unknown key "rule" (did you mean "rules"?); want one of version, rules, people, notify`, `policy.yaml:1: rules: required; want a list of rules`}},
 		{name: "whole IPv4 internet in networks", in: withRule("    networks: [0.0.0.0/0]"),

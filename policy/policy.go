@@ -39,7 +39,7 @@ type Rule struct {
 
 	Targets Targets    // which targets the rule is about
 	Who     Who        // who may ask under it
-	Ports   []PortSpec // what may be opened; never empty
+	Ports   []PortSpec // what may be opened; empty only when SSM is set
 
 	DefaultDuration time.Duration // used when a request gives none
 	MaxDuration     time.Duration // at most DurationCap
@@ -55,6 +55,7 @@ type Rule struct {
 	ReasonRequired bool           // a request must say why (true unless the file says false)
 
 	SSH *SSH // how `latch ssh` logs in under the rule; nil means it gives no SSH login
+	SSM *SSM // the Session Manager sessions the rule gives; nil means none
 
 	Notify []latch.Route // where events about requests and grants under the rule go; nil means nowhere
 }
@@ -66,6 +67,32 @@ type SSH struct {
 	// Principals are the OS users a login may use: a certificate's
 	// principals, or the users Instance Connect may push a key for.
 	Principals []string
+}
+
+// SSM is a rule's ssm section: the Session Manager sessions a grant under
+// the rule may start, which open no port at all. Networks and allow_prefix
+// do not apply to them: there is no source address.
+type SSM struct {
+	Documents []latch.SSMDocument // at least one, each once, in file order
+	// Ports are the tcp ports on the instance that port-forward and ssh
+	// sessions may reach; [22] when the documents include ssh and the
+	// file gives none; empty when the only document is shell.
+	Ports []latch.PortRange
+}
+
+// Allows reports whether the section lets a session with doc start, to
+// port on the instance for documents that reach one (port is ignored for
+// a shell).
+func (s *SSM) Allows(doc latch.SSMDocument, port int) bool {
+	if s == nil || !slices.Contains(s.Documents, doc) {
+		return false
+	}
+	return !doc.TakesPort() || s.allowsPort(port)
+}
+
+// allowsPort reports whether one of the section's ranges holds port.
+func (s *SSM) allowsPort(port int) bool {
+	return slices.ContainsFunc(s.Ports, func(r latch.PortRange) bool { return r.From <= port && port <= r.To })
 }
 
 // Targets selects targets. A target matches if any non-empty selector does.
@@ -178,6 +205,12 @@ func (r Rule) clone() Rule {
 		ssh := *r.SSH
 		ssh.Principals = slices.Clone(ssh.Principals)
 		r.SSH = &ssh
+	}
+	if r.SSM != nil {
+		ssm := *r.SSM
+		ssm.Documents = slices.Clone(ssm.Documents)
+		ssm.Ports = slices.Clone(ssm.Ports)
+		r.SSM = &ssm
 	}
 	return r
 }

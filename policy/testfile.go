@@ -52,6 +52,20 @@ type TestResult struct {
 //	    active: 0                # the requester's active grants under any rule
 //	    expect: allowed          # allowed | needs-approval | denied
 //	    rule: dev-ssh            # optional: the rule expected to decide; "" for none
+//
+// A case with document asks for a Session Manager session instead: the
+// document is shell, port-forward or ssh (or its AWS name), port is the
+// one port on the instance for port-forward and ssh (none for shell), and
+// protocol and source are not given (a session carries tcp and opens no
+// port, so it has no source address):
+//
+//	tests:
+//	  - name: dev may forward to postgres
+//	    who: {user: alice@example.com, groups: [developers]}
+//	    target: {instance: i-0a0b0c0d0e0f00001, tags: {env: dev}}
+//	    document: port-forward
+//	    port: 5432
+//	    expect: allowed
 func RunTests(p *Policy, name string, data []byte) ([]TestResult, error) {
 	d := &decoder{file: name}
 	root := d.document(data)
@@ -118,7 +132,7 @@ func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestRes
 		d.failf(n, path, "empty; want a case with name, who, target, port and expect")
 		return q, r
 	}
-	m := d.mapping(n, path, "name", "who", "target", "port", "protocol", "duration", "source", "reason",
+	m := d.mapping(n, path, "name", "who", "target", "document", "port", "protocol", "duration", "source", "reason",
 		"break_glass", "active", "expect", "rule")
 	if m == nil {
 		return q, r
@@ -131,18 +145,22 @@ func (d *decoder) testCase(p *Policy, n *yaml.Node, path string) (Query, TestRes
 	}
 	q.Who = d.testWho(d.require(n, m, path, "who", "{user: alice@example.com} or {aws_principal: ARN}"), join(path, "who"))
 	q.Target = d.testTarget(d.require(n, m, path, "target", "{instance: i-…} or {group: sg-…}"), join(path, "target"))
-	q.Protocol, q.Ports = d.testPorts(n, m, path)
+	if v := m["document"]; v != nil {
+		q.Document, q.Protocol, q.Ports = d.testSession(v, m, path)
+	} else {
+		q.Protocol, q.Ports = d.testPorts(n, m, path)
+		src, ok := testSource, true
+		if v := m["source"]; v != nil {
+			src, ok = d.scalar(v, join(path, "source"), "an address such as 198.51.100.7")
+		}
+		if s, err := latch.ParseWideSource(src); ok && err != nil {
+			d.failf(m["source"], join(path, "source"), "%s", message(err))
+		} else {
+			q.Source = s
+		}
+	}
 	if v := m["duration"]; v != nil {
 		q.Duration = d.duration(v, join(path, "duration"))
-	}
-	src, ok := testSource, true
-	if v := m["source"]; v != nil {
-		src, ok = d.scalar(v, join(path, "source"), "an address such as 198.51.100.7")
-	}
-	if s, err := latch.ParseWideSource(src); ok && err != nil {
-		d.failf(m["source"], join(path, "source"), "%s", message(err))
-	} else {
-		q.Source = s
 	}
 	if v := m["reason"]; v != nil {
 		q.Reason = d.str(v, join(path, "reason"))
@@ -183,6 +201,45 @@ func (d *decoder) testPorts(n *yaml.Node, m map[string]*yaml.Node, path string) 
 		}
 	}
 	return proto, latch.PortRange{}
+}
+
+// testSession reads a Session Manager case's document and port; v is the
+// document's node.
+func (d *decoder) testSession(v *yaml.Node, m map[string]*yaml.Node, path string) (latch.SSMDocument, latch.Protocol, latch.PortRange) {
+	for _, key := range []string{"protocol", "source"} {
+		if n := m[key]; n != nil {
+			d.failf(n, join(path, key), "not allowed with document: a Session Manager session carries tcp and opens no port, so it has no %s; remove it", key)
+		}
+	}
+	s, ok := d.scalar(v, join(path, "document"), "shell, port-forward or ssh")
+	if !ok {
+		return "", latch.TCP, latch.PortRange{}
+	}
+	doc, err := latch.ParseSSMDocument(s)
+	if err != nil {
+		d.failf(v, join(path, "document"), "%s", message(err))
+		return "", latch.TCP, latch.PortRange{}
+	}
+	port := m["port"]
+	switch {
+	case !doc.TakesPort() && port != nil:
+		d.failf(port, join(path, "port"), "not allowed with document %s, which reaches no port; remove it", doc)
+	case doc.TakesPort() && port == nil:
+		d.failf(v, join(path, "port"), "required with document %s; want the port on the instance, such as 22", doc)
+	case doc.TakesPort():
+		if ps, ok := d.scalar(port, join(path, "port"), "a port such as 22"); ok {
+			pr, err := latch.ParsePorts(latch.TCP, ps)
+			switch {
+			case err != nil:
+				d.failf(port, join(path, "port"), "%s", message(err))
+			case pr.From != pr.To:
+				d.failf(port, join(path, "port"), "%q is a range; a %s session reaches one port", ps, doc)
+			default:
+				return doc, latch.TCP, pr
+			}
+		}
+	}
+	return doc, latch.TCP, latch.PortRange{}
 }
 
 // testExpect reads a case's expected outcome and, if it names one, rule.

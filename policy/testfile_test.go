@@ -129,7 +129,7 @@ func TestRunTestsErrors(t *testing.T) {
 		want string // a line of the error
 	}{
 		{"unknown key", testCase + "    expected: denied\n",
-			`t.yaml:7: tests[0]: unknown key "expected" (did you mean "expect"?); want one of name, who, target, port, protocol, duration, source, reason, break_glass, active, expect, rule`},
+			`t.yaml:7: tests[0]: unknown key "expected" (did you mean "expect"?); want one of name, who, target, document, port, protocol, duration, source, reason, break_glass, active, expect, rule`},
 		{"unknown top-level key", "test: []\n", `t.yaml:1: (document): unknown key "test" (did you mean "tests"?); want one of tests`},
 		{"bad port", edit("port: 22", "port: 99999"),
 			`t.yaml:5: tests[0].port: "99999" is not a port or range; want a number 1-65535 or FROM-TO with FROM <= TO`},

@@ -115,13 +115,15 @@ fails.`,
 type explainOptions struct {
 	policyFile, as, target string
 	groups                 []string
+	document               string
+	port                   int
 	json                   bool
 }
 
 func (a *app) policyExplainCommand() *cobra.Command {
 	var o explainOptions
 	cmd := &cobra.Command{
-		Use:   "explain --target i-… [--as IDENTITY] [--policy FILE]",
+		Use:   "explain --target i-… [--as IDENTITY] [--policy FILE] [--document DOC [--port N]]",
 		Short: "Say what an identity may do on a target, and which rule decides",
 		Long: `List every rule with whether it applies to IDENTITY on the target, why not,
 or what it allows. The first rule that applies to a port decides it.
@@ -129,9 +131,19 @@ or what it allows. The first rule that applies to a port decides it.
 With --policy, latch reads the file and looks the target up in AWS itself
 (your credentials); otherwise it asks the server ($LATCH_SERVER), where
 only admins may ask about someone else. --as names the identity: an email
-or subject (with --groups), or an AWS ARN.`,
+or subject (with --groups), or an AWS ARN.
+
+--document explains a Session Manager session instead (shell,
+port-forward or ssh; --port is the port on the instance, 22 by default
+for ssh): only a rule whose ssm section allows the document and port
+decides it, and each rule that matches the target and identity but not
+its ssm section says why it was skipped. A session opens no port, so
+rules' networks do not apply. It needs --policy for now: the server's
+explain does not take a document yet.`,
 		Example: `  latch policy explain --target i-0a0b0c0d0e0f00001
-  latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001`,
+  latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001
+  latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001 \
+    --document port-forward --port 5432`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.policyExplain(cmd, o) },
 	}
 	f := cmd.Flags()
@@ -139,6 +151,8 @@ or subject (with --groups), or an AWS ARN.`,
 	f.StringVar(&o.as, "as", "", "the identity to explain for (default: you)")
 	f.StringSliceVar(&o.groups, "groups", nil, "the identity's groups")
 	f.StringVar(&o.target, "target", "", "an instance ID or managed security group ID")
+	f.StringVar(&o.document, "document", "", "explain a Session Manager session: shell, port-forward or ssh (needs --policy)")
+	f.IntVar(&o.port, "port", 0, "with --document port-forward or ssh: the port on the instance (default 22 for ssh)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	a.addFlags(cmd, serverFlags, awsFlags) // the server's answer, or AWS's with --policy
 	return cmd
@@ -154,6 +168,10 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 	ctx := cmd.Context()
 	if o.target == "" {
 		return latch.Invalidf("target", "--target i-… (or sg-…) is required")
+	}
+	doc, port, err := explainSession(o)
+	if err != nil {
+		return err
 	}
 	var out []explainJSON
 	if o.policyFile == "" {
@@ -184,7 +202,11 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 		if err != nil {
 			return err
 		}
-		for _, e := range p.Explain(who, target) {
+		explained := p.Explain(who, target)
+		if doc != "" {
+			explained = p.ExplainSession(who, target, doc, port)
+		}
+		for _, e := range explained {
 			out = append(out, explainJSON{Rule: e.Rule.Name, Applies: e.Applies, Why: e.Why})
 		}
 	}
@@ -204,6 +226,33 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 		fmt.Fprintf(a.stdout, "%s %s: %s\n", mark, esc(e.Rule), esc(e.Why))
 	}
 	return nil
+}
+
+// explainSession reads --document and --port: the session to explain, or
+// "" for an opening.
+func explainSession(o explainOptions) (latch.SSMDocument, int, error) {
+	if o.document == "" {
+		if o.port != 0 {
+			return "", 0, latch.Invalidf("port", "--port goes with --document port-forward or ssh")
+		}
+		return "", 0, nil
+	}
+	if o.policyFile == "" {
+		return "", 0, latch.Invalidf("document", "--document needs --policy FILE: the server's explain does not take a document yet")
+	}
+	doc, err := latch.ParseSSMDocument(o.document)
+	if err != nil {
+		return "", 0, err
+	}
+	switch {
+	case !doc.TakesPort() && o.port != 0:
+		return "", 0, latch.Invalidf("port", "--port does not go with --document %s, which reaches no port", doc)
+	case doc == latch.DocSSH && o.port == 0:
+		return doc, 22, nil
+	case doc.TakesPort() && (o.port < 1 || o.port > 65535):
+		return "", 0, latch.Invalidf("port", "--document %s needs --port, the port on the instance (1-65535)", doc)
+	}
+	return doc, o.port, nil
 }
 
 // resolveTarget looks a target up in AWS directly, for offline explain.
