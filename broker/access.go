@@ -122,6 +122,10 @@ type RequestInput struct {
 	Observed   netip.Prefix // the address the server saw the request come from
 	Asked      netip.Prefix // an address the requester names instead; zero for none
 	BreakGlass bool
+	// Document, when set, asks for Session Manager access with it: no
+	// port is opened, Ports is the port on the instance (tcp; zero for a
+	// shell), and Asked must be zero.
+	Document latch.SSMDocument
 }
 
 // resolve turns a target string into a Target in a served region.
@@ -214,9 +218,12 @@ func (a *Access) Request(ctx context.Context, who latch.Identity, in RequestInpu
 	now := a.now()
 	r := latch.Request{
 		ID: latch.NewRequestID(), State: latch.RequestPending, Requester: who, Target: x.target,
-		Protocol: in.Protocol, Ports: in.Ports, Source: x.source, Duration: d.Duration, Reason: in.Reason,
+		Protocol: in.Protocol, Ports: in.Ports, Source: x.source, Duration: d.Duration, Reason: in.Reason, Document: in.Document,
 		BreakGlass: d.BreakGlass, Rule: d.Rule, ApprovalsNeeded: d.ApprovalsNeeded, Approvers: d.Approvers,
 		CreatedAt: now, PendingUntil: now.Add(d.PendingTimeout),
+	}
+	if in.Document != "" {
+		r.Access = latch.AccessSSM
 	}
 	if d.Outcome == policy.Allowed {
 		r.State, r.DecidedAt, r.ApprovalsNeeded = latch.RequestApproved, now, 0
@@ -243,6 +250,9 @@ type decided struct {
 // decide is the one policy decision for a request, shared by Request and
 // Preview so that a preview can never say other than the request would.
 func (a *Access) decide(ctx context.Context, who latch.Identity, in RequestInput) (decided, error) {
+	if in.Document != "" {
+		return a.decideSession(ctx, who, in)
+	}
 	if !in.Observed.IsValid() {
 		return decided{}, latch.Errorf(latch.EINTERNAL, "request without an observed source address")
 	}
@@ -311,11 +321,15 @@ func (a *Access) activeUnder(ctx context.Context, who latch.Identity, rule strin
 
 // open starts access for an approved request: the duration counts from now.
 func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Request, error) {
-	g, err := a.b.Grant(ctx, latch.GrantRequest{
+	req := latch.GrantRequest{
 		Region: r.Target.Region, GroupID: r.Target.GroupID, Protocol: r.Protocol, Ports: r.Ports, Source: r.Source,
 		Duration: r.Duration, Requester: r.Requester.String(), Owner: r.Requester.Key(), Reason: requestReason(r), Wide: wide,
 		RequestID: r.ID,
-	})
+	}
+	if r.Access == latch.AccessSSM {
+		req.Access, req.Target, req.Document = latch.AccessSSM, r.Target.InstanceID, r.Document
+	}
+	g, err := a.b.Grant(ctx, req)
 	if err != nil {
 		r.State, r.Note = latch.RequestFailed, latch.ErrorMessage(err)
 		if g.ID != "" {

@@ -185,6 +185,13 @@ func (c *Client) SSHLogin(ctx context.Context, id latch.GrantID, body SSHBody) (
 	return out, err
 }
 
+// StartSession starts a Session Manager session for a grant.
+func (c *Client) StartSession(ctx context.Context, id latch.GrantID, body SessionBody) (SessionJSON, error) {
+	var out SessionJSON
+	err := c.do(ctx, http.MethodPost, "/v1/grants/"+string(id)+"/session", nil, body, &out)
+	return out, err
+}
+
 // Explain asks what as (or the caller, if empty) may do on target.
 func (c *Client) Explain(ctx context.Context, target, region, as string, groups []string) ([]ExplanationJSON, error) {
 	q := url.Values{"target": {target}}

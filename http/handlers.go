@@ -224,6 +224,25 @@ func (s *Server) sshLogin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sshLoginJSON(l))
 }
 
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	id, err := latch.ParseGrantID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var b SessionBody
+	if err := decode(r.Body, &b); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, err := s.access.StartSession(r.Context(), caller(r), id, b.LocalPort)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, sessionJSON(h))
+}
+
 func parseLimit(s string) (int, error) {
 	if s == "" {
 		return 0, nil

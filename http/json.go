@@ -25,6 +25,11 @@ type RequestBody struct {
 	Reason     string `json:"reason,omitempty"`
 	Source     string `json:"source,omitempty"` // an address other than the caller's, if policy allows
 	BreakGlass bool   `json:"break_glass,omitempty"`
+	// Document asks for Session Manager access instead of an opened port:
+	// shell, port-forward or ssh. Port is then the port on the instance
+	// (required for port-forward and ssh; none for shell), and Source must
+	// be empty.
+	Document string `json:"document,omitempty"`
 }
 
 // ReviewBody is POST /v1/requests/{id}/approve and /deny.
@@ -88,6 +93,9 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 	if b.Protocol == "" {
 		b.Protocol = "tcp"
 	}
+	if b.Document != "" {
+		return decodeSessionRequest(b, in, observed)
+	}
 	var err error
 	if in.Protocol, err = latch.ParseProtocol(b.Protocol); err != nil {
 		return in, err
@@ -95,23 +103,14 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 	if in.Ports, err = latch.ParsePorts(in.Protocol, b.Port); err != nil {
 		return in, err
 	}
-	if b.Duration != "" {
-		d, err := time.ParseDuration(b.Duration)
-		if err != nil || d <= 0 || d%time.Second != 0 {
-			return in, latch.Invalidf("duration", "%q is not a positive whole number of seconds, e.g. 30m", b.Duration)
-		}
-		in.Duration = d
-	}
-	if in.Reason != "" { // optional here; the policy may require one
-		if err := latch.CheckReason("reason", in.Reason); err != nil {
-			return in, err
-		}
-	}
 	if !observed.IsValid() {
 		return in, latch.Errorf(latch.EINTERNAL, "no client address")
 	}
 	in.Observed = netip.PrefixFrom(observed, observed.BitLen())
 	source := netip.PrefixFrom(observed.Unmap(), observed.Unmap().BitLen())
+	if err := decodeDuration(b, &in); err != nil {
+		return in, err
+	}
 	if b.Source != "" {
 		if in.Asked, err = latch.ParseWideSource(b.Source); err != nil {
 			return in, latch.Invalidf("source", "%s", latch.ErrorMessage(err))
@@ -119,6 +118,54 @@ func DecodeRequest(body []byte, observed netip.Addr) (broker.RequestInput, error
 		source = in.Asked
 	}
 	return in, latch.CheckFamily(in.Protocol, source)
+}
+
+// decodeDuration reads the duration and reason every request has.
+func decodeDuration(b RequestBody, in *broker.RequestInput) error {
+	if b.Duration != "" {
+		d, err := time.ParseDuration(b.Duration)
+		if err != nil || d <= 0 || d%time.Second != 0 {
+			return latch.Invalidf("duration", "%q is not a positive whole number of seconds, e.g. 30m", b.Duration)
+		}
+		in.Duration = d
+	}
+	if in.Reason != "" { // optional here; the policy may require one
+		return latch.CheckReason("reason", in.Reason)
+	}
+	return nil
+}
+
+// decodeSessionRequest is DecodeRequest for Session Manager access.
+func decodeSessionRequest(b RequestBody, in broker.RequestInput, observed netip.Addr) (broker.RequestInput, error) {
+	var err error
+	if in.Document, err = latch.ParseSSMDocument(b.Document); err != nil {
+		return in, err
+	}
+	if b.Protocol != "tcp" {
+		return in, latch.Invalidf("protocol", "a Session Manager session carries tcp only; got %q", b.Protocol)
+	}
+	if b.Source != "" {
+		return in, latch.Invalidf("source", "Session Manager access opens no port to an address; give no source")
+	}
+	in.Protocol = latch.TCP
+	switch {
+	case in.Document.TakesPort():
+		n, err := strconv.Atoi(b.Port)
+		if err != nil || n < 1 || n > 65535 {
+			return in, latch.Invalidf("port", "%q is not a port; a %s session reaches one tcp port on the instance, 1 to 65535", b.Port, in.Document)
+		}
+		in.Ports = latch.PortRange{From: n, To: n}
+	case b.Port != "":
+		return in, latch.Invalidf("port", "a %s session takes no port; got %q", in.Document, b.Port)
+	}
+	if err := decodeDuration(b, &in); err != nil {
+		return in, err
+	}
+	if !observed.IsValid() {
+		return in, latch.Errorf(latch.EINTERNAL, "no client address")
+	}
+	in.Observed = netip.PrefixFrom(observed, observed.BitLen())
+	return in, nil
 }
 
 // IdentityJSON is a person on the wire: a request's requester, a grant's,
@@ -197,6 +244,10 @@ type RequestJSON struct {
 	DecidedAt       *time.Time         `json:"decided_at,omitempty"`
 	GrantID         latch.GrantID      `json:"grant_id,omitempty"`
 	Note            string             `json:"note,omitempty"`
+	// Access is network (a rule opened to source) or ssm (Session Manager
+	// sessions with document; source is then "").
+	Access   latch.Access      `json:"access"`
+	Document latch.SSMDocument `json:"document,omitempty"`
 }
 
 // reviewerJSON is a reviewer as a request shows them: who they are, as
@@ -219,7 +270,7 @@ func requestJSON(r latch.Request) RequestJSON {
 	j := RequestJSON{
 		ID: r.ID, State: r.State, Requester: identityJSON(r.Requester), Region: r.Target.Region,
 		InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID, Protocol: r.Protocol, FromPort: r.Ports.From, ToPort: r.Ports.To,
-		Source: r.Source.String(), DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Rule: r.Rule,
+		Source: prefixText(r.Source), Access: accessOf(r.Access), Document: r.Document, DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Rule: r.Rule,
 		ApprovalsNeeded: r.ApprovalsNeeded, ApproverGroups: r.Approvers.Groups,
 		Approvers: ApproversJSON{Groups: r.Approvers.Groups, Users: r.Approvers.Users, AWSPrincipals: r.Approvers.AWSPrincipals}, CreatedAt: r.CreatedAt, PendingUntil: r.PendingUntil,
 		GrantID: r.GrantID, Note: r.Note,
@@ -252,6 +303,11 @@ type GrantJSON struct {
 	EndedAt   *time.Time       `json:"ended_at,omitempty"`
 	Attempts  int              `json:"revoke_attempts,omitempty"`
 	LastError string           `json:"last_error,omitempty"`
+	// Access is network (a rule opened to source) or ssm (Session Manager
+	// sessions to instance_id with document; group_id and source are "").
+	Access     latch.Access      `json:"access"`
+	InstanceID latch.InstanceID  `json:"instance_id,omitempty"`
+	Document   latch.SSMDocument `json:"document,omitempty"`
 }
 
 // ToGrantJSON is g as the API and the CLI's --json print it. Field names
@@ -260,7 +316,7 @@ type GrantJSON struct {
 // rename.
 func ToGrantJSON(g latch.Grant) GrantJSON {
 	j := GrantJSON{ID: g.ID, State: g.State, Region: g.Region, GroupID: g.GroupID, RuleID: g.RuleID, Protocol: g.Protocol,
-		FromPort: g.Ports.From, ToPort: g.Ports.To, Source: g.Source.String(), Requester: IdentityJSON{Key: g.Owner, Display: g.Requester}, Reason: g.Reason,
+		FromPort: g.Ports.From, ToPort: g.Ports.To, Source: prefixText(g.Source), Access: accessOf(g.Access), InstanceID: g.Target, Document: g.Document, Requester: IdentityJSON{Key: g.Owner, Display: g.Requester}, Reason: g.Reason,
 		CreatedAt: g.CreatedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(), Attempts: g.Attempts, LastError: g.LastError}
 	if !g.EndedAt.IsZero() {
 		t := g.EndedAt.UTC()
@@ -366,4 +422,49 @@ func parseStates(s string) ([]latch.RequestState, error) {
 		}
 	}
 	return out, nil
+}
+
+// prefixText is p as text, or "" when there is none (Session Manager access).
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// accessOf names the access on the wire: network unless it is ssm.
+func accessOf(a latch.Access) latch.Access {
+	if a == "" {
+		return latch.AccessNetwork
+	}
+	return a
+}
+
+// SessionBody is POST /v1/grants/{id}/session.
+type SessionBody struct {
+	// LocalPort is the port the plugin listens on for port-forward; 0
+	// lets it choose.
+	LocalPort int `json:"local_port,omitempty"`
+}
+
+// SessionJSON is a started Session Manager session: what the standard
+// session-manager-plugin needs, as ssm:StartSession returns it. The token
+// opens the session's stream once: clients pass it to the plugin and
+// never print or store it.
+type SessionJSON struct {
+	SessionID  latch.SSMSessionID `json:"session_id"`
+	TokenValue string             `json:"token_value"`
+	StreamURL  string             `json:"stream_url"`
+	Region     string             `json:"region"`
+	InstanceID latch.InstanceID   `json:"instance_id"`
+	Document   latch.SSMDocument  `json:"document"`
+	// DocumentName and Parameters are the StartSession request's, which
+	// the plugin reads too.
+	DocumentName string              `json:"document_name"`
+	Parameters   map[string][]string `json:"parameters,omitempty"`
+}
+
+func sessionJSON(h latch.SessionHandle) SessionJSON {
+	return SessionJSON{SessionID: h.SessionID, TokenValue: h.TokenValue, StreamURL: h.StreamURL, Region: h.Region,
+		InstanceID: h.Target, Document: h.Document, DocumentName: h.Document.AWSName(), Parameters: h.Parameters}
 }

@@ -138,6 +138,7 @@ func (s *Server) Routes() map[string]http.HandlerFunc {
 		"GET /v1/grants/{id}":             s.getGrant,
 		"POST /v1/grants/{id}/revoke":     s.revokeGrant,
 		"POST /v1/grants/{id}/ssh":        s.sshLogin,
+		"POST /v1/grants/{id}/session":    s.startSession,
 		"GET /v1/policy/explain":          s.explain,
 		"POST /v1/requests/preview":       s.previewRequest,
 		"GET /v1/rules":                   s.askable,

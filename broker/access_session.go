@@ -1,0 +1,94 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/policy"
+)
+
+// decideSession is decide for Session Manager access: the target is an
+// instance (tagged latch:managed=true, with its agent online), and there
+// is no source address to check.
+func (a *Access) decideSession(ctx context.Context, who latch.Identity, in RequestInput) (decided, error) {
+	if in.Asked.IsValid() {
+		return decided{}, latch.Invalidf("source", "Session Manager access opens no port to an address; give no source")
+	}
+	region := in.Region
+	if region == "" {
+		region = a.opts.DefaultRegion
+	}
+	inv, ok := a.inv[region]
+	if !ok {
+		return decided{}, latch.Invalidf("region", "region %q is not served here", region)
+	}
+	in2, err := FindInstance(ctx, inv, in.Target)
+	if err != nil {
+		return decided{}, err
+	}
+	// Refused here too (Broker.Grant checks again when it opens), so that
+	// a request that could never start a session is not recorded.
+	if err := a.b.CheckSessionTarget(ctx, region, in2.ID); err != nil {
+		return decided{}, err
+	}
+	target := latch.Target{Region: region, InstanceID: in2.ID, Tags: in2.Tags}
+	var countErr error
+	d := a.policy.Policy().Decide(policy.Query{
+		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Document: in.Document, Duration: in.Duration,
+		BreakGlass: in.BreakGlass, Reason: in.Reason,
+		Active: func(rule string) int {
+			n, err := a.activeUnder(ctx, who, rule)
+			countErr = err
+			return n
+		},
+	})
+	if countErr != nil { // fail closed: an unknown count must not pass max_active
+		return decided{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+	}
+	return decided{target: target, d: d}, nil
+}
+
+// StartSession starts a Session Manager session for grant id. Only the
+// grant's requester may, not even an admin (a session is personal, and
+// AWS records it under the requester's name), while the grant is active
+// and the rule that opened it still allows its document and port.
+func (a *Access) StartSession(ctx context.Context, who latch.Identity, id latch.GrantID, localPort int) (latch.SessionHandle, error) {
+	g, err := a.store.Grant(ctx, id)
+	if err != nil {
+		return latch.SessionHandle{}, err
+	}
+	if !a.ownsGrant(who, g) {
+		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "only the requester of grant %s may start a session with it", id)
+	}
+	if g.Access != latch.AccessSSM {
+		return latch.SessionHandle{}, latch.Errorf(latch.ECONFLICT, "grant %s opens a security-group rule, not Session Manager sessions; ask with latch session or latch ssh --via ssm", id)
+	}
+	rs, err := a.store.Requests(ctx, latch.RequestFilter{GrantID: id, Limit: 1})
+	if err != nil {
+		return latch.SessionHandle{}, err
+	}
+	if len(rs) == 0 {
+		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "grant %s was not opened by a request, so no rule gives it sessions", id)
+	}
+	rule, ok := a.policy.Policy().Rule(rs[0].Rule)
+	switch {
+	case !ok:
+		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "rule %q, which opened grant %s, is no longer in the policy", rs[0].Rule, id)
+	case !rule.SSM.Allows(g.Document, g.Ports.From):
+		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "rule %q no longer allows %s sessions%s", rule.Name, g.Document, portText(g))
+	}
+	h, err := a.b.StartSession(ctx, id, localPort)
+	if err != nil {
+		return h, err
+	}
+	a.log.InfoContext(ctx, "session started", "grant_id", id, "session_id", h.SessionID, "requester", who.String(), "document", g.Document)
+	return h, nil
+}
+
+func portText(g latch.Grant) string {
+	if !g.Document.TakesPort() {
+		return ""
+	}
+	return fmt.Sprintf(" to port %d", g.Ports.From)
+}
