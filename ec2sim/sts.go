@@ -35,10 +35,13 @@ const STSNamespace = "https://sts.amazonaws.com/doc/" + STSAPIVersion + "/"
 
 // STS error codes the simulator returns, spelled as STS spells them.
 const (
+	CodeAccessDenied               = "AccessDenied"
+	CodeExpiredToken               = "ExpiredToken"
 	CodeIncompleteSignature        = "IncompleteSignature"
 	CodeInvalidClientTokenID       = "InvalidClientTokenId"
 	CodeMissingAuthenticationToken = "MissingAuthenticationToken"
 	CodeSignatureDoesNotMatch      = "SignatureDoesNotMatch"
+	CodeSTSValidation              = "ValidationError"
 )
 
 // stsWindow is how far a request's X-Amz-Date may be from now. STS holds
@@ -63,6 +66,14 @@ type Identity struct {
 	// UserID is GetCallerIdentity's UserId; "" derives a stable one from
 	// the ARN (AIDA… for users, AROA…:SESSION for assumed roles).
 	UserID string
+	// SourceIdentity is the source identity set when the role was
+	// assumed; CloudTrail records it in the sessionContext of every call
+	// made with these credentials.
+	SourceIdentity string
+	// Expires, when set, is when temporary credentials stop working:
+	// requests signed with them from then on are refused with
+	// ExpiredToken, on Options.Now.
+	Expires time.Time
 }
 
 // AddIdentity lets id's access key call sts:GetCallerIdentity, replacing
@@ -202,6 +213,9 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, identities map[string
 	id, ok := identities[sig.accessKeyID]
 	if !ok || id.SessionToken != sig.sessionToken {
 		return Identity{}, errf(CodeInvalidClientTokenID, "The security token included in the request is invalid.")
+	}
+	if !id.Expires.IsZero() && !s.now().Before(id.Expires) {
+		return Identity{}, errf(CodeExpiredToken, "The security token included in the request is expired")
 	}
 	at, err := time.Parse(amzDateFormat, sig.amzDate)
 	if err != nil || at.Format("20060102") != sig.date {
@@ -396,7 +410,7 @@ func deriveUserID(arn string) string {
 // to authenticate, 400 for other mistakes.
 func stsStatus(code string) int {
 	switch code {
-	case CodeInvalidClientTokenID, CodeSignatureDoesNotMatch, CodeMissingAuthenticationToken, CodeIncompleteSignature:
+	case CodeInvalidClientTokenID, CodeSignatureDoesNotMatch, CodeMissingAuthenticationToken, CodeIncompleteSignature, CodeAccessDenied:
 		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
