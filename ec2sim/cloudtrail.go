@@ -19,6 +19,7 @@ const (
 	trailEventVersion    = "1.09"
 	trailTimeFormat      = "2006-01-02T15:04:05Z"
 	eventIDSalt          = 0x7c1d7a11
+	secretSalt           = 0x5e551075
 	resourceTypeGroup    = "AWS::EC2::SecurityGroup"
 	resourceTypeRule     = "AWS::EC2::SecurityGroupRule"
 	resourceTypeVPC      = "AWS::EC2::VPC"
@@ -46,6 +47,8 @@ type trailEvent struct {
 	visibleAt   time.Time // when LookupEvents starts returning it
 	id          string
 	name        string
+	source      string // eventSource
+	readOnly    bool
 	accessKeyID string
 	username    string
 	resources   []trailResource
@@ -96,6 +99,7 @@ type sessionContext struct {
 	SessionIssuer       sessionIssuer     `json:"sessionIssuer"`
 	WebIDFederationData map[string]any    `json:"webIdFederationData"`
 	Attributes          map[string]string `json:"attributes"`
+	SourceIdentity      string            `json:"sourceIdentity,omitempty"`
 }
 
 type sessionIssuer struct {
@@ -130,6 +134,35 @@ func (s *Server) record(c *call, resp response, aerr *apiError) {
 	if !recorded[c.action] {
 		return
 	}
+	var errCode, errMsg string
+	var respElems map[string]any
+	if aerr != nil {
+		// EC2 prefixes its codes with the fault's side in CloudTrail.
+		errCode, errMsg = "Client."+aerr.Code, aerr.Message
+	} else {
+		respElems = s.trailResponse(c.requestID, resp)
+	}
+	s.appendTrail(trailCall{
+		region: c.region, source: EC2EventSource, name: c.action, accessKeyID: c.accessKeyID,
+		sourceIP: c.sourceIP, userAgent: c.userAgent, requestID: c.requestID,
+		request: trailRequest(c.action, c.params), response: respElems,
+		resources: trailResources(c.action, c.params, resp), errorCode: errCode, errorMessage: errMsg,
+	})
+}
+
+// trailCall is one call to record, from any service.
+type trailCall struct {
+	region, source, name, accessKeyID string
+	sourceIP, userAgent, requestID    string
+	readOnly                          bool
+	request, response                 map[string]any // response nil when the call failed
+	resources                         []trailResource
+	errorCode, errorMessage           string
+}
+
+// appendTrail records c as a CloudTrail management event. Caller holds
+// s.mu.
+func (s *Server) appendTrail(c trailCall) {
 	now := s.now().UTC()
 	ident, username := s.trailIdentity(c.accessKeyID)
 	ev := &trailEvent{
@@ -138,33 +171,33 @@ func (s *Server) record(c *call, resp response, aerr *apiError) {
 		time:        now.Truncate(time.Second),
 		visibleAt:   now.Add(s.trailDelay),
 		id:          s.eventIDs.request(),
-		name:        c.action,
+		name:        c.name,
+		source:      c.source,
+		readOnly:    c.readOnly,
 		accessKeyID: c.accessKeyID,
 		username:    username,
-		resources:   trailResources(c.action, c.params, resp),
+		resources:   c.resources,
 	}
 	rec := trailRecord{
 		EventVersion:       trailEventVersion,
 		UserIdentity:       ident,
 		EventTime:          ev.time.Format(trailTimeFormat),
-		EventSource:        EC2EventSource,
-		EventName:          c.action,
+		EventSource:        c.source,
+		EventName:          c.name,
 		AWSRegion:          c.region,
 		SourceIPAddress:    c.sourceIP,
 		UserAgent:          c.userAgent,
-		RequestParameters:  trailRequest(c.action, c.params),
+		ErrorCode:          c.errorCode,
+		ErrorMessage:       c.errorMessage,
+		RequestParameters:  c.request,
+		ResponseElements:   c.response,
 		RequestID:          c.requestID,
 		EventID:            ev.id,
+		ReadOnly:           c.readOnly,
 		EventType:          "AwsApiCall",
 		ManagementEvent:    true,
 		RecipientAccountID: s.accountID(),
 		EventCategory:      "Management",
-	}
-	if aerr != nil {
-		// EC2 prefixes its codes with the fault's side in CloudTrail.
-		rec.ErrorCode, rec.ErrorMessage = "Client."+aerr.Code, aerr.Message
-	} else {
-		rec.ResponseElements = s.trailResponse(c.requestID, resp)
 	}
 	ev.record = string(marshalJSON(rec))
 	s.trail = append(s.trail, ev)
@@ -207,6 +240,7 @@ func (s *Server) trailIdentity(accessKeyID string) (userIdentity, string) {
 			},
 			WebIDFederationData: map[string]any{},
 			Attributes:          map[string]string{"mfaAuthenticated": "false"},
+			SourceIdentity:      id.SourceIdentity,
 		}
 		return u, last // Event history names an assumed role by its session
 	case resource == "root":

@@ -133,7 +133,7 @@ func (s *Server) cloudTrailOperation(op string, r *http.Request, body []byte, id
 	if sig, err := parseSigV4(r, "cloudtrail"); err == nil {
 		if _, known := identities[sig.accessKeyID]; known {
 			if _, aerr := s.verifySigV4(r, body, identities, "cloudtrail"); aerr != nil {
-				return nil, cloudTrailAuthError(aerr)
+				return nil, jsonAuthError(aerr)
 			}
 		}
 	}
@@ -268,13 +268,13 @@ func (q lookupQuery) matches(ev *trailEvent) bool {
 	case "EventName":
 		return ev.name == q.value
 	case "ReadOnly":
-		return q.value == "false" // every recorded event is a write
+		return q.value == strconv.FormatBool(ev.readOnly)
 	case "Username":
 		return ev.username == q.value
 	case "AccessKeyId":
 		return ev.accessKeyID == q.value
 	case "EventSource":
-		return q.value == EC2EventSource
+		return q.value == ev.source
 	}
 	for _, r := range ev.resources {
 		if q.key == "ResourceName" && r.ResourceName == q.value || q.key == "ResourceType" && r.ResourceType == q.value {
@@ -287,8 +287,8 @@ func (q lookupQuery) matches(ev *trailEvent) bool {
 func (ev *trailEvent) lookupEvent() lookupEvent {
 	res := append([]trailResource{}, ev.resources...)
 	return lookupEvent{
-		EventID: ev.id, EventName: ev.name, ReadOnly: "false", AccessKeyID: ev.accessKeyID,
-		EventTime: ev.time.Unix(), EventSource: EC2EventSource, Username: ev.username,
+		EventID: ev.id, EventName: ev.name, ReadOnly: strconv.FormatBool(ev.readOnly), AccessKeyID: ev.accessKeyID,
+		EventTime: ev.time.Unix(), EventSource: ev.source, Username: ev.username,
 		Resources: res, CloudTrailEvent: ev.record,
 	}
 }
@@ -306,9 +306,11 @@ func epochTime(sec float64) time.Time {
 	return time.Unix(int64(whole), int64(frac*1e9)).UTC()
 }
 
-// cloudTrailAuthError renames a SigV4 failure to the JSON protocol's code.
-func cloudTrailAuthError(e *apiError) *apiError {
+// jsonAuthError renames a SigV4 failure to the JSON protocol's code, which
+// CloudTrail and Systems Manager share.
+func jsonAuthError(e *apiError) *apiError {
 	codes := map[string]string{
+		CodeExpiredToken:               CodeSSMExpiredToken,
 		CodeIncompleteSignature:        CodeCTIncompleteSignature,
 		CodeInvalidClientTokenID:       CodeCTUnrecognizedClient,
 		CodeMissingAuthenticationToken: CodeCTMissingAuthToken,
@@ -320,7 +322,7 @@ func cloudTrailAuthError(e *apiError) *apiError {
 // cloudTrailStatus is the HTTP status CloudTrail sends with code.
 func cloudTrailStatus(code string) int {
 	switch code {
-	case CodeCTInvalidSignature, CodeCTUnrecognizedClient, CodeCTMissingAuthToken, CodeCTIncompleteSignature:
+	case CodeCTInvalidSignature, CodeCTUnrecognizedClient, CodeCTMissingAuthToken, CodeCTIncompleteSignature, CodeSSMExpiredToken:
 		return http.StatusForbidden
 	case CodeCTInternalFailure:
 		return http.StatusInternalServerError

@@ -41,6 +41,28 @@
 // signature (Authorization header or presigned URL, within 15 minutes of
 // [Options.Now]) against the identities added with [Server.AddIdentity].
 //
+// sts:AssumeRole is served too (sts_assume.go): a known identity may
+// assume any role of [Options.AccountID], unless [Server.AllowAssume]
+// restricts the role, and the credentials it returns are added as an
+// identity that carries the SourceIdentity given and expires on
+// Options.Now (ExpiredToken).
+//
+// # Systems Manager
+//
+// Session Manager's StartSession, TerminateSession, ResumeSession and
+// DescribeSessions, and DescribeInstanceInformation, are served over JSON
+// 1.1 (X-Amz-Target AmazonSSM.ACTION), signed and verified as STS's are.
+// A session is named after its caller (IAM user name or role session
+// name), owned by its ARN, and Connected until TerminateSession (which is
+// idempotent) or [Server.EndSession]. Only instances with an SSM agent
+// (a fleet's agent:, or [Server.SetAgent]) that is Online and running take
+// sessions; others answer TargetNotConnected. Its StreamUrl points back at
+// this server, under /v1/data-channel/, which [Options.DataChannel]
+// serves. StartSession, TerminateSession and ResumeSession, and
+// AssumeRole, are recorded in CloudTrail (ssm.amazonaws.com,
+// sts.amazonaws.com) with the caller's source identity and without
+// tokens.
+//
 // # Actions
 //
 // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
@@ -188,7 +210,7 @@
 // [DemoFleet] is an account in us-east-1 with VPC vpc-0a1b2c3d4e5f60718
 // (not the region's default VPC, which the simulator adds), instances web-1 (i-0a0b0c0d0e0f00001) and web-2 (i-0a0b0c0d0e0f00002),
 // both env=dev and with SSH host keys, and db-1 (i-0a0b0c0d0e0f00003,
-// env=prod, no host keys). Grants go in the latch-managed groups
+// env=prod, no host keys); all three have an online SSM agent. Grants go in the latch-managed groups
 // web-latch (sg-0f00dcafe0000b001, on web-1 and web-2) and db-latch
 // (sg-0f00dcafe0000d001, on db-1); the groups default
 // (sg-0d1e2f3a4b5c6d7e8) and app (sg-0a11ce5e0000a0001, HTTPS from

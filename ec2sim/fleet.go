@@ -78,6 +78,8 @@ type FleetRule struct {
 // address when an instance stops, it is shown only while running.
 // HostKeys are its SSH host public keys, one "TYPE BASE64 [comment]" line
 // each, which GetConsoleOutput shows as cloud-init prints them at boot.
+// Agent, when set, is its SSM agent (YAML: agent: online, or a mapping;
+// see FleetAgent); without one it is not a managed node.
 type FleetInstance struct {
 	ID             string
 	VPC            string
@@ -90,6 +92,19 @@ type FleetInstance struct {
 	Type           string
 	Image          string
 	HostKeys       []string
+	Agent          *FleetAgent
+	pos
+}
+
+// FleetAgent is an instance's SSM agent. YAML keys: status (online,
+// offline or inactive; default online), platform (Linux, Windows or
+// MacOS; default Linux), version (default DefaultAgentVersion). The short
+// form "agent: online" (or offline, inactive) sets the status alone.
+// Offline is SSM's ConnectionLost.
+type FleetAgent struct {
+	Status   string
+	Platform string
+	Version  string
 	pos
 }
 
@@ -271,7 +286,7 @@ func decodeRegion(n *yaml.Node, path string) (FleetRegion, error) {
 					"private_ip": scalar(&in.PrivateIP), "public_ip": scalar(&in.PublicIP),
 					"security_groups": scalar(&in.SecurityGroups), "tags": scalar(&in.Tags),
 					"state": scalar(&in.State), "type": scalar(&in.Type), "image": scalar(&in.Image),
-					"host_keys": decodeHostKeys(&in),
+					"host_keys": decodeHostKeys(&in), "agent": decodeAgent(&in),
 				})
 				r.Instances = append(r.Instances, in)
 				return err
@@ -300,4 +315,20 @@ func decodeGroup(n *yaml.Node, path string) (FleetGroup, error) {
 		},
 	})
 	return g, err
+}
+
+// decodeAgent reads an instance's agent, in its short form (a status) or
+// as a mapping.
+func decodeAgent(in *FleetInstance) decodeFunc {
+	return func(n *yaml.Node, path string) error {
+		a := &FleetAgent{pos: pos{line: n.Line, fields: map[string]int{}}}
+		in.Agent = a
+		if n.Kind == yaml.ScalarNode {
+			a.fields["status"] = n.Line
+			return scalar(&a.Status)(n, path)
+		}
+		return decodeMapping(n, path, a.fields, map[string]decodeFunc{
+			"status": scalar(&a.Status), "platform": scalar(&a.Platform), "version": scalar(&a.Version),
+		})
+	}
 }

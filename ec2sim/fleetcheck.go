@@ -38,6 +38,7 @@ type instancePlan struct {
 	ip       netip.Addr
 	publicIP netip.Addr
 	hostKeys []hostKey
+	agent    *Agent
 }
 
 // check validates f and resolves its references. It needs no server: all
@@ -283,8 +284,36 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 	if err := checkFleetTags(in.Tags, path, in.pos); err != nil {
 		return ip, err
 	}
-	ip.hostKeys, err = checkFleetHostKeys(in, path)
+	if ip.hostKeys, err = checkFleetHostKeys(in, path); err != nil {
+		return ip, err
+	}
+	ip.agent, err = checkFleetAgent(in.Agent, path+".agent")
 	return ip, err
+}
+
+// fleetAgentStatuses maps a fleet's agent status to SSM's ping status.
+var fleetAgentStatuses = map[string]string{"": PingOnline, "online": PingOnline, "offline": PingConnectionLost, "inactive": PingInactive}
+
+// checkFleetAgent turns a fleet's agent into an Agent, nil for none.
+func checkFleetAgent(fa *FleetAgent, path string) (*Agent, error) {
+	if fa == nil {
+		return nil, nil
+	}
+	status, ok := fleetAgentStatuses[fa.Status]
+	if !ok {
+		return nil, fleetErr(fa.lineOf("status"), path+".status", "unknown agent status %q (want online, offline or inactive)", fa.Status)
+	}
+	if _, ok := platforms[fa.Platform]; fa.Platform != "" && !ok {
+		return nil, fleetErr(fa.lineOf("platform"), path+".platform", "unknown platform %q (want Linux, Windows or MacOS)", fa.Platform)
+	}
+	if fa.Version != "" && !agentVersionPattern.MatchString(fa.Version) {
+		return nil, fleetErr(fa.lineOf("version"), path+".version", "%q is not an agent version (dotted numbers, as %s)", fa.Version, DefaultAgentVersion)
+	}
+	a, err := Agent{PingStatus: status, PlatformType: fa.Platform, Version: fa.Version}.normalize()
+	if err != nil {
+		return nil, fleetErr(fa.line, path, "%v", err)
+	}
+	return &a, nil
 }
 
 // checkPublicIP parses an instance's public_ip, if any. Public addresses

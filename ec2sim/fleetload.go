@@ -177,10 +177,15 @@ func (s *Server) apply(p regionPlan) {
 		for j, gi := range in.groups {
 			groups[j] = groupIDs[gi]
 		}
+		var agent *agentState
+		if in.agent != nil {
+			agent = &agentState{Agent: *in.agent, since: launched}
+		}
 		reg.instances[id] = &instance{
 			id: id, eniID: "eni-" + id[len("i-"):], vpcID: vid, subnetID: subnet, privateIP: addr, publicIP: in.publicIP,
 			groupIDs: groups, state: in.State, instanceType: in.Type, imageID: in.Image,
 			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags), hostKeys: in.hostKeys,
+			agent: agent,
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package ec2sim
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -54,4 +55,14 @@ func validID(id, prefix string) bool {
 // EC2 only ever issued with 17 digits.
 func validRuleID(id string) bool {
 	return validID(id, "sgr") && len(id) == len("sgr-")+17
+}
+
+// token returns n random bytes, base64-encoded: an opaque secret such as a
+// session's TokenValue.
+func (g *idGen) token(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(g.rng.Uint32())
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }

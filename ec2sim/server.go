@@ -49,6 +49,13 @@ type Options struct {
 	// then retried. It is called without any lock held, so it may call
 	// the server. nil means such runs fail.
 	Invoke func(targetARN string, input []byte) error
+	// DataChannel serves the WebSocket StreamUrl of sessions (path
+	// /v1/data-channel/{SessionId}); nil means StartSession still works
+	// but nothing answers the StreamUrl.
+	DataChannel DataChannel
+	// Dial connects a session's agent to a port on an instance; nil
+	// refuses every connection. See [Server.DialTarget].
+	Dial func(ctx context.Context, region, instanceID string, port int) (net.Conn, error)
 }
 
 // Server is an in-memory EC2 that speaks the Query API over HTTP. It is an
@@ -84,6 +91,15 @@ type Server struct {
 	// pushed are the keys sent with EC2 Instance Connect, by region and
 	// instance (see instanceconnect.go).
 	pushed map[string][]PushedKey
+	// sessions are Session Manager's sessions by ID, across regions (see
+	// ssm_sessions.go); secrets makes their IDs and tokens and the keys
+	// AssumeRole issues, apart from ids so that they do not shift the
+	// seeded resource IDs.
+	sessions map[string]*ssmSession
+	secrets  *idGen
+	// assumable restricts who may assume a role, by role ARN (see
+	// AllowAssume); a role not in it may be assumed by anyone.
+	assumable map[string][]string
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -105,6 +121,8 @@ func (s *Server) lock() {
 	s.calls = map[string]int{}
 	s.faultRand = newFaultRand(0)
 	s.eventIDs = newIDGen(s.opts.Seed ^ eventIDSalt)
+	s.secrets = newIDGen(s.opts.Seed ^ secretSalt)
+	s.sessions = map[string]*ssmSession{}
 	s.trailDelay = max(s.opts.CloudTrailDelay, 0)
 	s.ready = true
 }
@@ -234,9 +252,11 @@ type call struct {
 	params      params
 }
 
-// ServeHTTP answers EC2 Query API requests, STS's GetCallerIdentity,
-// CloudTrail's LookupEvents, EventBridge Scheduler's REST API, and the
-// simulator's own control endpoints under /_sim/.
+// ServeHTTP answers EC2 Query API requests, STS's GetCallerIdentity and
+// AssumeRole, CloudTrail's LookupEvents, EventBridge Scheduler's REST API,
+// Systems Manager's session actions, sessions' data channels (through
+// Options.DataChannel), and the simulator's own control endpoints under
+// /_sim/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, adminPrefix) {
 		if !s.serveSchedulerAdmin(w, r) {
@@ -244,8 +264,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, dataChannelPrefix) {
+		s.serveDataChannel(w, r)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if s.serveScheduler(w, r) || s.serveSTS(w, r) || s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
+	if s.serveScheduler(w, r) || s.serveSSM(w, r) || s.serveSTS(w, r) || s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
 		return
 	}
 	formErr := r.ParseForm()

@@ -82,7 +82,8 @@ type instance struct {
 	launchTime   time.Time
 	seq          int64
 	tags         map[string]string
-	hostKeys     []hostKey // what GetConsoleOutput shows; see consoleoutput.go
+	hostKeys     []hostKey   // what GetConsoleOutput shows; see consoleoutput.go
+	agent        *agentState // its SSM agent, nil when it has none; see ssm_agent.go
 }
 
 // Rule is a snapshot of one ingress rule, for tests and the admin endpoint.

@@ -35,10 +35,13 @@ const STSNamespace = "https://sts.amazonaws.com/doc/" + STSAPIVersion + "/"
 
 // STS error codes the simulator returns, spelled as STS spells them.
 const (
+	CodeAccessDenied               = "AccessDenied"
+	CodeExpiredToken               = "ExpiredToken"
 	CodeIncompleteSignature        = "IncompleteSignature"
 	CodeInvalidClientTokenID       = "InvalidClientTokenId"
 	CodeMissingAuthenticationToken = "MissingAuthenticationToken"
 	CodeSignatureDoesNotMatch      = "SignatureDoesNotMatch"
+	CodeSTSValidation              = "ValidationError"
 )
 
 // stsWindow is how far a request's X-Amz-Date may be from now. STS holds
@@ -63,6 +66,14 @@ type Identity struct {
 	// UserID is GetCallerIdentity's UserId; "" derives a stable one from
 	// the ARN (AIDA… for users, AROA…:SESSION for assumed roles).
 	UserID string
+	// SourceIdentity is the source identity set when the role was
+	// assumed; CloudTrail records it in the sessionContext of every call
+	// made with these credentials.
+	SourceIdentity string
+	// Expires, when set, is when temporary credentials stop working:
+	// requests signed with them from then on are refused with
+	// ExpiredToken, on Options.Now.
+	Expires time.Time
 }
 
 // AddIdentity lets id's access key call sts:GetCallerIdentity, replacing
@@ -103,21 +114,29 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) bool {
 	if !isSTS(r, body) {
 		return false
 	}
+	params, formErr := stsParams(r, body)
+	action := params.Get("Action")
 	s.lock()
 	requestID := s.ids.request()
-	s.calls["GetCallerIdentity"]++
+	s.calls[action]++
 	identities := s.identities
 	s.unlock()
 
-	out, aerr := s.getCallerIdentity(r, body, identities, requestID)
+	var out []byte
+	var aerr *apiError
+	if formErr != nil {
+		aerr = errf("MalformedQueryString", "The request body could not be parsed: %v", formErr)
+	} else {
+		out, aerr = s.stsAction(r, body, params, identities, requestID)
+	}
 	w.Header().Set("x-amzn-RequestId", requestID)
 	w.Header().Set("Content-Type", "text/xml")
 	if aerr != nil {
-		s.log().Debug("sts request", "request_id", requestID, "error", aerr.Code, "message", aerr.Message)
+		s.log().Debug("sts request", "action", action, "request_id", requestID, "error", aerr.Code, "message", aerr.Message)
 		w.WriteHeader(stsStatus(aerr.Code))
 		out = encodeSTSError(aerr, requestID)
 	} else {
-		s.log().Debug("sts request", "request_id", requestID)
+		s.log().Debug("sts request", "action", action, "request_id", requestID)
 	}
 	_, _ = w.Write(out)
 	return true
@@ -145,28 +164,37 @@ func scopeService(cred string) string {
 	return parts[3]
 }
 
-// getCallerIdentity authenticates r and renders its identity. identities
-// is a snapshot that AddIdentity never modifies, so it needs no lock.
-func (s *Server) getCallerIdentity(r *http.Request, body []byte, identities map[string]Identity, requestID string) ([]byte, *apiError) {
+// stsParams merges the query and, for a POST, the form in body.
+func stsParams(r *http.Request, body []byte) (url.Values, error) {
 	params := r.URL.Query()
 	if r.Method == http.MethodPost {
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return nil, errf("MalformedQueryString", "The request body could not be parsed: %v", err)
+			return params, err
 		}
 		for k, v := range form {
 			params[k] = append(params[k], v...)
 		}
 	}
+	return params, nil
+}
+
+// stsAction authenticates r and runs its action. identities is a snapshot
+// that AddIdentity never modifies, so it needs no lock.
+func (s *Server) stsAction(r *http.Request, body []byte, params url.Values, identities map[string]Identity, requestID string) ([]byte, *apiError) {
 	id, aerr := s.verifySigV4(r, body, identities, "sts")
 	if aerr != nil {
 		return nil, aerr
 	}
-	switch action := params.Get("Action"); {
+	action := params.Get("Action")
+	switch {
 	case action == "":
 		return nil, errf(CodeMissingAction, "The request must contain the parameter Action")
-	case action != "GetCallerIdentity" || params.Get("Version") != STSAPIVersion:
+	case params.Get("Version") != STSAPIVersion || action != "GetCallerIdentity" && action != "AssumeRole":
 		return nil, errf(CodeInvalidAction, "Could not find operation %s for version %s", action, params.Get("Version"))
+	case action == "AssumeRole":
+		region, _ := credentialScope(r)
+		return s.assumeRole(stsCall{region: region, requestID: requestID, sourceIP: clientIP(r), userAgent: r.UserAgent(), caller: id}, params)
 	}
 	type result struct {
 		Arn     string `xml:"Arn"`
@@ -202,6 +230,9 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, identities map[string
 	id, ok := identities[sig.accessKeyID]
 	if !ok || id.SessionToken != sig.sessionToken {
 		return Identity{}, errf(CodeInvalidClientTokenID, "The security token included in the request is invalid.")
+	}
+	if !id.Expires.IsZero() && !s.now().Before(id.Expires) {
+		return Identity{}, errf(CodeExpiredToken, "The security token included in the request is expired")
 	}
 	at, err := time.Parse(amzDateFormat, sig.amzDate)
 	if err != nil || at.Format("20060102") != sig.date {
@@ -396,7 +427,7 @@ func deriveUserID(arn string) string {
 // to authenticate, 400 for other mistakes.
 func stsStatus(code string) int {
 	switch code {
-	case CodeInvalidClientTokenID, CodeSignatureDoesNotMatch, CodeMissingAuthenticationToken, CodeIncompleteSignature:
+	case CodeInvalidClientTokenID, CodeSignatureDoesNotMatch, CodeMissingAuthenticationToken, CodeIncompleteSignature, CodeAccessDenied:
 		return http.StatusForbidden
 	}
 	return http.StatusBadRequest

@@ -4,7 +4,8 @@
 // Usage:
 //
 //	ec2sim [-listen 127.0.0.1:0] [-fleet FILE|none] [-rule-limit N] [-account ID]
-//	       [-identity KEY:SECRET:ARN]... [-fire-schedules] [-v]
+//	       [-identity KEY:SECRET:ARN]... [-ssm-forward INSTANCE_ID:PORT=HOST:PORT]...
+//	       [-fire-schedules] [-v]
 //
 // It prints its URL (http://127.0.0.1:PORT) as the first line of standard
 // output, then serves until SIGINT or SIGTERM. Without -fleet it loads the
@@ -19,6 +20,11 @@
 // -identity AKIDALICE:alice-secret:arn:aws:iam::123456789012:user/alice.
 // Keys not given are refused with InvalidClientTokenId, as STS refuses
 // them; EC2's actions accept any key.
+//
+// Each -ssm-forward (repeatable) says where a Session Manager session's
+// agent connects when it opens PORT on INSTANCE_ID, e.g. -ssm-forward
+// i-0a0b0c0d0e0f00001:22=127.0.0.1:2222 lets a local sshd stand in for
+// web-1's; connections to ports not forwarded are refused.
 //
 // Exit status is 2 for bad flags and 1 for any other failure.
 package main
@@ -82,6 +88,7 @@ type config struct {
 	fire       bool
 	verbose    bool
 	identities []ec2sim.Identity
+	forwards   map[string]string // INSTANCE_ID:PORT → HOST:PORT
 }
 
 // identityFlag collects -identity KEY:SECRET:ARN values, checking each.
@@ -127,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.ruleLimit, "rule-limit", 0, "inbound rules allowed per group and address family; 0 means 60, as in EC2")
 	fs.StringVar(&cfg.accountID, "account", "", "12-digit account `ID` that owns everything; empty means "+ec2sim.DefaultAccountID)
 	fs.Var(identityFlag{&cfg.identities}, "identity", "an identity for STS, `KEY:SECRET:ARN`: KEY may call sts:GetCallerIdentity, which names it ARN; repeat for several")
+	fs.Var(forwardFlag{&cfg.forwards}, "ssm-forward", "where a session's agent connects, `INSTANCE_ID:PORT=HOST:PORT`; repeat for several")
 	fs.BoolVar(&cfg.fire, "fire-schedules", false, "fire due EventBridge Scheduler schedules every second")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request to standard error")
 	if err := fs.Parse(args); err != nil {
@@ -193,7 +201,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sim := ec2sim.New(ec2sim.Options{RuleLimit: cfg.ruleLimit, AccountID: cfg.accountID, Logger: log})
+	sim := ec2sim.New(ec2sim.Options{
+		RuleLimit: cfg.ruleLimit, AccountID: cfg.accountID, Logger: log, Dial: forwardDialer(cfg.forwards),
+	})
 	if err := sim.LoadFleet(fleet); err != nil {
 		return fmt.Errorf("load fleet: %w", err)
 	}
