@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -470,5 +471,101 @@ func TestTerminateFlagEndsTheSession(t *testing.T) {
 		}
 	case <-time.After(bound):
 		t.Fatalf("the session was not ended within %s", bound)
+	}
+}
+
+// With an agent version before 3.0.196.0 the plugin forwards a port
+// without multiplexing: one connection at a time, a DisconnectToPort flag
+// when it closes, and the next connection a new one to the target.
+func TestPortForwardingBasic(t *testing.T) {
+	e := newEnv(t)
+	e.srv.agentVersion = "3.0.161.0"
+	echo, local := echoServer(t), freePort(t)
+	s := e.add(Session{Document: DocumentPortForwarding, Parameters: map[string][]string{
+		"portNumber": {fmt.Sprint(echo)}, "localPortNumber": {fmt.Sprint(local)},
+	}})
+	p := e.start(s, "")
+	p.waitOutput(regexp.MustCompile(`Port \d+ opened for sessionId`))
+	for i := range 2 {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", local))
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoes(t, c, fmt.Sprintf("connection %d\n", i))
+		_ = c.Close()
+	}
+	e.srv.Terminate(s.ID)
+	if err := p.wait(); err != nil {
+		t.Errorf("plugin exit: %v", err)
+	}
+	if d := e.sessions.dialed(); len(d) != 2 {
+		t.Errorf("dialled %q, want two connections", d)
+	}
+}
+
+// Close ends every channel: the plugins exit, and none of the package's
+// goroutines (nor smux's) outlive it.
+func TestCloseEndsEverything(t *testing.T) {
+	e := newEnv(t)
+	echo, local := echoServer(t), freePort(t)
+	fwd := e.add(Session{ID: "fwd", Document: DocumentPortForwarding, Parameters: map[string][]string{
+		"portNumber": {fmt.Sprint(echo)}, "localPortNumber": {fmt.Sprint(local)},
+	}})
+	ssh := e.add(Session{ID: "ssh", Document: DocumentSSH, Parameters: map[string][]string{"portNumber": {fmt.Sprint(echo)}}})
+	shell := e.add(Session{ID: "shell", Document: DocumentShell})
+	p1, p2, p3 := e.start(fwd, ""), e.start(ssh, ""), e.start(shell, "")
+	p1.waitOutput(portOpened)
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echoes(t, c, "open while closing\n")
+	if _, err := io.WriteString(p3.stdin, "echo $((6*7))ready\n"); err != nil {
+		t.Fatal(err)
+	}
+	p3.waitOutput(regexp.MustCompile(`(?m)^42ready\r?$`))
+	if _, err := io.WriteString(p2.stdin, "ping\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	p2.waitOutput(regexp.MustCompile(`ping\r\n`))
+
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*plugin{p1, p2, p3} {
+		if err := p.wait(); err != nil {
+			t.Errorf("plugin exit: %v", err)
+		}
+	}
+	// Goroutines end on their own after Close; there is no event to wait
+	// for, so look until the bound.
+	deadline := time.Now().Add(bound)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		var left []string
+		for _, g := range strings.Split(stacks, "\n\n") {
+			if (strings.Contains(g, "ec2sim/datachannel.") || strings.Contains(g, "xtaci/smux")) && !strings.Contains(g, "_test.go") {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines outlived Close:\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A closed server refuses new channels.
+	resp, err := http.Get(e.http.URL + PathPrefix + "fwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("after Close: %s", resp.Status)
 	}
 }
