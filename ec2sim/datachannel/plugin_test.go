@@ -439,8 +439,9 @@ func TestShell(t *testing.T) {
 	if _, err := io.WriteString(p.stdin, "echo $((40+2))hello\n"); err != nil {
 		t.Fatal(err)
 	}
-	// The terminal echoes the command line; only the shell writes 42hello.
-	p.waitOutput(regexp.MustCompile(`(?m)^42hello\r?$`))
+	// The terminal echoes the command line; only the shell writes 42hello,
+	// after a prompt when the echo came first.
+	p.waitOutput(regexp.MustCompile(`(?m)(^|\$ )42hello\r?$`))
 	if _, err := io.WriteString(p.stdin, "exit\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +525,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	if _, err := io.WriteString(p3.stdin, "echo $((6*7))ready\n"); err != nil {
 		t.Fatal(err)
 	}
-	p3.waitOutput(regexp.MustCompile(`(?m)^42ready\r?$`))
+	p3.waitOutput(regexp.MustCompile(`(?m)(^|\$ )42ready\r?$`))
 	if _, err := io.WriteString(p2.stdin, "ping\r\n"); err != nil {
 		t.Fatal(err)
 	}
