@@ -410,6 +410,7 @@ func TestCloudFormationPoliciesAreIampolicys(t *testing.T) {
 		LogGroupARN:        "arn:aws:logs:us-east-1:123456789012:log-group:ref(LogGroup)",
 		FunctionARN:        "arn:getatt:Function.Arn",
 		DeadLetterQueueARN: "arn:getatt:DeadLetterQueue.Arn",
+		SessionRoleARN:     "arn:aws:iam::123456789012:role/" + param("FunctionName") + "-session",
 	}
 	if param("ScheduleGroupName") != iampolicy.DefaultScheduleGroup {
 		t.Errorf("ScheduleGroupName defaults to %q, latch to %q", param("ScheduleGroupName"), iampolicy.DefaultScheduleGroup)
@@ -418,6 +419,11 @@ func TestCloudFormationPoliciesAreIampolicys(t *testing.T) {
 		"FunctionRole":  iampolicy.Lambda(opts),
 		"SchedulerRole": iampolicy.Scheduler(opts),
 		"SweepRole":     iampolicy.Sweeper(opts),
+		"SessionRole":   iampolicy.SessionRole(opts),
+	}
+	// Trust policies this package writes; the others are the services'.
+	trusts := map[string]iampolicy.Document{
+		"SessionRole": iampolicy.SessionRoleTrust("arn:getatt:FunctionRole.Arn"),
 	}
 	for name, r := range tpl.resources {
 		if r["Type"] != "AWS::IAM::Role" {
@@ -448,6 +454,21 @@ func TestCloudFormationPoliciesAreIampolicys(t *testing.T) {
 		}
 		if err := got.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+		if want, ok := trusts[name]; ok {
+			raw, err := json.Marshal(resolve(t, tpl, props["AssumeRolePolicyDocument"]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var trust iampolicy.Document
+			if err := json.Unmarshal(raw, &trust); err != nil {
+				t.Fatalf("%s trust: %v", name, err)
+			}
+			g, _ := json.MarshalIndent(trust, "", "  ")
+			w, _ := json.MarshalIndent(want, "", "  ")
+			if string(g) != string(w) {
+				t.Errorf("%s's trust policy differs from iampolicy's\n template:\n%s\n iampolicy:\n%s", name, g, w)
+			}
 		}
 		if !slices.Equal(iampolicy.Actions(got), iampolicy.Actions(want)) {
 			t.Errorf("%s allows %v; iampolicy: %v", name, iampolicy.Actions(got), iampolicy.Actions(want))

@@ -103,6 +103,7 @@ type Options struct {
 	FunctionARN        string // the Lambda function the sweep schedule invokes; default function:latch
 	DeadLetterQueueARN string // where Scheduler sends revocations it gave up on; "" for none
 	SessionRoleARN     string // the role the server assumes to start Session Manager sessions; default role/latch-session in Account
+	ServerRoleARN      string // the role latch runs as, which alone may assume the session role (see [SessionRoleTrust]); no default
 	// NoSSM leaves Session Manager out of the server's policy: no
 	// assuming the session role, no ending or listing sessions.
 	NoSSM bool
@@ -173,6 +174,9 @@ func (o Options) Validate() error {
 		{"function-arn", o.FunctionARN, "a function ARN like arn:aws:lambda:us-east-1:123456789012:function:latch", functionPattern.MatchString},
 		{"dead-letter-arn", o.DeadLetterQueueARN, "an SQS queue ARN like arn:aws:sqs:us-east-1:123456789012:latch-dead-letters", queuePattern.MatchString},
 		{"session-role-arn", o.SessionRoleARN, "an IAM role ARN like arn:aws:iam::123456789012:role/latch-session", roleARNPattern.MatchString},
+		{"server-role-arn", o.ServerRoleARN, "an IAM role ARN like arn:aws:iam::123456789012:role/latch-server", func(s string) bool {
+			return roleARNPattern.MatchString(s) && !strings.Contains(s, "*") // a trust policy's principal takes no wildcard
+		}},
 	}
 	for _, c := range checks {
 		if c.value != "" && !c.ok(c.value) {

@@ -25,6 +25,8 @@ func all(o iampolicy.Options) map[string]iampolicy.Document {
 		"lambda":    iampolicy.Lambda(o),
 		"scheduler": iampolicy.Scheduler(o),
 		"sweeper":   iampolicy.Sweeper(o),
+		"session":   iampolicy.SessionRole(o),
+		"trust":     iampolicy.SessionRoleTrust("arn:aws:iam::123456789012:role/latch-server"),
 	}
 }
 
@@ -34,6 +36,7 @@ var full = iampolicy.Options{
 	LogGroupARN:        "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/latch",
 	FunctionARN:        "arn:aws:lambda:eu-west-1:123456789012:function:latch",
 	DeadLetterQueueARN: "arn:aws:sqs:eu-west-1:123456789012:latch-dead-letters",
+	SessionRoleARN:     "arn:aws:iam::123456789012:role/latch-session-prod",
 }
 
 func TestDocumentsAreValid(t *testing.T) {
@@ -129,6 +132,7 @@ func TestOptionsValidate(t *testing.T) {
 		"log-group-arn":      {LogGroupARN: "/aws/lambda/latch"},
 		"function-arn":       {FunctionARN: "latch"},
 		"dead-letter-arn":    {DeadLetterQueueARN: "https://sqs.eu-west-1.amazonaws.com/123456789012/q"},
+		"session-role-arn":   {SessionRoleARN: "arn:aws:iam::123456789012:user/alice"},
 	}
 	for field, o := range bad {
 		err := o.Validate()
@@ -196,10 +200,19 @@ func TestLeastPrivilege(t *testing.T) {
 					s.Condition["StringEquals"]["iam:PassedToService"] != "scheduler.amazonaws.com" {
 					t.Errorf("%s: PassRole not limited to the scheduler role, passed to Scheduler", s.Sid)
 				}
+			case a == "sts:AssumeRole", a == "sts:SetSourceIdentity":
+				if !slices.Equal(s.Resource, []string{full.SessionRoleARN}) {
+					t.Errorf("%s: %s on %v, want only the session role", s.Sid, a, s.Resource)
+				}
+			case a == "ssm:TerminateSession":
+				if !slices.Equal(s.Resource, []string{"arn:aws:ssm:eu-west-1:123456789012:session/*"}) {
+					t.Errorf("%s: %s on %v, want only sessions", s.Sid, a, s.Resource)
+				}
+			case a == "ssm:DescribeSessions", a == "ssm:DescribeInstanceInformation":
 			default:
 				t.Errorf("%s: unexpected action %s", s.Sid, a)
 			}
-			if s.Resource[0] == "*" && !strings.HasPrefix(a, "ec2:Describe") {
+			if s.Resource[0] == "*" && !strings.HasPrefix(a, "ec2:Describe") && !strings.HasPrefix(a, "ssm:Describe") {
 				t.Errorf("%s: %s on every resource", s.Sid, a)
 			}
 		}
@@ -240,9 +253,17 @@ func TestActions(t *testing.T) {
 		"ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSecurityGroupRules",
 		"ec2:DescribeSecurityGroups", "ec2:GetConsoleOutput", "ec2:ModifySecurityGroupRules", "ec2:RevokeSecurityGroupIngress", "iam:PassRole",
 		"scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetScheduleGroup", "scheduler:UpdateSchedule",
+		"ssm:DescribeInstanceInformation", "ssm:DescribeSessions", "ssm:TerminateSession", "sts:AssumeRole", "sts:SetSourceIdentity",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+	got = iampolicy.Actions(iampolicy.Server(iampolicy.Options{NoSSM: true}))
+	if want := want[:len(want)-5]; !slices.Equal(got, want) {
+		t.Errorf("NoSSM: got %v\nwant %v", got, want)
+	}
+	if got := iampolicy.Actions(iampolicy.SessionRole(iampolicy.Options{})); !slices.Equal(got, []string{"ssm:StartSession"}) {
+		t.Errorf("session role: %v", got)
 	}
 }
 
@@ -302,7 +323,7 @@ func TestServerPolicyFile(t *testing.T) {
 var terraformVars = iampolicy.Options{
 	Partition: "${partition}", Account: "${account_id}", Region: "${region}", ScheduleGroup: "${schedule_group}",
 	SchedulerRoleARN: "${scheduler_role_arn}", LogGroupARN: "${log_group_arn}", FunctionARN: "${function_arn}",
-	DeadLetterQueueARN: "${dead_letter_arn}",
+	DeadLetterQueueARN: "${dead_letter_arn}", SessionRoleARN: "${session_role_arn}",
 }
 
 // TestTerraformPolicies keeps the Terraform module's policy templates equal
@@ -318,6 +339,9 @@ func TestTerraformPolicies(t *testing.T) {
 		"lambda":    iampolicy.Lambda(terraformVars),
 		"scheduler": iampolicy.Scheduler(terraformVars),
 		"sweeper":   iampolicy.Sweeper(terraformVars),
+		"session":   iampolicy.SessionRole(terraformVars),
+		// The trust policy of the session role: the function's role only.
+		"session-trust": iampolicy.SessionRoleTrust("${server_role_arn}"),
 	} {
 		file := "policies/" + name + ".json.tftpl"
 		text := indent(t, doc)
@@ -358,4 +382,106 @@ func templateVars(s string) []string {
 		s = after
 	}
 	return vars
+}
+
+// TestSessionRole pins what the session role exists for: it starts
+// sessions, only on instances tagged latch:managed=true and only with
+// latch's three documents, and does nothing else.
+func TestSessionRole(t *testing.T) {
+	doc := iampolicy.SessionRole(full)
+	var instances, documents []string
+	for _, s := range doc.Statement {
+		if !slices.Equal(s.Action, []string{"ssm:StartSession"}) || s.Effect != "Allow" {
+			t.Errorf("%s: %s %v; the session role only starts sessions", s.Sid, s.Effect, s.Action)
+		}
+		for _, r := range s.Resource {
+			switch {
+			case strings.HasPrefix(r, "arn:aws:ec2:"):
+				if len(s.Condition) != 1 || len(s.Condition["StringEquals"]) != 1 ||
+					s.Condition["StringEquals"]["ssm:resourceTag/"+latch.TagManaged] != "true" {
+					t.Errorf("%s: sessions on %s not confined to instances tagged %s=true: %v", s.Sid, r, latch.TagManaged, s.Condition)
+				}
+				instances = append(instances, r)
+			case strings.Contains(r, ":document/"):
+				documents = append(documents, r)
+			default:
+				t.Errorf("%s: StartSession on %s", s.Sid, r)
+			}
+		}
+	}
+	if !slices.Equal(instances, []string{"arn:aws:ec2:eu-west-1:123456789012:instance/*"}) {
+		t.Errorf("instances %v", instances)
+	}
+	// AWS's own documents have no account in their ARN; the shell's
+	// document is the account's.
+	want := []string{
+		"arn:aws:ssm:eu-west-1:123456789012:document/SSM-SessionManagerRunShell",
+		"arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSession",
+		"arn:aws:ssm:eu-west-1::document/AWS-StartSSHSession",
+	}
+	if !slices.Equal(documents, want) {
+		t.Errorf("documents %v\nwant %v", documents, want)
+	}
+	for _, s := range doc.Statement {
+		if slices.Contains(s.Resource, want[0]) && len(s.Condition) > 0 {
+			t.Errorf("%s: documents carry no tags, so a tag condition on them refuses every session", s.Sid)
+		}
+	}
+}
+
+// TestServerStartsNoSessions: the server holds no ssm:StartSession in any
+// form; it may only assume the session role, with a source identity.
+func TestServerStartsNoSessions(t *testing.T) {
+	for _, o := range []iampolicy.Options{{}, full, {NoSSM: true}} {
+		for name, doc := range map[string]iampolicy.Document{"server": iampolicy.Server(o), "lambda": iampolicy.Lambda(o)} {
+			for _, a := range iampolicy.Actions(doc) {
+				if a == "ssm:StartSession" || strings.HasSuffix(a, "*") || a == "ssm:ResumeSession" {
+					t.Errorf("%s %+v allows %s", name, o, a)
+				}
+			}
+		}
+	}
+	if b, _ := json.Marshal(iampolicy.Server(iampolicy.Options{NoSSM: true})); strings.Contains(string(b), "ssm:") || strings.Contains(string(b), "sts:") {
+		t.Errorf("NoSSM server policy: %s", b)
+	}
+	if b, _ := json.Marshal(iampolicy.Server(iampolicy.Options{})); !strings.Contains(string(b), `"arn:aws:iam::*:role/latch-session"`) {
+		t.Errorf("the default session role is not role/latch-session: %s", b)
+	}
+}
+
+// TestSessionRoleTrust: only the server's role may assume the session
+// role, and only with a source identity set.
+func TestSessionRoleTrust(t *testing.T) {
+	server := "arn:aws:iam::123456789012:role/latch-server"
+	doc := iampolicy.SessionRoleTrust(server)
+	if len(doc.Statement) != 1 {
+		t.Fatalf("%d statements", len(doc.Statement))
+	}
+	s := doc.Statement[0]
+	if s.Effect != "Allow" || len(s.Principal) != 1 || !slices.Equal(s.Principal["AWS"], []string{server}) {
+		t.Errorf("principal %v: want only the server's role", s.Principal)
+	}
+	if !slices.Equal(s.Action, []string{"sts:AssumeRole", "sts:SetSourceIdentity"}) || len(s.Resource) != 0 {
+		t.Errorf("action %v resource %v", s.Action, s.Resource)
+	}
+	if len(s.Condition) != 1 || len(s.Condition["Null"]) != 1 || s.Condition["Null"]["sts:SourceIdentity"] != "false" {
+		t.Errorf("condition %v: want a source identity required", s.Condition)
+	}
+	b, _ := json.Marshal(doc)
+	want := `{"Version":"2012-10-17","Statement":[{"Sid":"OnlyTheServerAsARequester","Effect":"Allow",` +
+		`"Principal":{"AWS":["arn:aws:iam::123456789012:role/latch-server"]},"Action":["sts:AssumeRole","sts:SetSourceIdentity"],` +
+		`"Condition":{"Null":{"sts:SourceIdentity":"false"}}}]}`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+	var back iampolicy.Document
+	if err := json.Unmarshal([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"`+server+`"},"Action":"sts:AssumeRole"}]}`), &back); err != nil ||
+		!slices.Equal(back.Statement[0].Principal["AWS"], []string{server}) {
+		t.Errorf("a single-string principal read as %+v (%v)", back, err)
+	}
+	bad := iampolicy.SessionRoleTrust(server)
+	bad.Statement[0].Resource = []string{"*"}
+	if bad.Validate() == nil {
+		t.Error("a trust statement with a Resource validated")
+	}
 }

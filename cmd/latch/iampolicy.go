@@ -20,6 +20,8 @@ var iamPolicies = []struct {
 	{"lambda", iampolicy.Lambda},
 	{"scheduler", iampolicy.Scheduler},
 	{"sweeper", iampolicy.Sweeper},
+	{"session-role", iampolicy.SessionRole},
+	{"session-role-trust", func(o iampolicy.Options) iampolicy.Document { return iampolicy.SessionRoleTrust(o.ServerRoleARN) }},
 }
 
 func iamPolicyNames() string {
@@ -34,9 +36,10 @@ func (a *app) iamPolicyCommand() *cobra.Command {
 	var (
 		which string
 		opts  iampolicy.Options
+		ssm   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "iam-policy --for server|lambda|scheduler|sweeper",
+		Use:   "iam-policy --for server|lambda|scheduler|sweeper|session-role|session-role-trust",
 		Short: "Print the least-privilege IAM policy a latch role needs",
 		Long: `Print, as an IAM policy document, exactly what one of latch's roles may do:
 
@@ -51,6 +54,18 @@ func (a *app) iamPolicyCommand() *cobra.Command {
   scheduler  the role EventBridge Scheduler assumes to revoke a rule at its
              expiry: RevokeSecurityGroupIngress in managed groups, nothing else
   sweeper    the role the sweep schedule uses to invoke the function
+  session-role
+             the role the server assumes, as the requester, to start Session
+             Manager sessions: ssm:StartSession only on instances tagged
+             latch:managed=true and only with latch's three documents
+  session-role-trust
+             that role's trust policy: only --server-role-arn may assume it,
+             and only with a source identity (the requester) set
+
+The server's policy includes Session Manager (assume the session role, end
+sessions, read sessions and agents) unless --ssm=false; it never holds
+ssm:StartSession, and neither do requesters: latch starts sessions with
+the session role (--session-role-arn, default role/latch-session).
 
 Without --account and --region the policy applies in every account and
 region; name them to narrow it. The scheduler role, schedule group and
@@ -62,7 +77,10 @@ cloudtrail:LookupEvents.`,
 		Example: `  latch iam-policy --for server
   latch iam-policy --for server --account 123456789012 --region eu-west-1 \
     --scheduler-role-arn arn:aws:iam::123456789012:role/latch-scheduler > latch-server.json
-  latch iam-policy --for scheduler --dead-letter-arn arn:aws:sqs:eu-west-1:123456789012:latch-dead-letters`,
+  latch iam-policy --for scheduler --dead-letter-arn arn:aws:sqs:eu-west-1:123456789012:latch-dead-letters
+  latch iam-policy --for session-role --account 123456789012
+  latch iam-policy --for session-role-trust --server-role-arn arn:aws:iam::123456789012:role/latch-server
+  latch iam-policy --for server --ssm=false`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if which == "" {
@@ -77,6 +95,10 @@ cloudtrail:LookupEvents.`,
 			if build == nil {
 				return latch.Invalidf("for", "%q is not one of latch's roles; want %s", which, iamPolicyNames())
 			}
+			if which == "session-role-trust" && opts.ServerRoleARN == "" {
+				return latch.Invalidf("server-role-arn", "--for session-role-trust needs --server-role-arn, the role latch runs as")
+			}
+			opts.NoSSM = !ssm
 			if opts.SchedulerRoleARN == "" {
 				opts.SchedulerRoleARN = a.backstop.RoleARN
 			}
@@ -111,6 +133,9 @@ cloudtrail:LookupEvents.`,
 	f.StringVar(&opts.LogGroupARN, "log-group-arn", "", "for lambda: the function's log group (default /aws/lambda/latch)")
 	f.StringVar(&opts.FunctionARN, "function-arn", "", "for sweeper: the function to invoke (default function:latch)")
 	f.StringVar(&opts.DeadLetterQueueARN, "dead-letter-arn", "", "for scheduler: the SQS queue for revocations that never ran (default --backstop-dlq-arn, else none)")
+	f.BoolVar(&ssm, "ssm", true, "for server and lambda: include Session Manager (assume the session role, end and read sessions)")
+	f.StringVar(&opts.SessionRoleARN, "session-role-arn", "", "for server and lambda: the role latch starts Session Manager sessions as (default role/latch-session in --account)")
+	f.StringVar(&opts.ServerRoleARN, "server-role-arn", "", "for session-role-trust: the role latch runs as, the only one that may assume the session role")
 	a.addFlags(cmd, backstopFlags) // the defaults of --scheduler-role-arn, --schedule-group, --dead-letter-arn
 	return cmd
 }

@@ -46,6 +46,7 @@ var iamAction = regexp.MustCompile(`^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$`)
 func TestIAMPolicyPrintsValidPolicies(t *testing.T) {
 	builds := map[string]func(iampolicy.Options) iampolicy.Document{
 		"server": iampolicy.Server, "lambda": iampolicy.Lambda, "scheduler": iampolicy.Scheduler, "sweeper": iampolicy.Sweeper,
+		"session-role": iampolicy.SessionRole,
 	}
 	for name, build := range builds {
 		code, stdout, stderr := runIAMPolicy(t, nil, "--for", name)
@@ -134,12 +135,15 @@ func TestIAMPolicyRefusesBadInput(t *testing.T) {
 		args []string
 		want []string // in stderr
 	}{
-		{nil, []string{"for: --for is required", "server, lambda, scheduler or sweeper"}},
-		{[]string{"--for", "admin"}, []string{`for: "admin" is not one of latch's roles`, "server, lambda, scheduler or sweeper"}},
+		{nil, []string{"for: --for is required", "server, lambda, scheduler, sweeper, session-role or session-role-trust"}},
+		{[]string{"--for", "admin"}, []string{`for: "admin" is not one of latch's roles`, "server, lambda, scheduler, sweeper, session-role or session-role-trust"}},
 		{[]string{"--for", "server", "--account", "1234"}, []string{`account: "1234" is not valid`, "12-digit"}},
 		{[]string{"--for", "server", "--region", "us-east-1,eu-west-1"}, []string{"region:", "like us-east-1"}},
 		{[]string{"--for", "server", "--scheduler-role-arn", "latch-scheduler"}, []string{"scheduler-role-arn:"}},
 		{[]string{"--for", "server", "--frobnicate"}, []string{"unknown flag: --frobnicate"}},
+		{[]string{"--for", "session-role-trust"}, []string{"server-role-arn: --for session-role-trust needs --server-role-arn"}},
+		{[]string{"--for", "session-role-trust", "--server-role-arn", "arn:aws:iam::*:role/latch"}, []string{"server-role-arn:"}},
+		{[]string{"--for", "server", "--session-role-arn", "latch-session"}, []string{"session-role-arn:"}},
 		{[]string{"--for", "server", "extra"}, []string{"unknown command"}},
 	}
 	for _, c := range cases {
@@ -178,4 +182,26 @@ func exitFor(err error) int {
 		return exitOK
 	}
 	return exitCode(err)
+}
+
+// TestIAMPolicySessionManager: the server's Session Manager statements are
+// on by default and off with --ssm=false; the session role and its trust
+// print as package iampolicy writes them.
+func TestIAMPolicySessionManager(t *testing.T) {
+	code, stdout, stderr := runIAMPolicy(t, nil, "--for", "server", "--account", "123456789012",
+		"--session-role-arn", "arn:aws:iam::123456789012:role/sessions")
+	if code != exitOK || !strings.Contains(stdout, `"arn:aws:iam::123456789012:role/sessions"`) ||
+		!strings.Contains(stdout, `"ssm:TerminateSession"`) || strings.Contains(stdout, "ssm:StartSession") {
+		t.Errorf("server: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runIAMPolicy(t, nil, "--for", "server", "--ssm=false")
+	if code != exitOK || strings.Contains(stdout, "ssm:") || strings.Contains(stdout, "sts:") {
+		t.Errorf("--ssm=false: exit %d\n%s%s", code, stdout, stderr)
+	}
+	server := "arn:aws:iam::123456789012:role/latch-server"
+	code, stdout, stderr = runIAMPolicy(t, nil, "--for", "session-role-trust", "--server-role-arn", server)
+	want, _ := json.MarshalIndent(iampolicy.SessionRoleTrust(server), "", "  ")
+	if code != exitOK || stdout != string(want)+"\n" {
+		t.Errorf("session-role-trust: exit %d\n%s%s\nwant\n%s", code, stdout, stderr, want)
+	}
 }

@@ -63,6 +63,7 @@ resource "aws_iam_role_policy" "function" {
     schedule_group     = aws_scheduler_schedule_group.latch.name
     scheduler_role_arn = aws_iam_role.scheduler.arn
     log_group_arn      = aws_cloudwatch_log_group.function.arn
+    session_role_arn   = aws_iam_role.session.arn
   })
 }
 
@@ -86,6 +87,7 @@ resource "aws_lambda_function" "latch" {
       LATCH_BACKSTOP_ROLE_ARN = aws_iam_role.scheduler.arn
       LATCH_BACKSTOP_GROUP    = aws_scheduler_schedule_group.latch.name
       LATCH_BACKSTOP_DLQ_ARN  = aws_sqs_queue.dead_letters.arn
+      LATCH_SSM_SESSION_ROLE  = aws_iam_role.session.arn
       LATCH_LOG_FORMAT        = "json"
     }, var.policy_file == null ? {} : { LATCH_POLICY = var.policy_file })
   }
@@ -97,6 +99,31 @@ resource "aws_lambda_function_url" "latch" {
   count              = var.policy_file == null ? 0 : 1
   function_name      = aws_lambda_function.latch.function_name
   authorization_type = "AWS_IAM"
+}
+
+# --- Session Manager ----------------------------------------------------------
+
+# Assumed by the function as the requester (RoleSessionName and
+# SourceIdentity) to start a Session Manager session, and good for nothing
+# else: only on instances tagged latch:managed=true, only with latch's three
+# documents. Requesters hold no ssm:StartSession of their own.
+resource "aws_iam_role" "session" {
+  name_prefix = "${var.function_name}-session-"
+  description = "latch Session Manager sessions, assumed as the requester (iampolicy.SessionRole)"
+  tags        = var.tags
+  assume_role_policy = templatefile("${path.module}/policies/session-trust.json.tftpl", {
+    server_role_arn = aws_iam_role.function.arn
+  })
+}
+
+resource "aws_iam_role_policy" "session" {
+  name = "latch-session"
+  role = aws_iam_role.session.id
+  policy = templatefile("${path.module}/policies/session.json.tftpl", {
+    partition  = local.partition
+    region     = local.region
+    account_id = local.account_id
+  })
 }
 
 # --- backstop schedules -----------------------------------------------------

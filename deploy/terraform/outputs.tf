@@ -12,6 +12,11 @@ output "scheduler_role_arn" {
   value       = aws_iam_role.scheduler.arn
 }
 
+output "session_role_arn" {
+  description = "The role latch assumes, as the requester, to start Session Manager sessions (latch --ssm-session-role)."
+  value       = aws_iam_role.session.arn
+}
+
 output "schedule_group_name" {
   value = aws_scheduler_schedule_group.latch.name
 }
