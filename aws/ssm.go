@@ -17,12 +17,18 @@ import (
 	"github.com/latchdev/latch"
 )
 
-// ssmAPI is the part of the Systems Manager client latch calls.
+// ssmAPI is the part of the Systems Manager client the server calls with
+// its own credentials.
 type ssmAPI interface {
-	StartSession(context.Context, *ssm.StartSessionInput, ...func(*ssm.Options)) (*ssm.StartSessionOutput, error)
 	TerminateSession(context.Context, *ssm.TerminateSessionInput, ...func(*ssm.Options)) (*ssm.TerminateSessionOutput, error)
 	DescribeSessions(context.Context, *ssm.DescribeSessionsInput, ...func(*ssm.Options)) (*ssm.DescribeSessionsOutput, error)
 	DescribeInstanceInformation(context.Context, *ssm.DescribeInstanceInformationInput, ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error)
+}
+
+// sessionAPI is the call made with the session role's credentials, as the
+// requester: never with the server's (the IAM test checks this).
+type sessionAPI interface {
+	StartSession(context.Context, *ssm.StartSessionInput, ...func(*ssm.Options)) (*ssm.StartSessionOutput, error)
 }
 
 // assumeAPI is the part of the STS client latch calls to act as a requester.
@@ -42,7 +48,7 @@ type SessionManager struct {
 	sts     assumeAPI
 	roleARN string
 	// asRole builds the Systems Manager client for the role session.
-	asRole func(creds aws.CredentialsProvider) ssmAPI
+	asRole func(creds aws.CredentialsProvider) sessionAPI
 }
 
 var _ latch.SessionManager = (*SessionManager)(nil)
@@ -57,7 +63,7 @@ const roleSessionLife = 15 * time.Minute
 func NewSessionManager(cfg aws.Config, roleARN string) *SessionManager {
 	return &SessionManager{
 		cfg: cfg, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), roleARN: roleARN,
-		asRole: func(creds aws.CredentialsProvider) ssmAPI {
+		asRole: func(creds aws.CredentialsProvider) sessionAPI {
 			return ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Credentials = creds })
 		},
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/latchdev/latch/ec2sim/datachannel"
 )
 
 // DefaultRuleLimit is EC2's default quota of inbound rules per security
@@ -100,6 +102,9 @@ type Server struct {
 	// assumable restricts who may assume a role, by role ARN (see
 	// AllowAssume); a role not in it may be assumed by anyone.
 	assumable map[string][]string
+	// channel is the data channel when Options.DataChannel is nil.
+	channel     *datachannel.Server
+	channelOnce sync.Once
 }
 
 var _ http.Handler = (*Server)(nil)

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"slices"
+
+	"github.com/latchdev/latch/ec2sim/datachannel"
 )
 
 // dataChannelPrefix is the path of sessions' StreamUrls, as on
@@ -43,13 +45,33 @@ type ChannelSession struct {
 	Parameters map[string][]string
 }
 
-// serveDataChannel hands a StreamUrl request to Options.DataChannel.
-func (s *Server) serveDataChannel(w http.ResponseWriter, r *http.Request) {
-	if s.opts.DataChannel == nil {
-		http.Error(w, "ec2sim: no data channel is configured (Options.DataChannel)", http.StatusNotFound)
-		return
+// dataChannel is Options.DataChannel, or else the simulator's own agent
+// (package datachannel), made on first use.
+func (s *Server) dataChannel() DataChannel {
+	if s.opts.DataChannel != nil {
+		return s.opts.DataChannel
 	}
-	s.opts.DataChannel.ServeHTTP(w, r)
+	s.channelOnce.Do(func() { s.channel = datachannel.New(channelSessions{s}, s.log()) })
+	return s.channel
+}
+
+// serveDataChannel hands a StreamUrl request to the data channel.
+func (s *Server) serveDataChannel(w http.ResponseWriter, r *http.Request) {
+	s.dataChannel().ServeHTTP(w, r)
+}
+
+// channelSessions is the server as the datachannel package sees it.
+type channelSessions struct{ s *Server }
+
+func (c channelSessions) LookupSession(id string) (datachannel.Session, bool) {
+	ss, ok := c.s.LookupSession(id)
+	return datachannel.Session(ss), ok
+}
+
+func (c channelSessions) EndSession(id string) { c.s.EndSession(id) }
+
+func (c channelSessions) DialTarget(ctx context.Context, region, instanceID string, port int) (net.Conn, error) {
+	return c.s.DialTarget(ctx, region, instanceID, port)
 }
 
 // LookupSession returns an active session by ID, for the data channel to

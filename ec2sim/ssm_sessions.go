@@ -266,8 +266,8 @@ func (s *Server) terminateSession(c *ssmCall, in sessionIDInput) (sessionOutput,
 	}
 	s.recordSSM(c, map[string]any{"sessionId": id}, map[string]any{"sessionId": id}, nil, nil)
 	s.unlock()
-	if ended && s.opts.DataChannel != nil {
-		s.opts.DataChannel.Terminate(id)
+	if ended {
+		s.dataChannel().Terminate(id)
 	}
 	return sessionOutput{SessionID: id}, nil
 }

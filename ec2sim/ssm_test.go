@@ -576,8 +576,10 @@ func TestSSM_DataChannelSeam(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("without a DataChannel, status = %d, want 404", resp.StatusCode)
+	// Without Options.DataChannel the simulator's own agent answers; a
+	// plain GET is no WebSocket handshake.
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("without a DataChannel, a plain GET: status = %d, want 400 from the built-in data channel", resp.StatusCode)
 	}
 	if bare.LoadFleet(ec2sim.DemoFleet()) != nil {
 		t.Fatal("LoadFleet failed")

@@ -55,6 +55,7 @@ const sessionRole = "session-role"
 // the credentials before them.
 var callRoles = map[string]string{
 	"aws/ssm.go:startAsRequester": sessionRole,
+	"aws/ssm.go:sessionAPI":       sessionRole,
 }
 
 // stsProviders are credential providers that call STS themselves: using
@@ -459,6 +460,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
+
+type sessionAPI interface {
+	StartSession(context.Context, *ssm.StartSessionInput, ...func(*ssm.Options)) (*ssm.StartSessionOutput, error)
+}
 
 func (m *SessionManager) startAsRequester() {
 	creds := stscreds.NewAssumeRoleProvider(m.sts, m.roleARN)
