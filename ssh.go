@@ -45,6 +45,10 @@ type SSHCertRequest struct {
 	// AllowWideSource allows a SourceAddress wider than one address, or none
 	// at all (the zero Prefix): a certificate usable from anywhere.
 	AllowWideSource bool
+	// AlsoFrom are more single addresses the certificate is valid from,
+	// besides SourceAddress: a Session Manager login reaches sshd from the
+	// instance's own loopback, IPv4 or IPv6.
+	AlsoFrom []netip.Prefix
 	// Skew moves ValidAfter back, to allow for a server clock behind ours.
 	// Zero means the CA's default.
 	Skew time.Duration
@@ -86,11 +90,18 @@ func GrantCertRequest(g Grant, instance InstanceID, logins []string) (SSHCertReq
 		}
 		principals[i] = SSHPrincipal(l, instance)
 	}
-	return SSHCertRequest{
+	req := SSHCertRequest{
 		KeyID:      fmt.Sprintf("grant=%s;requester=%s", g.ID, g.Requester),
 		Principals: principals, ValidAfter: g.CreatedAt, ValidBefore: g.ExpiresAt,
 		SourceAddress: g.Source, AllowWideSource: !g.Source.IsSingleIP(),
-	}, nil
+	}
+	if g.Access == AccessSSM {
+		// Session Manager's agent connects to sshd from the instance
+		// itself; nothing else may use the certificate.
+		req.SourceAddress, req.AllowWideSource = netip.MustParsePrefix("127.0.0.1/32"), false
+		req.AlsoFrom = []netip.Prefix{netip.MustParsePrefix("::1/128")}
+	}
+	return req, nil
 }
 
 // SSHCertifier signs SSH user certificates. Keys and certificates are in

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/latchdev/latch"
@@ -262,7 +263,14 @@ func (ca *CA) Sign(pub ssh.PublicKey, c CertRequest) (*ssh.Certificate, error) {
 		if !src.IsSingleIP() && !c.AllowWideSource {
 			return nil, latch.Invalidf("source_address", "%s is wider than one address", c.SourceAddress)
 		}
-		critical["source-address"] = src.String()
+		from := []string{src.String()}
+		for _, p := range c.AlsoFrom {
+			if !p.IsValid() || !p.IsSingleIP() {
+				return nil, latch.Invalidf("source_address", "%s is not a single address", p)
+			}
+			from = append(from, p.String())
+		}
+		critical["source-address"] = strings.Join(from, ",")
 	}
 
 	serial, err := randomSerial()
