@@ -83,8 +83,20 @@ func ParseSSMSessionID(s string) (SSMSessionID, error) {
 // and +=,.@_-. Other characters become '-'; a name cut to fit keeps a
 // hash of the whole, so two long names never collide.
 func RoleSessionName(requester string) string {
+	// An IAM principal's ARN is named by its path and name
+	// (assumed-role/dev/alice reads dev-alice), the rest being the same
+	// for every principal of the account.
+	short := requester
+	if strings.HasPrefix(short, "arn:") {
+		if i := strings.LastIndex(short, ":"); i >= 0 {
+			short = short[i+1:]
+		}
+		for _, kind := range []string{"assumed-role/", "user/", "role/", "federated-user/"} {
+			short = strings.TrimPrefix(short, kind)
+		}
+	}
 	var b strings.Builder
-	for _, r := range requester {
+	for _, r := range short {
 		switch {
 		case r < 128 && (r == '+' || r == '=' || r == ',' || r == '.' || r == '@' || r == '_' || r == '-' ||
 			'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'):

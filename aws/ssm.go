@@ -232,3 +232,12 @@ func translateSSM(op string, err error) error {
 }
 
 func asAPIError(err error) (smithy.APIError, bool) { return errors.AsType[smithy.APIError](err) }
+
+// CheckRoleARN checks that arn names one IAM role
+// (arn:aws:iam::123456789012:role/NAME), as AssumeRole needs.
+func CheckRoleARN(arn string) error {
+	if assumedRolePrefix(arn) == "" || strings.ContainsAny(arn, "* ") {
+		return latch.Invalidf("role", "%q is not an IAM role ARN; want arn:aws:iam::123456789012:role/latch-session", arn)
+	}
+	return nil
+}

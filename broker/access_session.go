@@ -27,11 +27,6 @@ func (a *Access) decideSession(ctx context.Context, who latch.Identity, in Reque
 	if err != nil {
 		return decided{}, err
 	}
-	// Refused here too (Broker.Grant checks again when it opens), so that
-	// a request that could never start a session is not recorded.
-	if err := a.b.CheckSessionTarget(ctx, region, in2.ID); err != nil {
-		return decided{}, err
-	}
 	target := latch.Target{Region: region, InstanceID: in2.ID, Tags: in2.Tags}
 	var countErr error
 	d := a.policy.Policy().Decide(policy.Query{
@@ -45,6 +40,14 @@ func (a *Access) decideSession(ctx context.Context, who latch.Identity, in Reque
 	})
 	if countErr != nil { // fail closed: an unknown count must not pass max_active
 		return decided{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+	}
+	if d.Outcome != policy.Denied {
+		// Refused here too (Broker.Grant checks again when it opens), so
+		// that a request that could never start a session is not
+		// recorded, and waits for no approval.
+		if err := a.b.CheckSessionTarget(ctx, region, in2.ID); err != nil {
+			return decided{}, err
+		}
 	}
 	return decided{target: target, d: d}, nil
 }

@@ -105,6 +105,7 @@ type Server struct {
 	// channel is the data channel when Options.DataChannel is nil.
 	channel     *datachannel.Server
 	channelOnce sync.Once
+	dial        func(ctx context.Context, region, instanceID string, port int) (net.Conn, error) // SetDial's; nil means Options.Dial
 }
 
 var _ http.Handler = (*Server)(nil)

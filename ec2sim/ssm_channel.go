@@ -116,14 +116,28 @@ func (s *Server) DialTarget(ctx context.Context, region, instanceID string, port
 	if err != nil {
 		return nil, fmt.Errorf("ec2sim: dial %s:%d: %w", instanceID, port, err)
 	}
-	if s.opts.Dial == nil {
+	s.lock()
+	dial := s.dial
+	if dial == nil {
+		dial = s.opts.Dial
+	}
+	s.unlock()
+	if dial == nil {
 		return nil, fmt.Errorf("ec2sim: dial %s:%d: %w", instanceID, port, errNoDial)
 	}
-	conn, err := s.opts.Dial(ctx, region, instanceID, port)
+	conn, err := dial(ctx, region, instanceID, port)
 	if err != nil {
 		return nil, fmt.Errorf("ec2sim: dial %s:%d: %w", instanceID, port, err)
 	}
 	return conn, nil
+}
+
+// SetDial replaces Options.Dial: how sessions' agents reach instances'
+// ports. Tests that start the target after the simulator set it here.
+func (s *Server) SetDial(dial func(ctx context.Context, region, instanceID string, port int) (net.Conn, error)) {
+	s.lock()
+	defer s.unlock()
+	s.dial = dial
 }
 
 var errNoDial = errors.New("the simulator has no Options.Dial, so it refuses every connection")

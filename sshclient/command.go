@@ -62,6 +62,9 @@ type Command struct {
 	// Strict refuses any host key but those known: set it when
 	// KnownHosts holds the instance's keys as EC2 shows them (PinHostKeys).
 	Strict bool
+	// ProxyCommand, if set, is how ssh reaches the instance: Session
+	// Manager's plugin, with no port open to the network.
+	ProxyCommand string
 	// Args are the user's arguments: options, then optionally a command.
 	Args []string
 }
@@ -82,6 +85,9 @@ func (c Command) Argv() []string {
 	if c.Address != "" {
 		// Host keys are remembered by instance: EC2 reuses addresses.
 		argv = append(argv, "-o", "HostName="+c.Address, "-o", "HostKeyAlias="+string(c.Instance))
+	}
+	if c.ProxyCommand != "" {
+		argv = append(argv, "-o", "ProxyCommand="+c.ProxyCommand)
 	}
 	if c.Strict {
 		// The keys came from EC2, not the network: any other key is an impostor.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -23,7 +24,8 @@ const (
 	killAfter = 5 * time.Second
 )
 
-// Session is one run of the ssh client in the foreground.
+// Session is one run of the ssh client (or the Session Manager plugin)
+// in the foreground.
 type Session struct {
 	Argv  []string  // the command line, e.g. Command.Argv
 	Until time.Time // when access ends: the user is warned 5 minutes before, and the session closed then
@@ -32,6 +34,9 @@ type Session struct {
 	// Stdout and Stderr are ssh's; latch's notices go to Stderr too.
 	Stdout, Stderr io.Writer
 	Log            *slog.Logger // nil discards
+	// Env, if not nil, is the command's whole environment; nil means
+	// latch's own.
+	Env []string
 }
 
 // Run runs ssh until it exits, ctx ends (it is sent SIGTERM) or access
@@ -41,16 +46,17 @@ type Session struct {
 // it; the error is for ssh that could not be run.
 func (s Session) Run(ctx context.Context) (int, error) {
 	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+	cmd.Env = s.Env
 	stderr := s.Stderr
 	if _, ok := stderr.(*os.File); !ok {
 		stderr = &lockedWriter{w: stderr} // ssh's copier and latch's notices write to it at once
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, stderr
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start ssh: %w", err)
+		return 0, fmt.Errorf("start %s: %w", filepath.Base(s.Argv[0]), err)
 	}
 	if s.Log != nil {
-		s.Log.Debug("ssh started", "argv", s.Argv)
+		s.Log.Debug("started", "argv", s.Argv)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

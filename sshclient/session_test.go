@@ -128,8 +128,8 @@ func TestSessionRun(t *testing.T) {
 
 	t.Run("NoSSH", func(t *testing.T) {
 		s := sshclient.Session{Argv: []string{filepath.Join(t.TempDir(), "none")}, Clock: mock.NewClock(start)}
-		if _, err := s.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "start ssh") {
-			t.Errorf("Run = %v; want start ssh failed", err)
+		if _, err := s.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "start none") {
+			t.Errorf("Run = %v; want start none failed, naming the program", err)
 		}
 	})
 }

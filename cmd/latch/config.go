@@ -45,6 +45,7 @@ type app struct {
 	serverID   string // the server's ID in AWS proofs; "" means the server URL
 	serverCA   string // a CA file to trust for the server's certificate
 	auditKey   string // ed25519 private key file that signs audit entries
+	ssmRole    string // the Session Manager session role; "" leaves Session Manager off
 	backstop   latchaws.BackstopOptions
 
 	clock latch.Clock
@@ -83,11 +84,12 @@ var (
 	serverFlags   = flagGroup{"Server", []string{"server", "auth", "server-id", "server-ca"}}
 	backstopFlags = flagGroup{"Backstop", []string{"backstop-role-arn", "backstop-group", "backstop-dlq-arn"}}
 	auditKeyFlags = flagGroup{"Audit signing", []string{"audit-key"}}
+	ssmFlags      = flagGroup{"Session Manager", []string{"ssm-session-role"}}
 )
 
-// brokerFlags are what a.broker reads: the AWS connection, the backstop
-// and the audit signing key.
-var brokerFlags = []flagGroup{awsFlags, backstopFlags, auditKeyFlags}
+// brokerFlags are what a.broker reads: the AWS connection, the backstop,
+// the audit signing key and Session Manager.
+var brokerFlags = []flagGroup{awsFlags, backstopFlags, auditKeyFlags, ssmFlags}
 
 // groupAnnotationKey marks a shared flag with its group's title, for help.
 const groupAnnotationKey = "latch:flag-group"
@@ -130,6 +132,8 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 		f.StringVar(&a.backstop.DeadLetterARN, "backstop-dlq-arn", "", "an SQS queue for backstop runs that never succeeded")
 	case "audit-key":
 		f.StringVar(&a.auditKey, "audit-key", "", "ed25519 private key (PEM) that signs audit entries this process writes ('latch audit keygen')")
+	case "ssm-session-role":
+		f.StringVar(&a.ssmRole, "ssm-session-role", "", "IAM role ARN Session Manager sessions are started under, as each requester ('latch iam-policy --for session-role'); set, it turns on Session Manager access and its sweep")
 	default:
 		panic("latch: no shared flag --" + name)
 	}
@@ -388,7 +392,30 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 		}
 		opts.Backstop = latchaws.NewBackstop(cfgs, a.backstop)
 	}
+	if opts.Sessions, err = a.sessionManagers(ctx, regions); err != nil {
+		return nil, err
+	}
 	return broker.New(store, fws, groups, opts), nil
+}
+
+// sessionManagers connects Session Manager in each region when
+// --ssm-session-role is set; nil otherwise.
+func (a *app) sessionManagers(ctx context.Context, regions []string) (map[string]latch.SessionManager, error) {
+	if a.ssmRole == "" {
+		return nil, nil
+	}
+	if err := latchaws.CheckRoleARN(a.ssmRole); err != nil {
+		return nil, latch.Invalidf("ssm-session-role", "%s", latch.ErrorMessage(err))
+	}
+	out := map[string]latch.SessionManager{}
+	for _, region := range regions {
+		cfg, err := a.awsConfig(ctx, region)
+		if err != nil {
+			return nil, err
+		}
+		out[region] = latchaws.NewSessionManager(cfg, a.ssmRole)
+	}
+	return out, nil
 }
 
 // auditSigner signs audit entries with --audit-key; nil when none is set.

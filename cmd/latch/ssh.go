@@ -19,12 +19,13 @@ import (
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
 	"github.com/latchdev/latch/sshclient"
+	"github.com/latchdev/latch/ssmclient"
 )
 
 type sshOptions struct {
-	dur, reason, login, method, ip, sshPath, knownHosts, port string
-	direct, private, breakGlass                               bool
-	ca                                                        sshCAOptions
+	dur, reason, login, method, ip, sshPath, knownHosts, port, via, plugin string
+	direct, private, breakGlass                                            bool
+	ca                                                                     sshCAOptions
 }
 
 func (a *app) sshCommand() *cobra.Command {
@@ -49,13 +50,20 @@ client, in one step:
      first key it sees, as usual;
   4. revoke access as soon as ssh exits, or close the session at expiry.
 
+With --via ssm no port is opened at all: the server starts a Session
+Manager session (AWS-StartSSHSession) under a role session named for you,
+and ssh reaches sshd through AWS's session-manager-plugin as its
+ProxyCommand. The certificate is then valid from the instance's own
+loopback only, where Session Manager's agent connects from.
+
 Your keys, agent and ~/.ssh/known_hosts are read, never written. latch
 exits with ssh's exit status. Arguments after -- go to ssh: options, then
 optionally a command.`,
 		Example: `  latch ssh web-1 --reason "deploy 1.4"
   latch ssh ec2-user@i-0a0b0c0d0e0f00001 --for 15m --reason INC-7 -- -L 5432:localhost:5432
   latch ssh web-1 --reason "check logs" -- journalctl -u app --since -1h
-  latch ssh --direct --ssh-ca-key ~/.latch/ca web-1 --reason "lab"`,
+  latch ssh --direct --ssh-ca-key ~/.latch/ca web-1 --reason "lab"
+  latch ssh web-1 --via ssm --reason "no port 22 at all" -- uptime`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dash := cmd.ArgsLenAtDash(); (dash == -1 && len(args) > 1) || dash > 1 {
@@ -76,6 +84,8 @@ optionally a command.`,
 	f.StringVar(&o.ip, "ip", "auto", "with --direct: the address to open for, or auto to detect your public address")
 	f.StringVar(&o.sshPath, "ssh", "ssh", "the OpenSSH client to run")
 	f.StringVar(&o.knownHosts, "known-hosts", "", "latch's known_hosts file (default $XDG_CONFIG_HOME/latch/known_hosts)")
+	f.StringVar(&o.via, "via", "network", "how ssh reaches the instance: network (a rule opened for your address) or ssm (Session Manager: no port opened)")
+	f.StringVar(&o.plugin, "plugin", "", "with --via ssm: the session-manager-plugin to run (default: the one on your PATH)")
 	o.ca.flags(cmd)
 	a.addFlags(cmd, append([]flagGroup{serverFlags, dbFlags}, brokerFlags...)...)
 	return cmd
@@ -96,22 +106,16 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 	}
 	defer k.Remove()
 	var s sshAccess
-	if o.direct {
+	switch {
+	case o.via == "ssm":
+		s, err = a.sshViaSSM(ctx, &t, k, o)
+	case o.direct:
 		s, err = a.sshDirect(ctx, &t, k, o)
-	} else {
+	default:
 		s, err = a.sshViaServer(ctx, &t, k, o)
 	}
 	if s.end != nil {
-		defer func() {
-			switch err := s.end(context.WithoutCancel(ctx)); {
-			case err == nil:
-				fmt.Fprintf(a.stderr, "latch: revoked %s.\n", s.grant)
-			case latch.ErrorCode(err) == latch.ECONFLICT:
-				fmt.Fprintf(a.stderr, "latch: %s had already ended.\n", s.grant)
-			default:
-				fmt.Fprintf(a.stderr, "latch: revoke %s: %s\n'latch run' or a sweep revokes it at expiry.\n", s.grant, latch.ErrorMessage(err))
-			}
-		}()
+		defer a.endHeld(ctx, s.grant, s.end)
 	}
 	if err == nil {
 		err = a.pinSessionHostKeys(&t, o.knownHosts)
@@ -121,8 +125,13 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 	}
 	fmt.Fprintf(a.stderr, "latch: %s open as %s until %s (grant %s, %s).\n", target, t.login, latch.FormatExpiry(s.until), s.grant, s.method)
 	argv := sshclient.Command{SSH: o.sshPath, Dest: t.dest, Login: t.login, Port: t.port, Key: k, Certificate: s.method == latch.SSHCertificate,
-		KnownHosts: o.knownHosts, Config: cfg, Address: t.address, Instance: t.instance, Strict: t.pinned, Args: userArgs}.Argv()
-	code, err := sshclient.Session{Argv: argv, Until: s.until, Clock: a.clock,
+		KnownHosts: o.knownHosts, Config: cfg, Address: t.address, Instance: t.instance, Strict: t.pinned, Args: userArgs,
+		ProxyCommand: s.proxyCommand}.Argv()
+	var env []string
+	if s.env != nil {
+		env = ssmclient.Environ(s.env)
+	}
+	code, err := sshclient.Session{Argv: argv, Env: env, Until: s.until, Clock: a.clock,
 		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, Log: a.log}.Run(ctx)
 	if err != nil || code == 0 {
 		return err
@@ -160,6 +169,16 @@ func (a *app) sshPlan(ctx context.Context, target string, userArgs []string, o *
 	}
 	if !o.direct && (o.method != "" || o.ip != "auto" || len(o.ca.keys) > 0) {
 		return t, nil, latch.Invalidf("direct", "--method, --ip and --ssh-ca-key apply with --direct only; the server decides them otherwise")
+	}
+	switch {
+	case o.via != "network" && o.via != "ssm":
+		return t, nil, latch.Invalidf("via", "--via %q: want network (a rule opened for your address) or ssm (Session Manager)", o.via)
+	case o.via == "ssm" && o.direct:
+		return t, nil, latch.Invalidf("via", "--via ssm needs a server: only the server may start Session Manager sessions; drop --direct")
+	case o.via != "ssm" && o.plugin != "":
+		return t, nil, latch.Invalidf("plugin", "--plugin applies with --via ssm only")
+	case o.via == "ssm" && o.private:
+		return t, nil, latch.Invalidf("private", "--private chooses an address; --via ssm uses none")
 	}
 	cfg, err := sshclient.ReadConfig(ctx, o.sshPath, t.dest, userArgs)
 	if err != nil {
@@ -253,6 +272,46 @@ type sshAccess struct {
 	method latch.SSHMethod
 	until  time.Time                       // when the grant ends
 	end    func(ctx context.Context) error // revokes the grant; nil until there is one
+	// proxyCommand and env, with --via ssm: ssh's ProxyCommand and the
+	// environment entries it needs (the session's token).
+	proxyCommand string
+	env          []string
+}
+
+// sshViaSSM asks the server for Session Manager access to sshd, a
+// credential for k, and a session, which ssh reaches through the plugin.
+func (a *app) sshViaSSM(ctx context.Context, t *sshTarget, k *sshclient.Key, o sshOptions) (sshAccess, error) {
+	var s sshAccess
+	plugin, err := ssmclient.FindPlugin(o.plugin)
+	if err != nil {
+		return s, err
+	}
+	c, held, err := a.askSession(ctx, latchhttp.RequestBody{Target: t.dest, Document: string(latch.DocSSH), Port: strconv.Itoa(t.port),
+		Duration: o.dur, Reason: o.reason, BreakGlass: o.breakGlass})
+	s.grant, s.end, s.until = held.grant, held.end, held.until
+	if err != nil {
+		return s, err
+	}
+	l, err := c.SSHLogin(ctx, held.grant, latchhttp.SSHBody{PublicKey: string(k.Public), Login: t.login})
+	if err != nil {
+		return s, err
+	}
+	if l.Certificate != "" {
+		if err := k.WriteCert([]byte(l.Certificate)); err != nil {
+			return s, err
+		}
+	}
+	s.method, t.login, t.hostKeys = l.Method, l.Login, l.HostKeys
+	if err := held.start(ctx, c, 0); err != nil {
+		return s, err
+	}
+	// ssh connects to no address: HostName is the instance, whose host
+	// keys are pinned under its ID as with any latch login.
+	t.instance = held.session.Target
+	t.address = string(held.session.Target)
+	s.proxyCommand, s.env, err = held.session.ProxyCommand(plugin)
+	fmt.Fprintf(a.stderr, "latch: Session Manager session %s for ssh to %s.\n", held.session.SessionID, t.instance)
+	return s, err
 }
 
 // sshViaServer asks the server for access and a credential for k.
