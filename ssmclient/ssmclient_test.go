@@ -13,7 +13,7 @@ import (
 
 var session = ssmclient.Session{SessionID: "alice@example.com-0123456789abcdef0", TokenValue: "s3cret-token",
 	StreamURL: "wss://ssmmessages.us-east-1.amazonaws.com/v1/data-channel/alice@example.com-0123456789abcdef0?role=publish_subscribe",
-	Region: "us-east-1", Target: "i-0123456789abcdef0", DocumentName: "AWS-StartSSHSession", Parameters: map[string][]string{"portNumber": {"22"}}}
+	Region:    "us-east-1", Target: "i-0123456789abcdef0", DocumentName: "AWS-StartSSHSession", Parameters: map[string][]string{"portNumber": {"22"}}}
 
 // The token never reaches a command line, which every user of the
 // machine can read in ps; the plugin reads it from its environment.
