@@ -126,14 +126,23 @@ func (s *Server) lock() {
 	s.regions = map[string]*region{}
 	s.calls = map[string]int{}
 	s.faultRand = newFaultRand(0)
-	s.eventIDs = newIDGen(s.opts.Seed ^ eventIDSalt)
-	s.secrets = newIDGen(s.opts.Seed ^ secretSalt)
+	s.eventIDs = newIDGen(salted(s.opts.Seed, eventIDSalt))
+	s.secrets = newIDGen(salted(s.opts.Seed, secretSalt))
 	s.sessions = map[string]*ssmSession{}
 	s.trailDelay = max(s.opts.CloudTrailDelay, 0)
 	s.ready = true
 }
 
 func (s *Server) unlock() { s.mu.Unlock() }
+
+// salted is seed for a generator of its own, or 0 (random) when seed is:
+// unseeded tokens and keys must not be the same in every simulator.
+func salted(seed, salt int64) int64 {
+	if seed == 0 {
+		return 0
+	}
+	return seed ^ salt
+}
 
 func (s *Server) ruleLimit() int {
 	if s.opts.RuleLimit > 0 {
