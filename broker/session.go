@@ -259,10 +259,10 @@ func SweepSessions(ctx context.Context, sms []latch.SessionManager, regions []st
 	return reports, errors.Join(errs...)
 }
 
-// sweepSessions is the daemon's session sweep: SweepSessions over the
+// SweepSessions is the daemon's session sweep: [SweepSessions] over the
 // configured regions, with the store saying which grants have ended, and
 // each termination recorded against the grant.
-func (b *Broker) sweepSessions(ctx context.Context) ([]SessionSweepReport, error) {
+func (b *Broker) SweepSessions(ctx context.Context) ([]SessionSweepReport, error) {
 	regions := slices.Sorted(maps.Keys(b.opts.Sessions))
 	sms := make([]latch.SessionManager, len(regions))
 	for i, r := range regions {

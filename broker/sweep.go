@@ -99,11 +99,12 @@ func ruleEvidence(ctx context.Context, log *slog.Logger, msg string, r latch.Rul
 // recording the outcome. Every region is tried before errors are returned.
 func (b *Broker) Sweep(ctx context.Context) error {
 	_, err := b.sweepAll(ctx)
-	_, sessErr := b.sweepSessions(ctx)
+	_, sessErr := b.SweepSessions(ctx)
 	return errors.Join(err, sessErr)
 }
 
-// SweepOnce is one pass of what the revoker daemon does, for a one-shot
+// SweepOnce is one pass of what the revoker daemon does (its Session
+// Manager part is SweepSessions), for a one-shot
 // sweep with a store (`latch sweep --db`): it sweeps every region as Sweep
 // does, reporting each expired rule, then expires every grant the store has
 // due, as the daemon's timer would, so that grants whose rules are already
@@ -111,9 +112,8 @@ func (b *Broker) Sweep(ctx context.Context) error {
 // those.
 func (b *Broker) SweepOnce(ctx context.Context) (reports []SweepReport, expired int, err error) {
 	reports, err = b.sweepAll(ctx)
-	_, sessErr := b.sweepSessions(ctx)
 	expired, dueErr := b.expireDue(ctx)
-	return reports, expired, errors.Join(err, sessErr, dueErr)
+	return reports, expired, errors.Join(err, dueErr)
 }
 
 func (b *Broker) sweepAll(ctx context.Context) ([]SweepReport, error) {

@@ -2,7 +2,9 @@
 // three kinds of event:
 //
 //   - a sweep ({"latch":"sweep"}, from the rate(1 minute) schedule, or any
-//     EventBridge scheduled event): revoke every expired latch rule;
+//     EventBridge scheduled event): revoke every expired latch rule, and
+//     terminate every Session Manager session latch started whose grant
+//     has expired;
 //   - a direct invoke with the recipe's configuration
 //     ({"security_group_id", "allowed_ip", "duration", "port"} in the
 //     event, or the SECURITY_GROUP_ID, ALLOWED_IP and DURATION environment
@@ -21,7 +23,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,11 +66,14 @@ type Handler struct {
 	Broker    *broker.Broker
 	Access    *broker.Access // nil: function URL requests are refused
 	Firewalls []latch.Firewall
-	Region    string
-	Recipe    Recipe
-	Limits    Limits // for direct invokes
-	Clock     latch.Clock
-	Log       *slog.Logger
+	// Sessions are Session Manager, by region, when Session Manager access
+	// is on: the sweep ends overdue sessions too.
+	Sessions map[string]latch.SessionManager
+	Region   string
+	Recipe   Recipe
+	Limits   Limits // for direct invokes
+	Clock    latch.Clock
+	Log      *slog.Logger
 }
 
 // event is the union of the shapes the handler tells apart.
@@ -110,7 +117,12 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, err
 type SweepResult struct {
 	Rules   int      `json:"rules"`
 	Revoked []string `json:"revoked"`
-	Errors  []string `json:"errors,omitempty"`
+	// Sessions counts the active Session Manager sessions latch started,
+	// and Terminated the overdue ones ended; both are absent when Session
+	// Manager access is off.
+	Sessions   *int     `json:"sessions,omitempty"`
+	Terminated []string `json:"sessions_terminated,omitempty"`
+	Errors     []string `json:"errors,omitempty"`
 }
 
 func (h *Handler) sweep(ctx context.Context) (SweepResult, error) {
@@ -127,7 +139,36 @@ func (h *Handler) sweep(ctx context.Context) (SweepResult, error) {
 	if err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
+	if len(h.Sessions) > 0 {
+		sessErr := h.sweepSessions(ctx, &res)
+		if sessErr != nil {
+			res.Errors = append(res.Errors, sessErr.Error())
+		}
+		err = errors.Join(err, sessErr)
+	}
 	return res, err
+}
+
+// sweepSessions ends overdue sessions from AWS alone, as the rules are.
+func (h *Handler) sweepSessions(ctx context.Context, res *SweepResult) error {
+	regions := slices.Sorted(maps.Keys(h.Sessions))
+	sms := make([]latch.SessionManager, len(regions))
+	for i, r := range regions {
+		sms[i] = h.Sessions[r]
+	}
+	reports, err := broker.SweepSessions(ctx, sms, regions, h.Clock.Now(), false, nil, h.Log)
+	n := 0
+	res.Terminated = []string{}
+	for _, rep := range reports {
+		n += rep.Sessions
+		for _, s := range rep.Swept {
+			if s.Terminated {
+				res.Terminated = append(res.Terminated, string(s.Session.ID))
+			}
+		}
+	}
+	res.Sessions = &n
+	return err
 }
 
 // GrantResult is what a direct grant returns.

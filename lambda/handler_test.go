@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/ec2sim"
 	at "github.com/latchdev/latch/internal/accesstest"
 	"github.com/latchdev/latch/lambda"
 )
@@ -127,5 +129,42 @@ func TestFunctionURL(t *testing.T) {
 	rules := f.Rules(f.Fleet.WebGroup)
 	if len(rules) != 1 || rules[0].CIDR != "198.51.100.4/32" || !strings.Contains(rules[0].Tags[latch.TagRequester], "assumed-role/dev/alice") {
 		t.Fatalf("rules = %+v", rules)
+	}
+}
+
+// The Lambda's sweep ends overdue Session Manager sessions too, from AWS
+// alone: revocation of a session does not depend on the server that
+// started it.
+func TestSweepEventTerminatesOverdueSessions(t *testing.T) {
+	h, f := newHandler(t)
+	sim := f.Env.RequireSim(t, "needs an SSM agent on an instance, which only the simulator's fleet gives")
+	if err := sim.SetAgent("us-east-1", f.Fleet.Web1, ec2sim.Agent{PingStatus: ec2sim.PingOnline}); err != nil {
+		t.Fatal(err)
+	}
+	f.Env.Identity(t, "AKIDLATCHTEST", "secret", "arn:aws:iam::123456789012:user/latch-server")
+	sm := latchaws.NewSessionManager(f.Env.Config(), "arn:aws:iam::123456789012:role/latch-session")
+	h.Sessions = map[string]latch.SessionManager{"us-east-1": sm}
+	due, cur := at.Start.Add(time.Minute), at.Start.Add(time.Hour)
+	var ids []latch.SSMSessionID
+	for _, exp := range []time.Time{due, cur} {
+		s, err := sm.Start(t.Context(), latch.SessionStart{Grant: latch.NewGrantID(), Target: latch.InstanceID(f.Fleet.Web1),
+			Document: latch.DocShell, Requester: "alice@example.com", Expires: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.SessionID)
+	}
+	f.Clock.Set(due)
+	out, err := invoke(t, h, `{"latch":"sweep"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := out.(lambda.SweepResult)
+	if res.Sessions == nil || *res.Sessions != 2 || len(res.Terminated) != 1 || res.Terminated[0] != string(ids[0]) {
+		t.Fatalf("sweep = %+v; want 2 sessions seen and %s terminated", res, ids[0])
+	}
+	live, err := sm.Sessions(t.Context())
+	if err != nil || len(live) != 1 || live[0].ID != ids[1] {
+		t.Errorf("active after the sweep: %+v, %v; want only %s", live, err, ids[1])
 	}
 }

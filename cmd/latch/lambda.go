@@ -100,6 +100,9 @@ func (a *app) lambdaHandler(ctx context.Context, policyFile string, limits lambd
 	}
 	h := &lambda.Handler{Broker: b, Firewalls: fws, Region: a.regions[0], Limits: limits, Clock: a.clock, Log: a.log.With("component", "lambda"),
 		Recipe: lambda.Recipe{SecurityGroupID: a.getenv("SECURITY_GROUP_ID"), AllowedIP: a.getenv("ALLOWED_IP"), Duration: a.getenv("DURATION")}}
+	if h.Sessions, err = a.sessionManagers(ctx, a.regions); err != nil {
+		return nil, err
+	}
 	if policyFile != "" {
 		p, err := policy.Load(policyFile)
 		if err != nil {

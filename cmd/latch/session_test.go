@@ -385,3 +385,42 @@ func TestSessionSweptAfterServerDeathAndLostDatabase(t *testing.T) {
 		t.Errorf("latch session: exit %d, %s; want it to report that its (dead) server could not end the grant", r.code, r.stderr)
 	}
 }
+
+// latch sweep ends overdue Session Manager sessions once, with no server
+// running and a database that knows nothing of them (a lost one): AWS's
+// record, the session's reason, is enough. --dry-run only reports.
+func TestSweepCommandEndsOverdueSessions(t *testing.T) {
+	w := startSSMWorld(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	w.setClock(t, now)
+	local := freePort(t)
+	done := make(chan result, 1)
+	go func() {
+		done <- w.latchFrozen(t, now, "session", "box-1", "--document", "port-forward", "--port", "7",
+			"--local-port", strconv.Itoa(local), "--plugin", w.plugin)
+	}()
+	waitFor(t, "the session", func() bool { return connected(w.sessions()) }, w.server.output)
+	w.server.kill(t)
+	w.setClock(t, now.Add(31*time.Minute))
+
+	w.vars["LATCH_DB"] = filepath.Join(t.TempDir(), "new.db")
+	dry := w.latch(t, "sweep", "--dry-run", "--json", "--ssm-session-role", sessionRole)
+	out := decode[sweepJSON](t, dry.stdout)
+	if dry.code != 0 || len(out.Sessions) != 1 || out.Sessions[0].Terminated || out.Sessions[0].InstanceID != boxInstance {
+		t.Fatalf("sweep --dry-run: exit %d %+v %s; want the overdue session reported, not terminated", dry.code, out, dry.stderr)
+	}
+	if !connected(w.sessions()) {
+		t.Fatal("a dry run terminated the session")
+	}
+	r := w.latch(t, "sweep", "--ssm-session-role", sessionRole)
+	if r.code != 0 || !strings.Contains(r.stdout, "terminated Session Manager session "+w.sessions()[0].ID) {
+		t.Fatalf("sweep: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if s := w.sessions()[0]; s.Status != "Terminated" {
+		t.Errorf("session %s after the sweep", s.Status)
+	}
+	<-done
+	if again := w.latch(t, "sweep", "--ssm-session-role", sessionRole); !strings.Contains(again.stdout, "Nothing expired.") {
+		t.Errorf("a second sweep found more: %s", again.stdout)
+	}
+}

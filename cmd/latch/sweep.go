@@ -27,7 +27,12 @@ expired.
 With a grant database (--db or LATCH_DB, or the default one if it exists)
 it also records what it did there, as 'latch run' does: grants on revoked
 rules are expired, with history and audit entries, and grants already due
-whose rules are gone are expired too. Without one it needs and makes none.`,
+whose rules are gone are expired too. Without one it needs and makes none.
+
+With --ssm-session-role (Session Manager access on), it also terminates
+every active Session Manager session latch started whose grant has
+expired: DescribeSessions lists them, and each session's reason names its
+grant and expiry, so this too needs no database.`,
 		Example: `  latch sweep --dry-run
   latch sweep --region us-east-1,eu-west-1 --json
   latch sweep --db ~/.local/state/latch/latch.db`,
@@ -45,6 +50,21 @@ type sweepJSON struct {
 	DryRun  bool        `json:"dry_run"`
 	Swept   []sweptJSON `json:"swept"`
 	Expired int         `json:"recorded_expired"`
+	// Sessions are the overdue Session Manager sessions found; absent
+	// when Session Manager access is off.
+	Sessions []sessionSweptJSON `json:"sessions,omitempty"`
+}
+
+// sessionSweptJSON is one overdue Session Manager session.
+type sessionSweptJSON struct {
+	Region     string             `json:"region"`
+	SessionID  latch.SSMSessionID `json:"session_id"`
+	InstanceID latch.InstanceID   `json:"instance_id"`
+	GrantID    latch.GrantID      `json:"grant_id,omitempty"`
+	Owner      string             `json:"owner"`
+	ExpiresAt  string             `json:"expires_at,omitempty"` // "" when its reason named none
+	Terminated bool               `json:"terminated"`
+	Error      string             `json:"error,omitempty"`
 }
 
 type sweptJSON struct {
@@ -121,6 +141,7 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 			sweepErr = tagErr
 		}
 	}
+	sessions, sessErr := a.sweepSessions(ctx, store, dryRun)
 	out := []sweptJSON{}
 	for _, rep := range reports {
 		for _, s := range rep.Swept {
@@ -135,13 +156,76 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 		}
 	}
 	if asJSON {
-		if err := writeJSON(a.stdout, sweepJSON{DryRun: dryRun, Swept: out, Expired: expired}); err != nil {
+		if err := writeJSON(a.stdout, sweepJSON{DryRun: dryRun, Swept: out, Expired: expired, Sessions: sessions}); err != nil {
 			return err
 		}
 	} else {
 		a.printSweep(reports, out, dryRun, expired)
+		a.printSessionSweep(sessions, dryRun)
+		if len(out) == 0 && expired == 0 && len(sessions) == 0 {
+			fmt.Fprintln(a.stdout, "Nothing expired.")
+		}
 	}
-	return errors.Join(sweepErr, storeErr)
+	return errors.Join(sweepErr, storeErr, sessErr)
+}
+
+// sweepSessions ends overdue Session Manager sessions when Session
+// Manager access is on: through the broker with a database (recording
+// what ends), else from AWS alone. nil when it is off.
+func (a *app) sweepSessions(ctx context.Context, store latch.Store, dryRun bool) ([]sessionSweptJSON, error) {
+	if a.ssmRole == "" {
+		return nil, nil
+	}
+	var reports []broker.SessionSweepReport
+	var err error
+	if store != nil && !dryRun {
+		b, berr := a.broker(ctx, store, a.regions, 0)
+		if berr != nil {
+			return nil, berr
+		}
+		reports, err = b.SweepSessions(ctx)
+	} else {
+		sms, serr := a.sessionManagers(ctx, a.regions)
+		if serr != nil {
+			return nil, serr
+		}
+		list := make([]latch.SessionManager, len(a.regions))
+		for i, r := range a.regions {
+			list[i] = sms[r]
+		}
+		reports, err = broker.SweepSessions(ctx, list, a.regions, a.clock.Now(), dryRun, nil, a.log.With("component", "sweep"))
+	}
+	out := []sessionSweptJSON{}
+	for _, rep := range reports {
+		for _, s := range rep.Swept {
+			j := sessionSweptJSON{Region: rep.Region, SessionID: s.Session.ID, InstanceID: s.Session.Target, GrantID: s.Session.GrantID,
+				Owner: s.Session.Owner, Terminated: s.Terminated, Error: errString(s.Err)}
+			if !s.Session.Expires.IsZero() {
+				j.ExpiresAt = latch.FormatExpiry(s.Session.Expires)
+			}
+			out = append(out, j)
+		}
+	}
+	return out, err
+}
+
+func (a *app) printSessionSweep(sessions []sessionSweptJSON, dryRun bool) {
+	verb := "terminated"
+	if dryRun {
+		verb = "would terminate"
+	}
+	for _, s := range sessions {
+		status := verb
+		if s.Error != "" {
+			status = "FAILED: " + esc(s.Error)
+		}
+		expired := s.ExpiresAt
+		if expired == "" {
+			expired = "unknown: its reason names no expiry"
+		}
+		// Reasons and owners come from AWS, where others may write them.
+		fmt.Fprintf(a.stdout, "  %s Session Manager session %s on %s (grant %s, expired %s)\n", status, esc(string(s.SessionID)), esc(string(s.InstanceID)), esc(string(s.GrantID)), esc(expired))
+	}
 }
 
 // mergeSweeps adds to first the rules the second pass revoked, region by
@@ -186,9 +270,6 @@ func (a *app) printSweep(reports []broker.SweepReport, swept []sweptJSON, dryRun
 	}
 	if expired > 0 {
 		fmt.Fprintf(a.stdout, "%d more grant(s) past their expiry recorded as expired.\n", expired)
-	}
-	if len(swept) == 0 && expired == 0 {
-		fmt.Fprintln(a.stdout, "Nothing expired.")
 	}
 }
 
