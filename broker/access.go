@@ -364,18 +364,27 @@ func (a *Access) now() time.Time { return a.clock.Now().UTC().Truncate(time.Seco
 // about themselves; only admins may ask about someone else, whose groups
 // they then state.
 func (a *Access) Explain(ctx context.Context, who latch.Identity, as *latch.Identity, region, target string) ([]policy.Explanation, error) {
-	subject := who
-	if as != nil && !a.same(*as, who) && !latch.UserIs(who, a.personOf(who), as.Subject) {
-		if !a.IsAdmin(who) {
-			return nil, latch.Errorf(latch.EFORBIDDEN, "only admins may explain policy for someone else")
-		}
-		subject = *as
+	subject, err := a.explainSubject(who, as)
+	if err != nil {
+		return nil, err
 	}
 	t, err := a.resolve(ctx, region, target)
 	if err != nil {
 		return nil, err
 	}
 	return a.policy.Policy().Explain(subject, t), nil
+}
+
+// explainSubject is whom an explanation is about: who, or as, whom only
+// admins may ask about.
+func (a *Access) explainSubject(who latch.Identity, as *latch.Identity) (latch.Identity, error) {
+	if as != nil && !a.same(*as, who) && !latch.UserIs(who, a.personOf(who), as.Subject) {
+		if !a.IsAdmin(who) {
+			return latch.Identity{}, latch.Errorf(latch.EFORBIDDEN, "only admins may explain policy for someone else")
+		}
+		return *as, nil
+	}
+	return who, nil
 }
 
 // audit appends to the audit log; see Broker.audit.

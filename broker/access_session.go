@@ -8,6 +8,44 @@ import (
 	"github.com/latchdev/latch/policy"
 )
 
+// ExplainSession is Explain for a Session Manager session with doc (to
+// port on the instance, for documents that reach one): the target must
+// be an instance, and needs no managed security group.
+func (a *Access) ExplainSession(ctx context.Context, who latch.Identity, as *latch.Identity, region, target string, doc latch.SSMDocument, port int) ([]policy.Explanation, error) {
+	subject, err := a.explainSubject(who, as)
+	if err != nil {
+		return nil, err
+	}
+	t, err := a.sessionTarget(ctx, region, target)
+	if err != nil {
+		return nil, err
+	}
+	return a.policy.Policy().ExplainSession(subject, t, doc, port), nil
+}
+
+// sessionTarget resolves an instance for Session Manager access: by ID or
+// Name tag, in a served region, with no managed group needed.
+func (a *Access) sessionTarget(ctx context.Context, region, target string) (latch.Target, error) {
+	if region == "" {
+		region = a.opts.DefaultRegion
+	}
+	inv, ok := a.inv[region]
+	if !ok {
+		return latch.Target{}, latch.Invalidf("region", "region %q is not served here", region)
+	}
+	return SessionTarget(ctx, inv, region, target)
+}
+
+// SessionTarget resolves an instance ID or Name tag to the Target of a
+// Session Manager request: the instance, with no security group.
+func SessionTarget(ctx context.Context, inv latch.Inventory, region, target string) (latch.Target, error) {
+	in, err := FindInstance(ctx, inv, target)
+	if err != nil {
+		return latch.Target{}, err
+	}
+	return latch.Target{Region: region, InstanceID: in.ID, Tags: in.Tags}, nil
+}
+
 // decideSession is decide for Session Manager access: the target is an
 // instance (tagged latch:managed=true, with its agent online), and there
 // is no source address to check.
@@ -15,19 +53,10 @@ func (a *Access) decideSession(ctx context.Context, who latch.Identity, in Reque
 	if in.Asked.IsValid() {
 		return decided{}, latch.Invalidf("source", "Session Manager access opens no port to an address; give no source")
 	}
-	region := in.Region
-	if region == "" {
-		region = a.opts.DefaultRegion
-	}
-	inv, ok := a.inv[region]
-	if !ok {
-		return decided{}, latch.Invalidf("region", "region %q is not served here", region)
-	}
-	in2, err := FindInstance(ctx, inv, in.Target)
+	target, err := a.sessionTarget(ctx, in.Region, in.Target)
 	if err != nil {
 		return decided{}, err
 	}
-	target := latch.Target{Region: region, InstanceID: in2.ID, Tags: in2.Tags}
 	var countErr error
 	d := a.policy.Policy().Decide(policy.Query{
 		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Document: in.Document, Duration: in.Duration,
@@ -45,7 +74,7 @@ func (a *Access) decideSession(ctx context.Context, who latch.Identity, in Reque
 		// Refused here too (Broker.Grant checks again when it opens), so
 		// that a request that could never start a session is not
 		// recorded, and waits for no approval.
-		if err := a.b.CheckSessionTarget(ctx, region, in2.ID); err != nil {
+		if err := a.b.CheckSessionTarget(ctx, target.Region, target.InstanceID); err != nil {
 			return decided{}, err
 		}
 	}

@@ -194,7 +194,20 @@ func (c *Client) StartSession(ctx context.Context, id latch.GrantID, body Sessio
 
 // Explain asks what as (or the caller, if empty) may do on target.
 func (c *Client) Explain(ctx context.Context, target, region, as string, groups []string) ([]ExplanationJSON, error) {
+	return c.ExplainSession(ctx, target, region, as, groups, "", 0)
+}
+
+// ExplainSession is Explain for a Session Manager session with doc (to
+// port on the instance; 0 for none, or ssh's default); doc "" explains
+// an opening, as Explain does.
+func (c *Client) ExplainSession(ctx context.Context, target, region, as string, groups []string, doc latch.SSMDocument, port int) ([]ExplanationJSON, error) {
 	q := url.Values{"target": {target}}
+	if doc != "" {
+		q.Set("document", string(doc))
+		if port != 0 {
+			q.Set("port", strconv.Itoa(port))
+		}
+	}
 	if region != "" {
 		q.Set("region", region)
 	}

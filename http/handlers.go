@@ -8,6 +8,7 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/policy"
 )
 
 // caller is the authenticated identity; the middleware guarantees one.
@@ -243,6 +244,28 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, sessionJSON(h))
 }
 
+// explainSessionQuery reads ?document= and ?port= of an explanation of a
+// Session Manager session; ssh's port defaults to 22.
+func explainSessionQuery(d, p string) (latch.SSMDocument, int, error) {
+	doc, err := latch.ParseSSMDocument(d)
+	if err != nil {
+		return "", 0, err
+	}
+	switch {
+	case !doc.TakesPort() && p != "":
+		return "", 0, latch.Invalidf("port", "a %s session takes no port; got %q", doc, p)
+	case doc == latch.DocSSH && p == "":
+		return doc, 22, nil
+	case !doc.TakesPort():
+		return doc, 0, nil
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, latch.Invalidf("port", "%q is not a port; a %s session reaches one tcp port on the instance, 1 to 65535", p, doc)
+	}
+	return doc, port, nil
+}
+
 func parseLimit(s string) (int, error) {
 	if s == "" {
 		return 0, nil
@@ -279,7 +302,18 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 		}
 		as = &other
 	}
-	ex, err := s.access.Explain(r.Context(), who, as, q.Get("region"), target)
+	var ex []policy.Explanation
+	var err error
+	if d := q.Get("document"); d != "" {
+		doc, port, perr := explainSessionQuery(d, q.Get("port"))
+		if perr != nil {
+			s.writeError(w, r, perr)
+			return
+		}
+		ex, err = s.access.ExplainSession(r.Context(), who, as, q.Get("region"), target, doc, port)
+	} else {
+		ex, err = s.access.Explain(r.Context(), who, as, q.Get("region"), target)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -138,12 +138,12 @@ port-forward or ssh; --port is the port on the instance, 22 by default
 for ssh): only a rule whose ssm section allows the document and port
 decides it, and each rule that matches the target and identity but not
 its ssm section says why it was skipped. A session opens no port, so
-rules' networks do not apply. It needs --policy for now: the server's
-explain does not take a document yet.`,
+rules' networks do not apply.`,
 		Example: `  latch policy explain --target i-0a0b0c0d0e0f00001
   latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001
   latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001 \
-    --document port-forward --port 5432`,
+    --document port-forward --port 5432
+  latch policy explain --target web-1 --document ssh`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.policyExplain(cmd, o) },
 	}
 	f := cmd.Flags()
@@ -151,7 +151,7 @@ explain does not take a document yet.`,
 	f.StringVar(&o.as, "as", "", "the identity to explain for (default: you)")
 	f.StringSliceVar(&o.groups, "groups", nil, "the identity's groups")
 	f.StringVar(&o.target, "target", "", "an instance ID or managed security group ID")
-	f.StringVar(&o.document, "document", "", "explain a Session Manager session: shell, port-forward or ssh (needs --policy)")
+	f.StringVar(&o.document, "document", "", "explain a Session Manager session: shell, port-forward or ssh")
 	f.IntVar(&o.port, "port", 0, "with --document port-forward or ssh: the port on the instance (default 22 for ssh)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	a.addFlags(cmd, serverFlags, awsFlags) // the server's answer, or AWS's with --policy
@@ -179,7 +179,7 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 		if err != nil {
 			return err
 		}
-		ex, err := c.Explain(ctx, o.target, "", o.as, o.groups)
+		ex, err := c.ExplainSession(ctx, o.target, "", o.as, o.groups, doc, port)
 		if err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func (a *app) policyExplain(cmd *cobra.Command, o explainOptions) error {
 		if strings.HasPrefix(o.as, "arn:aws:") {
 			who.Kind = latch.KindIAM
 		}
-		target, err := a.resolveTarget(ctx, o.target)
+		target, err := a.resolveTarget(ctx, o.target, doc != "")
 		if err != nil {
 			return err
 		}
@@ -237,9 +237,6 @@ func explainSession(o explainOptions) (latch.SSMDocument, int, error) {
 		}
 		return "", 0, nil
 	}
-	if o.policyFile == "" {
-		return "", 0, latch.Invalidf("document", "--document needs --policy FILE: the server's explain does not take a document yet")
-	}
 	doc, err := latch.ParseSSMDocument(o.document)
 	if err != nil {
 		return "", 0, err
@@ -255,11 +252,15 @@ func explainSession(o explainOptions) (latch.SSMDocument, int, error) {
 	return doc, o.port, nil
 }
 
-// resolveTarget looks a target up in AWS directly, for offline explain.
-func (a *app) resolveTarget(ctx context.Context, target string) (latch.Target, error) {
+// resolveTarget looks a target up in AWS directly, for offline explain:
+// for a session, the instance alone (it needs no managed group).
+func (a *app) resolveTarget(ctx context.Context, target string, session bool) (latch.Target, error) {
 	inv, err := a.inventories(ctx)
 	if err != nil {
 		return latch.Target{}, err
+	}
+	if session {
+		return broker.SessionTarget(ctx, inv[a.regions[0]], a.regions[0], target)
 	}
 	return broker.ResolveTarget(ctx, inv[a.regions[0]], a.regions[0], target)
 }

@@ -95,9 +95,6 @@ func TestPolicyExplainSSM(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d\n%s%s", bad, r.code, exitUsage, r.stdout, r.stderr)
 		}
 	}
-	if r := w.latch(t, "policy", "explain", "--target", fleet.DB1, "--document", "shell"); r.code != exitUsage || !strings.Contains(r.stderr, "--document needs --policy") {
-		t.Errorf("--document without --policy: exit %d\n%s", r.code, r.stderr)
-	}
 }
 
 func TestPolicyTestSSM(t *testing.T) {

@@ -424,3 +424,23 @@ func TestSweepCommandEndsOverdueSessions(t *testing.T) {
 		t.Errorf("a second sweep found more: %s", again.stdout)
 	}
 }
+
+// The server explains Session Manager sessions too, by the same policy
+// code, for an instance with no managed security group.
+func TestPolicyExplainSessionThroughTheServer(t *testing.T) {
+	w := startSSMWorld(t)
+	r := w.latch(t, "policy", "explain", "--target", "box-1", "--document", "ssh", "--json")
+	out := decode[struct {
+		Rules []explainJSON `json:"rules"`
+	}](t, r.stdout)
+	if r.code != 0 || len(out.Rules) != 1 || !out.Rules[0].Applies || !strings.Contains(out.Rules[0].Why, "ssh session to port 22") {
+		t.Fatalf("explain ssh: exit %d %+v %s", r.code, out, r.stderr)
+	}
+	r = w.latch(t, "policy", "explain", "--target", "box-1", "--document", "shell")
+	if r.code != 0 || !strings.Contains(r.stdout, "does not allow shell sessions") {
+		t.Errorf("explain shell: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := w.latch(t, "policy", "explain", "--target", "box-1", "--document", "port-forward", "--port", "99999"); r.code != exitUsage {
+		t.Errorf("explain with a bad port: exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+}
