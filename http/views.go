@@ -216,6 +216,16 @@ type RuleJSON struct {
 	MaxActive              int             `json:"max_active,omitempty"`
 	ReasonRequired         bool            `json:"reason_required"`
 	SSH                    bool            `json:"ssh"` // the rule gives an SSH login (POST /v1/grants/{id}/ssh)
+	// SSM is the Session Manager sessions the rule gives (POST
+	// /v1/grants/{id}/session); absent when it gives none.
+	SSM *RuleSSMJSON `json:"ssm,omitempty"`
+}
+
+// RuleSSMJSON is a rule's ssm section: the documents, and the tcp ports
+// on the instance port-forward and ssh sessions may reach.
+type RuleSSMJSON struct {
+	Documents []latch.SSMDocument `json:"documents"`
+	Ports     []PortSpecJSON      `json:"ports"`
 }
 
 // RuleTargetsJSON is which targets a rule is about.
@@ -245,6 +255,12 @@ func ruleJSON(r policy.Rule) RuleJSON {
 	}
 	for _, n := range r.Networks {
 		j.Networks = append(j.Networks, n.String())
+	}
+	if r.SSM != nil {
+		j.SSM = &RuleSSMJSON{Documents: r.SSM.Documents, Ports: make([]PortSpecJSON, 0, len(r.SSM.Ports))}
+		for _, p := range r.SSM.Ports {
+			j.SSM.Ports = append(j.SSM.Ports, PortSpecJSON{Protocol: latch.TCP, FromPort: p.From, ToPort: p.To})
+		}
 	}
 	return j
 }

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,5 +59,17 @@ func TestProofCache(t *testing.T) {
 	wg.Wait()
 	if n := lookups.Load(); n != 1 {
 		t.Errorf("%d lookups for 20 views at once; want 1", n)
+	}
+}
+
+// A Session Manager grant has no source address: pages say how it is
+// reached instead of printing an empty prefix.
+func TestFromSaysSessionManager(t *testing.T) {
+	from := funcs["from"].(func(latch.Access, latch.SSMDocument, netip.Prefix) string)
+	if got := from(latch.AccessSSM, latch.DocSSH, netip.Prefix{}); got != "through Session Manager (ssh), no port opened" {
+		t.Errorf("ssm: %q", got)
+	}
+	if got := from("", "", netip.MustParsePrefix("203.0.113.7/32")); got != "from 203.0.113.7/32" {
+		t.Errorf("network: %q", got)
 	}
 }

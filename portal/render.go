@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -31,8 +32,16 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"dur":     formatDuration,
-	"ports":   func(p latch.Protocol, r latch.PortRange) string { return string(p) + "/" + r.String() },
+	"dur":   formatDuration,
+	"ports": func(p latch.Protocol, r latch.PortRange) string { return string(p) + "/" + r.String() },
+	// from says where access comes from: an address, or Session Manager,
+	// which opens no port to any address.
+	"from": func(a latch.Access, doc latch.SSMDocument, src netip.Prefix) string {
+		if a == latch.AccessSSM {
+			return "through Session Manager (" + string(doc) + "), no port opened"
+		}
+		return "from " + src.String()
+	},
 	"display": func(i latch.Identity) string { return i.String() },
 	"side": func(label string, s *reconcile.ProofSide) struct {
 		Label string
