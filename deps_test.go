@@ -36,6 +36,8 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/reconcile", allowed: []string{mod, mod + "/broker", mod + "/policy", "gopkg.in/yaml.v3"}},
 		// sshclient runs the system ssh: no SDK, no HTTP client, no broker.
 		{pkg: mod + "/sshclient", allowed: []string{mod, mod + "/internal/atomicfile", "golang.org/x/crypto/"}},
+		// ssmclient runs AWS's session-manager-plugin: no SDK, no broker.
+		{pkg: mod + "/ssmclient", allowed: []string{mod}},
 		// ipecho asks one web service a question: the standard library is enough.
 		{pkg: mod + "/ipecho", allowed: []string{mod}},
 		{pkg: mod + "/sqlite", allowed: []string{mod, "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",
