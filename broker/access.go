@@ -413,8 +413,16 @@ func requestAudit(action latch.AuditAction, actor string, r latch.Request, extra
 	if r.BreakGlass {
 		d["break_glass"] = "true"
 	}
+	if r.Access == latch.AccessSSM {
+		d["access"], d["document"] = string(latch.AccessSSM), string(r.Document)
+		delete(d, "source")
+	}
 	for k, v := range extra {
 		d[k] = v
 	}
-	return latch.AuditEntry{Actor: actor, Action: action, Target: string(r.Target.GroupID), RequestID: r.ID, GrantID: r.GrantID, Details: d}
+	target := string(r.Target.GroupID)
+	if r.Access == latch.AccessSSM {
+		target = string(r.Target.InstanceID)
+	}
+	return latch.AuditEntry{Actor: actor, Action: action, Target: target, RequestID: r.ID, GrantID: r.GrantID, Details: d}
 }

@@ -173,11 +173,13 @@ func (b *Broker) backoff(n int) time.Duration {
 // evidence writes the one structured line per grant or revoke that a log
 // query can use to answer "who had access to what, when".
 func (b *Broker) evidence(ctx context.Context, msg string, g latch.Grant, attrs ...any) {
-	attrs = append([]any{
-		"grant_id", g.ID, "region", g.Region, "group_id", g.GroupID, "rule_id", g.RuleID,
-		"source", g.Source.String(), "protocol", g.Protocol, "ports", g.Ports.String(),
-		"requester", g.Requester, "expires_at", latch.FormatExpiry(g.ExpiresAt),
-	}, attrs...)
+	where := []any{"group_id", g.GroupID, "rule_id", g.RuleID, "source", g.Source.String()}
+	if g.Access == latch.AccessSSM {
+		where = []any{"access", latch.AccessSSM, "instance_id", g.Target, "document", g.Document}
+	}
+	attrs = append(append(append([]any{"grant_id", g.ID, "region", g.Region}, where...),
+		"protocol", g.Protocol, "ports", g.Ports.String(),
+		"requester", g.Requester, "expires_at", latch.FormatExpiry(g.ExpiresAt)), attrs...)
 	b.log.InfoContext(ctx, msg, attrs...)
 }
 
