@@ -32,15 +32,17 @@ func NewTrail(cfg aws.Config) *Trail {
 // Region is the trail's region.
 func (t *Trail) Region() string { return t.region }
 
-// TrailEvent is one EC2 ingress or tagging call as CloudTrail recorded it.
+// TrailEvent is one EC2 ingress or tagging call, or one Session Manager
+// StartSession or TerminateSession call, as CloudTrail recorded it.
 type TrailEvent struct {
-	ID        string
-	Name      string // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, CreateTags, DeleteTags
-	Time      time.Time
-	Actor     string // the caller's ARN
-	AccessKey string
-	SourceIP  string
-	ErrorCode string // set when the call failed
+	ID             string
+	Name           string // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, CreateTags, DeleteTags, StartSession, TerminateSession
+	Time           time.Time
+	Actor          string // the caller's ARN
+	SourceIdentity string // the source identity of the caller's role session, if it had one
+	AccessKey      string
+	SourceIP       string
+	ErrorCode      string // set when the call failed
 
 	GroupID   string
 	RuleIDs   []string          // rules created (authorize) or named (revoke, tags)
@@ -48,6 +50,12 @@ type TrailEvent struct {
 	Ports     []string          // "tcp 22", "tcp 8000-8080", "icmp type 8 (echo request)"
 	Resources []string          // CreateTags/DeleteTags: the resources tagged
 	Tags      map[string]string // tags set or removed
+
+	// Session Manager calls.
+	SessionID string // StartSession's response, TerminateSession's request
+	Target    string // StartSession: the instance
+	Document  string // StartSession: the document's AWS name, when the call named one
+	Reason    string // StartSession: the reason it was given
 }
 
 // Events returns every event named name between start and end, newest
@@ -83,8 +91,11 @@ type record struct {
 	SourceIP     string    `json:"sourceIPAddress"`
 	ErrorCode    string    `json:"errorCode"`
 	UserIdentity struct {
-		ARN         string `json:"arn"`
-		AccessKeyID string `json:"accessKeyId"`
+		ARN            string `json:"arn"`
+		AccessKeyID    string `json:"accessKeyId"`
+		SessionContext struct {
+			SourceIdentity string `json:"sourceIdentity"`
+		} `json:"sessionContext"`
 	} `json:"userIdentity"`
 	RequestParameters struct {
 		GroupID       string `json:"groupId"`
@@ -103,9 +114,14 @@ type record struct {
 		TagSpecificationSet items[struct {
 			Tags []tagItem `json:"tags"`
 		}] `json:"tagSpecificationSet"`
+		SessionID    string `json:"sessionId"`    // TerminateSession
+		Target       string `json:"target"`       // StartSession
+		DocumentName string `json:"documentName"` // StartSession
+		Reason       string `json:"reason"`       // StartSession
 	} `json:"requestParameters"`
 	ResponseElements struct {
-		RuleSet items[ruleItem] `json:"securityGroupRuleSet"`
+		RuleSet   items[ruleItem] `json:"securityGroupRuleSet"`
+		SessionID string          `json:"sessionId"` // StartSession
 	} `json:"responseElements"`
 }
 
@@ -135,6 +151,12 @@ func parseEvent(e types.Event) (TrailEvent, error) {
 	ev := TrailEvent{
 		ID: r.EventID, Name: r.EventName, Time: r.EventTime, Actor: r.UserIdentity.ARN, AccessKey: r.UserIdentity.AccessKeyID,
 		SourceIP: r.SourceIP, ErrorCode: r.ErrorCode, GroupID: r.RequestParameters.GroupID,
+		SourceIdentity: r.UserIdentity.SessionContext.SourceIdentity,
+		SessionID:      r.ResponseElements.SessionID, Target: r.RequestParameters.Target,
+		Document: r.RequestParameters.DocumentName, Reason: r.RequestParameters.Reason,
+	}
+	if ev.SessionID == "" {
+		ev.SessionID = r.RequestParameters.SessionID
 	}
 	if ev.ID == "" {
 		ev.ID = aws.ToString(e.EventId)

@@ -43,8 +43,11 @@ type ProofSide struct {
 	Event   string // the call's name
 	At      time.Time
 	Actor   string // the caller's ARN
-	What    string // rules, group, ports and sources, in one line
-	Note    string
+	// SourceIdentity is the source identity of the caller's role session:
+	// for a Session Manager call, the requester's latch.RoleSessionName.
+	SourceIdentity string
+	What           string // rules, group, ports and sources (or the session, document and target), in one line
+	Note           string
 }
 
 // History is the part of latch.Store Prove reads.
@@ -141,6 +144,12 @@ func found(e Event) ProofSide {
 
 // absent is pending while CloudTrail may still deliver, missing after.
 func absent(at, now time.Time, event string, rule latch.RuleID) ProofSide {
+	return absentCall(at, now, event, string(rule))
+}
+
+// absentCall is absent for a call on what.
+func absentCall(at, now time.Time, event, what string) ProofSide {
+	rule := what
 	if now.Before(at.Add(DeliveryBound)) {
 		return ProofSide{Status: ProofPending, Note: fmt.Sprintf("%s for %s made at %s is not delivered yet; CloudTrail takes about %s, expected by %s",
 			event, rule, latch.FormatExpiry(at), TypicalDelivery, latch.FormatExpiry(at.Add(DeliveryBound)))}

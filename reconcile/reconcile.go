@@ -50,19 +50,27 @@ type Finding struct {
 	Reverted bool   // the rule was revoked (Reconciler.Revert)
 }
 
-// Event is one EC2 ingress or tagging call as CloudTrail recorded it.
+// Event is one EC2 ingress or tagging call, or one Session Manager
+// StartSession or TerminateSession call, as CloudTrail recorded it.
 type Event struct {
-	ID        string
-	Name      string // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, CreateTags, DeleteTags
-	Time      time.Time
-	Actor     string // the caller's ARN
-	ErrorCode string // set when the call failed
-	GroupID   string
-	RuleIDs   []string          // rules created (authorize) or named (revoke, tags)
-	CIDRs     []string          // sources in the call's permissions
-	Ports     []string          // "tcp 22", "tcp 8000-8080", …
-	Resources []string          // CreateTags/DeleteTags: the resources tagged
-	Tags      map[string]string // tags set or removed
+	ID             string
+	Name           string // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress, CreateTags, DeleteTags, StartSession, TerminateSession
+	Time           time.Time
+	Actor          string // the caller's ARN
+	SourceIdentity string // the source identity of the caller's role session, if it had one
+	ErrorCode      string // set when the call failed
+	GroupID        string
+	RuleIDs        []string          // rules created (authorize) or named (revoke, tags)
+	CIDRs          []string          // sources in the call's permissions
+	Ports          []string          // "tcp 22", "tcp 8000-8080", …
+	Resources      []string          // CreateTags/DeleteTags: the resources tagged
+	Tags           map[string]string // tags set or removed
+
+	// Session Manager calls.
+	SessionID string // StartSession's response, TerminateSession's request
+	Target    string // StartSession: the instance
+	Document  string // StartSession: the document's AWS name, when the call named one
+	Reason    string // StartSession: the reason it was given
 }
 
 // Trail reads CloudTrail in one region.

@@ -20,18 +20,36 @@ type proofSide struct {
 	Event   string    `json:"event,omitempty"`
 	At      time.Time `json:"at,omitzero"`
 	Actor   string    `json:"actor,omitempty"`
-	What    string    `json:"what,omitempty"`
-	Note    string    `json:"note,omitempty"`
+	// SourceIdentity is the source identity of the caller's role session:
+	// for a Session Manager session, the requester's role session name.
+	SourceIdentity string `json:"source_identity,omitempty"`
+	What           string `json:"what,omitempty"`
+	Note           string `json:"note,omitempty"`
+}
+
+// sessionProof is a reconcile.SessionProof as --json prints it.
+type sessionProof struct {
+	SessionID  string    `json:"session_id"`
+	Recorded   bool      `json:"recorded"` // false: found in CloudTrail by its reason only
+	Started    proofSide `json:"started"`
+	Terminated proofSide `json:"terminated"`
 }
 
 func (a *app) auditProofCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "proof GRANT_ID",
-		Short: "Show CloudTrail's record of a grant's rule being opened and closed",
+		Short: "Show CloudTrail's record of a grant's rule being opened and closed, or its sessions started and terminated",
 		Long: `Look up, in CloudTrail, the AuthorizeSecurityGroupIngress call that created
 the grant's rule and the RevokeSecurityGroupIngress call that removed it,
 and print both: who, when, what, and the event IDs.
+
+For a Session Manager grant, which opens no rule, look up instead each
+session's StartSession call (by the session ID latch recorded, or by its
+reason naming the grant) and the TerminateSession call that ended it. Who
+started a session is the session role, assumed as the requester: its ARN
+and source identity name them. A grant with no session has nothing to
+prove beyond the grant.
 
 CloudTrail delivers management events about 5 minutes after the call (not
 guaranteed). An event not yet delivered is reported as pending, with when
@@ -63,6 +81,9 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	if g.Access == latch.AccessSSM {
+		return a.auditProofSessions(ctx, trailEvents{latchaws.NewTrail(cfg)}, store, g, asJSON)
+	}
 	p, err := reconcile.Prove(ctx, trailEvents{latchaws.NewTrail(cfg)}, store, g, a.clock.Now())
 	if err != nil {
 		return err
@@ -70,10 +91,10 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 	opened, closed := proofSideJSON(p.Opened), proofSideJSON(p.Closed)
 	if asJSON {
 		if err := writeJSON(a.stdout, struct {
-			Grant  any       `json:"grant"`
-			Opened proofSide `json:"opened"`
-			Closed proofSide `json:"closed"`
-		}{latchhttp.ToGrantJSON(g), opened, closed}); err != nil {
+			Grant  any        `json:"grant"`
+			Opened *proofSide `json:"opened,omitempty"`
+			Closed *proofSide `json:"closed,omitempty"`
+		}{latchhttp.ToGrantJSON(g), &opened, &closed}); err != nil {
 			return err
 		}
 	} else {
@@ -87,15 +108,63 @@ func (a *app) auditProof(ctx context.Context, arg string, asJSON bool) error {
 	return nil
 }
 
+// auditProofSessions is audit proof for a Session Manager grant: its
+// sessions' StartSession and TerminateSession calls. --json prints the
+// grant and a sessions array, with no opened or closed: there is no rule.
+func (a *app) auditProofSessions(ctx context.Context, trail reconcile.Trail, store reconcile.Sessions, g latch.Grant, asJSON bool) error {
+	ps, err := reconcile.ProveSessions(ctx, trail, store, g, a.clock.Now())
+	if err != nil {
+		return err
+	}
+	out := make([]sessionProof, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, sessionProof{SessionID: string(p.SessionID), Recorded: p.Recorded, Started: proofSideJSON(p.Started), Terminated: proofSideJSON(p.Terminated)})
+	}
+	if asJSON {
+		if err := writeJSON(a.stdout, struct {
+			Grant    any            `json:"grant"`
+			Sessions []sessionProof `json:"sessions"`
+		}{latchhttp.ToGrantJSON(g), out}); err != nil {
+			return err
+		}
+	} else {
+		what := string(g.Document)
+		if g.Document.TakesPort() {
+			what += fmt.Sprintf(" to port %d", g.Ports.From)
+		}
+		fmt.Fprintf(a.stdout, "grant %s: Session Manager (%s) on %s, for %s; it opens no rule\n", esc(g.ID), esc(what), esc(g.Target), esc(g.Requester))
+		if len(out) == 0 {
+			fmt.Fprintln(a.stdout, "  no session was started: nothing to prove beyond the grant")
+		}
+		for _, p := range out {
+			note := ""
+			if !p.Recorded {
+				note = " (not in latch's database: found by its reason)"
+			}
+			fmt.Fprintf(a.stdout, "  session %s%s\n", esc(p.SessionID), note)
+			printSide(a, "started", p.Started)
+			printSide(a, "ended", p.Terminated)
+		}
+	}
+	if ps.Missing() {
+		return fmt.Errorf("CloudTrail has no record of part of grant %s's sessions", g.ID)
+	}
+	return nil
+}
+
 func printSide(a *app, label string, s proofSide) {
 	switch s.Status {
 	case reconcile.ProofFound:
-		fmt.Fprintf(a.stdout, "  %-7s %s  %s by %s\n          event %s: %s\n", label, latch.FormatExpiry(s.At), esc(s.Event), esc(s.Actor), esc(s.EventID), esc(s.What))
+		by := esc(s.Actor)
+		if s.SourceIdentity != "" {
+			by += " (source identity " + esc(s.SourceIdentity) + ")"
+		}
+		fmt.Fprintf(a.stdout, "  %-7s %s  %s by %s\n          event %s: %s\n", label, latch.FormatExpiry(s.At), esc(s.Event), by, esc(s.EventID), esc(s.What))
 	default:
 		fmt.Fprintf(a.stdout, "  %-7s %s: %s\n", label, s.Status, esc(s.Note))
 	}
 }
 
 func proofSideJSON(s reconcile.ProofSide) proofSide {
-	return proofSide{Status: s.Status, EventID: s.EventID, Event: s.Event, At: s.At, Actor: s.Actor, What: s.What, Note: s.Note}
+	return proofSide{Status: s.Status, EventID: s.EventID, Event: s.Event, At: s.At, Actor: s.Actor, SourceIdentity: s.SourceIdentity, What: s.What, Note: s.Note}
 }

@@ -125,7 +125,8 @@ func (t trailEvents) Events(ctx context.Context, name string, start, end time.Ti
 	out := make([]reconcile.Event, 0, len(evs))
 	for _, e := range evs {
 		out = append(out, reconcile.Event{ID: e.ID, Name: e.Name, Time: e.Time, Actor: e.Actor, ErrorCode: e.ErrorCode,
-			GroupID: e.GroupID, RuleIDs: e.RuleIDs, CIDRs: e.CIDRs, Ports: e.Ports, Resources: e.Resources, Tags: e.Tags})
+			GroupID: e.GroupID, RuleIDs: e.RuleIDs, CIDRs: e.CIDRs, Ports: e.Ports, Resources: e.Resources, Tags: e.Tags,
+			SourceIdentity: e.SourceIdentity, SessionID: e.SessionID, Target: e.Target, Document: e.Document, Reason: e.Reason})
 	}
 	return out, err
 }
