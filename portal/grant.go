@@ -80,6 +80,9 @@ func (p *Portal) grantPage(w http.ResponseWriter, r *http.Request, s session, _ 
 // proof is kept for proofTTL (see proofCache): reloading a page does not
 // ask CloudTrail again.
 func (p *Portal) proof(ctx context.Context, g latch.Grant, history []latch.GrantEvent) proofView {
+	if g.Access == latch.AccessSSM {
+		return proofView{Status: "not shown here", Note: "a Session Manager grant opens no rule; latch audit proof " + string(g.ID) + " shows its sessions' StartSession and TerminateSession in CloudTrail"}
+	}
 	if p.cfg.Prove == nil {
 		return proofView{Status: "not configured", Note: "this server has no CloudTrail client; run latch audit proof " + string(g.ID) + " where AWS credentials can read CloudTrail"}
 	}
