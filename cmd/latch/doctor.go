@@ -2,14 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 
+	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/broker"
 )
 
 // check is one line of the doctor's report.
@@ -22,18 +29,32 @@ type check struct {
 
 func (a *app) doctorCommand() *cobra.Command {
 	var asJSON bool
+	var targets []string
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check latch's setup: credentials, managed groups, backstop, database, audit key",
+		Short: "Check latch's setup: credentials, managed groups, backstop, Session Manager, database, audit key",
 		Long: `Check, for each --region, what latch needs: AWS credentials, security groups
 tagged latch:managed=true, the backstop schedule group and role
 (--backstop-role-arn), the grant database and the audit signing key.
+
+With --ssm-session-role, check Session Manager too: that the server's
+credentials may assume the session role with a source identity (doctor
+assumes it once, as latch-doctor, and starts nothing), and that
+ssm:DescribeSessions answers, which the sweep needs. Each --target
+(an instance ID or Name tag, in the first --region) is checked as a
+session target: tagged latch:managed=true, its SSM agent Online.
+
 Exits 1 if something latch cannot work without is missing.`,
 		Example: `  latch doctor
   latch doctor --region us-east-1,eu-west-1 --backstop-role-arn arn:aws:iam::123456789012:role/latch-scheduler
+  latch doctor --ssm-session-role arn:aws:iam::123456789012:role/latch-session --target web-1
   latch doctor --json | jq '.checks[] | select(.ok | not)'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			checks := a.doctor(cmd.Context())
+			if len(targets) > 0 && a.ssmRole == "" {
+				return usagef("--target checks an instance for Session Manager sessions; it needs --ssm-session-role")
+			}
+			checks := a.doctor(cmd.Context(), targets)
 			if asJSON {
 				if err := writeJSON(a.stdout, struct {
 					Checks []check `json:"checks"`
@@ -61,18 +82,28 @@ Exits 1 if something latch cannot work without is missing.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringArrayVar(&targets, "target", nil, "an instance (ID or Name tag) to check as a Session Manager target, in the first --region; repeatable")
 	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
 
-func (a *app) doctor(ctx context.Context) []check {
+func (a *app) doctor(ctx context.Context, targets []string) []check {
 	var out []check
-	for _, region := range a.regions {
+	for i, region := range a.regions {
 		cfg, err := a.awsConfig(ctx, region)
 		if err != nil {
 			return append(out, check{Name: "aws config " + region, Detail: err.Error(), Fatal: true})
 		}
-		out = append(out, a.doctorRegion(ctx, cfg)...)
+		checks, caller := a.doctorRegion(ctx, cfg)
+		out = append(out, checks...)
+		if a.ssmRole != "" {
+			out = append(out, a.doctorSessionRole(ctx, cfg, caller), doctorSessionSweep(ctx, cfg))
+			if i == 0 {
+				for _, t := range targets {
+					out = append(out, doctorSessionTarget(ctx, cfg, t))
+				}
+			}
+		}
 	}
 	if store, err := a.store(ctx); err != nil {
 		out = append(out, check{Name: "grant database", Detail: err.Error(), Fatal: true})
@@ -92,14 +123,16 @@ func (a *app) doctor(ctx context.Context) []check {
 	return out
 }
 
-func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) []check {
+// doctorRegion checks one region's credentials, managed groups and
+// backstop. caller is the credentials' ARN, "" if STS did not say.
+func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) (out []check, caller string) {
 	r := cfg.Region
-	var out []check
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		out = append(out, check{Name: "credentials " + r, Detail: latchaws.ErrorLine(err), Fatal: true})
 	} else {
-		out = append(out, check{Name: "credentials " + r, OK: true, Detail: aws.ToString(id.Arn)})
+		caller = aws.ToString(id.Arn)
+		out = append(out, check{Name: "credentials " + r, OK: true, Detail: caller})
 	}
 	groups, err := latchaws.NewInventory(cfg, nil).ManagedGroups(ctx)
 	switch {
@@ -110,11 +143,102 @@ func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) []check {
 	default:
 		out = append(out, check{Name: "managed groups " + r, OK: true, Detail: fmt.Sprintf("%d tagged latch:managed=true", len(groups))})
 	}
+	return append(out, a.doctorBackstop(ctx, cfg)), caller
+}
+
+func (a *app) doctorBackstop(ctx context.Context, cfg aws.Config) check {
+	name := "backstop " + cfg.Region
 	if a.backstop.RoleARN == "" {
-		return append(out, check{Name: "backstop " + r, Detail: "off: only latch processes revoke (set --backstop-role-arn for a schedule per grant in EventBridge Scheduler)"})
+		return check{Name: name, Detail: "off: only latch processes revoke (set --backstop-role-arn for a schedule per grant in EventBridge Scheduler)"}
 	}
 	if _, err := scheduler.NewFromConfig(cfg).GetScheduleGroup(ctx, &scheduler.GetScheduleGroupInput{Name: aws.String(a.backstop.Group)}); err != nil {
-		return append(out, check{Name: "backstop " + r, Detail: fmt.Sprintf("schedule group %q: %s", a.backstop.Group, latchaws.ErrorLine(err)), Fatal: true})
+		return check{Name: name, Detail: fmt.Sprintf("schedule group %q: %s", a.backstop.Group, latchaws.ErrorLine(err)), Fatal: true}
 	}
-	return append(out, check{Name: "backstop " + r, OK: true, Detail: fmt.Sprintf("group %s, role %s", a.backstop.Group, a.backstop.RoleARN)})
+	return check{Name: name, OK: true, Detail: fmt.Sprintf("group %s, role %s", a.backstop.Group, a.backstop.RoleARN)}
+}
+
+// doctorSessionName is the role session name and source identity doctor
+// assumes the session role with: CloudTrail shows the check for what it
+// is, and no requester's name is borrowed.
+const doctorSessionName = "latch-doctor"
+
+// doctorSessionRole checks that --ssm-session-role names a role and that
+// the server's credentials may assume it as latch does, with a source
+// identity. The credentials it gets are dropped unused.
+func (a *app) doctorSessionRole(ctx context.Context, cfg aws.Config, caller string) check {
+	name := "session role " + cfg.Region
+	if err := latchaws.CheckRoleARN(a.ssmRole); err != nil {
+		return check{Name: name, Detail: "--ssm-session-role: " + latch.ErrorMessage(err), Fatal: true}
+	}
+	out, err := sts.NewFromConfig(cfg).AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn: aws.String(a.ssmRole), RoleSessionName: aws.String(doctorSessionName), SourceIdentity: aws.String(doctorSessionName),
+		DurationSeconds: aws.Int32(900), // STS's minimum
+	})
+	if err != nil {
+		detail := latchaws.ErrorLine(err)
+		if apiErr, ok := errors.AsType[smithy.APIError](err); ok && apiErr.ErrorCode() == "AccessDenied" {
+			detail += fmt.Sprintf("; let latch's credentials assume the role with a source identity: its trust policy is "+
+				"'latch iam-policy --for session-role-trust --server-role-arn %s', and the server's own policy "+
+				"'latch iam-policy --for server --session-role-arn %s' allows sts:AssumeRole and sts:SetSourceIdentity on it",
+				serverRoleARN(caller), a.ssmRole)
+		}
+		return check{Name: name, Detail: detail, Fatal: true}
+	}
+	as := a.ssmRole
+	if out.AssumedRoleUser != nil {
+		as = aws.ToString(out.AssumedRoleUser.Arn)
+	}
+	return check{Name: name, OK: true, Detail: "assumed with a source identity, as " + as}
+}
+
+// serverRoleARN is the principal a trust policy names for the caller: the
+// role of an assumed-role session (arn:aws:sts::ACCOUNT:assumed-role/NAME/
+// SESSION is arn:aws:iam::ACCOUNT:role/NAME, less any path the role has),
+// or the caller's own ARN. "" (STS did not answer) becomes a placeholder.
+func serverRoleARN(caller string) string {
+	parts := strings.SplitN(caller, ":", 6)
+	switch {
+	case caller == "" || len(parts) != 6:
+		return "ROLE-LATCH-RUNS-AS"
+	case parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/"):
+		role, _, _ := strings.Cut(strings.TrimPrefix(parts[5], "assumed-role/"), "/")
+		return fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], parts[4], role)
+	}
+	return caller
+}
+
+// doctorSessionSweep checks that ssm:DescribeSessions answers: the
+// sweep lists sessions with it, and ends those past their grant's expiry.
+func doctorSessionSweep(ctx context.Context, cfg aws.Config) check {
+	name := "session sweep " + cfg.Region
+	if _, err := ssm.NewFromConfig(cfg).DescribeSessions(ctx, &ssm.DescribeSessionsInput{
+		State: ssmtypes.SessionStateActive, MaxResults: aws.Int32(1),
+	}); err != nil {
+		return check{Name: name, Detail: latchaws.ErrorLine(err) + "; the sweep lists sessions with ssm:DescribeSessions, which the server's policy ('latch iam-policy --for server') allows", Fatal: true}
+	}
+	return check{Name: name, OK: true, Detail: "ssm:DescribeSessions answers"}
+}
+
+// doctorSessionTarget checks that latch may start sessions on target, an
+// instance ID or Name tag: it is tagged latch:managed=true and its SSM
+// agent is online, as broker.CheckSessionTarget requires.
+func doctorSessionTarget(ctx context.Context, cfg aws.Config, target string) check {
+	name := "session target " + target
+	in, err := broker.FindInstance(ctx, latchaws.NewInventory(cfg, nil), target)
+	if err != nil {
+		return check{Name: name, Detail: fmt.Sprintf("in %s: %s", cfg.Region, latchaws.ErrorLine(err)), Fatal: true}
+	}
+	if in.Tags[latch.TagManaged] != "true" {
+		return check{Name: name, Detail: fmt.Sprintf("instance %s is not tagged %s=true, so latch never starts sessions on it (the session role may start them only on tagged instances): tag it to allow Session Manager access", in.ID, latch.TagManaged), Fatal: true}
+	}
+	agent, err := latchaws.NewSessionManager(cfg, "").Agent(ctx, in.ID)
+	switch {
+	case err != nil:
+		return check{Name: name, Detail: latchaws.ErrorLine(err), Fatal: true}
+	case !agent.Registered:
+		return check{Name: name, Detail: fmt.Sprintf("instance %s has no SSM agent registered with Systems Manager (ssm:DescribeInstanceInformation does not list it): install and start the SSM agent, and give the instance a role with the AmazonSSMManagedInstanceCore policy", in.ID), Fatal: true}
+	case !agent.Online():
+		return check{Name: name, Detail: fmt.Sprintf("the SSM agent on instance %s has PingStatus %s, not Online, so sessions cannot start: check that the agent runs (systemctl status amazon-ssm-agent), that the instance's role has AmazonSSMManagedInstanceCore, and that it can reach Systems Manager's endpoints", in.ID, agent.PingStatus), Fatal: true}
+	}
+	return check{Name: name, OK: true, Detail: fmt.Sprintf("instance %s, tagged %s=true, SSM agent Online (%s, %s)", in.ID, latch.TagManaged, agent.Platform, agent.Version)}
 }
