@@ -18,15 +18,16 @@ import (
 // variable, so TestCommandFlagGroups holds every command to this table,
 // and a new command must be added to it.
 var commandFlags = map[string][]flagGroup{
-	"latch grant":              {serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags}, // direct: the broker; else the server
-	"latch revoke":             {serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags},
-	"latch ssh":                {serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags},
+	"latch grant":              {serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags}, // direct: the broker; else the server
+	"latch revoke":             {serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
+	"latch ssh":                {serverFlags, awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
 	"latch ls":                 {serverFlags, awsFlags, dbFlags}, // no broker: the store, or the server
-	"latch sweep":              {awsFlags, dbFlags, backstopFlags, auditKeyFlags},
-	"latch run":                {awsFlags, dbFlags, backstopFlags, auditKeyFlags},
-	"latch server":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags}, // it is the server: no client flags
-	"latch lambda":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags},
-	"latch doctor":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags},
+	"latch session":            {serverFlags},
+	"latch sweep":              {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
+	"latch run":                {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
+	"latch server":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags}, // it is the server: no client flags
+	"latch lambda":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
+	"latch doctor":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
 	"latch demo":               nil, // its own simulator, database and server
 	"latch request":            {serverFlags, awsFlags},
 	"latch approve":            {serverFlags, awsFlags},
@@ -52,7 +53,7 @@ var commandFlags = map[string][]flagGroup{
 }
 
 // sharedFlagNames are every flag a flagGroup holds.
-var sharedFlagNames = slices.Concat(awsFlags.names, dbFlags.names, serverFlags.names, backstopFlags.names, auditKeyFlags.names)
+var sharedFlagNames = slices.Concat(awsFlags.names, dbFlags.names, serverFlags.names, backstopFlags.names, auditKeyFlags.names, ssmFlags.names)
 
 // commands is every command under root that does something: not a group,
 // which only lists its subcommands.
