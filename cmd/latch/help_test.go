@@ -131,6 +131,7 @@ var envValues = map[string]struct {
 	"backstop-group":    {"latch-prod", func(a *app) string { return a.backstop.Group }},
 	"backstop-dlq-arn":  {"arn:aws:sqs:us-east-1:123456789012:dlq", func(a *app) string { return a.backstop.DeadLetterARN }},
 	"audit-key":         {"/etc/latch/audit.pem", func(a *app) string { return a.auditKey }},
+	"ssm-session-role":  {"arn:aws:iam::123456789012:role/latch-session", func(a *app) string { return a.ssmRole }},
 }
 
 // Every LATCH_ variable of a shared flag still reaches every command that
