@@ -122,6 +122,10 @@ func RoleSessionName(requester string) string {
 	return name
 }
 
+// DefaultSessionRole is the session role's name unless an operator names
+// another: sweeps not told the role recognise latch's sessions by it.
+const DefaultSessionRole = "latch-session"
+
 // SessionReasonPrefix starts the reason latch gives every session it
 // starts. With the grant and expiry after it, it is the cloud's record of
 // the session (DescribeSessions returns it), so a sweep with no database
@@ -188,6 +192,7 @@ type SessionStart struct {
 // is a secret: it is never logged or stored.
 type SessionHandle struct {
 	SessionID  SSMSessionID
+	Owner      string // the role session that started it, as DescribeSessions names it
 	TokenValue string
 	StreamURL  string
 	Region     string

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,8 +49,12 @@ type SessionManager struct {
 	ssm     ssmAPI
 	sts     assumeAPI
 	roleARN string
+	log     *slog.Logger
 	// asRole builds the Systems Manager client for the role session.
 	asRole func(creds aws.CredentialsProvider) sessionAPI
+	// warned is set once a sweep without a role was refused the list of
+	// sessions, which it says once.
+	warned atomic.Bool
 }
 
 var _ latch.SessionManager = (*SessionManager)(nil)
@@ -59,10 +65,19 @@ var _ latch.SessionManager = (*SessionManager)(nil)
 const roleSessionLife = 15 * time.Minute
 
 // NewSessionManager returns Session Manager in cfg.Region, starting
-// sessions under roleARN (the session role).
-func NewSessionManager(cfg aws.Config, roleARN string) *SessionManager {
+// sessions under roleARN (the session role). With no role it starts none,
+// but still lists and ends the sessions a role named
+// [latch.DefaultSessionRole] started, so that a process not told the role
+// still ends what a server given it left; and when it cannot list
+// sessions (an account that never turned Session Manager access on, no
+// permission, an endpoint without Systems Manager), it says so once and
+// lists none. log may be nil.
+func NewSessionManager(cfg aws.Config, roleARN string, log *slog.Logger) *SessionManager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &SessionManager{
-		cfg: cfg, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), roleARN: roleARN,
+		cfg: cfg, ssm: ssm.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg), roleARN: roleARN, log: log,
 		asRole: func(creds aws.CredentialsProvider) sessionAPI {
 			return ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Credentials = creds })
 		},
@@ -111,7 +126,11 @@ func (m *SessionManager) Start(ctx context.Context, s latch.SessionStart) (latch
 			SessionToken: aws.ToString(c.SessionToken), Source: "latch session role", CanExpire: c.Expiration != nil,
 			Expires: aws.ToTime(c.Expiration)}, nil
 	})
-	return m.startAsRequester(ctx, creds, s)
+	h, err := m.startAsRequester(ctx, creds, s)
+	if role.AssumedRoleUser != nil {
+		h.Owner = aws.ToString(role.AssumedRoleUser.Arn)
+	}
+	return h, err
 }
 
 // startAsRequester is the one StartSession call, made with the role
@@ -164,25 +183,34 @@ func (m *SessionManager) Terminate(ctx context.Context, id latch.SSMSessionID) e
 // Sessions lists the active sessions latch started: those the session
 // role started, read page by page. Their reasons say which grant each
 // belongs to and until when; one without a readable reason has a zero
-// Expires, and a sweep ends it.
+// Expires, and a sweep ends it. A session anyone else started is never
+// listed, whatever its reason says.
 func (m *SessionManager) Sessions(ctx context.Context) ([]latch.SSMSession, error) {
-	prefix := assumedRolePrefix(m.roleARN)
 	var out []latch.SSMSession
 	p := ssm.NewDescribeSessionsPaginator(m.ssm, &ssm.DescribeSessionsInput{State: ssmtypes.SessionStateActive, MaxResults: aws.Int32(200)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translateSSM("ssm:DescribeSessions", err)
+			err = translateSSM("ssm:DescribeSessions", err)
+			if m.roleARN == "" {
+				// Session Manager access is off here as far as this
+				// process knows: looking is a courtesy, not its duty.
+				if !m.warned.Swap(true) {
+					m.log.WarnContext(ctx, "cannot list Session Manager sessions; if latch ever started any here, give this process ssm:DescribeSessions and ssm:TerminateSession, and --ssm-session-role",
+						"region", m.cfg.Region, "err", err)
+				}
+				return nil, nil
+			}
+			return nil, err
 		}
 		for _, s := range page.Sessions {
 			reason, owner := aws.ToString(s.Reason), aws.ToString(s.Owner)
-			grant, expires, ours := latch.ParseSessionReason(reason)
-			if prefix != "" && strings.HasPrefix(owner, prefix) {
-				ours = true
-			}
-			if !ours {
+			// Only the session role's sessions are latch's: a reason is
+			// anyone's to write, and the server may end any session.
+			if !m.owns(owner) {
 				continue
 			}
+			grant, expires, _ := latch.ParseSessionReason(reason)
 			doc, _ := latch.ParseSSMDocument(aws.ToString(s.DocumentName))
 			out = append(out, latch.SSMSession{ID: latch.SSMSessionID(aws.ToString(s.SessionId)), GrantID: grant, Region: m.cfg.Region,
 				Target: latch.InstanceID(aws.ToString(s.Target)), Document: doc, Owner: owner, Reason: reason,
@@ -190,6 +218,17 @@ func (m *SessionManager) Sessions(ctx context.Context) ([]latch.SSMSession, erro
 		}
 	}
 	return out, nil
+}
+
+// owns reports whether owner is a session of the session role: by its
+// ARN when this process was given it, else by the default role's name in
+// any account.
+func (m *SessionManager) owns(owner string) bool {
+	if prefix := assumedRolePrefix(m.roleARN); prefix != "" {
+		return strings.HasPrefix(owner, prefix)
+	}
+	_, rest, ok := strings.Cut(owner, ":assumed-role/"+latch.DefaultSessionRole+"/")
+	return ok && strings.HasPrefix(owner, "arn:") && rest != ""
 }
 
 // assumedRolePrefix is how STS names sessions of a role:
@@ -223,6 +262,8 @@ func translateSSM(op string, err error) error {
 		return latch.Errorf(latch.ECONFLICT, "%s: the instance's SSM agent is not connected (%s); check that it runs and can reach Systems Manager", op, msg())
 	case "InvalidDocument", "InvalidParameters", "ValidationException", "ValidationError", "InvalidTarget":
 		return latch.Errorf(latch.EINVALID, "%s: %s", op, msg())
+	case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "IncompleteSignatureException":
+		return latch.Errorf(latch.EUNAUTHENTICATED, "%s: AWS does not accept these credentials: %s", op, msg())
 	case "AccessDeniedException", "AccessDenied":
 		return latch.Errorf(latch.EFORBIDDEN, "%s: AWS refused: %s; latch's session role may start sessions only on instances tagged %s=true", op, msg(), latch.TagManaged)
 	case "DoesNotExistException":

@@ -60,7 +60,7 @@ func (a *Access) decideSession(ctx context.Context, who latch.Identity, in Reque
 	var countErr error
 	d := a.policy.Policy().Decide(policy.Query{
 		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Document: in.Document, Duration: in.Duration,
-		BreakGlass: in.BreakGlass, Reason: in.Reason,
+		Source: in.Observed, BreakGlass: in.BreakGlass, Reason: in.Reason,
 		Active: func(rule string) int {
 			n, err := a.activeUnder(ctx, who, rule)
 			countErr = err
@@ -103,12 +103,19 @@ func (a *Access) StartSession(ctx context.Context, who latch.Identity, id latch.
 	if len(rs) == 0 {
 		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "grant %s was not opened by a request, so no rule gives it sessions", id)
 	}
-	rule, ok := a.policy.Policy().Rule(rs[0].Rule)
-	switch {
-	case !ok:
-		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "rule %q, which opened grant %s, is no longer in the policy", rs[0].Rule, id)
-	case !rule.SSM.Allows(g.Document, g.Ports.From):
-		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "rule %q no longer allows %s sessions%s", rule.Name, g.Document, portText(g))
+	// Each session is new access: the policy as it stands now must still
+	// give it, to this person, on this instance as its tags now read.
+	r := rs[0]
+	p := a.policy.Policy()
+	if _, ok := p.Rule(r.Rule); !ok {
+		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "rule %q, which opened grant %s, is no longer in the policy", r.Rule, id)
+	}
+	target, err := a.sessionTarget(ctx, g.Region, string(g.Target))
+	if err != nil {
+		return latch.SessionHandle{}, err
+	}
+	if !p.AllowsSession(r.Rule, r.Requester, target, g.Document, g.Ports.From) {
+		return latch.SessionHandle{}, latch.Errorf(latch.EFORBIDDEN, "rule %q no longer gives %s %s sessions%s on %s", r.Rule, r.Requester, g.Document, portText(g), g.Target)
 	}
 	h, err := a.b.StartSession(ctx, id, localPort)
 	if err != nil {

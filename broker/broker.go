@@ -38,9 +38,13 @@ type Options struct {
 	// Sign, if set, signs each audit entry's hash and the log's head
 	// (latch.SignAudit).
 	Sign func(msg string) string
-	// Sessions are Session Manager, by region, for grants of Session
-	// Manager access; a region without one refuses them.
+	// Sessions are Session Manager, by region: grants of Session Manager
+	// access end through them, and sweeps list latch's sessions with them.
 	Sessions map[string]latch.SessionManager
+	// SessionRole is the role sessions are started under; "" means this
+	// process starts none (Session Manager access is off), though it still
+	// ends them.
+	SessionRole string
 	// Checkpoint, if set, is called at named points of opening and ending a
 	// grant ("before-authorize", "after-authorize", "before-revoke",
 	// "after-revoke"). Crash

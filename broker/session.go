@@ -37,6 +37,9 @@ func (b *Broker) sessions(region string) (latch.SessionManager, error) {
 // one not tagged latch:managed=true (the tag the session role's IAM
 // policy is scoped to) or whose agent is not online. It changes nothing.
 func (b *Broker) CheckSessionTarget(ctx context.Context, region string, id latch.InstanceID) error {
+	if b.opts.SessionRole == "" {
+		return latch.Errorf(latch.EUNAVAILABLE, "Session Manager access is off on this server (start it with --ssm-session-role)")
+	}
 	sm, err := b.sessions(region)
 	if err != nil {
 		return err
@@ -105,9 +108,16 @@ func (b *Broker) StartSession(ctx context.Context, id latch.GrantID, localPort i
 		return latch.SessionHandle{}, latch.Errorf(latch.ECONFLICT, "grant %s is %s; a session needs an active grant", id, g.State)
 	case localPort < 0 || localPort > 65535:
 		return latch.SessionHandle{}, latch.Invalidf("local_port", "%d is not a port; want 1 to 65535, or 0 to let the plugin choose", localPort)
+	case localPort != 0 && g.Document != latch.DocPortForward:
+		return latch.SessionHandle{}, latch.Invalidf("local_port", "a %s session has no local port; only port-forward takes one", g.Document)
 	}
 	sm, err := b.sessions(g.Region)
 	if err != nil {
+		return latch.SessionHandle{}, err
+	}
+	// The tag and the agent are read afresh for every session, as a
+	// group's tag is for every rule.
+	if err := b.CheckSessionTarget(ctx, g.Region, g.Target); err != nil {
 		return latch.SessionHandle{}, err
 	}
 	b.checkpoint("before-start-session")
@@ -118,7 +128,7 @@ func (b *Broker) StartSession(ctx context.Context, id latch.GrantID, localPort i
 	}
 	b.checkpoint("after-start-session")
 	now := b.now()
-	rec := latch.SSMSession{ID: h.SessionID, GrantID: g.ID, Region: g.Region, Target: g.Target, Document: g.Document,
+	rec := latch.SSMSession{ID: h.SessionID, GrantID: g.ID, Region: g.Region, Target: g.Target, Document: g.Document, Owner: h.Owner,
 		Reason: latch.SessionReason(g.ID, g.ExpiresAt), StartedAt: now, Expires: g.ExpiresAt}
 	if ss, ok := b.store.(latch.SessionStore); ok {
 		if err := ss.AddSession(ctx, rec); err != nil {

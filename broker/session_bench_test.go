@@ -83,10 +83,10 @@ func newSessionBench(b *testing.B) *sessionBench {
 	cfg := env.Config()
 	timed := &timedClient{inner: cfg.HTTPClient}
 	cfg.HTTPClient = timed
-	sm := latchaws.NewSessionManager(cfg, benchSessionRole)
+	sm := latchaws.NewSessionManager(cfg, benchSessionRole, nil)
 	inv := latchaws.NewInventory(cfg, nil)
 	br := broker.New(store, nil, map[string]broker.GroupLookup{awstest.Region: inv}, broker.Options{
-		MaxDuration: policy.DurationCap, Sessions: map[string]latch.SessionManager{awstest.Region: sm},
+		MaxDuration: policy.DurationCap, Sessions: map[string]latch.SessionManager{awstest.Region: sm}, SessionRole: benchSessionRole,
 	})
 	const issuer = "https://idp.test"
 	access := broker.NewAccess(br, store, staticPolicy{p}, map[string]latch.Inventory{awstest.Region: inv},

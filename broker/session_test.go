@@ -28,6 +28,7 @@ type fakeSSM struct {
 	started    []latch.SessionStart
 	n          int
 	failEnd    error
+	starting   func()
 }
 
 func newFakeSSM() *fakeSSM {
@@ -41,6 +42,9 @@ func (f *fakeSSM) Agent(_ context.Context, id latch.InstanceID) (latch.AgentStat
 }
 
 func (f *fakeSSM) Start(_ context.Context, s latch.SessionStart) (latch.SessionHandle, error) {
+	if f.starting != nil {
+		f.starting() // AWS has the call, and lists no session yet
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
@@ -128,7 +132,7 @@ func newSSMFixture(t *testing.T) *ssmFixture {
 	f.ssm.agents[boxUnmanaged] = latch.AgentStatus{Registered: true, PingStatus: "Online"}
 	f.ssm.agents[boxOffline] = latch.AgentStatus{Registered: true, PingStatus: "ConnectionLost"}
 	f.b = broker.New(f.store, nil, map[string]broker.GroupLookup{"us-east-1": lookup}, broker.Options{
-		Clock: f.clock, Logger: slog.New(slog.DiscardHandler), Sessions: map[string]latch.SessionManager{"us-east-1": f.ssm},
+		Clock: f.clock, Logger: slog.New(slog.DiscardHandler), Sessions: map[string]latch.SessionManager{"us-east-1": f.ssm}, SessionRole: testSessionRole,
 	})
 	return f
 }
@@ -323,28 +327,30 @@ func TestSweepSessionsWithoutAStore(t *testing.T) {
 }
 
 // A grant ended while its session was starting does not leave the
-// session running.
+// session running: the grant's end listed the sessions before AWS had
+// this one, so StartSession, seeing the grant ended, terminates it.
 func TestSessionStartedAsTheGrantEndsIsTerminated(t *testing.T) {
 	f := newSSMFixture(t)
-	var b *broker.Broker
-	var g latch.Grant
-	b = broker.New(f.store, nil, map[string]broker.GroupLookup{"us-east-1": instances{boxManaged: {ID: boxManaged, Tags: map[string]string{latch.TagManaged: "true"}}}},
-		broker.Options{Clock: f.clock, Sessions: map[string]latch.SessionManager{"us-east-1": f.ssm}, Checkpoint: func(name string) {
-			if name == "after-start-session" {
-				if _, err := b.Revoke(context.Background(), g.ID, "bob"); err != nil {
-					t.Errorf("revoke during start: %v", err)
-				}
-			}
-		}})
-	g, err := b.Grant(t.Context(), ssmRequest(boxManaged, latch.DocShell, 0))
+	g, err := f.b.Grant(t.Context(), ssmRequest(boxManaged, latch.DocShell, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.StartSession(t.Context(), g.ID, 0)
+	f.ssm.starting = func() {
+		f.ssm.starting = nil
+		if _, err := f.b.Revoke(context.Background(), g.ID, "bob"); err != nil {
+			t.Errorf("revoke during start: %v", err)
+		}
+	}
+	_, err = f.b.StartSession(t.Context(), g.ID, 0)
 	if latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Fatalf("StartSession = %v; want ECONFLICT (the grant ended)", err)
 	}
 	if got := f.ssm.running(); len(got) != 0 {
 		t.Errorf("running %v; want none", got)
 	}
+	if len(f.ssm.terminated) != 1 {
+		t.Errorf("terminated %v; want the one session, by StartSession", f.ssm.terminated)
+	}
 }
+
+const testSessionRole = "arn:aws:iam::123456789012:role/latch-session"

@@ -81,6 +81,9 @@ func (a *Access) sshGrant(ctx context.Context, who latch.Identity, id latch.Gran
 	if g.State != latch.StateActive || !a.now().Before(g.ExpiresAt) {
 		return g, latch.Request{}, policy.Rule{}, latch.Errorf(latch.ECONFLICT, "grant %s is %s; an SSH login needs an active grant", id, g.State)
 	}
+	if g.Access == latch.AccessSSM && g.Document != latch.DocSSH {
+		return g, latch.Request{}, policy.Rule{}, latch.Errorf(latch.EFORBIDDEN, "grant %s gives %s sessions; an SSH login goes with an ssh session (latch ssh --via ssm)", id, g.Document)
+	}
 	rs, err := a.store.Requests(ctx, latch.RequestFilter{GrantID: id, Limit: 1})
 	if err != nil {
 		return g, latch.Request{}, policy.Rule{}, err
@@ -94,6 +97,10 @@ func (a *Access) sshGrant(ctx context.Context, who latch.Identity, id latch.Gran
 		return g, rs[0], rule, latch.Errorf(latch.EFORBIDDEN, "rule %q, which opened grant %s, is no longer in the policy", rs[0].Rule, id)
 	case rule.SSH == nil:
 		return g, rs[0], rule, latch.Errorf(latch.EFORBIDDEN, "rule %q gives no SSH login; an admin can add ssh: {principals: [...]} to it", rule.Name)
+	case g.Access == latch.AccessSSM && rule.SSH.Method != latch.SSHCertificate:
+		// A pushed key works from any address that reaches sshd; a
+		// certificate for a session is valid from the instance's loopback.
+		return g, rs[0], rule, latch.Errorf(latch.EFORBIDDEN, "rule %q logs in with %s, which works from any address; SSH over Session Manager needs the certificate method", rule.Name, rule.SSH.Method)
 	}
 	return g, rs[0], rule, nil
 }
@@ -140,9 +147,17 @@ func (a *Access) certify(ctx context.Context, g latch.Grant, t latch.Target, rul
 		return err
 	}
 	out.Certificate, out.Serial, out.Principals = cert, serial, rule.SSH.Principals
-	a.audit(ctx, latch.AuditEntry{Actor: g.Requester, Action: latch.AuditSSHCertificate, Target: string(g.GroupID), GrantID: g.ID,
+	from := []string{req.SourceAddress.String()}
+	for _, p := range req.AlsoFrom {
+		from = append(from, p.String())
+	}
+	target := string(g.GroupID)
+	if g.Access == latch.AccessSSM {
+		target = string(g.Target)
+	}
+	a.audit(ctx, latch.AuditEntry{Actor: g.Requester, Action: latch.AuditSSHCertificate, Target: target, GrantID: g.ID,
 		Details: map[string]string{"serial": fmt.Sprint(serial), "principals": strings.Join(req.Principals, ","),
-			"source": g.Source.String(), "valid_before": g.ExpiresAt.UTC().Format(time.RFC3339), "instance_id": string(t.InstanceID)}})
+			"source": strings.Join(from, ","), "valid_before": g.ExpiresAt.UTC().Format(time.RFC3339), "instance_id": string(t.InstanceID)}})
 	return nil
 }
 

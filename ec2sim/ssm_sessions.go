@@ -260,7 +260,8 @@ func (s *Server) terminateSession(c *ssmCall, in sessionIDInput) (sessionOutput,
 	id := *in.SessionID
 	s.lock()
 	ss, ok := s.sessions[id]
-	ended := ok && ss.active()
+	// Sessions are regional: another region's is not this one's to end.
+	ended := ok && ss.active() && ss.region == c.region
 	if ended {
 		ss.status, ss.end = statusTerminated, s.now().UTC()
 	}

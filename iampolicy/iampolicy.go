@@ -110,7 +110,7 @@ type Options struct {
 }
 
 // DefaultSessionRole is the name of the session role unless told otherwise.
-const DefaultSessionRole = "latch-session"
+const DefaultSessionRole = latch.DefaultSessionRole
 
 // DefaultScheduleGroup is the schedule group the backstop schedules live in
 // unless told otherwise.

@@ -118,8 +118,7 @@ type SweepResult struct {
 	Rules   int      `json:"rules"`
 	Revoked []string `json:"revoked"`
 	// Sessions counts the active Session Manager sessions latch started,
-	// and Terminated the overdue ones ended; both are absent when Session
-	// Manager access is off.
+	// and Terminated the overdue ones ended (absent when none was).
 	Sessions   *int     `json:"sessions,omitempty"`
 	Terminated []string `json:"sessions_terminated,omitempty"`
 	Errors     []string `json:"errors,omitempty"`

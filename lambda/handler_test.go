@@ -141,8 +141,7 @@ func TestSweepEventTerminatesOverdueSessions(t *testing.T) {
 	if err := sim.SetAgent("us-east-1", f.Fleet.Web1, ec2sim.Agent{PingStatus: ec2sim.PingOnline}); err != nil {
 		t.Fatal(err)
 	}
-	f.Env.Identity(t, "AKIDLATCHTEST", "secret", "arn:aws:iam::123456789012:user/latch-server")
-	sm := latchaws.NewSessionManager(f.Env.Config(), "arn:aws:iam::123456789012:role/latch-session")
+	sm := latchaws.NewSessionManager(f.Env.Config(), "arn:aws:iam::123456789012:role/latch-session", nil)
 	h.Sessions = map[string]latch.SessionManager{"us-east-1": sm}
 	due, cur := at.Start.Add(time.Minute), at.Start.Add(time.Hour)
 	var ids []latch.SSMSessionID

@@ -26,7 +26,7 @@ type Query struct {
 	Ports      latch.PortRange
 	Document   latch.SSMDocument // non-empty for Session Manager access
 	Duration   time.Duration     // 0 means the deciding rule's default
-	Source     netip.Prefix      // the requester's address (/32 or /128), or a wider prefix they ask for; unused with a Document
+	Source     netip.Prefix      // the requester's address (/32 or /128), or a wider prefix they ask for; with a Document, the address the request came from, checked against networks (zero skips that, as explain does)
 	BreakGlass bool              // skip approval, where the rule allows it
 	Reason     string
 
@@ -79,6 +79,21 @@ func (p *Policy) Decide(q Query) Decision {
 	}
 	return Decision{Outcome: Denied, Why: fmt.Sprintf("no policy rule lets %s open %s on %s",
 		q.Who, describePorts(q.Protocol, q.Ports), describeTarget(q.Target))}
+}
+
+// AllowsSession reports whether the rule named rule, as the policy now
+// stands, still gives who a session with doc (to port) on target: its
+// targets and who match and its ssm section allows the session. A grant
+// checks it before each session it starts, so that a policy change takes
+// effect on the next session, not at the grant's expiry.
+func (p *Policy) AllowsSession(rule string, who latch.Identity, target latch.Target, doc latch.SSMDocument, port int) bool {
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.Name == rule {
+			return r.Targets.match(target) && p.matches(r.Who, who) && r.SSM.Allows(doc, port)
+		}
+	}
+	return false
 }
 
 // allows reports whether r's ports (or, for a Session Manager query, its
@@ -189,7 +204,11 @@ func (r *Rule) decide(q Query) Decision {
 		return deny("a reason is required; say why you need access")
 	}
 	session := q.Document != ""
-	if !session && len(r.Networks) > 0 && !slices.ContainsFunc(r.Networks, func(n netip.Prefix) bool { return inside(q.Source, n) }) {
+	// A session opens nothing to an address, but the rule's networks
+	// still say where requests may come from: for a session, the address
+	// the request came from (none when only explaining).
+	checkNetworks := len(r.Networks) > 0 && (!session || q.Source.IsValid())
+	if checkNetworks && !slices.ContainsFunc(r.Networks, func(n netip.Prefix) bool { return inside(q.Source, n) }) {
 		return deny("requests must come from %s; %s is outside", joinPrefixes(r.Networks), q.Source)
 	}
 	if !session && q.Source.Bits() < q.Source.Addr().BitLen() {

@@ -53,9 +53,10 @@
 // with port-forward, is [22] when the documents include ssh and it is left
 // out, and is refused when shell is the only document. A rule with an ssm
 // section may leave ports out, and then opens no security-group rule; a
-// rule with neither is refused. Sessions have no source address, so the
-// rule's networks and allow_prefix do not apply to them; duration, reason,
-// approval, break-glass and max_active do. Requesters need no
+// rule with neither is refused. Sessions open no port to an address, so
+// allow_prefix does not apply to them; the rule's networks hold the
+// address the request comes from; duration, reason, approval, break-glass
+// and max_active apply too. Requesters need no
 // ssm:StartSession of their own: latch starts the session for them.
 //
 // aws_principals are globs (* matches anything, including / and :; ?

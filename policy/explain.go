@@ -49,8 +49,9 @@ func (p *Policy) Explain(who latch.Identity, target latch.Target) []Explanation 
 // for port-forward and ssh, port on the instance): a rule whose targets
 // and who match but whose ssm section does not allow the session, or
 // that has none, is skipped and Why says which. The first rule that
-// applies decides; later ones say so. A rule's networks and allow_prefix
-// do not apply to sessions, which open no port.
+// applies decides; later ones say so. A rule's networks hold the address
+// a session request comes from, which an explanation does not know, so
+// they are not checked here; allow_prefix does not apply to sessions.
 func (p *Policy) ExplainSession(who latch.Identity, target latch.Target, doc latch.SSMDocument, port int) []Explanation {
 	out := make([]Explanation, 0, len(p.rules))
 	q := Query{Who: who, Target: target, Protocol: latch.TCP, Document: doc}
@@ -180,9 +181,6 @@ func (r *Rule) writeConditions(b *strings.Builder) {
 		fmt.Fprintf(b, "; only from %s", joinPrefixes(r.Networks))
 		if r.AllowPrefix {
 			b.WriteString(" (prefixes allowed)")
-		}
-		if r.SSM != nil {
-			b.WriteString(" (not for Session Manager sessions, which open no port)")
 		}
 	}
 	if r.ReasonRequired {

@@ -176,13 +176,22 @@ func TestDecideSSM(t *testing.T) {
 	}
 }
 
-// TestDecideSSMConditions: networks do not apply to sessions; everything
-// else does.
+// TestDecideSSMConditions: a rule's networks hold the address a session
+// request comes from (and are skipped when there is none, as in explain);
+// everything else applies too.
 func TestDecideSSMConditions(t *testing.T) {
 	p := mustParse(t, ssmPolicy)
 	q := session(instance("1"), latch.DocShell, 0) // dev-ssm has networks, and q no source
 	if d := p.Decide(q); d.Outcome != policy.Allowed {
-		t.Errorf("a session was held to the rule's networks: %s", d.Why)
+		t.Errorf("a session with no request address was held to the rule's networks: %s", d.Why)
+	}
+	q.Source = netip.MustParsePrefix("203.0.113.9/32")
+	if d := p.Decide(q); d.Outcome != policy.Denied || !strings.Contains(d.Why, "requests must come from 198.51.100.0/24; 203.0.113.9/32 is outside") {
+		t.Errorf("a session asked from outside the rule's networks: %s %s", d.Outcome, d.Why)
+	}
+	q.Source = netip.MustParsePrefix("198.51.100.7/32")
+	if d := p.Decide(q); d.Outcome != policy.Allowed {
+		t.Errorf("a session asked from inside the rule's networks: %s %s", d.Outcome, d.Why)
 	}
 	q.Duration = 3 * 60 * 60e9
 	if d := p.Decide(q); d.Outcome != policy.Denied || !strings.Contains(d.Why, "allows at most 2h") {
@@ -224,7 +233,7 @@ func TestExplainSSM(t *testing.T) {
 			{"prod-both", false, "does not apply: i-0a0b0c0d0e0f00001 in us-east-1 is not among its targets (instances i-0a0b0c0d0e0f00003)"},
 		}},
 		{"the section allows it; networks do not apply", p.ExplainSession(developer, instance("1"), latch.DocPortForward, 5432), []line{
-			{"dev-ssm", true, "allows a port-forward session to port 5432 for 30m by default, at most 2h; auto-approved; only from 198.51.100.0/24 (not for Session Manager sessions, which open no port); reason required; at most 1 active grants per requester"},
+			{"dev-ssm", true, "allows a port-forward session to port 5432 for 30m by default, at most 2h; auto-approved; only from 198.51.100.0/24; reason required; at most 1 active grants per requester"},
 			{"web-ports", false, "does not apply: i-0a0b0c0d0e0f00001 in us-east-1 is not among its targets (instances i-0a0b0c0d0e0f00002)"},
 			{"prod-both", false, "does not apply: i-0a0b0c0d0e0f00001 in us-east-1 is not among its targets (instances i-0a0b0c0d0e0f00003)"},
 		}},
@@ -240,7 +249,7 @@ func TestExplainSSM(t *testing.T) {
 			{"prod-both", true, "allows tcp/443, Session Manager ssh sessions (to port 22) for 15m by default, at most 1h; needs 1 approval from sre within 1h; break-glass allowed with a reason; reason required"},
 		}},
 		{"a rule with only ssm", p.Explain(developer, instance("1"))[:1], []line{
-			{"dev-ssm", true, "allows Session Manager shell and port-forward sessions (to ports 5432, 8000-8100) for 30m by default, at most 2h; auto-approved; only from 198.51.100.0/24 (not for Session Manager sessions, which open no port); reason required; at most 1 active grants per requester"},
+			{"dev-ssm", true, "allows Session Manager shell and port-forward sessions (to ports 5432, 8000-8100) for 30m by default, at most 2h; auto-approved; only from 198.51.100.0/24; reason required; at most 1 active grants per requester"},
 		}},
 	}
 	for _, tt := range tests {
@@ -327,5 +336,26 @@ func TestRunTestsSSM(t *testing.T) {
 	if _, err := policy.RunTests(p, "ssm_test.yaml", []byte(data)); err == nil ||
 		!strings.Contains(err.Error(), `ssm_test.yaml:19: tests[2].document: "rdp" is not a Session Manager document latch starts; want shell, port-forward or ssh`) {
 		t.Errorf("an unknown document: %v", err)
+	}
+}
+
+// A grant's rule is checked again before each session: a policy that no
+// longer names the requester, the target or the document refuses it.
+func TestAllowsSession(t *testing.T) {
+	p := mustParse(t, ssmPolicy)
+	if !p.AllowsSession("dev-ssm", developer, instance("1"), latch.DocShell, 0) {
+		t.Fatal("dev-ssm does not allow the shell it was written for")
+	}
+	other := developer
+	other.Groups = []string{"contractors"}
+	for name, ok := range map[string]bool{
+		"someone else":     p.AllowsSession("dev-ssm", other, instance("1"), latch.DocShell, 0),
+		"another target":   p.AllowsSession("dev-ssm", developer, instance("3"), latch.DocShell, 0),
+		"another document": p.AllowsSession("dev-ssm", developer, instance("1"), latch.DocSSH, 22),
+		"a rule not in it": p.AllowsSession("gone", developer, instance("1"), latch.DocShell, 0),
+	} {
+		if ok {
+			t.Errorf("%s: allowed", name)
+		}
 	}
 }

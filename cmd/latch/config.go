@@ -133,7 +133,7 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 	case "audit-key":
 		f.StringVar(&a.auditKey, "audit-key", "", "ed25519 private key (PEM) that signs audit entries this process writes ('latch audit keygen')")
 	case "ssm-session-role":
-		f.StringVar(&a.ssmRole, "ssm-session-role", "", "IAM role ARN Session Manager sessions are started under, as each requester ('latch iam-policy --for session-role'); set, it turns on Session Manager access and its sweep")
+		f.StringVar(&a.ssmRole, "ssm-session-role", "", "IAM role ARN Session Manager sessions are started under, as each requester ('latch iam-policy --for session-role'); set, it turns on Session Manager access (sweeps end latch's sessions either way)")
 	default:
 		panic("latch: no shared flag --" + name)
 	}
@@ -395,17 +395,19 @@ func (a *app) broker(ctx context.Context, store latch.Store, regions []string, m
 	if opts.Sessions, err = a.sessionManagers(ctx, regions); err != nil {
 		return nil, err
 	}
+	opts.SessionRole = a.ssmRole
 	return broker.New(store, fws, groups, opts), nil
 }
 
-// sessionManagers connects Session Manager in each region when
-// --ssm-session-role is set; nil otherwise.
+// sessionManagers connects Session Manager in each region. Sweeps and
+// grants' ends use it whether or not --ssm-session-role is set: a process
+// not told the role still ends the sessions a server given it left.
+// Starting sessions needs the role.
 func (a *app) sessionManagers(ctx context.Context, regions []string) (map[string]latch.SessionManager, error) {
-	if a.ssmRole == "" {
-		return nil, nil
-	}
-	if err := latchaws.CheckRoleARN(a.ssmRole); err != nil {
-		return nil, latch.Invalidf("ssm-session-role", "%s", latch.ErrorMessage(err))
+	if a.ssmRole != "" {
+		if err := latchaws.CheckRoleARN(a.ssmRole); err != nil {
+			return nil, latch.Invalidf("ssm-session-role", "%s", latch.ErrorMessage(err))
+		}
 	}
 	out := map[string]latch.SessionManager{}
 	for _, region := range regions {
@@ -413,7 +415,7 @@ func (a *app) sessionManagers(ctx context.Context, regions []string) (map[string
 		if err != nil {
 			return nil, err
 		}
-		out[region] = latchaws.NewSessionManager(cfg, a.ssmRole)
+		out[region] = latchaws.NewSessionManager(cfg, a.ssmRole, a.log.With("component", "ssm"))
 	}
 	return out, nil
 }

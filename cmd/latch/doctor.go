@@ -231,7 +231,7 @@ func doctorSessionTarget(ctx context.Context, cfg aws.Config, target string) che
 	if in.Tags[latch.TagManaged] != "true" {
 		return check{Name: name, Detail: fmt.Sprintf("instance %s is not tagged %s=true, so latch never starts sessions on it (the session role may start them only on tagged instances): tag it to allow Session Manager access", in.ID, latch.TagManaged), Fatal: true}
 	}
-	agent, err := latchaws.NewSessionManager(cfg, "").Agent(ctx, in.ID)
+	agent, err := latchaws.NewSessionManager(cfg, "", nil).Agent(ctx, in.ID)
 	switch {
 	case err != nil:
 		return check{Name: name, Detail: latchaws.ErrorLine(err), Fatal: true}

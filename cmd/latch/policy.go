@@ -137,8 +137,8 @@ or subject (with --groups), or an AWS ARN.
 port-forward or ssh; --port is the port on the instance, 22 by default
 for ssh): only a rule whose ssm section allows the document and port
 decides it, and each rule that matches the target and identity but not
-its ssm section says why it was skipped. A session opens no port, so
-rules' networks do not apply.`,
+its ssm section says why it was skipped. A rule's networks hold where a
+session request comes from, which an explanation does not check.`,
 		Example: `  latch policy explain --target i-0a0b0c0d0e0f00001
   latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001
   latch policy explain --policy policy.yaml --as alice@example.com --groups dev --target i-0a0b0c0d0e0f00001 \

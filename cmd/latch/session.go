@@ -77,8 +77,10 @@ func (o sessionOptions) plan() (sessionPlan, error) {
 	switch {
 	case p.doc == latch.DocPortForward && o.port == "":
 		return p, latch.Invalidf("port", "--document port-forward needs --port, the port on the instance (1-65535)")
-	case p.doc == latch.DocShell && (o.port != "" || o.localPort != ""):
-		return p, latch.Invalidf("port", "--port and --local-port are for --document port-forward; a shell takes none")
+	case p.doc == latch.DocShell && o.port != "":
+		return p, latch.Invalidf("port", "--port is for --document port-forward; a shell takes none")
+	case p.doc == latch.DocShell && o.localPort != "":
+		return p, latch.Invalidf("local-port", "--local-port is for --document port-forward; a shell takes none")
 	}
 	if o.port != "" {
 		if p.port, err = sshPort(o.port); err != nil {

@@ -29,10 +29,11 @@ it also records what it did there, as 'latch run' does: grants on revoked
 rules are expired, with history and audit entries, and grants already due
 whose rules are gone are expired too. Without one it needs and makes none.
 
-With --ssm-session-role (Session Manager access on), it also terminates
-every active Session Manager session latch started whose grant has
-expired: DescribeSessions lists them, and each session's reason names its
-grant and expiry, so this too needs no database.`,
+It also terminates every active Session Manager session latch started
+(those of the session role: --ssm-session-role, else one named
+latch-session) whose grant has expired: DescribeSessions lists them, and
+each session's reason names its grant and expiry, so this too needs no
+database.`,
 		Example: `  latch sweep --dry-run
   latch sweep --region us-east-1,eu-west-1 --json
   latch sweep --db ~/.local/state/latch/latch.db`,
@@ -51,7 +52,7 @@ type sweepJSON struct {
 	Swept   []sweptJSON `json:"swept"`
 	Expired int         `json:"recorded_expired"`
 	// Sessions are the overdue Session Manager sessions found; absent
-	// when Session Manager access is off.
+	// when there are none.
 	Sessions []sessionSweptJSON `json:"sessions,omitempty"`
 }
 
@@ -169,13 +170,12 @@ func (a *app) sweep(ctx context.Context, dryRun, asJSON bool) error {
 	return errors.Join(sweepErr, storeErr, sessErr)
 }
 
-// sweepSessions ends overdue Session Manager sessions when Session
-// Manager access is on: through the broker with a database (recording
-// what ends), else from AWS alone. nil when it is off.
+// sweepSessions ends latch's overdue Session Manager sessions: through
+// the broker with a database (recording what ends), else from AWS alone.
+// It runs whether or not --ssm-session-role is set (see
+// sessionManagers); an account where sessions cannot be listed is said
+// once in the log and has none.
 func (a *app) sweepSessions(ctx context.Context, store latch.Store, dryRun bool) ([]sessionSweptJSON, error) {
-	if a.ssmRole == "" {
-		return nil, nil
-	}
 	var reports []broker.SessionSweepReport
 	var err error
 	if store != nil && !dryRun {

@@ -35,6 +35,10 @@ var (
 	Dave  = oidcPerson("dave")
 )
 
+// SessionRole is the role the broker starts Session Manager sessions
+// under.
+const SessionRole = "arn:aws:iam::123456789012:role/latch-session"
+
 // Issuer is the people's OIDC issuer.
 const Issuer = "https://idp.test"
 
@@ -103,6 +107,9 @@ func New(t testing.TB) *Fixture { return NewWithPolicy(t, Policy) }
 func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *broker.AccessOptions)) *Fixture {
 	t.Helper()
 	env := awstest.New(t)
+	// The broker's own key, as STS and Systems Manager know it: the
+	// sweeps list Session Manager sessions with it.
+	env.Identity(t, "AKIDLATCHTEST", "secret", "arn:aws:iam::"+ec2sim.DefaultAccountID+":user/AKIDLATCHTEST")
 	f := &Fixture{Env: env, Fleet: env.DemoFleet(t), Clock: mock.NewClock(Start), Policy: &Holder{}, t: t}
 	p, err := policy.Parse("test-policy.yaml", []byte(policyYAML))
 	if err != nil {
@@ -116,7 +123,8 @@ func NewWithPolicy(t testing.TB, policyYAML string, options ...func(*Fixture, *b
 	t.Cleanup(func() { f.Store.Close() })
 	inv := latchaws.NewInventory(env.Config(), nil)
 	f.Broker = broker.New(f.Store, []latch.Firewall{env.Firewall(t)}, map[string]broker.GroupLookup{awstest.Region: inv},
-		broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap})
+		broker.Options{Clock: f.Clock, MaxDuration: policy.DurationCap, SessionRole: SessionRole,
+			Sessions: map[string]latch.SessionManager{awstest.Region: latchaws.NewSessionManager(env.Config(), SessionRole, nil)}})
 	caPath := filepath.Join(t.TempDir(), "ssh-ca")
 	if err := sshca.GenerateKey(caPath); err != nil {
 		t.Fatal(err)
