@@ -241,6 +241,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store") // the token is a secret
 	writeJSON(w, http.StatusCreated, sessionJSON(h))
 }
 
