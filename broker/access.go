@@ -130,14 +130,23 @@ type RequestInput struct {
 
 // resolve turns a target string into a Target in a served region.
 func (a *Access) resolve(ctx context.Context, region, target string) (latch.Target, error) {
+	region, inv, err := a.inventory(region)
+	if err != nil {
+		return latch.Target{}, err
+	}
+	return ResolveTarget(ctx, inv, region, target)
+}
+
+// inventory is region's inventory, "" meaning the default region.
+func (a *Access) inventory(region string) (string, latch.Inventory, error) {
 	if region == "" {
 		region = a.opts.DefaultRegion
 	}
 	inv, ok := a.inv[region]
 	if !ok {
-		return latch.Target{}, latch.Invalidf("region", "region %q is not served here", region)
+		return region, nil, latch.Invalidf("region", "region %q is not served here", region)
 	}
-	return ResolveTarget(ctx, inv, region, target)
+	return region, inv, nil
 }
 
 // ResolveTarget turns "i-…", "sg-…" or an instance's Name tag into a

@@ -26,12 +26,9 @@ func (a *Access) ExplainSession(ctx context.Context, who latch.Identity, as *lat
 // sessionTarget resolves an instance for Session Manager access: by ID or
 // Name tag, in a served region, with no managed group needed.
 func (a *Access) sessionTarget(ctx context.Context, region, target string) (latch.Target, error) {
-	if region == "" {
-		region = a.opts.DefaultRegion
-	}
-	inv, ok := a.inv[region]
-	if !ok {
-		return latch.Target{}, latch.Invalidf("region", "region %q is not served here", region)
+	region, inv, err := a.inventory(region)
+	if err != nil {
+		return latch.Target{}, err
 	}
 	return SessionTarget(ctx, inv, region, target)
 }

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -84,23 +83,14 @@ type lookupEventsOutput struct {
 // whether it was. Faults apply to its operations as to EC2's actions; a
 // lost response is a server error, since looking up changes nothing.
 func (s *Server) serveCloudTrail(w http.ResponseWriter, r *http.Request) bool {
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), CloudTrailTarget)
+	j, ok := s.beginJSON(w, r, CloudTrailTarget)
 	if !ok {
 		return false
 	}
-	body, readErr := io.ReadAll(r.Body)
-	s.lock()
-	requestID := s.ids.request()
-	s.calls[op]++
-	fault, latency := s.drawFault(op)
-	identities := s.identities
-	s.unlock()
-
-	w.Header().Set("x-amzn-RequestId", requestID)
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	if latency > 0 && !wait(r.Context(), latency) {
+	if !j.answer {
 		return true
 	}
+	op, body, readErr, requestID, fault, identities := j.op, j.body, j.readErr, j.requestID, j.fault, j.identities
 	var out []byte
 	var aerr *apiError
 	switch {

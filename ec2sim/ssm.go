@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // SSMTarget prefixes the X-Amz-Target of Systems Manager's actions.
@@ -45,27 +46,53 @@ type ssmCall struct {
 	streamBase            string // ws://HOST or wss://HOST, for StreamUrls
 }
 
+// jsonCall is a JSON 1.1 request (X-Amz-Target SERVICE.OP) as every
+// such service of the simulator first takes it.
+type jsonCall struct {
+	op         string
+	body       []byte
+	readErr    error
+	requestID  string
+	fault      faultKind
+	identities map[string]Identity
+	answer     bool // false: the client left during an injected delay
+}
+
+// beginJSON takes r if its target has prefix: it reads the body, counts
+// the call, draws a fault, and sets the headers every answer has. ok is
+// false for a request of another service.
+func (s *Server) beginJSON(w http.ResponseWriter, r *http.Request, prefix string) (jsonCall, bool) {
+	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), prefix)
+	if !ok {
+		return jsonCall{}, false
+	}
+	j := jsonCall{op: op}
+	j.body, j.readErr = io.ReadAll(r.Body)
+	var latency time.Duration
+	s.lock()
+	j.requestID = s.ids.request()
+	s.calls[op]++
+	j.fault, latency = s.drawFault(op)
+	j.identities = s.identities
+	s.unlock()
+	w.Header().Set("x-amzn-RequestId", j.requestID)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	j.answer = latency <= 0 || wait(r.Context(), latency)
+	return j, true
+}
+
 // serveSSM answers r if it is a Systems Manager request, and reports
 // whether it was. Faults apply as to EC2's actions: a lost response has
 // taken effect but answers InternalServerError.
 func (s *Server) serveSSM(w http.ResponseWriter, r *http.Request) bool {
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), SSMTarget)
+	j, ok := s.beginJSON(w, r, SSMTarget)
 	if !ok {
 		return false
 	}
-	body, readErr := io.ReadAll(r.Body)
-	s.lock()
-	requestID := s.ids.request()
-	s.calls[op]++
-	fault, latency := s.drawFault(op)
-	identities := s.identities
-	s.unlock()
-
-	w.Header().Set("x-amzn-RequestId", requestID)
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	if latency > 0 && !wait(r.Context(), latency) {
+	if !j.answer {
 		return true
 	}
+	op, body, readErr, requestID, fault, identities := j.op, j.body, j.readErr, j.requestID, j.fault, j.identities
 	region, key := credentialScope(r)
 	scheme := "ws"
 	if r.TLS != nil {

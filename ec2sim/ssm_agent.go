@@ -6,8 +6,6 @@ package ec2sim
 // RunInstances launches instances without.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"slices"
@@ -208,15 +206,9 @@ func (s *Server) describeInstanceInformation(c *ssmCall, in describeInstanceInfo
 		tests = append(tests, test)
 		fmt.Fprintf(&fp, "%s=%s\x00", *f.Key, strings.Join(f.Values, "\x01"))
 	}
-	sum := sha256.Sum256([]byte(c.region + "\x00" + fp.String()))
-	fingerprint := hex.EncodeToString(sum[:6])
-	var after int64
-	if in.NextToken != nil && *in.NextToken != "" {
-		seq, ok := parsePageToken(*in.NextToken, fingerprint)
-		if !ok {
-			return out, errf(CodeSSMInvalidNextToken, "The NextToken is not valid: it must come from a DescribeInstanceInformation call with the same parameters.")
-		}
-		after = seq
+	after, fingerprint, aerr := pageStart(in.NextToken, "DescribeInstanceInformation", c.region, fp.String())
+	if aerr != nil {
+		return out, aerr
 	}
 	s.lock()
 	defer s.unlock()

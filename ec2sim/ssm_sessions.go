@@ -350,15 +350,9 @@ func (s *Server) describeSessions(c *ssmCall, in describeSessionsInput) (describ
 	if aerr != nil {
 		return out, aerr
 	}
-	sum := sha256.Sum256([]byte(c.region + "\x00" + deref(in.State) + "\x00" + fp))
-	fingerprint := hex.EncodeToString(sum[:6])
-	var after int64
-	if in.NextToken != nil && *in.NextToken != "" {
-		seq, ok := parsePageToken(*in.NextToken, fingerprint)
-		if !ok {
-			return out, errf(CodeSSMInvalidNextToken, "The NextToken is not valid: it must come from a DescribeSessions call with the same parameters.")
-		}
-		after = seq
+	after, fingerprint, aerr := pageStart(in.NextToken, "DescribeSessions", c.region, deref(in.State), fp)
+	if aerr != nil {
+		return out, aerr
 	}
 	s.lock()
 	defer s.unlock()
@@ -447,6 +441,22 @@ func sessionMatcher(filters []sessionFilter) (func(*ssmSession) bool, string, *a
 // fingerprint so a token is good only for the query that issued it.
 func pageToken(seq int64, fingerprint string) string {
 	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s%d:%s", ssmTokenPrefix, seq, fingerprint))
+}
+
+// pageStart reads a list request's NextToken, if any: the seq to list
+// after, bound to a fingerprint of the query (parts); action names the
+// list in the error.
+func pageStart(token *string, action string, parts ...string) (after int64, fingerprint string, aerr *apiError) {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	fingerprint = hex.EncodeToString(sum[:6])
+	if token == nil || *token == "" {
+		return 0, fingerprint, nil
+	}
+	seq, ok := parsePageToken(*token, fingerprint)
+	if !ok {
+		return 0, "", errf(CodeSSMInvalidNextToken, "The NextToken is not valid: it must come from a %s call with the same parameters.", action)
+	}
+	return seq, fingerprint, nil
 }
 
 func parsePageToken(token, fingerprint string) (int64, bool) {

@@ -156,6 +156,22 @@ func (w *ssmWorld) latchFrozen(t *testing.T, now time.Time, args ...string) resu
 	return result{code, stdout.String(), stderr.String()}
 }
 
+// forwardInBackground sets latch's clock to now and runs `latch session
+// box-1` forwarding port 7, on a client clock that stays at now, until
+// its session is connected; done has its result when it exits.
+func (w *ssmWorld) forwardInBackground(t *testing.T, now time.Time) <-chan result {
+	t.Helper()
+	w.setClock(t, now)
+	local := freePort(t)
+	done := make(chan result, 1)
+	go func() {
+		done <- w.latchFrozen(t, now, "session", "box-1", "--document", "port-forward", "--port", "7",
+			"--local-port", strconv.Itoa(local), "--plugin", w.plugin)
+	}()
+	waitFor(t, "the session", func() bool { return connected(w.sessions()) }, w.server.output)
+	return done
+}
+
 // sessions are the simulator's Session Manager sessions.
 func (w *ssmWorld) sessions() []ec2sim.Session { return w.env.Sim.Sessions("us-east-1") }
 
@@ -350,14 +366,7 @@ func (w *ssmWorld) grants(t *testing.T) []latch.Grant {
 func TestSessionSweptAfterServerDeathAndLostDatabase(t *testing.T) {
 	w := startSSMWorld(t)
 	now := time.Now().UTC().Truncate(time.Second)
-	w.setClock(t, now)
-	local := freePort(t)
-	done := make(chan result, 1)
-	go func() {
-		done <- w.latchFrozen(t, now, "session", "box-1", "--document", "port-forward", "--port", "7",
-			"--local-port", strconv.Itoa(local), "--plugin", w.plugin)
-	}()
-	waitFor(t, "the session", func() bool { return connected(w.sessions()) }, w.server.output)
+	done := w.forwardInBackground(t, now)
 
 	w.server.kill(t)
 	for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -392,14 +401,7 @@ func TestSessionSweptAfterServerDeathAndLostDatabase(t *testing.T) {
 func TestSweepCommandEndsOverdueSessions(t *testing.T) {
 	w := startSSMWorld(t)
 	now := time.Now().UTC().Truncate(time.Second)
-	w.setClock(t, now)
-	local := freePort(t)
-	done := make(chan result, 1)
-	go func() {
-		done <- w.latchFrozen(t, now, "session", "box-1", "--document", "port-forward", "--port", "7",
-			"--local-port", strconv.Itoa(local), "--plugin", w.plugin)
-	}()
-	waitFor(t, "the session", func() bool { return connected(w.sessions()) }, w.server.output)
+	done := w.forwardInBackground(t, now)
 	w.server.kill(t)
 	w.setClock(t, now.Add(31*time.Minute))
 
