@@ -274,18 +274,12 @@ func (a *Access) decide(ctx context.Context, who latch.Identity, in RequestInput
 		source = in.Asked
 	}
 	p := a.policy.Policy()
-	var countErr error
-	d := p.Decide(policy.Query{
+	d, err := a.decideQuery(ctx, p, policy.Query{
 		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Duration: in.Duration,
 		Source: source, BreakGlass: in.BreakGlass, Reason: in.Reason,
-		Active: func(rule string) int {
-			n, err := a.activeUnder(ctx, who, rule)
-			countErr = err
-			return n
-		},
 	})
-	if countErr != nil { // fail closed: an unknown count must not pass max_active
-		return decided{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+	if err != nil {
+		return decided{}, err
 	}
 	if d.Outcome == policy.Allowed || d.Outcome == policy.NeedsApproval {
 		if err := a.checkAskedSource(p, d.Rule, in); err != nil {
@@ -293,6 +287,23 @@ func (a *Access) decide(ctx context.Context, who latch.Identity, in RequestInput
 		}
 	}
 	return decided{target: target, source: source, d: d}, nil
+}
+
+// decideQuery is p's decision on q, with q.Active counting the
+// requester's active grants. It fails closed: an unknown count must not
+// pass max_active.
+func (a *Access) decideQuery(ctx context.Context, p *policy.Policy, q policy.Query) (policy.Decision, error) {
+	var countErr error
+	q.Active = func(rule string) int {
+		n, err := a.activeUnder(ctx, q.Who, rule)
+		countErr = err
+		return n
+	}
+	d := p.Decide(q)
+	if countErr != nil {
+		return policy.Decision{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+	}
+	return d, nil
 }
 
 // checkAskedSource lets a requester name an address other than their own

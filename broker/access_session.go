@@ -54,18 +54,12 @@ func (a *Access) decideSession(ctx context.Context, who latch.Identity, in Reque
 	if err != nil {
 		return decided{}, err
 	}
-	var countErr error
-	d := a.policy.Policy().Decide(policy.Query{
+	d, err := a.decideQuery(ctx, a.policy.Policy(), policy.Query{
 		Who: who, Target: target, Protocol: in.Protocol, Ports: in.Ports, Document: in.Document, Duration: in.Duration,
 		Source: in.Observed, BreakGlass: in.BreakGlass, Reason: in.Reason,
-		Active: func(rule string) int {
-			n, err := a.activeUnder(ctx, who, rule)
-			countErr = err
-			return n
-		},
 	})
-	if countErr != nil { // fail closed: an unknown count must not pass max_active
-		return decided{}, latch.Errorf(latch.EUNAVAILABLE, "count active grants: %v", countErr)
+	if err != nil {
+		return decided{}, err
 	}
 	if d.Outcome != policy.Denied {
 		// Refused here too (Broker.Grant checks again when it opens), so
