@@ -13,8 +13,10 @@ package ssmclient
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/latchdev/latch"
@@ -95,20 +97,31 @@ func Environ(env []string) []string {
 	return append(out, env...)
 }
 
-// ProxyCommand is ssh's ProxyCommand option that runs the plugin for s,
-// with the environment entries ssh must be given: ssh passes its
-// environment to the command. ssh expands % in the command, and hands it
-// to the shell; both are escaped.
-func (s Session) ProxyCommand(plugin string) (string, []string, error) {
+// ProxyCommand is ssh's ProxyCommand option that runs the plugin for s.
+// The session's answer, with its token, goes in a file of its own in dir,
+// which must be private to the user (latch's per-session key directory,
+// removed after the session): when ssh runs the command, /bin/sh reads
+// the file into the plugin's environment alone. So the token is neither
+// on a command line nor in ssh's own environment, which ssh may send to
+// the server (SendEnv). ssh expands % in the command and hands it to the
+// shell; both are escaped.
+func (s Session) ProxyCommand(plugin, dir string) (string, error) {
 	argv, env, err := s.Command(plugin)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	quoted := make([]string, len(argv))
-	for i, a := range argv {
+	file := filepath.Join(dir, "ssm-session.json")
+	_, resp, _ := strings.Cut(env[0], "=")
+	if err := os.WriteFile(file, []byte(resp), 0o600); err != nil {
+		return "", fmt.Errorf("write the session for ssh's ProxyCommand: %w", err)
+	}
+	script := responseEnv + `="$(cat "$1")"; export ` + responseEnv + `; ` + env[1] + `; export SSM_PLUGIN_SKIP_CLIENT_CONFIGURE; shift; exec "$@"`
+	words := append([]string{"/bin/sh", "-c", script, "sh", file}, argv...)
+	quoted := make([]string, len(words))
+	for i, a := range words {
 		quoted[i] = strings.ReplaceAll(shellQuote(a), "%", "%%")
 	}
-	return strings.Join(quoted, " "), env, nil
+	return strings.Join(quoted, " "), nil
 }
 
 // shellQuote quotes s for a POSIX shell.

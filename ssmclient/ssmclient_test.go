@@ -2,7 +2,9 @@ package ssmclient_test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -43,20 +45,42 @@ func TestCommandKeepsTheTokenOffTheCommandLine(t *testing.T) {
 }
 
 // ssh expands % and hands ProxyCommand to a shell: a plugin path with a
-// space, a quote or a percent sign still runs that path.
-func TestProxyCommandQuotes(t *testing.T) {
-	cmd, _, err := session.ProxyCommand("/opt/my plugins/it's 100%/session-manager-plugin")
+// space, a quote or a percent sign still runs that path, and the plugin
+// gets the session's answer in its environment, while the token is
+// neither in the command nor in ssh's environment (which SendEnv may
+// send to the server): it waits in a file only the user may read.
+func TestProxyCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "it's 100%")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	plugin := filepath.Join(dir, "session manager plugin")
+	script := "#!/bin/sh\nprintf '%s\\n' \"$SSM_PLUGIN_SKIP_CLIENT_CONFIGURE\" \"$AWS_SSM_START_SESSION_RESPONSE_LATCH\" \"$@\"\n"
+	if err := os.WriteFile(plugin, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := session.ProxyCommand(plugin, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Undo ssh's % expansion, then let a shell split the words.
-	out, err := exec.Command("sh", "-c", "printf '%s\\n' "+strings.ReplaceAll(cmd, "%%", "%")).Output()
-	if err != nil {
-		t.Fatal(err)
+	if strings.Contains(cmd, session.TokenValue) {
+		t.Fatalf("the command %q holds the token", cmd)
 	}
-	words := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
-	if len(words) != 7 || words[0] != "/opt/my plugins/it's 100%/session-manager-plugin" {
-		t.Fatalf("the shell read %q from %q", words, cmd)
+	// Undo ssh's % expansion, then run it as ssh does, with a clean
+	// environment: nothing of the session comes from ssh's.
+	run := exec.Command("/bin/sh", "-c", "exec "+strings.ReplaceAll(cmd, "%%", "%"))
+	run.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := run.Output()
+	if err != nil {
+		t.Fatalf("%v running %q", err, cmd)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != 8 || lines[0] != "true" || !strings.Contains(lines[1], session.TokenValue) || !strings.HasPrefix(lines[2], "AWS_SSM_START_SESSION_RESPONSE") {
+		t.Fatalf("the plugin saw %q", lines)
+	}
+	info, err := os.Stat(filepath.Join(dir, "ssm-session.json"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("the session file: %v, %v; want mode 0600", info, err)
 	}
 }
 

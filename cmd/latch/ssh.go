@@ -127,11 +127,7 @@ func (a *app) ssh(ctx context.Context, target string, userArgs []string, o sshOp
 	argv := sshclient.Command{SSH: o.sshPath, Dest: t.dest, Login: t.login, Port: t.port, Key: k, Certificate: s.method == latch.SSHCertificate,
 		KnownHosts: o.knownHosts, Config: cfg, Address: t.address, Instance: t.instance, Strict: t.pinned, Args: userArgs,
 		ProxyCommand: s.proxyCommand}.Argv()
-	var env []string
-	if s.env != nil {
-		env = ssmclient.Environ(s.env)
-	}
-	code, err := sshclient.Session{Argv: argv, Env: env, Until: s.until, Clock: a.clock,
+	code, err := sshclient.Session{Argv: argv, Until: s.until, Clock: a.clock,
 		Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, Log: a.log}.Run(ctx)
 	if err != nil || code == 0 {
 		return err
@@ -272,10 +268,9 @@ type sshAccess struct {
 	method latch.SSHMethod
 	until  time.Time                       // when the grant ends
 	end    func(ctx context.Context) error // revokes the grant; nil until there is one
-	// proxyCommand and env, with --via ssm: ssh's ProxyCommand and the
-	// environment entries it needs (the session's token).
+	// proxyCommand, with --via ssm: ssh's ProxyCommand, which runs the
+	// plugin with the session.
 	proxyCommand string
-	env          []string
 }
 
 // sshViaSSM asks the server for Session Manager access to sshd, a
@@ -309,7 +304,7 @@ func (a *app) sshViaSSM(ctx context.Context, t *sshTarget, k *sshclient.Key, o s
 	// keys are pinned under its ID as with any latch login.
 	t.instance = held.session.Target
 	t.address = string(held.session.Target)
-	s.proxyCommand, s.env, err = held.session.ProxyCommand(plugin)
+	s.proxyCommand, err = held.session.ProxyCommand(plugin, filepath.Dir(k.Path))
 	fmt.Fprintf(a.stderr, "latch: Session Manager session %s for ssh to %s.\n", held.session.SessionID, t.instance)
 	return s, err
 }
