@@ -120,6 +120,11 @@ type Event struct {
 	Error        string    `json:"error,omitempty"` // why a revoke or an opening failed
 
 	RuleID string `json:"rule_id,omitempty"` // rule.out_of_band: the AWS rule found
+
+	// Access is ssm for Session Manager access, with its Document;
+	// absent for a rule (network access).
+	Access   Access      `json:"access,omitempty"`
+	Document SSMDocument `json:"document,omitempty"`
 }
 
 // Target names what e is about for people: the instance, else the group.
@@ -134,6 +139,14 @@ func (e Event) Target() string {
 // show it.
 func (e Event) Message() string {
 	what := fmt.Sprintf("%s/%s on %s", e.Protocol, PortRange{From: e.FromPort, To: e.ToPort}, e.Target())
+	from := "from " + e.Source
+	if e.Access == AccessSSM {
+		what = fmt.Sprintf("%s sessions on %s", e.Document, e.Target())
+		if e.Document.TakesPort() {
+			what = fmt.Sprintf("%s sessions to port %d on %s", e.Document, e.FromPort, e.Target())
+		}
+		from = "through Session Manager, no port opened,"
+	}
 	for_ := ""
 	if e.Duration > 0 {
 		for_ = " for " + (time.Duration(e.Duration) * time.Second).String()
@@ -154,7 +167,7 @@ func (e Event) Message() string {
 	case EventRequestFailed:
 		return fmt.Sprintf("%s's request %s for %s was approved but could not open: %s", e.Requester, e.RequestID, what, e.Error)
 	case EventGrantOpened:
-		return fmt.Sprintf("%s has %s from %s until %s (grant %s)", e.Requester, what, e.Source, FormatExpiry(e.ExpiresAt), e.GrantID)
+		return fmt.Sprintf("%s has %s %s until %s (grant %s)", e.Requester, what, from, FormatExpiry(e.ExpiresAt), e.GrantID)
 	case EventGrantEnding:
 		return fmt.Sprintf("%s's grant %s for %s ends at %s", e.Requester, e.GrantID, what, FormatExpiry(e.ExpiresAt))
 	case EventGrantEnded:

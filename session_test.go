@@ -64,3 +64,19 @@ func TestParseSSMDocument(t *testing.T) {
 		t.Errorf("ParseSSMDocument of a document latch does not start = %v; want EINVALID naming the three", err)
 	}
 }
+
+// Notifications about Session Manager access say what it is, not an
+// empty address.
+func TestEventMessageForSessions(t *testing.T) {
+	e := latch.Event{Kind: latch.EventGrantOpened, Requester: "alice@example.com", InstanceID: "i-0123456789abcdef0", Protocol: latch.TCP,
+		FromPort: 5432, ToPort: 5432, Access: latch.AccessSSM, Document: latch.DocPortForward, GrantID: "g-0123456789abcdef",
+		ExpiresAt: time.Date(2026, 12, 4, 22, 0, 0, 0, time.UTC)}
+	want := "alice@example.com has port-forward sessions to port 5432 on i-0123456789abcdef0 through Session Manager, no port opened, until 2026-12-04T22:00:00Z (grant g-0123456789abcdef)"
+	if got := e.Message(); got != want {
+		t.Errorf("Message =\n%s\nwant\n%s", got, want)
+	}
+	e.Document, e.FromPort, e.ToPort = latch.DocShell, 0, 0
+	if got := e.Message(); !strings.Contains(got, "has shell sessions on i-0123456789abcdef0 through Session Manager") {
+		t.Errorf("shell: %s", got)
+	}
+}

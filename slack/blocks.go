@@ -51,7 +51,14 @@ func Blocks(e latch.Event, mentions []string) []slackapi.Block {
 		target += " (" + e.Region + ")"
 	}
 	field("Target", target)
-	if e.Protocol != "" {
+	switch {
+	case e.Access == latch.AccessSSM:
+		access := fmt.Sprintf("Session Manager: %s", e.Document)
+		if e.Document.TakesPort() {
+			access += fmt.Sprintf(" to port %d", e.FromPort)
+		}
+		field("Access", access+" (no port opened)")
+	case e.Protocol != "":
 		field("Access", fmt.Sprintf("%s/%s", e.Protocol, latch.PortRange{From: e.FromPort, To: e.ToPort}))
 	}
 	field("From", e.Source)

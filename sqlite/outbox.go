@@ -17,6 +17,14 @@ import (
 // changes add their events through requestEvents and grantEvents, inside
 // the transaction that makes the change.
 
+// eventAccess is an event's access: ssm, or "" for a rule.
+func eventAccess(a latch.Access) latch.Access {
+	if a == latch.AccessSSM {
+		return a
+	}
+	return ""
+}
+
 // requestEvents returns the events r's change from state was causes; was is
 // "" for a new request.
 func requestEvents(was latch.RequestState, r latch.Request, now time.Time) []latch.Event {
@@ -28,6 +36,7 @@ func requestEvents(was latch.RequestState, r latch.Request, now time.Time) []lat
 		Region: r.Target.Region, InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID,
 		Protocol: r.Protocol, FromPort: r.Ports.From, ToPort: r.Ports.To, Source: encodePrefix(r.Source),
 		Duration: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, State: string(r.State),
+		Access: eventAccess(r.Access), Document: r.Document,
 	}
 	if n := len(r.Reviews); n > 0 {
 		e.Reviewer, e.ReviewReason = r.Reviews[n-1].By.String(), r.Reviews[n-1].Reason
@@ -78,6 +87,7 @@ func grantEvents(ctx context.Context, tx *sql.Tx, was latch.GrantState, g latch.
 		Kind: kind, At: now, GrantID: g.ID, Requester: g.Requester, Region: g.Region, GroupID: g.GroupID,
 		Protocol: g.Protocol, FromPort: g.Ports.From, ToPort: g.Ports.To, Source: encodePrefix(g.Source),
 		Reason: g.Reason, State: string(g.State), ExpiresAt: g.ExpiresAt, Error: g.LastError,
+		Access: eventAccess(g.Access), Document: g.Document, InstanceID: g.Target,
 	}
 	if !g.CreatedAt.IsZero() && g.ExpiresAt.After(g.CreatedAt) {
 		e.Duration = int64(g.ExpiresAt.Sub(g.CreatedAt) / time.Second)
