@@ -157,12 +157,12 @@ func TestSessionBackstopEndsTheSessionWithNoLatchProcess(t *testing.T) {
 	}
 
 	w.server.kill(t)
-	ahead.Store(int64(expiry.Add(-time.Second).Sub(time.Now())))
+	ahead.Store(int64(time.Until(expiry.Add(-time.Second))))
 	w.env.Sim.FireDueSchedules()
 	if !connected(w.sessions()) {
 		t.Fatalf("the schedule ended the session before its grant's expiry: %+v", w.sessions())
 	}
-	ahead.Store(int64(expiry.Sub(time.Now())))
+	ahead.Store(int64(time.Until(expiry)))
 	runs := w.env.Sim.FireDueSchedules()
 	if s := w.sessions()[0]; s.Status != "Terminated" || len(runs) != 1 || runs[0].Err != nil {
 		t.Fatalf("session %s after the schedule's time with no latch process; runs %+v", s.Status, runs)
