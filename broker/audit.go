@@ -36,6 +36,42 @@ type Backstop interface {
 	Cancel(ctx context.Context, region string, rule latch.RuleID) error
 }
 
+// SessionBackstop is a Backstop that also ends Session Manager sessions:
+// a schedule in AWS that terminates a session at its grant's expiry. The
+// broker asks Options.Backstop for it by type assertion.
+type SessionBackstop interface {
+	// EnsureSession makes session id's schedule terminate it at at.
+	EnsureSession(ctx context.Context, region string, id latch.SSMSessionID, at time.Time) error
+	// CancelSession deletes session id's schedule; one already gone is
+	// not an error.
+	CancelSession(ctx context.Context, region string, id latch.SSMSessionID) error
+}
+
+// backstopSession schedules session id's termination at at. A failure is
+// logged at ERROR and does not fail the session: the revoker and the
+// sweeps still end it.
+func (b *Broker) backstopSession(ctx context.Context, region string, id latch.SSMSessionID, at time.Time) {
+	sb, ok := b.opts.Backstop.(SessionBackstop)
+	if !ok {
+		return
+	}
+	if err := sb.EnsureSession(ctx, region, id, at); err != nil {
+		b.log.ErrorContext(ctx, "backstop schedule not set; the revoker and sweeps still end the session", "session_id", id, "err", err)
+	}
+}
+
+// unbackstopSession deletes session id's schedule once latch has
+// terminated the session.
+func (b *Broker) unbackstopSession(ctx context.Context, region string, id latch.SSMSessionID) {
+	sb, ok := b.opts.Backstop.(SessionBackstop)
+	if !ok {
+		return
+	}
+	if err := sb.CancelSession(ctx, region, id); err != nil {
+		b.log.WarnContext(ctx, "delete backstop schedule; it will find the session ended, which is harmless", "session_id", id, "err", err)
+	}
+}
+
 // backstop moves rule's schedule to at. A failure is logged at ERROR and
 // does not fail the grant: the revoker and the sweep still revoke it.
 func (b *Broker) backstop(ctx context.Context, region string, group latch.GroupID, rule latch.RuleID, at time.Time) {

@@ -139,12 +139,16 @@ func (b *Broker) StartSession(ctx context.Context, id latch.GrantID, localPort i
 	}
 	b.sessionEvidence(ctx, "session started", g, h.SessionID)
 	b.audit(ctx, sessionAudit(latch.AuditSessionStarted, g.Requester, g, h.SessionID, nil))
+	// The session's end in AWS, for when no latch process is left to end it.
+	b.backstopSession(ctx, g.Region, h.SessionID, g.ExpiresAt)
 
 	// The grant may have ended while the session was starting; its end
 	// may have listed the sessions before this one existed.
 	if now, err := b.store.Grant(ctx, id); err == nil && now.State != latch.StateActive {
 		if err := sm.Terminate(ctx, h.SessionID); err != nil {
 			b.log.WarnContext(ctx, "terminate a session started as its grant ended; a sweep will", "session_id", h.SessionID, "err", err)
+		} else {
+			b.unbackstopSession(ctx, g.Region, h.SessionID)
 		}
 		return latch.SessionHandle{}, latch.Errorf(latch.ECONFLICT, "grant %s ended while the session started; it was terminated", id)
 	}
@@ -190,6 +194,7 @@ func (b *Broker) closeSSM(ctx context.Context, g latch.Grant, by string, now tim
 		if err := sm.Terminate(ctx, id); err != nil {
 			return failed(err)
 		}
+		b.unbackstopSession(ctx, g.Region, id)
 		if store != nil {
 			if err := store.EndSession(ctx, id, now); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
 				b.log.WarnContext(ctx, "record session end", "session_id", id, "err", err)
@@ -291,6 +296,7 @@ func (b *Broker) SweepSessions(ctx context.Context) ([]SessionSweepReport, error
 			if ss, ok := b.store.(latch.SessionStore); ok {
 				_ = ss.EndSession(ctx, s.Session.ID, b.now()) // ENOTFOUND: a session the store never knew
 			}
+			b.unbackstopSession(ctx, rep.Region, s.Session.ID)
 			b.audit(ctx, latch.AuditEntry{Actor: Actor, Action: latch.AuditSessionTerminated, Target: string(s.Session.Target), GrantID: s.Session.GrantID,
 				Details: map[string]string{"session_id": string(s.Session.ID), "region": s.Session.Region, "owner": s.Session.Owner,
 					"document": string(s.Session.Document), "expires_at": latch.FormatExpiry(s.Session.Expires), "via": "sweep"}})

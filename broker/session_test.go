@@ -118,6 +118,12 @@ type ssmFixture struct {
 
 func newSSMFixture(t *testing.T) *ssmFixture {
 	t.Helper()
+	return newSSMFixtureWith(t, nil)
+}
+
+// newSSMFixtureWith is newSSMFixture with a backstop.
+func newSSMFixtureWith(t *testing.T, backstop broker.Backstop) *ssmFixture {
+	t.Helper()
 	f := &ssmFixture{clock: mock.NewClock(start), ssm: newFakeSSM()}
 	var err error
 	f.store, err = sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "latch.db"), sqlite.Options{Now: f.clock.Now})
@@ -133,6 +139,7 @@ func newSSMFixture(t *testing.T) *ssmFixture {
 	f.ssm.agents[boxOffline] = latch.AgentStatus{Registered: true, PingStatus: "ConnectionLost"}
 	f.b = broker.New(f.store, nil, map[string]broker.GroupLookup{"us-east-1": lookup}, broker.Options{
 		Clock: f.clock, Logger: slog.New(slog.DiscardHandler), Sessions: map[string]latch.SessionManager{"us-east-1": f.ssm}, SessionRole: testSessionRole,
+		Backstop: backstop,
 	})
 	return f
 }

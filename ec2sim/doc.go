@@ -172,10 +172,11 @@
 // run (an at() schedule once its event succeeded or was given up on, a
 // rate schedule past its EndDate) is deleted if its ActionAfterCompletion
 // is DELETE. The universal targets
-// arn:aws:scheduler:::aws-sdk:ec2:revokeSecurityGroupIngress and
-// …:authorizeSecurityGroupIngress apply their Input (JSON named as the
-// SDKs name the API's members, e.g. {"GroupId": "sg-…",
-// "SecurityGroupRuleIds": ["sgr-…"]}) to the simulator's own EC2 state,
+// arn:aws:scheduler:::aws-sdk:ec2:revokeSecurityGroupIngress,
+// …:ec2:authorizeSecurityGroupIngress and …:ssm:terminateSession apply
+// their Input (JSON named as the SDKs name the API's members, e.g.
+// {"GroupId": "sg-…", "SecurityGroupRuleIds": ["sgr-…"]} or
+// {"SessionId": "…"}) to the simulator's own EC2 or Session Manager state,
 // with the same validation, errors, faults (but not latency) and
 // CloudTrail record as a call over HTTP, made from scheduler.amazonaws.com
 // by an STS session of the target's RoleArn

@@ -3,10 +3,10 @@ package ec2sim
 // Universal targets: arn:aws:scheduler:::aws-sdk:SERVICE:apiAction calls
 // an AWS API with the target's Input, JSON named as the AWS SDKs name the
 // API's members, as its request. The simulator serves EC2's
-// AuthorizeSecurityGroupIngress and RevokeSecurityGroupIngress this way:
-// against its own state, through the same handler, validation and
-// CloudTrail record as a call over HTTP, made by a session of the
-// schedule's role.
+// AuthorizeSecurityGroupIngress and RevokeSecurityGroupIngress, and
+// Systems Manager's TerminateSession, this way: against its own state,
+// through the same handler, validation and CloudTrail record as a call
+// over HTTP, made by a session of the schedule's role.
 
 import (
 	"bytes"
@@ -46,9 +46,12 @@ var universalEC2 = map[string]string{
 // taking effect.
 func (s *Server) callUniversalTarget(region, accessKeyID, arn, input string) error {
 	service, api, _ := strings.Cut(strings.TrimPrefix(arn, universalTargetPrefix), ":")
+	if service == "ssm" && api == "terminateSession" {
+		return s.callTerminateSession(region, accessKeyID, arn, input)
+	}
 	action, ok := universalEC2[api]
 	if service != "ec2" || !ok {
-		return fmt.Errorf("ec2sim: universal target %s is not modelled; only ec2:authorizeSecurityGroupIngress and ec2:revokeSecurityGroupIngress are", arn)
+		return fmt.Errorf("ec2sim: universal target %s is not modelled; only ec2:authorizeSecurityGroupIngress, ec2:revokeSecurityGroupIngress and ssm:terminateSession are", arn)
 	}
 	p, err := ec2Params(action, []byte(input))
 	if err != nil {
@@ -70,6 +73,41 @@ func (s *Server) callUniversalTarget(region, accessKeyID, arn, input string) err
 	switch {
 	case fault == faultLostResponse:
 		return &TargetError{CodeInternalError, "An internal error has occurred. (response lost, injected by ec2sim)"}
+	case aerr != nil:
+		return &TargetError{aerr.Code, aerr.Message}
+	}
+	return nil
+}
+
+// callTerminateSession runs the universal target ssm:terminateSession:
+// Systems Manager's TerminateSession, as callUniversalTarget runs EC2's
+// actions (counted, recorded in CloudTrail as the role's session, meeting
+// injected faults).
+func (s *Server) callTerminateSession(region, accessKeyID, arn, input string) error {
+	var in sessionIDInput
+	dec := json.NewDecoder(strings.NewReader(input))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return fmt.Errorf("universal target %s: Input: %w", arn, err)
+	}
+	const op = "TerminateSession"
+	c := &ssmCall{op: op, region: region, sourceIP: SchedulerPrincipal, userAgent: SchedulerPrincipal}
+	s.lock()
+	c.requestID = s.ids.request()
+	c.caller = s.identities[accessKeyID]
+	s.calls[op]++
+	fault, _ := s.drawFault(op)
+	s.unlock()
+	switch fault {
+	case faultThrottle:
+		return &TargetError{CodeSSMThrottling, "Rate exceeded"}
+	case faultServerError:
+		return &TargetError{CodeSSMInternalServerError, "An internal error has occurred. (injected by ec2sim)"}
+	}
+	_, aerr := s.terminateSession(c, in)
+	switch {
+	case fault == faultLostResponse:
+		return &TargetError{CodeSSMInternalServerError, "An internal error has occurred. (response lost, injected by ec2sim)"}
 	case aerr != nil:
 		return &TargetError{aerr.Code, aerr.Message}
 	}

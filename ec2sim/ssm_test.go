@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -586,5 +587,63 @@ func TestSSM_DataChannelSeam(t *testing.T) {
 	}
 	if _, err := bare.DialTarget(t.Context(), "us-east-1", ec2sim.DemoWeb1, 22); err == nil {
 		t.Error("DialTarget without Options.Dial succeeded")
+	}
+}
+
+// The universal target ssm:terminateSession ends a session at the
+// schedule's time as the role's session: counted, recorded in CloudTrail,
+// throttled by injected faults and retried like the EC2 targets.
+func TestFire_TerminateSessionTarget(t *testing.T) {
+	e := newSSMEnv(t, ec2sim.Options{})
+	sid := aws.ToString(e.start(t, e.ssm(e.requester(t)), ec2sim.DemoWeb1).SessionId)
+	sched := schedClient(t, e.url, "us-east-1")
+	at := e.clock.now().Add(time.Minute).Truncate(time.Second)
+	target := &stypes.Target{Arn: aws.String("arn:aws:scheduler:::aws-sdk:ssm:terminateSession"), RoleArn: aws.String(backstopRole),
+		Input: aws.String(`{"SessionId":"` + sid + `"}`)}
+	if _, err := sched.CreateSchedule(t.Context(), oneTime("latch-session-0123456789abcdef", at, target)); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetFaults(ec2sim.Faults{ThrottleRate: 1, Actions: []string{"TerminateSession"}, Limit: 1})
+	e.clock.add(time.Minute)
+	runs := e.sim.FireDueSchedules()
+	if _, ok := e.sim.LookupSession(sid); len(runs) != 1 || targetCode(runs[0].Err) != ec2sim.CodeSSMThrottling || runs[0].GaveUp || !ok {
+		t.Fatalf("throttled: runs = %+v, want ThrottlingException, to be retried, the session untouched", runs)
+	}
+	e.clock.add(time.Second)
+	runs = e.sim.FireDueSchedules()
+	if _, ok := e.sim.LookupSession(sid); len(runs) != 1 || runs[0].Err != nil || runs[0].Attempt != 2 || ok {
+		t.Fatalf("retry: runs = %+v, want attempt 2 to terminate the session", runs)
+	}
+	if got := e.channel.got(); len(got) != 1 || got[0] != sid {
+		t.Errorf("DataChannel.Terminate calls = %v, want one for %s", got, sid)
+	}
+	if n := e.sim.Calls("TerminateSession"); n != 2 {
+		t.Errorf("Calls(TerminateSession) = %d, want 2", n)
+	}
+	evs := lookup(t, trailAs(t, e.url, latchServer), cttypes.LookupAttributeKeyEventName, "TerminateSession")
+	if len(evs) != 1 || !strings.Contains(aws.ToString(evs[0].CloudTrailEvent), `"userAgent":"scheduler.amazonaws.com"`) ||
+		!strings.Contains(aws.ToString(evs[0].CloudTrailEvent), ":assumed-role/latch-backstop/") ||
+		!strings.Contains(aws.ToString(evs[0].CloudTrailEvent), sid) {
+		t.Errorf("TerminateSession events = %+v, want one by the scheduler role's session", evs)
+	}
+
+	for _, tt := range []struct{ name, input, code, want string }{
+		{"unknown member", `{"Id":"x"}`, "", `unknown field "Id"`},
+		{"no session ID", `{}`, ec2sim.CodeSSMValidation, "sessionId"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := *target
+			bad.Input = aws.String(tt.input)
+			bad.RetryPolicy = &stypes.RetryPolicy{MaximumRetryAttempts: aws.Int32(0)}
+			at := e.clock.now().Add(time.Minute).Truncate(time.Second)
+			if _, err := sched.CreateSchedule(t.Context(), oneTime("bad-"+strings.ReplaceAll(tt.name, " ", "-"), at, &bad)); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.add(time.Minute)
+			runs := e.sim.FireDueSchedules()
+			if len(runs) != 1 || runs[0].Err == nil || targetCode(runs[0].Err) != tt.code || !strings.Contains(runs[0].Err.Error(), tt.want) || !runs[0].GaveUp {
+				t.Fatalf("runs = %+v, want one failed with code %q mentioning %q, given up", runs, tt.code, tt.want)
+			}
+		})
 	}
 }

@@ -547,3 +547,24 @@ func TestPoliciesCheckSessionManagerCalls(t *testing.T) {
 		t.Errorf("a renamed startAsRequester passed the check: %v", errs)
 	}
 }
+
+// TestPoliciesCheckTheSessionBackstop finds the session backstop's
+// universal target (ssm:terminateSession in aws/backstop.go) in the code,
+// and fails the check when the scheduler role allows TerminateSession but
+// the code names no such target: the role allows exactly what the
+// schedules call.
+func TestPoliciesCheckTheSessionBackstop(t *testing.T) {
+	calls := parseAWSCalls(t, "..")
+	if where, ok := calls.targets["ssm:TerminateSession"]; !ok || !slices.ContainsFunc(where, func(w string) bool { return strings.HasPrefix(w, "aws/backstop.go") }) {
+		t.Fatalf("universal targets %v; want ssm:TerminateSession in aws/backstop.go", calls.targets)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "aws", "backstop.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := strings.Replace(string(src), `"arn:aws:scheduler:::aws-sdk:ssm:terminateSession"`, `"no target"`, 1)
+	errs, _ := policyProblems(parseAWSCalls(t, copySources(t, map[string]string{"aws/backstop.go": without})))
+	if !slices.ContainsFunc(errs, func(e string) bool { return strings.HasPrefix(e, "scheduler role allows") }) {
+		t.Errorf("a scheduler role allowing TerminateSession with no session target in the code passed the check: %v", errs)
+	}
+}

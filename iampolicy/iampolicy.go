@@ -470,8 +470,10 @@ func Lambda(opts Options) Document {
 
 // Scheduler is the policy of the role EventBridge Scheduler assumes to run
 // a backstop schedule, whose universal target calls EC2's
-// RevokeSecurityGroupIngress: revoke in managed groups and nothing else, and
-// report a revocation it gave up on to the dead-letter queue, if any.
+// RevokeSecurityGroupIngress (a rule's schedule) or Systems Manager's
+// TerminateSession (a session's): revoke in managed groups, end sessions,
+// and nothing else, and report a revocation it gave up on to the
+// dead-letter queue, if any.
 func Scheduler(opts Options) Document {
 	o := opts.withDefaults()
 	doc := Document{Version: Version, Statement: []Statement{{
@@ -480,6 +482,13 @@ func Scheduler(opts Options) Document {
 		Action:    []string{"ec2:RevokeSecurityGroupIngress"},
 		Resource:  []string{o.arn("ec2", "security-group/*")},
 		Condition: managedGroups(),
+	}, {
+		// As the server's EndSessionsAtExpiry: a session's ID starts with
+		// its requester's name, not known in advance.
+		Sid:      "EndSessionsAtExpiry",
+		Effect:   "Allow",
+		Action:   []string{"ssm:TerminateSession"},
+		Resource: []string{o.arn("ssm", "session/*")},
 	}}}
 	if o.DeadLetterQueueARN != "" {
 		doc.Statement = append(doc.Statement, Statement{

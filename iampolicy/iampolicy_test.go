@@ -229,13 +229,16 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 
 	sched := iampolicy.Scheduler(full)
-	if got := iampolicy.Actions(sched); !slices.Equal(got, []string{"ec2:RevokeSecurityGroupIngress", "sqs:SendMessage"}) {
+	if got := iampolicy.Actions(sched); !slices.Equal(got, []string{"ec2:RevokeSecurityGroupIngress", "sqs:SendMessage", "ssm:TerminateSession"}) {
 		t.Errorf("scheduler actions %v", got)
 	}
 	if sched.Statement[0].Condition["StringEquals"]["aws:ResourceTag/"+latch.TagManaged] != "true" {
 		t.Error("the scheduler role may revoke outside managed groups")
 	}
-	if got := iampolicy.Actions(iampolicy.Scheduler(iampolicy.Options{})); !slices.Equal(got, []string{"ec2:RevokeSecurityGroupIngress"}) {
+	if got := sched.Statement[1].Resource; !slices.Equal(got, []string{"arn:aws:ssm:" + full.Region + ":" + full.Account + ":session/*"}) {
+		t.Errorf("the scheduler role may terminate %v; want the account's sessions in its region", got)
+	}
+	if got := iampolicy.Actions(iampolicy.Scheduler(iampolicy.Options{})); !slices.Equal(got, []string{"ec2:RevokeSecurityGroupIngress", "ssm:TerminateSession"}) {
 		t.Errorf("scheduler without a dead-letter queue: %v", got)
 	}
 }

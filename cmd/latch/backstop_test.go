@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
+	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
 )
 
 const schedulerRole = "arn:aws:iam::123456789012:role/latch-scheduler"
@@ -123,5 +127,55 @@ func TestLambdaGrantThenScheduleRevokes(t *testing.T) {
 	os.WriteFile(event, []byte(`{}`), 0o600)
 	if r := w.latch(t, "lambda", "--event", event); r.code != exitUsage || !strings.Contains(r.stderr, "whole internet") {
 		t.Fatalf("the recipe's 0.0.0.0/0: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// A Session Manager session outlives the server that started it: the
+// server is killed mid-session and no latch process runs again. At the
+// grant's expiry the session's schedule in AWS (the simulator's
+// Scheduler) terminates it by itself, and deletes itself after.
+func TestSessionBackstopEndsTheSessionWithNoLatchProcess(t *testing.T) {
+	// The simulator's clock is the wall clock (sshd checks certificates
+	// on it) until the test moves it on to the grant's expiry.
+	var ahead atomic.Int64
+	env := awstest.NewSim(t, ec2sim.Options{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+	w := startSSMWorldOn(t, env, "--backstop-role-arn", schedulerRole, "--backstop-group", "default")
+	now := time.Now().UTC().Truncate(time.Second)
+	done := w.forwardInBackground(t, now)
+	id := latch.SSMSessionID(w.sessions()[0].ID)
+	name := &scheduler.GetScheduleInput{Name: aws.String(latchaws.SessionScheduleName(id)), GroupName: aws.String("default")}
+	sched := w.scheduler()
+	got, err := sched.GetSchedule(t.Context(), name)
+	if err != nil {
+		t.Fatalf("no backstop schedule for session %s: %v", id, err)
+	}
+	expiry := now.Add(30 * time.Minute)
+	if aws.ToString(got.ScheduleExpression) != "at("+expiry.Format("2006-01-02T15:04:05")+")" || aws.ToString(got.Target.Arn) != latchaws.SessionTarget ||
+		aws.ToString(got.Target.Input) != `{"SessionId":"`+string(id)+`"}` || aws.ToString(got.Target.RoleArn) != schedulerRole ||
+		got.ActionAfterCompletion != "DELETE" || got.FlexibleTimeWindow.Mode != "OFF" {
+		t.Fatalf("schedule = %+v, target %+v", got, got.Target)
+	}
+
+	w.server.kill(t)
+	ahead.Store(int64(time.Until(expiry.Add(-time.Second))))
+	w.env.Sim.FireDueSchedules()
+	if !connected(w.sessions()) {
+		t.Fatalf("the schedule ended the session before its grant's expiry: %+v", w.sessions())
+	}
+	ahead.Store(int64(time.Until(expiry)))
+	runs := w.env.Sim.FireDueSchedules()
+	if s := w.sessions()[0]; s.Status != "Terminated" || len(runs) != 1 || runs[0].Err != nil {
+		t.Fatalf("session %s after the schedule's time with no latch process; runs %+v", s.Status, runs)
+	}
+	if n := w.env.Sim.Calls("TerminateSession"); n != 1 {
+		t.Errorf("%d TerminateSession calls; want the schedule's one", n)
+	}
+	if _, err := sched.GetSchedule(t.Context(), name); !strings.Contains(fmt.Sprint(err), "ResourceNotFoundException") {
+		t.Errorf("GetSchedule after it fired = %v; want ResourceNotFoundException", err)
+	}
+	select {
+	case <-done: // the plugin's channel closed: latch session exits
+	case <-time.After(30 * time.Second):
+		t.Error("latch session did not exit after its session was terminated")
 	}
 }

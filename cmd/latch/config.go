@@ -125,7 +125,7 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 	case "server-ca":
 		f.StringVar(&a.serverCA, "server-ca", "", "PEM file of the CA that signed the server's certificate (default: the system's roots)")
 	case "backstop-role-arn":
-		f.StringVar(&a.backstop.RoleARN, "backstop-role-arn", "", "turns on the backstop: the role EventBridge Scheduler assumes to revoke each rule at expiry, even with no latch process left")
+		f.StringVar(&a.backstop.RoleARN, "backstop-role-arn", "", "turns on the backstop: the role EventBridge Scheduler assumes to revoke each rule, and end each Session Manager session, at expiry, even with no latch process left")
 	case "backstop-group":
 		f.StringVar(&a.backstop.Group, "backstop-group", "latch", "the Scheduler schedule group for backstop schedules")
 	case "backstop-dlq-arn":

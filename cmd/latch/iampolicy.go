@@ -51,8 +51,9 @@ func (a *app) iamPolicyCommand() *cobra.Command {
              scheduler role
   lambda     the Lambda function's execution role: the server's, plus writing
              its own log group
-  scheduler  the role EventBridge Scheduler assumes to revoke a rule at its
-             expiry: RevokeSecurityGroupIngress in managed groups, nothing else
+  scheduler  the role EventBridge Scheduler assumes to revoke a rule or end a
+             Session Manager session at its expiry: RevokeSecurityGroupIngress
+             in managed groups and ssm:TerminateSession, nothing else
   sweeper    the role the sweep schedule uses to invoke the function
   session-role
              the role the server assumes, as the requester, to start Session

@@ -43,7 +43,13 @@ const (
 
 func startServer(t *testing.T, policyYAML string, extra ...string) *serverWorld {
 	t.Helper()
-	w := newWorld(t)
+	return startServerOn(t, awstest.New(t), policyYAML, extra...)
+}
+
+// startServerOn is startServer on env.
+func startServerOn(t *testing.T, env *awstest.Env, policyYAML string, extra ...string) *serverWorld {
+	t.Helper()
+	w := worldOn(t, env, t.TempDir())
 	w.env.Identity(t, "AKIDALICE", "alice-secret", aliceARN)
 	w.env.Identity(t, "AKIDMALLORY", "mallory-secret", malloryARN)
 	fleet := w.env.DemoFleet(t)

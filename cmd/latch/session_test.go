@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/ec2sim"
+	"github.com/latchdev/latch/internal/awstest"
 	"github.com/latchdev/latch/internal/sshdtest"
 	"github.com/latchdev/latch/internal/ssmplugintest"
 	"github.com/latchdev/latch/sqlite"
@@ -56,6 +57,13 @@ type ssmWorld struct {
 
 func startSSMWorld(t *testing.T) *ssmWorld {
 	t.Helper()
+	return startSSMWorldOn(t, awstest.New(t))
+}
+
+// startSSMWorldOn is startSSMWorld on env, the server started with extra
+// arguments too.
+func startSSMWorldOn(t *testing.T, env *awstest.Env, extra ...string) *ssmWorld {
+	t.Helper()
 	caDir := t.TempDir()
 	ca := filepath.Join(caDir, "ssh-ca")
 	cli := newWorld(t)
@@ -72,8 +80,8 @@ func startSSMWorld(t *testing.T) *ssmWorld {
 		t.Fatal(err)
 	}
 	plugin := ssmplugintest.Path(t)
-	args := []string{"--ssh-ca-key", ca, "--ssm-session-role", sessionRole}
-	w := startServer(t, fmt.Sprintf(ssmPolicy, u.Username), args...)
+	args := append([]string{"--ssh-ca-key", ca, "--ssm-session-role", sessionRole}, extra...)
+	w := startServerOn(t, env, fmt.Sprintf(ssmPolicy, u.Username), args...)
 	w.setClock(t, time.Now().UTC().Truncate(time.Second)) // certificates must be valid on sshd's clock
 	sshd := sshdtest.Start(t, []byte(pub.stdout), sshdtest.Options{Instance: boxInstance})
 	echo := echoServer(t)

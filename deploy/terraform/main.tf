@@ -140,9 +140,10 @@ resource "aws_sqs_queue" "dead_letters" {
   tags                      = var.tags
 }
 
-# Assumed by the per-rule backstop schedules, whose universal target
-# (arn:aws:scheduler:::aws-sdk:ec2:revokeSecurityGroupIngress) revokes the
-# rule with no latch process involved.
+# Assumed by the backstop schedules, whose universal targets revoke a rule
+# (arn:aws:scheduler:::aws-sdk:ec2:revokeSecurityGroupIngress) or end a
+# Session Manager session (arn:aws:scheduler:::aws-sdk:ssm:terminateSession)
+# with no latch process involved.
 resource "aws_iam_role" "scheduler" {
   name_prefix = "${var.function_name}-scheduler-"
   description = "latch backstop schedules (iampolicy.Scheduler)"
