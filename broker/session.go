@@ -127,6 +127,9 @@ func (b *Broker) StartSession(ctx context.Context, id latch.GrantID, localPort i
 		return latch.SessionHandle{}, err
 	}
 	b.checkpoint("after-start-session")
+	// From here the step runs to its end even if the caller gives up: the
+	// session exists, and its record, audit and backstop must follow.
+	ctx = context.WithoutCancel(ctx)
 	now := b.now()
 	rec := latch.SSMSession{ID: h.SessionID, GrantID: g.ID, Region: g.Region, Target: g.Target, Document: g.Document, Owner: h.Owner,
 		Reason: latch.SessionReason(g.ID, g.ExpiresAt), StartedAt: now, Expires: g.ExpiresAt}
