@@ -118,6 +118,10 @@ func redact(dsn string) string {
 	return "(a PostgreSQL DSN)"
 }
 
+// Path returns the database's DSN without its password, to name it in
+// messages, as the SQLite store's Path names its file.
+func (s *Store) Path() string { return s.name }
+
 // Close closes the connections. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(s.db.Close)

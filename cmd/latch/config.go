@@ -23,6 +23,7 @@ import (
 	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/metrics"
+	"github.com/latchdev/latch/postgres"
 	"github.com/latchdev/latch/sqlite"
 )
 
@@ -115,7 +116,7 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 	case "endpoint":
 		f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
 	case "db":
-		f.StringVar(&a.dbPath, "db", "", "grant database file (default $XDG_STATE_HOME/latch/latch.db)")
+		f.StringVar(&a.dbPath, "db", "", "grant database: a SQLite file, or a postgres://… URL for a PostgreSQL database replicas share (default $XDG_STATE_HOME/latch/latch.db)")
 	case "server":
 		f.StringVar(&a.server, "server", "", "latch server URL (default $LATCH_SERVER)")
 	case "auth":
@@ -485,11 +486,38 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 	return cfg, err
 }
 
-// store opens the grant database, creating it if needed. The default
-// path's directory (latch's own, under $XDG_STATE_HOME) is created too; a
-// --db file's directory must exist, so that a typo creates no folders.
-func (a *app) store(ctx context.Context) (*sqlite.Store, error) {
+// grantDB is what a.store returns: a SQLite file or a PostgreSQL
+// database, with everything latch keeps in it.
+type grantDB interface {
+	latch.Store
+	latch.MessageRefs
+	latch.SessionStore
+	// Path names the database in messages: the file, or the DSN without
+	// its password.
+	Path() string
+}
+
+var (
+	_ grantDB = (*sqlite.Store)(nil)
+	_ grantDB = (*postgres.Store)(nil)
+)
+
+// store opens the grant database, creating it if needed. A --db (or
+// LATCH_DB) of postgres://… or postgresql://… is a PostgreSQL database,
+// which several replicas may share; anything else is a SQLite file. The
+// default path's directory (latch's own, under $XDG_STATE_HOME) is created
+// too; a --db file's directory must exist, so that a typo creates no
+// folders.
+func (a *app) store(ctx context.Context) (grantDB, error) {
 	path := a.dbPath
+	if postgres.IsDSN(path) {
+		s, err := postgres.Open(ctx, path, postgres.Options{Now: a.clock.Now, Logger: a.log.With("component", "store")})
+		if err != nil {
+			return nil, fmt.Errorf("open grant database: %w", err)
+		}
+		a.closers = append(a.closers, s.Close)
+		return s, nil
+	}
 	if path == "" {
 		path = a.defaultDBPath()
 	} else if dir := filepath.Dir(path); dir != "" {
