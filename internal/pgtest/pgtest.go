@@ -8,7 +8,8 @@
 // database's DSN, so tests do not see each other's rows. A package's
 // TestMain calls [Main], which stops the cluster and removes its directory
 // once the tests are done. If the test process dies instead, a small
-// watchdog process started with the cluster stops it within a second.
+// watchdog process started with the cluster stops it within a second
+// and removes its directory: a package without a TestMain may use Start.
 //
 // PostgreSQL refuses to run as root. When the tests run as root (in a
 // container, say), initdb and postgres run as the user nobody, by setting
@@ -226,9 +227,10 @@ func (c *cluster) start() error {
 		return err
 	}
 	// The watchdog stops the cluster if this process dies without Main
-	// stopping it: killed, or a test binary without TestMain.
-	script := fmt.Sprintf(`while [ -d /proc/%d ]; do sleep 1; done; %s --pgdata %s --mode immediate stop >/dev/null 2>&1`,
-		os.Getpid(), filepath.Join(c.bin, "pg_ctl"), data)
+	// stopping it: killed, or a test binary without TestMain. It runs as
+	// the cluster's user, who owns the directory it then removes.
+	script := fmt.Sprintf(`while [ -d /proc/%d ]; do sleep 1; done; %s --pgdata %s --mode immediate stop >/dev/null 2>&1; rm -rf %s`,
+		os.Getpid(), filepath.Join(c.bin, "pg_ctl"), data, c.dir)
 	c.watchdog = exec.Command("/bin/sh", "-c", script)
 	c.watchdog.Env = []string{"PATH=/usr/bin:/bin"}
 	if c.cred != nil {
