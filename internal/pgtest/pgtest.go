@@ -22,6 +22,7 @@
 package pgtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -121,7 +122,7 @@ func Bin() (string, error) {
 		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
 		return v
 	}
-	slices.SortFunc(dirs, func(a, b string) int { return int(version(b) - version(a)) })
+	slices.SortFunc(dirs, func(a, b string) int { return cmp.Compare(version(b), version(a)) })
 	for _, d := range dirs {
 		ok := true
 		for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
