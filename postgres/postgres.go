@@ -76,8 +76,13 @@ func IsDSN(s string) bool {
 }
 
 // Open connects to the database dsn names (a postgres:// URL or a
-// key=value string, as libpq takes) and brings its schema up to date. It
-// refuses a database whose schema is newer than this binary knows.
+// key=value string, as libpq takes; pgxpool's pool_max_conns and the
+// like are accepted too) and brings its schema up to date. It refuses a
+// database whose schema is newer than this binary knows.
+//
+// Text columns hold what PostgreSQL's text holds: valid UTF-8 without NUL
+// bytes. A write of anything else fails, where the SQLite store would
+// keep it.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return openAt(ctx, dsn, opts, 0)
 }
