@@ -145,10 +145,14 @@ func TestSessionBackstopEndsTheSessionWithNoLatchProcess(t *testing.T) {
 	id := latch.SSMSessionID(w.sessions()[0].ID)
 	name := &scheduler.GetScheduleInput{Name: aws.String(latchaws.SessionScheduleName(id)), GroupName: aws.String("default")}
 	sched := w.scheduler()
-	got, err := sched.GetSchedule(t.Context(), name)
-	if err != nil {
-		t.Fatalf("no backstop schedule for session %s: %v", id, err)
-	}
+	// The simulator lists the session as soon as StartSession answers;
+	// the server makes its schedule just after.
+	var got *scheduler.GetScheduleOutput
+	waitFor(t, "the session's backstop schedule", func() bool {
+		var err error
+		got, err = sched.GetSchedule(t.Context(), name)
+		return err == nil
+	}, w.server.output)
 	expiry := now.Add(30 * time.Minute)
 	if aws.ToString(got.ScheduleExpression) != "at("+expiry.Format("2006-01-02T15:04:05")+")" || aws.ToString(got.Target.Arn) != latchaws.SessionTarget ||
 		aws.ToString(got.Target.Input) != `{"SessionId":"`+string(id)+`"}` || aws.ToString(got.Target.RoleArn) != schedulerRole ||
