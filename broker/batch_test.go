@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -115,4 +117,83 @@ func TestBrokerSweepRevokesInBatchesPerGroup(t *testing.T) {
 		t.Fatalf("revoked %d rules, want %d", revoked, groups*perGroup)
 	}
 	wantCalls(t, sim, before, groups, perGroup, rules)
+}
+
+// ghostFirewall lists, besides the real rules, one expired rule that is no
+// longer in AWS: revoked by someone else between the sweep's list and its
+// revoke. EC2 then fails the whole batch's call with NotFound.
+type ghostFirewall struct {
+	latch.Firewall
+	ghost latch.Rule
+}
+
+func (g ghostFirewall) Rules(ctx context.Context) ([]latch.Rule, error) {
+	rules, err := g.Firewall.Rules(ctx)
+	return append(rules, g.ghost), err
+}
+
+// One batch holding a known expired grant's rule, a rule a live grant holds
+// (stale tags), an orphan and a rule already gone: the known grant ends, the
+// live one keeps its rule with tags mended, the orphan is audited, the gone
+// rule counts as revoked, and the group's other rules go in one call after
+// the one EC2 refused.
+func TestBrokerSweepMixedBatch(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{})
+	sim := env.RequireSim(t, "counts EC2 calls")
+	f := newFixture(t, env, broker.Options{})
+	known := f.grant(t, "203.0.113.1", 10*time.Minute)
+	kept := f.grant(t, "203.0.113.2", 30*time.Minute)
+	if err := f.env.Firewall(t).Tag(t.Context(), kept.RuleID, map[string]string{latch.TagExpiresAt: latch.FormatExpiry(start)}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := openDirect(t, f, "203.0.113.3/32", latch.RuleTags(latch.Grant{ID: "g-00000000000000aa", ExpiresAt: start}))
+	ghost := latch.Rule{ID: "sgr-0000000000000dead", Opening: latch.Opening{Region: awstest.Region, GroupID: f.group, Protocol: latch.TCP,
+		Ports: latch.PortRange{From: 22, To: 22}, Source: netip.MustParsePrefix("203.0.113.4/32")},
+		Tags: latch.RuleTags(latch.Grant{ID: "g-00000000000000bb", ExpiresAt: start})}
+	f.clock.Advance(10 * time.Minute)
+	b := broker.New(f.store, []latch.Firewall{ghostFirewall{env.Firewall(t), ghost}}, nil, broker.Options{Clock: f.clock})
+
+	before := sim.Calls("RevokeSecurityGroupIngress")
+	reps, _, err := b.SweepOnce(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.Calls("RevokeSecurityGroupIngress") - before; n != 2 {
+		t.Errorf("%d Revoke calls, want 2 (the batch refused for the gone rule, then the rest)", n)
+	}
+	got := map[latch.RuleID]broker.Swept{}
+	for _, s := range reps[0].Swept {
+		got[s.Rule.ID] = s
+	}
+	for _, id := range []latch.RuleID{known.RuleID, orphan, ghost.ID} {
+		if s := got[id]; !s.Revoked || s.Err != nil {
+			t.Errorf("rule %s: revoked %v, err %v; want revoked", id, s.Revoked, s.Err)
+		}
+	}
+	if s := got[kept.RuleID]; s.Revoked || s.KeptFor == nil || s.KeptFor.ID != kept.ID {
+		t.Errorf("rule %s: revoked %v, kept for %v; want kept for %s", kept.RuleID, s.Revoked, s.KeptFor, kept.ID)
+	}
+	if st := f.state(t, known.ID).State; st != latch.StateExpired {
+		t.Errorf("known grant is %s, want expired", st)
+	}
+	if st := f.state(t, kept.ID).State; st != latch.StateActive {
+		t.Errorf("kept grant is %s, want active", st)
+	}
+	rules := f.ruleTags(t)
+	if len(rules) != 1 || rules[kept.RuleID][latch.TagExpiresAt] != latch.FormatExpiry(kept.ExpiresAt) {
+		t.Errorf("rules left %v, want only %s with its expiry mended", rules, kept.RuleID)
+	}
+	entries, err := f.store.AuditEntries(t.Context(), latch.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphans := map[string]bool{}
+	for _, e := range entries {
+		if e.Action == latch.AuditSweptOrphan {
+			orphans[e.Details["rule_id"]] = true
+		}
+	}
+	if !orphans[string(orphan)] || !orphans[string(ghost.ID)] || len(orphans) != 2 {
+		t.Errorf("swept-orphan entries for %v, want %s and %s", orphans, orphan, ghost.ID)
+	}
 }
