@@ -23,6 +23,14 @@ func (r Rule) ExpiresAt() (at time.Time, ok bool, err error) {
 	return at, true, err
 }
 
+// MaxRevokeBatch is the most rules one RevokeMany takes. EC2's API reference
+// documents no limit on how many SecurityGroupRuleIds one
+// RevokeSecurityGroupIngress names; 200 keeps each request small (a few KB)
+// and within the number of values latch puts in one Describe filter, which
+// RevokeMany uses to learn which rules of a failed batch are gone. 10,000
+// rules over 200 groups then take 200 calls, one per group.
+const MaxRevokeBatch = 200
+
 // Firewall opens and closes ingress rules in one region.
 type Firewall interface {
 	// Region is the region this firewall acts in.
@@ -36,6 +44,14 @@ type Firewall interface {
 	Tag(ctx context.Context, id RuleID, tags map[string]string) error
 	// Revoke removes a rule. A rule that does not exist is not an error.
 	Revoke(ctx context.Context, group GroupID, id RuleID) error
+	// RevokeMany removes rules of one group, at most MaxRevokeBatch of
+	// them, in as few calls as it can (one, when all of them exist). On a
+	// nil error every rule is gone; gone names those that were already gone
+	// (or never were in group), which count as revoked too. On an error
+	// some of them may have been revoked: callers retry the whole batch,
+	// which is idempotent. Returns EINVALID for more than MaxRevokeBatch
+	// rules.
+	RevokeMany(ctx context.Context, group GroupID, ids []RuleID) (gone []RuleID, err error)
 	// Rules lists every rule tagged latch:expires-at in the region.
 	Rules(ctx context.Context) ([]Rule, error)
 }

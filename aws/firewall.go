@@ -152,6 +152,73 @@ func (f *Firewall) Revoke(ctx context.Context, group latch.GroupID, id latch.Rul
 	return err
 }
 
+// RevokeMany removes rules of one group with one RevokeSecurityGroupIngress.
+// EC2 fails the whole call with InvalidSecurityGroupRuleId.NotFound when any
+// one of the IDs does not exist (in that group), revoking none of them; then
+// RevokeMany asks which of them are still there (one Describe, filtered by
+// group and rule ID, which does not fail on unknown IDs) and revokes those,
+// counting the rest as gone. Rules can vanish between the two calls (another
+// sweeper, a person), so it tries up to three times before giving up.
+func (f *Firewall) RevokeMany(ctx context.Context, group latch.GroupID, ids []latch.RuleID) ([]latch.RuleID, error) {
+	if len(ids) > latch.MaxRevokeBatch {
+		return nil, latch.Errorf(latch.EINVALID, "revoke %d rules in one batch: at most %d", len(ids), latch.MaxRevokeBatch)
+	}
+	var gone []latch.RuleID
+	left := ids
+	for range 3 {
+		if len(left) == 0 {
+			return gone, nil
+		}
+		_, err := f.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+			GroupId:              aws.String(string(group)),
+			SecurityGroupRuleIds: ruleIDs(left),
+		})
+		err = translate(fmt.Sprintf("revoke %d ingress rules", len(left)), err)
+		if err == nil {
+			f.log.DebugContext(ctx, "revoked", "group_id", group, "rules", len(left))
+			return gone, nil
+		}
+		if !isRuleGone(err) {
+			return nil, err
+		}
+		present, err := f.present(ctx, group, left)
+		if err != nil {
+			return nil, err
+		}
+		var still []latch.RuleID
+		for _, id := range left {
+			if present[id] {
+				still = append(still, id)
+			} else {
+				gone = append(gone, id)
+			}
+		}
+		left = still
+	}
+	if len(left) == 0 {
+		return gone, nil
+	}
+	return nil, latch.Errorf(latch.EUNAVAILABLE, "revoke %d ingress rules in %s: rules kept vanishing between calls; try again", len(left), group)
+}
+
+// present returns which of ids are ingress rules of group now.
+func (f *Firewall) present(ctx context.Context, group latch.GroupID, ids []latch.RuleID) (map[latch.RuleID]bool, error) {
+	present := map[latch.RuleID]bool{}
+	err := f.describe(ctx, []types.Filter{
+		{Name: aws.String("group-id"), Values: []string{string(group)}},
+		{Name: aws.String("security-group-rule-id"), Values: ruleIDs(ids)},
+	}, func(r latch.Rule) { present[r.ID] = true })
+	return present, err
+}
+
+func ruleIDs(ids []latch.RuleID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
+}
+
 // Rules lists every ingress rule in the region tagged latch:expires-at.
 func (f *Firewall) Rules(ctx context.Context) ([]latch.Rule, error) {
 	var rules []latch.Rule

@@ -1,14 +1,20 @@
 package aws_test
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/internal/awstest"
 )
@@ -155,5 +161,64 @@ func TestTagMovesTheDescription(t *testing.T) {
 		if !found {
 			t.Fatalf("rule %s is gone", r.ID)
 		}
+	}
+}
+
+// TestRevokeManyOneCallAndGoneRules: a batch of existing rules is one
+// RevokeSecurityGroupIngress; a batch naming rules already gone (which EC2
+// fails whole) still revokes the others and names the gone ones; a batch
+// over the limit is refused.
+func TestRevokeManyOneCallAndGoneRules(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{RuleLimit: 300})
+	revokes := 0 // calls, once each whatever the SDK's retries
+	cfg := env.Config()
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("countRevokes",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if awsmiddleware.GetOperationName(ctx) == "RevokeSecurityGroupIngress" {
+					revokes++
+				}
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	})
+	fw := latchaws.NewFirewall(cfg, nil)
+	group := env.ManagedGroup(t)
+	var ids []latch.RuleID
+	for i := range latch.MaxRevokeBatch {
+		r, _, err := fw.Authorize(t.Context(), opening(group, fmt.Sprintf("10.0.%d.%d/32", i/200, i%200+1)), tags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+
+	gone, err := fw.RevokeMany(t.Context(), group, ids[:150])
+	if err != nil || len(gone) != 0 {
+		t.Fatalf("RevokeMany(150 rules) = %v, %v; want none gone, nil", gone, err)
+	}
+	if n := revokes; n != 1 {
+		t.Errorf("RevokeMany(150 rules) made %d Revoke calls, want 1", n)
+	}
+
+	// 10 already revoked, one never existed, 50 still there.
+	mixed := append(slices.Clone(ids[140:]), "sgr-0000000000000dead")
+	gone, err = fw.RevokeMany(t.Context(), group, mixed)
+	if err != nil {
+		t.Fatalf("RevokeMany(mixed) = %v", err)
+	}
+	want := append(slices.Clone(ids[140:150]), "sgr-0000000000000dead")
+	if !slices.Equal(gone, want) {
+		t.Errorf("gone = %v, want %v", gone, want)
+	}
+	if n := len(env.Ingress(t, group)); n != 0 {
+		t.Errorf("%d rules left in the group, want 0", n)
+	}
+
+	// The group is gone too: everything counts as gone.
+	if gone, err := fw.RevokeMany(t.Context(), "sg-0000000000000dead", ids[:3]); err != nil || len(gone) != 3 {
+		t.Errorf("RevokeMany(unknown group) = %v, %v; want all 3 gone", gone, err)
+	}
+	if _, err := fw.RevokeMany(t.Context(), group, make([]latch.RuleID, latch.MaxRevokeBatch+1)); latch.ErrorCode(err) != latch.EINVALID {
+		t.Errorf("RevokeMany(%d rules) = %v, want EINVALID", latch.MaxRevokeBatch+1, err)
 	}
 }

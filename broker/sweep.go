@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/latchdev/latch"
@@ -31,9 +32,18 @@ type SweepReport struct {
 	Swept  []Swept
 }
 
+// SweepConcurrency is how many batches of rules a sweep revokes at once, in
+// one region: each is one RevokeSecurityGroupIngress of up to
+// latch.MaxRevokeBatch rules of one group, so a burst of 10,000 rules over
+// 200 groups takes 200 calls, 4 in flight, well inside EC2's throttle for
+// RevokeSecurityGroupIngress (its lowest bucket).
+const SweepConcurrency = 4
+
 // Sweep revokes every rule in the firewalls' regions whose latch:expires-at
 // has passed, using AWS alone: it needs no store. A rule whose expiry tag is
-// unreadable counts as expired. With dryRun it only reports.
+// unreadable counts as expired. It lists each region's rules once and
+// revokes the expired ones in per-group batches (see SweepConcurrency). With
+// dryRun it only reports.
 func Sweep(ctx context.Context, fws []latch.Firewall, now time.Time, dryRun bool, log *slog.Logger) ([]SweepReport, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -47,15 +57,18 @@ func Sweep(ctx context.Context, fws []latch.Firewall, now time.Time, dryRun bool
 			reports = append(reports, SweepReport{Region: fw.Region()})
 			continue
 		}
-		rep, err := sweepRules(fw.Region(), rules, now, func(r latch.Rule, s *Swept) {
+		rep, err := sweepRules(fw.Region(), rules, now, func(group latch.GroupID, batch []*Swept) {
 			if dryRun {
 				return
 			}
-			if s.Err = fw.Revoke(ctx, r.Opening.GroupID, r.ID); s.Err != nil {
-				return
+			_, err := fw.RevokeMany(ctx, group, batchIDs(batch))
+			for _, s := range batch {
+				if s.Err = err; err != nil {
+					continue
+				}
+				ruleEvidence(ctx, log, "expired", s.Rule, "via", "sweep")
+				s.Revoked = true
 			}
-			ruleEvidence(ctx, log, "expired", r, "via", "sweep")
-			s.Revoked = true
 		})
 		reports = append(reports, rep)
 		errs = append(errs, err)
@@ -63,24 +76,63 @@ func Sweep(ctx context.Context, fws []latch.Firewall, now time.Time, dryRun bool
 	return reports, errors.Join(errs...)
 }
 
-// sweepRules calls act on each expired rule of rules, which records what
-// it did in s, and reports.
-func sweepRules(region string, rules []latch.Rule, now time.Time, act func(r latch.Rule, s *Swept)) (SweepReport, error) {
+// sweepRules reports the expired rules of rules, in their order, and calls
+// act on them in batches: the expired rules of one group, at most
+// latch.MaxRevokeBatch of them, SweepConcurrency batches at once. act
+// records what it did in the batch's entries, and only there.
+func sweepRules(region string, rules []latch.Rule, now time.Time, act func(group latch.GroupID, batch []*Swept)) (SweepReport, error) {
 	rep := SweepReport{Region: region, Rules: len(rules)}
-	var errs []error
 	for _, r := range rules {
 		at, _, perr := r.ExpiresAt()
 		if perr == nil && at.After(now) {
 			continue
 		}
-		s := Swept{Rule: r, ExpiredAt: at}
-		act(r, &s)
+		rep.Swept = append(rep.Swept, Swept{Rule: r, ExpiredAt: at})
+	}
+	sem := make(chan struct{}, SweepConcurrency)
+	var wg sync.WaitGroup
+	for _, batch := range batches(rep.Swept) {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			act(batch[0].Rule.Opening.GroupID, batch)
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for _, s := range rep.Swept {
 		if s.Err != nil {
-			errs = append(errs, fmt.Errorf("revoke %s in %s: %w", r.ID, r.Opening.GroupID, s.Err))
+			errs = append(errs, fmt.Errorf("revoke %s in %s: %w", s.Rule.ID, s.Rule.Opening.GroupID, s.Err))
 		}
-		rep.Swept = append(rep.Swept, s)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// batches splits swept by group, in the order groups first appear, into
+// batches of at most latch.MaxRevokeBatch.
+func batches(swept []Swept) [][]*Swept {
+	var order []latch.GroupID
+	byGroup := map[latch.GroupID][]*Swept{}
+	for i := range swept {
+		g := swept[i].Rule.Opening.GroupID
+		if _, ok := byGroup[g]; !ok {
+			order = append(order, g)
+		}
+		byGroup[g] = append(byGroup[g], &swept[i])
+	}
+	var out [][]*Swept
+	for _, g := range order {
+		out = append(out, slices.Collect(slices.Chunk(byGroup[g], latch.MaxRevokeBatch))...)
+	}
+	return out
+}
+
+func batchIDs(batch []*Swept) []latch.RuleID {
+	ids := make([]latch.RuleID, len(batch))
+	for i, s := range batch {
+		ids[i] = s.Rule.ID
+	}
+	return ids
 }
 
 // ruleEvidence is the evidence line for a rule ended from its tags alone.
@@ -176,8 +228,8 @@ func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (rep SweepR
 	}
 	found = len(rules)
 	settleErr := b.settle(ctx, fw, rules, now)
-	rep, sweepErr := sweepRules(fw.Region(), rules, now, func(r latch.Rule, s *Swept) {
-		s.Revoked, s.KeptFor, s.Err = b.sweepRule(ctx, fw, r, now)
+	rep, sweepErr := sweepRules(fw.Region(), rules, now, func(group latch.GroupID, batch []*Swept) {
+		b.sweepBatch(ctx, fw, group, batch, now)
 	})
 	for _, s := range rep.Swept {
 		if s.Revoked {
@@ -187,35 +239,65 @@ func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (rep SweepR
 	return rep, errors.Join(settleErr, sweepErr)
 }
 
-// sweepRule revokes an expired rule and ends the grants on it, unless the
-// store knows a live grant on it, in which case its tags were left stale
-// (a crash between steps) and are mended instead, and that grant returned.
-func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule, now time.Time) (revoked bool, keptFor *latch.Grant, err error) {
-	unlock := b.lock(r.Opening)
-	defer unlock()
-	grants, err := b.store.Grants(ctx, latch.GrantFilter{RuleID: r.ID, States: []latch.GrantState{latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}})
-	if err != nil {
-		return false, nil, fmt.Errorf("list grants on rule %s: %w", r.ID, err)
+// sweepBatch revokes a batch of expired rules of one group with one
+// RevokeMany and ends the grants on them, except rules on which the store
+// knows a live grant: their tags were left stale (a crash between steps) and
+// are mended instead, and that grant reported as KeptFor. It holds the
+// locks of the batch's openings throughout; batches never share an opening
+// (a rule is in one batch, and one opening has one rule), so holding
+// several cannot deadlock.
+func (b *Broker) sweepBatch(ctx context.Context, fw latch.Firewall, group latch.GroupID, batch []*Swept, now time.Time) {
+	for _, s := range batch {
+		unlock := b.lock(s.Rule.Opening)
+		defer unlock()
 	}
-	var keeper *latch.Grant
-	for i, g := range grants {
-		if g.State == latch.StateActive && g.ExpiresAt.After(now) && (keeper == nil || g.ExpiresAt.After(keeper.ExpiresAt)) {
-			keeper = &grants[i]
+	var doomed []*Swept
+	grantsOn := make(map[latch.RuleID][]latch.Grant, len(batch))
+	for _, s := range batch {
+		r := s.Rule
+		grants, err := b.store.Grants(ctx, latch.GrantFilter{RuleID: r.ID, States: []latch.GrantState{latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}})
+		if err != nil {
+			s.Err = fmt.Errorf("list grants on rule %s: %w", r.ID, err)
+			continue
 		}
-	}
-	if keeper != nil {
+		var keeper *latch.Grant
+		for i, g := range grants {
+			if g.State == latch.StateActive && g.ExpiresAt.After(now) && (keeper == nil || g.ExpiresAt.After(keeper.ExpiresAt)) {
+				keeper = &grants[i]
+			}
+		}
+		if keeper == nil {
+			grantsOn[r.ID] = grants
+			doomed = append(doomed, s)
+			continue
+		}
 		b.log.WarnContext(ctx, "rule tagged expired but a live grant holds it; mending its tags", "rule_id", r.ID, "grant_id", keeper.ID)
-		if err := fw.Tag(ctx, r.ID, latch.RuleTags(*keeper)); err != nil {
-			return false, nil, err
+		if s.Err = fw.Tag(ctx, r.ID, latch.RuleTags(*keeper)); s.Err != nil {
+			continue
 		}
 		b.backstop(ctx, r.Opening.Region, r.Opening.GroupID, r.ID, keeper.ExpiresAt)
-		return false, keeper, nil
+		s.KeptFor = keeper
+	}
+	if len(doomed) == 0 {
+		return
 	}
 	b.checkpoint("before-revoke")
-	if err := fw.Revoke(ctx, r.Opening.GroupID, r.ID); err != nil {
-		return false, nil, err
+	if _, err := fw.RevokeMany(ctx, group, batchIDs(doomed)); err != nil {
+		for _, s := range doomed {
+			s.Err = err
+		}
+		return
 	}
 	b.checkpoint("after-revoke")
+	for _, s := range doomed {
+		b.endSwept(ctx, s.Rule, grantsOn[s.Rule.ID], now)
+		s.Revoked = true
+	}
+}
+
+// endSwept records that the sweep revoked r: its backstop, evidence line,
+// an orphan's audit entry, and the end of the grants on it.
+func (b *Broker) endSwept(ctx context.Context, r latch.Rule, grants []latch.Grant, now time.Time) {
 	b.unbackstop(ctx, r.Opening.Region, r.ID)
 	ruleEvidence(ctx, b.log, "expired", r, "via", "sweep")
 	if len(grants) == 0 {
@@ -226,6 +308,7 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 				"requester": r.Tags[latch.TagRequester], "expires_at": r.Tags[latch.TagExpiresAt]}})
 	}
 	for _, g := range grants {
+		var err error
 		if g.State == latch.StateActive {
 			g.State, g.EndAs = latch.StateRevoking, latch.StateExpired
 			if g, err = b.store.UpdateGrant(ctx, g, "expired"); err != nil {
@@ -240,7 +323,6 @@ func (b *Broker) sweepRule(ctx context.Context, fw latch.Firewall, r latch.Rule,
 		}
 		b.ended(ctx, ended, Actor, "rule revoked by sweep", now)
 	}
-	return true, nil, nil
 }
 
 // settle decides requested grants whose process has had SettleTime to

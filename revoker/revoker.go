@@ -3,9 +3,10 @@
 // A Revoker keeps one alarm, set for the earliest due grant (its expiry, or
 // its next retry after a failed revoke), and re-reads the store whenever it
 // reports a change or Recheck passes, which catches grants written by other
-// processes. Independently it sweeps every SweepInterval: the sweep finds
-// expired rules in AWS from their tags alone, so revocation survives a lost
-// store. It sweeps once at start, which is the reconcile after a crash.
+// processes. Independently, in a goroutine of its own, it sweeps every
+// SweepInterval: the sweep finds expired rules in AWS from their tags
+// alone, so revocation survives a lost store. It sweeps once at start, which
+// is the reconcile after a crash. A sweep never holds up an expiry.
 //
 // Revoking is the Expirer's job (the broker's); the revoker only decides
 // when. Nothing here sleeps: every wait is an alarm on the injected clock.
@@ -93,25 +94,37 @@ func New(s Schedule, e Expirer, sw Sweeper, opts Options) *Revoker {
 
 // Run revokes grants as they fall due and sweeps on schedule until ctx is
 // done, then returns nil. Store and AWS errors are logged and retried; they
-// never end the loop.
+// never end the loop. Sweeps run in their own goroutine, one at a time, so
+// that a long sweep (thousands of expired rules) never delays an expiry.
 func (r *Revoker) Run(ctx context.Context) error {
-	nextSweep := r.clock.Now()
-	sweepFailures := 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if r.sweeper != nil {
+		wg.Go(func() { r.sweepLoop(ctx) })
+	}
 	for {
 		changed := r.schedule.Changed() // fetched before the pass, so no change slips by
-		now := r.clock.Now()
-		if r.sweeper != nil && !now.Before(nextSweep) {
-			nextSweep, sweepFailures = r.sweep(ctx, now, sweepFailures)
-		}
 		next := r.pass(ctx)
-		if r.sweeper != nil && nextSweep.Before(next) {
-			next = nextSweep
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.clock.Alarm(next):
 		case <-changed:
+		}
+	}
+}
+
+// sweepLoop sweeps at once and then whenever the last sweep says, until
+// ctx is done.
+func (r *Revoker) sweepLoop(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		var next time.Time
+		next, failures = r.sweep(ctx, r.clock.Now(), failures)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.clock.Alarm(next):
 		}
 	}
 }

@@ -240,3 +240,36 @@ func TestFailedSweepBacksOff(t *testing.T) {
 		t.Fatalf("retry at +%v", at.Sub(start))
 	}
 }
+
+// A grant due while a sweep is still running (say 10,000 rules, or EC2
+// throttling it) is expired on time: the sweep is not on the timer's path.
+func TestExpiryDoesNotWaitForSweep(t *testing.T) {
+	clock := mock.NewClock(start)
+	s := newSchedule(map[latch.GrantID]time.Time{"g1": start.Add(time.Minute)})
+	expired := make(chan time.Time, 1)
+	sweeping, release := make(chan struct{}, 1), make(chan struct{})
+	r := revoker.New(s, expirerFunc(func(_ context.Context, id latch.GrantID) error {
+		s.set(id, time.Time{})
+		expired <- clock.Now()
+		return nil
+	}), sweeperFunc(func(ctx context.Context) error {
+		select {
+		case sweeping <- struct{}{}:
+		default:
+		}
+		select { // a sweep that lasts until the test releases it
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}), revoker.Options{Clock: clock, SweepInterval: time.Hour, Recheck: time.Hour})
+	run(t, r)
+	t.Cleanup(func() { close(release) })
+
+	receive(t, sweeping, "start-up sweep")
+	waitForAlarm(t, clock) // the timer, parked until g1 is due
+	clock.Advance(time.Minute)
+	if at := receive(t, expired, "g1 expiry during the sweep"); !at.Equal(start.Add(time.Minute)) {
+		t.Fatalf("g1 expired at %v, want at its expiry", at)
+	}
+}
