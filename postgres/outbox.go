@@ -15,116 +15,43 @@ import (
 )
 
 // The outbox is one row per event. Request and grant changes add their
-// events through requestEvents and grantEvents, inside the transaction
-// that makes the change, as the SQLite store does.
-
-// eventAccess is an event's access: ssm, or "" for a rule.
-func eventAccess(a latch.Access) latch.Access {
-	if a == latch.AccessSSM {
-		return a
-	}
-	return ""
-}
-
-// requestEvents returns the events r's change from state was causes; was is
-// "" for a new request.
-func requestEvents(was latch.RequestState, r latch.Request, now time.Time) []latch.Event {
-	if was == r.State {
-		return nil
-	}
-	e := latch.Event{
-		At: now, RequestID: r.ID, GrantID: r.GrantID, Rule: r.Rule, Requester: r.Requester.String(),
-		Region: r.Target.Region, InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID,
-		Protocol: r.Protocol, FromPort: r.Ports.From, ToPort: r.Ports.To, Source: encodePrefix(r.Source),
-		Duration: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, State: string(r.State),
-		Access: eventAccess(r.Access), Document: r.Document,
-	}
-	if n := len(r.Reviews); n > 0 {
-		e.Reviewer, e.ReviewReason = r.Reviews[n-1].By.String(), r.Reviews[n-1].Reason
-	}
-	kinds := map[latch.RequestState]latch.EventKind{
-		latch.RequestApproved: latch.EventRequestApproved, latch.RequestDenied: latch.EventRequestDenied,
-		latch.RequestWithdrawn: latch.EventRequestWithdrawn, latch.RequestTimedOut: latch.EventRequestTimedOut,
-		latch.RequestFailed: latch.EventRequestFailed,
-	}
-	var out []latch.Event
-	switch {
-	case was == "":
-		out = append(out, withKind(e, latch.EventRequestCreated))
-		if r.BreakGlass {
-			out = append(out, withKind(e, latch.EventBreakGlassUsed))
-		}
-	case kinds[r.State] != "":
-		if r.State == latch.RequestFailed {
-			e.Error = r.Note
-		}
-		out = append(out, withKind(e, kinds[r.State]))
-	}
-	return out
-}
+// events (latch.RequestEvents, grantEvents) inside the transaction that
+// makes the change, as the SQLite store does.
 
 // grantEvents writes the events g's change from state was causes, and drops
 // an ending notice the change has made untrue.
 func grantEvents(ctx context.Context, tx pgx.Tx, was latch.GrantState, g latch.Grant, now time.Time) error {
-	if was == g.State {
+	e, ok := latch.GrantChangeEvent(was, g, now)
+	if !ok {
 		return nil
 	}
-	var kind latch.EventKind
-	switch g.State {
-	case latch.StateActive:
-		kind = latch.EventGrantOpened
-	case latch.StateRevokeFailed:
-		kind = latch.EventGrantRevokeFail
-	case latch.StateRevoked, latch.StateExpired:
-		kind = latch.EventGrantEnded
+	if e.Kind == latch.EventGrantEnded {
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET state = 'dropped', settled_at = $1
 			WHERE grant_id = $2 AND kind = $3 AND state = 'pending'`, now, string(g.ID), string(latch.EventGrantEnding)); err != nil {
 			return err
 		}
-	default:
-		return nil
-	}
-	e := latch.Event{
-		Kind: kind, At: now, GrantID: g.ID, Requester: g.Requester, Region: g.Region, GroupID: g.GroupID,
-		Protocol: g.Protocol, FromPort: g.Ports.From, ToPort: g.Ports.To, Source: encodePrefix(g.Source),
-		Reason: g.Reason, State: string(g.State), ExpiresAt: g.ExpiresAt, Error: g.LastError,
-		Access: eventAccess(g.Access), Document: g.Document, InstanceID: g.Target,
-	}
-	if !g.CreatedAt.IsZero() && g.ExpiresAt.After(g.CreatedAt) {
-		e.Duration = int64(g.ExpiresAt.Sub(g.CreatedAt) / time.Second)
 	}
 	// The request that opened the grant names the rule, which routes it.
-	var requestID, instance string
+	var requestID, rule, instance string
 	var durUS int64
 	var breakGlass bool
 	err := tx.QueryRow(ctx, `SELECT id, rule, instance_id, duration_us, break_glass FROM requests
 		WHERE id = $1 OR grant_id = $2 LIMIT 1`, string(g.RequestID), string(g.ID)).
-		Scan(&requestID, &e.Rule, &instance, &durUS, &breakGlass)
+		Scan(&requestID, &rule, &instance, &durUS, &breakGlass)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows): // a direct grant
 	case err != nil:
 		return err
 	default:
-		e.RequestID, e.InstanceID = latch.RequestID(requestID), latch.InstanceID(instance)
-		e.Duration, e.BreakGlass = durUS/1e6, breakGlass
+		e.FromRequest(latch.RequestID(requestID), rule, latch.InstanceID(instance), time.Duration(durUS)*time.Microsecond, breakGlass)
 	}
 	if err := insertEvent(ctx, tx, e, now); err != nil {
 		return err
 	}
-	if kind == latch.EventGrantOpened {
-		due := g.ExpiresAt.Add(-latch.EndingNotice)
-		if due.After(now) {
-			ending := e
-			ending.Kind, ending.At = latch.EventGrantEnding, due
-			return insertEvent(ctx, tx, ending, now)
-		}
+	if ending, ok := e.Ending(now); ok {
+		return insertEvent(ctx, tx, ending, now)
 	}
 	return nil
-}
-
-func withKind(e latch.Event, k latch.EventKind) latch.Event {
-	e.Kind = k
-	return e
 }
 
 // insertEvent adds e, due at e.At, with a fresh ID if it has none.

@@ -56,7 +56,7 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 			return err
 		}
 		now := s.now()
-		for _, e := range requestEvents("", r, now) {
+		for _, e := range latch.RequestEvents("", r, now) {
 			if err := insertEvent(ctx, tx, e, now); err != nil {
 				return err
 			}
@@ -275,7 +275,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 			return err
 		}
 		now := s.now()
-		for _, e := range requestEvents(latch.RequestState(was), r, now) {
+		for _, e := range latch.RequestEvents(latch.RequestState(was), r, now) {
 			if err := insertEvent(ctx, tx, e, now); err != nil {
 				return err
 			}

@@ -14,116 +14,47 @@ import (
 )
 
 // The outbox is one row per event (migration 008). Request and grant
-// changes add their events through requestEvents and grantEvents, inside
-// the transaction that makes the change.
-
-// eventAccess is an event's access: ssm, or "" for a rule.
-func eventAccess(a latch.Access) latch.Access {
-	if a == latch.AccessSSM {
-		return a
-	}
-	return ""
-}
-
-// requestEvents returns the events r's change from state was causes; was is
-// "" for a new request.
-func requestEvents(was latch.RequestState, r latch.Request, now time.Time) []latch.Event {
-	if was == r.State {
-		return nil
-	}
-	e := latch.Event{
-		At: now, RequestID: r.ID, GrantID: r.GrantID, Rule: r.Rule, Requester: r.Requester.String(),
-		Region: r.Target.Region, InstanceID: r.Target.InstanceID, GroupID: r.Target.GroupID,
-		Protocol: r.Protocol, FromPort: r.Ports.From, ToPort: r.Ports.To, Source: encodePrefix(r.Source),
-		Duration: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, State: string(r.State),
-		Access: eventAccess(r.Access), Document: r.Document,
-	}
-	if n := len(r.Reviews); n > 0 {
-		e.Reviewer, e.ReviewReason = r.Reviews[n-1].By.String(), r.Reviews[n-1].Reason
-	}
-	kinds := map[latch.RequestState]latch.EventKind{
-		latch.RequestApproved: latch.EventRequestApproved, latch.RequestDenied: latch.EventRequestDenied,
-		latch.RequestWithdrawn: latch.EventRequestWithdrawn, latch.RequestTimedOut: latch.EventRequestTimedOut,
-		latch.RequestFailed: latch.EventRequestFailed,
-	}
-	var out []latch.Event
-	switch {
-	case was == "":
-		out = append(out, withKind(e, latch.EventRequestCreated))
-		if r.BreakGlass {
-			out = append(out, withKind(e, latch.EventBreakGlassUsed))
-		}
-	case kinds[r.State] != "":
-		if r.State == latch.RequestFailed {
-			e.Error = r.Note
-		}
-		out = append(out, withKind(e, kinds[r.State]))
-	}
-	return out
-}
+// changes add their events (latch.RequestEvents, grantEvents) inside the
+// transaction that makes the change.
 
 // grantEvents writes the events g's change from state was causes, and drops
 // an ending notice the change has made untrue.
 func grantEvents(ctx context.Context, tx *sql.Tx, was latch.GrantState, g latch.Grant, now time.Time) error {
-	if was == g.State {
+	e, ok := latch.GrantChangeEvent(was, g, now)
+	if !ok {
 		return nil
 	}
-	var kind latch.EventKind
-	switch g.State {
-	case latch.StateActive:
-		kind = latch.EventGrantOpened
-	case latch.StateRevokeFailed:
-		kind = latch.EventGrantRevokeFail
-	case latch.StateRevoked, latch.StateExpired:
-		kind = latch.EventGrantEnded
+	if e.Kind == latch.EventGrantEnded {
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'dropped', settled_at = ?
 			WHERE grant_id = ? AND kind = ? AND state = 'pending'`, now.UnixMicro(), g.ID, latch.EventGrantEnding); err != nil {
 			return err
 		}
-	default:
-		return nil
-	}
-	e := latch.Event{
-		Kind: kind, At: now, GrantID: g.ID, Requester: g.Requester, Region: g.Region, GroupID: g.GroupID,
-		Protocol: g.Protocol, FromPort: g.Ports.From, ToPort: g.Ports.To, Source: encodePrefix(g.Source),
-		Reason: g.Reason, State: string(g.State), ExpiresAt: g.ExpiresAt, Error: g.LastError,
-		Access: eventAccess(g.Access), Document: g.Document, InstanceID: g.Target,
-	}
-	if !g.CreatedAt.IsZero() && g.ExpiresAt.After(g.CreatedAt) {
-		e.Duration = int64(g.ExpiresAt.Sub(g.CreatedAt) / time.Second)
 	}
 	// The request that opened the grant names the rule, which routes it. A
 	// grant knows its request from its creation, before the request
 	// records the grant, so that grant.opened has it too.
+	var id latch.RequestID
+	var rule string
+	var instance latch.InstanceID
 	var durUS int64
 	var breakGlass bool
 	err := tx.QueryRowContext(ctx, `SELECT id, rule, instance_id, duration_us, break_glass FROM requests
 		WHERE id = ? OR grant_id = ? LIMIT 1`, g.RequestID, g.ID).
-		Scan(&e.RequestID, &e.Rule, &e.InstanceID, &durUS, &breakGlass)
+		Scan(&id, &rule, &instance, &durUS, &breakGlass)
 	switch {
 	case err == sql.ErrNoRows: // a direct grant
 	case err != nil:
 		return err
 	default:
-		e.Duration, e.BreakGlass = durUS/1e6, breakGlass
+		e.FromRequest(id, rule, instance, time.Duration(durUS)*time.Microsecond, breakGlass)
 	}
 	if err := insertEvent(ctx, tx, e, now); err != nil {
 		return err
 	}
-	if kind == latch.EventGrantOpened {
-		due := g.ExpiresAt.Add(-latch.EndingNotice)
-		if due.After(now) {
-			ending := e
-			ending.Kind, ending.At = latch.EventGrantEnding, due
-			return insertEvent(ctx, tx, ending, now)
-		}
+	if ending, ok := e.Ending(now); ok {
+		return insertEvent(ctx, tx, ending, now)
 	}
 	return nil
-}
-
-func withKind(e latch.Event, k latch.EventKind) latch.Event {
-	e.Kind = k
-	return e
 }
 
 // insertEvent adds e, due at e.At, with a fresh ID if it has none.

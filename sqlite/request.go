@@ -51,7 +51,7 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		if err := indexApprovers(ctx, tx, r); err != nil {
 			return err
 		}
-		for _, e := range requestEvents("", r, s.now()) {
+		for _, e := range latch.RequestEvents("", r, s.now()) {
 			if err := insertEvent(ctx, tx, e, s.now()); err != nil {
 				return err
 			}
@@ -290,7 +290,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		if err := indexApprovers(ctx, tx, r); err != nil {
 			return err
 		}
-		for _, e := range requestEvents(was, r, s.now()) {
+		for _, e := range latch.RequestEvents(was, r, s.now()) {
 			if err := insertEvent(ctx, tx, e, s.now()); err != nil {
 				return err
 			}
