@@ -161,3 +161,27 @@ func (r *Request) Review(by Identity, approve bool, reason string, now time.Time
 	}
 	return nil
 }
+
+// ExtendsReviews returns EINVALID unless updated begins with stored:
+// reviews are append-only, and a store refuses an update that removes
+// or changes one. Both are as a store reads them back.
+func ExtendsReviews(updated, stored []Review) error {
+	if len(updated) < len(stored) {
+		return Invalidf("reviews", "the update has %d reviews but %d are stored; reviews cannot be removed",
+			len(updated), len(stored))
+	}
+	for i, st := range stored {
+		if !sameReview(updated[i], st) {
+			return Invalidf("reviews", "the update changes review %d (by %s); reviews cannot be changed, only added",
+				i+1, st.By)
+		}
+	}
+	return nil
+}
+
+// sameReview reports whether a and b are equal.
+func sameReview(a, b Review) bool {
+	return a.By.Kind == b.By.Kind && a.By.Subject == b.By.Subject && a.By.Issuer == b.By.Issuer &&
+		a.By.Email == b.By.Email && a.By.Name == b.By.Name && slices.Equal(a.By.Groups, b.By.Groups) &&
+		a.Approve == b.Approve && a.Reason == b.Reason && a.At.Equal(b.At)
+}

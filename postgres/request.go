@@ -248,7 +248,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		if err != nil {
 			return err
 		}
-		if err := extends(r.Reviews, stored); err != nil {
+		if err := latch.ExtendsReviews(r.Reviews, stored); err != nil {
 			return err
 		}
 		args := requestArgs(r)
@@ -292,28 +292,6 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 
 func staleRequest(r latch.Request) error {
 	return latch.Errorf(latch.ECONFLICT, "request %s has changed since version %d was read; read it again and retry", r.ID, r.Version)
-}
-
-// extends returns EINVALID unless rvs begins with stored.
-func extends(rvs, stored []latch.Review) error {
-	if len(rvs) < len(stored) {
-		return latch.Invalidf("reviews", "the update has %d reviews but %d are stored; reviews cannot be removed",
-			len(rvs), len(stored))
-	}
-	for i, st := range stored {
-		if !sameReview(rvs[i], st) {
-			return latch.Invalidf("reviews", "the update changes review %d (by %s); reviews cannot be changed, only added",
-				i+1, st.By)
-		}
-	}
-	return nil
-}
-
-// sameReview reports whether a and b, both normalised, are equal.
-func sameReview(a, b latch.Review) bool {
-	return a.By.Kind == b.By.Kind && a.By.Subject == b.By.Subject && a.By.Issuer == b.By.Issuer &&
-		a.By.Email == b.By.Email && a.By.Name == b.By.Name && slices.Equal(a.By.Groups, b.By.Groups) &&
-		a.Approve == b.Approve && a.Reason == b.Reason && a.At.Equal(b.At)
 }
 
 func storedReviews(ctx context.Context, tx pgx.Tx, id latch.RequestID) ([]latch.Review, error) {
