@@ -239,18 +239,20 @@ type SessionSweepReport struct {
 // grant's expiry (from the session's reason) has passed, or whose reason
 // cannot be read, from AWS alone: it needs no store. ended, if not nil,
 // says whether a grant has ended early (a store's knowledge), so that its
-// sessions end too. With dryRun it only reports.
-func SweepSessions(ctx context.Context, sms []latch.SessionManager, regions []string, now time.Time, dryRun bool, ended func(latch.GrantID) bool, log *slog.Logger) ([]SessionSweepReport, error) {
+// sessions end too. sms are Session Manager by region, swept in region
+// order. With dryRun it only reports.
+func SweepSessions(ctx context.Context, sms map[string]latch.SessionManager, now time.Time, dryRun bool, ended func(latch.GrantID) bool, log *slog.Logger) ([]SessionSweepReport, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var reports []SessionSweepReport
 	var errs []error
-	for i, sm := range sms {
-		rep := SessionSweepReport{Region: regions[i]}
+	for _, region := range slices.Sorted(maps.Keys(sms)) {
+		sm := sms[region]
+		rep := SessionSweepReport{Region: region}
 		live, err := sm.Sessions(ctx)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("sweep sessions in %s: %w", regions[i], err))
+			errs = append(errs, fmt.Errorf("sweep sessions in %s: %w", region, err))
 			reports = append(reports, rep)
 			continue
 		}
@@ -281,16 +283,11 @@ func SweepSessions(ctx context.Context, sms []latch.SessionManager, regions []st
 // configured regions, with the store saying which grants have ended, and
 // each termination recorded against the grant.
 func (b *Broker) SweepSessions(ctx context.Context) ([]SessionSweepReport, error) {
-	regions := slices.Sorted(maps.Keys(b.opts.Sessions))
-	sms := make([]latch.SessionManager, len(regions))
-	for i, r := range regions {
-		sms[i] = b.opts.Sessions[r]
-	}
 	ended := func(id latch.GrantID) bool {
 		g, err := b.store.Grant(ctx, id)
 		return err == nil && !g.State.Open()
 	}
-	reports, err := SweepSessions(ctx, sms, regions, b.now(), false, ended, b.log)
+	reports, err := SweepSessions(ctx, b.opts.Sessions, b.now(), false, ended, b.log)
 	for _, rep := range reports {
 		for _, s := range rep.Swept {
 			if !s.Terminated {

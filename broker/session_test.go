@@ -318,14 +318,14 @@ func TestSweepSessionsWithoutAStore(t *testing.T) {
 	overdue, _ := f.ssm.Start(ctx, latch.SessionStart{Grant: latch.NewGrantID(), Target: boxManaged, Requester: "alice", Expires: now.Add(-time.Second)})
 	current, _ := f.ssm.Start(ctx, latch.SessionStart{Grant: latch.NewGrantID(), Target: boxManaged, Requester: "bob", Expires: now.Add(time.Minute)})
 
-	reports, err := broker.SweepSessions(ctx, []latch.SessionManager{f.ssm}, []string{"us-east-1"}, now, true, nil, nil)
+	reports, err := broker.SweepSessions(ctx, map[string]latch.SessionManager{"us-east-1": f.ssm}, now, true, nil, nil)
 	if err != nil || len(reports[0].Swept) != 1 || reports[0].Swept[0].Terminated {
 		t.Fatalf("dry run = %+v, %v; want one overdue session found, none terminated", reports, err)
 	}
 	if len(f.ssm.running()) != 2 {
 		t.Fatal("a dry run terminated a session")
 	}
-	if _, err := broker.SweepSessions(ctx, []latch.SessionManager{f.ssm}, []string{"us-east-1"}, now, false, nil, nil); err != nil {
+	if _, err := broker.SweepSessions(ctx, map[string]latch.SessionManager{"us-east-1": f.ssm}, now, false, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.ssm.running(); !slices.Equal(got, []latch.SSMSessionID{current.SessionID}) {

@@ -23,9 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"maps"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,12 +148,7 @@ func (h *Handler) sweep(ctx context.Context) (SweepResult, error) {
 
 // sweepSessions ends overdue sessions from AWS alone, as the rules are.
 func (h *Handler) sweepSessions(ctx context.Context, res *SweepResult) error {
-	regions := slices.Sorted(maps.Keys(h.Sessions))
-	sms := make([]latch.SessionManager, len(regions))
-	for i, r := range regions {
-		sms[i] = h.Sessions[r]
-	}
-	reports, err := broker.SweepSessions(ctx, sms, regions, h.Clock.Now(), false, nil, h.Log)
+	reports, err := broker.SweepSessions(ctx, h.Sessions, h.Clock.Now(), false, nil, h.Log)
 	n := 0
 	res.Terminated = []string{}
 	for _, rep := range reports {

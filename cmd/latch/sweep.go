@@ -189,11 +189,7 @@ func (a *app) sweepSessions(ctx context.Context, store latch.Store, dryRun bool)
 		if serr != nil {
 			return nil, serr
 		}
-		list := make([]latch.SessionManager, len(a.regions))
-		for i, r := range a.regions {
-			list[i] = sms[r]
-		}
-		reports, err = broker.SweepSessions(ctx, list, a.regions, a.clock.Now(), dryRun, nil, a.log.With("component", "sweep"))
+		reports, err = broker.SweepSessions(ctx, sms, a.clock.Now(), dryRun, nil, a.log.With("component", "sweep"))
 	}
 	out := []sessionSweptJSON{}
 	for _, rep := range reports {
