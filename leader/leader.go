@@ -110,7 +110,9 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context) error)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			e.opts.Logger.WarnContext(ctx, "campaign for the lease failed", "lease", e.opts.Name, "err", err)
-		case ok:
+		case !ok:
+			e.opts.Logger.DebugContext(ctx, "another process leads", "lease", e.opts.Name, "leader", l.Holder, "until", l.Until)
+		default:
 			if err := e.term(ctx, l, lead); err != nil {
 				return err
 			}
