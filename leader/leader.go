@@ -211,16 +211,34 @@ func (e *Elector) term(ctx context.Context, l latch.Lease, lead func(ctx context
 // lease's fence, after checking in the store that its term is still the
 // current one. Otherwise it returns ECONFLICT and does nothing.
 func (e *Elector) Fence(ctx context.Context, do func(ctx context.Context) error) error {
+	fenceAt, err := e.check(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(ctx, e.wall(fenceAt))
+	defer cancel()
+	return do(ctx)
+}
+
+// check returns the fence of the current term if this process leads,
+// asking the store, and ECONFLICT if it does not.
+func (e *Elector) check(ctx context.Context) (time.Time, error) {
 	l, held := e.Leading()
 	now := e.opts.Clock.Now()
 	fenceAt := l.Until.Add(-e.opts.Margin)
 	if !held || !now.Before(fenceAt) {
-		return latch.Errorf(latch.ECONFLICT, "this process does not lead (lease %s); it revokes nothing", e.opts.Name)
+		return time.Time{}, latch.Errorf(latch.ECONFLICT, "this process does not lead (lease %s); it revokes nothing", e.opts.Name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, fenceAt.Sub(now))
+	ctx, cancel := context.WithDeadline(ctx, e.wall(fenceAt))
 	defer cancel()
 	if err := e.leases.CheckLease(ctx, l, now); err != nil {
-		return fmt.Errorf("fence: %w", err)
+		return time.Time{}, fmt.Errorf("fence: %w", err)
 	}
-	return do(ctx)
+	return fenceAt, nil
+}
+
+// wall is when, by the wall clock that deadlines use, the injected clock
+// will read at.
+func (e *Elector) wall(at time.Time) time.Time {
+	return time.Now().Add(at.Sub(e.opts.Clock.Now()))
 }

@@ -122,6 +122,52 @@ func TestFenceRefusesAStaleLeader(t *testing.T) {
 	t.Logf("refused: %v", err)
 }
 
+// A sweep that began while its process led checks the fence again before
+// every batch: once another process has the lease, its next batch is
+// refused, though the sweep itself goes on.
+func TestFenceChecksEveryBatchOfASweep(t *testing.T) {
+	env := awstest.New(t)
+	dsn := pgtest.Start(t)
+	clockA, clockB := mock.NewClock(t0), mock.NewClock(t0)
+	a := leader.New(open(t, dsn, clockA), leader.Options{Holder: "a", TTL: ttl, Clock: clockA})
+	b := leader.New(open(t, dsn, clockB), leader.Options{Holder: "b", TTL: ttl, Clock: clockB})
+	run(t, a, idle)
+	waitFor(t, "a to lead", func() bool { return leading(a) })
+	var revokes atomic.Int32
+	fw := leader.Firewall(&countingFirewall{Firewall: env.Firewall(t), n: &revokes})
+	group := env.ManagedGroup(t)
+	var errs []error
+	sweep := a.FenceSweeper(sweeperFunc(func(ctx context.Context) error {
+		_, err := fw.RevokeMany(ctx, group, nil)
+		errs = append(errs, err)
+		run(t, b, idle)
+		clockB.Advance(ttl + time.Second) // b takes over mid-sweep
+		waitFor(t, "b to take over", func() bool { return leading(b) })
+		_, err = fw.RevokeMany(ctx, group, nil)
+		errs = append(errs, err, fw.Revoke(ctx, group, "sgr-0123456789abcdef0"), fw.Tag(ctx, "sgr-0123456789abcdef0", nil))
+		return nil
+	}))
+	if err := sweep.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || revokes.Load() != 1 {
+		t.Fatalf("the first batch, while a led: %v (%d calls)", errs[0], revokes.Load())
+	}
+	for i, err := range errs[1:] {
+		if latch.ErrorCode(err) != latch.ECONFLICT {
+			t.Errorf("call %d after b took over = %v; want ECONFLICT", i+2, err)
+		}
+	}
+	if revokes.Load() != 1 {
+		t.Errorf("%d revoke calls; want only the first batch's", revokes.Load())
+	}
+	// The same firewall, outside the revoker (a person's revoke through
+	// the API of a replica that does not lead), is not fenced.
+	if _, err := fw.RevokeMany(t.Context(), group, nil); err != nil || revokes.Load() != 2 {
+		t.Errorf("an unfenced call: %v, %d calls", err, revokes.Load())
+	}
+}
+
 type sweeperFunc func(ctx context.Context) error
 
 func (f sweeperFunc) Sweep(ctx context.Context) error { return f(ctx) }
@@ -137,7 +183,7 @@ type replica struct {
 
 func newReplica(t *testing.T, env *awstest.Env, dsn, name string, clock latch.Clock) *replica {
 	r := &replica{store: open(t, dsn, clock)}
-	fw := &countingFirewall{Firewall: env.Firewall(t), n: &r.revokes}
+	fw := leader.Firewall(&countingFirewall{Firewall: env.Firewall(t), n: &r.revokes})
 	r.b = broker.New(r.store, []latch.Firewall{fw}, map[string]broker.GroupLookup{awstest.Region: latchaws.NewInventory(env.Config(), nil)}, broker.Options{Clock: clock})
 	r.e = leader.New(r.store, leader.Options{Holder: name, TTL: ttl, Clock: clock})
 	return r
