@@ -34,3 +34,10 @@ func TestSharedStoreConformance(t *testing.T) {
 		return mustOpen(t, dsn, postgres.Options{}), mustOpen(t, dsn, postgres.Options{})
 	})
 }
+
+func TestLeaseConformance(t *testing.T) {
+	storetest.RunLeases(t, func(t *testing.T) (latch.Leases, latch.Leases) {
+		dsn := pgtest.Start(t)
+		return mustOpen(t, dsn, postgres.Options{}), mustOpen(t, dsn, postgres.Options{})
+	})
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/latchdev/latch"
 	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/leader"
 	"github.com/latchdev/latch/metrics"
 	"github.com/latchdev/latch/postgres"
 	"github.com/latchdev/latch/sqlite"
@@ -455,7 +456,9 @@ func (a *app) firewalls(ctx context.Context, regions []string) ([]latch.Firewall
 		if err != nil {
 			return nil, err
 		}
-		fws = append(fws, latchaws.NewFirewall(cfg, a.log.With("component", "aws")))
+		// Fenced: the revoker's calls, on a replica that leads, pass the
+		// lease's fence; every other call passes straight through.
+		fws = append(fws, leader.Firewall(latchaws.NewFirewall(cfg, a.log.With("component", "aws"))))
 	}
 	return fws, nil
 }

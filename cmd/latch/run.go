@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latchdev/latch/leader"
 	"github.com/latchdev/latch/revoker"
 )
 
@@ -60,11 +61,9 @@ func (a *app) daemon(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	r := revoker.New(store, b, b, revoker.Options{
-		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep, Recheck: recheck,
-	})
+	ropts := revoker.Options{Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep, Recheck: recheck}
 	a.log.Info("revoker started", "regions", a.regions, "sweep_interval", sweep.String(), "db", store.Path())
-	err = r.Run(ctx)
+	err = a.runRevoker(ctx, store, b, b, ropts, leader.DefaultTTL)
 	a.log.Info("revoker stopped")
 	return err
 }

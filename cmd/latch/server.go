@@ -28,6 +28,7 @@ import (
 	"github.com/latchdev/latch/awsauth"
 	"github.com/latchdev/latch/broker"
 	latchhttp "github.com/latchdev/latch/http"
+	"github.com/latchdev/latch/leader"
 	"github.com/latchdev/latch/policy"
 	"github.com/latchdev/latch/revoker"
 	"github.com/latchdev/latch/webhook"
@@ -40,6 +41,7 @@ type serverOptions struct {
 	adminGroups, adminUsers, oldAdmins  []string
 	trustedProxies                      []string
 	sweepInterval, metricsListen        string
+	leaderLease                         string
 	rateLimit                           float64
 	auth                                authOptions
 	sshCA                               sshCAOptions
@@ -104,6 +106,7 @@ are closed at once (a --trusted-proxy is exempt: it carries many clients).`,
 	_ = f.MarkHidden("admin")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil, "CIDRs of proxies whose X-Forwarded-For is believed")
 	f.StringVar(&o.sweepInterval, "sweep-interval", revoker.DefaultSweepInterval.String(), "how often to sweep AWS for expired rules")
+	f.StringVar(&o.leaderLease, "leader-lease", leader.DefaultTTL.String(), "with a shared (PostgreSQL) database, how long the replica that runs the revoker leads without renewing; another takes over within it")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, apart from the API (e.g. 127.0.0.1:9464)")
 	f.Float64Var(&o.rateLimit, "rate-limit", float64(latchhttp.DefaultRateLimit), "API requests per second per identity")
 	o.auth.flags(cmd)
@@ -178,6 +181,13 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	lease, err := positiveDuration("leader-lease", o.leaderLease)
+	if err != nil {
+		return err
+	}
+	if lease < time.Second {
+		return usagef("--leader-lease %s: want at least 1s (it is renewed every third of it)", o.leaderLease)
+	}
 	proxies, err := parsePrefixes("trusted-proxy", o.trustedProxies)
 	if err != nil {
 		return err
@@ -246,11 +256,9 @@ func (a *app) serve(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	api := latchhttp.NewServer(access, auth, apiOpts)
-	r := revoker.New(store, b, sweeper{b, access}, revoker.Options{
-		Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep,
-	})
+	ropts := revoker.Options{Clock: a.clock, Logger: a.log.With("component", "revoker"), SweepInterval: sweep}
 	ctx = gctx
-	g.Go(func() error { return r.Run(ctx) })
+	g.Go(func() error { return a.runRevoker(ctx, store, b, sweeper{b, access}, ropts, lease) })
 	g.Go(func() error { return a.notifier(hooks, slackApp.sinks(a, store, holder), store, holder).Run(ctx) })
 	// Listen for SIGHUP before saying the server started: until then, a
 	// reload's SIGHUP would end the process.
