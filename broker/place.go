@@ -137,17 +137,17 @@ func (b *Broker) ruleCount(ctx context.Context, fw latch.Firewall, g latch.Grant
 // fullError is the refusal when no group had room: it names the groups,
 // the quota, and what to do.
 func fullError(g latch.Grant, instance latch.InstanceID, full []string, tried int) error {
-	const quota = "EC2's quota of inbound rules per security group and address family, L-0EA8095F, 60 by default"
-	if instance == "" {
-		return latch.Errorf(latch.ECONFLICT, "%s: no room for another rule (%s); end other grants in it, raise the quota, or ask for an instance, whose other managed groups latch can open when one is full",
+	const quota = "EC2's quota of inbound rules per security group and address family (L-0EA8095F) is 60 by default"
+	switch {
+	case instance == "":
+		return latch.Errorf(latch.ECONFLICT, "security group %s; %s: end other grants in it, raise the quota, or ask for the instance instead of the group, so that latch can open another of its managed groups",
 			full[0], quota)
-	}
-	if tried == 1 {
-		return latch.Errorf(latch.ECONFLICT, "%s: no room for another rule (%s), and it is the only security group of instance %s tagged %s=true; attach another security group tagged %s=true to it (latch opens the next when one is full), end other grants, or raise the quota",
+	case tried == 1:
+		return latch.Errorf(latch.ECONFLICT, "security group %s; %s; it is the only security group of instance %s tagged %s=true: attach another security group tagged %s=true to the instance (latch opens the next when one is full), end other grants, or raise the quota",
 			full[0], quota, instance, latch.TagManaged, latch.TagManaged)
 	}
-	return latch.Errorf(latch.ECONFLICT, "every security group of instance %s tagged %s=true is full (%s; %s); attach another (up to 5 per network interface), end other grants, or raise the quota",
-		instance, latch.TagManaged, strings.Join(full, "; "), quota)
+	return latch.Errorf(latch.ECONFLICT, "every security group of instance %s tagged %s=true is full: %s; %s: attach another security group tagged %s=true (up to 5 per network interface), end other grants, or raise the quota",
+		instance, latch.TagManaged, strings.Join(full, ", "), quota, latch.TagManaged)
 }
 
 func (b *Broker) observeFull(region string, full, placedIn latch.GroupID) {

@@ -229,7 +229,9 @@ func TestSharedRuleCalls(t *testing.T) {
 
 	before = mutatingCalls(sim)
 	later := f.grant(t, "203.0.113.7", 90*time.Minute)
-	if got := since(before, mutatingCalls(sim)); got["CreateTags"] != 1 || got["AuthorizeSecurityGroupIngress"] != 0 || got["DeleteTags"] != 0 {
+	got := since(before, mutatingCalls(sim))
+	t.Logf("a later sharer called %v", got)
+	if got["CreateTags"] != 1 || got["AuthorizeSecurityGroupIngress"] != 0 || got["DeleteTags"] != 0 {
 		t.Errorf("a later sharer called %v, want one CreateTags and no authorize", got)
 	}
 	if later.RuleID != first.RuleID || f.ruleTags(t)[first.RuleID][latch.TagExpiresAt] != latch.FormatExpiry(start.Add(90*time.Minute)) {
@@ -242,7 +244,9 @@ func TestSharedRuleCalls(t *testing.T) {
 	}
 	before = mutatingCalls(sim)
 	again := f.grant(t, "203.0.113.7", 120*time.Minute)
-	if got := since(before, mutatingCalls(sim)); got["AuthorizeSecurityGroupIngress"] != 1 {
+	got = since(before, mutatingCalls(sim))
+	t.Logf("the sharer after the rule was deleted called %v", got)
+	if got["AuthorizeSecurityGroupIngress"] != 1 {
 		t.Errorf("the sharer after the rule was deleted called %v, want it authorized again", got)
 	}
 	rules := f.ruleTags(t)
