@@ -199,7 +199,7 @@ func TestGroupFull(t *testing.T) {
 	m.GroupFull("us-east-1", "sg-0000000000000000b", "")
 
 	scrape(t, reg).want(
-		s("latch_group_full_total", 2, "region", "us-east-1", "group_id", "sg-0000000000000000a", "outcome", "placed"),
-		s("latch_group_full_total", 1, "region", "us-east-1", "group_id", "sg-0000000000000000b", "outcome", "refused"),
+		s("latch_group_full_total", 2, "group_id", "sg-0000000000000000a", "outcome", "placed", "region", "us-east-1"),
+		s("latch_group_full_total", 1, "group_id", "sg-0000000000000000b", "outcome", "refused", "region", "us-east-1"),
 	)
 }
