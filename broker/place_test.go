@@ -76,9 +76,15 @@ func TestFullGroupOpensInNext(t *testing.T) {
 	f, rec := placeFixture(t)
 	next := f.env.ManagedGroup(t)
 	in := latch.InstanceID(f.env.Instance(t, nil, f.group, next, f.env.Group(t, nil)))
+	before := callCounts(f.env.Sim)
 	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	calls := since(before, callCounts(f.env.Sim))
+	t.Logf("a grant placed in the next group called %v", calls)
+	if calls["AuthorizeSecurityGroupIngress"] != 2 || calls["CreateTags"] != 0 {
+		t.Errorf("placed grant called %v; want one refused authorize and one that opened", calls)
 	}
 	if g.State != latch.StateActive || g.GroupID != next || f.state(t, g.ID).GroupID != next {
 		t.Fatalf("grant = %s in %s, want active in %s", g.State, g.GroupID, next)
@@ -222,4 +228,12 @@ func TestFullGroupSkipsUnmanagedOnStaleInstance(t *testing.T) {
 	if n := rulesIn(t, f, was); n[0] != 0 {
 		t.Errorf("%d rules in the group whose managed tag was removed", n[0])
 	}
+}
+
+func callCounts(sim *ec2sim.Server) map[string]int {
+	out := mutatingCalls(sim)
+	for _, a := range []string{"DescribeInstances", "DescribeSecurityGroups"} {
+		out[a] = sim.Calls(a)
+	}
+	return out
 }
