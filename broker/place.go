@@ -60,8 +60,9 @@ func (b *Broker) place(ctx context.Context, fw latch.Firewall, g *latch.Grant, i
 		}
 		b.log.InfoContext(ctx, "security group full; opening the grant in another of the instance's managed groups",
 			"grant_id", g.ID, "full", g.GroupID, "group_id", next, "instance_id", instance)
-		g.GroupID = next
-		ug, err := b.store.UpdateGrant(ctx, *g, fmt.Sprintf("%s; opening in %s", full[len(full)-1], next))
+		moving := *g
+		moving.GroupID = next
+		ug, err := b.store.UpdateGrant(ctx, moving, fmt.Sprintf("%s; opening in %s", full[len(full)-1], next))
 		if err != nil {
 			return p, fmt.Errorf("record the move to %s: %w", next, err)
 		}

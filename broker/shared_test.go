@@ -3,6 +3,7 @@ package broker_test
 import (
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,5 +257,35 @@ func TestSharedRuleCalls(t *testing.T) {
 	// The next sharer joins the new rule, not the deleted one.
 	if g := f.grant(t, "203.0.113.7", 10*time.Minute); g.RuleID != again.RuleID {
 		t.Errorf("next sharer joined %s, want the new rule %s", g.RuleID, again.RuleID)
+	}
+}
+
+// Sharers arriving at once still cost one Authorize: the opening's lock
+// makes each later one see the rule the first recorded.
+func TestSharedRuleCallsConcurrent(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{})
+	sim := env.RequireSim(t, "counts calls")
+	f := newFixture(t, env, broker.Options{})
+	const S = 10
+	before := mutatingCalls(sim)
+	var wg sync.WaitGroup
+	rules := make([]latch.RuleID, S)
+	for i := range S {
+		wg.Go(func() {
+			g, err := f.b.Grant(t.Context(), f.request("203.0.113.7", 30*time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			rules[i] = g.RuleID
+		})
+	}
+	wg.Wait()
+	if got := since(before, mutatingCalls(sim)); !maps.Equal(got, map[string]int{"AuthorizeSecurityGroupIngress": 1}) {
+		t.Errorf("%d concurrent sharers called %v, want one authorize", S, got)
+	}
+	for _, r := range rules {
+		if r != rules[0] {
+			t.Fatalf("sharers hold rules %v, want one", rules)
+		}
 	}
 }
