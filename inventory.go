@@ -2,7 +2,10 @@ package latch
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // Group is a security group as latch needs to know it.
@@ -39,22 +42,37 @@ type Inventory interface {
 	InstancesNamed(ctx context.Context, name string) ([]Instance, error)
 }
 
-// ManagedGroup returns the one group on in that latch may open. It is an
-// error for an instance to have none, or several: latch never guesses
-// which group to open.
-func (in Instance) ManagedGroup() (Group, error) {
+// ManagedGroups returns the groups on in that latch may open, by ID, so
+// that every reader tries them in the same order. An instance may carry
+// several, up to its network interface's limit (5 by default): when one
+// has no room for another rule, latch opens the next ([ErrGroupFull]).
+func (in Instance) ManagedGroups() []Group {
 	var found []Group
 	for _, g := range in.Groups {
 		if g.Managed() {
 			found = append(found, g)
 		}
 	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		return Group{}, Errorf(ECONFLICT, "instance %s has no security group tagged %s=true; attach one (with no inbound rules) for latch to open", in.ID, TagManaged)
-	default:
-		return Group{}, Errorf(ECONFLICT, "instance %s has %d security groups tagged %s=true (%s, %s, …); latch opens exactly one, so keep one", in.ID, len(found), TagManaged, found[0].ID, found[1].ID)
-	}
+	slices.SortFunc(found, func(a, b Group) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return found
 }
+
+// ManagedGroup returns the group on in that latch opens first: the first
+// of [Instance.ManagedGroups]. It is an error for an instance to have
+// none.
+func (in Instance) ManagedGroup() (Group, error) {
+	found := in.ManagedGroups()
+	if len(found) == 0 {
+		return Group{}, Errorf(ECONFLICT, "instance %s has no security group tagged %s=true; attach one (with no inbound rules) for latch to open", in.ID, TagManaged)
+	}
+	return found[0], nil
+}
+
+// ErrGroupFull is in the chain of an error that says a security group has
+// no room for another inbound rule (EC2's quota L-0EA8095F, 60 per address
+// family by default). Firewall.Authorize returns it with ECONFLICT.
+var ErrGroupFull = errors.New("security group rule quota reached")
+
+// DefaultRuleQuota is EC2's default quota of inbound rules per security
+// group and address family (L-0EA8095F).
+const DefaultRuleQuota = 60

@@ -88,29 +88,6 @@ func TestRequestStatesAreFinal(t *testing.T) {
 	}
 }
 
-func TestManagedGroup(t *testing.T) {
-	managed := latch.Group{ID: "sg-0000000000000001", Tags: map[string]string{latch.TagManaged: "true"}}
-	other := latch.Group{ID: "sg-0000000000000002", Tags: map[string]string{latch.TagManaged: "yes"}}
-	tests := []struct {
-		name   string
-		groups []latch.Group
-		want   latch.GroupID
-		code   string
-	}{
-		{"exactly one", []latch.Group{other, managed}, managed.ID, ""},
-		{"none", []latch.Group{other}, "", latch.ECONFLICT},
-		{"several", []latch.Group{managed, {ID: "sg-0000000000000003", Tags: managed.Tags}}, "", latch.ECONFLICT},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, err := latch.Instance{ID: "i-00000001", Groups: tt.groups}.ManagedGroup()
-			if latch.ErrorCode(err) != tt.code || g.ID != tt.want {
-				t.Fatalf("ManagedGroup() = %s, %v; want %s, code %q", g.ID, err, tt.want, tt.code)
-			}
-		})
-	}
-}
-
 // A review's reason is checked like every other reason: a newline in it
 // would forge a row where reviews are listed.
 func TestReviewRefusesBadReasons(t *testing.T) {

@@ -42,7 +42,7 @@ func translate(op string, err error) error {
 	case "InvalidGroupId.Malformed", "InvalidSecurityGroupRuleId.Malformed", "InvalidParameterValue", "MissingParameter":
 		return latch.Errorf(latch.EINVALID, "%s: %s", op, msg)
 	case "RulesPerSecurityGroupLimitExceeded":
-		return latch.Errorf(latch.ECONFLICT, "%s: the security group has no room for another rule (%s); end other grants or raise quota L-0EA8095F", op, msg)
+		return groupFull{latch.Errorf(latch.ECONFLICT, "%s: the security group has no room for another rule (%s); end other grants or raise quota L-0EA8095F", op, msg)}
 	case "UnauthorizedOperation", "AuthFailure":
 		return latch.Errorf(latch.EFORBIDDEN, "%s: AWS refused: %s", op, msg)
 	default:
@@ -69,6 +69,13 @@ type notFound struct{ err *latch.Error }
 
 func (e notFound) Error() string   { return e.err.Error() }
 func (e notFound) Unwrap() []error { return []error{e.err, errRuleGone} }
+
+// groupFull is an ECONFLICT *latch.Error that is also latch.ErrGroupFull,
+// so that the broker can open the grant in another of the instance's groups.
+type groupFull struct{ err *latch.Error }
+
+func (e groupFull) Error() string   { return e.err.Error() }
+func (e groupFull) Unwrap() []error { return []error{e.err, latch.ErrGroupFull} }
 
 // oneLine is an error the SDK met before AWS answered (an unreachable
 // endpoint, no credentials): it prints as one line, without the SDK's

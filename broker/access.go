@@ -150,8 +150,9 @@ func (a *Access) inventory(region string) (string, latch.Inventory, error) {
 }
 
 // ResolveTarget turns "i-…", "sg-…" or an instance's Name tag into a
-// Target: an instance resolves to its one managed security group, and a
-// group must itself be managed.
+// Target: an instance resolves to the first of its managed security groups
+// (the grant may open in another when that one is full; see
+// Broker.GrantOnInstance), and a group must itself be managed.
 func ResolveTarget(ctx context.Context, inv latch.Inventory, region, target string) (latch.Target, error) {
 	if strings.HasPrefix(target, "sg-") {
 		id, err := latch.ParseGroupID(target)
@@ -349,7 +350,14 @@ func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Re
 	if r.Access == latch.AccessSSM {
 		req.Access, req.Target, req.Document = latch.AccessSSM, r.Target.InstanceID, r.Document
 	}
-	g, err := a.b.Grant(ctx, req)
+	var g latch.Grant
+	var err error
+	if r.Access != latch.AccessSSM && r.Target.InstanceID != "" {
+		// Access to an instance may open in any of its managed groups.
+		g, err = a.b.GrantOnInstance(ctx, req, r.Target.InstanceID)
+	} else {
+		g, err = a.b.Grant(ctx, req)
+	}
 	if err != nil {
 		r.State, r.Note = latch.RequestFailed, latch.ErrorMessage(err)
 		if g.ID != "" {
@@ -361,6 +369,9 @@ func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Re
 		return r, err
 	}
 	r.State, r.GrantID = latch.RequestActive, g.ID
+	if g.GroupID != r.Target.GroupID {
+		r.Note = a.placementNote(ctx, g, r.Target.GroupID)
+	}
 	return a.store.UpdateRequest(ctx, r)
 }
 

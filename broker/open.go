@@ -21,6 +21,21 @@ const grantStepTimeout = 2 * time.Minute
 // server's approved requests) comes through here, so this is where the
 // managed check lives.
 func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant, error) {
+	return b.grant(ctx, req, "")
+}
+
+// GrantOnInstance is Grant for access to instance through req.GroupID, one
+// of its managed groups. When that group has no room for another inbound
+// rule (EC2's quota per group and address family), the grant opens in the
+// next of the instance's groups ([latch.Instance.ManagedGroups], read
+// afresh) that is still tagged latch:managed=true, and its history says
+// so: "sg-A is full (60 rules); opening in sg-B". When every one is full
+// it fails as Grant does, naming the groups, the quota and what to do.
+func (b *Broker) GrantOnInstance(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID) (latch.Grant, error) {
+	return b.grant(ctx, req, instance)
+}
+
+func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID) (latch.Grant, error) {
 	if err := req.Validate(b.opts.MaxDuration); err != nil {
 		return latch.Grant{}, err
 	}
@@ -49,10 +64,8 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 	// rule the store does not know, when the caller could just revoke it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantStepTimeout)
 	defer cancel()
-	unlock := b.lock(g.Opening())
-	defer unlock()
-	b.checkpoint("before-authorize")
-	rule, until, err := b.open(ctx, fw, g)
+	p, err := b.place(ctx, fw, &g, instance)
+	defer p.unlock()
 	if err != nil {
 		g.State, g.EndedAt, g.LastError = latch.StateFailed, now, errString(err)
 		if _, uerr := b.store.UpdateGrant(ctx, g, "authorize failed"); uerr != nil {
@@ -64,14 +77,16 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 		return g, fmt.Errorf("open %s to %s on %s: %w", g.GroupID, g.Source, g.Ports, err)
 	}
 	b.checkpoint("after-authorize")
-	g.State, g.RuleID = latch.StateActive, rule.ID
-	g, err = b.store.UpdateGrant(ctx, g, "rule "+string(rule.ID))
+	g.State, g.RuleID = latch.StateActive, p.rule.ID
+	g, err = b.store.UpdateGrant(ctx, g, p.note+"rule "+string(p.rule.ID))
 	if err != nil {
 		// The rule is tagged with its expiry, so a sweep will revoke it even
 		// though the store does not know it is active.
-		return g, fmt.Errorf("record rule %s: %w", rule.ID, err)
+		return g, fmt.Errorf("record rule %s: %w", p.rule.ID, err)
 	}
-	b.backstop(ctx, g.Region, g.GroupID, g.RuleID, until)
+	if p.moved {
+		b.backstop(ctx, g.Region, g.GroupID, g.RuleID, p.until)
+	}
 	b.evidence(ctx, "granted", g, "reason", g.Reason)
 	b.audit(ctx, grantAudit(latch.AuditGranted, g.Requester, g, map[string]string{"reason": g.Reason}))
 	b.opts.Observer.GrantOpened()
@@ -102,50 +117,97 @@ func checkManaged(g latch.Group) error {
 	return nil
 }
 
-// open authorizes g's rule, or adopts the identical rule that is already
-// there and makes its tags carry the latest expiry of the grants sharing
-// it. It returns the rule and the expiry it now carries.
-func (b *Broker) open(ctx context.Context, fw latch.Firewall, g latch.Grant) (latch.Rule, time.Time, error) {
-	owner, err := b.latestSharer(ctx, g)
+// open opens g's rule. A grant joining a rule the store knows (another
+// active grant for the same opening holds it) learns it from the store and
+// makes no duplicate Authorize: if the rule's expiry tag already lasts at
+// least as long, it calls nothing in AWS; if not, it makes one Tag call. A
+// rule the store does not know is authorized, or, when an identical one is
+// already there, adopted if latch made it. Either way the tags end up
+// carrying the latest expiry of the grants sharing the rule. It returns
+// the rule and the expiry it now carries; moved is false when neither
+// changed.
+func (b *Broker) open(ctx context.Context, fw latch.Firewall, g latch.Grant) (rule latch.Rule, until time.Time, moved bool, err error) {
+	owner, known, err := b.sharers(ctx, g)
 	if err != nil {
-		return latch.Rule{}, time.Time{}, err
+		return latch.Rule{}, time.Time{}, false, err
 	}
 	tags := latch.RuleTags(owner)
+	if known.id != "" {
+		if !owner.ExpiresAt.After(known.until) {
+			return latch.Rule{ID: known.id, Opening: g.Opening()}, known.until, false, nil
+		}
+		switch err := fw.Tag(ctx, known.id, tags); {
+		case err == nil:
+			return latch.Rule{ID: known.id, Opening: g.Opening()}, owner.ExpiresAt, true, nil
+		case latch.ErrorCode(err) != latch.ENOTFOUND:
+			return latch.Rule{}, time.Time{}, false, err
+		}
+		// Deleted behind latch's back: open it again.
+		b.log.WarnContext(ctx, "shared rule is gone from AWS; authorizing it again", "rule_id", known.id, "grant_id", g.ID, "group_id", g.GroupID)
+	}
 	for range 3 {
 		rule, created, err := fw.Authorize(ctx, g.Opening(), tags)
 		if err != nil || created {
-			return rule, owner.ExpiresAt, err
+			return rule, owner.ExpiresAt, true, err
 		}
 		at, tagged, err := rule.ExpiresAt()
 		if !tagged {
-			return latch.Rule{}, time.Time{}, latch.Errorf(latch.ECONFLICT,
+			return latch.Rule{}, time.Time{}, false, latch.Errorf(latch.ECONFLICT,
 				"an identical rule %s that latch did not make is already in %s; latch will not take it over (remove it, or leave access to it)", rule.ID, g.GroupID)
 		}
 		if err == nil && !at.Before(owner.ExpiresAt) {
-			return rule, at, nil // it already lasts at least as long
+			return rule, at, true, nil // it already lasts at least as long
 		}
 		err = fw.Tag(ctx, rule.ID, tags)
 		if latch.ErrorCode(err) == latch.ENOTFOUND {
 			continue // revoked between authorize and tag: open it again
 		}
-		return rule, owner.ExpiresAt, err
+		return rule, owner.ExpiresAt, true, err
 	}
-	return latch.Rule{}, time.Time{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s kept disappearing while it was being opened", g.GroupID)
+	return latch.Rule{}, time.Time{}, false, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s kept disappearing while it was being opened", g.GroupID)
+}
+
+// knownRule is a rule the store knows live grants hold, and the latest of
+// their expiries, which its tags carry.
+type knownRule struct {
+	id    latch.RuleID
+	until time.Time
+}
+
+// sharers returns whichever of g and the other open grants for the same
+// opening expires last (the grant the rule's tags should describe), and
+// the rule that active grants for it hold, if any. Only grants not yet
+// past their expiry count as holding it: an expired one's rule may be
+// revoked at any moment. If they hold several (one deleted behind latch's
+// back and opened again), the one lasting longest is the rule.
+func (b *Broker) sharers(ctx context.Context, g latch.Grant) (latch.Grant, knownRule, error) {
+	o := g.Opening()
+	others, err := b.store.Grants(ctx, latch.GrantFilter{Opening: &o, States: []latch.GrantState{latch.StateRequested, latch.StateActive}})
+	if err != nil {
+		return latch.Grant{}, knownRule{}, fmt.Errorf("list grants sharing the rule: %w", err)
+	}
+	latest, now := g, b.now()
+	held := map[latch.RuleID]time.Time{}
+	for _, o := range others {
+		if o.ExpiresAt.After(latest.ExpiresAt) {
+			latest = o
+		}
+		if o.State == latch.StateActive && o.RuleID != "" && o.ExpiresAt.After(now) && o.ExpiresAt.After(held[o.RuleID]) {
+			held[o.RuleID] = o.ExpiresAt
+		}
+	}
+	var known knownRule
+	for id, until := range held {
+		if until.After(known.until) || (until.Equal(known.until) && id > known.id) {
+			known = knownRule{id, until}
+		}
+	}
+	return latest, known, nil
 }
 
 // latestSharer returns whichever of g and the other open grants for the
 // same opening expires last: the grant the rule's tags should describe.
 func (b *Broker) latestSharer(ctx context.Context, g latch.Grant) (latch.Grant, error) {
-	o := g.Opening()
-	others, err := b.store.Grants(ctx, latch.GrantFilter{Opening: &o, States: []latch.GrantState{latch.StateRequested, latch.StateActive}})
-	if err != nil {
-		return latch.Grant{}, fmt.Errorf("list grants sharing the rule: %w", err)
-	}
-	latest := g
-	for _, o := range others {
-		if o.ExpiresAt.After(latest.ExpiresAt) {
-			latest = o
-		}
-	}
-	return latest, nil
+	latest, _, err := b.sharers(ctx, g)
+	return latest, err
 }

@@ -1,12 +1,15 @@
 package broker_test
 
 import (
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/latchdev/latch"
 	"github.com/latchdev/latch/broker"
+	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/internal/awstest"
 )
 
@@ -174,5 +177,115 @@ func TestRevokeSharedRuleSaysWhoKeepsIt(t *testing.T) {
 	}
 	if n := len(env.Ingress(t, f.group)); n != 0 {
 		t.Errorf("%d rules after the last grant ended", n)
+	}
+}
+
+// mutatingCalls counts the simulator's calls of each EC2 action that
+// changes something, or (for DescribeSecurityGroupRules) that reads rules.
+func mutatingCalls(sim *ec2sim.Server) map[string]int {
+	out := map[string]int{}
+	for _, a := range []string{"AuthorizeSecurityGroupIngress", "CreateTags", "DeleteTags", "RevokeSecurityGroupIngress",
+		"ModifySecurityGroupRules", "DescribeSecurityGroupRules"} {
+		out[a] = sim.Calls(a)
+	}
+	return out
+}
+
+// since returns the calls made after before, leaving out actions not called.
+func since(before, now map[string]int) map[string]int {
+	out := map[string]int{}
+	for a, n := range now {
+		if d := n - before[a]; d != 0 {
+			out[a] = d
+		}
+	}
+	return out
+}
+
+// A grant joining a rule the store knows makes no duplicate Authorize: a
+// sharer whose expiry is not later calls nothing in AWS; a later one makes
+// one Tag (CreateTags, and the description follows); a rule deleted
+// behind latch's back is authorized again by the next sharer that tags it.
+func TestSharedRuleCalls(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{})
+	sim := env.RequireSim(t, "counts calls")
+	f := newFixture(t, env, broker.Options{MaxDuration: 4 * time.Hour})
+	const S = 5
+	before := mutatingCalls(sim)
+	first := f.grant(t, "203.0.113.7", 60*time.Minute)
+	if got := since(before, mutatingCalls(sim)); !maps.Equal(got, map[string]int{"AuthorizeSecurityGroupIngress": 1}) {
+		t.Fatalf("first grant called %v, want one authorize", got)
+	}
+
+	before = mutatingCalls(sim)
+	for i := range S - 1 {
+		d := 60*time.Minute - time.Duration(i)*10*time.Minute // 60m (as long), 50m, 40m, 30m
+		if g := f.grant(t, "203.0.113.7", d); g.RuleID != first.RuleID {
+			t.Fatalf("sharer %d opened %s, want %s", i, g.RuleID, first.RuleID)
+		}
+	}
+	if got := since(before, mutatingCalls(sim)); len(got) != 0 {
+		t.Errorf("%d sharers whose expiry is not later called %v, want nothing", S-1, got)
+	}
+
+	before = mutatingCalls(sim)
+	later := f.grant(t, "203.0.113.7", 90*time.Minute)
+	got := since(before, mutatingCalls(sim))
+	t.Logf("a later sharer called %v", got)
+	if got["CreateTags"] != 1 || got["AuthorizeSecurityGroupIngress"] != 0 || got["DeleteTags"] != 0 {
+		t.Errorf("a later sharer called %v, want one CreateTags and no authorize", got)
+	}
+	if later.RuleID != first.RuleID || f.ruleTags(t)[first.RuleID][latch.TagExpiresAt] != latch.FormatExpiry(start.Add(90*time.Minute)) {
+		t.Fatalf("after the later sharer: rule %s tags %v, want %s tagged to expire at +90m", later.RuleID, f.ruleTags(t), first.RuleID)
+	}
+
+	// Someone deletes the rule in the console.
+	if err := env.Firewall(t).Revoke(t.Context(), f.group, first.RuleID); err != nil {
+		t.Fatal(err)
+	}
+	before = mutatingCalls(sim)
+	again := f.grant(t, "203.0.113.7", 120*time.Minute)
+	got = since(before, mutatingCalls(sim))
+	t.Logf("the sharer after the rule was deleted called %v", got)
+	if got["AuthorizeSecurityGroupIngress"] != 1 {
+		t.Errorf("the sharer after the rule was deleted called %v, want it authorized again", got)
+	}
+	rules := f.ruleTags(t)
+	if again.RuleID == first.RuleID || len(rules) != 1 || rules[again.RuleID][latch.TagExpiresAt] != latch.FormatExpiry(start.Add(120*time.Minute)) {
+		t.Fatalf("after re-authorizing: grant on %s, rules %v; want one new rule to +120m", again.RuleID, rules)
+	}
+	// The next sharer joins the new rule, not the deleted one.
+	if g := f.grant(t, "203.0.113.7", 10*time.Minute); g.RuleID != again.RuleID {
+		t.Errorf("next sharer joined %s, want the new rule %s", g.RuleID, again.RuleID)
+	}
+}
+
+// Sharers arriving at once still cost one Authorize: the opening's lock
+// makes each later one see the rule the first recorded.
+func TestSharedRuleCallsConcurrent(t *testing.T) {
+	env := awstest.NewSim(t, ec2sim.Options{})
+	sim := env.RequireSim(t, "counts calls")
+	f := newFixture(t, env, broker.Options{})
+	const S = 10
+	before := mutatingCalls(sim)
+	var wg sync.WaitGroup
+	rules := make([]latch.RuleID, S)
+	for i := range S {
+		wg.Go(func() {
+			g, err := f.b.Grant(t.Context(), f.request("203.0.113.7", 30*time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			rules[i] = g.RuleID
+		})
+	}
+	wg.Wait()
+	if got := since(before, mutatingCalls(sim)); !maps.Equal(got, map[string]int{"AuthorizeSecurityGroupIngress": 1}) {
+		t.Errorf("%d concurrent sharers called %v, want one authorize", S, got)
+	}
+	for _, r := range rules {
+		if r != rules[0] {
+			t.Fatalf("sharers hold rules %v, want one", rules)
+		}
 	}
 }

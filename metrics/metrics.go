@@ -18,6 +18,8 @@
 //	latch_sweep_rules_found{region}                    gauge: latch rules the last good sweep found
 //	latch_sweep_revoked_total{region}                  rules sweeps revoked
 //	latch_sweeps_total{region,result}                  sweeps, result ok or error
+//	latch_group_full_total{region,group_id,outcome}    grants that found a security group at its rule quota:
+//	                                                   outcome placed (opened in another of the instance's managed groups) or refused
 //	latch_aws_calls_total{service,operation}           AWS operation calls, retries not counted
 //	latch_aws_attempts_total{service,operation}        AWS HTTP attempts, retries counted
 //	latch_aws_errors_total{service,operation,code}     AWS operation calls that failed
@@ -65,6 +67,8 @@ type Metrics struct {
 	sweepFound    *prometheus.GaugeVec
 	sweepRevoked  *prometheus.CounterVec
 	sweeps        *prometheus.CounterVec
+
+	groupFull *prometheus.CounterVec
 
 	awsCalls    *prometheus.CounterVec
 	awsAttempts *prometheus.CounterVec
@@ -125,6 +129,10 @@ func New(reg *prometheus.Registry, state StateFunc) *Metrics {
 			Name: "latch_sweeps_total",
 			Help: "Sweeps of a region, by result: ok or error.",
 		}, []string{"region", "result"}),
+		groupFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_group_full_total",
+			Help: "Grants that found a security group at its inbound rule quota, by outcome: placed (opened in another of the instance's managed groups) or refused (none had room).",
+		}, []string{"region", "group_id", "outcome"}),
 		awsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_aws_calls_total",
 			Help: "AWS API operation calls, each counted once however often the SDK retried it.",
@@ -145,7 +153,7 @@ func New(reg *prometheus.Registry, state StateFunc) *Metrics {
 	}
 	reg.MustRegister(
 		m.grantsOpened, m.grantsEnded, m.revokeLag, m.revokeFailures,
-		m.sweepDuration, m.sweepFound, m.sweepRevoked, m.sweeps,
+		m.sweepDuration, m.sweepFound, m.sweepRevoked, m.sweeps, m.groupFull,
 		m.awsCalls, m.awsAttempts, m.awsErrors,
 		newStateCollector(state),
 		collectors.NewGoCollector(),
@@ -189,6 +197,18 @@ func (m *Metrics) SweepDone(region string, d time.Duration, rulesFound, revoked 
 		m.sweepFound.WithLabelValues(region).Set(float64(rulesFound))
 	}
 	m.sweeps.WithLabelValues(region, result).Inc()
+}
+
+// GroupFull counts a grant that found group full in region: placedIn is the
+// group it opened in instead, "" if none of the instance's managed groups
+// had room. Alert on it before the refusals start: a group placed out of
+// is at its quota, and the next one is filling.
+func (m *Metrics) GroupFull(region string, group, placedIn latch.GroupID) {
+	outcome := "placed"
+	if placedIn == "" {
+		outcome = "refused"
+	}
+	m.groupFull.WithLabelValues(region, string(group), outcome).Inc()
 }
 
 // Handler serves the metrics in reg in Prometheus's exposition formats. It

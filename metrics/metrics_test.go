@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -186,4 +187,19 @@ func TestHandler_Twice(t *testing.T) {
 	metrics.New(reg, nil)
 	metrics.Handler(reg) // a second handler on one registry shares its error counter
 	scrape(t, reg).want(s("promhttp_metric_handler_errors_total", 0, "cause", "encoding"))
+}
+
+func TestGroupFull(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, nil)
+	var _ broker.PlacementObserver = m // the broker finds it on its Observer
+
+	m.GroupFull("us-east-1", "sg-0000000000000000a", "sg-0000000000000000b")
+	m.GroupFull("us-east-1", "sg-0000000000000000a", "sg-0000000000000000b")
+	m.GroupFull("us-east-1", "sg-0000000000000000b", "")
+
+	scrape(t, reg).want(
+		s("latch_group_full_total", 2, "group_id", "sg-0000000000000000a", "outcome", "placed", "region", "us-east-1"),
+		s("latch_group_full_total", 1, "group_id", "sg-0000000000000000b", "outcome", "refused", "region", "us-east-1"),
+	)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -30,12 +32,19 @@ type check struct {
 func (a *app) doctorCommand() *cobra.Command {
 	var asJSON bool
 	var targets []string
+	var quota int
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check latch's setup: credentials, managed groups, backstop, Session Manager, database, audit key",
 		Long: `Check, for each --region, what latch needs: AWS credentials, security groups
 tagged latch:managed=true, the backstop schedule group and role
 (--backstop-role-arn), the grant database and the audit signing key.
+
+Each managed group's inbound rules are counted against EC2's quota per
+group and address family (--rule-quota, 60 unless you raised quota
+L-0EA8095F): at 80% or more it warns. When a group is full, a grant on
+an instance opens in the instance's next managed group; with none, it
+fails.
 
 With --ssm-session-role, check Session Manager too: that the server's
 credentials may assume the session role with a source identity (doctor
@@ -54,7 +63,10 @@ Exits 1 if something latch cannot work without is missing.`,
 			if len(targets) > 0 && a.ssmRole == "" {
 				return usagef("--target checks an instance for Session Manager sessions; it needs --ssm-session-role")
 			}
-			checks := a.doctor(cmd.Context(), targets)
+			if quota < 1 {
+				return usagef("--rule-quota %d: want EC2's quota of inbound rules per security group, 1 or more (60 by default)", quota)
+			}
+			checks := a.doctor(cmd.Context(), targets, quota)
 			if asJSON {
 				if err := writeJSON(a.stdout, struct {
 					Checks []check `json:"checks"`
@@ -82,19 +94,20 @@ Exits 1 if something latch cannot work without is missing.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&quota, "rule-quota", latch.DefaultRuleQuota, "EC2's quota of inbound rules per security group and address family (L-0EA8095F), to warn at 80% of")
 	cmd.Flags().StringArrayVar(&targets, "target", nil, "an instance (ID or Name tag) to check as a Session Manager target, in the first --region; repeatable")
 	a.addFlags(cmd, append([]flagGroup{dbFlags}, brokerFlags...)...)
 	return cmd
 }
 
-func (a *app) doctor(ctx context.Context, targets []string) []check {
+func (a *app) doctor(ctx context.Context, targets []string, quota int) []check {
 	var out []check
 	for i, region := range a.regions {
 		cfg, err := a.awsConfig(ctx, region)
 		if err != nil {
 			return append(out, check{Name: "aws config " + region, Detail: err.Error(), Fatal: true})
 		}
-		checks, caller := a.doctorRegion(ctx, cfg)
+		checks, caller := a.doctorRegion(ctx, cfg, quota)
 		out = append(out, checks...)
 		if a.ssmRole != "" {
 			out = append(out, a.doctorSessionRole(ctx, cfg, caller), doctorSessionSweep(ctx, cfg))
@@ -125,7 +138,7 @@ func (a *app) doctor(ctx context.Context, targets []string) []check {
 
 // doctorRegion checks one region's credentials, managed groups and
 // backstop. caller is the credentials' ARN, "" if STS did not say.
-func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) (out []check, caller string) {
+func (a *app) doctorRegion(ctx context.Context, cfg aws.Config, quota int) (out []check, caller string) {
 	r := cfg.Region
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
@@ -142,6 +155,7 @@ func (a *app) doctorRegion(ctx context.Context, cfg aws.Config) (out []check, ca
 		out = append(out, check{Name: "managed groups " + r, Detail: "no security group is tagged latch:managed=true; latch will open nothing"})
 	default:
 		out = append(out, check{Name: "managed groups " + r, OK: true, Detail: fmt.Sprintf("%d tagged latch:managed=true", len(groups))})
+		out = append(out, doctorRuleQuota(ctx, cfg, groups, quota)...)
 	}
 	return append(out, a.doctorBackstop(ctx, cfg)), caller
 }
@@ -241,4 +255,77 @@ func doctorSessionTarget(ctx context.Context, cfg aws.Config, target string) che
 		return check{Name: name, Detail: fmt.Sprintf("the SSM agent on instance %s has PingStatus %s, not Online, so sessions cannot start: check that the agent runs (systemctl status amazon-ssm-agent), that the instance's role has AmazonSSMManagedInstanceCore, and that it can reach Systems Manager's endpoints", in.ID, agent.PingStatus), Fatal: true}
 	}
 	return check{Name: name, OK: true, Detail: fmt.Sprintf("instance %s, tagged %s=true, SSM agent Online (%s, %s)", in.ID, latch.TagManaged, agent.Platform, agent.Version)}
+}
+
+// quotaWarnAt is the share of the rule quota at which doctor warns.
+const quotaWarnAt = 0.8
+
+// doctorRuleQuota counts each managed group's inbound rules, per address
+// family as EC2's quota counts them, and warns for each at 80% of quota
+// or more: one check per group, by ID.
+func doctorRuleQuota(ctx context.Context, cfg aws.Config, groups []latch.Group, quota int) []check {
+	counts, err := inboundRules(ctx, ec2.NewFromConfig(cfg), groups)
+	if err != nil {
+		return []check{{Name: "rule quota " + cfg.Region, Detail: latchaws.ErrorLine(err)}}
+	}
+	var out []check
+	for _, g := range groups {
+		n := counts[g.ID]
+		used, family := n[0], "IPv4"
+		if n[1] > used {
+			used, family = n[1], "IPv6"
+		}
+		c := check{Name: "rules " + string(g.ID), OK: float64(used) < quotaWarnAt*float64(quota),
+			Detail: fmt.Sprintf("%d of %d inbound %s rules (%d%%)", used, quota, family, used*100/quota)}
+		switch {
+		case used >= quota:
+			c.Detail += "; full: grants on instances with another group tagged latch:managed=true open there, others fail. Attach another managed group to its instances, end grants, or raise quota L-0EA8095F (then pass --rule-quota)"
+		case !c.OK:
+			c.Detail += "; nearly full: attach another group tagged latch:managed=true to its instances (latch opens the next when one is full), or raise quota L-0EA8095F"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// inboundRules counts the inbound rules of groups, [IPv4, IPv6]. A rule
+// that references a group or prefix list counts in both families, as EC2
+// counts it.
+func inboundRules(ctx context.Context, c *ec2.Client, groups []latch.Group) (map[latch.GroupID][2]int, error) {
+	counts := map[latch.GroupID][2]int{}
+	const perFilter = 200 // values in one Describe filter
+	for i := 0; i < len(groups); i += perFilter {
+		var ids []string
+		for _, g := range groups[i:min(i+perFilter, len(groups))] {
+			ids = append(ids, string(g.ID))
+		}
+		p := ec2.NewDescribeSecurityGroupRulesPaginator(c, &ec2.DescribeSecurityGroupRulesInput{
+			Filters:    []ec2types.Filter{{Name: aws.String("group-id"), Values: ids}},
+			MaxResults: aws.Int32(1000),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range page.SecurityGroupRules {
+				if aws.ToBool(r.IsEgress) {
+					continue
+				}
+				id := latch.GroupID(aws.ToString(r.GroupId))
+				n := counts[id]
+				switch {
+				case r.CidrIpv4 != nil:
+					n[0]++
+				case r.CidrIpv6 != nil:
+					n[1]++
+				default:
+					n[0]++
+					n[1]++
+				}
+				counts[id] = n
+			}
+		}
+	}
+	return counts, nil
 }

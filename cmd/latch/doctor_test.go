@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -171,6 +172,52 @@ func TestServerRoleARN(t *testing.T) {
 	} {
 		if got := serverRoleARN(in); got != want {
 			t.Errorf("serverRoleARN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Doctor counts each managed group's inbound rules against the quota and
+// warns at 80% or more, per address family, naming what to do; a full
+// group says so. Not fatal: latch still works.
+func TestDoctorRuleQuota(t *testing.T) {
+	w := newWorld(t)
+	nearly, full, empty := w.group, w.env.ManagedGroup(t), w.env.ManagedGroup(t)
+	fw := w.env.Firewall(t)
+	add := func(g latch.GroupID, cidrs ...string) {
+		for _, c := range cidrs {
+			o := latch.Opening{Region: awstest.Region, GroupID: g, Protocol: latch.TCP, Ports: latch.PortRange{From: 22, To: 22}, Source: netip.MustParsePrefix(c)}
+			if _, _, err := fw.Authorize(t.Context(), o, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(nearly, "192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32", "192.0.2.4/32", "2001:db8::1/128")
+	add(full, "2001:db8::1/128", "2001:db8::2/128", "2001:db8::3/128", "2001:db8::4/128", "2001:db8::5/128", "192.0.2.1/32")
+	code, got := doctorChecks(t, w, "--rule-quota", "5")
+	if code != 0 {
+		t.Fatalf("doctor exit %d with groups nearly full; want 0 (a warning)", code)
+	}
+	for _, tc := range []struct {
+		group latch.GroupID
+		ok    bool
+		says  string
+	}{
+		{nearly, false, "4 of 5 inbound IPv4 rules (80%); nearly full: attach another group tagged latch:managed=true"},
+		{full, false, "5 of 5 inbound IPv6 rules (100%); full: grants on instances with another group"},
+		{empty, true, "0 of 5 inbound IPv4 rules (0%)"},
+	} {
+		c, ok := got["rules "+string(tc.group)]
+		if !ok || c.OK != tc.ok || c.Fatal || !strings.Contains(c.Detail, tc.says) {
+			t.Errorf("rules %s = %+v; want ok %v, saying %q", tc.group, c, tc.ok, tc.says)
+		}
+	}
+	if r := w.latch(t, "doctor", "--rule-quota", "0"); r.code != exitUsage || !strings.Contains(r.stderr, "--rule-quota 0") {
+		t.Errorf("--rule-quota 0: exit %d, %s", r.code, r.stderr)
+	}
+	r := w.latch(t, "doctor", "--rule-quota", "5")
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(line, string(nearly)) {
+			t.Logf("%s", line)
 		}
 	}
 }
