@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -48,6 +49,10 @@ type app struct {
 	auditKey   string // ed25519 private key file that signs audit entries
 	ssmRole    string // the Session Manager session role; "" leaves Session Manager off
 	backstop   latchaws.BackstopOptions
+	// mutatingRate is --aws-mutating-rate; mutating its limiter, made on
+	// first use and shared by every region's clients.
+	mutatingRate string
+	mutating     *latchaws.Limiter
 
 	clock latch.Clock
 	// stsAtClock signs sts:GetCallerIdentity at clock's time, for the
@@ -80,7 +85,7 @@ type flagGroup struct {
 }
 
 var (
-	awsFlags      = flagGroup{"AWS", []string{"region", "profile", "endpoint"}}
+	awsFlags      = flagGroup{"AWS", []string{"region", "profile", "endpoint", "aws-mutating-rate"}}
 	dbFlags       = flagGroup{"Database", []string{"db"}}
 	serverFlags   = flagGroup{"Server", []string{"server", "auth", "server-id", "server-ca"}}
 	backstopFlags = flagGroup{"Backstop", []string{"backstop-role-arn", "backstop-group", "backstop-dlq-arn"}}
@@ -115,6 +120,8 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 		f.StringVar(&a.profile, "profile", "", "AWS shared-config profile (default $AWS_PROFILE)")
 	case "endpoint":
 		f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
+	case "aws-mutating-rate":
+		f.StringVar(&a.mutatingRate, "aws-mutating-rate", latchaws.DefaultMutatingLimit.String(), "pace of mutating EC2 calls per region and API class, RATE/BURST: calls a second after a burst, below EC2's throttle (5/s after 50); raise it with your account's limits, or off")
 	case "db":
 		f.StringVar(&a.dbPath, "db", "", "grant database: a SQLite file, or a postgres://… URL for a PostgreSQL database replicas share (default $XDG_STATE_HOME/latch/latch.db)")
 	case "server":
@@ -471,6 +478,13 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		}
 		attempts = n
 	}
+	if a.mutating == nil {
+		l, err := latchaws.ParseLimit(cmp.Or(a.mutatingRate, latchaws.DefaultMutatingLimit.String()))
+		if err != nil {
+			return aws.Config{}, usagef("--aws-mutating-rate: %v", err)
+		}
+		a.mutating = latchaws.NewLimiter(l)
+	}
 	cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
 		Region:          region,
 		Profile:         a.profile,
@@ -479,6 +493,7 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
 		SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
 		MaxAttempts:     attempts,
+		Mutating:        a.mutating,
 	})
 	if err == nil && a.metrics != nil {
 		cfg.APIOptions = append(cfg.APIOptions, a.metrics.AWSMiddleware())
