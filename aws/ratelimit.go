@@ -66,6 +66,20 @@ func (l Limit) String() string {
 	return strconv.FormatFloat(l.Rate, 'g', -1, 64) + "/" + strconv.Itoa(l.Burst)
 }
 
+// Set parses s as ParseLimit does; with String and Type it makes *Limit a
+// command-line flag (pflag.Value).
+func (l *Limit) Set(s string) error {
+	v, err := ParseLimit(s)
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// Type names the flag's value in help.
+func (l *Limit) Type() string { return "RATE/BURST" }
+
 // Limiter paces mutating EC2 calls so that a burst (thousands of revokes
 // at once) waits on the client instead of tripping RequestLimitExceeded,
 // which the SDK would retry with backoff and which throttles every other

@@ -51,7 +51,7 @@ type app struct {
 	backstop   latchaws.BackstopOptions
 	// mutatingRate is --aws-mutating-rate; mutating its limiter, made on
 	// first use and shared by every region's clients.
-	mutatingRate string
+	mutatingRate latchaws.Limit
 	mutating     *latchaws.Limiter
 
 	clock latch.Clock
@@ -121,7 +121,8 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 	case "endpoint":
 		f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
 	case "aws-mutating-rate":
-		f.StringVar(&a.mutatingRate, "aws-mutating-rate", latchaws.DefaultMutatingLimit.String(), "pace of mutating EC2 calls per region and API class, RATE/BURST: calls a second after a burst, below EC2's throttle (5/s after 50); raise it with your account's limits, or off")
+		a.mutatingRate = latchaws.DefaultMutatingLimit
+		f.Var(&a.mutatingRate, "aws-mutating-rate", "pace of mutating EC2 calls per region and API class, RATE/BURST: calls a second after a burst, below EC2's throttle (5/s after 50); raise it with your account's limits, or off")
 	case "db":
 		f.StringVar(&a.dbPath, "db", "", "grant database: a SQLite file, or a postgres://… URL for a PostgreSQL database replicas share (default $XDG_STATE_HOME/latch/latch.db)")
 	case "server":
@@ -479,11 +480,7 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		attempts = n
 	}
 	if a.mutating == nil {
-		l, err := latchaws.ParseLimit(cmp.Or(a.mutatingRate, latchaws.DefaultMutatingLimit.String()))
-		if err != nil {
-			return aws.Config{}, usagef("--aws-mutating-rate: %v", err)
-		}
-		a.mutating = latchaws.NewLimiter(l)
+		a.mutating = latchaws.NewLimiter(cmp.Or(a.mutatingRate, latchaws.DefaultMutatingLimit))
 	}
 	cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
 		Region:          region,
