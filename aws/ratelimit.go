@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -115,10 +116,25 @@ func (l *Limiter) Wait(ctx context.Context, region, action string) error {
 		l.buckets[region+"/"+class] = b
 	}
 	l.mu.Unlock()
-	if err := b.Wait(ctx); err != nil {
-		return fmt.Errorf("wait for EC2 %s's rate limit in %s: %w", action, region, err)
+	// Reserve rather than b.Wait, whose errors do not wrap ctx's.
+	r := b.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
 	}
-	return nil
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		r.Cancel()
+		return fmt.Errorf("wait %v for EC2 %s's rate limit in %s: %w", d.Round(time.Millisecond), action, region, context.DeadlineExceeded)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return fmt.Errorf("wait for EC2 %s's rate limit in %s: %w", action, region, context.Cause(ctx))
+	}
 }
 
 // apiClass is the class of EC2's request throttling whose bucket action
