@@ -185,3 +185,36 @@ func TestThrottle_ScaleAndSwitch(t *testing.T) {
 		t.Errorf("override of 2: %d of 3 throttled, want 1", n)
 	}
 }
+
+func TestThrottle_AdminEndpoint(t *testing.T) {
+	sim, u, _ := throttledSim(t, nil)
+	post := func(body string) int {
+		t.Helper()
+		resp, err := http.Post(u+"/_sim/throttle", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(`{"scale": 0.1}`); code != http.StatusOK {
+		t.Fatalf("POST scale: %d", code)
+	}
+	if b := sim.CurrentThrottle(); b == nil || b.ResourceIntensive.Size != 5 {
+		t.Fatalf("after POST scale 0.1: %+v", b)
+	}
+	if code := post(`{"buckets": {"resource_intensive": {"size": 1, "refill": 1}}}`); code != http.StatusOK {
+		t.Fatalf("POST buckets: %d", code)
+	}
+	if n := spend(t, u, "us-east-1", 2, revokeUnknown); n != 1 {
+		t.Errorf("bucket of 1 from the endpoint: %d of 2 throttled, want 1", n)
+	}
+	for _, bad := range []string{`{}`, `{"scale": -1}`, `{"bogus": 1}`} {
+		if code := post(bad); code != http.StatusBadRequest {
+			t.Errorf("POST %s: %d, want 400", bad, code)
+		}
+	}
+	if code := post(`{"off": true}`); code != http.StatusOK || sim.CurrentThrottle() != nil {
+		t.Errorf("POST off: %d, throttle %v", code, sim.CurrentThrottle())
+	}
+}
