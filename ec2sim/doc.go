@@ -143,8 +143,8 @@
 // recorded as a CloudTrail management event, failed calls included (with
 // errorCode "Client.<code>", errorMessage and null responseElements), as
 // CloudTrail records them. A call whose response is lost is recorded, since
-// it took effect; one answered with an injected throttle or server error is
-// not. The record has CloudTrail's fields: userIdentity from the access key
+// it took effect; one throttled (by [Options.Throttle] or an injected
+// fault) or answered with an injected server error is not. The record has CloudTrail's fields: userIdentity from the access key
 // (IAMUser, AssumedRole with its sessionContext, or Root, per the ARN of
 // the identity added with AddIdentity; an unknown key is an IAM user of
 // [Options.AccountID] named after the key), sourceIPAddress, userAgent,

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,9 +51,11 @@ type app struct {
 	ssmRole    string // the Session Manager session role; "" leaves Session Manager off
 	backstop   latchaws.BackstopOptions
 	// mutatingRate is --aws-mutating-rate; mutating its limiter, made on
-	// first use and shared by every region's clients.
+	// first use (portal requests may race to it) and shared by every
+	// region's clients.
 	mutatingRate latchaws.Limit
 	mutating     *latchaws.Limiter
+	mutatingOnce sync.Once
 
 	clock latch.Clock
 	// stsAtClock signs sts:GetCallerIdentity at clock's time, for the
@@ -479,9 +482,7 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		}
 		attempts = n
 	}
-	if a.mutating == nil {
-		a.mutating = latchaws.NewLimiter(cmp.Or(a.mutatingRate, latchaws.DefaultMutatingLimit))
-	}
+	a.mutatingOnce.Do(func() { a.mutating = latchaws.NewLimiter(cmp.Or(a.mutatingRate, latchaws.DefaultMutatingLimit)) })
 	cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
 		Region:          region,
 		Profile:         a.profile,
