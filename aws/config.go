@@ -24,6 +24,10 @@ type Config struct {
 
 	MaxAttempts int           // per call, including the first; 0 means DefaultMaxAttempts
 	MaxBackoff  time.Duration // longest wait between attempts; 0 means DefaultMaxBackoff
+
+	// Mutating paces mutating EC2 calls (see ratelimit.go); nil sends them
+	// unpaced. Pass one Limiter to every region's Config.
+	Mutating *Limiter
 }
 
 // Retry defaults. EC2 throttles per account and region with a token bucket;
@@ -59,6 +63,9 @@ func LoadConfig(ctx context.Context, c Config) (aws.Config, error) {
 	}
 	if c.Endpoint != "" {
 		cfg.BaseEndpoint = aws.String(c.Endpoint)
+	}
+	if c.Mutating != nil {
+		c.Mutating.Install(&cfg)
 	}
 	return cfg, nil
 }

@@ -83,8 +83,9 @@ func (f *Firewall) find(ctx context.Context, o latch.Opening) (latch.Rule, error
 		return latch.Rule{}, err
 	}
 	if found == nil {
-		// EC2 said duplicate, then did not list it: it was revoked in between.
-		return latch.Rule{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s in %s was revoked while being opened; try again", o.Source, o.GroupID)
+		// EC2 said duplicate, then did not list it: it was revoked in between,
+		// or is too new for Describe, which lags (EC2 is eventually consistent).
+		return latch.Rule{}, latch.Errorf(latch.EUNAVAILABLE, "the rule for %s in %s was revoked while being opened, or EC2 does not list it yet; try again", o.Source, o.GroupID)
 	}
 	return *found, nil
 }
@@ -195,10 +196,20 @@ func (f *Firewall) RevokeMany(ctx context.Context, group latch.GroupID, ids []la
 		}
 		left = still
 	}
-	if len(left) == 0 {
-		return gone, nil
+	// Describe lags revokes (EC2 is eventually consistent) and may list
+	// rules already gone; revoked alone, a rule's NotFound is the truth.
+	for _, id := range left {
+		_, err := f.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+			GroupId: aws.String(string(group)), SecurityGroupRuleIds: []string{string(id)},
+		})
+		switch err = translate("revoke ingress", err); {
+		case isRuleGone(err):
+			gone = append(gone, id)
+		case err != nil:
+			return nil, err
+		}
 	}
-	return nil, latch.Errorf(latch.EUNAVAILABLE, "revoke %d ingress rules in %s: rules kept vanishing between calls; try again", len(left), group)
+	return gone, nil
 }
 
 // present returns which of ids are ingress rules of group now.

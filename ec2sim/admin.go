@@ -30,6 +30,9 @@ type faultsJSON struct {
 //	POST /_sim/faults                 replace them (JSON faultsJSON)
 //	GET  /_sim/rules?region=&group=   a JSON snapshot of ingress rules
 //	GET  /_sim/calls                  requests received, per action
+//	GET  /_sim/throttle               request throttling's buckets (null when off) and requests throttled, per action
+//	POST /_sim/throttle               turn it on ({"scale": 1} for EC2's defaults, or
+//	                                  {"buckets": {…Throttle…}}) or off ({"off": true})
 //	GET  /_sim/cloudtrail             CloudTrail's delivery delay ({"delay": "5m0s"})
 //	POST /_sim/cloudtrail             set it ({"delay": "5m"})
 //	GET  /_sim/instance-connect/keys?region=&instance=&user=
@@ -72,6 +75,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.serveAdminCloudTrail(w, r)
 	case adminPrefix + "instance-connect/keys":
 		s.serveAdminPushedKeys(w, r)
+	case adminPrefix + "throttle":
+		s.serveAdminThrottle(w, r)
 	case adminPrefix + "calls":
 		s.lock()
 		calls := maps.Clone(s.calls)
@@ -157,4 +162,44 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// throttleJSON is request throttling's settings on the wire.
+type throttleJSON struct {
+	Off       bool           `json:"off,omitempty"`
+	Scale     float64        `json:"scale,omitempty"`
+	Buckets   *Throttle      `json:"buckets"`
+	Throttled map[string]int `json:"throttled,omitempty"` // in answers only
+}
+
+func (s *Server) serveAdminThrottle(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost, http.MethodPut:
+		var tj throttleJSON
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&tj); err != nil {
+			http.Error(w, fmt.Sprintf("decode throttle settings: %v", err), http.StatusBadRequest)
+			return
+		}
+		switch {
+		case tj.Off:
+			s.SetThrottle(nil)
+		case tj.Buckets != nil:
+			s.SetThrottle(tj.Buckets)
+		case tj.Scale > 0:
+			s.SetThrottle(EC2Throttle().Scale(tj.Scale))
+		default:
+			http.Error(w, `want {"off": true}, {"scale": N} with N above 0 (1 is EC2's defaults), or {"buckets": {...}}`, http.StatusBadRequest)
+			return
+		}
+	default:
+		http.Error(w, "use GET or POST", http.StatusMethodNotAllowed)
+		return
+	}
+	s.lock()
+	out := throttleJSON{Buckets: s.throttle.clone(), Throttled: maps.Clone(s.throttled)}
+	s.unlock()
+	writeJSON(w, out)
 }

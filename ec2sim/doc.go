@@ -100,8 +100,40 @@
 // Not modelled: egress rules (including the allow-all egress rule EC2 adds
 // to new groups), rules whose source is a security group or prefix list
 // (UnsupportedOperation), the other instance lifecycle actions (stop,
-// start, reboot), subnets as resources, IAM authorization, and EC2's eventual
-// consistency: every change is visible at once.
+// start, reboot), subnets as resources, and IAM authorization.
+//
+// # Eventual consistency
+//
+// By default every change is visible at once. With [Options.DescribeLag]
+// DescribeSecurityGroupRules, and the permissions DescribeSecurityGroups
+// lists, show each region's ingress rules as they were that long ago on
+// Options.Now, as EC2's eventual consistency may: a new rule is missing
+// (NotFound by ID), a revoked rule is still listed, and a rule's tags and
+// fields have their old values until the lag has passed. The mutations
+// themselves see the present (EC2's duplicate check, revoke by ID,
+// CreateTags on a new rule), and so do DescribeTags and [Server.Rules].
+// See consistency.go.
+//
+// # Request throttling
+//
+// Off by default. With [Options.Throttle] (or [Server.SetThrottle], POST
+// /_sim/throttle, or the ec2sim command's -throttle) EC2 actions draw on
+// token buckets as EC2's do ("Request throttling for the Amazon EC2 API"):
+// one bucket per account, region and API, sized by the API's category.
+// [EC2Throttle] returns the documented defaults: non-mutating (Describe*,
+// Get*) 100 tokens refilled at 20 a second; DescribeSecurityGroups and
+// DescribeInstances without a filter or pagination 50 at 10, from a
+// bucket of their own; mutating 50 at 5; resource-intensive, which
+// includes AuthorizeSecurityGroupIngress and RevokeSecurityGroupIngress,
+// 50 at 5; CreateTags and DeleteTags 100 at 10. [Throttle.Scale] scales
+// them all, and Throttle.Actions overrides single actions. Tokens flow
+// back continuously on Options.Now, so a test steps its clock instead of
+// sleeping. A request that finds its bucket empty is answered as EC2
+// answers it, RequestLimitExceeded with HTTP 503, and changes nothing;
+// [Server.Calls] counts it and [Server.Throttled] counts it apart. Every
+// request EC2 evaluates takes a token, failed ones included. STS,
+// CloudTrail, Scheduler and Systems Manager are not throttled, and EC2's
+// resource token buckets (instances launched) are not modelled.
 //
 // # CloudTrail
 //
@@ -111,8 +143,8 @@
 // recorded as a CloudTrail management event, failed calls included (with
 // errorCode "Client.<code>", errorMessage and null responseElements), as
 // CloudTrail records them. A call whose response is lost is recorded, since
-// it took effect; one answered with an injected throttle or server error is
-// not. The record has CloudTrail's fields: userIdentity from the access key
+// it took effect; one throttled (by [Options.Throttle] or an injected
+// fault) or answered with an injected server error is not. The record has CloudTrail's fields: userIdentity from the access key
 // (IAMUser, AssumedRole with its sessionContext, or Root, per the ARN of
 // the identity added with AddIdentity; an unknown key is an IAM user of
 // [Options.AccountID] named after the key), sourceIPAddress, userAgent,
@@ -202,7 +234,10 @@
 // process: GET and POST /_sim/faults (JSON; latency as "250ms"), GET
 // /_sim/rules?region=&group= (a JSON snapshot of ingress rules, as
 // [Server.Rules]), GET /_sim/calls (requests per action), GET and POST
-// /_sim/cloudtrail (CloudTrail's delivery delay, as {"delay": "5m"}) and
+// /_sim/cloudtrail (CloudTrail's delivery delay, as {"delay": "5m"}), GET
+// and POST /_sim/throttle (request throttling: {"scale": 1} turns on EC2's
+// default buckets, {"buckets": {…}} any, {"off": true} turns it off; GET
+// also counts the requests throttled per action) and
 // POST /_sim/scheduler/fire (fires due schedules, as
 // [Server.FireDueSchedules], and answers their runs as JSON).
 //

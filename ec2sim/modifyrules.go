@@ -69,6 +69,7 @@ func (s *Server) modifySecurityGroupRules(r *region, p params) (response, *apiEr
 	}
 
 	for _, u := range ups {
+		s.noteRule(r, u.ru.id)
 		u.ru.protocol, u.ru.fromPort, u.ru.toPort = u.pm.protocol, u.pm.fromPort, u.pm.toPort
 		u.ru.cidr, u.ru.description = u.pm.cidr, u.pm.description
 	}

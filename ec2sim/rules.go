@@ -108,6 +108,7 @@ func (s *Server) authorizeIngress(r *region, p params) (response, *apiError) {
 			seq:         s.nextSeq(),
 			tags:        maps.Clone(tags),
 		}
+		s.noteRule(r, ru.id)
 		r.rules[ru.id] = ru
 		resp.SecurityGroupRuleSet.Items = append(resp.SecurityGroupRuleSet.Items, s.xmlRule(r, ru))
 	}
@@ -198,6 +199,7 @@ func (s *Server) revokeIngress(r *region, p params) (response, *apiError) {
 		if _, ok := r.rules[ru.id]; !ok {
 			continue // named twice in one call
 		}
+		s.noteRule(r, ru.id)
 		delete(r.rules, ru.id)
 		x := xmlRevokedRule{
 			SecurityGroupRuleID: ru.id,
@@ -235,17 +237,18 @@ var ruleListing = listing[*rule]{
 }
 
 func (s *Server) describeSecurityGroupRules(r *region, p params) (response, *apiError) {
+	visible := s.visibleRules(r)
 	items, next, err := describe(p, ruleListing, func(page) ([]*rule, *apiError) {
 		ids := p.list("SecurityGroupRuleId")
 		if len(ids) == 0 {
-			return slices.Collect(maps.Values(r.rules)), nil
+			return slices.Collect(maps.Values(visible)), nil
 		}
 		var candidates []*rule
 		for _, id := range ids {
 			if !validRuleID(id) {
 				return nil, errf(CodeInvalidRuleIDMalformed, "Invalid id: %q (expecting \"sgr-...\")", id)
 			}
-			ru, ok := r.rules[id]
+			ru, ok := visible[id]
 			if !ok {
 				return nil, errf(CodeInvalidRuleIDNotFound, "The security group rule ID '%s' does not exist", id)
 			}

@@ -107,6 +107,7 @@ func (s *Server) deleteSecurityGroup(r *region, p params) (response, *apiError) 
 	}
 	for id, ru := range r.rules {
 		if ru.groupID == g.id {
+			s.noteRule(r, id)
 			delete(r.rules, id)
 		}
 	}
@@ -164,7 +165,7 @@ func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
 		from, to int
 	}
 	byPorts := map[portKey]*xmlPermission{}
-	for _, ru := range r.rulesOf(g.id) {
+	for _, ru := range s.visibleRulesOf(r, g.id) {
 		k := portKey{ru.protocol, ru.fromPort, ru.toPort}
 		xp, ok := byPorts[k]
 		if !ok {

@@ -58,6 +58,15 @@ type Options struct {
 	// Dial connects a session's agent to a port on an instance; nil
 	// refuses every connection. See [Server.DialTarget].
 	Dial func(ctx context.Context, region, instanceID string, port int) (net.Conn, error)
+	// Throttle turns on EC2's request throttling with these buckets,
+	// refilled on the clock Now (see throttle.go and [EC2Throttle]); nil
+	// means off. [Server.SetThrottle] changes it later.
+	Throttle *Throttle
+	// DescribeLag delays what DescribeSecurityGroupRules and
+	// DescribeSecurityGroups show, on the clock Now, as EC2's eventual
+	// consistency does (see consistency.go); 0 means they show every
+	// change at once.
+	DescribeLag time.Duration
 }
 
 // Server is an in-memory EC2 that speaks the Query API over HTTP. It is an
@@ -77,6 +86,12 @@ type Server struct {
 	faults    Faults
 	faultRand *rand.Rand
 	faulted   int // requests failed since SetFaults, for Faults.Limit
+	// throttle is EC2's request throttling, nil when off; buckets are its
+	// token buckets by account, region and bucket name, and throttled
+	// counts the requests refused, by action (see throttle.go).
+	throttle  *Throttle
+	buckets   map[string]*tokens
+	throttled map[string]int
 	// identities are STS's callers by access key ID (see sts.go); the map
 	// is replaced, never modified, so a request may keep reading it.
 	identities map[string]Identity
@@ -130,6 +145,9 @@ func (s *Server) lock() {
 	s.secrets = newIDGen(salted(s.opts.Seed, secretSalt))
 	s.sessions = map[string]*ssmSession{}
 	s.trailDelay = max(s.opts.CloudTrailDelay, 0)
+	s.throttle = s.opts.Throttle.clone()
+	s.buckets = map[string]*tokens{}
+	s.throttled = map[string]int{}
 	s.ready = true
 }
 
@@ -295,7 +313,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.lock()
 	c.requestID = s.ids.request()
 	s.calls[c.action]++
-	fault, latency := s.drawFault(c.action)
+	var fault faultKind
+	var latency time.Duration
+	limited := formErr == nil && !s.takeToken(c)
+	if !limited {
+		fault, latency = s.drawFault(c.action)
+	}
 	s.unlock()
 
 	w.Header().Set("x-amzn-RequestId", c.requestID)
@@ -308,7 +331,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case formErr != nil:
 		aerr = errf("MalformedQueryString", "The request body could not be parsed: %v", formErr)
-	case fault == faultThrottle:
+	case limited, fault == faultThrottle:
 		aerr = errf(CodeRequestLimitExceeded, "Request limit exceeded.")
 	case fault == faultServerError:
 		aerr = errf(CodeInternalError, "An internal error has occurred. (injected by ec2sim)")

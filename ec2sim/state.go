@@ -22,6 +22,8 @@ type region struct {
 	groups     map[string]*group
 	rules      map[string]*rule
 	instances  map[string]*instance
+	// ruleLog is what DescribeLag hides, oldest first (consistency.go).
+	ruleLog []ruleChange
 }
 
 type vpc struct {

@@ -115,6 +115,7 @@ func (s *Server) createTags(r *region, p params) (response, *apiError) {
 		}
 	}
 	for _, rs := range res {
+		s.noteRule(r, rs.id)
 		for _, t := range tags {
 			rs.tags[t.key] = t.value
 		}
@@ -132,6 +133,7 @@ func (s *Server) deleteTags(r *region, p params) (response, *apiError) {
 	}
 	tags := p.tags("Tag")
 	for _, rs := range res {
+		s.noteRule(r, rs.id)
 		if len(tags) == 0 {
 			clear(rs.tags)
 			continue

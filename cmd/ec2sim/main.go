@@ -5,7 +5,7 @@
 //
 //	ec2sim [-listen 127.0.0.1:0] [-fleet FILE|none] [-rule-limit N] [-account ID]
 //	       [-identity KEY:SECRET:ARN]... [-ssm-forward INSTANCE_ID:PORT=HOST:PORT]...
-//	       [-fire-schedules] [-v]
+//	       [-fire-schedules] [-throttle] [-throttle-scale F] [-v]
 //
 // It prints its URL (http://127.0.0.1:PORT) as the first line of standard
 // output, then serves until SIGINT or SIGTERM. Without -fleet it loads the
@@ -26,6 +26,12 @@
 // i-0a0b0c0d0e0f00001:22=127.0.0.1:2222 lets a local sshd stand in for
 // web-1's; connections to ports not forwarded are refused.
 //
+// With -throttle EC2's request throttling is on: every API has a token
+// bucket per region, EC2's documented defaults (ec2sim.EC2Throttle) times
+// -throttle-scale, and requests finding it empty are answered
+// RequestLimitExceeded (HTTP 503). Tests can also turn it on or off with
+// POST /_sim/throttle.
+//
 // Exit status is 2 for bad flags and 1 for any other failure.
 package main
 
@@ -37,6 +43,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -86,6 +93,8 @@ type config struct {
 	ruleLimit  int
 	accountID  string
 	fire       bool
+	throttle   bool
+	scale      float64
 	verbose    bool
 	identities []ec2sim.Identity
 	forwards   map[string]string // INSTANCE_ID:PORT → HOST:PORT
@@ -136,6 +145,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Var(identityFlag{&cfg.identities}, "identity", "an identity for STS, `KEY:SECRET:ARN`: KEY may call sts:GetCallerIdentity, which names it ARN; repeat for several")
 	fs.Var(forwardFlag{&cfg.forwards}, "ssm-forward", "where a session's agent connects, `INSTANCE_ID:PORT=HOST:PORT`; repeat for several")
 	fs.BoolVar(&cfg.fire, "fire-schedules", false, "fire due EventBridge Scheduler schedules every second")
+	fs.BoolVar(&cfg.throttle, "throttle", false, "throttle requests as EC2 does, with a token bucket per API and region")
+	fs.Float64Var(&cfg.scale, "throttle-scale", 1, "multiply -throttle's buckets (EC2's documented sizes and refill rates) by `F`")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request to standard error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, usageError{err}
@@ -143,6 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case fs.NArg() > 0:
 		return cfg, usageError{fmt.Errorf("unexpected argument %q (ec2sim takes only flags)", fs.Arg(0))}
+	case !(cfg.scale > 0) || math.IsInf(cfg.scale, 0):
+		return cfg, usageError{fmt.Errorf("-throttle-scale %v: want a number above 0 (1 is EC2's defaults)", cfg.scale)}
 	case cfg.ruleLimit < 0:
 		return cfg, usageError{fmt.Errorf("-rule-limit %d: want 0 (the default, 60) or more", cfg.ruleLimit)}
 	case cfg.accountID != "" && !isAccountID(cfg.accountID):
@@ -206,6 +219,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	if err := sim.LoadFleet(fleet); err != nil {
 		return fmt.Errorf("load fleet: %w", err)
+	}
+	if cfg.throttle {
+		sim.SetThrottle(ec2sim.EC2Throttle().Scale(cfg.scale))
 	}
 	for _, id := range cfg.identities {
 		if err := sim.AddIdentity(id); err != nil {

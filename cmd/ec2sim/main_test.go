@@ -169,6 +169,7 @@ func TestExitStatus(t *testing.T) {
 		{"identity given twice", []string{"-identity", "AKID:s:arn:aws:iam::123456789012:user/a", "-identity", "AKID:t:arn:aws:iam::123456789012:user/b"}, 2, "AKID"},
 		{"missing fleet file", []string{"-fleet", filepath.Join(t.TempDir(), "absent.yaml")}, 1, "absent.yaml"},
 		{"invalid fleet", []string{"-fleet", badFleet}, 1, "instances[0].security_groups[0]"},
+		{"zero throttle scale", []string{"-throttle", "-throttle-scale", "0"}, 2, "-throttle-scale"},
 		{"bad listen address", []string{"-listen", "256.0.0.1:0"}, 1, "256.0.0.1"},
 	}
 	for _, tt := range tests {
@@ -281,4 +282,38 @@ func hasRule(t *testing.T, url, id string) bool {
 		}
 	}
 	return false
+}
+
+// -throttle turns on EC2's buckets, scaled: at 0.02 DescribeSecurityGroups
+// unfiltered holds one token, so the second call in a row is throttled.
+func TestThrottleFlag(t *testing.T) {
+	url := startSim(t, "-throttle", "-throttle-scale", "0.02")
+	c := ec2.NewFromConfig(aws.Config{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		BaseEndpoint:     aws.String(url),
+		RetryMaxAttempts: 1,
+	})
+	if _, err := c.DescribeSecurityGroups(t.Context(), &ec2.DescribeSecurityGroupsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.DescribeSecurityGroups(t.Context(), &ec2.DescribeSecurityGroupsInput{})
+	if err == nil || !strings.Contains(err.Error(), ec2sim.CodeRequestLimitExceeded) {
+		t.Fatalf("second call: %v, want %s", err, ec2sim.CodeRequestLimitExceeded)
+	}
+	resp, err := http.Get(url + "/_sim/throttle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Buckets   *ec2sim.Throttle
+		Throttled map[string]int
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Buckets == nil || got.Buckets.Unfiltered.Size != 1 || got.Throttled["DescribeSecurityGroups"] != 1 {
+		t.Errorf("GET /_sim/throttle = %+v, want unfiltered size 1 and one throttled", got)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,6 +51,12 @@ type app struct {
 	auditKey   string // ed25519 private key file that signs audit entries
 	ssmRole    string // the Session Manager session role; "" leaves Session Manager off
 	backstop   latchaws.BackstopOptions
+	// mutatingRate is --aws-mutating-rate; mutating its limiter, made on
+	// first use (portal requests may race to it) and shared by every
+	// region's clients.
+	mutatingRate latchaws.Limit
+	mutating     *latchaws.Limiter
+	mutatingOnce sync.Once
 
 	clock latch.Clock
 	// stsAtClock signs sts:GetCallerIdentity at clock's time, for the
@@ -81,7 +89,7 @@ type flagGroup struct {
 }
 
 var (
-	awsFlags      = flagGroup{"AWS", []string{"region", "profile", "endpoint"}}
+	awsFlags      = flagGroup{"AWS", []string{"region", "profile", "endpoint", "aws-mutating-rate"}}
 	dbFlags       = flagGroup{"Database", []string{"db"}}
 	serverFlags   = flagGroup{"Server", []string{"server", "auth", "server-id", "server-ca"}}
 	backstopFlags = flagGroup{"Backstop", []string{"backstop-role-arn", "backstop-group", "backstop-dlq-arn"}}
@@ -116,6 +124,9 @@ func (a *app) defineFlag(f *pflag.FlagSet, name string) {
 		f.StringVar(&a.profile, "profile", "", "AWS shared-config profile (default $AWS_PROFILE)")
 	case "endpoint":
 		f.StringVar(&a.endpoint, "endpoint", "", "EC2 endpoint URL, e.g. a simulator (default $AWS_ENDPOINT_URL)")
+	case "aws-mutating-rate":
+		a.mutatingRate = latchaws.DefaultMutatingLimit
+		f.Var(&a.mutatingRate, "aws-mutating-rate", "pace of mutating EC2 calls per region and API class, RATE/BURST: calls a second after a burst, below EC2's throttle (5/s after 50); raise it with your account's limits, or off")
 	case "db":
 		f.StringVar(&a.dbPath, "db", "", "grant database: a SQLite file, or a postgres://… URL for a PostgreSQL database replicas share (default $XDG_STATE_HOME/latch/latch.db)")
 	case "server":
@@ -474,6 +485,7 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		}
 		attempts = n
 	}
+	a.mutatingOnce.Do(func() { a.mutating = latchaws.NewLimiter(cmp.Or(a.mutatingRate, latchaws.DefaultMutatingLimit)) })
 	cfg, err := latchaws.LoadConfig(ctx, latchaws.Config{
 		Region:          region,
 		Profile:         a.profile,
@@ -482,6 +494,7 @@ func (a *app) awsConfig(ctx context.Context, region string) (aws.Config, error) 
 		SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
 		SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
 		MaxAttempts:     attempts,
+		Mutating:        a.mutating,
 	})
 	if err == nil && a.metrics != nil {
 		cfg.APIOptions = append(cfg.APIOptions, a.metrics.AWSMiddleware())

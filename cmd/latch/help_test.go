@@ -122,6 +122,7 @@ var envValues = map[string]struct {
 	"region":            {"eu-west-1", func(a *app) string { return strings.Join(a.regions, ",") }},
 	"profile":           {"ops", func(a *app) string { return a.profile }},
 	"endpoint":          {"http://127.0.0.1:4566", func(a *app) string { return a.endpoint }},
+	"aws-mutating-rate": {"20/100", func(a *app) string { return a.mutatingRate.String() }},
 	"db":                {"/srv/latch/grants.db", func(a *app) string { return a.dbPath }},
 	"server":            {"https://latch.example.com:8443", func(a *app) string { return a.server }},
 	"auth":              {"oidc", func(a *app) string { return a.authMethod }},
