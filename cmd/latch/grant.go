@@ -19,6 +19,9 @@ import (
 
 type grantOptions struct {
 	sg, instance, ip, dur, reason, maxDur string
+	// resolved is the instance --instance named, once looked up: the grant
+	// may open in its next managed group when the first is full.
+	resolved latch.InstanceID
 	ports                                 portFlags
 	detach, json, direct                  bool
 }
@@ -106,7 +109,7 @@ with your own AWS credentials instead, skipping the server and its policy.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.sg, "sg", "", "security group ID to open (sg-…)")
-	f.StringVar(&o.instance, "instance", "", "or an instance (i-… or its Name tag): opens its one group tagged latch:managed=true")
+	f.StringVar(&o.instance, "instance", "", "or an instance (i-… or its Name tag): opens its first group tagged latch:managed=true, or the next when that one is full")
 	f.StringVar(&o.ip, "ip", "", "source address, or auto to detect your public address")
 	o.ports.register(cmd)
 	f.StringVar(&o.dur, "for", "", "how long, e.g. 30m (at most --max-duration)")
@@ -145,7 +148,12 @@ func (a *app) grant(cmd *cobra.Command, o *grantOptions) error {
 	if err != nil {
 		return err
 	}
-	g, err := b.Grant(ctx, req)
+	var g latch.Grant
+	if o.resolved != "" {
+		g, err = b.GrantOnInstance(ctx, req, o.resolved)
+	} else {
+		g, err = b.Grant(ctx, req)
+	}
 	if err != nil {
 		return err
 	}
@@ -286,12 +294,13 @@ func (a *app) directGrantRequest(ctx context.Context, o *grantOptions, maxDur ti
 		if !strings.HasPrefix(o.instance, "i-") && strings.HasPrefix(o.instance, "sg-") {
 			return req, 0, latch.Invalidf("instance", "%q is a security group; give it with --sg", o.instance)
 		}
-		// The same resolution as the server's: the instance's one managed group.
+		// The same resolution as the server's: the instance's first managed
+		// group, and its others when that one is full.
 		t, err := broker.ResolveTarget(ctx, latchaws.NewInventory(cfg, a.log.With("component", "aws")), req.Region, o.instance)
 		if err != nil {
 			return req, 0, err
 		}
-		req.GroupID = t.GroupID
+		req.GroupID, o.resolved = t.GroupID, t.InstanceID
 	}
 	if err := req.Validate(maxDur); err != nil {
 		return req, 0, err
