@@ -21,9 +21,9 @@ type grantOptions struct {
 	sg, instance, ip, dur, reason, maxDur string
 	// resolved is the instance --instance named, once looked up: the grant
 	// may open in its next managed group when the first is full.
-	resolved latch.InstanceID
-	ports                                 portFlags
-	detach, json, direct                  bool
+	resolved             latch.InstanceID
+	ports                portFlags
+	detach, json, direct bool
 }
 
 // portFlags are what a grant or request opens: --protocol, then --port
