@@ -39,6 +39,9 @@ type Options struct {
 	Margin time.Duration // how long before its lease ends a leader stops; 0 means TTL/5
 	Clock  latch.Clock   // nil means latch.SystemClock
 	Logger *slog.Logger  // nil discards logs
+	// Observe, if set, is told each time this process starts or stops
+	// leading, with the term's token (for metrics).
+	Observe func(leading bool, token int64)
 }
 
 // Elector campaigns for a lease and runs the leader's work while it holds
@@ -94,8 +97,12 @@ func (e *Elector) Leading() (latch.Lease, bool) {
 
 func (e *Elector) set(l latch.Lease, held bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	changed := held != e.held
 	e.lease, e.held = l, held
+	e.mu.Unlock()
+	if changed && e.opts.Observe != nil {
+		e.opts.Observe(held, l.Token)
+	}
 }
 
 // Run campaigns until ctx is done and, during each term it wins, runs

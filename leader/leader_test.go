@@ -2,7 +2,10 @@ package leader_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,8 +71,17 @@ func leading(e *leader.Elector) bool { _, ok := e.Leading(); return ok }
 func TestOneLeaderAtATime(t *testing.T) {
 	dsn := pgtest.Start(t)
 	clock := mock.NewClock(t0)
-	a := leader.New(open(t, dsn, clock), leader.Options{Holder: "a", TTL: ttl, Clock: clock})
-	b := leader.New(open(t, dsn, clock), leader.Options{Holder: "b", TTL: ttl, Clock: clock})
+	var mu sync.Mutex
+	var seen []string
+	observe := func(name string) func(bool, int64) {
+		return func(leading bool, token int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, fmt.Sprint(name, " ", leading, " ", token))
+		}
+	}
+	a := leader.New(open(t, dsn, clock), leader.Options{Holder: "a", TTL: ttl, Clock: clock, Observe: observe("a")})
+	b := leader.New(open(t, dsn, clock), leader.Options{Holder: "b", TTL: ttl, Clock: clock, Observe: observe("b")})
 	stopA := run(t, a, idle)
 	waitFor(t, "a to lead", func() bool { return leading(a) })
 	first, _ := a.Leading()
@@ -89,8 +101,14 @@ func TestOneLeaderAtATime(t *testing.T) {
 	waitFor(t, "a to let go", func() bool { return !leading(a) })
 	clock.Advance(ttl / 3) // b's next campaign
 	waitFor(t, "b to take over", func() bool { return leading(b) })
-	if l, _ := b.Leading(); l.Token <= first.Token {
-		t.Errorf("b's term %d; want later than a's %d", l.Token, first.Token)
+	lb, _ := b.Leading()
+	if lb.Token <= first.Token {
+		t.Errorf("b's term %d; want later than a's %d", lb.Token, first.Token)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{fmt.Sprint("a true ", first.Token), fmt.Sprint("a false ", first.Token), fmt.Sprint("b true ", lb.Token)}; !slices.Equal(seen, want) {
+		t.Errorf("observed %q; want %q (each change once, renewals not at all)", seen, want)
 	}
 }
 

@@ -69,6 +69,8 @@ type Metrics struct {
 	sweeps        *prometheus.CounterVec
 
 	groupFull *prometheus.CounterVec
+	leading   prometheus.Gauge
+	term      prometheus.Gauge
 
 	awsCalls    *prometheus.CounterVec
 	awsAttempts *prometheus.CounterVec
@@ -133,6 +135,14 @@ func New(reg *prometheus.Registry, state StateFunc) *Metrics {
 			Name: "latch_group_full_total",
 			Help: "Grants that found a security group at its inbound rule quota, by outcome: placed (opened in another of the instance's managed groups) or refused (none had room).",
 		}, []string{"region", "group_id", "outcome"}),
+		leading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "latch_leader",
+			Help: "1 while this replica holds the revoker's lease (it runs the revoker and the sweeps), else 0. Summed over replicas sharing a database it should be 1.",
+		}),
+		term: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "latch_leader_term",
+			Help: "The fencing token of the revoker's lease as this replica last held it; it grows each time the lease changes hands.",
+		}),
 		awsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_aws_calls_total",
 			Help: "AWS API operation calls, each counted once however often the SDK retried it.",
@@ -153,7 +163,7 @@ func New(reg *prometheus.Registry, state StateFunc) *Metrics {
 	}
 	reg.MustRegister(
 		m.grantsOpened, m.grantsEnded, m.revokeLag, m.revokeFailures,
-		m.sweepDuration, m.sweepFound, m.sweepRevoked, m.sweeps, m.groupFull,
+		m.sweepDuration, m.sweepFound, m.sweepRevoked, m.sweeps, m.groupFull, m.leading, m.term,
 		m.awsCalls, m.awsAttempts, m.awsErrors,
 		newStateCollector(state),
 		collectors.NewGoCollector(),
@@ -209,6 +219,17 @@ func (m *Metrics) GroupFull(region string, group, placedIn latch.GroupID) {
 		outcome = "refused"
 	}
 	m.groupFull.WithLabelValues(region, string(group), outcome).Inc()
+}
+
+// Leading records whether this replica holds the revoker's lease, and
+// the lease's term when it does.
+func (m *Metrics) Leading(leading bool, term int64) {
+	if !leading {
+		m.leading.Set(0)
+		return
+	}
+	m.leading.Set(1)
+	m.term.Set(float64(term))
 }
 
 // Handler serves the metrics in reg in Prometheus's exposition formats. It

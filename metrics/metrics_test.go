@@ -203,3 +203,13 @@ func TestGroupFull(t *testing.T) {
 		s("latch_group_full_total", 1, "group_id", "sg-0000000000000000b", "outcome", "refused", "region", "us-east-1"),
 	)
 }
+
+func TestLeading(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, nil)
+	scrape(t, reg).want(s("latch_leader", 0), s("latch_leader_term", 0))
+	m.Leading(true, 7)
+	scrape(t, reg).want(s("latch_leader", 1), s("latch_leader_term", 7))
+	m.Leading(false, 7)
+	scrape(t, reg).want(s("latch_leader", 0), s("latch_leader_term", 7))
+}

@@ -18,7 +18,11 @@ func (a *app) runRevoker(ctx context.Context, store latch.Store, x revoker.Expir
 	if !ok {
 		return revoker.New(store, x, sw, opts).Run(ctx)
 	}
-	el := leader.New(leases, leader.Options{TTL: lease, Clock: a.clock, Logger: a.log.With("component", "leader")})
+	lopts := leader.Options{TTL: lease, Clock: a.clock, Logger: a.log.With("component", "leader")}
+	if a.metrics != nil {
+		lopts.Observe = a.metrics.Leading
+	}
+	el := leader.New(leases, lopts)
 	r := revoker.New(store, el.FenceExpirer(x), el.FenceSweeper(sw), opts)
 	a.log.Info("revoker runs on the replica that holds the lease", "holder", el.Holder(), "lease", lease.String())
 	return el.Run(ctx, r.Run)
