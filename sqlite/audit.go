@@ -25,29 +25,46 @@ const auditColumns = `seq, at, actor, action, target, grant_id, request_id, deta
 // has closed it already.
 func (s *Store) AppendAudit(ctx context.Context, e latch.AuditEntry, sign func(msg string) string) (latch.AuditEntry, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var seq int64
-		var hash string
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash)
-		if err == sql.ErrNoRows {
-			return errNoHead
-		} else if err != nil {
+		h, err := readHead(ctx, tx)
+		if err != nil {
 			return err
 		}
-		e = latch.LinkAudit(e, seq, hash, sign)
-		details, _ := json.Marshal(e.Details) // a map[string]string always marshals; nil is null
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, encodeTime(e.At), e.Actor, e.Action, e.Target, e.GrantID, e.RequestID, string(details),
-			e.PrevHash, e.Hash, e.Signature); err != nil {
+		e = latch.LinkAudit(e, h.Seq, h.Hash, sign)
+		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
-		h := latch.NewAuditHead(e.Seq, e.Hash, sign)
-		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?, signature = ? WHERE id = 1`, h.Seq, h.Hash, h.Signature)
-		return err
+		return moveHead(ctx, tx, latch.NewAuditHead(e.Seq, e.Hash, sign))
 	})
 	if err != nil {
 		return latch.AuditEntry{}, fmt.Errorf("append %s to the audit log: %w", e.Action, err)
 	}
 	return e, nil
+}
+
+// readHead reads the log's head in a write transaction, which holds the
+// lock, so that the entries linked to it go in one chain.
+func readHead(ctx context.Context, tx *sql.Tx) (latch.AuditHead, error) {
+	var h latch.AuditHead
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash)
+	if err == sql.ErrNoRows {
+		return h, errNoHead
+	}
+	return h, err
+}
+
+// insertAudit adds the linked entry e to the log.
+func insertAudit(ctx context.Context, tx *sql.Tx, e latch.AuditEntry) error {
+	details, _ := json.Marshal(e.Details) // a map[string]string always marshals; nil is null
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, encodeTime(e.At), e.Actor, e.Action, e.Target, e.GrantID, e.RequestID, string(details),
+		e.PrevHash, e.Hash, e.Signature)
+	return err
+}
+
+// moveHead moves the log's head to h.
+func moveHead(ctx context.Context, tx *sql.Tx, h latch.AuditHead) error {
+	_, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?, signature = ? WHERE id = 1`, h.Seq, h.Hash, h.Signature)
+	return err
 }
 
 // errNoHead is what a file whose head row was deleted gets: appending anew

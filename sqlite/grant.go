@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -75,6 +76,12 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		where = append(where, "region = ? AND group_id = ? AND protocol = ? AND port_from = ? AND port_to = ? AND source = ?")
 		args = append(args, o.Region, o.GroupID, o.Protocol, o.Ports.From, o.Ports.To, encodePrefix(o.Source))
 	}
+	if len(f.IDs) > 0 {
+		where = append(where, "id IN ("+placeholders(len(f.IDs))+")")
+		for _, id := range f.IDs {
+			args = append(args, id)
+		}
+	}
 	if f.RuleID != "" {
 		where = append(where, "rule_id = ?")
 		args = append(args, f.RuleID)
@@ -124,36 +131,11 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (latch.Grant, error) {
 	g = normalize(g)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var was latch.GrantState
-		err := tx.QueryRowContext(ctx, `SELECT state FROM grants WHERE id = ?`, g.ID).Scan(&was)
-		if err == sql.ErrNoRows {
-			return notFound(g.ID)
-		} else if err != nil {
-			return err
+		stale, err := updateGrant(ctx, tx, g, note, s.now())
+		if err == nil {
+			err = stale
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE grants SET
-			state = ?, region = ?, group_id = ?, protocol = ?, port_from = ?, port_to = ?, source = ?,
-			rule_id = ?, requester = ?, owner = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
-			attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, access = ?, target = ?, document = ?, version = version + 1
-			WHERE id = ? AND version = ?`,
-			g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
-			g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
-			g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), g.Access, g.Target, g.Document,
-			g.ID, g.Version)
-		if err != nil {
-			return err
-		}
-		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)); err != nil {
-			return err
-		}
-		now := s.now()
-		if err := grantEvents(ctx, tx, was, g, now); err != nil {
-			return err
-		}
-		if g.State != was || note != "" {
-			return appendEvent(ctx, tx, g.ID, now, g.State, note)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("update grant %s: %w", g.ID, err)
@@ -161,6 +143,107 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 	g.Version++
 	s.notify()
 	return g, nil
+}
+
+// updateGrant writes g, its history and its events in tx if the stored
+// grant still has g.Version. stale is the ENOTFOUND or ECONFLICT of a grant
+// that was not written, and then tx is untouched; err is any other failure.
+func updateGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) (stale, err error) {
+	var was latch.GrantState
+	err = tx.QueryRowContext(ctx, `SELECT state FROM grants WHERE id = ?`, g.ID).Scan(&was)
+	if err == sql.ErrNoRows {
+		return notFound(g.ID), nil
+	} else if err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE grants SET
+		state = ?, region = ?, group_id = ?, protocol = ?, port_from = ?, port_to = ?, source = ?,
+		rule_id = ?, requester = ?, owner = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
+		attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, access = ?, target = ?, document = ?, version = version + 1
+		WHERE id = ? AND version = ?`,
+		g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
+		g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
+		g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), g.Access, g.Target, g.Document,
+		g.ID, g.Version)
+	if err != nil {
+		return nil, err
+	}
+	if err := touchedRow(res, errStale(g)); err != nil {
+		if latch.ErrorCode(err) == latch.ECONFLICT {
+			return err, nil
+		}
+		return nil, err
+	}
+	if err := grantEvents(ctx, tx, was, g, now); err != nil {
+		return nil, err
+	}
+	if g.State != was || note != "" {
+		return nil, appendEvent(ctx, tx, g.ID, now, g.State, note)
+	}
+	return nil, nil
+}
+
+func errStale(g latch.Grant) error {
+	return latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)
+}
+
+// UpdateGrants writes changes in one IMMEDIATE transaction, one commit for
+// the batch: see [latch.Store.UpdateGrants]. A stale grant's change is
+// skipped inside the transaction (its UPDATE touched no row, so nothing of
+// it was written) and the others commit. Audit entries link from the head
+// read once under the write lock, and the head moves once, to the last.
+func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, sign func(msg string) string) ([]latch.GrantChange, error) {
+	if len(changes) == 0 {
+		return []latch.GrantChange{}, nil
+	}
+	out := make([]latch.GrantChange, len(changes))
+	var skipped []error
+	written := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		var head *latch.AuditHead
+		for i, c := range changes {
+			g := normalize(c.Grant)
+			stale, err := updateGrant(ctx, tx, g, c.Note, now)
+			if err != nil {
+				return fmt.Errorf("update grant %s: %w", g.ID, err)
+			}
+			if stale != nil {
+				skipped = append(skipped, fmt.Errorf("update grant %s: %w", g.ID, stale))
+				continue
+			}
+			g.Version++
+			out[i] = latch.GrantChange{Grant: g, Note: c.Note}
+			written++
+			if c.Audit == nil {
+				continue
+			}
+			if head == nil {
+				h, err := readHead(ctx, tx)
+				if err != nil {
+					return err
+				}
+				head = &h
+			}
+			e := latch.LinkAudit(*c.Audit, head.Seq, head.Hash, sign)
+			if err := insertAudit(ctx, tx, e); err != nil {
+				return fmt.Errorf("append %s to the audit log: %w", e.Action, err)
+			}
+			head.Seq, head.Hash = e.Seq, e.Hash
+			out[i].Audit = &e
+		}
+		if head != nil {
+			return moveHead(ctx, tx, latch.NewAuditHead(head.Seq, head.Hash, sign))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update %d grants: %w", len(changes), err)
+	}
+	if written > 0 {
+		s.notify()
+	}
+	return out, errors.Join(skipped...)
 }
 
 func appendEvent(ctx context.Context, tx *sql.Tx, id latch.GrantID, at time.Time, state latch.GrantState, note string) error {
