@@ -81,6 +81,9 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 	if f.RuleID != "" {
 		where = append(where, "rule_id = "+p.add(string(f.RuleID)))
 	}
+	if len(f.RuleIDs) > 0 {
+		where = append(where, "rule_id = ANY("+p.add(strs(f.RuleIDs))+")")
+	}
 	if f.Requester != "" {
 		where = append(where, "requester = "+p.add(f.Requester))
 	}

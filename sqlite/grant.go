@@ -86,6 +86,12 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		where = append(where, "rule_id = ?")
 		args = append(args, f.RuleID)
 	}
+	if len(f.RuleIDs) > 0 {
+		where = append(where, "rule_id IN ("+placeholders(len(f.RuleIDs))+")")
+		for _, id := range f.RuleIDs {
+			args = append(args, id)
+		}
+	}
 	if f.Requester != "" {
 		where = append(where, "requester = ?")
 		args = append(args, f.Requester)

@@ -136,4 +136,13 @@ func testUpdateGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 		mustList(t, s, latch.GrantFilter{IDs: []latch.GrantID{a.ID, c.ID, "g-unknown"}}, c, a)
 		mustList(t, s, latch.GrantFilter{IDs: []latch.GrantID{a.ID, c.ID}, States: []latch.GrantState{latch.StateExpired}})
 	})
+
+	t.Run("GrantsByRuleIDs", func(t *testing.T) {
+		s := open(t)
+		a, b, c := NewGrant(epoch()), NewGrant(epoch().Add(time.Second)), NewGrant(epoch().Add(2*time.Second))
+		a.RuleID, b.RuleID, c.RuleID = "sgr-a", "sgr-b", "sgr-c"
+		a, c = mustCreate(t, s, a, ""), mustCreate(t, s, c, "")
+		mustCreate(t, s, b, "")
+		mustList(t, s, latch.GrantFilter{RuleIDs: []latch.RuleID{"sgr-a", "sgr-c", "sgr-x"}}, c, a)
+	})
 }
