@@ -231,7 +231,12 @@ func countAction(es []latch.AuditEntry, a latch.AuditAction) int {
 // BenchmarkBurstExpiry measures a burst: 10,000 grants over 200 groups,
 // all due at once, expired by ExpireMany on SQLite against the simulator.
 func BenchmarkBurstExpiry(b *testing.B) {
-	const groups, perGroup = 200, 50
+	for _, c := range []struct{ groups, perGroup int }{{40, 50}, {200, 50}} {
+		b.Run(fmt.Sprintf("grants=%d/groups=%d", c.groups*c.perGroup, c.groups), func(b *testing.B) { benchBurstExpiry(b, c.groups, c.perGroup) })
+	}
+}
+
+func benchBurstExpiry(b *testing.B, groups, perGroup int) {
 	for range b.N {
 		b.StopTimer()
 		env := awstest.NewSim(b, ec2sim.Options{RuleLimit: 1000})

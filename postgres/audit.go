@@ -85,7 +85,7 @@ func (s *Store) AuditEntries(ctx context.Context, f latch.AuditFilter) ([]latch.
 		where = append(where, "actor = "+p.add(f.Actor))
 	}
 	if f.GrantID != "" {
-		where = append(where, "grant_id = "+p.add(string(f.GrantID)))
+		where = append(where, "grant_id = "+p.add(string(f.GrantID))+" AND grant_id != ''") // lets the partial index serve a parameter
 	}
 	q := `SELECT id, ` + auditColumns + ` FROM audit`
 	if len(where) > 0 {

@@ -21,7 +21,7 @@ const grantColumns = `id, state, region, group_id, protocol, port_from, port_to,
 func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (latch.Grant, error) {
 	g = normalize(g)
 	g.Version = 1
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return createGrant(ctx, tx, g, note, s.now()) })
+	err := s.inTx(ctx, func(tx *txn) error { return createGrant(ctx, tx, g, note, s.now()) })
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
@@ -29,7 +29,7 @@ func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (la
 	return g, nil
 }
 
-func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) error {
+func createGrant(ctx context.Context, tx *txn, g latch.Grant, note string, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`, due_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
@@ -50,7 +50,7 @@ func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, no
 
 // Grant returns the grant with the given ID. Returns ENOTFOUND.
 func (s *Store) Grant(ctx context.Context, id latch.GrantID) (latch.Grant, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id)
+	row := s.readRow(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id)
 	g, err := scanGrant(row)
 	if err == sql.ErrNoRows {
 		err = notFound(id)
@@ -136,7 +136,7 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 // ENOTFOUND, or ECONFLICT when g is stale.
 func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (latch.Grant, error) {
 	g = normalize(g)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		stale, err := updateGrant(ctx, tx, g, note, s.now())
 		if err == nil {
 			err = stale
@@ -154,7 +154,7 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 // updateGrant writes g, its history and its events in tx if the stored
 // grant still has g.Version. stale is the ENOTFOUND or ECONFLICT of a grant
 // that was not written, and then tx is untouched; err is any other failure.
-func updateGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) (stale, err error) {
+func updateGrant(ctx context.Context, tx *txn, g latch.Grant, note string, now time.Time) (stale, err error) {
 	var was latch.GrantState
 	err = tx.QueryRowContext(ctx, `SELECT state FROM grants WHERE id = ?`, g.ID).Scan(&was)
 	if err == sql.ErrNoRows {
@@ -205,7 +205,7 @@ func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, s
 	out := make([]latch.GrantChange, len(changes))
 	var skipped []error
 	written := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		now := s.now()
 		var head *latch.AuditHead
 		for i, c := range changes {
@@ -252,7 +252,7 @@ func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, s
 	return out, errors.Join(skipped...)
 }
 
-func appendEvent(ctx context.Context, tx *sql.Tx, id latch.GrantID, at time.Time, state latch.GrantState, note string) error {
+func appendEvent(ctx context.Context, tx *txn, id latch.GrantID, at time.Time, state latch.GrantState, note string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO grant_events (grant_id, seq, at, state, note)
 		SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM grant_events WHERE grant_id = ?`,
 		id, at.UnixMicro(), state, note, id)
@@ -263,7 +263,7 @@ func appendEvent(ctx context.Context, tx *sql.Tx, id latch.GrantID, at time.Time
 func (s *Store) History(ctx context.Context, id latch.GrantID) ([]latch.GrantEvent, error) {
 	// The join tells "no such grant" (no rows) from "no events" (one row of
 	// NULLs) in one consistent read.
-	rows, err := s.read.QueryContext(ctx, `SELECT e.at, e.state, e.note
+	rows, err := s.readRows(ctx, `SELECT e.at, e.state, e.note
 		FROM grants g LEFT JOIN grant_events e ON e.grant_id = g.id
 		WHERE g.id = ? ORDER BY e.seq`, id)
 	if err != nil {
@@ -299,7 +299,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]latch.Gran
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT id FROM grants
+	rows, err := s.readRows(ctx, `SELECT id FROM grants
 		WHERE due_at <= ? ORDER BY due_at, id LIMIT ?`, now.UnixMicro(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due grants: %w", translate(err))
@@ -322,7 +322,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]latch.Gran
 // NextDue returns the earliest DueAt of any grant; ok is false if none.
 func (s *Store) NextDue(ctx context.Context) (at time.Time, ok bool, err error) {
 	var v sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT MIN(due_at) FROM grants WHERE due_at IS NOT NULL`).Scan(&v); err != nil {
+	if err := s.readRow(ctx, `SELECT MIN(due_at) FROM grants WHERE due_at IS NOT NULL`).Scan(&v); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due grant: %w", translate(err))
 	}
 	if !v.Valid {

@@ -57,6 +57,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	stmts stmts // prepared statements
+
 	mu      sync.Mutex    // guards changed
 	changed chan struct{} // closed and replaced after every write
 }
@@ -170,6 +172,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		s.stmts.close()
 		if s.read != nil {
 			errs = append(errs, s.read.Close())
 		}
@@ -201,11 +204,13 @@ func (s *Store) notify() {
 // inTx runs fn in a write transaction, which begins IMMEDIATE: it holds the
 // database's write lock from the start, so the reads fn makes cannot go
 // stale before its writes.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
+func (s *Store) inTx(ctx context.Context, fn func(tx *txn) error) error {
+	sqltx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err)
 	}
+	tx := &txn{Tx: sqltx, s: s}
+	defer s.stmts.prepareWanted(context.WithoutCancel(ctx), s.write) // once the connection is free
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return translate(err)
