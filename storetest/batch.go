@@ -37,7 +37,7 @@ func testUpdateGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("WritesEveryGrantHistoryEventAndAuditEntry", func(t *testing.T) {
 		s := open(t)
 		cs := batchOf(t, s, 5)
-		cs[2].Audit = nil // a change without an entry
+		cs[2].Audit = nil                             // a change without an entry
 		settle(t, s, "w1", claimAll(t, s, "w1", far)) // the grant.opened notices
 		changed := s.Changed()
 		got, err := s.UpdateGrants(t.Context(), cs, sign)
