@@ -67,7 +67,14 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 	var where []string
 	var args []any
 	if len(f.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		col := "state"
+		if len(f.IDs) > 0 || len(f.RuleIDs) > 0 || f.RuleID != "" {
+			// A unary + keeps the planner off grants_state, which it
+			// otherwise took for the ordering and then scanned every grant
+			// in those states to find a batch's few.
+			col = "+state"
+		}
+		where = append(where, col+" IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
 		for _, st := range f.States {
 			args = append(args, st)
 		}
