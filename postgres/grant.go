@@ -194,7 +194,7 @@ func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, s
 	var skipped []error
 	written := 0
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out, skipped, written = make([]latch.GrantChange, len(changes)), nil, 0 // inTx may retry
+		out, skipped, written = make([]latch.GrantChange, len(changes)), make([]error, len(changes)), 0 // inTx may retry
 		now := s.now()
 		// Rows are locked in ID order, and the audit head after them all,
 		// so two batches cannot deadlock on each other.
@@ -210,7 +210,7 @@ func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, s
 				return fmt.Errorf("update grant %s: %w", g.ID, err)
 			}
 			if stale != nil {
-				skipped = append(skipped, fmt.Errorf("update grant %s: %w", g.ID, stale))
+				skipped[i] = fmt.Errorf("update grant %s: %w", g.ID, stale) // in the order of changes
 				continue
 			}
 			g.Version++
