@@ -9,7 +9,9 @@ import (
 type GrantFilter struct {
 	States    []GrantState // any of these states
 	Opening   *Opening     // only grants for this opening
+	IDs       []GrantID    // only these grants (one query for a batch); empty matches every ID
 	RuleID    RuleID       // only grants on this rule
+	RuleIDs   []RuleID     // only grants on one of these rules; empty matches every rule
 	Requester string       // only grants for this requester (exact, as Grant.Requester)
 	Owners    []string     // only grants whose Owner is one of these identity keys
 	Limit     int          // at most this many, newest first; 0 means no limit
@@ -56,6 +58,13 @@ type GrantEvent struct {
 	Note    string
 }
 
+// GrantChange is one grant's write in [Store.UpdateGrants].
+type GrantChange struct {
+	Grant Grant       // written if the stored grant still has Grant.Version
+	Note  string      // as UpdateGrant's note
+	Audit *AuditEntry // appended to the audit log with the write, if not nil
+}
+
 // Store is the ledger of why: grants and their history. Implementations are
 // safe for concurrent use, by several processes sharing one database. They
 // keep times to at least the second, return them in UTC, stamp history with
@@ -73,6 +82,21 @@ type Store interface {
 	// note, appends to the grant's history. Returns ENOTFOUND, or ECONFLICT
 	// when g is stale.
 	UpdateGrant(ctx context.Context, g Grant, note string) (Grant, error)
+	// UpdateGrants applies changes in one transaction (one commit for a
+	// batch): each grant is written as UpdateGrant writes it (version
+	// check, history, outbox events), and each change's Audit entry, if
+	// any, is appended to the audit log in the order of changes, linked and
+	// signed as AppendAudit does (one head move for the batch).
+	//
+	// It returns the changes as written, one per change and in order, with
+	// Grant's version advanced and Audit linked. A stale or missing grant
+	// does not abort the others: its change (history, events and audit
+	// entry included) is skipped, its entry in the result is the zero
+	// GrantChange, and err joins one ECONFLICT or ENOTFOUND naming each
+	// skipped grant while the rest commit. Any other failure writes nothing
+	// and returns a nil slice. So: nil slice means nothing was written;
+	// a non-nil slice with an error means only the zero entries were not.
+	UpdateGrants(ctx context.Context, changes []GrantChange, sign func(msg string) string) ([]GrantChange, error)
 	// History returns a grant's events, oldest first.
 	History(ctx context.Context, id GrantID) ([]GrantEvent, error)
 

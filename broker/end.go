@@ -97,14 +97,13 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.T
 	case g.RuleID == "":
 		note = "no rule was ever opened"
 	case keeper != nil:
-		switch err := fw.Tag(ctx, g.RuleID, latch.RuleTags(*keeper)); {
-		case latch.ErrorCode(err) == latch.ENOTFOUND:
-			kept = nil // gone already: nothing stays open
-		case err != nil:
-			return failed(fmt.Errorf("hand rule %s to grant %s: %w", g.RuleID, keeper.ID, err))
+		var stays bool
+		if note, stays, err = b.handOver(ctx, fw, g, *keeper); err != nil {
+			return failed(err)
 		}
-		note = fmt.Sprintf("%s %s until %s", NoteKept, keeper.ID, latch.FormatExpiry(keeper.ExpiresAt))
-		b.backstop(ctx, g.Region, g.GroupID, g.RuleID, keeper.ExpiresAt)
+		if !stays {
+			kept = nil // gone already: nothing stays open
+		}
 	default:
 		b.checkpoint("before-revoke")
 		if err := fw.Revoke(ctx, g.GroupID, g.RuleID); err != nil {
@@ -113,14 +112,31 @@ func (b *Broker) close(ctx context.Context, g latch.Grant, by string, now time.T
 		b.checkpoint("after-revoke")
 		b.unbackstop(ctx, g.Region, g.RuleID)
 	}
-	g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
-	g, err = b.store.UpdateGrant(ctx, g, note)
+	written, err := b.store.UpdateGrants(ctx, []latch.GrantChange{b.endChange(g, by, note, now)}, b.opts.Sign)
 	if err != nil {
 		return Ended{Grant: g}, fmt.Errorf("record %s: %w", note, err)
 	}
-	b.evidence(ctx, string(g.State), g, "outcome", note, "attempts", g.Attempts+1)
-	b.ended(ctx, g, by, note, now)
-	return Ended{Grant: g, KeptFor: kept}, nil
+	b.recordEnded(ctx, written[0], now)
+	return Ended{Grant: written[0].Grant, KeptFor: kept}, nil
+}
+
+// endChange is the write that records an ending grant's end, as state
+// g.EndAs, with its audit entry: one transaction, after the effect.
+func (b *Broker) endChange(g latch.Grant, by, note string, now time.Time) latch.GrantChange {
+	g.State, g.EndedAt, g.LastError, g.NextAttempt = g.EndAs, now, "", time.Time{}
+	e := b.endedAudit(g, by, note)
+	return latch.GrantChange{Grant: g, Note: note, Audit: &e}
+}
+
+// recordEnded tells the evidence log, the audit log's head line and the
+// metrics about a grant's end that c recorded.
+func (b *Broker) recordEnded(ctx context.Context, c latch.GrantChange, now time.Time) {
+	g := c.Grant
+	b.evidence(ctx, string(g.State), g, "outcome", c.Note, "attempts", g.Attempts+1)
+	if c.Audit != nil {
+		LogAuditHead(ctx, b.log, *c.Audit, b.opts.Sign)
+	}
+	b.opts.Observer.GrantEnded(g.State, endLag(g, now))
 }
 
 // NoteKept begins the history note of a grant that ended while another
@@ -133,17 +149,11 @@ func (b *Broker) keeper(ctx context.Context, g latch.Grant, now time.Time) (*lat
 	if g.RuleID == "" {
 		return nil, nil
 	}
-	others, err := b.store.Grants(ctx, latch.GrantFilter{RuleID: g.RuleID, States: []latch.GrantState{latch.StateActive}})
-	if err != nil {
-		return nil, fmt.Errorf("list grants sharing rule %s: %w", g.RuleID, err)
+	keepers, err := b.keepers(ctx, []latch.Grant{g}, now)
+	if k, ok := keepers[g.RuleID]; ok {
+		return &k, nil
 	}
-	var keeper *latch.Grant
-	for i, o := range others {
-		if o.ID != g.ID && o.ExpiresAt.After(now) && (keeper == nil || o.ExpiresAt.After(keeper.ExpiresAt)) {
-			keeper = &others[i]
-		}
-	}
-	return keeper, nil
+	return nil, err
 }
 
 // findRule looks in AWS for the rule of an opening whose grant never
@@ -161,10 +171,24 @@ func (b *Broker) findRule(ctx context.Context, fw latch.Firewall, o latch.Openin
 	return "", nil
 }
 
-// revokeFailed records a failed attempt and when to try again. It never
-// gives up: after FailAfter attempts the grant is revoke-failed, which is
-// louder, not final.
+// revokeFailed records a failed attempt and when to try again, with its
+// audit entry in the same transaction.
 func (b *Broker) revokeFailed(ctx context.Context, g latch.Grant, now time.Time, cause error) (latch.Grant, error) {
+	c := b.failedChange(ctx, g, now, cause)
+	if written, err := b.store.UpdateGrants(ctx, []latch.GrantChange{c}, b.opts.Sign); err != nil {
+		b.log.ErrorContext(ctx, "record failed revoke", "grant_id", g.ID, "err", err)
+		g = c.Grant
+	} else {
+		g = written[0].Grant
+		LogAuditHead(ctx, b.log, *written[0].Audit, b.opts.Sign)
+	}
+	return g, failedErr(g, cause)
+}
+
+// failedChange logs a failed attempt to revoke g and returns the write that
+// records it and when to try again. It never gives up: after FailAfter
+// attempts the grant is revoke-failed, which is louder, not final.
+func (b *Broker) failedChange(ctx context.Context, g latch.Grant, now time.Time, cause error) latch.GrantChange {
 	g.Attempts++
 	// Whole seconds, rounded up, like every time the broker compares with.
 	g.NextAttempt = now.Add(b.backoff(g.Attempts) + time.Second - 1).Truncate(time.Second)
@@ -180,28 +204,45 @@ func (b *Broker) revokeFailed(ctx context.Context, g latch.Grant, now time.Time,
 	} else {
 		b.log.WarnContext(ctx, note, attrs...)
 	}
-	b.audit(ctx, grantAudit(latch.AuditRevokeFailed, Actor, g, map[string]string{"attempts": fmt.Sprint(g.Attempts), "error": g.LastError}))
 	b.opts.Observer.RevokeFailed()
-	if ug, err := b.store.UpdateGrant(ctx, g, note+": "+g.LastError); err != nil {
-		b.log.ErrorContext(ctx, "record failed revoke", "grant_id", g.ID, "err", err)
-	} else {
-		g = ug
-	}
+	e := grantAudit(latch.AuditRevokeFailed, Actor, g, map[string]string{"attempts": fmt.Sprint(g.Attempts), "error": g.LastError})
+	e.At = b.clock.Now().UTC()
+	return latch.GrantChange{Grant: g, Note: note + ": " + g.LastError, Audit: &e}
+}
+
+// failedErr is the error a failed revoke of g returns.
+func failedErr(g latch.Grant, cause error) error {
 	if g.Access == latch.AccessSSM {
-		return g, fmt.Errorf("terminate the sessions of %s: %w", g.ID, cause)
+		return fmt.Errorf("terminate the sessions of %s: %w", g.ID, cause)
 	}
-	return g, fmt.Errorf("revoke %s in %s: %w", g.RuleID, g.GroupID, cause)
+	return fmt.Errorf("revoke %s in %s: %w", g.RuleID, g.GroupID, cause)
 }
 
 // ended records a grant's end in the audit log and the metrics.
 func (b *Broker) ended(ctx context.Context, g latch.Grant, by, note string, now time.Time) {
-	action, actor, lag := latch.AuditRevoked, by, time.Duration(0)
+	b.audit(ctx, b.endedAudit(g, by, note))
+	b.opts.Observer.GrantEnded(g.State, endLag(g, now))
+}
+
+// endedAudit is the audit entry for g's end, as g.State, by by ("" for
+// latch itself).
+func (b *Broker) endedAudit(g latch.Grant, by, note string) latch.AuditEntry {
+	action, actor := latch.AuditRevoked, by
 	if g.State == latch.StateExpired {
-		action, actor, lag = latch.AuditExpired, Actor, max(now.Sub(g.ExpiresAt), 0)
+		action, actor = latch.AuditExpired, Actor
 	}
 	if actor == "" {
 		actor = Actor
 	}
-	b.audit(ctx, grantAudit(action, actor, g, map[string]string{"outcome": note}))
-	b.opts.Observer.GrantEnded(g.State, lag)
+	e := grantAudit(action, actor, g, map[string]string{"outcome": note})
+	e.At = b.clock.Now().UTC()
+	return e
+}
+
+// endLag is expiry to revocation for an expired grant, and 0 otherwise.
+func endLag(g latch.Grant, now time.Time) time.Duration {
+	if g.State != latch.StateExpired {
+		return 0
+	}
+	return max(now.Sub(g.ExpiresAt), 0)
 }

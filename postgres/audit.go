@@ -27,29 +27,46 @@ const auditColumns = `seq, at, actor, action, target, grant_id, request_id, deta
 func (s *Store) AppendAudit(ctx context.Context, e latch.AuditEntry, sign func(msg string) string) (latch.AuditEntry, error) {
 	in := e
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var seq int64
-		var hash string
-		err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`).Scan(&seq, &hash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNoHead
-		} else if err != nil {
+		h, err := lockHead(ctx, tx)
+		if err != nil {
 			return err
 		}
-		e = latch.LinkAudit(in, seq, hash, sign)
-		details, _ := json.Marshal(e.Details) // a map[string]string always marshals; nil is null
-		if _, err := tx.Exec(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			e.Seq, encodeTime(e.At), e.Actor, e.Action, e.Target, string(e.GrantID), string(e.RequestID), string(details),
-			e.PrevHash, e.Hash, e.Signature); err != nil {
+		e = latch.LinkAudit(in, h.Seq, h.Hash, sign)
+		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
-		h := latch.NewAuditHead(e.Seq, e.Hash, sign)
-		_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, hash = $2, signature = $3 WHERE id = 1`, h.Seq, h.Hash, h.Signature)
-		return err
+		return moveHead(ctx, tx, latch.NewAuditHead(e.Seq, e.Hash, sign))
 	})
 	if err != nil {
 		return latch.AuditEntry{}, fmt.Errorf("append %s to the audit log: %w", e.Action, err)
 	}
 	return e, nil
+}
+
+// lockHead reads the log's head and locks its row until tx ends, so that
+// appends from any replica queue and link in one chain.
+func lockHead(ctx context.Context, tx pgx.Tx) (latch.AuditHead, error) {
+	var h latch.AuditHead
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`).Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, errNoHead
+	}
+	return h, err
+}
+
+// insertAudit adds the linked entry e to the log.
+func insertAudit(ctx context.Context, tx pgx.Tx, e latch.AuditEntry) error {
+	details, _ := json.Marshal(e.Details) // a map[string]string always marshals; nil is null
+	_, err := tx.Exec(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		e.Seq, encodeTime(e.At), e.Actor, e.Action, e.Target, string(e.GrantID), string(e.RequestID), string(details),
+		e.PrevHash, e.Hash, e.Signature)
+	return err
+}
+
+// moveHead moves the log's head to h.
+func moveHead(ctx context.Context, tx pgx.Tx, h latch.AuditHead) error {
+	_, err := tx.Exec(ctx, `UPDATE audit_head SET seq = $1, hash = $2, signature = $3 WHERE id = 1`, h.Seq, h.Hash, h.Signature)
+	return err
 }
 
 // errNoHead is what a database whose head row was deleted gets: appending
@@ -68,7 +85,7 @@ func (s *Store) AuditEntries(ctx context.Context, f latch.AuditFilter) ([]latch.
 		where = append(where, "actor = "+p.add(f.Actor))
 	}
 	if f.GrantID != "" {
-		where = append(where, "grant_id = "+p.add(string(f.GrantID)))
+		where = append(where, "grant_id = "+p.add(string(f.GrantID))+" AND grant_id != ''") // lets the partial index serve a parameter
 	}
 	q := `SELECT id, ` + auditColumns + ` FROM audit`
 	if len(where) > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,8 +75,14 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		where = append(where, fmt.Sprintf("region = %s AND group_id = %s AND protocol = %s AND port_from = %s AND port_to = %s AND source = %s",
 			p.add(o.Region), p.add(o.GroupID), p.add(string(o.Protocol)), p.add(o.Ports.From), p.add(o.Ports.To), p.add(encodePrefix(o.Source))))
 	}
+	if len(f.IDs) > 0 {
+		where = append(where, "id = ANY("+p.add(strs(f.IDs))+")")
+	}
 	if f.RuleID != "" {
 		where = append(where, "rule_id = "+p.add(string(f.RuleID)))
+	}
+	if len(f.RuleIDs) > 0 {
+		where = append(where, "rule_id = ANY("+p.add(strs(f.RuleIDs))+")")
 	}
 	if f.Requester != "" {
 		where = append(where, "requester = "+p.add(f.Requester))
@@ -120,39 +127,11 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (latch.Grant, error) {
 	g = normalize(g)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var was string
-		var version int
-		err := tx.QueryRow(ctx, `SELECT state, version FROM grants WHERE id = $1 FOR UPDATE`, string(g.ID)).Scan(&was, &version)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound(g.ID)
-		} else if err != nil {
-			return err
+		stale, err := updateGrant(ctx, tx, g, note, s.now())
+		if err == nil {
+			err = stale
 		}
-		if version != g.Version {
-			return latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)
-		}
-		_, err = tx.Exec(ctx, `UPDATE grants SET
-			state = $1, region = $2, group_id = $3, protocol = $4, port_from = $5, port_to = $6, source = $7,
-			rule_id = $8, requester = $9, owner = $10, reason = $11, created_at = $12, expires_at = $13, ended_at = $14, end_as = $15,
-			attempts = $16, next_attempt = $17, last_error = $18, due_at = $19, access = $20, target = $21, document = $22,
-			version = version + 1
-			WHERE id = $23`,
-			string(g.State), g.Region, g.GroupID, string(g.Protocol), g.Ports.From, g.Ports.To, encodePrefix(g.Source),
-			string(g.RuleID), g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), string(g.EndAs),
-			g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), string(g.Access), string(g.Target), string(g.Document),
-			string(g.ID))
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		prev := latch.GrantState(was)
-		if err := grantEvents(ctx, tx, prev, g, now); err != nil {
-			return err
-		}
-		if g.State != prev || note != "" {
-			return appendEvent(ctx, tx, g.ID, now, g.State, note)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("update grant %s: %w", g.ID, err)
@@ -160,6 +139,115 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 	g.Version++
 	s.notify()
 	return g, nil
+}
+
+// updateGrant locks g's row, then writes g, its history and its events in
+// tx if the stored grant still has g.Version. stale is the ENOTFOUND or
+// ECONFLICT of a grant that was not written (nothing of it was); err is any
+// other failure.
+func updateGrant(ctx context.Context, tx pgx.Tx, g latch.Grant, note string, now time.Time) (stale, err error) {
+	var was string
+	var version int
+	err = tx.QueryRow(ctx, `SELECT state, version FROM grants WHERE id = $1 FOR UPDATE`, string(g.ID)).Scan(&was, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound(g.ID), nil
+	} else if err != nil {
+		return nil, err
+	}
+	if version != g.Version {
+		return latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version), nil
+	}
+	_, err = tx.Exec(ctx, `UPDATE grants SET
+		state = $1, region = $2, group_id = $3, protocol = $4, port_from = $5, port_to = $6, source = $7,
+		rule_id = $8, requester = $9, owner = $10, reason = $11, created_at = $12, expires_at = $13, ended_at = $14, end_as = $15,
+		attempts = $16, next_attempt = $17, last_error = $18, due_at = $19, access = $20, target = $21, document = $22,
+		version = version + 1
+		WHERE id = $23`,
+		string(g.State), g.Region, g.GroupID, string(g.Protocol), g.Ports.From, g.Ports.To, encodePrefix(g.Source),
+		string(g.RuleID), g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), string(g.EndAs),
+		g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), string(g.Access), string(g.Target), string(g.Document),
+		string(g.ID))
+	if err != nil {
+		return nil, err
+	}
+	prev := latch.GrantState(was)
+	if err := grantEvents(ctx, tx, prev, g, now); err != nil {
+		return nil, err
+	}
+	if g.State != prev || note != "" {
+		return nil, appendEvent(ctx, tx, g.ID, now, g.State, note)
+	}
+	return nil, nil
+}
+
+// UpdateGrants writes changes in one transaction: see
+// [latch.Store.UpdateGrants]. Each grant's row is locked before its
+// version is checked, and a stale one is skipped before anything of it is
+// written, so the others commit. The audit head's row is then locked, as
+// AppendAudit locks it, so that batches and single appends from any
+// replica make one chain; the head moves once, to the last entry.
+func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, sign func(msg string) string) ([]latch.GrantChange, error) {
+	if len(changes) == 0 {
+		return []latch.GrantChange{}, nil
+	}
+	var out []latch.GrantChange
+	var skipped []error
+	written := 0
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		out, skipped, written = make([]latch.GrantChange, len(changes)), make([]error, len(changes)), 0 // inTx may retry
+		now := s.now()
+		// Rows are locked in ID order, and the audit head after them all,
+		// so two batches cannot deadlock on each other.
+		order := make([]int, len(changes))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(string(changes[a].Grant.ID), string(changes[b].Grant.ID)) })
+		for _, i := range order {
+			g := normalize(changes[i].Grant)
+			stale, err := updateGrant(ctx, tx, g, changes[i].Note, now)
+			if err != nil {
+				return fmt.Errorf("update grant %s: %w", g.ID, err)
+			}
+			if stale != nil {
+				skipped[i] = fmt.Errorf("update grant %s: %w", g.ID, stale) // in the order of changes
+				continue
+			}
+			g.Version++
+			out[i] = latch.GrantChange{Grant: g, Note: changes[i].Note}
+			written++
+		}
+		var head *latch.AuditHead
+		for i, c := range changes {
+			if c.Audit == nil || out[i].Grant.ID == "" {
+				continue
+			}
+			if head == nil {
+				h, err := lockHead(ctx, tx)
+				if err != nil {
+					return err
+				}
+				head = &h
+			}
+			e := latch.LinkAudit(*c.Audit, head.Seq, head.Hash, sign)
+			if err := insertAudit(ctx, tx, e); err != nil {
+				return fmt.Errorf("append %s to the audit log: %w", e.Action, err)
+			}
+			head.Seq, head.Hash = e.Seq, e.Hash
+			out[i].Audit = &e
+		}
+		if head != nil {
+			return moveHead(ctx, tx, latch.NewAuditHead(head.Seq, head.Hash, sign))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update %d grants: %w", len(changes), err)
+	}
+	if written > 0 {
+		s.notify()
+	}
+	return out, errors.Join(skipped...)
 }
 
 // appendEvent adds to the history of grant id, whose row the transaction

@@ -25,9 +25,12 @@ func grantEvents(ctx context.Context, tx pgx.Tx, was latch.GrantState, g latch.G
 	if !ok {
 		return nil
 	}
+	// The literal grant_id != '' lets the planner use the partial indexes
+	// (outbox_grant, requests_grant) for a bound parameter: without it
+	// each grant's end scanned the whole outbox.
 	if e.Kind == latch.EventGrantEnded {
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET state = 'dropped', settled_at = $1
-			WHERE grant_id = $2 AND kind = $3 AND state = 'pending'`, now, string(g.ID), string(latch.EventGrantEnding)); err != nil {
+			WHERE grant_id = $2 AND grant_id != '' AND kind = $3 AND state = 'pending'`, now, string(g.ID), string(latch.EventGrantEnding)); err != nil {
 			return err
 		}
 	}
@@ -36,7 +39,7 @@ func grantEvents(ctx context.Context, tx pgx.Tx, was latch.GrantState, g latch.G
 	var durUS int64
 	var breakGlass bool
 	err := tx.QueryRow(ctx, `SELECT id, rule, instance_id, duration_us, break_glass FROM requests
-		WHERE id = $1 OR grant_id = $2 LIMIT 1`, string(g.RequestID), string(g.ID)).
+		WHERE id = $1 OR (grant_id = $2 AND grant_id != '') LIMIT 1`, string(g.RequestID), string(g.ID)).
 		Scan(&requestID, &rule, &instance, &durUS, &breakGlass)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows): // a direct grant

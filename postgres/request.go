@@ -151,7 +151,7 @@ func (s *Store) Requests(ctx context.Context, f latch.RequestFilter) ([]latch.Re
 		where = append(where, "(created_at, id) < ("+p.add(encodeTime(c.CreatedAt))+"::timestamptz, "+p.add(string(c.ID))+")")
 	}
 	if f.GrantID != "" {
-		where = append(where, "grant_id = "+p.add(string(f.GrantID)))
+		where = append(where, "grant_id = "+p.add(string(f.GrantID))+" AND grant_id != ''") // lets the partial index serve a parameter
 	}
 	sel := `SELECT * FROM requests`
 	if len(where) > 0 {

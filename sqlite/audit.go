@@ -24,30 +24,47 @@ const auditColumns = `seq, at, actor, action, target, grant_id, request_id, deta
 // something the revoker waits on, and every grant change that is audited
 // has closed it already.
 func (s *Store) AppendAudit(ctx context.Context, e latch.AuditEntry, sign func(msg string) string) (latch.AuditEntry, error) {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var seq int64
-		var hash string
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash)
-		if err == sql.ErrNoRows {
-			return errNoHead
-		} else if err != nil {
+	err := s.inTx(ctx, func(tx *txn) error {
+		h, err := readHead(ctx, tx)
+		if err != nil {
 			return err
 		}
-		e = latch.LinkAudit(e, seq, hash, sign)
-		details, _ := json.Marshal(e.Details) // a map[string]string always marshals; nil is null
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, encodeTime(e.At), e.Actor, e.Action, e.Target, e.GrantID, e.RequestID, string(details),
-			e.PrevHash, e.Hash, e.Signature); err != nil {
+		e = latch.LinkAudit(e, h.Seq, h.Hash, sign)
+		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
-		h := latch.NewAuditHead(e.Seq, e.Hash, sign)
-		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?, signature = ? WHERE id = 1`, h.Seq, h.Hash, h.Signature)
-		return err
+		return moveHead(ctx, tx, latch.NewAuditHead(e.Seq, e.Hash, sign))
 	})
 	if err != nil {
 		return latch.AuditEntry{}, fmt.Errorf("append %s to the audit log: %w", e.Action, err)
 	}
 	return e, nil
+}
+
+// readHead reads the log's head in a write transaction, which holds the
+// lock, so that the entries linked to it go in one chain.
+func readHead(ctx context.Context, tx *txn) (latch.AuditHead, error) {
+	var h latch.AuditHead
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash)
+	if err == sql.ErrNoRows {
+		return h, errNoHead
+	}
+	return h, err
+}
+
+// insertAudit adds the linked entry e to the log.
+func insertAudit(ctx context.Context, tx *txn, e latch.AuditEntry) error {
+	details, _ := json.Marshal(e.Details) // a map[string]string always marshals; nil is null
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, encodeTime(e.At), e.Actor, e.Action, e.Target, e.GrantID, e.RequestID, string(details),
+		e.PrevHash, e.Hash, e.Signature)
+	return err
+}
+
+// moveHead moves the log's head to h.
+func moveHead(ctx context.Context, tx *txn, h latch.AuditHead) error {
+	_, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?, signature = ? WHERE id = 1`, h.Seq, h.Hash, h.Signature)
+	return err
 }
 
 // errNoHead is what a file whose head row was deleted gets: appending anew
@@ -71,7 +88,7 @@ func (s *Store) AuditEntries(ctx context.Context, f latch.AuditFilter) ([]latch.
 		args = append(args, f.Actor)
 	}
 	if f.GrantID != "" {
-		where = append(where, "grant_id = ?")
+		where = append(where, "grant_id = ? AND grant_id != ''")
 		args = append(args, f.GrantID)
 	}
 	q := `SELECT id, ` + auditColumns + ` FROM audit`
@@ -124,7 +141,7 @@ func ceilMicro(t time.Time) int64 {
 // head for an empty log. Returns EINTERNAL if the head row was deleted.
 func (s *Store) AuditHead(ctx context.Context) (latch.AuditHead, error) {
 	var h latch.AuditHead
-	err := s.read.QueryRowContext(ctx, `SELECT seq, hash, signature FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash, &h.Signature)
+	err := s.readRow(ctx, `SELECT seq, hash, signature FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash, &h.Signature)
 	if err == sql.ErrNoRows {
 		err = errNoHead
 	}

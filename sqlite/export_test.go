@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/latchdev/latch"
 )
@@ -11,7 +10,7 @@ import (
 // transaction, so that benchmarks can fill a database quickly.
 func (s *Store) CreateGrantsInOneTx(ctx context.Context, gs []latch.Grant) error {
 	now := s.now()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *txn) error {
 		for _, g := range gs {
 			g = normalize(g)
 			g.Version = 1

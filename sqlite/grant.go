@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -20,7 +21,7 @@ const grantColumns = `id, state, region, group_id, protocol, port_from, port_to,
 func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (latch.Grant, error) {
 	g = normalize(g)
 	g.Version = 1
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return createGrant(ctx, tx, g, note, s.now()) })
+	err := s.inTx(ctx, func(tx *txn) error { return createGrant(ctx, tx, g, note, s.now()) })
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
@@ -28,7 +29,7 @@ func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (la
 	return g, nil
 }
 
-func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, now time.Time) error {
+func createGrant(ctx context.Context, tx *txn, g latch.Grant, note string, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`, due_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
@@ -49,7 +50,7 @@ func createGrant(ctx context.Context, tx *sql.Tx, g latch.Grant, note string, no
 
 // Grant returns the grant with the given ID. Returns ENOTFOUND.
 func (s *Store) Grant(ctx context.Context, id latch.GrantID) (latch.Grant, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id)
+	row := s.readRow(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id)
 	g, err := scanGrant(row)
 	if err == sql.ErrNoRows {
 		err = notFound(id)
@@ -66,7 +67,14 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 	var where []string
 	var args []any
 	if len(f.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		col := "state"
+		if len(f.IDs) > 0 || len(f.RuleIDs) > 0 || f.RuleID != "" {
+			// A unary + keeps the planner off grants_state, which it
+			// otherwise took for the ordering and then scanned every grant
+			// in those states to find a batch's few.
+			col = "+state"
+		}
+		where = append(where, col+" IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
 		for _, st := range f.States {
 			args = append(args, st)
 		}
@@ -75,9 +83,21 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		where = append(where, "region = ? AND group_id = ? AND protocol = ? AND port_from = ? AND port_to = ? AND source = ?")
 		args = append(args, o.Region, o.GroupID, o.Protocol, o.Ports.From, o.Ports.To, encodePrefix(o.Source))
 	}
+	if len(f.IDs) > 0 {
+		where = append(where, "id IN ("+placeholders(len(f.IDs))+")")
+		for _, id := range f.IDs {
+			args = append(args, id)
+		}
+	}
 	if f.RuleID != "" {
 		where = append(where, "rule_id = ?")
 		args = append(args, f.RuleID)
+	}
+	if len(f.RuleIDs) > 0 {
+		where = append(where, "rule_id IN ("+placeholders(len(f.RuleIDs))+")")
+		for _, id := range f.RuleIDs {
+			args = append(args, id)
+		}
 	}
 	if f.Requester != "" {
 		where = append(where, "requester = ?")
@@ -123,37 +143,12 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 // ENOTFOUND, or ECONFLICT when g is stale.
 func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (latch.Grant, error) {
 	g = normalize(g)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var was latch.GrantState
-		err := tx.QueryRowContext(ctx, `SELECT state FROM grants WHERE id = ?`, g.ID).Scan(&was)
-		if err == sql.ErrNoRows {
-			return notFound(g.ID)
-		} else if err != nil {
-			return err
+	err := s.inTx(ctx, func(tx *txn) error {
+		stale, err := updateGrant(ctx, tx, g, note, s.now())
+		if err == nil {
+			err = stale
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE grants SET
-			state = ?, region = ?, group_id = ?, protocol = ?, port_from = ?, port_to = ?, source = ?,
-			rule_id = ?, requester = ?, owner = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
-			attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, access = ?, target = ?, document = ?, version = version + 1
-			WHERE id = ? AND version = ?`,
-			g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
-			g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
-			g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), g.Access, g.Target, g.Document,
-			g.ID, g.Version)
-		if err != nil {
-			return err
-		}
-		if err := touchedRow(res, latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)); err != nil {
-			return err
-		}
-		now := s.now()
-		if err := grantEvents(ctx, tx, was, g, now); err != nil {
-			return err
-		}
-		if g.State != was || note != "" {
-			return appendEvent(ctx, tx, g.ID, now, g.State, note)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("update grant %s: %w", g.ID, err)
@@ -163,7 +158,108 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 	return g, nil
 }
 
-func appendEvent(ctx context.Context, tx *sql.Tx, id latch.GrantID, at time.Time, state latch.GrantState, note string) error {
+// updateGrant writes g, its history and its events in tx if the stored
+// grant still has g.Version. stale is the ENOTFOUND or ECONFLICT of a grant
+// that was not written, and then tx is untouched; err is any other failure.
+func updateGrant(ctx context.Context, tx *txn, g latch.Grant, note string, now time.Time) (stale, err error) {
+	var was latch.GrantState
+	err = tx.QueryRowContext(ctx, `SELECT state FROM grants WHERE id = ?`, g.ID).Scan(&was)
+	if err == sql.ErrNoRows {
+		return notFound(g.ID), nil
+	} else if err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE grants SET
+		state = ?, region = ?, group_id = ?, protocol = ?, port_from = ?, port_to = ?, source = ?,
+		rule_id = ?, requester = ?, owner = ?, reason = ?, created_at = ?, expires_at = ?, ended_at = ?, end_as = ?,
+		attempts = ?, next_attempt = ?, last_error = ?, due_at = ?, access = ?, target = ?, document = ?, version = version + 1
+		WHERE id = ? AND version = ?`,
+		g.State, g.Region, g.GroupID, g.Protocol, g.Ports.From, g.Ports.To, encodePrefix(g.Source),
+		g.RuleID, g.Requester, g.Owner, g.Reason, encodeTime(g.CreatedAt), encodeTime(g.ExpiresAt), encodeTime(g.EndedAt), g.EndAs,
+		g.Attempts, encodeTime(g.NextAttempt), g.LastError, encodeDueAt(g), g.Access, g.Target, g.Document,
+		g.ID, g.Version)
+	if err != nil {
+		return nil, err
+	}
+	if err := touchedRow(res, errStale(g)); err != nil {
+		if latch.ErrorCode(err) == latch.ECONFLICT {
+			return err, nil
+		}
+		return nil, err
+	}
+	if err := grantEvents(ctx, tx, was, g, now); err != nil {
+		return nil, err
+	}
+	if g.State != was || note != "" {
+		return nil, appendEvent(ctx, tx, g.ID, now, g.State, note)
+	}
+	return nil, nil
+}
+
+func errStale(g latch.Grant) error {
+	return latch.Errorf(latch.ECONFLICT, "grant %s has changed since version %d was read; read it again and retry", g.ID, g.Version)
+}
+
+// UpdateGrants writes changes in one IMMEDIATE transaction, one commit for
+// the batch: see [latch.Store.UpdateGrants]. A stale grant's change is
+// skipped inside the transaction (its UPDATE touched no row, so nothing of
+// it was written) and the others commit. Audit entries link from the head
+// read once under the write lock, and the head moves once, to the last.
+func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, sign func(msg string) string) ([]latch.GrantChange, error) {
+	if len(changes) == 0 {
+		return []latch.GrantChange{}, nil
+	}
+	out := make([]latch.GrantChange, len(changes))
+	var skipped []error
+	written := 0
+	err := s.inTx(ctx, func(tx *txn) error {
+		now := s.now()
+		var head *latch.AuditHead
+		for i, c := range changes {
+			g := normalize(c.Grant)
+			stale, err := updateGrant(ctx, tx, g, c.Note, now)
+			if err != nil {
+				return fmt.Errorf("update grant %s: %w", g.ID, err)
+			}
+			if stale != nil {
+				skipped = append(skipped, fmt.Errorf("update grant %s: %w", g.ID, stale))
+				continue
+			}
+			g.Version++
+			out[i] = latch.GrantChange{Grant: g, Note: c.Note}
+			written++
+			if c.Audit == nil {
+				continue
+			}
+			if head == nil {
+				h, err := readHead(ctx, tx)
+				if err != nil {
+					return err
+				}
+				head = &h
+			}
+			e := latch.LinkAudit(*c.Audit, head.Seq, head.Hash, sign)
+			if err := insertAudit(ctx, tx, e); err != nil {
+				return fmt.Errorf("append %s to the audit log: %w", e.Action, err)
+			}
+			head.Seq, head.Hash = e.Seq, e.Hash
+			out[i].Audit = &e
+		}
+		if head != nil {
+			return moveHead(ctx, tx, latch.NewAuditHead(head.Seq, head.Hash, sign))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update %d grants: %w", len(changes), err)
+	}
+	if written > 0 {
+		s.notify()
+	}
+	return out, errors.Join(skipped...)
+}
+
+func appendEvent(ctx context.Context, tx *txn, id latch.GrantID, at time.Time, state latch.GrantState, note string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO grant_events (grant_id, seq, at, state, note)
 		SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM grant_events WHERE grant_id = ?`,
 		id, at.UnixMicro(), state, note, id)
@@ -174,7 +270,7 @@ func appendEvent(ctx context.Context, tx *sql.Tx, id latch.GrantID, at time.Time
 func (s *Store) History(ctx context.Context, id latch.GrantID) ([]latch.GrantEvent, error) {
 	// The join tells "no such grant" (no rows) from "no events" (one row of
 	// NULLs) in one consistent read.
-	rows, err := s.read.QueryContext(ctx, `SELECT e.at, e.state, e.note
+	rows, err := s.readRows(ctx, `SELECT e.at, e.state, e.note
 		FROM grants g LEFT JOIN grant_events e ON e.grant_id = g.id
 		WHERE g.id = ? ORDER BY e.seq`, id)
 	if err != nil {
@@ -210,7 +306,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]latch.Gran
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT id FROM grants
+	rows, err := s.readRows(ctx, `SELECT id FROM grants
 		WHERE due_at <= ? ORDER BY due_at, id LIMIT ?`, now.UnixMicro(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due grants: %w", translate(err))
@@ -233,7 +329,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]latch.Gran
 // NextDue returns the earliest DueAt of any grant; ok is false if none.
 func (s *Store) NextDue(ctx context.Context) (at time.Time, ok bool, err error) {
 	var v sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT MIN(due_at) FROM grants WHERE due_at IS NOT NULL`).Scan(&v); err != nil {
+	if err := s.readRow(ctx, `SELECT MIN(due_at) FROM grants WHERE due_at IS NOT NULL`).Scan(&v); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due grant: %w", translate(err))
 	}
 	if !v.Valid {

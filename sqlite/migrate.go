@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"log/slog"
@@ -39,8 +38,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		ms = ms[:s.upTo]
 	}
 	var applied []schema.Migration
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// Unprepared: migrations are scripts of several statements, run once.
+	err = s.inTx(ctx, func(tx *txn) error {
+		_, err := tx.Tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
 			applied_at INTEGER NOT NULL -- microseconds since the Unix epoch
@@ -49,7 +49,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 		var have int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		if err := tx.Tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
 		if want := len(ms); have > want {
@@ -57,10 +57,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		at := s.now()
 		for _, m := range ms[have:] {
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			if _, err := tx.Tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 				m.Version, m.Name, encodeTime(at)); err != nil {
 				return fmt.Errorf("record migration %s: %w", m.Name, err)
 			}

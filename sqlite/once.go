@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -21,7 +20,7 @@ func (s *Store) UseOnce(ctx context.Context, key string, until time.Time) (bool,
 		return false, latch.Invalidf("key", "a key to use once is required")
 	}
 	fresh := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM used_once WHERE until < ?`, s.now().UnixMicro()); err != nil {
 			return err
 		}

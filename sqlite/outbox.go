@@ -19,14 +19,17 @@ import (
 
 // grantEvents writes the events g's change from state was causes, and drops
 // an ending notice the change has made untrue.
-func grantEvents(ctx context.Context, tx *sql.Tx, was latch.GrantState, g latch.Grant, now time.Time) error {
+func grantEvents(ctx context.Context, tx *txn, was latch.GrantState, g latch.Grant, now time.Time) error {
 	e, ok := latch.GrantChangeEvent(was, g, now)
 	if !ok {
 		return nil
 	}
+	// The literal grant_id != '' lets the planner use the partial indexes
+	// (outbox_grant, requests_grant) for a bound parameter: without it
+	// each grant's end scanned the whole outbox.
 	if e.Kind == latch.EventGrantEnded {
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'dropped', settled_at = ?
-			WHERE grant_id = ? AND kind = ? AND state = 'pending'`, now.UnixMicro(), g.ID, latch.EventGrantEnding); err != nil {
+			WHERE grant_id = ? AND grant_id != '' AND kind = ? AND state = 'pending'`, now.UnixMicro(), g.ID, latch.EventGrantEnding); err != nil {
 			return err
 		}
 	}
@@ -39,7 +42,7 @@ func grantEvents(ctx context.Context, tx *sql.Tx, was latch.GrantState, g latch.
 	var durUS int64
 	var breakGlass bool
 	err := tx.QueryRowContext(ctx, `SELECT id, rule, instance_id, duration_us, break_glass FROM requests
-		WHERE id = ? OR grant_id = ? LIMIT 1`, g.RequestID, g.ID).
+		WHERE id = ? OR (grant_id = ? AND grant_id != '') LIMIT 1`, g.RequestID, g.ID).
 		Scan(&id, &rule, &instance, &durUS, &breakGlass)
 	switch {
 	case err == sql.ErrNoRows: // a direct grant
@@ -58,7 +61,7 @@ func grantEvents(ctx context.Context, tx *sql.Tx, was latch.GrantState, g latch.
 }
 
 // insertEvent adds e, due at e.At, with a fresh ID if it has none.
-func insertEvent(ctx context.Context, tx *sql.Tx, e latch.Event, now time.Time) error {
+func insertEvent(ctx context.Context, tx *txn, e latch.Event, now time.Time) error {
 	if e.ID == "" {
 		e.ID = latch.NewEventID()
 	}
@@ -87,7 +90,7 @@ func (s *Store) EnqueueEvent(ctx context.Context, e latch.Event) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	if err := s.inTx(ctx, func(tx *sql.Tx) error { return insertEvent(ctx, tx, e, s.now()) }); err != nil {
+	if err := s.inTx(ctx, func(tx *txn) error { return insertEvent(ctx, tx, e, s.now()) }); err != nil {
 		return fmt.Errorf("enqueue event %s: %w", e.Kind, err)
 	}
 	s.notify()
@@ -107,7 +110,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, now time.Time, le
 		limit = -1
 	}
 	var items []latch.OutboxItem
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox
 			WHERE state = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
 			ORDER BY due_at, id LIMIT ?`, now.UnixMicro(), now.UnixMicro(), limit)
@@ -152,7 +155,7 @@ func (s *Store) SettleEvents(ctx context.Context, owner string, sts []latch.Sett
 		}
 	}
 	var skipped []error
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		for _, st := range sts {
 			err := settleTx(ctx, tx, owner, st, s.now())
 			switch latch.ErrorCode(err) {
@@ -171,7 +174,7 @@ func (s *Store) SettleEvents(ctx context.Context, owner string, sts []latch.Sett
 	return errors.Join(skipped...)
 }
 
-func settleTx(ctx context.Context, tx *sql.Tx, owner string, st latch.Settlement, now time.Time) error {
+func settleTx(ctx context.Context, tx *txn, owner string, st latch.Settlement, now time.Time) error {
 	var held, state, delivered string
 	err := tx.QueryRowContext(ctx, `SELECT lease_owner, state, delivered FROM outbox WHERE id = ?`, st.ID).Scan(&held, &state, &delivered)
 	if err == sql.ErrNoRows {
@@ -210,7 +213,7 @@ func settleTx(ctx context.Context, tx *sql.Tx, owner string, st latch.Settlement
 // NextEvent returns when the earliest pending event may next be claimed.
 func (s *Store) NextEvent(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
-	err := s.read.QueryRowContext(ctx, `SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM outbox WHERE state = 'pending'`).Scan(&v)
+	err := s.readRow(ctx, `SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM outbox WHERE state = 'pending'`).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next event: %w", translate(err))
 	}
@@ -222,7 +225,7 @@ func (s *Store) NextEvent(ctx context.Context) (time.Time, bool, error) {
 
 // OutboxEvent returns one event as the outbox holds it. Returns ENOTFOUND.
 func (s *Store) OutboxEvent(ctx context.Context, id latch.EventID) (latch.OutboxItem, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id)
+	rows, err := s.readRows(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id)
 	if err != nil {
 		return latch.OutboxItem{}, fmt.Errorf("get event %s: %w", id, translate(err))
 	}
@@ -239,7 +242,7 @@ func (s *Store) OutboxEvent(ctx context.Context, id latch.EventID) (latch.Outbox
 // PruneEvents deletes the events settled before before.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE state != 'pending' AND settled_at < ?`, before.UnixMicro())
 		if err != nil {
 			return err

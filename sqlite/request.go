@@ -33,7 +33,7 @@ const reviewColumns = `v.seq, v.by_kind, v.by_subject, v.by_issuer, v.by_email, 
 func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Request, error) {
 	r = normalizeRequest(r)
 	r.Version = 1
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO requests (
 			id, state, requester_kind, requester_subject, requester_issuer, requester_email, requester_name, requester_groups, requester_key,
 			region, instance_id, group_id, tags,
@@ -81,7 +81,7 @@ func requestArgs(r latch.Request) []any {
 
 // insertReviews appends rvs to the reviews of request id, which has have
 // reviews already.
-func insertReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID, have int, rvs []latch.Review) error {
+func insertReviews(ctx context.Context, tx *txn, id latch.RequestID, have int, rvs []latch.Review) error {
 	for i, rv := range rvs {
 		_, err := tx.ExecContext(ctx, `INSERT INTO reviews
 			(request_id, seq, by_kind, by_subject, by_issuer, by_email, by_name, by_groups, approve, reason, at)
@@ -99,7 +99,7 @@ func insertReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID, have int
 // order they were recorded. Returns ENOTFOUND.
 func (s *Store) Request(ctx context.Context, id latch.RequestID) (latch.Request, error) {
 	// One statement reads the request and its reviews from one snapshot.
-	rows, err := s.read.QueryContext(ctx, `SELECT `+requestColumns+`, `+reviewColumns+`
+	rows, err := s.readRows(ctx, `SELECT `+requestColumns+`, `+reviewColumns+`
 		FROM requests r LEFT JOIN reviews v ON v.request_id = r.id
 		WHERE r.id = ? ORDER BY v.seq`, id)
 	if err != nil {
@@ -144,7 +144,7 @@ func (s *Store) Requests(ctx context.Context, f latch.RequestFilter) ([]latch.Re
 		args = append(args, encodeTime(c.CreatedAt), c.ID)
 	}
 	if f.GrantID != "" {
-		where = append(where, "grant_id = ?")
+		where = append(where, "grant_id = ? AND grant_id != ''")
 		args = append(args, f.GrantID)
 	}
 	sel := `SELECT * FROM requests`
@@ -248,7 +248,7 @@ func placeholders(n int) string { return "?" + strings.Repeat(", ?", n-1) }
 // ECONFLICT whatever its reviews: reading again gives the reviews to extend.)
 func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Request, error) {
 	r = normalizeRequest(r)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var version int
 		var was latch.RequestState
 		err := tx.QueryRowContext(ctx, `SELECT version, state FROM requests WHERE id = ?`, r.ID).Scan(&version, &was)
@@ -309,7 +309,7 @@ func staleRequest(r latch.Request) error {
 	return latch.Errorf(latch.ECONFLICT, "request %s has changed since version %d was read; read it again and retry", r.ID, r.Version)
 }
 
-func storedReviews(ctx context.Context, tx *sql.Tx, id latch.RequestID) ([]latch.Review, error) {
+func storedReviews(ctx context.Context, tx *txn, id latch.RequestID) ([]latch.Review, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+reviewColumns+` FROM reviews v WHERE v.request_id = ? ORDER BY v.seq`, id)
 	if err != nil {
 		return nil, err
@@ -521,7 +521,7 @@ func decodeApprovers(groups, users, principals string) (latch.Selector, error) {
 
 // indexApprovers writes r's approver entries to request_approvers, users
 // in lower case as viewers' names are matched.
-func indexApprovers(ctx context.Context, tx *sql.Tx, r latch.Request) error {
+func indexApprovers(ctx context.Context, tx *txn, r latch.Request) error {
 	add := func(kind, value string) error {
 		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO request_approvers (request_id, kind, value) VALUES (?, ?, ?)`, r.ID, kind, value)
 		return err

@@ -16,7 +16,7 @@ func (s *Store) AddSession(ctx context.Context, ss latch.SSMSession) error {
 	if ss.ID == "" || ss.GrantID == "" || ss.StartedAt.IsZero() {
 		return latch.Invalidf("session", "a session needs an ID, a grant and a start time")
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM grants WHERE id = ?`, ss.GrantID).Scan(&n); err != nil {
 			return err
@@ -43,7 +43,7 @@ func (s *Store) AddSession(ctx context.Context, ss latch.SSMSession) error {
 
 // GrantSessions implements latch.SessionStore.
 func (s *Store) GrantSessions(ctx context.Context, id latch.GrantID) ([]latch.SSMSession, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, grant_id, region, target, document, owner, reason, started_at, expires_at, ended_at
+	rows, err := s.readRows(ctx, `SELECT id, grant_id, region, target, document, owner, reason, started_at, expires_at, ended_at
 		FROM ssm_sessions WHERE grant_id = ? ORDER BY started_at, id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("sessions of grant %s: %w", id, translate(err))
@@ -67,7 +67,7 @@ func (s *Store) GrantSessions(ctx context.Context, id latch.GrantID) ([]latch.SS
 
 // EndSession implements latch.SessionStore.
 func (s *Store) EndSession(ctx context.Context, id latch.SSMSessionID, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE ssm_sessions SET ended_at = COALESCE(ended_at, ?) WHERE id = ?`, encodeTime(at), id)
 		if err != nil {
 			return err

@@ -42,6 +42,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("CreateGrant", func(t *testing.T) { testCreateGrant(t, open) })
 	t.Run("UpdateGrant", func(t *testing.T) { testUpdateGrant(t, open) })
+	t.Run("UpdateGrants", func(t *testing.T) { testUpdateGrants(t, open) })
 	t.Run("History", func(t *testing.T) { testHistory(t, open) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, open) })
 	t.Run("Due", func(t *testing.T) { testDue(t, open) })
