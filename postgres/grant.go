@@ -46,7 +46,7 @@ func (s *Store) CreateGrant(ctx context.Context, g latch.Grant, note string) (la
 	if err != nil {
 		return latch.Grant{}, fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
-	s.notify()
+	s.changedHere()
 	return g, nil
 }
 
@@ -137,7 +137,7 @@ func (s *Store) UpdateGrant(ctx context.Context, g latch.Grant, note string) (la
 		return latch.Grant{}, fmt.Errorf("update grant %s: %w", g.ID, err)
 	}
 	g.Version++
-	s.notify()
+	s.changedHere()
 	return g, nil
 }
 
@@ -245,7 +245,7 @@ func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, s
 		return nil, fmt.Errorf("update %d grants: %w", len(changes), err)
 	}
 	if written > 0 {
-		s.notify()
+		s.changedHere()
 	}
 	return out, errors.Join(skipped...)
 }

@@ -90,7 +90,7 @@ func (s *Store) EnqueueEvent(ctx context.Context, e latch.Event) error {
 	if err := s.inTx(ctx, func(tx pgx.Tx) error { return insertEvent(ctx, tx, e, s.now()) }); err != nil {
 		return fmt.Errorf("enqueue event %s: %w", e.Kind, err)
 	}
-	s.notify()
+	s.changedHere()
 	return nil
 }
 

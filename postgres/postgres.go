@@ -61,6 +61,8 @@ type Store struct {
 
 	mu      sync.Mutex    // guards changed
 	changed chan struct{} // closed and replaced after every write
+
+	ln *listener // hears other Store values' writes; see listen.go
 }
 
 var (
@@ -112,6 +114,7 @@ func openAt(ctx context.Context, dsn string, opts Options, upTo int) (*Store, er
 		s.db.Close()
 		return nil, fmt.Errorf("open store %s: %w", s.name, translate(err))
 	}
+	s.startListener()
 	return s, nil
 }
 
@@ -129,12 +132,19 @@ func (s *Store) Path() string { return s.name }
 
 // Close closes the connections. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.db.Close)
+	s.closeOnce.Do(func() {
+		s.stopListener()
+		s.db.Close()
+	})
 	return nil
 }
 
 // Changed returns a channel that is closed after the next write made
-// through s. Writes by other Store values or processes do not close it.
+// through s, or, soon after, through any other Store on the database
+// (another replica): each announces its writes with NOTIFY, and each
+// LISTENs on a connection of its own. A notification may be lost while
+// that connection is down (Changed is then closed when it is back), so
+// readers that must not miss a change still re-read on a timer.
 func (s *Store) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,6 +156,13 @@ func (s *Store) notify() {
 	defer s.mu.Unlock()
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// changedHere closes Changed for a write made through s, and tells the
+// other Store values on the database.
+func (s *Store) changedHere() {
+	s.notify()
+	s.announce()
 }
 
 // inTx runs fn in a READ COMMITTED transaction and commits it.

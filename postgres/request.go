@@ -66,7 +66,7 @@ func (s *Store) CreateRequest(ctx context.Context, r latch.Request) (latch.Reque
 	if err != nil {
 		return latch.Request{}, fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	s.notify()
+	s.changedHere()
 	return r, nil
 }
 
@@ -286,7 +286,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r latch.Request) (latch.Reque
 		return latch.Request{}, fmt.Errorf("update request %s: %w", r.ID, err)
 	}
 	r.Version++
-	s.notify()
+	s.changedHere()
 	return r, nil
 }
 

@@ -36,7 +36,7 @@ func (s *Store) AddSession(ctx context.Context, ss latch.SSMSession) error {
 	if err != nil {
 		return fmt.Errorf("record session %s: %w", ss.ID, err)
 	}
-	s.notify()
+	s.changedHere()
 	return nil
 }
 
@@ -75,6 +75,6 @@ func (s *Store) EndSession(ctx context.Context, id latch.SSMSessionID, at time.T
 	if err != nil {
 		return fmt.Errorf("end session %s: %w", id, translate(err))
 	}
-	s.notify()
+	s.changedHere()
 	return nil
 }
