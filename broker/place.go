@@ -28,6 +28,14 @@ type PlacementObserver interface {
 	GroupFull(region string, full, placedIn latch.GroupID)
 }
 
+// GroupRulesObserver is told, after each sweep lists a region's rules, how
+// many latch rules each group holds, so that a group nearing EC2's rule
+// quota shows before it is full. An Observer that implements it gets
+// these calls too.
+type GroupRulesObserver interface {
+	GroupRules(region string, rules map[latch.GroupID]int)
+}
+
 // place opens g's rule under its opening's lock. When g's group is full and
 // g is for an instance, it moves g to the instance's next managed group,
 // recording the move before it authorizes there (so a sweep settling a

@@ -227,6 +227,13 @@ func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (rep SweepR
 		return SweepReport{Region: fw.Region()}, fmt.Errorf("sweep %s: list rules: %w", fw.Region(), err)
 	}
 	found = len(rules)
+	if o, ok := b.opts.Observer.(GroupRulesObserver); ok {
+		perGroup := map[latch.GroupID]int{}
+		for _, r := range rules {
+			perGroup[r.Opening.GroupID]++
+		}
+		o.GroupRules(fw.Region(), perGroup)
+	}
 	settleErr := b.settle(ctx, fw, rules, now)
 	rep, sweepErr := sweepRules(fw.Region(), rules, now, func(group latch.GroupID, batch []*Swept) {
 		b.sweepBatch(ctx, fw, group, batch, now)

@@ -68,9 +68,10 @@ type Metrics struct {
 	sweepRevoked  *prometheus.CounterVec
 	sweeps        *prometheus.CounterVec
 
-	groupFull *prometheus.CounterVec
-	leading   prometheus.Gauge
-	term      prometheus.Gauge
+	groupFull  *prometheus.CounterVec
+	groupRules *prometheus.GaugeVec
+	leading    prometheus.Gauge
+	term       prometheus.Gauge
 
 	awsCalls    *prometheus.CounterVec
 	awsAttempts *prometheus.CounterVec
@@ -135,6 +136,10 @@ func New(reg *prometheus.Registry, state StateFunc) *Metrics {
 			Name: "latch_group_full_total",
 			Help: "Grants that found a security group at its inbound rule quota, by outcome: placed (opened in another of the instance's managed groups) or refused (none had room).",
 		}, []string{"region", "group_id", "outcome"}),
+		groupRules: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "latch_group_rules",
+			Help: "Rules latch holds open in a security group, as the last sweep of its region found them. EC2's default quota is 60 inbound rules per group and address family: alert at 48 (80%).",
+		}, []string{"region", "group_id"}),
 		leading: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "latch_leader",
 			Help: "1 while this replica holds the revoker's lease (it runs the revoker and the sweeps), else 0. Summed over replicas sharing a database it should be 1.",
@@ -163,7 +168,7 @@ func New(reg *prometheus.Registry, state StateFunc) *Metrics {
 	}
 	reg.MustRegister(
 		m.grantsOpened, m.grantsEnded, m.revokeLag, m.revokeFailures,
-		m.sweepDuration, m.sweepFound, m.sweepRevoked, m.sweeps, m.groupFull, m.leading, m.term,
+		m.sweepDuration, m.sweepFound, m.sweepRevoked, m.sweeps, m.groupFull, m.groupRules, m.leading, m.term,
 		m.awsCalls, m.awsAttempts, m.awsErrors,
 		newStateCollector(state),
 		collectors.NewGoCollector(),
@@ -219,6 +224,15 @@ func (m *Metrics) GroupFull(region string, group, placedIn latch.GroupID) {
 		outcome = "refused"
 	}
 	m.groupFull.WithLabelValues(region, string(group), outcome).Inc()
+}
+
+// GroupRules records how many latch rules each group of region holds,
+// as a sweep found them; groups it found none in are dropped.
+func (m *Metrics) GroupRules(region string, rules map[latch.GroupID]int) {
+	m.groupRules.DeletePartialMatch(prometheus.Labels{"region": region})
+	for g, n := range rules {
+		m.groupRules.WithLabelValues(region, string(g)).Set(float64(n))
+	}
 }
 
 // Leading records whether this replica holds the revoker's lease, and

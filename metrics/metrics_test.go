@@ -213,3 +213,20 @@ func TestLeading(t *testing.T) {
 	m.Leading(false, 7)
 	scrape(t, reg).want(s("latch_leader", 0), s("latch_leader_term", 7))
 }
+
+func TestGroupRules(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, nil)
+	var _ broker.GroupRulesObserver = m // the broker finds it on its Observer
+	m.GroupRules("us-east-1", map[latch.GroupID]int{"sg-0000000000000000a": 48, "sg-0000000000000000b": 3})
+	m.GroupRules("eu-west-1", map[latch.GroupID]int{"sg-0000000000000000c": 1})
+	m.GroupRules("us-east-1", map[latch.GroupID]int{"sg-0000000000000000a": 50}) // b emptied
+	f := scrape(t, reg)
+	f.want(
+		s("latch_group_rules", 50, "group_id", "sg-0000000000000000a", "region", "us-east-1"),
+		s("latch_group_rules", 1, "group_id", "sg-0000000000000000c", "region", "eu-west-1"),
+	)
+	if m := f.find("latch_group_rules", "group_id", "sg-0000000000000000b", "region", "us-east-1"); m != nil {
+		t.Errorf("a group the last sweep found empty still has a sample: %v", m)
+	}
+}
