@@ -173,20 +173,22 @@ type Report struct {
 	DescribeCalls int     `json:"describe_calls_per_sweep"`
 	SweepRevokes  int     `json:"sweep_revoke_calls"`
 
-	MutatingPerGrant  float64 `json:"mutating_calls_per_grant"`
-	Sharers           int     `json:"sharers"`
-	SharedMutating    float64 `json:"shared_mutating_calls_per_sharer"`
-	SharedDescribes   float64 `json:"shared_describe_calls_per_sharer"`
-	BytesPerGrant     float64 `json:"bytes_per_active_grant"`
-	HeapPerGrant      float64 `json:"heap_bytes_per_active_grant"`
-	RSSPerGrant       float64 `json:"rss_bytes_per_active_grant"`
-	SimHeapPerRule    float64 `json:"sim_heap_bytes_per_rule"`
-	GrantSeconds      float64 `json:"grant_s"`
-	RawAuthorize      float64 `json:"raw_authorize_s"`
-	GrantVsRaw        float64 `json:"grant_vs_raw_authorize"`
-	WallSeconds       float64 `json:"wall_s"`
-	MutatingCallsOpen int     `json:"mutating_calls_open"`
-	MutatingCallsEnd  int     `json:"mutating_calls_burst"`
+	MutatingPerGrant float64 `json:"mutating_calls_per_grant"`
+	Sharers          int     `json:"sharers"`
+	SharedMutating   float64 `json:"shared_mutating_calls_per_sharer"`
+	SharedDescribes  float64 `json:"shared_describe_calls_per_sharer"`
+	BytesPerGrant    float64 `json:"bytes_per_active_grant"`
+	HeapPerGrant     float64 `json:"heap_bytes_per_active_grant"`
+	RSSPerGrant      float64 `json:"rss_bytes_per_active_grant"`
+	SimHeapPerRule   float64 `json:"sim_heap_bytes_per_rule"`
+	GrantSeconds     float64 `json:"grant_s"`
+	RawAuthorize     float64 `json:"raw_authorize_s"`
+	GrantVsRaw       float64 `json:"grant_vs_raw_authorize"`
+	WallSeconds      float64 `json:"wall_s"`
+	// PhaseSeconds is each phase's wall time, set-up included.
+	PhaseSeconds      map[string]float64 `json:"phase_s"`
+	MutatingCallsOpen int                `json:"mutating_calls_open"`
+	MutatingCallsEnd  int                `json:"mutating_calls_burst"`
 }
 
 // run is one benchmark's world.
@@ -237,10 +239,16 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	r.broker = broker.New(r.store, []latch.Firewall{r.fw}, map[string]broker.GroupLookup{region: latchaws.NewInventory(cfg, nil)},
 		broker.Options{Clock: r.clock, Logger: o.Logger.With("component", "broker"), Observer: r.obs})
 
-	for _, phase := range []func(context.Context) error{r.createGroups, r.rawAuthorize, r.burst, r.sweep, r.spread, r.shared} {
-		if err := phase(ctx); err != nil {
-			return r.rep, err
+	r.rep.PhaseSeconds = map[string]float64{}
+	for _, phase := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"groups", r.createGroups}, {"raw", r.rawAuthorize}, {"burst", r.burst}, {"sweep", r.sweep}, {"spread", r.spread}, {"shared", r.shared}} {
+		began := time.Now()
+		if err := phase.run(ctx); err != nil {
+			return r.rep, fmt.Errorf("%s phase: %w", phase.name, err)
 		}
+		r.rep.PhaseSeconds[phase.name] = time.Since(began).Seconds()
 	}
 	r.rep.WallSeconds = time.Since(began).Seconds()
 	return r.rep, nil

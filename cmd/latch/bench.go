@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,7 @@ type benchOptions struct {
 	spread         string
 	asJSON         bool
 	throttle       bool
+	cpuProfile     string
 }
 
 func (a *app) benchCommand() *cobra.Command {
@@ -68,7 +70,8 @@ from LATCH_DB, so that a configured database is never filled by accident.`,
 	f.StringVar(&o.db, "db", "", "a scratch grant database: postgres://… or a new SQLite file (default: SQLite in a temporary directory)")
 	f.BoolVar(&o.asJSON, "json", false, "print the figures as one JSON object")
 	f.BoolVar(&o.throttle, "throttle", true, "have the simulator throttle as EC2's per-API token buckets do")
-	commandLineOnly(cmd, "db")
+	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
+	commandLineOnly(cmd, "db", "cpu-profile")
 	return cmd
 }
 
@@ -114,6 +117,17 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		p := &progress{w: a.stderr}
 		opts.Progress = p.show
 		defer p.clear()
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return latch.Invalidf("cpu-profile", "--cpu-profile %s: %v", o.cpuProfile, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.Run(ctx, opts)
 	if err != nil {
