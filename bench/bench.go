@@ -31,6 +31,7 @@ import (
 	"github.com/latchdev/latch/broker"
 	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/mock"
+	"github.com/latchdev/latch/notify"
 	"github.com/latchdev/latch/sqlite"
 )
 
@@ -73,6 +74,12 @@ type Options struct {
 	// Stall fails a phase whose grants stop ending for this long; 0 means
 	// DefaultStall.
 	Stall time.Duration
+
+	// Notifier runs the notification worker `latch server` runs, with no
+	// routes, so that the outbox's events are settled as they fall due, as
+	// on a server; without it they stay pending, as under `latch run`,
+	// which has no worker.
+	Notifier bool
 
 	// SimOptions configure the simulator (its throttle, say). Its
 	// RuleLimit is raised to what N/G needs when lower.
@@ -152,9 +159,10 @@ func (o Options) withDefaults() Options {
 // Report is what one run measured. Durations are in seconds; lags are from
 // the clock passing a grant's expiry to the broker reporting it ended.
 type Report struct {
-	DB     string `json:"db"`
-	Grants int    `json:"grants"`
-	Groups int    `json:"groups"`
+	DB       string `json:"db"`
+	Notifier bool   `json:"notifier"`
+	Grants   int    `json:"grants"`
+	Groups   int    `json:"groups"`
 
 	GrantsPerSecond float64 `json:"grants_per_s"`
 	OpenSeconds     float64 `json:"open_s"`
@@ -215,7 +223,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	o := opts.withDefaults()
 	began := time.Now()
-	r := &run{opts: o, obs: &observer{}, rep: Report{DB: o.DB, Grants: o.Grants, Groups: o.Groups, Sharers: o.Sharers}}
+	r := &run{opts: o, obs: &observer{}, rep: Report{DB: o.DB, Notifier: o.Notifier, Grants: o.Grants, Groups: o.Groups, Sharers: o.Sharers}}
 	r.clock = mock.NewClock(time.Now().UTC().Truncate(time.Second))
 
 	stop, err := r.serveSim(o.SimOptions)
@@ -239,6 +247,18 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	r.broker = broker.New(r.store, []latch.Firewall{r.fw}, map[string]broker.GroupLookup{region: latchaws.NewInventory(cfg, nil)},
 		broker.Options{Clock: r.clock, Logger: o.Logger.With("component", "broker"), Observer: r.obs})
 
+	if o.Notifier {
+		ob, ok := r.store.(notify.Outbox)
+		if !ok {
+			return Report{}, fmt.Errorf("the %s store has no outbox for the notifier", o.DB)
+		}
+		none := notify.RouterFunc(func(latch.Event) []latch.Route { return nil })
+		w := notify.New(ob, none, nil, notify.Options{Owner: "latch-bench", Clock: r.clock, Logger: o.Logger.With("component", "notify"), Coalesce: notify.ServerCoalesce})
+		nctx, stopNotify := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(nctx) }()
+		defer func() { stopNotify(); <-done }()
+	}
 	r.rep.PhaseSeconds = map[string]float64{}
 	for _, phase := range []struct {
 		name string

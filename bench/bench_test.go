@@ -16,7 +16,7 @@ func TestRunSmall(t *testing.T) {
 	const grants, groups = 200, 4
 	rep, err := bench.Run(t.Context(), bench.Options{
 		Grants: grants, Groups: groups, Sharers: 3, SharedOpenings: 2, RawAuthorizes: 50,
-		SpreadWindow: 2 * time.Second, SpreadStep: 200 * time.Millisecond, Stall: 30 * time.Second,
+		SpreadWindow: 2 * time.Second, SpreadStep: 200 * time.Millisecond, Stall: 30 * time.Second, Notifier: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("report has no %q: %s", k, raw)
 		}
 	}
-	if rep.Grants != grants || rep.Groups != groups || rep.DB != "sqlite" {
+	if rep.Grants != grants || rep.Groups != groups || rep.DB != "sqlite" || !rep.Notifier {
 		t.Errorf("grants, groups, db = %d, %d, %q; want %d, %d, sqlite", rep.Grants, rep.Groups, rep.DB, grants, groups)
 	}
 	if rep.GrantsPerSecond <= 0 || rep.GrantVsRaw <= 0 {
