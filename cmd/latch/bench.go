@@ -50,7 +50,7 @@ simulator, through the real broker, revoker, store and AWS SDK, and measure:
 
 then shows each figure beside issue 14's target for it. It needs no AWS
 account and no network; the clock is simulated, so no grant's duration is
-waited out. At the defaults it takes a few minutes.
+waited out. At the defaults it takes several minutes.
 
 The grant database is a new SQLite file in a temporary directory, removed
 after. --db names a PostgreSQL database (postgres://…) to measure instead,
