@@ -29,6 +29,7 @@ var commandFlags = map[string][]flagGroup{
 	"latch lambda":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
 	"latch doctor":             {awsFlags, dbFlags, backstopFlags, auditKeyFlags, ssmFlags},
 	"latch demo":               nil, // its own simulator, database and server
+	"latch bench":              nil, // its own simulator; its --db is its own, a scratch database
 	"latch request":            {serverFlags, awsFlags},
 	"latch approve":            {serverFlags, awsFlags},
 	"latch deny":               {serverFlags, awsFlags},
