@@ -81,9 +81,18 @@ type Options struct {
 	// which has no worker.
 	Notifier bool
 
-	// SimOptions configure the simulator (its throttle, say). Its
-	// RuleLimit is raised to what N/G needs when lower.
+	// SimOptions configure the simulator. Its RuleLimit is raised to what
+	// N/G needs when lower.
 	SimOptions ec2sim.Options
+	// Throttle, if not nil, is the simulator's model of EC2's token
+	// buckets while grants are revoked (the burst, the sweep and the
+	// spread): the revoking phases, whose question is whether revocation
+	// fits inside EC2's throttle. Opening runs unthrottled, since 10,000
+	// authorizes at EC2's 5 a second would take 33 minutes whatever latch
+	// did. Mutating paces the revoker's mutating calls, as
+	// --aws-mutating-rate does on a server; zero means unpaced.
+	Throttle *ec2sim.Throttle
+	Mutating latchaws.Limit
 	// OpenStore opens the store the broker records grants in, with now as
 	// its clock; nil means SQLite in a temporary directory, removed after.
 	OpenStore func(ctx context.Context, now func() time.Time) (latch.Store, error)
@@ -163,6 +172,12 @@ type Report struct {
 	Notifier bool   `json:"notifier"`
 	Grants   int    `json:"grants"`
 	Groups   int    `json:"groups"`
+	// Throttled says the revoking phases ran inside the simulator's model
+	// of EC2's token buckets, paced by MutatingRate; ThrottledRequests is
+	// how many requests the buckets refused (0 when the pacing holds).
+	Throttled         bool   `json:"throttled"`
+	MutatingRate      string `json:"mutating_rate"`
+	ThrottledRequests int    `json:"throttled_requests"`
 
 	GrantsPerSecond float64 `json:"grants_per_s"`
 	OpenSeconds     float64 `json:"open_s"`
@@ -208,10 +223,13 @@ type run struct {
 	fw     *latchaws.Firewall
 	store  latch.Store
 	broker *broker.Broker
-	clock  *mock.Clock
-	obs    *observer
-	groups []latch.GroupID
-	rep    Report
+	// revoking is the broker the revoking phases use: the same store, with
+	// its mutating calls paced by Options.Mutating.
+	revoking *broker.Broker
+	clock    *mock.Clock
+	obs      *observer
+	groups   []latch.GroupID
+	rep      Report
 	// describesPerGrant is an unshared grant's Describe calls, open to end.
 	describesPerGrant float64
 }
@@ -244,8 +262,17 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	r.ec2 = ec2.NewFromConfig(cfg)
 	r.fw = latchaws.NewFirewall(cfg, nil)
 	// Wired as `latch server` wires it: the inventory looks each group up.
-	r.broker = broker.New(r.store, []latch.Firewall{r.fw}, map[string]broker.GroupLookup{region: latchaws.NewInventory(cfg, nil)},
-		broker.Options{Clock: r.clock, Logger: o.Logger.With("component", "broker"), Observer: r.obs})
+	bopts := broker.Options{Clock: r.clock, Logger: o.Logger.With("component", "broker"), Observer: r.obs}
+	r.broker = broker.New(r.store, []latch.Firewall{r.fw}, map[string]broker.GroupLookup{region: latchaws.NewInventory(cfg, nil)}, bopts)
+	r.revoking = r.broker
+	if o.Mutating.Rate > 0 {
+		paced := cfg.Copy()
+		latchaws.NewLimiter(o.Mutating).Install(&paced)
+		r.revoking = broker.New(r.store, []latch.Firewall{latchaws.NewFirewall(paced, nil)},
+			map[string]broker.GroupLookup{region: latchaws.NewInventory(paced, nil)}, bopts)
+	}
+	r.rep.Throttled = o.Throttle != nil
+	r.rep.MutatingRate = o.Mutating.String()
 
 	if o.Notifier {
 		ob, ok := r.store.(notify.Outbox)

@@ -144,7 +144,8 @@ func (r *run) expire(ctx context.Context, phase string, want int, move func()) (
 	r.obs.reset()
 	// No sweeper: this measures the expiry path; the sweep phase measures
 	// sweeps.
-	rv := revoker.New(r.store, r.broker, nil, revoker.Options{Clock: r.clock, Logger: r.opts.Logger.With("component", "revoker")})
+	rv := revoker.New(r.store, r.revoking, nil, revoker.Options{Clock: r.clock, Logger: r.opts.Logger.With("component", "revoker")})
+	defer r.throttled()()
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- rv.Run(rctx) }()
@@ -208,7 +209,10 @@ func (r *run) sweep(ctx context.Context) error {
 	}
 	r.opts.Progress("sweep", 0, 1)
 	start := time.Now()
-	if err := r.broker.Sweep(ctx); err != nil {
+	unthrottle := r.throttled()
+	err = r.revoking.Sweep(ctx)
+	unthrottle()
+	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	r.rep.SweepSeconds = time.Since(start).Seconds()
@@ -288,8 +292,8 @@ func count(n, w, k int) int {
 
 // shared opens SharedOpenings (K) rules with S grants each, every
 // sharer's expiry the first's (not later), expires them together, and
-// reports per sharer beyond the first the mutating calls beyond one
-// unshared grant's per rule, (calls - K*unshared) / (K*(S-1)), and the
+// reports per sharer beyond the first the mutating calls beyond the rules'
+// own (K authorizes, and a revoke per group they are in), and the
 // Describe calls beyond an unshared grant's each.
 func (r *run) shared(ctx context.Context) error {
 	k, s := r.opts.SharedOpenings, r.opts.Sharers
@@ -314,7 +318,26 @@ func (r *run) shared(ctx context.Context) error {
 	}
 	d := calls1.sub(calls0)
 	sharers := float64(k * (s - 1))
-	r.rep.SharedMutating = (float64(d.mutating()) - float64(k)*r.rep.MutatingPerGrant) / sharers
+	// The K rules alone cost K authorizes and, batched per group, one
+	// revoke per group they are in; whatever is beyond that the sharers
+	// cost.
+	own := k + min(k, len(r.groups))
+	r.rep.SharedMutating = float64(d.mutating()-own) / sharers
 	r.rep.SharedDescribes = (float64(d.describes()) - float64(k*s)*r.describesPerGrant) / sharers
 	return nil
+}
+
+// throttled turns the simulator's token buckets on, if the run models
+// them, fresh and full, and returns what turns them off again, counting
+// the requests they refused.
+func (r *run) throttled() (off func()) {
+	if r.opts.Throttle == nil {
+		return func() {}
+	}
+	before := r.sim.Throttled("")
+	r.sim.SetThrottle(r.opts.Throttle)
+	return func() {
+		r.sim.SetThrottle(nil)
+		r.rep.ThrottledRequests += r.sim.Throttled("") - before
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchdev/latch"
+	latchaws "github.com/latchdev/latch/aws"
 	"github.com/latchdev/latch/bench"
 	"github.com/latchdev/latch/ec2sim"
 	"github.com/latchdev/latch/postgres"
@@ -27,6 +28,7 @@ type benchOptions struct {
 	spread         string
 	asJSON         bool
 	throttle       bool
+	mutating       latchaws.Limit
 	notifier       bool
 	cpuProfile     string
 }
@@ -70,7 +72,9 @@ from LATCH_DB, so that a configured database is never filled by accident.`,
 	f.StringVar(&o.spread, "spread", bench.DefaultSpreadWindow.String(), "the window the spread phase's expiries cover, in whole seconds, passed at the wall clock's pace")
 	f.StringVar(&o.db, "db", "", "a scratch grant database: postgres://… or a new SQLite file (default: SQLite in a temporary directory)")
 	f.BoolVar(&o.asJSON, "json", false, "print the figures as one JSON object")
-	f.BoolVar(&o.throttle, "throttle", true, "have the simulator throttle as EC2's per-API token buckets do")
+	f.BoolVar(&o.throttle, "throttle", true, "while grants are revoked, have the simulator throttle as EC2's per-API token buckets do (at EC2's documented sizes), and pace latch's mutating calls by --aws-mutating-rate")
+	o.mutating = latchaws.DefaultMutatingLimit
+	f.Var(&o.mutating, "aws-mutating-rate", "with --throttle, the revoker's pace for mutating EC2 calls: RATE/BURST per second, as on a server")
 	f.BoolVar(&o.notifier, "notifier", true, "run latch server's notification worker (with no routes), which settles the outbox; --notifier=false measures latch run, which has none")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	commandLineOnly(cmd, "db", "cpu-profile")
@@ -93,8 +97,10 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	if spread%time.Second != 0 {
 		return usagef("--spread %s: want whole seconds, e.g. 20s", o.spread)
 	}
-	opts := bench.Options{Grants: o.grants, Groups: o.groups, SpreadWindow: spread, Notifier: o.notifier, SimOptions: ec2sim.Options{}}
-	// TODO(issue 14): opts.SimOptions.<throttle field> = o.throttle, once ec2sim models EC2's token buckets.
+	opts := bench.Options{Grants: o.grants, Groups: o.groups, SpreadWindow: spread, Notifier: o.notifier}
+	if o.throttle {
+		opts.Throttle, opts.Mutating = ec2sim.EC2Throttle(), o.mutating
+	}
 	if a.logLevel != "" { // the broker logs every grant: only when asked
 		opts.Logger = a.log
 	}
@@ -167,6 +173,11 @@ func writeBenchTable(w io.Writer, r bench.Report) error {
 	}
 	fmt.Fprintf(w, "latch bench: %d grants over %d groups, %s store, %s, simulator on loopback (took %s)\n\n",
 		r.Grants, r.Groups, r.DB, notifier, (time.Duration(r.WallSeconds * float64(time.Second))).Round(time.Second))
+	if r.Throttled {
+		fmt.Fprintf(w, "Revoking runs inside EC2's token buckets (documented sizes), paced at %s a second: %d requests refused.\n\n", r.MutatingRate, r.ThrottledRequests)
+	} else {
+		fmt.Fprintf(w, "No throttle (--throttle=false): the figures bound latch's engine, not EC2.\n\n")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "open\t%.0f grants/s\t%.2f ms a grant; a raw SDK authorize %.2f ms: %.1f×\n",
 		r.GrantsPerSecond, r.GrantSeconds*1000, r.RawAuthorize*1000, r.GrantVsRaw)
