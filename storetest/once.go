@@ -56,6 +56,10 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b latch.Store)) {
 		a, b := open(t)
 		racingUses(t, []latch.Store{a, b})
 	})
+	t.Run("AuditAppendsFromBothMakeOneChain", func(t *testing.T) {
+		a, b := open(t)
+		sharedAuditChain(t, a, b)
+	})
 }
 
 // racingUses has 16 writers, spread over stores, use one key at once, and
