@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -149,6 +151,26 @@ func (b *Broker) lock(o latch.Opening) (unlock func()) {
 			delete(b.locks, o)
 		}
 		b.mu.Unlock()
+	}
+}
+
+// lockAll locks several openings at once, in one order (their text, each
+// once) that every holder of more than one uses, so that a sweep's batch
+// and an expiry batch sharing openings cannot each hold one the other
+// waits for. A holder of one opening needs no order.
+func (b *Broker) lockAll(os []latch.Opening) (unlock func()) {
+	keyed := make(map[string]latch.Opening, len(os))
+	for _, o := range os {
+		keyed[fmt.Sprint(o)] = o
+	}
+	var unlocks []func()
+	for _, k := range slices.Sorted(maps.Keys(keyed)) {
+		unlocks = append(unlocks, b.lock(keyed[k]))
+	}
+	return func() {
+		for _, u := range slices.Backward(unlocks) {
+			u()
+		}
 	}
 }
 

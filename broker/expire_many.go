@@ -112,15 +112,11 @@ func (b *Broker) expireBatch(ctx context.Context, region string, group latch.Gro
 	if err != nil {
 		return fmt.Errorf("load grants of %s: %w", group, err)
 	}
-	openings := map[string]latch.Opening{}
+	var openings []latch.Opening
 	for _, g := range gs {
-		o := g.Opening()
-		openings[fmt.Sprint(o)] = o
+		openings = append(openings, g.Opening())
 	}
-	for _, k := range slices.Sorted(maps.Keys(openings)) {
-		unlock := b.lock(openings[k])
-		defer unlock()
-	}
+	defer b.lockAll(openings)()
 	// They may have moved while we waited for the locks.
 	if gs, err = b.store.Grants(ctx, latch.GrantFilter{IDs: ids}); err != nil {
 		return fmt.Errorf("load grants of %s: %w", group, err)

@@ -250,14 +250,14 @@ func (b *Broker) sweepRegion(ctx context.Context, fw latch.Firewall) (rep SweepR
 // RevokeMany and ends the grants on them, except rules on which the store
 // knows a live grant: their tags were left stale (a crash between steps) and
 // are mended instead, and that grant reported as KeptFor. It holds the
-// locks of the batch's openings throughout; batches never share an opening
-// (a rule is in one batch, and one opening has one rule), so holding
-// several cannot deadlock.
+// locks of the batch's openings throughout, in lockAll's order: an expiry
+// batch (ExpireMany) may hold some of the same openings at the same time.
 func (b *Broker) sweepBatch(ctx context.Context, fw latch.Firewall, group latch.GroupID, batch []*Swept, now time.Time) {
+	var openings []latch.Opening
 	for _, s := range batch {
-		unlock := b.lock(s.Rule.Opening)
-		defer unlock()
+		openings = append(openings, s.Rule.Opening)
 	}
+	defer b.lockAll(openings)()
 	var doomed []*Swept
 	grantsOn := make(map[latch.RuleID][]latch.Grant, len(batch))
 	for _, s := range batch {
