@@ -2,6 +2,7 @@ package latch
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -38,3 +39,8 @@ type Leases interface {
 	// so that another process need not wait for it to lapse.
 	ReleaseLease(ctx context.Context, l Lease) error
 }
+
+// ErrNotLeading is in the chain of the error a fenced revoke returns when
+// its process does not hold the lease (any more): nothing was done or
+// recorded, and retrying at once would only be refused again.
+var ErrNotLeading = errors.New("this process does not lead")

@@ -53,19 +53,25 @@ func (f *FencedExpirer) Expire(ctx context.Context, id latch.GrantID) error {
 	return f.e.Fence(context.WithValue(ctx, fencedBy{}, f.e), func(ctx context.Context) error { return f.x.Expire(ctx, id) })
 }
 
-// ExpireMany expires a batch of grants if this process leads: in one
-// batch if the expirer can, else one by one, all behind one fence check.
+// ExpireMany expires a pass of due grants if this process leads: in
+// batches if the expirer can, else one by one. The pass starts only if
+// the fence lets it, and, as for a sweep, each revoke it makes through a
+// [Firewall] passes the fence again under a deadline of its own: a pass of
+// thousands of grants paced inside EC2's throttle outlasts any one term's
+// deadline, while no revoke outlasts the term.
 func (f *FencedExpirer) ExpireMany(ctx context.Context, ids []latch.GrantID) error {
-	return f.e.Fence(context.WithValue(ctx, fencedBy{}, f.e), func(ctx context.Context) error {
-		if b, ok := f.x.(batchExpirer); ok {
-			return b.ExpireMany(ctx, ids)
-		}
-		var errs []error
-		for _, id := range ids {
-			errs = append(errs, f.x.Expire(ctx, id))
-		}
-		return errors.Join(errs...)
-	})
+	if _, err := f.e.check(ctx); err != nil {
+		return err
+	}
+	ctx = context.WithValue(ctx, fencedBy{}, f.e)
+	if b, ok := f.x.(batchExpirer); ok {
+		return b.ExpireMany(ctx, ids)
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, f.Expire(ctx, id))
+	}
+	return errors.Join(errs...)
 }
 
 type fencedSweeper struct {

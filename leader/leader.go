@@ -234,12 +234,13 @@ func (e *Elector) check(ctx context.Context) (time.Time, error) {
 	now := e.opts.Clock.Now()
 	fenceAt := l.Until.Add(-e.opts.Margin)
 	if !held || !now.Before(fenceAt) {
-		return time.Time{}, latch.Errorf(latch.ECONFLICT, "this process does not lead (lease %s); it revokes nothing", e.opts.Name)
+		return time.Time{}, fmt.Errorf("%w: %w", latch.ErrNotLeading,
+			latch.Errorf(latch.ECONFLICT, "this process does not lead (lease %s); it revokes nothing", e.opts.Name))
 	}
 	ctx, cancel := context.WithDeadline(ctx, e.wall(fenceAt))
 	defer cancel()
 	if err := e.leases.CheckLease(ctx, l, now); err != nil {
-		return time.Time{}, fmt.Errorf("fence: %w", err)
+		return time.Time{}, fmt.Errorf("fence: %w: %w", latch.ErrNotLeading, err)
 	}
 	return fenceAt, nil
 }

@@ -311,3 +311,32 @@ func TestPartitionedLeaderStopsBeforeAnotherStarts(t *testing.T) {
 		t.Errorf("%d rules left open", len(rules))
 	}
 }
+
+type deadlineProbe struct{ hadDeadline atomic.Bool }
+
+func (p *deadlineProbe) Expire(context.Context, latch.GrantID) error { return nil }
+func (p *deadlineProbe) ExpireMany(ctx context.Context, _ []latch.GrantID) error {
+	_, ok := ctx.Deadline()
+	p.hadDeadline.Store(ok)
+	return nil
+}
+
+// A pass of due grants has no deadline of its own: paced inside EC2's
+// throttle, 200 Revoke calls take about 40 s, longer than any one term's
+// fence, and each call is fenced (with its own deadline) by the Firewall.
+// With the term's deadline on the whole pass, its later batches failed on
+// a healthy leader and were recorded as failed revokes.
+func TestFencedPassHasNoDeadlineOfItsOwn(t *testing.T) {
+	dsn := pgtest.Start(t)
+	clock := mock.NewClock(t0)
+	a := leader.New(open(t, dsn, clock), leader.Options{Holder: "a", TTL: ttl, Clock: clock})
+	run(t, a, idle)
+	waitFor(t, "a to lead", func() bool { return leading(a) })
+	p := &deadlineProbe{}
+	if err := a.FenceExpirer(p).ExpireMany(t.Context(), []latch.GrantID{"g-0000000000000001"}); err != nil {
+		t.Fatal(err)
+	}
+	if p.hadDeadline.Load() {
+		t.Error("the pass ran under the term's deadline")
+	}
+}

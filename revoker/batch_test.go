@@ -133,3 +133,59 @@ func TestFailedBatchIsRetriedAtNextAttempt(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// notLeading refuses every batch as a lapsed leader's fence does: nothing
+// done, nothing recorded.
+type notLeading struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (n *notLeading) Expire(context.Context, latch.GrantID) error { return latch.ErrNotLeading }
+
+func (n *notLeading) ExpireMany(context.Context, []latch.GrantID) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls++
+	return fmt.Errorf("fence: %w", latch.ErrNotLeading)
+}
+
+// A full page of due grants that the fence refuses (this process lost the
+// lease and its elector has yet to end the term) is not asked for again
+// at once: the revoker waits RetryDelay on its clock instead of spinning
+// on Due and the fence's check.
+func TestRefusedBatchWaitsInsteadOfSpinning(t *testing.T) {
+	clock := mock.NewClock(start)
+	due := map[latch.GrantID]time.Time{}
+	for i := range 10 {
+		due[latch.GrantID(fmt.Sprintf("g-%016x", i))] = start
+	}
+	x := &notLeading{}
+	r := revoker.New(newSchedule(due), x, nil, revoker.Options{Clock: clock, BatchSize: 10, RetryDelay: 5 * time.Second})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for x.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // a spinning revoker would call thousands of times meanwhile
+	if n := x.count(); n != 1 {
+		t.Errorf("%d refused passes before the clock moved; want 1", n)
+	}
+	clock.Advance(5 * time.Second)
+	for x.count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := x.count(); n != 2 {
+		t.Errorf("%d refused passes after RetryDelay; want 2", n)
+	}
+	cancel()
+	<-done
+}
+
+func (n *notLeading) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls
+}
