@@ -353,8 +353,17 @@ func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Re
 	var g latch.Grant
 	var err error
 	if r.Access != latch.AccessSSM && r.Target.InstanceID != "" {
-		// Access to an instance may open in any of its managed groups.
-		g, err = a.b.GrantOnInstance(ctx, req, r.Target.InstanceID)
+		// Access to an instance may open in another of its managed groups
+		// when the first is full, if the rule that decided the request
+		// covers the instance through that group too.
+		g, err = a.b.GrantOnInstance(ctx, req, r.Target.InstanceID, func(group latch.GroupID) error {
+			t := r.Target
+			t.GroupID = group
+			if !a.policy.Policy().CoversTarget(r.Rule, t) {
+				return latch.Errorf(latch.EFORBIDDEN, "rule %q does not cover %s through %s", r.Rule, r.Target.InstanceID, group)
+			}
+			return nil
+		})
 	} else {
 		g, err = a.b.Grant(ctx, req)
 	}

@@ -21,7 +21,7 @@ const grantStepTimeout = 2 * time.Minute
 // server's approved requests) comes through here, so this is where the
 // managed check lives.
 func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant, error) {
-	return b.grant(ctx, req, "")
+	return b.grant(ctx, req, "", nil)
 }
 
 // GrantOnInstance is Grant for access to instance through req.GroupID, one
@@ -31,11 +31,14 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 // afresh) that is still tagged latch:managed=true, and its history says
 // so: "sg-A is full (60 rules); opening in sg-B". When every one is full
 // it fails as Grant does, naming the groups, the quota and what to do.
-func (b *Broker) GrantOnInstance(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID) (latch.Grant, error) {
-	return b.grant(ctx, req, instance)
+// allow, if not nil, must accept a group before the grant moves to it
+// (the policy rule that decided the request must cover the instance
+// through it); a group it refuses is passed over and named in the error.
+func (b *Broker) GrantOnInstance(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID, allow func(latch.GroupID) error) (latch.Grant, error) {
+	return b.grant(ctx, req, instance, allow)
 }
 
-func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID) (latch.Grant, error) {
+func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID, allow func(latch.GroupID) error) (latch.Grant, error) {
 	if err := req.Validate(b.opts.MaxDuration); err != nil {
 		return latch.Grant{}, err
 	}
@@ -64,7 +67,7 @@ func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance lat
 	// rule the store does not know, when the caller could just revoke it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantStepTimeout)
 	defer cancel()
-	p, err := b.place(ctx, fw, &g, instance)
+	p, err := b.place(ctx, fw, &g, instance, allow)
 	defer p.unlock()
 	if err != nil {
 		g.State, g.EndedAt, g.LastError = latch.StateFailed, now, errString(err)

@@ -40,7 +40,7 @@ type GroupRulesObserver interface {
 // g is for an instance, it moves g to the instance's next managed group,
 // recording the move before it authorizes there (so a sweep settling a
 // crashed grant looks in the right group), and tries again.
-func (b *Broker) place(ctx context.Context, fw latch.Firewall, g *latch.Grant, instance latch.InstanceID) (placed, error) {
+func (b *Broker) place(ctx context.Context, fw latch.Firewall, g *latch.Grant, instance latch.InstanceID, allow func(latch.GroupID) error) (placed, error) {
 	tried := map[latch.GroupID]bool{}
 	var full []string // each group found full, with its count
 	for {
@@ -58,7 +58,8 @@ func (b *Broker) place(ctx context.Context, fw latch.Firewall, g *latch.Grant, i
 		p.unlock = func() {}
 		tried[g.GroupID] = true
 		full = append(full, fmt.Sprintf("%s is full (%s)", g.GroupID, b.ruleCount(ctx, fw, *g)))
-		next, err := b.nextGroup(ctx, g.Region, instance, tried)
+		next, refused, err := b.nextGroup(ctx, g.Region, instance, tried, allow)
+		full = append(full, refused...)
 		if err != nil {
 			return p, fmt.Errorf("find another managed group of %s: %w", instance, err)
 		}
@@ -81,21 +82,28 @@ func (b *Broker) place(ctx context.Context, fw latch.Firewall, g *latch.Grant, i
 // nextGroup returns instance's first managed group not yet tried, read
 // afresh and still tagged latch:managed=true; "" when there is none (or no
 // instance).
-func (b *Broker) nextGroup(ctx context.Context, region string, instance latch.InstanceID, tried map[latch.GroupID]bool) (latch.GroupID, error) {
+func (b *Broker) nextGroup(ctx context.Context, region string, instance latch.InstanceID, tried map[latch.GroupID]bool, allow func(latch.GroupID) error) (next latch.GroupID, refused []string, err error) {
 	if instance == "" {
-		return "", nil
+		return "", nil, nil
 	}
 	inv, ok := b.groups[region].(instanceLookup)
 	if !ok {
-		return "", nil
+		return "", nil, nil
 	}
 	in, err := inv.Instance(ctx, instance)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, cand := range in.ManagedGroups() {
 		if tried[cand.ID] {
 			continue
+		}
+		tried[cand.ID] = true // asked once, whatever the answer
+		if allow != nil {
+			if err := allow(cand.ID); err != nil {
+				refused = append(refused, fmt.Sprintf("%s is not for this request (%s)", cand.ID, latch.ErrorMessage(err)))
+				continue
+			}
 		}
 		// The instance's read says managed; the group's own read is the one
 		// every grant passes (checkManaged), so a tag removed in between
@@ -104,9 +112,9 @@ func (b *Broker) nextGroup(ctx context.Context, region string, instance latch.In
 			b.log.WarnContext(ctx, "skipping a group that is no longer managed", "group_id", cand.ID, "instance_id", instance, "err", err)
 			continue
 		}
-		return cand.ID, nil
+		return cand.ID, refused, nil
 	}
-	return "", nil
+	return "", refused, nil
 }
 
 // instanceLookup is the part of [latch.Inventory] that finds an instance's

@@ -77,7 +77,7 @@ func TestFullGroupOpensInNext(t *testing.T) {
 	next := f.env.ManagedGroup(t)
 	in := latch.InstanceID(f.env.Instance(t, nil, f.group, next, f.env.Group(t, nil)))
 	before := callCounts(f.env.Sim)
-	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in)
+	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestFullGroupOpensInNext(t *testing.T) {
 		t.Errorf("GroupFull calls = %v", rec.calls)
 	}
 	// A sharer of that opening joins the rule in the next group.
-	if s, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", 30*time.Minute), in); err != nil || s.RuleID != g.RuleID {
+	if s, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", 30*time.Minute), in, nil); err != nil || s.RuleID != g.RuleID {
 		t.Errorf("sharer = %s, %v; want the rule %s", s.RuleID, err, g.RuleID)
 	}
 }
@@ -113,7 +113,7 @@ func TestFullOnlyGroupFailsClearly(t *testing.T) {
 	f, rec := placeFixture(t)
 	unmanaged := f.env.Group(t, nil)
 	in := latch.InstanceID(f.env.Instance(t, nil, f.group, unmanaged))
-	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in)
+	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in, nil)
 	want := "security group " + string(f.group) + " is full (3 rules); EC2's quota of inbound rules per security group and address family (L-0EA8095F) is 60 by default; it is the only security group of instance " +
 		string(in) + " tagged latch:managed=true: attach another security group tagged latch:managed=true to the instance (latch opens the next when one is full), end other grants, or raise the quota"
 	if latch.ErrorCode(err) != latch.ECONFLICT || !strings.HasSuffix(err.Error(), want) {
@@ -142,7 +142,7 @@ func TestFullGroupSkipsUnmanaged(t *testing.T) {
 		Tags: []types.Tag{{Key: aws.String(latch.TagManaged)}}}); err != nil {
 		t.Fatal(err)
 	}
-	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in)
+	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in, nil)
 	if err != nil || g.GroupID != last {
 		t.Fatalf("grant in %s, %v; want %s, skipping %s", g.GroupID, err, last, was)
 	}
@@ -151,7 +151,7 @@ func TestFullGroupSkipsUnmanaged(t *testing.T) {
 		Tags: []types.Tag{{Key: aws.String(latch.TagManaged)}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.8", time.Hour), in); latch.ErrorCode(err) != latch.ECONFLICT {
+	if _, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.8", time.Hour), in, nil); latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Fatalf("grant with no managed group left = %v, want ECONFLICT", err)
 	}
 	if n := rulesIn(t, f, f.group, was, last); n[0] != 3 || n[1] != 0 || n[2] != 1 {
@@ -165,11 +165,11 @@ func TestAllGroupsFull(t *testing.T) {
 	second := f.env.ManagedGroup(t)
 	in := latch.InstanceID(f.env.Instance(t, nil, f.group, second))
 	for _, src := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
-		if _, err := f.b.GrantOnInstance(t.Context(), f.request(src, time.Hour), in); err != nil {
+		if _, err := f.b.GrantOnInstance(t.Context(), f.request(src, time.Hour), in, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in)
+	g, err := f.b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in, nil)
 	want := "every security group of instance " + string(in) + " tagged latch:managed=true is full: " + string(f.group) + " is full (3 rules), " + string(second) + " is full (3 rules); EC2's quota"
 	if latch.ErrorCode(err) != latch.ECONFLICT || !strings.Contains(err.Error(), want) {
 		t.Fatalf("GrantOnInstance = %v\nwant ECONFLICT with %q", err, want)
@@ -222,7 +222,7 @@ func TestFullGroupSkipsUnmanagedOnStaleInstance(t *testing.T) {
 	}
 	b := broker.New(f.store, []latch.Firewall{f.env.Firewall(t)}, map[string]broker.GroupLookup{awstest.Region: staleInventory{inv, snap}},
 		broker.Options{Clock: f.clock})
-	if _, err := b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in); latch.ErrorCode(err) != latch.ECONFLICT {
+	if _, err := b.GrantOnInstance(t.Context(), f.request("203.0.113.7", time.Hour), in, nil); latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Fatalf("GrantOnInstance = %v, want ECONFLICT", err)
 	}
 	if n := rulesIn(t, f, was); n[0] != 0 {

@@ -96,6 +96,20 @@ func (p *Policy) AllowsSession(rule string, who latch.Identity, target latch.Tar
 	return false
 }
 
+// CoversTarget reports whether rule, as the policy now stands, names
+// target among its targets. A grant for an instance whose first managed
+// group is full may open in another of its groups only if the rule that
+// decided the request covers the instance through that group too: a rule
+// that names groups gives those groups, and no others.
+func (p *Policy) CoversTarget(rule string, target latch.Target) bool {
+	for i := range p.rules {
+		if r := &p.rules[i]; r.Name == rule {
+			return r.Targets.match(target)
+		}
+	}
+	return false
+}
+
 // allows reports whether r's ports (or, for a Session Manager query, its
 // ssm section) hold what q asks for. Neither stands in for the other.
 func (r *Rule) allows(q Query) bool {

@@ -150,7 +150,7 @@ func (a *app) grant(cmd *cobra.Command, o *grantOptions) error {
 	}
 	var g latch.Grant
 	if o.resolved != "" {
-		g, err = b.GrantOnInstance(ctx, req, o.resolved)
+		g, err = b.GrantOnInstance(ctx, req, o.resolved, nil)
 	} else {
 		g, err = b.Grant(ctx, req)
 	}

@@ -416,7 +416,7 @@ func (a *app) sshDirect(ctx context.Context, t *sshTarget, k *sshclient.Key, o s
 	if err != nil {
 		return s, err
 	}
-	g, err := b.GrantOnInstance(ctx, req, in.ID)
+	g, err := b.GrantOnInstance(ctx, req, in.ID, nil)
 	if err != nil {
 		return s, err
 	}
