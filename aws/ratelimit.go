@@ -139,8 +139,10 @@ func (l *Limiter) Wait(ctx context.Context, region, action string) error {
 
 // apiClass is the class of EC2's request throttling whose bucket action
 // draws on, as latch paces it; "" for non-mutating actions. EC2 gives
-// each API its own bucket; pacing by class instead keeps the client under
-// EC2 either way, should it ever share a bucket within a class.
+// each API its own bucket; latch paces revokes and authorizes apart, as
+// EC2 does, so that a stream of grants never holds a revoke back, and the
+// other mutating calls by class, which keeps the client under EC2 either
+// way.
 func apiClass(action string) string {
 	for _, prefix := range []string{"Describe", "Get", "List", "Search"} {
 		if strings.HasPrefix(action, prefix) {
@@ -149,7 +151,7 @@ func apiClass(action string) string {
 	}
 	switch action {
 	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress":
-		return "resource-intensive"
+		return action
 	case "CreateTags", "DeleteTags":
 		return "tags"
 	}

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,5 +156,41 @@ func TestConsistency_SharedRuleWhileDescribeLags(t *testing.T) {
 	}
 	if b.RuleID != a.RuleID {
 		t.Errorf("second grant's rule %s, want the shared %s", b.RuleID, a.RuleID)
+	}
+}
+
+// A sweep right after a batch of expiries, while Describe still lists the
+// rules just revoked, believes the store: it makes no Revoke call for them
+// (a NotFound batch with a lagging Describe fell back to one call per
+// rule) and records no false orphan. Past the lag, the listing is right.
+func TestSweepInsideDescribeLagTrustsRecentRevokes(t *testing.T) {
+	f, sim := laggingFixture(t)
+	var ids []latch.GrantID
+	for i := range 20 {
+		ids = append(ids, f.grant(t, fmt.Sprintf("203.0.113.%d", i+1), 10*time.Minute).ID)
+	}
+	f.clock.Advance(10*time.Minute + describeLag)
+	if err := f.b.ExpireMany(t.Context(), ids); err != nil {
+		t.Fatal(err)
+	}
+	before := sim.Calls("RevokeSecurityGroupIngress")
+	if err := f.b.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.Calls("RevokeSecurityGroupIngress") - before; n != 0 {
+		t.Errorf("the sweep made %d Revoke calls for rules the store had just revoked; want 0", n)
+	}
+	es, err := f.store.AuditEntries(t.Context(), latch.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Action == latch.AuditSweptOrphan {
+			t.Fatalf("a false orphan: %+v", e)
+		}
+	}
+	f.clock.Advance(describeLag)
+	if rules := f.env.Ingress(t, f.group); len(rules) != 0 {
+		t.Errorf("%d rules listed past the lag", len(rules))
 	}
 }

@@ -43,10 +43,20 @@ func (s *Store) startListener() {
 }
 
 func (s *Store) stopListener() {
-	if s.ln != nil {
-		s.ln.cancel()
-		<-s.ln.done
+	if s.ln == nil {
+		return
 	}
+	// A write not yet announced (a one-shot command's last) is announced
+	// before the connections close.
+	select {
+	case <-s.ln.kick:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = s.db.Exec(ctx, `SELECT pg_notify($1, $2)`, changedChannel, s.ln.id)
+		cancel()
+	default:
+	}
+	s.ln.cancel()
+	<-s.ln.done
 }
 
 // announce asks for a NOTIFY, without waiting for it.

@@ -69,7 +69,15 @@ func TestReplicasSurviveTheLeadersDeath(t *testing.T) {
 	}
 	t.Logf("the leader died with %d of %d rules still open", open, len(grants))
 
-	w.setClock(t, expiry.Add(lease+lease/3)) // the dead leader's lease has lapsed; the others campaign
+	// The dead leader's lease has lapsed and the others campaign; the
+	// clock stays here until every rule is revoked, so each is revoked
+	// within one lease plus one sweep interval of its expiry.
+	const sweepInterval = time.Minute // launchServer's --sweep-interval
+	deadline := expiry.Add(lease + lease/3)
+	if deadline.After(expiry.Add(lease + sweepInterval)) {
+		t.Fatal("the test's clock would pass the bound it checks")
+	}
+	w.setClock(t, deadline)
 	store, err := postgres.Open(t.Context(), dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
