@@ -20,14 +20,7 @@ func TestRequestOpensInNextGroupAndSaysSo(t *testing.T) {
 		a, b = b, a
 	}
 	in := f.Env.Instance(t, map[string]string{"env": "dev", "Name": "multi"}, b, a)
-	fw := f.Env.Firewall(t)
-	for i := range 60 {
-		o := latch.Opening{Region: "us-east-1", GroupID: a, Protocol: latch.TCP, Ports: latch.PortRange{From: 443, To: 443},
-			Source: netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/32", i+1))}
-		if _, _, err := fw.Authorize(t.Context(), o, map[string]string{"owner": "app"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillGroup(t, f, a)
 	r, err := f.Access.Request(t.Context(), at.Alice, ask(in, 22, home))
 	if err != nil {
 		t.Fatal(err)
@@ -67,14 +60,7 @@ rules:
 	}
 	f.Policy.Set(p)
 	in := f.Env.Instance(t, map[string]string{"Name": "multi"}, b, a)
-	fw := f.Env.Firewall(t)
-	for i := range 60 {
-		o := latch.Opening{Region: "us-east-1", GroupID: a, Protocol: latch.TCP, Ports: latch.PortRange{From: 443, To: 443},
-			Source: netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/32", i+1))}
-		if _, _, err := fw.Authorize(t.Context(), o, map[string]string{"owner": "app"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillGroup(t, f, a)
 	r, err := f.Access.Request(t.Context(), at.Alice, ask(in, 22, home))
 	if err == nil || r.State != latch.RequestFailed {
 		t.Fatalf("request = %s, %v; want it failed", r.State, err)
@@ -84,5 +70,19 @@ rules:
 	}
 	if n := len(f.Rules(b)); n != 0 {
 		t.Errorf("%d rules opened in %s, which the rule does not name", n, b)
+	}
+}
+
+// fillGroup fills group with EC2's default quota of 60 inbound rules that
+// are not latch's.
+func fillGroup(t *testing.T, f *at.Fixture, group latch.GroupID) {
+	t.Helper()
+	fw := f.Env.Firewall(t)
+	for i := range 60 {
+		o := latch.Opening{Region: "us-east-1", GroupID: group, Protocol: latch.TCP, Ports: latch.PortRange{From: 443, To: 443},
+			Source: netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/32", i+1))}
+		if _, _, err := fw.Authorize(t.Context(), o, map[string]string{"owner": "app"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
