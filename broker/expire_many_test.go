@@ -257,3 +257,21 @@ func benchBurstExpiry(b *testing.B, groups, perGroup int) {
 		}
 	}
 }
+
+// More due grants than one query reads (ExpireManyLoad) are still batched
+// over all of them: 4,000 grants over 40 groups are 40 Revoke calls, not
+// one per group per chunk read (80).
+func TestExpireManyBatchesAcrossChunks(t *testing.T) {
+	const groups, perGroup = 40, 100
+	env := awstest.NewSim(t, ec2sim.Options{RuleLimit: 1000})
+	f := newFixture(t, env, broker.Options{})
+	gs := seedGrants(t, env, f.store, groups, perGroup, start.Add(time.Minute))
+	f.clock.Advance(2 * time.Minute)
+	before := env.Sim.Calls("RevokeSecurityGroupIngress")
+	if err := f.b.ExpireMany(t.Context(), grantIDs(gs)); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.Sim.Calls("RevokeSecurityGroupIngress") - before; n != groups {
+		t.Errorf("%d Revoke calls for %d grants over %d groups; want %d", n, len(gs), groups, groups)
+	}
+}
