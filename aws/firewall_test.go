@@ -170,9 +170,19 @@ func TestTagMovesTheDescription(t *testing.T) {
 // over the limit is refused.
 func TestRevokeManyOneCallAndGoneRules(t *testing.T) {
 	env := awstest.NewSim(t, ec2sim.Options{RuleLimit: 300})
-	revokes := 0 // calls, once each whatever the SDK's retries
+	revokes := 0  // calls, once each whatever the SDK's retries
+	attempts := 0 // requests sent, retries included
 	cfg := env.Config()
 	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		if err := st.Finalize.Add(middleware.FinalizeMiddlewareFunc("countAttempts",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if awsmiddleware.GetOperationName(ctx) == "RevokeSecurityGroupIngress" {
+					attempts++
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After); err != nil {
+			return err
+		}
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("countRevokes",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				if awsmiddleware.GetOperationName(ctx) == "RevokeSecurityGroupIngress" {
@@ -202,13 +212,20 @@ func TestRevokeManyOneCallAndGoneRules(t *testing.T) {
 
 	// 10 already revoked, one never existed, 50 still there.
 	mixed := append(slices.Clone(ids[140:]), "sgr-0000000000000dead")
+	calls0, attempts0 := revokes, attempts
 	gone, err = fw.RevokeMany(t.Context(), group, mixed)
 	if err != nil {
 		t.Fatalf("RevokeMany(mixed) = %v", err)
 	}
 	want := append(slices.Clone(ids[140:150]), "sgr-0000000000000dead")
-	if !slices.Equal(gone, want) {
+	switch retried := attempts-attempts0 > revokes-calls0; {
+	case !retried && !slices.Equal(gone, want):
 		t.Errorf("gone = %v, want %v", gone, want)
+	case retried && (len(gone) < len(want) || !slices.Equal(gone[:len(want)], want)):
+		// A retried revoke that had already taken effect (a response lost
+		// on a loaded machine) finds its own rules gone: they count as
+		// gone, after those that were gone before.
+		t.Errorf("gone = %v, want it to begin with %v", gone, want)
 	}
 	if n := len(env.Ingress(t, group)); n != 0 {
 		t.Errorf("%d rules left in the group, want 0", n)
