@@ -31,6 +31,11 @@ func (w *ssmWorld) sessionGrant(t *testing.T) latch.Grant {
 		ss := w.sessions()
 		return len(ss) == before+1 && ss[len(ss)-1].Status == "Connected"
 	}, func() string { return w.server.output() })
+	// AWS lists the session as soon as it starts; the server records it
+	// just after. Ending it before that (a loaded machine) would race the
+	// record, which is what the proof reads.
+	waitFor(t, "the server to record the session", func() bool { return w.recordedSessions(t) == before+1 },
+		func() string { return w.server.output() })
 	cancel()
 	if r := <-done; !strings.Contains(r.stderr, "revoked g-") {
 		t.Fatalf("stopping latch session did not end its grant: %s", r.stderr)
@@ -130,4 +135,23 @@ func TestAuditProofNoSession(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"sessions":[]`) || strings.Contains(r.stdout, `"opened"`) {
 		t.Fatalf("proof --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// recordedSessions counts the sessions the server's store records.
+func (w *ssmWorld) recordedSessions(t *testing.T) int {
+	t.Helper()
+	store, err := sqlite.Open(t.Context(), w.vars["LATCH_DB"], sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	n := 0
+	for _, g := range w.grants(t) {
+		ss, err := store.GrantSessions(t.Context(), g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(ss)
+	}
+	return n
 }
