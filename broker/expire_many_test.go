@@ -274,7 +274,10 @@ func TestExpireManyBatchesAcrossChunks(t *testing.T) {
 	if err := f.b.ExpireMany(t.Context(), ids); err != nil {
 		t.Fatal(err)
 	}
-	if n := env.Sim.Calls("RevokeSecurityGroupIngress") - before; n != groups {
+	// One per group: 80 (one per group per chunk read) before the fix. The
+	// simulator counts requests, so an SDK retry on a loaded machine may
+	// add one or two.
+	if n := env.Sim.Calls("RevokeSecurityGroupIngress") - before; n < groups || n > groups+groups/10 {
 		t.Errorf("%d Revoke calls for %d grants over %d groups; want %d", n, len(gs), groups, groups)
 	}
 }

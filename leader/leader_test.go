@@ -37,18 +37,23 @@ func open(t *testing.T, dsn string, clock latch.Clock) *postgres.Store {
 	return s
 }
 
-// run runs e until the test ends, leading with lead.
-func run(t *testing.T, e *leader.Elector, lead func(ctx context.Context) error) context.CancelFunc {
+// run runs e until the test ends, leading with lead. The function it
+// returns stops e and waits for Run to return (a lease it held released).
+func run(t *testing.T, e *leader.Elector, lead func(ctx context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx, lead) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run(%s) = %v", e.Holder(), err)
-		}
-	})
-	return cancel
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run(%s) = %v", e.Holder(), err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func idle(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -97,8 +102,10 @@ func TestOneLeaderAtATime(t *testing.T) {
 	if l, _ := a.Leading(); l.Token != first.Token {
 		t.Errorf("renewals changed a's token from %d to %d", first.Token, l.Token)
 	}
-	stopA()
-	waitFor(t, "a to let go", func() bool { return !leading(a) })
+	stopA() // returns once a has released the lease
+	if leading(a) {
+		t.Fatal("a leads after it stopped")
+	}
 	clock.Advance(ttl / 3) // b's next campaign
 	waitFor(t, "b to take over", func() bool { return leading(b) })
 	lb, _ := b.Leading()
