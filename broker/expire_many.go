@@ -227,13 +227,21 @@ func (b *Broker) keepers(ctx context.Context, ending []latch.Grant, now time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("list grants sharing %d rules: %w", len(rules), err)
 	}
+	return latestLive(live, now, isEnding), nil
+}
+
+// latestLive returns, for each rule of grants, the latest-expiring of its
+// grants that is active, unexpired at now and not in skip: the grant that
+// keeps the rule open.
+func latestLive(grants []latch.Grant, now time.Time, skip map[latch.GrantID]bool) map[latch.RuleID]latch.Grant {
 	keepers := map[latch.RuleID]latch.Grant{}
-	for _, o := range live {
-		if k, ok := keepers[o.RuleID]; !isEnding[o.ID] && o.ExpiresAt.After(now) && (!ok || o.ExpiresAt.After(k.ExpiresAt)) {
-			keepers[o.RuleID] = o
+	for _, g := range grants {
+		k, ok := keepers[g.RuleID]
+		if g.State == latch.StateActive && !skip[g.ID] && g.ExpiresAt.After(now) && (!ok || g.ExpiresAt.After(k.ExpiresAt)) {
+			keepers[g.RuleID] = g
 		}
 	}
-	return keepers, nil
+	return keepers
 }
 
 // handOver retags g's rule for keeper, which still holds it, and moves its

@@ -288,6 +288,7 @@ func (b *Broker) sweepBatch(ctx context.Context, fw latch.Firewall, group latch.
 			revokedLately[g.RuleID] = true
 		}
 	}
+	keepers := latestLive(open, now, nil)
 	grantsOn := make(map[latch.RuleID][]latch.Grant, len(batch))
 	for _, s := range batch {
 		r := s.Rule
@@ -301,23 +302,18 @@ func (b *Broker) sweepBatch(ctx context.Context, fw latch.Firewall, group latch.
 			// it if it is really there.
 			continue
 		}
-		var keeper *latch.Grant
-		for i, g := range grants {
-			if g.State == latch.StateActive && g.ExpiresAt.After(now) && (keeper == nil || g.ExpiresAt.After(keeper.ExpiresAt)) {
-				keeper = &grants[i]
-			}
-		}
-		if keeper == nil {
+		keeper, ok := keepers[r.ID]
+		if !ok {
 			grantsOn[r.ID] = grants
 			doomed = append(doomed, s)
 			continue
 		}
 		b.log.WarnContext(ctx, "rule tagged expired but a live grant holds it; mending its tags", "rule_id", r.ID, "grant_id", keeper.ID)
-		if s.Err = fw.Tag(ctx, r.ID, latch.RuleTags(*keeper)); s.Err != nil {
+		if s.Err = fw.Tag(ctx, r.ID, latch.RuleTags(keeper)); s.Err != nil {
 			continue
 		}
 		b.backstop(ctx, r.Opening.Region, r.Opening.GroupID, r.ID, keeper.ExpiresAt)
-		s.KeptFor = keeper
+		s.KeptFor = &keeper
 	}
 	if len(doomed) == 0 {
 		return
