@@ -118,3 +118,16 @@ func (f fencedFirewall) RevokeMany(ctx context.Context, group latch.GroupID, ids
 	})
 	return gone, err
 }
+
+// GroupRules counts a group's rules through the firewall wrapped, if it
+// can (reads are never fenced), so that the fence hides nothing a caller
+// asks of it.
+func (f fencedFirewall) GroupRules(ctx context.Context, group latch.GroupID) ([]latch.Rule, error) {
+	gr, ok := f.Firewall.(interface {
+		GroupRules(ctx context.Context, group latch.GroupID) ([]latch.Rule, error)
+	})
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return gr.GroupRules(ctx, group)
+}

@@ -347,3 +347,19 @@ func TestFencedPassHasNoDeadlineOfItsOwn(t *testing.T) {
 		t.Error("the pass ran under the term's deadline")
 	}
 }
+
+// The fence hides nothing the broker asks of the firewall it wraps: the
+// rule count its placement messages give ("sg-A is full (60 rules)").
+func TestFirewallPassesGroupRulesThrough(t *testing.T) {
+	env := awstest.New(t)
+	fw := leader.Firewall(env.Firewall(t))
+	gr, ok := fw.(interface {
+		GroupRules(ctx context.Context, group latch.GroupID) ([]latch.Rule, error)
+	})
+	if !ok {
+		t.Fatal("leader.Firewall hides GroupRules")
+	}
+	if _, err := gr.GroupRules(t.Context(), env.ManagedGroup(t)); err != nil {
+		t.Fatal(err)
+	}
+}
