@@ -148,7 +148,12 @@ func signIn(t *testing.T, ctx context.Context, url string, u oidctest.User) {
 func TestPortalInBrowser(t *testing.T) {
 	browser := chromium(t)
 	op := oidctest.New(t, "latch-cli", opAlice, opBob)
-	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli", "--admin-user", "bob@example.com")
+	// Three people's browsers and the CLI share 127.0.0.1 here, as real
+	// users do not: a page load is several requests, and the default
+	// address budget (50, then 10/s) refused the last pages on a fast CI
+	// machine. The limit itself is tested in server_limits_test.go.
+	w := startServer(t, oidcPolicy, "--oidc-issuer", op.Issuer(), "--oidc-audience", "latch-cli", "--admin-user", "bob@example.com",
+		"--addr-rate-limit", "1000")
 	w.setClock(t, time.Now().UTC()) // the countdown runs on the browser's clock
 	rules := func() int { return len(w.env.Rules(t, w.fleet.DBGroup)) }
 
