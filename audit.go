@@ -34,6 +34,13 @@ const (
 	// (at the grant's end, or by a sweep).
 	AuditSessionStarted    AuditAction = "session-started"
 	AuditSessionTerminated AuditAction = "session-terminated"
+	// latch adopt: a plan recorded before any of its changes (Target is
+	// the plan ID, Details["plan"] the plan as JSON), each change made,
+	// each change undone, and a change that failed.
+	AuditAdoptPlanned AuditAction = "adopt-planned"
+	AuditAdoptChanged AuditAction = "adopt-changed"
+	AuditAdoptUndone  AuditAction = "adopt-undone"
+	AuditAdoptFailed  AuditAction = "adopt-failed"
 )
 
 // AuditEntry is one link of the hash-chained audit log. The log assigns
@@ -122,5 +129,6 @@ type AuditFilter struct {
 	Since   time.Time // at or after
 	Actor   string    // exact
 	GrantID GrantID
-	Limit   int // at most this many, oldest first; 0 means no limit
+	Target  string // exact
+	Limit   int    // at most this many, oldest first; 0 means no limit
 }

@@ -1,0 +1,194 @@
+package latch
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+)
+
+// Estate is what a scan reads of one region: every security group with its
+// inbound rules, every instance, the launch templates, the roles of the
+// instances' profiles, the trails, and what could not be read. It is read
+// once and judged offline (package scan), so that a judgement never makes
+// a call and a scan of thousands of instances makes a few paged calls.
+type Estate struct {
+	Region          string
+	Groups          []EstateGroup
+	Instances       []EstateInstance
+	LaunchTemplates []LaunchTemplate
+	Roles           []InstanceRole
+	// Trails are the trails that apply to the region (its own and
+	// multi-region ones), with their event selectors read.
+	Trails []Trail
+	// NotChecked lists what could not be read, and why: a check whose
+	// reads were refused reports nothing else, and the scan goes on.
+	NotChecked []NotChecked
+}
+
+// Checked reports whether check's reads succeeded in this estate.
+func (e Estate) Checked(check Check) bool {
+	return !slices.ContainsFunc(e.NotChecked, func(n NotChecked) bool { return n.Check == check && n.Resource == "" })
+}
+
+// Check names a part of a scan that reads its own APIs, and so can be
+// refused on its own.
+type Check string
+
+const (
+	CheckGroups          Check = "security-groups"  // DescribeSecurityGroups, DescribeSecurityGroupRules
+	CheckInstances       Check = "instances"        // DescribeInstances
+	CheckLaunchTemplates Check = "launch-templates" // DescribeLaunchTemplates, DescribeLaunchTemplateVersions
+	CheckRoles           Check = "instance-roles"   // IAM: instance profiles, roles, policies, SimulatePrincipalPolicy
+	CheckTrails          Check = "trails"           // CloudTrail DescribeTrails, GetEventSelectors
+	CheckSSM             Check = "ssm"              // DescribeInstanceInformation
+)
+
+// NotChecked is a check, or one resource of it, that a scan could not
+// make: the API refused (AccessDenied) or missing, and what it said.
+type NotChecked struct {
+	Check    Check
+	Region   string
+	Resource string // the one resource that could not be read; "" for the whole check
+	API      string // the refused call, as IAM names it: "iam:SimulatePrincipalPolicy"
+	Reason   string // what AWS answered: "AccessDenied: …"
+}
+
+// EstateGroup is a security group with its inbound rules.
+type EstateGroup struct {
+	ID          GroupID
+	Name        string
+	Description string
+	VPC         string
+	Tags        map[string]string
+	Ingress     []IngressRule
+}
+
+// Managed reports whether latch may open the group.
+func (g EstateGroup) Managed() bool { return g.Tags[TagManaged] == "true" }
+
+// IngressRule is one inbound rule as EC2 describes it: one protocol, one
+// port range and one source, which is a CIDR, a security group or a
+// managed prefix list.
+type IngressRule struct {
+	ID       RuleID
+	GroupID  GroupID
+	Protocol string // as EC2 names it: "tcp", "udp", "icmp", "icmpv6", "-1" (every protocol) or a number
+	// FromPort and ToPort bound the ports; both are -1 for every protocol
+	// ("-1"), and carry ICMP's type and code for icmp.
+	FromPort, ToPort int
+	CIDR             netip.Prefix // the source when it is an address range; zero otherwise
+	SourceGroup      GroupID      // the source when it is a security group
+	PrefixList       string       // the source when it is a managed prefix list (pl-…)
+	Description      string
+	Tags             map[string]string
+}
+
+// Latch reports whether latch opened the rule (it carries latch's expiry).
+func (r IngressRule) Latch() bool { _, ok := r.Tags[TagExpiresAt]; return ok }
+
+// CoversPort reports whether the rule lets TCP traffic reach port.
+func (r IngressRule) CoversPort(port int) bool {
+	switch r.Protocol {
+	case "-1", "all":
+		return true
+	case "tcp", "6":
+		return r.FromPort <= port && port <= r.ToPort
+	}
+	return false
+}
+
+// EstateInstance is an instance as a scan needs to know it.
+type EstateInstance struct {
+	ID        InstanceID
+	Name      string // its Name tag
+	State     string
+	VPC       string
+	Subnet    string
+	PrivateIP netip.Addr
+	PublicIP  netip.Addr // zero when it has none
+	// Groups are the groups of all its network interfaces, each once.
+	Groups     []GroupID
+	Interfaces []NetworkInterface
+	KeyName    string // the EC2 key pair it was launched with; "" for none
+	// InstanceProfile is the ARN of its instance profile; "" for none.
+	InstanceProfile string
+	Tags            map[string]string
+	// SSM is its Session Manager agent's PingStatus ("Online",
+	// "ConnectionLost", "Inactive"); "" when it has no agent, or when SSM
+	// was not checked.
+	SSM string
+}
+
+// NetworkInterface is one of an instance's interfaces.
+type NetworkInterface struct {
+	ID          string
+	DeviceIndex int
+	Groups      []GroupID
+}
+
+// LaunchTemplate is one version of a launch template.
+type LaunchTemplate struct {
+	ID      string
+	Name    string
+	Version int64
+	Default bool   // the template's default version
+	KeyName string // the key pair its instances launch with; "" for none
+}
+
+// InstanceRole is the role of an instance profile, with what IAM decides
+// for the actions a scan asks about.
+type InstanceRole struct {
+	Profile  string // the instance profile's ARN
+	Role     string // the role's ARN; "" when the profile holds no role
+	RoleName string
+	// ManagedPolicies are the ARNs of the policies attached to the role.
+	ManagedPolicies []string
+	InlinePolicies  []string // names
+	// Decisions is IAM's SimulatePrincipalPolicy decision per action asked
+	// about ("allowed", "explicitDeny", "implicitDeny").
+	Decisions map[string]string
+	// DecidedBy names, per allowed action, the policies whose statements
+	// allowed it (SourcePolicyId of the matched statements).
+	DecidedBy map[string][]string
+}
+
+// Trail is a CloudTrail trail that applies to a region.
+type Trail struct {
+	Name        string
+	ARN         string
+	HomeRegion  string
+	MultiRegion bool
+	// ManagementEvents is true when its event selectors (basic or
+	// advanced) log management write events.
+	ManagementEvents bool
+}
+
+// EstateReader reads a region's estate. It returns an error only when
+// nothing useful could be read (the region itself is refused); refused
+// checks are listed in Estate.NotChecked. progress, if not nil, is called
+// as reads complete, with how many of the known reads are done.
+type EstateReader interface {
+	ReadEstate(ctx context.Context, region string, progress func(done, total int)) (Estate, error)
+}
+
+// AdoptCloud makes the changes of an adoption plan in one region. Every
+// method is idempotent where AWS allows: a rule already gone or already
+// present, a group already attached, is not an error.
+type AdoptCloud interface {
+	// CreateGroup creates a security group in vpc with tags (set at
+	// creation) and no inbound rules.
+	CreateGroup(ctx context.Context, vpc, name, description string, tags map[string]string) (GroupID, error)
+	// SetInstanceGroups sets the groups of an instance's only interface
+	// (ModifyInstanceAttribute); SetInterfaceGroups those of one interface
+	// (ModifyNetworkInterfaceAttribute), for instances with several.
+	SetInstanceGroups(ctx context.Context, id InstanceID, groups []GroupID) error
+	SetInterfaceGroups(ctx context.Context, eni string, groups []GroupID) error
+	// RemoveRule revokes one inbound rule by ID; gone already is not an error.
+	RemoveRule(ctx context.Context, group GroupID, id RuleID) error
+	// RestoreRule authorizes r again exactly (protocol, ports, source,
+	// description, tags) and returns its new ID; present already is not an
+	// error.
+	RestoreRule(ctx context.Context, r IngressRule) (RuleID, error)
+	// DeleteGroup deletes a group; gone already is not an error.
+	DeleteGroup(ctx context.Context, id GroupID) error
+}
