@@ -56,6 +56,8 @@ func (e *apiError) status() int {
 		return http.StatusInternalServerError
 	case CodeDryRunOperation:
 		return http.StatusPreconditionFailed
+	case CodeUnauthorizedOperation:
+		return http.StatusForbidden
 	default:
 		return http.StatusBadRequest
 	}

@@ -121,6 +121,7 @@ type Server struct {
 	channel     *datachannel.Server
 	channelOnce sync.Once
 	dial        func(ctx context.Context, region, instanceID string, port int) (net.Conn, error) // SetDial's; nil means Options.Dial
+	denied      map[string]bool                                                                  // Deny's: APIs refused to every caller (deny.go)
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -364,6 +365,9 @@ func (s *Server) handle(c *call) ([]byte, *apiError) {
 	h, aerr := c.handler()
 	var resp response
 	s.lock()
+	if aerr == nil && s.deniedLocked("ec2:"+c.action) {
+		aerr = unauthorized("ec2:" + c.action)
+	}
 	if aerr == nil {
 		reg := s.region(c.region)
 		s.ensureDefaultVPC(reg)
