@@ -40,3 +40,8 @@ func RuleTags(g Grant) map[string]string {
 		TagRequester: g.Requester,
 	}
 }
+
+// TagAdoptPlan marks a security group `latch adopt` created; its value is
+// the plan's ID, so the group can be traced to its plan from AWS alone,
+// and only such groups may be deleted by the adopt role.
+const TagAdoptPlan = "latch:adopt-plan"
