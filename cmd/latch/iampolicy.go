@@ -22,6 +22,8 @@ var iamPolicies = []struct {
 	{"sweeper", iampolicy.Sweeper},
 	{"session-role", iampolicy.SessionRole},
 	{"session-role-trust", func(o iampolicy.Options) iampolicy.Document { return iampolicy.SessionRoleTrust(o.ServerRoleARN) }},
+	{"scan", iampolicy.Scan},
+	{"adopt", iampolicy.Adopt},
 }
 
 func iamPolicyNames() string {
@@ -39,7 +41,7 @@ func (a *app) iamPolicyCommand() *cobra.Command {
 		ssm   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "iam-policy --for server|lambda|scheduler|sweeper|session-role|session-role-trust",
+		Use:   "iam-policy --for server|lambda|scheduler|sweeper|session-role|session-role-trust|scan|adopt",
 		Short: "Print the least-privilege IAM policy a latch role needs",
 		Long: `Print, as an IAM policy document, exactly what one of latch's roles may do:
 
@@ -62,6 +64,15 @@ func (a *app) iamPolicyCommand() *cobra.Command {
   session-role-trust
              that role's trust policy: only --server-role-arn may assume it,
              and only with a source identity (the requester) set
+  scan       the role latch scan runs with: read-only (groups, rules,
+             instances, launch templates, SSM agents, instance roles and
+             iam:SimulatePrincipalPolicy on them, trails); a scan refused
+             part of it reports that part as not checked
+  adopt      the role latch adopt --apply and --undo run with: the scan's
+             reads, creating groups only tagged latch:managed=true and
+             latch:adopt-plan, attaching groups, revoking standing rules
+             and restoring them on undo, deleting only groups a plan
+             created. An admin's role: the server's can create no group
 
 The server's policy includes Session Manager (assume the session role, end
 sessions, read sessions and agents) unless --ssm=false; it never holds
@@ -81,7 +92,9 @@ cloudtrail:LookupEvents.`,
   latch iam-policy --for scheduler --dead-letter-arn arn:aws:sqs:eu-west-1:123456789012:latch-dead-letters
   latch iam-policy --for session-role --account 123456789012
   latch iam-policy --for session-role-trust --server-role-arn arn:aws:iam::123456789012:role/latch-server
-  latch iam-policy --for server --ssm=false`,
+  latch iam-policy --for server --ssm=false
+  latch iam-policy --for scan --account 123456789012
+  latch iam-policy --for adopt --account 123456789012 --region eu-west-1`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if which == "" {

@@ -135,8 +135,8 @@ func TestIAMPolicyRefusesBadInput(t *testing.T) {
 		args []string
 		want []string // in stderr
 	}{
-		{nil, []string{"for: --for is required", "server, lambda, scheduler, sweeper, session-role or session-role-trust"}},
-		{[]string{"--for", "admin"}, []string{`for: "admin" is not one of latch's roles`, "server, lambda, scheduler, sweeper, session-role or session-role-trust"}},
+		{nil, []string{"for: --for is required", "server, lambda, scheduler, sweeper, session-role, session-role-trust, scan or adopt"}},
+		{[]string{"--for", "admin"}, []string{`for: "admin" is not one of latch's roles`, "server, lambda, scheduler, sweeper, session-role, session-role-trust, scan or adopt"}},
 		{[]string{"--for", "server", "--account", "1234"}, []string{`account: "1234" is not valid`, "12-digit"}},
 		{[]string{"--for", "server", "--region", "us-east-1,eu-west-1"}, []string{"region:", "like us-east-1"}},
 		{[]string{"--for", "server", "--scheduler-role-arn", "latch-scheduler"}, []string{"scheduler-role-arn:"}},
