@@ -39,10 +39,10 @@ func NewEstateReader(cfg aws.Config, log *slog.Logger) *EstateReader {
 	return &EstateReader{cfg: cfg, log: log}
 }
 
-// estateReads is how many reads ReadEstate reports progress over: groups,
+// EstateReads is how many reads ReadEstate reports progress over: groups,
 // instances, launch templates, trails, Session Manager agents, and
 // instance roles (after the instances, which name their profiles).
-const estateReads = 6
+const EstateReads = 6
 
 // ReadEstate reads region. A read AWS refuses or does not offer becomes a
 // NotChecked entry and the others go on; any other failure (the network,
@@ -66,7 +66,7 @@ func (r *EstateReader) ReadEstate(ctx context.Context, region string, progress f
 		defer mu.Unlock()
 		done++
 		if progress != nil {
-			progress(done, estateReads)
+			progress(done, EstateReads)
 		}
 		if err == nil {
 			return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -218,11 +219,12 @@ func trimFloat(v float64) string { return fmt.Sprintf("%.3g", v) }
 // progress keeps one status line on a terminal, redrawn at most ten times
 // a second.
 type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	last  time.Time
-	phase string
-	shown bool
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string // "latch bench" when empty
+	last   time.Time
+	phase  string
+	shown  bool
 }
 
 func (p *progress) show(phase string, done, total int) {
@@ -232,7 +234,7 @@ func (p *progress) show(phase string, done, total int) {
 		return
 	}
 	p.phase, p.last, p.shown = phase, time.Now(), true
-	fmt.Fprintf(p.w, "\r\033[Klatch bench: %s %d/%d", phase, done, total)
+	fmt.Fprintf(p.w, "\r\033[K%s: %s %d/%d", cmp.Or(p.prefix, "latch bench"), phase, done, total)
 }
 
 func (p *progress) clear() {
