@@ -295,7 +295,7 @@ func isWorld(p netip.Prefix) bool { return p.IsValid() && p.Bits() == 0 }
 func inside(p netip.Prefix, networks []netip.Prefix) bool {
 	p = p.Masked()
 	for _, n := range networks {
-		if n.Addr().Is4() == p.Addr().Is4() && n.Bits() <= p.Bits() && n.Masked().Contains(p.Addr()) {
+		if n.Bits() <= p.Bits() && n.Masked().Contains(p.Addr()) { // Contains is false across families
 			return true
 		}
 	}

@@ -106,11 +106,11 @@ func oneOfEach() []latch.Estate {
 		Groups: []latch.EstateGroup{
 			group("sg-managed", true,
 				tagged(tcp("sgr-latch", 22, 22, "203.0.113.7/32"), latchTags()), // latch's own, outside the networks: fine
-				tcp("sgr-standing", 22, 22, "10.1.0.0/16"),                        // inside the networks, but standing in a managed group: LATCH003
+				tcp("sgr-standing", 22, 22, "10.1.0.0/16"),                      // inside the networks, but standing in a managed group: LATCH003
 			),
 			group("sg-managed2", true),
 			group("sg-world", false,
-				tcp("sgr-world", 22, 22, "0.0.0.0/0"),  // LATCH001
+				tcp("sgr-world", 22, 22, "0.0.0.0/0"),   // LATCH001
 				tcp("sgr-https", 443, 443, "0.0.0.0/0"), // not an admin port
 			),
 			group("sg-wide", false, tcp("sgr-wide", 3389, 3389, "198.51.100.0/24")), // LATCH002
@@ -125,7 +125,8 @@ func oneOfEach() []latch.Estate {
 				in.PublicIP = netip.MustParseAddr("198.51.100.80")
 				return in
 			}(),
-			instance("i-bare", "sg-wide", "sg-peer"),         // LATCH006
+			instance("i-private", "sg-managed", "sg-world"), // in the world rule's group, but no public address: no LATCH005
+			instance("i-bare", "sg-wide", "sg-peer"),        // LATCH006
 			instance("i-many", "sg-managed", "sg-managed2"), // LATCH007
 			func() latch.EstateInstance { // LATCH011
 				in := instance("i-key", "sg-managed")
@@ -155,7 +156,7 @@ func oneOfEach() []latch.Estate {
 			}(),
 		},
 		LaunchTemplates: []latch.LaunchTemplate{
-			{ID: "lt-1", Name: "web", Version: 1, KeyName: "old"},               // neither default nor latest
+			{ID: "lt-1", Name: "web", Version: 1, KeyName: "old"},                // neither default nor latest
 			{ID: "lt-1", Name: "web", Version: 2, Default: true, KeyName: "ops"}, // LATCH012, once with v3
 			{ID: "lt-1", Name: "web", Version: 3, KeyName: "ops"},
 			{ID: "lt-2", Name: "clean", Version: 1, Default: true},
@@ -238,6 +239,9 @@ func TestOneOfEach(t *testing.T) {
 	if f := byCheck["LATCH001"]; !slices.Equal(f.Instances, []latch.InstanceID{"i-web"}) || f.Rule == nil || f.Group != "sg-world" || f.ID != "LATCH001/us-east-1/sgr-world" {
 		t.Errorf("LATCH001: instances %v, rule %v, group %q, ID %q", f.Instances, f.Rule, f.Group, f.ID)
 	}
+	if f := byCheck["LATCH001"]; !strings.Contains(f.Detail, "1 instance(s) in the group have no public address") {
+		t.Errorf("LATCH001 detail does not count the private instance: %s", f.Detail)
+	}
 	if f := byCheck["LATCH005"]; !strings.Contains(f.Detail, "sgr-world") || !strings.Contains(f.Detail, "198.51.100.80") {
 		t.Errorf("LATCH005 detail does not name the rule and address: %s", f.Detail)
 	}
@@ -257,7 +261,7 @@ func TestOneOfEach(t *testing.T) {
 	if len(rep.NotChecked) != 2 {
 		t.Errorf("not checked: %v, want the two given", rep.NotChecked)
 	}
-	want2 := scan.Counts{Groups: 5, Rules: 7, Instances: 7, Templates: 2, Roles: 3, Trails: 2}
+	want2 := scan.Counts{Groups: 5, Rules: 7, Instances: 8, Templates: 2, Roles: 3, Trails: 2}
 	if rep.Scanned != want2 {
 		t.Errorf("scanned %+v, want %+v", rep.Scanned, want2)
 	}
@@ -450,7 +454,9 @@ func shuffled(es []latch.Estate, r *rand.Rand) []latch.Estate {
 		e.Groups = slices.Clone(e.Groups)
 		for k := range e.Groups {
 			e.Groups[k].Ingress = slices.Clone(e.Groups[k].Ingress)
-			r.Shuffle(len(e.Groups[k].Ingress), func(a, b int) { e.Groups[k].Ingress[a], e.Groups[k].Ingress[b] = e.Groups[k].Ingress[b], e.Groups[k].Ingress[a] })
+			r.Shuffle(len(e.Groups[k].Ingress), func(a, b int) {
+				e.Groups[k].Ingress[a], e.Groups[k].Ingress[b] = e.Groups[k].Ingress[b], e.Groups[k].Ingress[a]
+			})
 		}
 		r.Shuffle(len(e.Groups), func(a, b int) { e.Groups[a], e.Groups[b] = e.Groups[b], e.Groups[a] })
 		e.Instances = slices.Clone(e.Instances)
