@@ -155,7 +155,8 @@ func live(state string) bool { return state != "terminated" && state != "shuttin
 //     LATCH002 (high);
 //   - it is not latch's and stands in a latch:managed group: LATCH003
 //     (high), whatever its source;
-//   - its source is a security group or a prefix list: LATCH004.
+//   - its source is a security group or a prefix list: LATCH004 (not for
+//     a group that admits its own members).
 //
 // So a standing rule open to the world or a wide range in a managed group
 // is LATCH001 or LATCH002, whose detail also says it stands in a managed
@@ -454,11 +455,16 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 	}
 	slices.Sort(attached)
 	base := Finding{Region: region, Resource: string(r.ID), Rule: &r, Group: g.ID}
+	adoptFix := ""
+	if standing && len(attached) > 0 {
+		adoptFix = fmt.Sprintf("Remove the rule, and open access per person with latch: %s attaches a latch:managed group and removes the standing admin rules (dry run first, then --apply; --undo restores them).", adoptCommand(attached))
+	}
 
 	switch {
 	case isWorld(r.CIDR):
 		f := base
 		f.ID, f.Check = findingID(AdminPortWorld, region, string(r.ID)), AdminPortWorld
+		f.Fix = adoptFix
 		f.Title = fmt.Sprintf("%s opens admin port %s to the world (%s)", what, joinPorts(ports), r.CIDR)
 		f.Detail = covers + "." + alsoManaged
 		if len(exposed) > 0 {
@@ -473,6 +479,7 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 	case standing && r.CIDR.IsValid() && !inside(r.CIDR, j.opt.Networks):
 		f := base
 		f.ID, f.Check = findingID(AdminPortWide, region, string(r.ID)), AdminPortWide
+		f.Fix = adoptFix
 		f.Title = fmt.Sprintf("%s opens admin port %s to %s, outside the policy's networks", what, joinPorts(ports), r.CIDR)
 		if len(j.opt.Networks) == 0 {
 			f.Title = fmt.Sprintf("%s opens admin port %s to %s, standing", what, joinPorts(ports), r.CIDR)
@@ -483,10 +490,15 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 	case inManaged:
 		f := base
 		f.ID, f.Check = findingID(StandingInManaged, region, string(r.ID)), StandingInManaged
+		f.Fix = adoptFix
 		f.Title = fmt.Sprintf("%s is a standing admin rule in a latch:managed group", what)
 		f.Detail = fmt.Sprintf("%s, and carries no %s tag: it stays open whatever latch grants or revokes.", covers, latch.TagExpiresAt)
 		f.Instances = attached
 		j.add(f)
+	case r.SourceGroup == g.ID:
+		// A group that admits itself (every default VPC group does) lets
+		// its members reach each other: nobody outside it gains a way in,
+		// so it is not reported outside managed groups.
 	case r.SourceGroup != "" || r.PrefixList != "":
 		f := base
 		f.ID, f.Check = findingID(AdminPortFromGroup, region, string(r.ID)), AdminPortFromGroup
@@ -503,6 +515,15 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 		j.add(f)
 	}
 	return false
+}
+
+// adoptCommand is the `latch adopt` line for some instances, or a
+// pointer to the finding's list when it would be too long to read.
+func adoptCommand(ids []latch.InstanceID) string {
+	if len(ids) > 5 {
+		return fmt.Sprintf("`latch adopt INSTANCE...` for its %d instances (the finding's instances)", len(ids))
+	}
+	return "`latch adopt " + strings.Join(strings.Split(joinIDs(ids), ", "), " ") + "`"
 }
 
 func groupLabel(g latch.EstateGroup) string {
@@ -573,6 +594,7 @@ func (j *judge) judgeInstanceGroups(region string, in latch.EstateInstance, grou
 			Region: region, Resource: string(in.ID),
 			Title:     fmt.Sprintf("instance %s at public address %s has an admin port open to the world", label(in), in.PublicIP),
 			Detail:    fmt.Sprintf("instance %s (%s) has public address %s and is in groups whose rules open admin ports to the world: %s.", in.ID, in.State, in.PublicIP, strings.Join(rules, "; ")),
+			Fix:       fmt.Sprintf("Remove the world rules (their LATCH001 findings), or the public address; %s moves the instance to a latch:managed group and removes the standing admin rules.", adoptCommand([]latch.InstanceID{in.ID})),
 			Instances: []latch.InstanceID{in.ID},
 		})
 	}
@@ -644,11 +666,15 @@ func (j *judge) judgeTemplates(region string, versions []latch.LaunchTemplate) {
 		for key, where := range keys {
 			slices.Sort(where)
 			where = slices.Compact(where)
+			verb := "names"
+			if len(where) > 1 {
+				verb = "name"
+			}
 			j.add(Finding{
 				ID: findingID(TemplateKeyPair, region, id+"/"+key), Check: TemplateKeyPair,
 				Region: region, Resource: id,
 				Title:  fmt.Sprintf("launch template %s (%s) names key pair %q", id, name, key),
-				Detail: fmt.Sprintf("launch template %s (%s) %s names EC2 key pair %q: every instance launched from it gets that long-lived key.", id, name, strings.Join(where, " and "), key),
+				Detail: fmt.Sprintf("launch template %s (%s) %s %s EC2 key pair %q: every instance launched from it gets that long-lived key.", id, name, strings.Join(where, " and "), verb, key),
 			})
 		}
 	}

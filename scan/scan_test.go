@@ -325,6 +325,11 @@ func TestGroupAndPrefixListSourcesAreWhatTheyAre(t *testing.T) {
 			t.Errorf("%s: severity %v, title %q; want %v naming %s", f.ID, f.Severity, f.Title, wantSev, src)
 		}
 	}
+	// A group admitting its own members (as every default group does) gives nothing outside managed groups.
+	self := est(group("sg-default", false, latch.IngressRule{ID: "sgr-self", Protocol: "-1", FromPort: -1, ToPort: -1, SourceGroup: "sg-default"}))
+	if got := pairs(scan.Judge([]latch.Estate{self}, scan.Options{})); len(got) != 0 {
+		t.Errorf("self-referencing default group: %v", got)
+	}
 	// In a managed group, a standing group-sourced rule is still standing: LATCH003, once.
 	e.Groups[0].Tags = managedTags
 	rep = scan.Judge([]latch.Estate{e}, scan.Options{})
