@@ -74,6 +74,9 @@ func TestSARIFValidates(t *testing.T) {
 		"stray field":  func(m map[string]any) { m["findings"] = []any{} },
 		"not a uri":    func(m map[string]any) { m["$schema"] = "not a uri at all" },
 		"index string": func(m map[string]any) { result(m)["ruleIndex"] = "1" },
+		"bad uri": func(m map[string]any) {
+			result(m)["locations"].([]any)[0].(map[string]any)["physicalLocation"].(map[string]any)["artifactLocation"].(map[string]any)["uri"] = "a b\\c"
+		},
 	} {
 		var m map[string]any
 		if err := json.Unmarshal(good, &m); err != nil {
@@ -81,8 +84,13 @@ func TestSARIFValidates(t *testing.T) {
 		}
 		breakIt(m)
 		bad, _ := json.Marshal(m)
-		if err := validate(sch, bad); err == nil {
+		err := validate(sch, bad)
+		if err == nil {
 			t.Errorf("%s: a broken document validates", name)
+			continue
+		}
+		if testing.Verbose() {
+			t.Logf("%s: %v", name, err)
 		}
 	}
 }
@@ -121,6 +129,7 @@ func TestSARIFContent(t *testing.T) {
 				Level     string
 				Message   struct{ Text string }
 				Locations []struct {
+					PhysicalLocation struct{ ArtifactLocation struct{ URI string } }
 					LogicalLocations []struct{ Name, FullyQualifiedName, Kind string }
 				}
 				PartialFingerprints map[string]string
@@ -168,6 +177,9 @@ func TestSARIFContent(t *testing.T) {
 		}
 		if loc.FullyQualifiedName != wantFQN || loc.Kind != "resource" || loc.Name != f.Resource {
 			t.Errorf("%s: logical location %+v, want %s", f.ID, loc, wantFQN)
+		}
+		if uri := res.Locations[0].PhysicalLocation.ArtifactLocation.URI; uri != "aws/"+wantFQN {
+			t.Errorf("%s: artifact uri %q", f.ID, uri)
 		}
 		if !strings.Contains(res.Message.Text, f.Title) {
 			t.Errorf("%s: message %q", f.ID, res.Message.Text)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 )
 
@@ -57,6 +58,11 @@ func (s Severity) securitySeverity() string {
 // ("region/resource", kind "resource"; roles, being global, by their ARN
 // alone) and fingerprinted by its stable ID, and what was not checked as
 // tool execution notifications (warnings) of a successful invocation.
+//
+// Each result also has a physical location, the relative path
+// aws/REGION/RESOURCE: GitHub code scanning refuses a result without
+// physicalLocation.artifactLocation.uri, and an estate has no files. It
+// shows that path as the alert's file.
 func WriteSARIF(w io.Writer, r Report, tool ToolInfo) error {
 	driver := sarifDriver{
 		Name:           "latch",
@@ -99,9 +105,10 @@ func WriteSARIF(w io.Writer, r Report, tool ToolInfo) error {
 			RuleIndex: i,
 			Level:     f.Severity.level(),
 			Message:   sarifText{Text: f.Title + ". " + f.Detail + " Fix: " + f.Fix},
-			Locations: []sarifLocation{{LogicalLocations: []sarifLogical{{
-				Name: f.Resource, FullyQualifiedName: fqn, Kind: "resource",
-			}}}},
+			Locations: []sarifLocation{{
+				PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: (&url.URL{Path: "aws/" + fqn}).EscapedPath()}},
+				LogicalLocations: []sarifLogical{{Name: f.Resource, FullyQualifiedName: fqn, Kind: "resource"}},
+			}},
 			PartialFingerprints: map[string]string{fingerprintKey: f.ID},
 			Properties: sarifResultProps{
 				ID: f.ID, Severity: f.Severity.String(), Region: f.Region, Resource: f.Resource,
@@ -216,7 +223,16 @@ type sarifResultProps struct {
 }
 
 type sarifLocation struct {
+	PhysicalLocation sarifPhysical  `json:"physicalLocation"`
 	LogicalLocations []sarifLogical `json:"logicalLocations"`
+}
+
+type sarifPhysical struct {
+	ArtifactLocation sarifArtifact `json:"artifactLocation"`
+}
+
+type sarifArtifact struct {
+	URI string `json:"uri"`
 }
 
 type sarifLogical struct {
