@@ -229,8 +229,11 @@ type roleUse struct {
 	allowed   map[string]bool
 	decidedBy map[string][]string
 	managed   map[string]bool
-	instances []string // "i-… (region)"
-	ids       []latch.InstanceID
+	// noPolicies is set when a region could not read the role's attached
+	// policies: LATCH009 is then not judged, rather than judged on nothing.
+	noPolicies bool
+	instances  []string // "i-… (region)"
+	ids        []latch.InstanceID
 }
 
 // add records f, merging it into a finding with the same ID: an estate
@@ -390,8 +393,14 @@ func (j *judge) region(e latch.Estate) {
 				byProfile[in.InstanceProfile] = append(byProfile[in.InstanceProfile], in)
 			}
 		}
+		refused := map[string][]string{} // profile or role ARN → the APIs refused for it
+		for _, n := range e.NotChecked {
+			if n.Check == latch.CheckRoles && n.Resource != "" {
+				refused[n.Resource] = append(refused[n.Resource], n.API)
+			}
+		}
 		for _, r := range e.Roles {
-			j.useRole(e.Region, r, byProfile[r.Profile])
+			j.useRole(e.Region, r, byProfile[r.Profile], append(refused[r.Profile], refused[r.Role]...))
 		}
 	}
 
@@ -682,7 +691,12 @@ func (j *judge) judgeTemplates(region string, versions []latch.LaunchTemplate) {
 
 // useRole records what one region saw of an instance profile's role; the
 // role is judged once, after every region (judgeRoles).
-func (j *judge) useRole(region string, r latch.InstanceRole, instances []latch.EstateInstance) {
+//
+// refused are the IAM APIs refused for this profile or role. Any refusal
+// but SimulatePrincipalPolicy's leaves LATCH009 unjudged (the attached
+// policies may be unknown); LATCH008 needs no such care, as a refused
+// simulation decides nothing and an allow seen is evidence enough.
+func (j *judge) useRole(region string, r latch.InstanceRole, instances []latch.EstateInstance, refused []string) {
 	if r.Role == "" {
 		return // a profile without a role: nothing to judge
 	}
@@ -690,6 +704,11 @@ func (j *judge) useRole(region string, r latch.InstanceRole, instances []latch.E
 	if !ok {
 		u = &roleUse{role: r, allowed: map[string]bool{}, decidedBy: map[string][]string{}, managed: map[string]bool{}}
 		j.roles[r.Role] = u
+	}
+	for _, api := range refused {
+		if !strings.EqualFold(api, "iam:SimulatePrincipalPolicy") {
+			u.noPolicies = true
+		}
 	}
 	for _, p := range r.ManagedPolicies {
 		u.managed[p] = true
@@ -773,7 +792,7 @@ func (j *judge) judgeRoles() {
 		for p := range u.managed {
 			hasSSM = hasSSM || (strings.HasPrefix(p, "arn:") && strings.HasSuffix(p, ssmPolicy))
 		}
-		if !hasSSM {
+		if !hasSSM && !u.noPolicies {
 			attached := make([]string, 0, len(u.managed))
 			for p := range u.managed {
 				attached = append(attached, p)

@@ -452,6 +452,30 @@ func TestRoleSharedByProfilesAndRegionsIsOneFinding(t *testing.T) {
 	}
 }
 
+func TestRoleReadsRefused(t *testing.T) {
+	// A role whose attached policies could not be read is not judged for
+	// SSM; one whose simulation was refused still is.
+	for _, tc := range []struct {
+		api  string
+		want []pair
+	}{
+		{"iam:ListAttachedRolePolicies", nil},
+		{"iam:GetRole", nil},
+		{"iam:SimulatePrincipalPolicy", []pair{{"LATCH009", roleB}}},
+	} {
+		e := est()
+		in := instance("i-b")
+		in.InstanceProfile = profB
+		e.Instances = []latch.EstateInstance{in}
+		e.Roles = []latch.InstanceRole{{Profile: profB, Role: roleB}}
+		e.NotChecked = []latch.NotChecked{{Check: latch.CheckRoles, Region: "us-east-1", Resource: roleB, API: tc.api, Reason: "AccessDenied"}}
+		e.NotChecked = append(e.NotChecked, latch.NotChecked{Check: latch.CheckGroups, Region: "us-east-1", API: "ec2:DescribeSecurityGroups", Reason: "x"})
+		if got := pairs(scan.Judge([]latch.Estate{e}, scan.Options{})); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s refused: %v, want %v", tc.api, got, tc.want)
+		}
+	}
+}
+
 // shuffled returns a deep copy of es with every list in a random order.
 func shuffled(es []latch.Estate, r *rand.Rand) []latch.Estate {
 	out := make([]latch.Estate, len(es))
