@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -27,7 +28,8 @@ type Finding struct {
 	// CHECK/RESOURCE for roles, which IAM holds for every region
 	// (LATCH008/arn:aws:iam::…:role/…); CHECK/REGION for a region's own
 	// findings (LATCH010/us-east-1); and CHECK/REGION/TEMPLATE/KEY for a
-	// launch template's key (one ID per key it names).
+	// launch template's key (one ID per key it names; the key's name
+	// path-escaped, so that an ID never holds a space).
 	ID       string
 	Check    string // the check's code (LATCH001…): SARIF's ruleId
 	Name     string // the check's short name
@@ -680,7 +682,7 @@ func (j *judge) judgeTemplates(region string, versions []latch.LaunchTemplate) {
 				verb = "name"
 			}
 			j.add(Finding{
-				ID: findingID(TemplateKeyPair, region, id+"/"+key), Check: TemplateKeyPair,
+				ID: findingID(TemplateKeyPair, region, id+"/"+url.PathEscape(key)), Check: TemplateKeyPair,
 				Region: region, Resource: id,
 				Title:  fmt.Sprintf("launch template %s (%s) names key pair %q", id, name, key),
 				Detail: fmt.Sprintf("launch template %s (%s) %s %s EC2 key pair %q: every instance launched from it gets that long-lived key.", id, name, strings.Join(where, " and "), verb, key),

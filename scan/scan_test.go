@@ -630,6 +630,40 @@ func TestNotCheckedMakesNoFinding(t *testing.T) {
 	}
 }
 
+// TestNeedsMatchesJudgement checks each check's Needs against what Judge
+// does: refusing a read silences exactly the checks that need it.
+func TestNeedsMatchesJudgement(t *testing.T) {
+	for _, refused := range []latch.Check{latch.CheckGroups, latch.CheckInstances, latch.CheckLaunchTemplates, latch.CheckRoles, latch.CheckTrails, latch.CheckSSM} {
+		es := oneOfEach()
+		for i := range es {
+			es[i].NotChecked = append(es[i].NotChecked, latch.NotChecked{Check: refused, Region: es[i].Region, API: "x:Y", Reason: "AccessDenied"})
+		}
+		rep := scan.Judge(es, oneOfEachOptions)
+		for _, c := range scan.Checks() {
+			found := slices.ContainsFunc(rep.Findings, func(f scan.Finding) bool { return f.Check == c.Code })
+			if want := !slices.Contains(c.Needs, refused); found != want {
+				t.Errorf("%s refused: %s found %v, want %v (needs %v)", refused, c.Code, found, want, c.Needs)
+			}
+		}
+	}
+}
+
+func TestKeyNameInIDIsEscaped(t *testing.T) {
+	e := est()
+	e.LaunchTemplates = []latch.LaunchTemplate{{ID: "lt-9", Version: 1, Default: true, KeyName: "ops key/2"}}
+	rep := scan.Judge([]latch.Estate{e}, scan.Options{})
+	if len(rep.Findings) != 1 || rep.Findings[0].ID != "LATCH012/us-east-1/lt-9/ops%20key%2F2" {
+		t.Fatalf("findings %v", rep.Findings)
+	}
+	b, err := scan.ReadBaseline(strings.NewReader(rep.Findings[0].ID + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, n := rep.Without(b); n != 1 {
+		t.Errorf("baseline of the escaped ID accepted %d", n)
+	}
+}
+
 func ExampleJudge() {
 	e := latch.Estate{Region: "us-east-1", Groups: []latch.EstateGroup{{
 		ID: "sg-0123456789abcdef0", Ingress: []latch.IngressRule{{
