@@ -338,8 +338,13 @@ func (j *judge) region(e latch.Estate) {
 	}
 	var instances []latch.EstateInstance
 	if instancesOK {
+		seen := map[latch.InstanceID]bool{}
 		for _, in := range e.Instances {
-			if live(in.State) {
+			if live(in.State) && !seen[in.ID] {
+				seen[in.ID] = true
+				in.Groups = slices.Clone(in.Groups)
+				slices.Sort(in.Groups)
+				in.Groups = slices.Compact(in.Groups)
 				instances = append(instances, in)
 			}
 		}
@@ -576,9 +581,7 @@ func joinIDs(ids []latch.InstanceID) string {
 // (the estate holds none: a ::/0 rule still makes LATCH001).
 func (j *judge) judgeInstanceGroups(region string, in latch.EstateInstance, groups map[latch.GroupID]latch.EstateGroup, worldRules map[latch.GroupID][]latch.IngressRule) {
 	var managed []latch.GroupID
-	all := slices.Clone(in.Groups)
-	slices.Sort(all)
-	all = slices.Compact(all)
+	all := in.Groups // sorted and compacted by region
 	unknown := false
 	var rules []string
 	for _, id := range all {
