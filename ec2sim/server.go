@@ -122,6 +122,8 @@ type Server struct {
 	channelOnce sync.Once
 	dial        func(ctx context.Context, region, instanceID string, port int) (net.Conn, error) // SetDial's; nil means Options.Dial
 	denied      map[string]bool                                                                  // Deny's: APIs refused to every caller (deny.go)
+	// trails are CloudTrail's trails by name, account-wide (cloudtrail_trails.go).
+	trails map[string]*trailConfig
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -415,6 +417,16 @@ var actions = map[string]handler{
 	"AuthorizeSecurityGroupIngress": (*Server).authorizeIngress,
 	"CreateSecurityGroup":           (*Server).createSecurityGroup,
 	"CreateTags":                    (*Server).createTags,
+	"CreateKeyPair":                 (*Server).createKeyPair,
+	"CreateLaunchTemplate":          (*Server).createLaunchTemplate,
+	"CreateLaunchTemplateVersion":   (*Server).createLaunchTemplateVersion,
+	"DeleteKeyPair":                 (*Server).deleteKeyPair,
+	"DeleteLaunchTemplate":          (*Server).deleteLaunchTemplate,
+	"DescribeKeyPairs":              (*Server).describeKeyPairs,
+	"DescribeLaunchTemplates":       (*Server).describeLaunchTemplates,
+	"DescribeLaunchTemplateVersions": (*Server).describeLaunchTemplateVersions,
+	"ImportKeyPair":                 (*Server).importKeyPair,
+	"ModifyLaunchTemplate":          (*Server).modifyLaunchTemplate,
 	"DeleteSecurityGroup":           (*Server).deleteSecurityGroup,
 	"DeleteTags":                    (*Server).deleteTags,
 	"DescribeInstances":             (*Server).describeInstances,
