@@ -442,3 +442,8 @@ func openSSHPrivateKey(wire []byte, pk ed25519.PublicKey, sk ed25519.PrivateKey,
 	putSSHString(&b, priv.Bytes())
 	return string(pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: b.Bytes()}))
 }
+
+// generateEd25519 makes an ed25519 key.
+func generateEd25519() (ed25519.PublicKey, ed25519.PrivateKey, error) {
+	return ed25519.GenerateKey(rand.Reader)
+}
