@@ -174,15 +174,15 @@ func TestReadTrails(t *testing.T) {
 	env := awstest.New(t)
 	east, west := ctClient(env, awstest.Region), ctClient(env, "us-west-2")
 	want := map[string]bool{
-		trail(t, west, true, nil, nil): true, // shadow, default selectors
+		trail(t, west, true, nil, nil):  true, // shadow, default selectors
 		trail(t, east, false, nil, nil): true,
-		trail(t, east, false, []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeReadOnly, IncludeManagementEvents: aws.Bool(true)}}, nil): false,
+		trail(t, east, false, []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeReadOnly, IncludeManagementEvents: aws.Bool(true)}}, nil):  false,
 		trail(t, east, false, []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeWriteOnly, IncludeManagementEvents: aws.Bool(true)}}, nil): true,
 		trail(t, east, false, []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeAll, IncludeManagementEvents: aws.Bool(false),
 			DataResources: []cttypes.DataResource{{Type: aws.String("AWS::S3::Object"), Values: []string{"arn:aws:s3"}}}}}, nil): false,
-		trail(t, east, false, nil, advanced("eventCategory", "Management")):                     true,
-		trail(t, east, false, nil, advanced("eventCategory", "Management", "readOnly", "false")): true,
-		trail(t, east, false, nil, advanced("eventCategory", "Management", "readOnly", "true")):  false,
+		trail(t, east, false, nil, advanced("eventCategory", "Management")):                                true,
+		trail(t, east, false, nil, advanced("eventCategory", "Management", "readOnly", "false")):           true,
+		trail(t, east, false, nil, advanced("eventCategory", "Management", "readOnly", "true")):            false,
 		trail(t, east, false, nil, advanced("eventCategory", "Data", "resources.type", "AWS::S3::Object")): false,
 	}
 	westOnly := trail(t, west, false, nil, nil)

@@ -12,8 +12,8 @@ package ec2sim
 
 import (
 	"encoding/json"
-	"net/http"
 	"maps"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"

@@ -202,8 +202,8 @@ var instanceListing = listing[*instance]{
 			return []string{in.eniID}
 		},
 		"network-interface.association.public-ip": (*instance).publicIPs,
-		"key-name":                     func(in *instance) []string { return []string{in.keyName} },
-		"iam-instance-profile.arn":     func(in *instance) []string { return []string{in.profileARN} },
+		"key-name":                 func(in *instance) []string { return []string{in.keyName} },
+		"iam-instance-profile.arn": func(in *instance) []string { return []string{in.profileARN} },
 	},
 	tags: func(in *instance) map[string]string { return in.tags },
 	key:  func(in *instance) string { return seqKey(in.seq) },

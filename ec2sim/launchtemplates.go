@@ -149,11 +149,11 @@ type xmlLTTagSpec struct {
 }
 
 type xmlLTData struct {
-	IamInstanceProfile  *xmlLTProfile       `xml:"iamInstanceProfile,omitempty"`
-	ImageID             string              `xml:"imageId,omitempty"`
-	InstanceType        string              `xml:"instanceType,omitempty"`
-	KeyName             string              `xml:"keyName,omitempty"`
-	SecurityGroupIDSet  *set[string]        `xml:"securityGroupIdSet,omitempty"`
+	IamInstanceProfile  *xmlLTProfile      `xml:"iamInstanceProfile,omitempty"`
+	ImageID             string             `xml:"imageId,omitempty"`
+	InstanceType        string             `xml:"instanceType,omitempty"`
+	KeyName             string             `xml:"keyName,omitempty"`
+	SecurityGroupIDSet  *set[string]       `xml:"securityGroupIdSet,omitempty"`
 	TagSpecificationSet *set[xmlLTTagSpec] `xml:"tagSpecificationSet,omitempty"`
 }
 

@@ -417,16 +417,6 @@ var actions = map[string]handler{
 	"AuthorizeSecurityGroupIngress": (*Server).authorizeIngress,
 	"CreateSecurityGroup":           (*Server).createSecurityGroup,
 	"CreateTags":                    (*Server).createTags,
-	"CreateKeyPair":                 (*Server).createKeyPair,
-	"CreateLaunchTemplate":          (*Server).createLaunchTemplate,
-	"CreateLaunchTemplateVersion":   (*Server).createLaunchTemplateVersion,
-	"DeleteKeyPair":                 (*Server).deleteKeyPair,
-	"DeleteLaunchTemplate":          (*Server).deleteLaunchTemplate,
-	"DescribeKeyPairs":              (*Server).describeKeyPairs,
-	"DescribeLaunchTemplates":       (*Server).describeLaunchTemplates,
-	"DescribeLaunchTemplateVersions": (*Server).describeLaunchTemplateVersions,
-	"ImportKeyPair":                 (*Server).importKeyPair,
-	"ModifyLaunchTemplate":          (*Server).modifyLaunchTemplate,
 	"DeleteSecurityGroup":           (*Server).deleteSecurityGroup,
 	"DeleteTags":                    (*Server).deleteTags,
 	"DescribeInstances":             (*Server).describeInstances,
@@ -438,6 +428,18 @@ var actions = map[string]handler{
 	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
 	"RunInstances":                  (*Server).runInstances,
 	"TerminateInstances":            (*Server).terminateInstances,
+
+	// Key pairs and launch templates (keypairs.go, launchtemplates.go).
+	"CreateKeyPair":                  (*Server).createKeyPair,
+	"CreateLaunchTemplate":           (*Server).createLaunchTemplate,
+	"CreateLaunchTemplateVersion":    (*Server).createLaunchTemplateVersion,
+	"DeleteKeyPair":                  (*Server).deleteKeyPair,
+	"DeleteLaunchTemplate":           (*Server).deleteLaunchTemplate,
+	"DescribeKeyPairs":               (*Server).describeKeyPairs,
+	"DescribeLaunchTemplates":        (*Server).describeLaunchTemplates,
+	"DescribeLaunchTemplateVersions": (*Server).describeLaunchTemplateVersions,
+	"ImportKeyPair":                  (*Server).importKeyPair,
+	"ModifyLaunchTemplate":           (*Server).modifyLaunchTemplate,
 }
 
 // credentialScope reads the region and access key from the SigV4
