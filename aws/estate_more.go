@@ -8,6 +8,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,6 +98,10 @@ func readTrails(ctx context.Context, c trailsAPI, region string) ([]latch.Trail,
 			ref = tr.Name
 		}
 		sel, err := c.GetEventSelectors(ctx, &cloudtrail.GetEventSelectorsInput{TrailName: aws.String(ref)})
+		var gone *cttypes.TrailNotFoundException
+		if errors.As(err, &gone) {
+			continue // deleted since DescribeTrails: it logs nothing now
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cloudtrail:GetEventSelectors of trail %s in %s: %w", ref, region, err)
 		}
