@@ -127,11 +127,17 @@ func (s *Server) cloudTrailOperation(op string, r *http.Request, body []byte, id
 			}
 		}
 	}
-	if op != "LookupEvents" {
+	if op != "LookupEvents" && trailOperations[op] == nil {
 		return nil, errf(CodeCTUnknownOperation, "The operation %s is not supported by ec2sim.", op)
 	}
 	if r.Method != http.MethodPost {
 		return nil, errf(CodeCTSerialization, "CloudTrail operations are POST requests.")
+	}
+	if aerr := s.cloudTrailDenied(op); aerr != nil {
+		return nil, aerr
+	}
+	if out, aerr, ok := s.trailOperation(op, credentialRegion(r), body); ok {
+		return out, aerr
 	}
 	var in lookupEventsInput
 	if len(bytes.TrimSpace(body)) > 0 {

@@ -200,8 +200,8 @@ func TestCloudTrail_Signatures(t *testing.T) {
 	if got := sim.Calls("LookupEvents"); got != 2 {
 		t.Errorf("Calls(LookupEvents) = %d, want 2", got)
 	}
-	// Other CloudTrail operations are not served.
-	_, err = trailAs(t, url, alice).DescribeTrails(t.Context(), &cloudtrail.DescribeTrailsInput{})
+	// Operations beyond LookupEvents and the trails' are not served.
+	_, err = trailAs(t, url, alice).GetTrailStatus(t.Context(), &cloudtrail.GetTrailStatusInput{Name: aws.String("t")})
 	wantAPIError(t, err, "UnknownOperationException")
 }
 

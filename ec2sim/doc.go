@@ -97,6 +97,46 @@
 // stay visible as terminated. Neither is recorded in CloudTrail, and
 // ClientToken, launch templates, placement and user data are ignored.
 //
+// RunInstances also takes KeyName, which must name a key pair of the
+// region (InvalidKeyPair.NotFound), and IamInstanceProfile by Arn or Name
+// (not both), kept as the profile's ARN without asking the simulator's
+// IAM; DescribeInstances shows keyName and iamInstanceProfile {arn, id}
+// (the ID derived from the ARN) and filters by key-name and
+// iam-instance-profile.arn. A fleet's instance sets them with key_name
+// and instance_profile.
+//
+// # Key pairs and launch templates
+//
+// CreateKeyPair, ImportKeyPair, DescribeKeyPairs and DeleteKeyPair
+// (keypairs.go) keep each region's key pairs by name. CreateKeyPair makes
+// a real key of KeyType (rsa, 2048 bits, as PKCS#1 PEM; or ed25519, in
+// OpenSSH's format) and returns its private half once; KeyFormat ppk
+// answers UnsupportedOperation. ImportKeyPair takes ssh-rsa and
+// ssh-ed25519 lines (InvalidKey.Format otherwise). Fingerprints follow
+// EC2's rules (SHA-1 of the PKCS#8 key for a created RSA key, MD5 of the
+// public key for an imported one, SHA-256 for ed25519). DescribeKeyPairs
+// takes KeyName.N, KeyPairId.N (unknown ones are InvalidKeyPair.NotFound),
+// filters key-name, key-pair-id, fingerprint, key-type and tags, and
+// IncludePublicKey; it does not page, as EC2's does not. Deleting a name
+// that does not exist succeeds, as in EC2; instances keep the name of a
+// deleted key pair. A fleet region's key_pairs adds key pairs.
+//
+// CreateLaunchTemplate, CreateLaunchTemplateVersion (SourceVersion's data
+// overlaid by the members given), ModifyLaunchTemplate (SetDefaultVersion),
+// DescribeLaunchTemplates (by ID or name, filters launch-template-name,
+// create-time and tags, MaxResults 1 to 200), DescribeLaunchTemplateVersions
+// and DeleteLaunchTemplate (launchtemplates.go). Of the data only KeyName,
+// ImageId, InstanceType, SecurityGroupId.N, IamInstanceProfile and
+// TagSpecification.N are kept; the rest is accepted and dropped, and none
+// of it is checked when stored (as EC2 checks it only at launch).
+// DescribeLaunchTemplateVersions has EC2's two forms: with a template, its
+// versions (LaunchTemplateVersion.N as numbers, $Latest or $Default, or
+// MinVersion to MaxVersion); without one, the $Latest and/or $Default
+// version of every template in the region (numbers are refused), a
+// version that is both listed once, paged 1 to 200 at a time. RunInstances
+// does not launch from a template, and DeleteLaunchTemplateVersions is not
+// served. A fleet region's launch_templates adds templates.
+//
 // Not modelled: egress rules (including the allow-all egress rule EC2 adds
 // to new groups), rules whose source is a security group or prefix list
 // (UnsupportedOperation), the other instance lifecycle actions (stop,
@@ -159,8 +199,29 @@
 // are its security group (AWS::EC2::SecurityGroup), the rules it added or
 // revoked (AWS::EC2::SecurityGroupRule), and the resources it tagged.
 // Requests signed with a key added with AddIdentity must be signed
-// correctly; others are accepted. Other CloudTrail operations answer
-// UnknownOperationException.
+// correctly; others are accepted.
+//
+// Trails (cloudtrail_trails.go): CreateTrail, DescribeTrails,
+// GetEventSelectors, PutEventSelectors and DeleteTrail. A trail belongs to
+// the account and has a home region, the one it was created in; a
+// multi-region trail applies to every region and DescribeTrails lists it
+// elsewhere as a shadow trail (includeShadowTrails, true by default).
+// Names in trailNameList may be names or ARNs, and unknown ones are left
+// out. A new trail logs all management events (one basic selector, All);
+// PutEventSelectors replaces its selectors with basic (ReadWriteType,
+// IncludeManagementEvents, data resources kept but unused) or advanced
+// ones (field names checked, an eventCategory required), from its home
+// region only (InvalidHomeRegionException), as DeleteTrail. A trail is
+// found by name in a region it applies to, or by ARN anywhere. Not
+// modelled: S3 delivery (the bucket is not checked), logging status
+// (every trail logs), insight selectors, tags and organization trails;
+// trail names are unique in the account. A fleet's top-level trails adds
+// trails. Other CloudTrail operations answer UnknownOperationException.
+//
+// [Server.Deny] refuses any CloudTrail operation ("cloudtrail:…") and any
+// Systems Manager action ("ssm:…", e.g. ssm:DescribeInstanceInformation)
+// with AccessDeniedException (400), as it refuses EC2's actions with
+// UnauthorizedOperation.
 //
 // Events reach LookupEvents [Options.CloudTrailDelay] after the call
 // (measured on Options.Now, so a test can step past it), like CloudTrail's

@@ -18,6 +18,9 @@ type Fleet struct {
 	// Regions maps a region name (us-east-1) to its resources. YAML key:
 	// regions.
 	Regions map[string]FleetRegion
+	// Trails are the account's CloudTrail trails, each with its home
+	// region (see FleetTrail). YAML key: trails.
+	Trails []FleetTrail
 }
 
 // FleetRegion is one region's resources. YAML keys: vpcs,
@@ -26,6 +29,10 @@ type FleetRegion struct {
 	VPCs           []FleetVPC
 	SecurityGroups []FleetGroup
 	Instances      []FleetInstance
+	// KeyPairs and LaunchTemplates: YAML keys key_pairs, launch_templates
+	// (see fleet_keys.go).
+	KeyPairs        []FleetKeyPair
+	LaunchTemplates []FleetLaunchTemplate
 	pos
 }
 
@@ -93,6 +100,13 @@ type FleetInstance struct {
 	Image          string
 	HostKeys       []string
 	Agent          *FleetAgent
+	// KeyName (YAML key_name) is the key pair it was launched with; it
+	// need not be one of the fleet's key pairs, as EC2 keeps the name
+	// after the key pair is deleted. InstanceProfile (YAML
+	// instance_profile) is its instance profile, an ARN or a name in the
+	// account, which the simulator's IAM need not know.
+	KeyName         string
+	InstanceProfile string
 	pos
 }
 
@@ -165,6 +179,7 @@ func ParseFleet(data []byte) (Fleet, error) {
 		return f, nil
 	}
 	err := decodeMapping(doc.Content[0], "", nil, map[string]decodeFunc{
+		"trails": decodeTrails(&f),
 		"regions": func(n *yaml.Node, path string) error {
 			return decodeMap(n, path, func(name string, n *yaml.Node, path string) error {
 				reg, err := decodeRegion(n, path)
@@ -261,6 +276,7 @@ func join(path, key string) string {
 func decodeRegion(n *yaml.Node, path string) (FleetRegion, error) {
 	r := FleetRegion{pos: pos{line: n.Line, fields: map[string]int{}}}
 	err := decodeMapping(n, path, r.fields, map[string]decodeFunc{
+		"key_pairs": decodeKeyPairs(&r), "launch_templates": decodeLaunchTemplates(&r),
 		"vpcs": func(n *yaml.Node, path string) error {
 			return decodeSeq(n, path, func(n *yaml.Node, path string) error {
 				v := FleetVPC{pos: pos{line: n.Line, fields: map[string]int{}}}
@@ -287,6 +303,7 @@ func decodeRegion(n *yaml.Node, path string) (FleetRegion, error) {
 					"security_groups": scalar(&in.SecurityGroups), "tags": scalar(&in.Tags),
 					"state": scalar(&in.State), "type": scalar(&in.Type), "image": scalar(&in.Image),
 					"host_keys": decodeHostKeys(&in), "agent": decodeAgent(&in),
+					"key_name": scalar(&in.KeyName), "instance_profile": scalar(&in.InstanceProfile),
 				})
 				r.Instances = append(r.Instances, in)
 				return err

@@ -16,6 +16,7 @@ type regionPlan struct {
 	groups     []groupPlan
 	instances  []instancePlan
 	defaultVPC int // index into vpcs, or -1 for the region's own default VPC
+	keys       keysPlan
 }
 
 type vpcPlan struct {
@@ -119,7 +120,15 @@ func (f Fleet) check() ([]regionPlan, error) {
 			}
 			p.instances = append(p.instances, ip)
 		}
+		keys, err := checkRegionKeys(fr, rpath, claim)
+		if err != nil {
+			return nil, err
+		}
+		p.keys = keys
 		plans = append(plans, p)
+	}
+	if err := f.checkTrails(); err != nil {
+		return nil, err
 	}
 	return plans, nil
 }
@@ -285,6 +294,9 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 		return ip, err
 	}
 	if ip.hostKeys, err = checkFleetHostKeys(in, path); err != nil {
+		return ip, err
+	}
+	if err := checkInstanceKeys(in, path); err != nil {
 		return ip, err
 	}
 	ip.agent, err = checkFleetAgent(in.Agent, path+".agent")

@@ -22,9 +22,13 @@ func (s *Server) LoadFleet(f Fleet) error {
 			return err
 		}
 	}
+	if err := s.trailsConflicts(f); err != nil {
+		return err
+	}
 	for _, p := range plans {
 		s.apply(p)
 	}
+	s.applyTrails(f)
 	return nil
 }
 
@@ -89,7 +93,7 @@ func (s *Server) conflicts(p regionPlan) error {
 			return fleetErr(in.lineOf("public_ip"), in.path+".public_ip", "%s is already the public address of %s", in.publicIP, other.id)
 		}
 	}
-	return nil
+	return keysConflicts(reg, p.keys)
 }
 
 // instanceWithPublicIP finds the instance that holds addr, stopped or not,
@@ -185,9 +189,10 @@ func (s *Server) apply(p regionPlan) {
 			id: id, eniID: "eni-" + id[len("i-"):], vpcID: vid, subnetID: subnet, privateIP: addr, publicIP: in.publicIP,
 			groupIDs: groups, state: in.State, instanceType: in.Type, imageID: in.Image,
 			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags), hostKeys: in.hostKeys,
-			agent: agent,
+			agent: agent, keyName: in.KeyName, profileARN: s.instanceProfileARN(in.InstanceProfile),
 		}
 	}
+	s.applyKeys(reg, p.keys)
 }
 
 // freeAddress picks the first address from .10 up in v that no instance

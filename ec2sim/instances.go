@@ -79,6 +79,8 @@ type xmlInstance struct {
 	GroupSet            set[xmlGroupIdentifier]  `xml:"groupSet"`
 	NetworkInterfaceSet set[xmlNetworkInterface] `xml:"networkInterfaceSet"`
 	TagSet              set[xmlTag]              `xml:"tagSet"`
+	KeyName             string                   `xml:"keyName,omitempty"`
+	IamInstanceProfile  *xmlIamInstanceProfile   `xml:"iamInstanceProfile,omitempty"`
 }
 
 type xmlReservation struct {
@@ -141,6 +143,7 @@ func (s *Server) xmlInstance(r *region, in *instance) xmlInstance {
 	if assoc != nil {
 		x.IPAddress, x.DNSName = assoc.PublicIP, assoc.PublicDNSName
 	}
+	x.KeyName, x.IamInstanceProfile = in.keyName, xmlProfile(in.profileARN)
 	return x
 }
 
@@ -199,6 +202,8 @@ var instanceListing = listing[*instance]{
 			return []string{in.eniID}
 		},
 		"network-interface.association.public-ip": (*instance).publicIPs,
+		"key-name":                 func(in *instance) []string { return []string{in.keyName} },
+		"iam-instance-profile.arn": func(in *instance) []string { return []string{in.profileARN} },
 	},
 	tags: func(in *instance) map[string]string { return in.tags },
 	key:  func(in *instance) string { return seqKey(in.seq) },

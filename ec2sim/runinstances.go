@@ -115,6 +115,11 @@ func (s *Server) runInstances(r *region, p params) (response, *apiError) {
 		}
 	}
 
+	keyName, profileARN, aerr := s.launchIdentity(r, p)
+	if aerr != nil {
+		return nil, aerr
+	}
+
 	tags := map[string]string{}
 	for _, m := range p.members("TagSpecification") {
 		rt := p.str(m + ".ResourceType")
@@ -147,6 +152,7 @@ func (s *Server) runInstances(r *region, p params) (response, *apiError) {
 			privateIP: r.freeAddress(v, map[netip.Addr]bool{}), groupIDs: slices.Clone(groupIDs),
 			state: "running", instanceType: instanceType, imageID: image,
 			launchTime: launched, seq: s.nextSeq(), tags: maps.Clone(tags),
+			keyName: keyName, profileARN: profileARN,
 		}
 		r.instances[id] = in
 		x := s.xmlInstance(r, in)

@@ -122,6 +122,8 @@ type Server struct {
 	channelOnce sync.Once
 	dial        func(ctx context.Context, region, instanceID string, port int) (net.Conn, error) // SetDial's; nil means Options.Dial
 	denied      map[string]bool                                                                  // Deny's: APIs refused to every caller (deny.go)
+	// trails are CloudTrail's trails by name, account-wide (cloudtrail_trails.go).
+	trails map[string]*trailConfig
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -426,6 +428,18 @@ var actions = map[string]handler{
 	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
 	"RunInstances":                  (*Server).runInstances,
 	"TerminateInstances":            (*Server).terminateInstances,
+
+	// Key pairs and launch templates (keypairs.go, launchtemplates.go).
+	"CreateKeyPair":                  (*Server).createKeyPair,
+	"CreateLaunchTemplate":           (*Server).createLaunchTemplate,
+	"CreateLaunchTemplateVersion":    (*Server).createLaunchTemplateVersion,
+	"DeleteKeyPair":                  (*Server).deleteKeyPair,
+	"DeleteLaunchTemplate":           (*Server).deleteLaunchTemplate,
+	"DescribeKeyPairs":               (*Server).describeKeyPairs,
+	"DescribeLaunchTemplates":        (*Server).describeLaunchTemplates,
+	"DescribeLaunchTemplateVersions": (*Server).describeLaunchTemplateVersions,
+	"ImportKeyPair":                  (*Server).importKeyPair,
+	"ModifyLaunchTemplate":           (*Server).modifyLaunchTemplate,
 }
 
 // credentialScope reads the region and access key from the SigV4

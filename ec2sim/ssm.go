@@ -144,6 +144,14 @@ func (s *Server) ssmOperation(c *ssmCall, body []byte) ([]byte, *apiError) {
 		}
 		return nil
 	}
+	// Deny refuses any SSM action named as IAM names it (ssm:…), as IAM
+	// does before SSM reads the request.
+	s.lock()
+	denied := s.deniedLocked("ssm:" + c.op)
+	s.unlock()
+	if denied {
+		return nil, errf(CodeCTAccessDenied, "User: %s is not authorized to perform: ssm:%s (denied by ec2sim)", c.caller.ARN, c.op)
+	}
 	var out any
 	var aerr *apiError
 	switch c.op {
@@ -194,6 +202,7 @@ var ssmLowerMessage = map[string]bool{
 	CodeCTInvalidSignature:           true,
 	CodeCTIncompleteSignature:        true,
 	CodeCTMissingAuthToken:           true,
+	CodeCTAccessDenied:               true,
 }
 
 func ssmErrorBody(e *apiError) []byte {

@@ -24,6 +24,10 @@ type region struct {
 	instances  map[string]*instance
 	// ruleLog is what DescribeLag hides, oldest first (consistency.go).
 	ruleLog []ruleChange
+	// keyPairs are EC2 key pairs by name (keypairs.go), launchTemplates
+	// launch templates by ID (launchtemplates.go); both made on first use.
+	keyPairs        map[string]*keyPair
+	launchTemplates map[string]*launchTemplate
 }
 
 type vpc struct {
@@ -86,6 +90,8 @@ type instance struct {
 	tags         map[string]string
 	hostKeys     []hostKey   // what GetConsoleOutput shows; see consoleoutput.go
 	agent        *agentState // its SSM agent, nil when it has none; see ssm_agent.go
+	keyName      string      // the key pair it was launched with; "" for none
+	profileARN   string      // its instance profile's ARN; "" for none
 }
 
 // Rule is a snapshot of one ingress rule, for tests and the admin endpoint.
