@@ -5,25 +5,14 @@ package aws
 import (
 	"context"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/latchdev/latch"
 )
 
 func readGroups(ctx context.Context, c *ec2.Client) ([]latch.EstateGroup, error) { return nil, nil }
 func readInstances(ctx context.Context, c *ec2.Client) ([]latch.EstateInstance, error) {
-	return nil, nil
-}
-func readLaunchTemplates(ctx context.Context, c *ec2.Client) ([]latch.LaunchTemplate, error) {
-	return nil, nil
-}
-func readTrails(ctx context.Context, c *cloudtrail.Client, region string) ([]latch.Trail, error) {
-	return nil, nil
-}
-func readSSM(ctx context.Context, c *ssm.Client) (map[latch.InstanceID]string, error) {
 	return nil, nil
 }
 func readRoles(ctx context.Context, c *iam.Client, profiles []string) ([]latch.InstanceRole, []latch.NotChecked, error) {
