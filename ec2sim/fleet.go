@@ -18,6 +18,9 @@ type Fleet struct {
 	// Regions maps a region name (us-east-1) to its resources. YAML key:
 	// regions.
 	Regions map[string]FleetRegion
+	// IAM is the account's roles, instance profiles and policies; nil for
+	// none. YAML key: iam (see iam_fleet.go).
+	IAM *FleetIAM
 }
 
 // FleetRegion is one region's resources. YAML keys: vpcs,
@@ -172,11 +175,18 @@ func ParseFleet(data []byte) (Fleet, error) {
 				return err
 			})
 		},
+		"iam": func(n *yaml.Node, path string) (err error) {
+			f.IAM, err = decodeIAM(n, path)
+			return err
+		},
 	})
 	if err != nil {
 		return Fleet{}, err
 	}
 	if _, err := f.check(); err != nil {
+		return Fleet{}, err
+	}
+	if err := f.IAM.check(); err != nil {
 		return Fleet{}, err
 	}
 	return f, nil

@@ -15,6 +15,9 @@ func (s *Server) LoadFleet(f Fleet) error {
 	if err != nil {
 		return err
 	}
+	if err := f.IAM.check(); err != nil {
+		return err
+	}
 	s.lock()
 	defer s.unlock()
 	for _, p := range plans {
@@ -22,9 +25,13 @@ func (s *Server) LoadFleet(f Fleet) error {
 			return err
 		}
 	}
+	if err := s.iamConflicts(f.IAM); err != nil {
+		return err
+	}
 	for _, p := range plans {
 		s.apply(p)
 	}
+	s.applyIAM(f.IAM)
 	return nil
 }
 
