@@ -312,7 +312,7 @@ func (s *Server) iamSimulatePrincipalPolicy(st *iamState, c iamCall) (any, *apiE
 		return nil, aerr
 	}
 	for _, unsupported := range []string{"ResourcePolicy", "PermissionsBoundaryPolicyInputList", "ContextEntries", "CallerArn", "ResourceHandlingOption"} {
-		if _, ok := c.p.get(unsupported); ok || len(c.p.members(unsupported)) > 0 {
+		if slices.ContainsFunc(slices.Collect(maps.Keys(c.p)), func(k string) bool { return k == unsupported || strings.HasPrefix(k, unsupported+".") }) {
 			return nil, errf(CodeInvalidInput, "%s is not evaluated by ec2sim's SimulatePrincipalPolicy (identity policies of roles only)", unsupported)
 		}
 	}
