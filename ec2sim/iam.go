@@ -569,7 +569,6 @@ func (s *Server) iamDeleteRole(st *iamState, c iamCall) (any, *apiError) {
 	return nil, nil
 }
 
-
 // Instance profiles.
 
 func (s *Server) iamCreateInstanceProfile(st *iamState, c iamCall) (any, *apiError) {

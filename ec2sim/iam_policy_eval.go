@@ -235,11 +235,11 @@ type xmlStatement struct {
 }
 
 type xmlEvaluation struct {
-	EvalActionName       string                 `xml:"EvalActionName"`
-	EvalResourceName     string                 `xml:"EvalResourceName"`
-	EvalDecision         string                 `xml:"EvalDecision"`
-	MatchedStatements    members[xmlStatement]  `xml:"MatchedStatements"`
-	MissingContextValues members[string]        `xml:"MissingContextValues"`
+	EvalActionName       string                `xml:"EvalActionName"`
+	EvalResourceName     string                `xml:"EvalResourceName"`
+	EvalDecision         string                `xml:"EvalDecision"`
+	MatchedStatements    members[xmlStatement] `xml:"MatchedStatements"`
+	MissingContextValues members[string]       `xml:"MissingContextValues"`
 }
 
 // evaluate decides one action on one resource: an explicit Deny wins, then
