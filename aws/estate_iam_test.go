@@ -183,7 +183,7 @@ func TestReadRolesCallsPerRole(t *testing.T) {
 // does not cover that role, and passes the rest on.
 type refuseFor struct {
 	latchaws.IAMAPI
-	roleName, roleARN string
+	roleARN string
 }
 
 func (r refuseFor) SimulatePrincipalPolicy(ctx context.Context, in *iam.SimulatePrincipalPolicyInput, opts ...func(*iam.Options)) (*iam.SimulatePrincipalPolicyOutput, error) {
