@@ -56,7 +56,10 @@ const iamPageSize = 1000
 // for profiles the list did not show; then, once per distinct role however
 // many profiles and instances share it, it lists the role's attached and
 // inline policies and makes one SimulatePrincipalPolicy call about every
-// action in roleActions.
+// action in roleActions. Decisions holds IAM's EvalDecision per action,
+// and DecidedBy, per allowed action, the SourcePolicyId of each policy
+// that allowed it as IAM names them: a managed policy's name
+// (AmazonEC2FullAccess), or role_ROLE_POLICY for an inline one.
 //
 // The result has one InstanceRole per profile found, sorted by profile
 // ARN; a profile without a role has Role "". A role whose reads were

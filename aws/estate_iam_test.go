@@ -125,8 +125,10 @@ func TestReadRolesDecides(t *testing.T) {
 		t.Errorf("the SSM-only role: managed %v, inline %v", r.ManagedPolicies, r.InlinePolicies)
 	}
 
+	// IAM names an inline policy role_ROLE_POLICY.
 	r, _ = roleOf(roles, inlineProfiles[0])
-	if r.Role != inline || r.Decisions[authorizeSG] != "allowed" || !slices.Equal(r.DecidedBy[authorizeSG], []string{"self-service"}) ||
+	wantBy := "role_" + inline[strings.LastIndex(inline, "/")+1:] + "_self-service"
+	if r.Role != inline || r.Decisions[authorizeSG] != "allowed" || !slices.Equal(r.DecidedBy[authorizeSG], []string{wantBy}) ||
 		r.Decisions["ec2:ModifyInstanceAttribute"] != "implicitDeny" {
 		t.Errorf("the role with ec2:Authorize*: %v by %v", r.Decisions, r.DecidedBy)
 	}

@@ -88,9 +88,10 @@
 // matches (or its NotResource does not), with wildcards and with case; a
 // simulated resource of "*" is matched by every Resource. An applying Deny
 // wins (explicitDeny), else an applying Allow (allowed), else implicitDeny.
-// MatchedStatements name the statements' policies: SourcePolicyId is the
-// policy's name, SourcePolicyType role for an inline policy, aws-managed
-// or user-managed for a managed one, none for PolicyInputList.N.
+// MatchedStatements name the statements' policies as IAM's simulator does:
+// SourcePolicyId is a managed policy's name, role_ROLE_POLICY for an inline
+// one, PolicyInputList.N for one given; SourcePolicyType is "IAM Policy",
+// which the service sends though its reference lists other values.
 // Conditions are not evaluated: a statement with a Condition never applies,
 // as when IAM's simulator is given no value for the keys it tests, and
 // those keys are listed in MissingContextValues. Not evaluated, and so

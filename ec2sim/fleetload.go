@@ -28,10 +28,10 @@ func (s *Server) LoadFleet(f Fleet) error {
 	if err := s.iamConflicts(f.IAM); err != nil {
 		return err
 	}
+	s.applyIAM(f.IAM) // first, so that instances may name its profiles
 	for _, p := range plans {
 		s.apply(p)
 	}
-	s.applyIAM(f.IAM)
 	return nil
 }
 

@@ -114,6 +114,25 @@ func (s *Server) iamLocked() *iamState {
 	return s.iam
 }
 
+// InstanceProfileARN returns the ARN of the instance profile named name,
+// with its path, and whether the account has it; for a profile it does not
+// have, the ARN it would have at path /.
+func (s *Server) InstanceProfileARN(name string) (string, bool) {
+	s.lock()
+	defer s.unlock()
+	return s.instanceProfileARNLocked(name)
+}
+
+// instanceProfileARNLocked is InstanceProfileARN; it returns the ARN of the instance profile named
+// name (its path included), and whether the account has it. Caller holds
+// s.mu.
+func (s *Server) instanceProfileARNLocked(name string) (string, bool) {
+	if ip := s.iamLocked().profiles[strings.ToLower(name)]; ip != nil {
+		return ip.arn, true
+	}
+	return iamARN(s.accountID(), "instance-profile", "/", name), false
+}
+
 // iamID makes an ID in IAM's shape: a four-letter prefix (AROA for roles,
 // AIPA for instance profiles, ANPA for policies) and 17 characters, unique
 // in the server and stable for a given sequence of creations.

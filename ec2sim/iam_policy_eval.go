@@ -279,27 +279,29 @@ func evaluate(policies []simPolicy, action, resource string) xmlEvaluation {
 	return ev
 }
 
-// rolePolicies gathers a role's identity policies: inline ones (SourcePolicyId
-// the policy's name, type role) by name, then attached managed ones
-// (SourcePolicyId the policy's name, type aws-managed or user-managed) in
-// attachment order. Stored documents were validated when stored.
+// sourcePolicyType is the SourcePolicyType IAM's simulator answers for
+// every identity policy. Its API reference lists user, group, role,
+// aws-managed, user-managed, resource and none, but the service sends
+// "IAM Policy" (SDKs have had to accept it).
+const sourcePolicyType = "IAM Policy"
+
+// rolePolicies gathers a role's identity policies, as IAM's simulator names
+// them in SourcePolicyId: inline ones as role_ROLE_POLICY, by name, then
+// attached managed ones by the policy's name, in attachment order. Stored
+// documents were validated when stored.
 func (st *iamState) rolePolicies(r *iamRole) []simPolicy {
 	var out []simPolicy
 	for _, name := range slices.Sorted(maps.Keys(r.inline)) {
 		doc, _ := parsePolicy(r.inline[name], policyIdentity)
-		out = append(out, simPolicy{id: name, typ: "role", doc: doc})
+		out = append(out, simPolicy{id: "role_" + r.name + "_" + name, typ: sourcePolicyType, doc: doc})
 	}
 	for _, arn := range r.attached {
 		p := st.policy(arn)
 		if p == nil {
 			continue
 		}
-		typ := "user-managed"
-		if p.awsManaged {
-			typ = "aws-managed"
-		}
 		doc, _ := parsePolicy(p.document(), policyIdentity)
-		out = append(out, simPolicy{id: p.name, typ: typ, doc: doc})
+		out = append(out, simPolicy{id: p.name, typ: sourcePolicyType, doc: doc})
 	}
 	return out
 }
@@ -344,7 +346,7 @@ func (s *Server) iamSimulatePrincipalPolicy(st *iamState, c iamCall) (any, *apiE
 		if aerr != nil {
 			return nil, aerr
 		}
-		policies = append(policies, simPolicy{id: "PolicyInputList." + strconv.Itoa(i+1), typ: "none", doc: pd})
+		policies = append(policies, simPolicy{id: "PolicyInputList." + strconv.Itoa(i+1), typ: sourcePolicyType, doc: pd})
 	}
 	type keyed struct {
 		key string

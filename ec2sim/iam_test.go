@@ -258,26 +258,26 @@ func TestIAMSimulatePrincipalPolicy(t *testing.T) {
 		want      types.PolicyEvaluationDecisionType
 		wantBy    []string
 	}{
-		{name: "ec2 full access", managed: []string{ec2Full}, action: authorize, want: "allowed", wantBy: []string{"AmazonEC2FullAccess/aws-managed"}},
-		{name: "administrator", managed: []string{adminPol}, action: authorize, want: "allowed", wantBy: []string{"AdministratorAccess/aws-managed"}},
+		{name: "ec2 full access", managed: []string{ec2Full}, action: authorize, want: "allowed", wantBy: []string{"AmazonEC2FullAccess/IAM Policy"}},
+		{name: "administrator", managed: []string{adminPol}, action: authorize, want: "allowed", wantBy: []string{"AdministratorAccess/IAM Policy"}},
 		{name: "ssm core alone", managed: []string{ssmCore}, action: authorize, want: "implicitDeny"},
-		{name: "ssm core allows its own", managed: []string{ssmCore}, action: "ssmmessages:OpenDataChannel", want: "allowed", wantBy: []string{"AmazonSSMManagedInstanceCore/aws-managed"}},
+		{name: "ssm core allows its own", managed: []string{ssmCore}, action: "ssmmessages:OpenDataChannel", want: "allowed", wantBy: []string{"AmazonSSMManagedInstanceCore/IAM Policy"}},
 		{name: "read only", managed: []string{ec2Read}, action: authorize, want: "implicitDeny"},
 		{name: "read only describes", managed: []string{ec2Read}, action: "ec2:DescribeSecurityGroups", want: "allowed"},
 		{name: "no policies", action: authorize, want: "implicitDeny"},
 		{name: "action wildcard", inline: map[string]string{"auth": doc(`{"Effect":"Allow","Action":"ec2:Authorize*","Resource":"*"}`)},
-			action: authorize, want: "allowed", wantBy: []string{"auth/role"}},
+			action: authorize, want: "allowed", wantBy: []string{"role_{role}_auth/IAM Policy"}},
 		{name: "case-insensitive action", inline: map[string]string{"auth": doc(`{"Effect":"Allow","Action":"EC2:authorizesecuritygroup?ngress","Resource":"*"}`)},
 			action: authorize, want: "allowed"},
 		{name: "wildcard that does not match", inline: map[string]string{"auth": doc(`{"Effect":"Allow","Action":"ec2:Revoke*","Resource":"*"}`)},
 			action: authorize, want: "implicitDeny"},
 		{name: "not action", inline: map[string]string{"most": doc(`{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}`)},
-			action: authorize, want: "allowed", wantBy: []string{"most/role"}},
+			action: authorize, want: "allowed", wantBy: []string{"role_{role}_most/IAM Policy"}},
 		{name: "not action excluding it", inline: map[string]string{"most": doc(`{"Effect":"Allow","NotAction":["ec2:Authorize*"],"Resource":"*"}`)},
 			action: authorize, want: "implicitDeny"},
 		{name: "explicit deny beats allow", managed: []string{ec2Full},
 			inline: map[string]string{"no-sg": doc(`{"Effect":"Deny","Action":"ec2:*SecurityGroup*","Resource":"*"}`)},
-			action: authorize, want: "explicitDeny", wantBy: []string{"no-sg/role"}},
+			action: authorize, want: "explicitDeny", wantBy: []string{"role_{role}_no-sg/IAM Policy"}},
 		{name: "resource wildcard matches", inline: map[string]string{"sg": doc(`{"Effect":"Allow","Action":"ec2:*","Resource":"arn:aws:ec2:*:*:security-group/*"}`)},
 			resources: []string{"arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123"}, action: authorize, want: "allowed"},
 		{name: "resource wildcard misses", inline: map[string]string{"sg": doc(`{"Effect":"Allow","Action":"ec2:*","Resource":"arn:aws:ec2:*:*:instance/*"}`)},
@@ -289,13 +289,18 @@ func TestIAMSimulatePrincipalPolicy(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			role := mustRole(t, c, "role-"+string(rune('a'+i)), tc.managed, tc.inline)
+			name := "role-" + string(rune('a'+i))
+			role := mustRole(t, c, name, tc.managed, tc.inline)
 			got := simulate(t, c, aws.ToString(role.Arn), tc.resources, tc.action)[tc.action]
 			if got.EvalDecision != tc.want {
 				t.Errorf("%s: %s; want %s (matched %v)", tc.action, got.EvalDecision, tc.want, sources(got))
 			}
-			if tc.wantBy != nil && !slices.Equal(sources(got), tc.wantBy) {
-				t.Errorf("matched %v; want %v", sources(got), tc.wantBy)
+			var wantBy []string
+			for _, w := range tc.wantBy {
+				wantBy = append(wantBy, strings.ReplaceAll(w, "{role}", name))
+			}
+			if tc.wantBy != nil && !slices.Equal(sources(got), wantBy) {
+				t.Errorf("matched %v; want %v", sources(got), wantBy)
 			}
 			wantRes := "*"
 			if tc.resources != nil {
@@ -376,15 +381,21 @@ iam:
 	}
 	c := iam.NewFromConfig(simConfig(t, mustStart(t, sim), "us-east-1"))
 	got := simulate(t, c, "arn:aws:iam::123456789012:role/web", nil, "ec2:AuthorizeSecurityGroupIngress", "s3:GetObject")
-	if r := got["ec2:AuthorizeSecurityGroupIngress"]; r.EvalDecision != "allowed" || !slices.Equal(sources(r), []string{"sg-admin/user-managed"}) {
+	if r := got["ec2:AuthorizeSecurityGroupIngress"]; r.EvalDecision != "allowed" || !slices.Equal(sources(r), []string{"sg-admin/IAM Policy"}) {
 		t.Errorf("web's AuthorizeSecurityGroupIngress: %s by %v", r.EvalDecision, sources(r))
 	}
-	if r := got["s3:GetObject"]; r.EvalDecision != "allowed" || !slices.Equal(sources(r), []string{"extra/role"}) {
+	if r := got["s3:GetObject"]; r.EvalDecision != "allowed" || !slices.Equal(sources(r), []string{"role_web_extra/IAM Policy"}) {
 		t.Errorf("web's s3:GetObject: %s by %v", r.EvalDecision, sources(r))
 	}
 	ip, err := c.GetInstanceProfile(t.Context(), &iam.GetInstanceProfileInput{InstanceProfileName: aws.String("db")})
 	if err != nil || aws.ToString(ip.InstanceProfile.Arn) != "arn:aws:iam::123456789012:instance-profile/data/db" || len(ip.InstanceProfile.Roles) != 1 {
 		t.Errorf("db's profile: %+v, %v", ip, err)
+	}
+	if arn, ok := sim.InstanceProfileARN("DB"); !ok || arn != "arn:aws:iam::123456789012:instance-profile/data/db" {
+		t.Errorf("InstanceProfileARN(DB) = %s, %v", arn, ok)
+	}
+	if arn, ok := sim.InstanceProfileARN("none"); ok || arn != "arn:aws:iam::123456789012:instance-profile/none" {
+		t.Errorf("InstanceProfileARN(none) = %s, %v", arn, ok)
 	}
 	if err := sim.LoadFleet(f); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("loading the same IAM twice: %v; want already exists", err)
