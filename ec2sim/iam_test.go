@@ -1,12 +1,16 @@
 package ec2sim_test
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -429,5 +433,70 @@ func TestIAMRouting(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("IAM call without Version: HTTP %d; want 400 (InvalidAction)", resp.StatusCode)
+	}
+}
+
+// TestIAMGolden pins the XML of IAM's answers the scan reads, as
+// TestGolden does EC2's.
+func TestIAMGolden(t *testing.T) {
+	sim := ec2sim.New(ec2sim.Options{
+		Seed: 1,
+		Now:  func() time.Time { return time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC) },
+	})
+	f, err := ec2sim.ParseFleet([]byte(`
+iam:
+  roles:
+    - name: web
+      managed_policies: [arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore, arn:aws:iam::aws:policy/AmazonEC2FullAccess]
+      inline_policies:
+        no-revoke: {Version: "2012-10-17", Statement: [{Effect: Deny, Action: "ec2:Revoke*", Resource: "*"}]}
+  instance_profiles:
+    - {name: web, role: web}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.LoadFleet(f); err != nil {
+		t.Fatal(err)
+	}
+	v := func(kv ...string) url.Values {
+		form := url.Values{"Version": {"2010-05-08"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			form[kv[i]] = []string{kv[i+1]}
+		}
+		return form
+	}
+	steps := []struct {
+		name   string
+		form   url.Values
+		status int
+	}{
+		{"iam-list-instance-profiles", v("Action", "ListInstanceProfiles"), 200},
+		{"iam-list-attached-role-policies", v("Action", "ListAttachedRolePolicies", "RoleName", "web"), 200},
+		{"iam-get-role-policy", v("Action", "GetRolePolicy", "RoleName", "web", "PolicyName", "no-revoke"), 200},
+		{"iam-simulate-principal-policy", v("Action", "SimulatePrincipalPolicy", "PolicySourceArn", "arn:aws:iam::123456789012:role/web",
+			"ActionNames.member.1", "ec2:AuthorizeSecurityGroupIngress", "ActionNames.member.2", "ec2:RevokeSecurityGroupIngress",
+			"ActionNames.member.3", "iam:PassRole"), 200},
+		{"iam-error-no-such-entity", v("Action", "GetRole", "RoleName", "db"), 404},
+	}
+	for _, st := range steps {
+		rec := post(t, sim, st.form, "AWS4-HMAC-SHA256 Credential=AKID/20261123/us-east-1/iam/aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
+		if rec.Code != st.status {
+			t.Errorf("%s: status %d, want %d\n%s", st.name, rec.Code, st.status, rec.Body)
+		}
+		path := filepath.Join("testdata", st.name+".golden")
+		if *update {
+			if err := os.WriteFile(path, rec.Body.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if !bytes.Equal(rec.Body.Bytes(), want) {
+			t.Errorf("%s differs from %s:\n%s", st.name, path, rec.Body)
+		}
 	}
 }
