@@ -66,8 +66,9 @@
 // as IAM's are. Policy documents come back URL-encoded, as IAM sends them,
 // and are checked on the way in (MalformedPolicyDocument: not JSON, an
 // unknown element, an Effect other than Allow or Deny, no Action or
-// NotAction, no Resource or NotResource, or a Principal in an identity
-// policy). Errors are IAM's: NoSuchEntity (404), EntityAlreadyExists,
+// NotAction, an action without its service's prefix, no Resource or
+// NotResource, a resource that is neither * nor an ARN, or a Principal in
+// an identity policy). Errors are IAM's: NoSuchEntity (404), EntityAlreadyExists,
 // DeleteConflict and LimitExceeded (409), MalformedPolicyDocument,
 // InvalidInput and ValidationError (400), and AccessDenied (403) for an
 // API refused with [Server.Deny] ("iam:GetRole"). Customer managed policies

@@ -126,12 +126,22 @@ func parseStatement(m map[string]json.RawMessage, kind policyKind) (policyStatem
 	if len(st.actions) == 0 {
 		return st, malformed("Policy statement must contain actions.")
 	}
+	for _, a := range st.actions {
+		if a != "*" && !strings.Contains(a, ":") {
+			return st, malformed("Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.")
+		}
+	}
 	if st.resources, st.notResource, aerr = stringsOrList(m, "Resource", "NotResource"); aerr != nil {
 		return st, aerr
 	}
 	st.hasResourceElements = len(st.resources) > 0
 	if kind == policyIdentity && !st.hasResourceElements {
 		return st, malformed("Policy statement must contain resources.")
+	}
+	for _, r := range st.resources {
+		if r != "*" && !strings.HasPrefix(r, "arn:") {
+			return st, malformed("Resource %s must be in ARN format or \"*\".", r)
+		}
 	}
 	if raw, ok := m["Condition"]; ok {
 		var cond map[string]map[string]json.RawMessage

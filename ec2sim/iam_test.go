@@ -179,6 +179,16 @@ func TestIAMRolesAndProfiles(t *testing.T) {
 	_, err = c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("web"), PolicyName: aws.String("bad"),
 		PolicyDocument: aws.String(`{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}}`)})
 	wantIAMCode(t, err, "MalformedPolicyDocument", 400)
+	for _, bad := range []string{
+		`{"Statement":{"Effect":"Allow","Action":"AuthorizeSecurityGroupIngress","Resource":"*"}}`, // no service
+		`{"Statement":{"Effect":"Allow","Action":"ec2:*","Resource":"sg-0123"}}`,                   // not an ARN
+		`{"Statement":{"Effect":"Allow","Action":"ec2:*"}}`,                                        // no resource
+		`{"Statement":{"Effect":"Permit","Action":"ec2:*","Resource":"*"}}`,
+		`{"Statement":{"Effect":"Allow","Action":"ec2:*","NotAction":"iam:*","Resource":"*"}}`,
+	} {
+		_, err = c.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("web"), PolicyName: aws.String("bad"), PolicyDocument: aws.String(bad)})
+		wantIAMCode(t, err, "MalformedPolicyDocument", 400)
+	}
 	_, err = c.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String("web"), PolicyArn: aws.String("arn:aws:iam::aws:policy/NoSuchPolicy")})
 	wantIAMCode(t, err, "NoSuchEntity", 404)
 
