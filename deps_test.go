@@ -24,7 +24,7 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/webhook", allowed: []string{mod}},
 		{pkg: mod + "/slack", allowed: []string{mod, "github.com/slack-go/slack", "github.com/slack-go/slack/", "github.com/gorilla/websocket"}},
 		{pkg: mod + "/ec2sim", allowed: []string{"gopkg.in/yaml.v3", mod + "/ec2sim/datachannel", "github.com/gorilla/websocket", "github.com/xtaci/smux", "github.com/creack/pty"}},
-		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/", "golang.org/x/crypto/", "golang.org/x/time/rate"}},
+		{pkg: mod + "/aws", allowed: []string{mod, "github.com/aws/", "golang.org/x/crypto/", "golang.org/x/time/rate", "golang.org/x/sync/errgroup"}},
 		// leader elects and fences through the root's ports alone.
 		{pkg: mod + "/leader", allowed: []string{mod}},
 		{pkg: mod + "/mock", allowed: []string{mod}},

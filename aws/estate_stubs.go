@@ -6,7 +6,6 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/latchdev/latch"
 )
@@ -14,7 +13,4 @@ import (
 func readGroups(ctx context.Context, c *ec2.Client) ([]latch.EstateGroup, error) { return nil, nil }
 func readInstances(ctx context.Context, c *ec2.Client) ([]latch.EstateInstance, error) {
 	return nil, nil
-}
-func readRoles(ctx context.Context, c *iam.Client, profiles []string) ([]latch.InstanceRole, []latch.NotChecked, error) {
-	return nil, nil, nil
 }

@@ -2,8 +2,9 @@
 // (version 2016-11-15) over HTTP, so that the unmodified aws-sdk-go-v2 EC2
 // client can be tested against it. It covers what latch uses: security
 // groups and their ingress rules, rule tags, instances, and tags; and,
-// beside EC2, STS's GetCallerIdentity, CloudTrail's LookupEvents and
-// EventBridge Scheduler.
+// beside EC2, STS's GetCallerIdentity, CloudTrail's LookupEvents,
+// EventBridge Scheduler, and IAM's roles, instance profiles, policies and
+// SimulatePrincipalPolicy.
 //
 // It doubles AWS, not latch: it imports neither latch nor the SDK, and it
 // answers with EC2's documented XML shapes and error codes, which the
@@ -46,6 +47,65 @@
 // restricts the role, and the credentials it returns are added as an
 // identity that carries the SourceIdentity given and expires on
 // Options.Now (ExpiredToken).
+//
+// # IAM
+//
+// IAM's Query API (version 2010-05-08, XML) is served at the same
+// endpoint, recognised by its SigV4 credential scope (service iam) or its
+// Version; like EC2's, its requests are not authenticated. IAM is global:
+// one set of roles, instance profiles and policies per server, in
+// [Options.AccountID], whatever the region of the request. Served: CreateRole,
+// GetRole, ListRoles, DeleteRole; CreateInstanceProfile, GetInstanceProfile,
+// ListInstanceProfiles (with each profile's role), ListInstanceProfilesForRole,
+// AddRoleToInstanceProfile, RemoveRoleFromInstanceProfile,
+// DeleteInstanceProfile; CreatePolicy, GetPolicy, GetPolicyVersion,
+// DeletePolicy, AttachRolePolicy, DetachRolePolicy, ListAttachedRolePolicies;
+// PutRolePolicy, GetRolePolicy, ListRolePolicies, DeleteRolePolicy; and
+// SimulatePrincipalPolicy. Lists page with MaxItems (1 to 1000, 100 by
+// default), Marker and IsTruncated. Names are unique without regard to case,
+// as IAM's are. Policy documents come back URL-encoded, as IAM sends them,
+// and are checked on the way in (MalformedPolicyDocument: not JSON, an
+// unknown element, an Effect other than Allow or Deny, no Action or
+// NotAction, an action without its service's prefix, no Resource or
+// NotResource, a resource that is neither * nor an ARN, or a Principal in
+// an identity policy). Errors are IAM's: NoSuchEntity (404), EntityAlreadyExists,
+// DeleteConflict and LimitExceeded (409), MalformedPolicyDocument,
+// InvalidInput and ValidationError (400), and AccessDenied (403) for an
+// API refused with [Server.Deny] ("iam:GetRole"). Customer managed policies
+// have one version, v1; CreatePolicyVersion, tags, permissions boundaries,
+// users, groups and service-linked roles are not modelled, and IAM calls
+// are neither throttled, faulted nor recorded in CloudTrail.
+//
+// The AWS managed policies AmazonSSMManagedInstanceCore (v2),
+// AmazonEC2FullAccess, AmazonEC2ReadOnlyAccess and AdministratorAccess are
+// built in (arn:aws:iam::aws:policy/NAME) with AWS's documents; any other
+// AWS managed ARN is NoSuchEntity.
+//
+// SimulatePrincipalPolicy evaluates a role's identity policies (its inline
+// and attached managed ones, and any PolicyInputList) for each of
+// ActionNames on each of ResourceArns ("*" when none are given): a
+// statement applies when its Action matches (or its NotAction does not),
+// with * and ? wildcards and without regard to case, and its Resource
+// matches (or its NotResource does not), with wildcards and with case; a
+// simulated resource of "*" is matched by every Resource. An applying Deny
+// wins (explicitDeny), else an applying Allow (allowed), else implicitDeny.
+// MatchedStatements name the statements' policies as IAM's simulator does:
+// SourcePolicyId is a managed policy's name, role_ROLE_POLICY for an inline
+// one, PolicyInputList.N for one given; SourcePolicyType is "IAM Policy",
+// which the service sends though its reference lists other values.
+// Conditions are not evaluated: a statement with a Condition never applies,
+// as when IAM's simulator is given no value for the keys it tests, and
+// those keys are listed in MissingContextValues. Not evaluated, and so
+// refused with InvalidInput rather than ignored: ContextEntries,
+// ResourcePolicy, PermissionsBoundaryPolicyInputList, CallerArn and
+// ResourceHandlingOption. Nor are permissions boundaries, service control
+// policies, session policies, policy variables (${aws:username} is matched
+// literally) or statement positions (StartPosition, EndPosition), and
+// only roles may be the PolicySourceArn.
+//
+// A fleet's iam: section (see [FleetIAM]) loads policies, roles (with
+// managed and inline policies; by default trusting ec2.amazonaws.com) and
+// instance profiles.
 //
 // # Systems Manager
 //
@@ -140,7 +200,9 @@
 // Not modelled: egress rules (including the allow-all egress rule EC2 adds
 // to new groups), rules whose source is a security group or prefix list
 // (UnsupportedOperation), the other instance lifecycle actions (stop,
-// start, reboot), subnets as resources, and IAM authorization.
+// start, reboot), subnets as resources, and IAM authorization (IAM's API
+// is served, see below, but its policies govern no call: only
+// [Server.Deny] refuses one).
 //
 // # Eventual consistency
 //

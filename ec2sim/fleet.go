@@ -21,6 +21,9 @@ type Fleet struct {
 	// Trails are the account's CloudTrail trails, each with its home
 	// region (see FleetTrail). YAML key: trails.
 	Trails []FleetTrail
+	// IAM is the account's roles, instance profiles and policies; nil for
+	// none. YAML key: iam (see iam_fleet.go).
+	IAM *FleetIAM
 }
 
 // FleetRegion is one region's resources. YAML keys: vpcs,
@@ -187,11 +190,18 @@ func ParseFleet(data []byte) (Fleet, error) {
 				return err
 			})
 		},
+		"iam": func(n *yaml.Node, path string) (err error) {
+			f.IAM, err = decodeIAM(n, path)
+			return err
+		},
 	})
 	if err != nil {
 		return Fleet{}, err
 	}
 	if _, err := f.check(); err != nil {
+		return Fleet{}, err
+	}
+	if err := f.IAM.check(); err != nil {
 		return Fleet{}, err
 	}
 	return f, nil

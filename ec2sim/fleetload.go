@@ -15,6 +15,9 @@ func (s *Server) LoadFleet(f Fleet) error {
 	if err != nil {
 		return err
 	}
+	if err := f.IAM.check(); err != nil {
+		return err
+	}
 	s.lock()
 	defer s.unlock()
 	for _, p := range plans {
@@ -25,6 +28,10 @@ func (s *Server) LoadFleet(f Fleet) error {
 	if err := s.trailsConflicts(f); err != nil {
 		return err
 	}
+	if err := s.iamConflicts(f.IAM); err != nil {
+		return err
+	}
+	s.applyIAM(f.IAM) // first, so that instances may name its profiles
 	for _, p := range plans {
 		s.apply(p)
 	}

@@ -124,6 +124,7 @@ type Server struct {
 	denied      map[string]bool                                                                  // Deny's: APIs refused to every caller (deny.go)
 	// trails are CloudTrail's trails by name, account-wide (cloudtrail_trails.go).
 	trails map[string]*trailConfig
+	iam    *iamState // IAM's roles, profiles and policies (iam.go); nil until first used
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -289,7 +290,7 @@ type call struct {
 }
 
 // ServeHTTP answers EC2 Query API requests, STS's GetCallerIdentity and
-// AssumeRole, CloudTrail's LookupEvents, EventBridge Scheduler's REST API,
+// AssumeRole, IAM's Query API (iam.go), CloudTrail's LookupEvents, EventBridge Scheduler's REST API,
 // Systems Manager's session actions, sessions' data channels (through
 // Options.DataChannel), and the simulator's own control endpoints under
 // /_sim/.
@@ -305,7 +306,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if s.serveScheduler(w, r) || s.serveSSM(w, r) || s.serveSTS(w, r) || s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
+	if s.serveScheduler(w, r) || s.serveSSM(w, r) || s.serveSTS(w, r) || s.serveIAM(w, r) || s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
 		return
 	}
 	formErr := r.ParseForm()
