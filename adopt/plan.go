@@ -289,7 +289,9 @@ func NewPlan(in Input) (Plan, error) {
 			if !ok {
 				continue
 			}
-			r := r
+			if r.GroupID == "" {
+				r.GroupID = g.ID // RestoreRule needs to know where it goes
+			}
 			rules = append(rules, Step{Kind: RemoveRule, VPC: g.VPC, Group: g.ID, Rule: &r, Finding: fid})
 		}
 		if len(rules) == 0 {

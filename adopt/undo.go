@@ -122,6 +122,9 @@ func Undo(ctx context.Context, planID string, cloud latch.AdoptCloud, log AuditL
 			if err := json.Unmarshal([]byte(e.Details[keyRule]), &r); err != nil {
 				return res, latch.Errorf(latch.EINTERNAL, "plan %s: audit entry %d holds a rule that is not JSON: %v", planID, e.Seq, err)
 			}
+			if r.GroupID == "" {
+				r.GroupID = gid
+			}
 			out.Step.Rule = &r
 			d[keyRule], d[keyFinding] = e.Details[keyRule], e.Details[keyFinding]
 			var id latch.RuleID
