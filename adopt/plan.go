@@ -182,6 +182,9 @@ func NewPlan(in Input) (Plan, error) {
 		if !ok {
 			return Plan{}, latch.Invalidf("targets", "no instance %s in region %s", id, in.Estate.Region)
 		}
+		if !live(inst) {
+			return Plan{}, latch.Invalidf("targets", "instance %s is %s: nothing to adopt", id, inst.State)
+		}
 		if inst.VPC == "" {
 			return Plan{}, latch.Invalidf("targets", "instance %s is in no VPC: adopt manages VPC security groups only", id)
 		}
@@ -192,13 +195,19 @@ func NewPlan(in Input) (Plan, error) {
 	}
 
 	// One managed group per VPC: reuse one with nothing but latch's rules,
-	// preferring the one most targets already carry, else create one.
+	// preferring the one most targets already carry, else create one. A
+	// managed group every target of the VPC carries already is reused even
+	// with standing rules (they are removed below, like any group's): a
+	// second managed group would only add to the scan's findings, and
+	// reusing it grants nobody anything new.
 	managed := map[string]latch.GroupID{}
 	var vpcs []string
+	inVPC := map[string]int{}
 	for _, t := range targets {
 		if !slices.Contains(vpcs, t.VPC) {
 			vpcs = append(vpcs, t.VPC)
 		}
+		inVPC[t.VPC]++
 	}
 	slices.Sort(vpcs)
 	for _, vpc := range vpcs {
@@ -213,7 +222,7 @@ func NewPlan(in Input) (Plan, error) {
 			if g.Name == groupName {
 				nameTaken = true
 			}
-			if !g.Managed() || slices.ContainsFunc(g.Ingress, func(r latch.IngressRule) bool { return !r.Latch() }) {
+			if !g.Managed() {
 				continue
 			}
 			n := 0
@@ -221,6 +230,14 @@ func NewPlan(in Input) (Plan, error) {
 				if slices.Contains(groupsOf(t), g.ID) {
 					n++
 				}
+			}
+			clean := !slices.ContainsFunc(g.Ingress, func(r latch.IngressRule) bool { return !r.Latch() })
+			carriedByAll := n == inVPC[vpc] && !slices.ContainsFunc(g.Ingress, func(r latch.IngressRule) bool {
+				_, standing := in.Standing(r)
+				return !r.Latch() && !standing
+			})
+			if !clean && !carriedByAll {
+				continue
 			}
 			if best == nil || n > bestN || (n == bestN && g.ID < best.ID) {
 				best, bestN = g, n

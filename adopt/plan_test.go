@@ -293,3 +293,41 @@ func TestNewIDIsDatedAndRandom(t *testing.T) {
 		t.Errorf("ids %q %q", a, b)
 	}
 }
+
+func TestPlanReusesAManagedGroupWithStandingRulesOnlyIfEveryTargetCarriesIt(t *testing.T) {
+	e := fleet()
+	e.Groups = append(e.Groups, latch.EstateGroup{ID: "sg-old", Name: "old-managed", VPC: "vpc-1", Tags: map[string]string{latch.TagManaged: "true"},
+		Ingress: []latch.IngressRule{rule("sgr-o22", "sg-old", "tcp", 22, 22, "0.0.0.0/0")}})
+	e.Instances[1] = instance("i-db", "db-1", "sg-db", "sg-old")
+	e.Instances[1].SSM = "Online"
+	e.Instances[0].SSM = "Online"
+	in := input(e, "i-db")
+	in.Standing = func(r latch.IngressRule) (string, bool) {
+		if r.ID == "sgr-o22" {
+			return "F-o22", true
+		}
+		return standing(r)
+	}
+	p := mustPlan(t, in)
+	want := []string{"remove sgr-d22 from sg-db for F-sgr-d22", "remove sgr-o22 from sg-old for F-o22"}
+	if got := steps(p); !slices.Equal(got, want) {
+		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// i-web does not carry sg-old: attaching it would give i-web sg-old's
+	// world rule, so the clean sg-m is used.
+	in.Targets = []latch.InstanceID{"i-db", "i-web"}
+	in.Force = true
+	p = mustPlan(t, in)
+	if p.Steps[0].Kind != adopt.AttachGroup || p.Steps[0].Group != "sg-m" {
+		t.Errorf("steps %v, want sg-m attached", steps(p))
+	}
+}
+
+func TestPlanRefusesATerminatedTarget(t *testing.T) {
+	e := fleet()
+	e.Instances[1].State = "terminated"
+	_, err := adopt.NewPlan(input(e, "i-db"))
+	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "terminated") {
+		t.Errorf("err %v", err)
+	}
+}
