@@ -326,3 +326,62 @@ func TestUndoBlindWarns(t *testing.T) {
 		t.Errorf("warnings %q", res.Warnings)
 	}
 }
+
+func TestRecordedAndStepString(t *testing.T) {
+	e, p := newPlan(t)
+	log := openLog(t)
+	if _, err := adopt.Recorded(t.Context(), log, planID); latch.ErrorCode(err) != latch.ENOTFOUND {
+		t.Errorf("before apply: %v", err)
+	}
+	if _, err := adopt.Apply(t.Context(), p, newFake(t, e, log), log, nil, clock()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := adopt.Recorded(t.Context(), log, planID)
+	if err != nil || got.Region != "eu-west-1" || len(got.Steps) != len(p.Steps) {
+		t.Errorf("recorded %+v, %v", got, err)
+	}
+	var lines []string
+	for _, s := range got.Steps {
+		lines = append(lines, s.String())
+	}
+	want := []string{
+		"create group latch-managed-" + planID + " in vpc-1 (latch:managed=true, latch:adopt-plan=" + planID + ")",
+		"attach new:vpc-1 to i-web: [sg-web, sg-shared] -> [sg-web, sg-shared, new:vpc-1]",
+		"attach new:vpc-1 to i-db: [sg-db] -> [sg-db, new:vpc-1]",
+		"remove sgr-d22 (tcp 22 from 0.0.0.0/0 in sg-db), ending F-sgr-d22",
+		"remove sgr-s3389 (tcp 3389 from ::/0 in sg-shared), ending F-sgr-s3389",
+		`remove sgr-w22 (tcp 22 from 0.0.0.0/0 in sg-web) "ssh for the on-call", ending F-sgr-w22`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestUndoAStepRecordedTwiceOnce(t *testing.T) {
+	e, p := newPlan(t)
+	log := openLog(t)
+	fake := newFake(t, e, log)
+	if _, err := adopt.Apply(t.Context(), p, fake, log, nil, clock()); err != nil {
+		t.Fatal(err)
+	}
+	// A second apply running at the same time recorded the last step too.
+	es := entries(t, log, planID)
+	dup := es[len(es)-1]
+	dup.Seq, dup.PrevHash, dup.Hash = 0, "", ""
+	if _, err := log.AppendAudit(t.Context(), dup, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake.calls = nil
+	if _, err := adopt.Undo(t.Context(), planID, readingCloud{fake}, log, nil, clock(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range fake.calls {
+		if c == "RestoreRule sgr-w22" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("restored sgr-w22 %d times: %v", n, fake.calls)
+	}
+}

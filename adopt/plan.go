@@ -119,6 +119,29 @@ type Step struct {
 	Tags map[string]string `json:"tags,omitempty"`
 }
 
+// String describes the step on one line, as a dry run prints it.
+func (s Step) String() string {
+	switch s.Kind {
+	case CreateGroup:
+		return fmt.Sprintf("create group %s in %s (%s=true, %s=%s)", s.Tags["Name"], s.VPC, latch.TagManaged, latch.TagAdoptPlan, s.Tags[latch.TagAdoptPlan])
+	case AttachGroup:
+		return fmt.Sprintf("attach %s to %s%s: [%s] -> [%s]", s.Group, s.Instance, enisuffix(s.Interface), joinIDs(s.Before), joinIDs(s.After))
+	case RemoveRule:
+		if s.Rule == nil {
+			return fmt.Sprintf("remove a rule from %s", s.Group)
+		}
+		d := "remove " + describeRule(s.Group, *s.Rule)
+		if s.Rule.Description != "" {
+			d += fmt.Sprintf(" %q", s.Rule.Description)
+		}
+		if s.Finding != "" {
+			d += ", ending " + s.Finding
+		}
+		return d
+	}
+	return string(s.Kind)
+}
+
 // Refusal is a change not planned.
 type Refusal struct {
 	Kind     RefusalKind        `json:"kind"`

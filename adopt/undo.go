@@ -62,6 +62,8 @@ func Undo(ctx context.Context, planID string, cloud latch.AdoptCloud, log AuditL
 		case latch.AuditAdoptPlanned:
 			planned = &e
 		case latch.AuditAdoptChanged:
+			// Two applies at once may both record a step: undo it once.
+			changed = slices.DeleteFunc(changed, func(c latch.AuditEntry) bool { return c.Details[keyStep] == e.Details[keyStep] })
 			changed = append(changed, e)
 		case latch.AuditAdoptUndone:
 			if e.Details[keyUndo] == "complete" {
@@ -207,6 +209,30 @@ func Undo(ctx context.Context, planID string, cloud latch.AdoptCloud, log AuditL
 		}
 	}
 	return res, nil
+}
+
+// Recorded returns the plan recorded under planID, so that a caller given
+// only the ID (latch adopt --undo) learns its region before it builds a
+// cloud for it. Returns ENOTFOUND for a plan the log does not hold.
+func Recorded(ctx context.Context, log AuditLog, planID string) (Plan, error) {
+	if planID == "" {
+		return Plan{}, latch.Invalidf("plan", "empty: name the plan ID apply printed (adopt-YYYYMMDD-…)")
+	}
+	es, err := log.AuditEntries(ctx, latch.AuditFilter{Target: planID})
+	if err != nil {
+		return Plan{}, fmt.Errorf("read plan %s: %w", planID, err)
+	}
+	for _, e := range es {
+		if e.Action != latch.AuditAdoptPlanned {
+			continue
+		}
+		var p Plan
+		if err := json.Unmarshal([]byte(e.Details[keyPlan]), &p); err != nil {
+			return Plan{}, latch.Errorf(latch.EINTERNAL, "plan %s: its recorded plan (audit entry %d) is not a plan: %v", planID, e.Seq, err)
+		}
+		return p, nil
+	}
+	return Plan{}, latch.Errorf(latch.ENOTFOUND, "no adoption plan %s in the audit log", planID)
 }
 
 // groupsNow returns the groups of interface eni ("" for the instance's
