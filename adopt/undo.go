@@ -84,6 +84,10 @@ func Undo(ctx context.Context, planID string, cloud latch.AdoptCloud, log AuditL
 
 	var attached []latch.InstanceID
 	for _, e := range changed {
+		i, _ := strconv.Atoi(e.Details[keyStep])
+		if _, done := undone[i]; done {
+			continue
+		}
 		if e.Details[keyKind] == string(AttachGroup) && !slices.Contains(attached, latch.InstanceID(e.Details[keyInstance])) {
 			attached = append(attached, latch.InstanceID(e.Details[keyInstance]))
 		}
