@@ -144,8 +144,7 @@ func Apply(ctx context.Context, p Plan, cloud latch.AdoptCloud, log AuditLog, si
 				err = cloud.SetInterfaceGroups(ctx, s.Interface, s.After)
 			}
 		case RemoveRule:
-			rule, _ := json.Marshal(s.Rule) // a rule of strings, ints and a prefix always marshals
-			d[keyGroup], d[keyRule], d[keyFinding] = string(s.Group), string(rule), s.Finding
+			d[keyGroup], d[keyRule], d[keyFinding] = string(s.Group), marshalRule(*s.Rule), s.Finding
 			err = cloud.RemoveRule(ctx, s.Group, s.Rule.ID)
 		}
 		if err != nil {

@@ -124,9 +124,9 @@ func Undo(ctx context.Context, planID string, cloud latch.AdoptCloud, log AuditL
 		d := map[string]string{keyStep: e.Details[keyStep], keyKind: e.Details[keyKind], keyVPC: e.Details[keyVPC], keyGroup: string(gid)}
 		switch StepKind(e.Details[keyKind]) {
 		case RemoveRule:
-			var r latch.IngressRule
-			if err := json.Unmarshal([]byte(e.Details[keyRule]), &r); err != nil {
-				return res, latch.Errorf(latch.EINTERNAL, "plan %s: audit entry %d holds a rule that is not JSON: %v", planID, e.Seq, err)
+			r, rerr := unmarshalRule(e.Details[keyRule])
+			if rerr != nil {
+				return res, latch.Errorf(latch.EINTERNAL, "plan %s: audit entry %d holds a rule that is not JSON: %v", planID, e.Seq, rerr)
 			}
 			if r.GroupID == "" {
 				r.GroupID = gid
