@@ -44,6 +44,8 @@ func TestDependencyRules(t *testing.T) {
 		{pkg: mod + "/ssmclient", allowed: []string{mod}},
 		// ipecho asks one web service a question: the standard library is enough.
 		{pkg: mod + "/ipecho", allowed: []string{mod}},
+		// adopt plans, applies and undoes through the root's ports alone.
+		{pkg: mod + "/adopt", allowed: []string{mod}},
 		{pkg: mod + "/postgres", allowed: []string{mod, mod + "/internal/migrations", "github.com/jackc/", "golang.org/x/text/", "golang.org/x/sync/semaphore"}},
 		{pkg: mod + "/sqlite", allowed: []string{mod, mod + "/internal/migrations", "modernc.org/", "github.com/dustin/go-humanize", "github.com/google/uuid",
 			"github.com/mattn/go-isatty", "github.com/ncruces/go-strftime", "github.com/remyoudompheng/bigfft", "golang.org/x/sys/", "golang.org/x/exp/"}},

@@ -87,6 +87,9 @@ func (s *Store) AuditEntries(ctx context.Context, f latch.AuditFilter) ([]latch.
 	if f.GrantID != "" {
 		where = append(where, "grant_id = "+p.add(string(f.GrantID))+" AND grant_id != ''") // lets the partial index serve a parameter
 	}
+	if f.Target != "" {
+		where = append(where, "target = "+p.add(f.Target))
+	}
 	q := `SELECT id, ` + auditColumns + ` FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -91,6 +91,10 @@ func (s *Store) AuditEntries(ctx context.Context, f latch.AuditFilter) ([]latch.
 		where = append(where, "grant_id = ? AND grant_id != ''")
 		args = append(args, f.GrantID)
 	}
+	if f.Target != "" {
+		where = append(where, "target = ?")
+		args = append(args, f.Target)
+	}
 	q := `SELECT id, ` + auditColumns + ` FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

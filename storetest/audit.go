@@ -174,11 +174,12 @@ func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 	t.Run("Filters", func(t *testing.T) {
 		s := open(t)
 		for i, e := range []struct {
-			actor string
-			grant latch.GrantID
-		}{{"alice", "g-1"}, {"bob", "g-2"}, {"alice", "g-2"}, {"latch", "g-1"}, {"alice", ""}} {
+			actor  string
+			grant  latch.GrantID
+			target string
+		}{{"alice", "g-1", "sg-1"}, {"bob", "g-2", "adopt-1"}, {"alice", "g-2", "sg-1"}, {"latch", "g-1", "adopt-1"}, {"alice", "", "adopt-10"}} {
 			a := NewAuditEntry(i)
-			a.Actor, a.GrantID = e.actor, e.grant
+			a.Actor, a.GrantID, a.Target = e.actor, e.grant, e.target
 			mustAppend(t, s, a, nil)
 		}
 		third := NewAuditEntry(2).At.Truncate(time.Microsecond)
@@ -195,6 +196,10 @@ func testAudit(t *testing.T, open func(t *testing.T) latch.Store) {
 			{"since just after it", latch.AuditFilter{Since: third.Add(time.Nanosecond)}, []int64{4, 5}},
 			{"since in another zone", latch.AuditFilter{Since: third.In(time.FixedZone("X", 5*3600))}, []int64{3, 4, 5}},
 			{"actor and grant", latch.AuditFilter{Actor: "alice", GrantID: "g-2"}, []int64{3}},
+			{"target", latch.AuditFilter{Target: "adopt-1"}, []int64{2, 4}}, // exact: not adopt-10
+			{"no such target", latch.AuditFilter{Target: "adopt-2"}, nil},
+			{"target and actor", latch.AuditFilter{Target: "adopt-1", Actor: "latch"}, []int64{4}},
+			{"target and limit", latch.AuditFilter{Target: "sg-1", Limit: 1}, []int64{1}},
 			{"limit keeps the oldest", latch.AuditFilter{Limit: 2}, []int64{1, 2}},
 			{"actor and limit", latch.AuditFilter{Actor: "alice", Limit: 2}, []int64{1, 3}},
 			{"since and limit", latch.AuditFilter{Since: third, Limit: 1}, []int64{3}},
