@@ -64,11 +64,8 @@ func (s *Server) conflicts(p regionPlan) error {
 			if id := g.Rules[i].ID; id != "" && exists(id) {
 				return fleetErr(g.Rules[i].lineOf("id"), fmt.Sprintf("%s.rules[%d].id", g.path, i), "%s already exists", id)
 			}
-			if pm.cidr.Addr().Is4() {
-				v4++
-			} else {
-				v6++
-			}
+			a, b := familiesOf(pm.cidr)
+			v4, v6 = v4+a, v6+b
 		}
 		if v4 > limit || v6 > limit {
 			return fleetErr(g.lineOf("rules"), g.path+".rules", "more than %d rules of one address family (the rule limit)", limit)
@@ -130,6 +127,11 @@ func (s *Server) apply(p regionPlan) {
 	}
 
 	groupIDs := make([]string, len(p.groups))
+	type pending struct {
+		ru  *rule
+		src int
+	}
+	var sourced []pending // rules whose source group may not have its ID yet
 	for i, g := range p.groups {
 		id := g.ID
 		if id == "" {
@@ -140,6 +142,7 @@ func (s *Server) apply(p regionPlan) {
 			id: id, name: g.Name, description: g.Description, vpcID: vpcID(g.vpc),
 			seq: s.nextSeq(), tags: cloneTags(g.Tags),
 		}
+		s.addDefaultEgress(reg, reg.groups[id])
 		for j, pm := range g.perms {
 			rid := g.Rules[j].ID
 			if rid == "" {
@@ -148,8 +151,15 @@ func (s *Server) apply(p regionPlan) {
 			reg.rules[rid] = &rule{
 				id: rid, groupID: id, protocol: pm.protocol, fromPort: pm.fromPort, toPort: pm.toPort,
 				cidr: pm.cidr, description: pm.description, seq: s.nextSeq(), tags: cloneTags(g.Rules[j].Tags),
+				prefixList: pm.prefixList,
+			}
+			if j < len(g.sources) && g.sources[j] >= 0 {
+				sourced = append(sourced, pending{reg.rules[rid], g.sources[j]})
 			}
 		}
+	}
+	for _, sr := range sourced {
+		sr.ru.sourceGroup = groupIDs[sr.src]
 	}
 
 	launched := s.now().UTC().Truncate(1e9)
@@ -187,6 +197,7 @@ func (s *Server) apply(p regionPlan) {
 			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags), hostKeys: in.hostKeys,
 			agent: agent,
 		}
+		s.applyInterfaces(reg, reg.instances[id], in.interfaces, groupIDs, reserved)
 	}
 }
 

@@ -85,6 +85,7 @@ func (s *Server) createSecurityGroup(r *region, p params) (response, *apiError) 
 		tags:        tags,
 	}
 	r.groups[g.id] = g
+	s.addDefaultEgress(r, g)
 	return &createGroupResponse{
 		Return:           true,
 		GroupID:          g.id,
@@ -98,12 +99,8 @@ func (s *Server) deleteSecurityGroup(r *region, p params) (response, *apiError) 
 	if err != nil {
 		return nil, err
 	}
-	for _, in := range r.instances {
-		for _, id := range in.groupIDs {
-			if id == g.id {
-				return nil, errf(CodeDependencyViolation, "resource %s has a dependent object", g.id)
-			}
-		}
+	if r.groupInUse(g.id) {
+		return nil, errf(CodeDependencyViolation, "resource %s has a dependent object", g.id)
 	}
 	for id, ru := range r.rules {
 		if ru.groupID == g.id {
@@ -111,6 +108,7 @@ func (s *Server) deleteSecurityGroup(r *region, p params) (response, *apiError) 
 			delete(r.rules, id)
 		}
 	}
+	r.deleteEgress(g.id)
 	delete(r.groups, g.id)
 	return &returnResponse{Return: true}, nil
 }
@@ -129,13 +127,13 @@ type xmlIPv6Range struct {
 // range, with their CIDRs gathered. EC2 leaves out the ports of
 // all-protocol permissions.
 type xmlPermission struct {
-	IPProtocol    string            `xml:"ipProtocol"`
-	FromPort      *int              `xml:"fromPort,omitempty"`
-	ToPort        *int              `xml:"toPort,omitempty"`
-	Groups        set[struct{}]     `xml:"groups"`
-	IPRanges      set[xmlIPRange]   `xml:"ipRanges"`
-	IPv6Ranges    set[xmlIPv6Range] `xml:"ipv6Ranges"`
-	PrefixListIDs set[struct{}]     `xml:"prefixListIds"`
+	IPProtocol    string               `xml:"ipProtocol"`
+	FromPort      *int                 `xml:"fromPort,omitempty"`
+	ToPort        *int                 `xml:"toPort,omitempty"`
+	Groups        set[xmlGroupPair]    `xml:"groups"`
+	IPRanges      set[xmlIPRange]      `xml:"ipRanges"`
+	IPv6Ranges    set[xmlIPv6Range]    `xml:"ipv6Ranges"`
+	PrefixListIDs set[xmlPrefixListID] `xml:"prefixListIds"`
 }
 
 type xmlGroup struct {
@@ -177,12 +175,9 @@ func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
 			byPorts[k] = xp
 			x.IPPermissions.Items = append(x.IPPermissions.Items, xp)
 		}
-		if ru.cidr.Addr().Is4() {
-			xp.IPRanges.Items = append(xp.IPRanges.Items, xmlIPRange{ru.cidr.String(), ru.description})
-		} else {
-			xp.IPv6Ranges.Items = append(xp.IPv6Ranges.Items, xmlIPv6Range{ru.cidr.String(), ru.description})
-		}
+		s.addToPermission(xp, ru)
 	}
+	s.addEgress(r, &x, g.id)
 	return x
 }
 

@@ -412,20 +412,22 @@ type handler func(s *Server, r *region, p params) (response, *apiError)
 
 // actions is the dispatch table; it is never modified.
 var actions = map[string]handler{
-	"AuthorizeSecurityGroupIngress": (*Server).authorizeIngress,
-	"CreateSecurityGroup":           (*Server).createSecurityGroup,
-	"CreateTags":                    (*Server).createTags,
-	"DeleteSecurityGroup":           (*Server).deleteSecurityGroup,
-	"DeleteTags":                    (*Server).deleteTags,
-	"DescribeInstances":             (*Server).describeInstances,
-	"DescribeSecurityGroupRules":    (*Server).describeSecurityGroupRules,
-	"DescribeSecurityGroups":        (*Server).describeSecurityGroups,
-	"DescribeTags":                  (*Server).describeTags,
-	"GetConsoleOutput":              (*Server).getConsoleOutput,
-	"ModifySecurityGroupRules":      (*Server).modifySecurityGroupRules,
-	"RevokeSecurityGroupIngress":    (*Server).revokeIngress,
-	"RunInstances":                  (*Server).runInstances,
-	"TerminateInstances":            (*Server).terminateInstances,
+	"AuthorizeSecurityGroupIngress":   (*Server).authorizeIngress,
+	"CreateSecurityGroup":             (*Server).createSecurityGroup,
+	"CreateTags":                      (*Server).createTags,
+	"DeleteSecurityGroup":             (*Server).deleteSecurityGroup,
+	"DeleteTags":                      (*Server).deleteTags,
+	"DescribeInstances":               (*Server).describeInstances,
+	"DescribeSecurityGroupRules":      (*Server).describeSecurityGroupRules,
+	"DescribeSecurityGroups":          (*Server).describeSecurityGroups,
+	"DescribeTags":                    (*Server).describeTags,
+	"GetConsoleOutput":                (*Server).getConsoleOutput,
+	"ModifyInstanceAttribute":         (*Server).modifyInstanceAttribute,
+	"ModifyNetworkInterfaceAttribute": (*Server).modifyNetworkInterfaceAttribute,
+	"ModifySecurityGroupRules":        (*Server).modifySecurityGroupRules,
+	"RevokeSecurityGroupIngress":      (*Server).revokeIngress,
+	"RunInstances":                    (*Server).runInstances,
+	"TerminateInstances":              (*Server).terminateInstances,
 }
 
 // credentialScope reads the region and access key from the SigV4
