@@ -293,7 +293,7 @@ func TestModifyInstanceAttribute_Groups(t *testing.T) {
 	}
 
 	wantCode(t, setGroups(two, db), "InvalidInstanceID") // two interfaces
-	wantCode(t, setGroups(one, far), "InvalidParameter")  // another VPC
+	wantCode(t, setGroups(one, far), "InvalidParameter") // another VPC
 	wantCode(t, setGroups(one, "sg-0123456789abcdef0"), "InvalidGroup.NotFound")
 	wantCode(t, setGroups(one, "bad"), "InvalidGroupId.Malformed")
 	wantCode(t, setGroups("i-0123456789abcdef0", db), "InvalidInstanceID.NotFound")
