@@ -207,7 +207,9 @@ func (r *region) freeAddress(v *vpc, reserved map[netip.Addr]bool) netip.Addr {
 	used := maps.Clone(reserved)
 	for _, in := range r.instances {
 		if in.vpcID == v.id {
-			used[in.privateIP] = true
+			for _, nic := range in.interfaces() {
+				used[nic.privateIP] = true
+			}
 		}
 	}
 	a := v.cidr.Addr()
