@@ -100,7 +100,7 @@ func (p *regionPlan) resolveRuleSources() error {
 
 // checkFleetInterfaces validates an instance's extra interfaces; ip is
 // the instance as checked so far (its VPC is known).
-func checkFleetInterfaces(p *regionPlan, ip *instancePlan, path string) ([]interfacePlan, error) {
+func checkFleetInterfaces(p *regionPlan, ip *instancePlan, path string, claim claimFunc) ([]interfacePlan, error) {
 	var out []interfacePlan
 	for i, fi := range ip.Interfaces {
 		ipath := fmt.Sprintf("%s.interfaces[%d]", path, i)
@@ -110,6 +110,11 @@ func checkFleetInterfaces(p *regionPlan, ip *instancePlan, path string) ([]inter
 		}
 		if fi.ID != "" && fi.ID == "eni-"+strings.TrimPrefix(ip.ID, "i-") {
 			return nil, fleetErr(fi.lineOf("id"), ipath+".id", "%s is the instance's primary interface", fi.ID)
+		}
+		if fi.ID != "" {
+			if err := claim(fi.ID, ipath, fi.lineOf("id")); err != nil {
+				return nil, err
+			}
 		}
 		if len(fi.SecurityGroups) == 0 {
 			return nil, fleetErr(fi.line, ipath+".security_groups", "an interface needs at least one security group")

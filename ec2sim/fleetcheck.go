@@ -299,7 +299,7 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 	if ip.agent, err = checkFleetAgent(in.Agent, path+".agent"); err != nil {
 		return ip, err
 	}
-	ip.interfaces, err = checkFleetInterfaces(p, &ip, path)
+	ip.interfaces, err = checkFleetInterfaces(p, &ip, path, claim)
 	return ip, err
 }
 

@@ -398,3 +398,36 @@ func TestAttachRecorded(t *testing.T) {
 		t.Errorf("not recorded: %v", want)
 	}
 }
+
+func TestFleetInterfaces_Invalid(t *testing.T) {
+	const iface = "- {id: eni-00000000000000022, security_groups: [db, mgmt]}"
+	for _, bad := range []struct{ yaml, want string }{
+		{"- {security_groups: [far]}", `unknown security group "far" in the instance's VPC`},
+		{"- {id: nic-1, security_groups: [db]}", "not a network interface ID"},
+		{"- {id: eni-00000000000000002, security_groups: [db]}", "primary interface"},
+		{"- {security_groups: []}", "at least one security group"},
+		{"- {security_groups: [db], private_ip: 10.9.0.1}", "outside the VPC's CIDR"},
+		{"- {id: eni-00000000000000022, security_groups: [db]}\n          - {id: eni-00000000000000022, security_groups: [db]}", "duplicate ID"},
+	} {
+		doc := strings.Replace(netFleet, iface, bad.yaml, 1)
+		_, err := ec2sim.ParseFleet([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: err = %v, want %q", bad.yaml, err, bad.want)
+		}
+	}
+}
+
+func TestModifyInstanceAttribute_Terminated(t *testing.T) {
+	_, c := loadNetFleet(t)
+	const one = "i-00000000000000001"
+	if _, err := c.TerminateInstances(t.Context(), &ec2.TerminateInstancesInput{InstanceIds: []string{one}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.ModifyInstanceAttribute(t.Context(), &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(one), Groups: []string{"sg-0000000000000000d"}})
+	wantCode(t, err, "IncorrectInstanceState")
+	// A terminated instance's interfaces are gone.
+	_, err = c.ModifyNetworkInterfaceAttribute(t.Context(), &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String("eni-00000000000000001"), Groups: []string{"sg-0000000000000000d"},
+	})
+	wantCode(t, err, "InvalidNetworkInterfaceID.NotFound")
+}
