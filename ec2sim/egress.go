@@ -43,16 +43,13 @@ func (r *region) deleteEgress(groupID string) {
 	}
 }
 
-// addEgress lists a group's outbound rules in x's ipPermissionsEgress.
-func (s *Server) addEgress(r *region, x *xmlGroup, groupID string) {
-	var rules []*rule
-	for _, ru := range r.egress {
-		if ru.groupID == groupID {
-			rules = append(rules, ru)
-		}
-	}
-	sortBySeq(rules, func(ru *rule) int64 { return ru.seq })
+// addEgress lists the outbound ones of a group's rules in x's
+// ipPermissionsEgress.
+func (s *Server) addEgress(x *xmlGroup, rules []*rule) {
 	for _, ru := range rules {
+		if !ru.egress {
+			continue
+		}
 		xp := &xmlPermission{IPProtocol: ru.protocol}
 		if ru.protocol != "-1" {
 			from, to := ru.fromPort, ru.toPort
@@ -61,6 +58,19 @@ func (s *Server) addEgress(r *region, x *xmlGroup, groupID string) {
 		s.addToPermission(xp, ru)
 		x.IPPermissionsEgress.Items = append(x.IPPermissionsEgress.Items, xp)
 	}
+}
+
+// rulesByGroup indexes the rules DescribeSecurityGroups shows (inbound as
+// a describe sees them now, and outbound) by group, in creation order.
+func (s *Server) rulesByGroup(r *region) map[string][]*rule {
+	out := map[string][]*rule{}
+	for _, ru := range s.describableRules(r) {
+		out[ru.groupID] = append(out[ru.groupID], ru)
+	}
+	for _, rules := range out {
+		sortBySeq(rules, func(ru *rule) int64 { return ru.seq })
+	}
+	return out
 }
 
 // describableRules are the rules DescribeSecurityGroupRules lists: the

@@ -148,7 +148,9 @@ type xmlGroup struct {
 	SecurityGroupArn    string              `xml:"securityGroupArn"`
 }
 
-func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
+// xmlGroup renders g with its rules, taken from byGroup (rulesByGroup's
+// index: one pass over the region's rules per request, not per group).
+func (s *Server) xmlGroup(r *region, g *group, byGroup map[string][]*rule) xmlGroup {
 	x := xmlGroup{
 		OwnerID:          s.accountID(),
 		GroupID:          g.id,
@@ -163,7 +165,10 @@ func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
 		from, to int
 	}
 	byPorts := map[portKey]*xmlPermission{}
-	for _, ru := range s.visibleRulesOf(r, g.id) {
+	for _, ru := range byGroup[g.id] {
+		if ru.egress {
+			continue // addEgress's
+		}
 		k := portKey{ru.protocol, ru.fromPort, ru.toPort}
 		xp, ok := byPorts[k]
 		if !ok {
@@ -177,7 +182,7 @@ func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
 		}
 		s.addToPermission(xp, ru)
 	}
-	s.addEgress(r, &x, g.id)
+	s.addEgress(&x, byGroup[g.id])
 	return x
 }
 
@@ -230,8 +235,9 @@ func (s *Server) describeSecurityGroups(r *region, p params) (response, *apiErro
 		return nil, err
 	}
 	resp := &describeGroupsResponse{NextToken: next}
+	byGroup := s.rulesByGroup(r)
 	for _, g := range items {
-		resp.SecurityGroupInfo.Items = append(resp.SecurityGroupInfo.Items, s.xmlGroup(r, g))
+		resp.SecurityGroupInfo.Items = append(resp.SecurityGroupInfo.Items, s.xmlGroup(r, g, byGroup))
 	}
 	return resp, nil
 }
