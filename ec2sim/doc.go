@@ -116,8 +116,9 @@
 // well-formed pl- ID (8 or 17 hex digits) is accepted, others are
 // InvalidPrefixListId.Malformed, and DescribeManagedPrefixLists is not
 // served. A group or prefix list source counts in both address families'
-// quota. ModifySecurityGroupRules takes CIDR sources only. Cross-account
-// and peered-VPC group references are not modelled. See sources.go.
+// quota. ModifySecurityGroupRules takes CIDR sources only. A referenced
+// group may be in any VPC of the region (EC2 wants the same VPC or a
+// peered one); cross-account references are not modelled. See sources.go.
 //
 // An instance has a primary network interface and, optionally, more (a
 // fleet's interfaces:, or [Server.AddInterface]); DescribeInstances lists
