@@ -30,12 +30,14 @@ const (
 // events; the simulator's describes are read-only, and Event history
 // holds only write events unless asked, so they are not recorded.
 var recorded = map[string]bool{
-	"AuthorizeSecurityGroupIngress": true,
-	"CreateSecurityGroup":           true,
-	"CreateTags":                    true,
-	"DeleteSecurityGroup":           true,
-	"DeleteTags":                    true,
-	"RevokeSecurityGroupIngress":    true,
+	"AuthorizeSecurityGroupIngress":   true,
+	"CreateSecurityGroup":             true,
+	"CreateTags":                      true,
+	"DeleteSecurityGroup":             true,
+	"DeleteTags":                      true,
+	"RevokeSecurityGroupIngress":      true,
+	"ModifyInstanceAttribute":         true,
+	"ModifyNetworkInterfaceAttribute": true,
 }
 
 // trailEvent is one recorded event: what LookupEvents filters on, and the

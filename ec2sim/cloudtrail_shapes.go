@@ -87,6 +87,8 @@ func trailRequest(action string, p params) map[string]any {
 	case "DeleteSecurityGroup":
 		setStr(rp, p, "GroupId", "groupId")
 		setStr(rp, p, "GroupName", "groupName")
+	case "ModifyInstanceAttribute", "ModifyNetworkInterfaceAttribute":
+		trailAttach(rp, action, p)
 	case "CreateTags", "DeleteTags":
 		var res, tags []any
 		for _, id := range p.list("ResourceId") {
@@ -122,7 +124,7 @@ func trailPermission(p params, prefix string) map[string]any {
 		}
 		return jsonList(items)
 	}
-	perm["groups"] = sub("Groups", "GroupId", "GroupName", "UserId")
+	perm["groups"] = sub("Groups", "GroupId", "GroupName", "UserId", "Description")
 	perm["ipRanges"] = sub("IpRanges", "CidrIp", "Description")
 	perm["ipv6Ranges"] = sub("Ipv6Ranges", "CidrIpv6", "Description")
 	perm["prefixListIds"] = sub("PrefixListIds", "PrefixListId", "Description")
@@ -157,6 +159,12 @@ func (s *Server) trailResponse(requestID string, resp response) map[string]any {
 		for _, x := range r.SecurityGroupRuleSet.Items {
 			item := trailRule(x.SecurityGroupRuleID, x.GroupID, x.IPProtocol, x.FromPort, x.ToPort, x.CidrIpv4, x.CidrIpv6, x.Description)
 			item["groupOwnerId"] = x.GroupOwnerID
+			if x.PrefixListID != "" {
+				item["prefixListId"] = x.PrefixListID
+			}
+			if g := x.ReferencedGroupInfo; g != nil {
+				item["referencedGroupInfo"] = map[string]any{"groupId": g.GroupID, "userId": g.UserID}
+			}
 			if len(x.TagSet.Items) > 0 {
 				var tags []any
 				for _, t := range x.TagSet.Items {
@@ -170,7 +178,14 @@ func (s *Server) trailResponse(requestID string, resp response) map[string]any {
 	case *revokeResponse:
 		var items []any
 		for _, x := range r.RevokedSecurityGroupRuleSet.Items {
-			items = append(items, trailRule(x.SecurityGroupRuleID, x.GroupID, x.IPProtocol, x.FromPort, x.ToPort, x.CidrIpv4, x.CidrIpv6, x.Description))
+			item := trailRule(x.SecurityGroupRuleID, x.GroupID, x.IPProtocol, x.FromPort, x.ToPort, x.CidrIpv4, x.CidrIpv6, x.Description)
+			if x.PrefixListID != "" {
+				item["prefixListId"] = x.PrefixListID
+			}
+			if x.ReferencedGroupID != "" {
+				item["referencedGroupId"] = x.ReferencedGroupID
+			}
+			items = append(items, item)
 		}
 		re["revokedSecurityGroupRuleSet"] = jsonList(items)
 		if r.UnknownIPPermissionSet != nil {
@@ -252,6 +267,10 @@ func trailResources(action string, p params, resp response) []trailResource {
 		for _, id := range p.list("ResourceId") {
 			add(resourceType(id), id)
 		}
+	case "ModifyInstanceAttribute":
+		add(resourceTypeInstance, p.str("InstanceId"))
+	case "ModifyNetworkInterfaceAttribute":
+		add(resourceTypeENI, p.str("NetworkInterfaceId"))
 	}
 	switch r := resp.(type) {
 	case *authorizeResponse:

@@ -79,15 +79,3 @@ func (s *Server) visibleRules(r *region) map[string]*rule {
 	}
 	return view
 }
-
-// visibleRulesOf is rulesOf on the rules a describe sees.
-func (s *Server) visibleRulesOf(r *region, groupID string) []*rule {
-	var out []*rule
-	for _, ru := range s.visibleRules(r) {
-		if ru.groupID == groupID {
-			out = append(out, ru)
-		}
-	}
-	sortBySeq(out, func(ru *rule) int64 { return ru.seq })
-	return out
-}

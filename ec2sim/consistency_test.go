@@ -28,7 +28,7 @@ func TestDescribeLag(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := map[string]map[string]string{}
-		for _, r := range out.SecurityGroupRules {
+		for _, r := range ingressOnly(out.SecurityGroupRules) {
 			m[aws.ToString(r.SecurityGroupRuleId)] = tagMap(r.Tags)
 		}
 		return m

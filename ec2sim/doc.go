@@ -128,7 +128,8 @@
 // AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
 // DescribeSecurityGroupRules, CreateSecurityGroup, DeleteSecurityGroup,
 // DescribeSecurityGroups, DescribeInstances, GetConsoleOutput, CreateTags,
-// DeleteTags, DescribeTags, RunInstances, TerminateInstances and
+// DeleteTags, DescribeTags, RunInstances, TerminateInstances,
+// ModifyInstanceAttribute, ModifyNetworkInterfaceAttribute and
 // ModifySecurityGroupRules (CIDR sources
 // only; a rule keeps its ID and tags; not recorded in CloudTrail, whose
 // record shape for it is not modelled). Authorize, revoke and modify are
@@ -197,12 +198,48 @@
 // does not launch from a template, and DeleteLaunchTemplateVersions is not
 // served. A fleet region's launch_templates adds templates.
 //
-// Not modelled: egress rules (including the allow-all egress rule EC2 adds
-// to new groups), rules whose source is a security group or prefix list
-// (UnsupportedOperation), the other instance lifecycle actions (stop,
-// start, reboot), subnets as resources, and IAM authorization (IAM's API
-// is served, see below, but its policies govern no call: only
-// [Server.Deny] refuses one).
+// Every security group, created or loaded from a fleet, has EC2's default
+// outbound rule (all protocols to 0.0.0.0/0, with an sgr- ID of its own):
+// DescribeSecurityGroups lists it in ipPermissionsEgress and
+// DescribeSecurityGroupRules with isEgress true, CreateTags reaches it,
+// and it does not count against the inbound quota. [Server.Rules] and
+// /_sim/rules list inbound rules only. See egress.go.
+//
+// A rule's source is a CIDR, a security group (UserIdGroupPairs, Groups.N;
+// referencedGroupInfo in DescribeSecurityGroupRules, groups in
+// DescribeSecurityGroups) or a managed prefix list (PrefixListIds.N;
+// prefixListId). Authorize and revoke (by permission or by ID) take all
+// three, with EC2's duplicate and NotFound answers; a referenced group
+// must exist in the region (InvalidGroup.NotFound; a GroupName names one
+// of the default VPC), and a group another group's rule names cannot be
+// deleted (DependencyViolation). There are no prefix lists: any
+// well-formed pl- ID (8 or 17 hex digits) is accepted, others are
+// InvalidPrefixListId.Malformed, and DescribeManagedPrefixLists is not
+// served. A group or prefix list source counts in both address families'
+// quota. ModifySecurityGroupRules takes CIDR sources only. A referenced
+// group may be in any VPC of the region (EC2 wants the same VPC or a
+// peered one); cross-account references are not modelled. See sources.go.
+//
+// An instance has a primary network interface and, optionally, more (a
+// fleet's interfaces:, or [Server.AddInterface]); DescribeInstances lists
+// each in networkInterfaceSet with its groupSet and attachment's
+// deviceIndex, and the instance's groupSet gathers the groups of all of
+// them. ModifyInstanceAttribute with GroupId.N replaces the groups of an
+// instance's only interface and refuses one with several
+// (InvalidInstanceID, as EC2: name the interface instead);
+// ModifyNetworkInterfaceAttribute with SecurityGroupId.N replaces those
+// of one interface. Both take one to five groups of the instance's VPC
+// (InvalidGroup.NotFound, InvalidParameter for another VPC,
+// SecurityGroupsPerInterfaceLimitExceeded), are recorded in CloudTrail,
+// and model no other attribute (UnsupportedOperation). A group on any
+// interface cannot be deleted. See attach.go.
+//
+// Not modelled: AuthorizeSecurityGroupEgress and
+// RevokeSecurityGroupEgress, network interfaces as resources of their own
+// (CreateNetworkInterface, DescribeNetworkInterfaces), the other instance
+// lifecycle actions (stop, start, reboot), subnets as resources, and IAM
+// authorization (IAM's API is served, see below, but its policies govern
+// no call: only [Server.Deny] refuses one).
 //
 // # Eventual consistency
 //
@@ -239,9 +276,10 @@
 //
 // # CloudTrail
 //
-// Every call to one of the six actions that change something
+// Every call to one of the eight actions that change something
 // (AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress,
-// CreateSecurityGroup, DeleteSecurityGroup, CreateTags, DeleteTags) is
+// CreateSecurityGroup, DeleteSecurityGroup, CreateTags, DeleteTags,
+// ModifyInstanceAttribute, ModifyNetworkInterfaceAttribute) is
 // recorded as a CloudTrail management event, failed calls included (with
 // errorCode "Client.<code>", errorMessage and null responseElements), as
 // CloudTrail records them. A call whose response is lost is recorded, since
@@ -259,7 +297,8 @@
 // (inclusive, to the second), MaxResults (1 to 50) and NextToken, which
 // is good only with the parameters that earned it. Each event's Resources
 // are its security group (AWS::EC2::SecurityGroup), the rules it added or
-// revoked (AWS::EC2::SecurityGroupRule), and the resources it tagged.
+// revoked (AWS::EC2::SecurityGroupRule), the resources it tagged, and
+// the instance or network interface whose groups it set.
 // Requests signed with a key added with AddIdentity must be signed
 // correctly; others are accepted.
 //

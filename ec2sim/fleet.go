@@ -65,7 +65,10 @@ type FleetGroup struct {
 
 // FleetRule is a pre-existing ingress rule, validated and canonicalised
 // as AuthorizeSecurityGroupIngress would. YAML keys: id, protocol,
-// from_port, to_port, cidr, description, tags.
+// from_port, to_port, cidr, source_group, prefix_list, description, tags.
+// Its source is one of CIDR, SourceGroup (the ID or name of a group of
+// the fleet's region; a name is looked up in the rule's VPC) and
+// PrefixList (a pl- ID).
 type FleetRule struct {
 	ID          string
 	Protocol    string
@@ -74,6 +77,8 @@ type FleetRule struct {
 	CIDR        string
 	Description string
 	Tags        map[string]string
+	SourceGroup string
+	PrefixList  string
 	pos
 }
 
@@ -110,6 +115,9 @@ type FleetInstance struct {
 	// account, which the simulator's IAM need not know.
 	KeyName         string
 	InstanceProfile string
+	// Interfaces are its network interfaces beyond the primary one
+	// (YAML: interfaces; see FleetInterface).
+	Interfaces []FleetInterface
 	pos
 }
 
@@ -314,6 +322,7 @@ func decodeRegion(n *yaml.Node, path string) (FleetRegion, error) {
 					"state": scalar(&in.State), "type": scalar(&in.Type), "image": scalar(&in.Image),
 					"host_keys": decodeHostKeys(&in), "agent": decodeAgent(&in),
 					"key_name": scalar(&in.KeyName), "instance_profile": scalar(&in.InstanceProfile),
+					"interfaces": decodeInterfaces(&in),
 				})
 				r.Instances = append(r.Instances, in)
 				return err
@@ -335,6 +344,7 @@ func decodeGroup(n *yaml.Node, path string) (FleetGroup, error) {
 					"id": scalar(&ru.ID), "protocol": scalar(&ru.Protocol),
 					"from_port": scalar(&ru.FromPort), "to_port": scalar(&ru.ToPort),
 					"cidr": scalar(&ru.CIDR), "description": scalar(&ru.Description), "tags": scalar(&ru.Tags),
+					"source_group": scalar(&ru.SourceGroup), "prefix_list": scalar(&ru.PrefixList),
 				})
 				g.Rules = append(g.Rules, ru)
 				return err

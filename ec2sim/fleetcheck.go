@@ -29,6 +29,9 @@ type groupPlan struct {
 	path  string
 	vpc   int // index into vpcs, or -1 for the default VPC
 	perms []perm
+	// sources are, per rule, the index into groups of its source group,
+	// or -1 (fleet_net.go).
+	sources []int
 }
 
 type instancePlan struct {
@@ -40,6 +43,8 @@ type instancePlan struct {
 	publicIP netip.Addr
 	hostKeys []hostKey
 	agent    *Agent
+	// interfaces are its interfaces beyond the primary (fleet_net.go).
+	interfaces []interfacePlan
 }
 
 // check validates f and resolves its references. It needs no server: all
@@ -111,6 +116,9 @@ func (f Fleet) check() ([]regionPlan, error) {
 				}
 			}
 			p.groups = append(p.groups, gp)
+		}
+		if err := p.resolveRuleSources(); err != nil {
+			return nil, err
 		}
 
 		for i, in := range fr.Instances {
@@ -200,9 +208,9 @@ func checkRule(r FleetRule, path string, claim claimFunc) (perm, error) {
 	if aerr != nil {
 		return perm{}, fleetErr(r.lineOf("from_port"), path+".from_port", "%s", aerr.Message)
 	}
-	pfx, err := netip.ParsePrefix(strings.TrimSpace(r.CIDR))
-	if err != nil || pfx.Addr().Zone() != "" || pfx.Addr().Is4In6() {
-		return perm{}, fleetErr(r.lineOf("cidr"), path+".cidr", "%q is not a CIDR block", r.CIDR)
+	pm, err := checkRuleSource(r, path)
+	if err != nil {
+		return perm{}, err
 	}
 	if aerr := checkDescription(r.Description); aerr != nil {
 		return perm{}, fleetErr(r.lineOf("description"), path+".description", "%s", aerr.Message)
@@ -210,7 +218,8 @@ func checkRule(r FleetRule, path string, claim claimFunc) (perm, error) {
 	if err := checkFleetTags(r.Tags, path, r.pos); err != nil {
 		return perm{}, err
 	}
-	return perm{proto, from, to, pfx.Masked(), r.Description}, nil
+	pm.protocol, pm.fromPort, pm.toPort, pm.description = proto, from, to, r.Description
+	return pm, nil
 }
 
 func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc, findVPC findVPCFunc) (instancePlan, error) {
@@ -299,7 +308,10 @@ func checkInstance(p *regionPlan, in FleetInstance, path string, claim claimFunc
 	if err := checkInstanceKeys(in, path); err != nil {
 		return ip, err
 	}
-	ip.agent, err = checkFleetAgent(in.Agent, path+".agent")
+	if ip.agent, err = checkFleetAgent(in.Agent, path+".agent"); err != nil {
+		return ip, err
+	}
+	ip.interfaces, err = checkFleetInterfaces(p, &ip, path, claim)
 	return ip, err
 }
 

@@ -75,11 +75,8 @@ func (s *Server) conflicts(p regionPlan) error {
 			if id := g.Rules[i].ID; id != "" && exists(id) {
 				return fleetErr(g.Rules[i].lineOf("id"), fmt.Sprintf("%s.rules[%d].id", g.path, i), "%s already exists", id)
 			}
-			if pm.cidr.Addr().Is4() {
-				v4++
-			} else {
-				v6++
-			}
+			a, b := familiesOf(pm.cidr)
+			v4, v6 = v4+a, v6+b
 		}
 		if v4 > limit || v6 > limit {
 			return fleetErr(g.lineOf("rules"), g.path+".rules", "more than %d rules of one address family (the rule limit)", limit)
@@ -141,6 +138,11 @@ func (s *Server) apply(p regionPlan) {
 	}
 
 	groupIDs := make([]string, len(p.groups))
+	type pending struct {
+		ru  *rule
+		src int
+	}
+	var sourced []pending // rules whose source group may not have its ID yet
 	for i, g := range p.groups {
 		id := g.ID
 		if id == "" {
@@ -151,6 +153,7 @@ func (s *Server) apply(p regionPlan) {
 			id: id, name: g.Name, description: g.Description, vpcID: vpcID(g.vpc),
 			seq: s.nextSeq(), tags: cloneTags(g.Tags),
 		}
+		s.addDefaultEgress(reg, reg.groups[id])
 		for j, pm := range g.perms {
 			rid := g.Rules[j].ID
 			if rid == "" {
@@ -159,8 +162,15 @@ func (s *Server) apply(p regionPlan) {
 			reg.rules[rid] = &rule{
 				id: rid, groupID: id, protocol: pm.protocol, fromPort: pm.fromPort, toPort: pm.toPort,
 				cidr: pm.cidr, description: pm.description, seq: s.nextSeq(), tags: cloneTags(g.Rules[j].Tags),
+				prefixList: pm.prefixList,
+			}
+			if j < len(g.sources) && g.sources[j] >= 0 {
+				sourced = append(sourced, pending{reg.rules[rid], g.sources[j]})
 			}
 		}
+	}
+	for _, sr := range sourced {
+		sr.ru.sourceGroup = groupIDs[sr.src]
 	}
 
 	launched := s.now().UTC().Truncate(1e9)
@@ -198,6 +208,7 @@ func (s *Server) apply(p regionPlan) {
 			launchTime: launched, seq: s.nextSeq(), tags: cloneTags(in.Tags), hostKeys: in.hostKeys,
 			agent: agent, keyName: in.KeyName, profileARN: s.instanceProfileARN(in.InstanceProfile),
 		}
+		s.applyInterfaces(reg, reg.instances[id], in.interfaces, groupIDs, reserved)
 	}
 	s.applyKeys(reg, p.keys)
 }
@@ -208,7 +219,9 @@ func (r *region) freeAddress(v *vpc, reserved map[netip.Addr]bool) netip.Addr {
 	used := maps.Clone(reserved)
 	for _, in := range r.instances {
 		if in.vpcID == v.id {
-			used[in.privateIP] = true
+			for _, nic := range in.interfaces() {
+				used[nic.privateIP] = true
+			}
 		}
 	}
 	a := v.cidr.Addr()

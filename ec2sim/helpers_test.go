@@ -152,6 +152,18 @@ func ruleIDs(rules []types.SecurityGroupRule) []string {
 	return ids
 }
 
+// ingressOnly drops the outbound rules DescribeSecurityGroupRules lists
+// beside the inbound ones (every group has its default one).
+func ingressOnly(rules []types.SecurityGroupRule) []types.SecurityGroupRule {
+	var out []types.SecurityGroupRule
+	for _, r := range rules {
+		if !aws.ToBool(r.IsEgress) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: aws.String(name), Values: values}
 }

@@ -97,35 +97,11 @@ type describeInstancesResponse struct {
 }
 
 func (s *Server) xmlInstance(r *region, in *instance) xmlInstance {
-	var groups set[xmlGroupIdentifier]
-	for _, id := range in.groupIDs {
-		name := ""
-		if g, ok := r.groups[id]; ok {
-			name = g.name
-		}
-		groups.Items = append(groups.Items, xmlGroupIdentifier{id, name})
-	}
+	// The instance's groupSet gathers the groups of all its interfaces.
+	groups := r.groupIdentifiers(in.allGroupIDs())
 	ip := in.privateIP.String()
 	dns := "ip-" + strings.ReplaceAll(ip, ".", "-") + "." + internalDomain(r.name)
 	assoc := in.association(r.name)
-	nic := xmlNetworkInterface{
-		NetworkInterfaceID: in.eniID,
-		SubnetID:           in.subnetID,
-		VpcID:              in.vpcID,
-		OwnerID:            s.accountID(),
-		Status:             "in-use",
-		PrivateIPAddress:   ip,
-		SourceDestCheck:    true,
-		GroupSet:           groups,
-		Attachment: xmlAttachment{
-			AttachmentID:        "eni-attach-" + strings.TrimPrefix(in.eniID, "eni-"),
-			Status:              "attached",
-			DeleteOnTermination: true,
-		},
-		Association:           assoc,
-		PrivateIPAddressesSet: set[xmlPrivateIP]{Items: []xmlPrivateIP{{ip, true, assoc}}},
-		InterfaceType:         "interface",
-	}
 	x := xmlInstance{
 		InstanceID:          in.id,
 		ImageID:             in.imageID,
@@ -137,7 +113,7 @@ func (s *Server) xmlInstance(r *region, in *instance) xmlInstance {
 		VpcID:               in.vpcID,
 		PrivateIPAddress:    ip,
 		GroupSet:            groups,
-		NetworkInterfaceSet: set[xmlNetworkInterface]{Items: []xmlNetworkInterface{nic}},
+		NetworkInterfaceSet: s.xmlInterfaces(r, in),
 		TagSet:              tagSet(in.tags),
 	}
 	if assoc != nil {
@@ -191,16 +167,14 @@ func internalDomain(region string) string {
 
 var instanceListing = listing[*instance]{
 	fields: fields[*instance]{
-		"instance-id":         func(in *instance) []string { return []string{in.id} },
-		"vpc-id":              func(in *instance) []string { return []string{in.vpcID} },
-		"subnet-id":           func(in *instance) []string { return []string{in.subnetID} },
-		"private-ip-address":  func(in *instance) []string { return []string{in.privateIP.String()} },
-		"ip-address":          (*instance).publicIPs,
-		"instance-state-name": func(in *instance) []string { return []string{in.state} },
-		"instance.group-id":   func(in *instance) []string { return in.groupIDs },
-		"network-interface.network-interface-id": func(in *instance) []string {
-			return []string{in.eniID}
-		},
+		"instance-id":                            func(in *instance) []string { return []string{in.id} },
+		"vpc-id":                                 func(in *instance) []string { return []string{in.vpcID} },
+		"subnet-id":                              func(in *instance) []string { return []string{in.subnetID} },
+		"private-ip-address":                     func(in *instance) []string { return []string{in.privateIP.String()} },
+		"ip-address":                             (*instance).publicIPs,
+		"instance-state-name":                    func(in *instance) []string { return []string{in.state} },
+		"instance.group-id":                      (*instance).allGroupIDs,
+		"network-interface.network-interface-id": (*instance).eniIDs,
 		"network-interface.association.public-ip": (*instance).publicIPs,
 		"key-name":                 func(in *instance) []string { return []string{in.keyName} },
 		"iam-instance-profile.arn": func(in *instance) []string { return []string{in.profileARN} },

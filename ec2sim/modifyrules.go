@@ -72,6 +72,8 @@ func (s *Server) modifySecurityGroupRules(r *region, p params) (response, *apiEr
 		s.noteRule(r, u.ru.id)
 		u.ru.protocol, u.ru.fromPort, u.ru.toPort = u.pm.protocol, u.pm.fromPort, u.pm.toPort
 		u.ru.cidr, u.ru.description = u.pm.cidr, u.pm.description
+		u.ru.sourceGroup, u.ru.prefixList = "", "" // the request names a CIDR
+
 	}
 	return &modifyRulesResponse{Return: true}, nil
 }
@@ -103,7 +105,7 @@ func (p params) ruleRequest(prefix string) (perm, *apiError) {
 	switch {
 	case p.str(prefix+"ReferencedGroupId") != "" || p.str(prefix+"PrefixListId") != "":
 		return perm{}, errf(CodeUnsupportedOperation,
-			"ec2sim models CIDR sources only; security group and prefix list sources are not supported")
+			"ec2sim's ModifySecurityGroupRules takes CIDR sources only; security group and prefix list sources are not supported")
 	case v4 != "" && v6 != "":
 		return perm{}, errf(CodeInvalidParameterCombination, "Only one of CidrIpv4 and CidrIpv6 may be specified")
 	case v6 != "":
@@ -119,5 +121,5 @@ func (p params) ruleRequest(prefix string) (perm, *apiError) {
 	if err := checkDescription(desc); err != nil {
 		return perm{}, err
 	}
-	return perm{proto, from, to, pfx, desc}, nil
+	return perm{protocol: proto, fromPort: from, toPort: to, cidr: pfx, description: desc}, nil
 }

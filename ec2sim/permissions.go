@@ -15,10 +15,16 @@ type perm struct {
 	toPort      int
 	cidr        netip.Prefix
 	description string
+	// sourceGroup (or groupName, in the default VPC, until resolveSources
+	// names its ID) and prefixList are the sources that are not a CIDR.
+	sourceGroup string
+	groupName   string
+	userID      string
+	prefixList  string
 }
 
 func (p perm) key(groupID string) ruleKey {
-	return ruleKey{groupID, p.protocol, p.fromPort, p.toPort, p.cidr}
+	return ruleKey{groupID, p.protocol, p.fromPort, p.toPort, p.cidr, p.sourceGroup, p.prefixList}
 }
 
 // permissions parses IpPermissions.N into one perm per CIDR, as EC2 stores
@@ -68,11 +74,6 @@ func (p params) permission(prefix, legacyCIDR string) ([]perm, *apiError) {
 	if from, to, err = portRange(proto, from, hasFrom, to, hasTo); err != nil {
 		return nil, err
 	}
-	if len(p.members(prefix+"Groups")) > 0 || len(p.members(prefix+"PrefixListIds")) > 0 {
-		return nil, errf(CodeUnsupportedOperation,
-			"ec2sim models CIDR sources only; security group and prefix list sources are not supported")
-	}
-
 	type source struct{ param, cidr, desc string }
 	var sources []source
 	if legacyCIDR != "" {
@@ -84,7 +85,11 @@ func (p params) permission(prefix, legacyCIDR string) ([]perm, *apiError) {
 	for _, m := range p.members(prefix + "Ipv6Ranges") {
 		sources = append(sources, source{m + ".CidrIpv6", p.str(m + ".CidrIpv6"), p.str(m + ".Description")})
 	}
-	if len(sources) == 0 {
+	others, err := p.otherSources(prefix)
+	if err != nil {
+		return nil, err
+	}
+	if len(sources)+len(others) == 0 {
 		return nil, missing(prefix + "IpRanges")
 	}
 	var out []perm
@@ -96,7 +101,11 @@ func (p params) permission(prefix, legacyCIDR string) ([]perm, *apiError) {
 		if err := checkDescription(src.desc); err != nil {
 			return nil, err
 		}
-		out = append(out, perm{proto, from, to, cidr, src.desc})
+		out = append(out, perm{protocol: proto, fromPort: from, toPort: to, cidr: cidr, description: src.desc})
+	}
+	for _, o := range others {
+		o.protocol, o.fromPort, o.toPort = proto, from, to
+		out = append(out, o)
 	}
 	return out, nil
 }
@@ -108,9 +117,14 @@ func (p perm) xml() xmlPermission {
 		from, to := p.fromPort, p.toPort
 		x.FromPort, x.ToPort = &from, &to
 	}
-	if p.cidr.Addr().Is4() {
+	switch {
+	case p.sourceGroup != "" || p.groupName != "":
+		x.Groups.Items = []xmlGroupPair{{UserID: p.userID, GroupID: p.sourceGroup, GroupName: p.groupName, Description: p.description}}
+	case p.prefixList != "":
+		x.PrefixListIDs.Items = []xmlPrefixListID{{p.prefixList, p.description}}
+	case p.cidr.Addr().Is4():
 		x.IPRanges.Items = []xmlIPRange{{p.cidr.String(), p.description}}
-	} else {
+	default:
 		x.IPv6Ranges.Items = []xmlIPv6Range{{p.cidr.String(), p.description}}
 	}
 	return x
@@ -229,10 +243,17 @@ func checkDescription(d string) *apiError {
 // describePeer renders a rule the way EC2's duplicate message does.
 func describePeer(k ruleKey) string {
 	proto := strings.ToUpper(k.protocol)
-	if k.protocol == "-1" {
-		return fmt.Sprintf("peer: %s, ALL, ALLOW", k.cidr)
+	peer := k.cidr.String()
+	switch {
+	case k.sourceGroup != "":
+		peer = k.sourceGroup
+	case k.prefixList != "":
+		peer = k.prefixList
 	}
-	return fmt.Sprintf("peer: %s, %s, from port: %d, to port: %d, ALLOW", k.cidr, proto, k.fromPort, k.toPort)
+	if k.protocol == "-1" {
+		return fmt.Sprintf("peer: %s, ALL, ALLOW", peer)
+	}
+	return fmt.Sprintf("peer: %s, %s, from port: %d, to port: %d, ALLOW", peer, proto, k.fromPort, k.toPort)
 }
 
 func mustPrefix(s string) netip.Prefix {

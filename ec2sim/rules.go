@@ -8,18 +8,22 @@ import (
 // xmlRule is a SecurityGroupRule as DescribeSecurityGroupRules and
 // AuthorizeSecurityGroupIngress return it.
 type xmlRule struct {
-	SecurityGroupRuleID  string      `xml:"securityGroupRuleId"`
-	GroupID              string      `xml:"groupId"`
-	GroupOwnerID         string      `xml:"groupOwnerId"`
-	IsEgress             bool        `xml:"isEgress"`
-	IPProtocol           string      `xml:"ipProtocol"`
-	FromPort             int         `xml:"fromPort"`
-	ToPort               int         `xml:"toPort"`
-	CidrIpv4             string      `xml:"cidrIpv4,omitempty"`
-	CidrIpv6             string      `xml:"cidrIpv6,omitempty"`
-	Description          string      `xml:"description,omitempty"`
-	TagSet               set[xmlTag] `xml:"tagSet"`
-	SecurityGroupRuleArn string      `xml:"securityGroupRuleArn"`
+	SecurityGroupRuleID string `xml:"securityGroupRuleId"`
+	GroupID             string `xml:"groupId"`
+	GroupOwnerID        string `xml:"groupOwnerId"`
+	IsEgress            bool   `xml:"isEgress"`
+	IPProtocol          string `xml:"ipProtocol"`
+	FromPort            int    `xml:"fromPort"`
+	ToPort              int    `xml:"toPort"`
+	CidrIpv4            string `xml:"cidrIpv4,omitempty"`
+	CidrIpv6            string `xml:"cidrIpv6,omitempty"`
+	// PrefixListID or ReferencedGroupInfo is the source when it is not a
+	// CIDR (sources.go).
+	PrefixListID         string              `xml:"prefixListId,omitempty"`
+	ReferencedGroupInfo  *xmlReferencedGroup `xml:"referencedGroupInfo,omitempty"`
+	Description          string              `xml:"description,omitempty"`
+	TagSet               set[xmlTag]         `xml:"tagSet"`
+	SecurityGroupRuleArn string              `xml:"securityGroupRuleArn"`
 }
 
 func (s *Server) xmlRule(r *region, ru *rule) xmlRule {
@@ -33,12 +37,9 @@ func (s *Server) xmlRule(r *region, ru *rule) xmlRule {
 		Description:          ru.description,
 		TagSet:               tagSet(ru.tags),
 		SecurityGroupRuleArn: s.arn(r, "security-group-rule", ru.id),
+		IsEgress:             ru.egress,
 	}
-	if ru.cidr.Addr().Is4() {
-		x.CidrIpv4 = ru.cidr.String()
-	} else {
-		x.CidrIpv6 = ru.cidr.String()
-	}
+	s.setSource(&x, ru)
 	return x
 }
 
@@ -63,6 +64,9 @@ func (s *Server) authorizeIngress(r *region, p params) (response, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.resolveSources(r, perms); err != nil {
+		return nil, err
+	}
 	tags, err := p.tagSpecs("security-group-rule")
 	if err != nil {
 		return nil, err
@@ -73,11 +77,8 @@ func (s *Server) authorizeIngress(r *region, p params) (response, *apiError) {
 	var v4, v6 int
 	for _, ru := range existing {
 		seen[ru.key()] = true
-		if ru.cidr.Addr().Is4() {
-			v4++
-		} else {
-			v6++
-		}
+		a, b := ru.families()
+		v4, v6 = v4+a, v6+b
 	}
 	for _, pm := range perms {
 		k := pm.key(g.id)
@@ -85,11 +86,8 @@ func (s *Server) authorizeIngress(r *region, p params) (response, *apiError) {
 			return nil, errf(CodeInvalidPermissionDuplicate, "the specified rule %q already exists", describePeer(k))
 		}
 		seen[k] = true
-		if pm.cidr.Addr().Is4() {
-			v4++
-		} else {
-			v6++
-		}
+		a, b := familiesOf(pm.cidr)
+		v4, v6 = v4+a, v6+b
 	}
 	if limit := s.ruleLimit(); v4 > limit || v6 > limit {
 		return nil, errf(CodeRulesPerGroupLimitExceeded, "The maximum number of rules per security group has been reached.")
@@ -107,6 +105,8 @@ func (s *Server) authorizeIngress(r *region, p params) (response, *apiError) {
 			description: pm.description,
 			seq:         s.nextSeq(),
 			tags:        maps.Clone(tags),
+			sourceGroup: pm.sourceGroup,
+			prefixList:  pm.prefixList,
 		}
 		s.noteRule(r, ru.id)
 		r.rules[ru.id] = ru
@@ -124,6 +124,8 @@ type xmlRevokedRule struct {
 	ToPort              int    `xml:"toPort"`
 	CidrIpv4            string `xml:"cidrIpv4,omitempty"`
 	CidrIpv6            string `xml:"cidrIpv6,omitempty"`
+	PrefixListID        string `xml:"prefixListId,omitempty"`
+	ReferencedGroupID   string `xml:"referencedGroupId,omitempty"`
 	Description         string `xml:"description,omitempty"`
 }
 
@@ -169,6 +171,9 @@ func (s *Server) revokeIngress(r *region, p params) (response, *apiError) {
 		if err != nil {
 			return nil, err
 		}
+		if err := s.resolveSources(r, perms); err != nil {
+			return nil, err
+		}
 		byKey := map[ruleKey]*rule{}
 		for _, ru := range r.rulesOf(g.id) {
 			byKey[ru.key()] = ru
@@ -208,10 +213,14 @@ func (s *Server) revokeIngress(r *region, p params) (response, *apiError) {
 			FromPort:            ru.fromPort,
 			ToPort:              ru.toPort,
 			Description:         ru.description,
+			PrefixListID:        ru.prefixList,
+			ReferencedGroupID:   ru.sourceGroup,
 		}
-		if ru.cidr.Addr().Is4() {
+		switch {
+		case ru.sourceGroup != "" || ru.prefixList != "":
+		case ru.cidr.Addr().Is4():
 			x.CidrIpv4 = ru.cidr.String()
-		} else {
+		default:
 			x.CidrIpv6 = ru.cidr.String()
 		}
 		resp.RevokedSecurityGroupRuleSet.Items = append(resp.RevokedSecurityGroupRuleSet.Items, x)
@@ -237,7 +246,7 @@ var ruleListing = listing[*rule]{
 }
 
 func (s *Server) describeSecurityGroupRules(r *region, p params) (response, *apiError) {
-	visible := s.visibleRules(r)
+	visible := s.describableRules(r)
 	items, next, err := describe(p, ruleListing, func(page) ([]*rule, *apiError) {
 		ids := p.list("SecurityGroupRuleId")
 		if len(ids) == 0 {

@@ -197,7 +197,7 @@ func (s *Server) terminateInstances(r *region, p params) (response, *apiError) {
 	for _, in := range targets {
 		prev := xmlInstanceState{instanceStates[in.state], in.state}
 		in.state = "terminated"
-		in.groupIDs = nil
+		in.groupIDs, in.extraENIs = nil, nil
 		resp.InstancesSet.Items = append(resp.InstancesSet.Items, xmlStateChange{
 			InstanceID:    in.id,
 			CurrentState:  xmlInstanceState{instanceStates["terminated"], "terminated"},

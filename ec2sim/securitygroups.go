@@ -85,6 +85,7 @@ func (s *Server) createSecurityGroup(r *region, p params) (response, *apiError) 
 		tags:        tags,
 	}
 	r.groups[g.id] = g
+	s.addDefaultEgress(r, g)
 	return &createGroupResponse{
 		Return:           true,
 		GroupID:          g.id,
@@ -98,12 +99,8 @@ func (s *Server) deleteSecurityGroup(r *region, p params) (response, *apiError) 
 	if err != nil {
 		return nil, err
 	}
-	for _, in := range r.instances {
-		for _, id := range in.groupIDs {
-			if id == g.id {
-				return nil, errf(CodeDependencyViolation, "resource %s has a dependent object", g.id)
-			}
-		}
+	if r.groupInUse(g.id) {
+		return nil, errf(CodeDependencyViolation, "resource %s has a dependent object", g.id)
 	}
 	for id, ru := range r.rules {
 		if ru.groupID == g.id {
@@ -111,6 +108,7 @@ func (s *Server) deleteSecurityGroup(r *region, p params) (response, *apiError) 
 			delete(r.rules, id)
 		}
 	}
+	r.deleteEgress(g.id)
 	delete(r.groups, g.id)
 	return &returnResponse{Return: true}, nil
 }
@@ -129,13 +127,13 @@ type xmlIPv6Range struct {
 // range, with their CIDRs gathered. EC2 leaves out the ports of
 // all-protocol permissions.
 type xmlPermission struct {
-	IPProtocol    string            `xml:"ipProtocol"`
-	FromPort      *int              `xml:"fromPort,omitempty"`
-	ToPort        *int              `xml:"toPort,omitempty"`
-	Groups        set[struct{}]     `xml:"groups"`
-	IPRanges      set[xmlIPRange]   `xml:"ipRanges"`
-	IPv6Ranges    set[xmlIPv6Range] `xml:"ipv6Ranges"`
-	PrefixListIDs set[struct{}]     `xml:"prefixListIds"`
+	IPProtocol    string               `xml:"ipProtocol"`
+	FromPort      *int                 `xml:"fromPort,omitempty"`
+	ToPort        *int                 `xml:"toPort,omitempty"`
+	Groups        set[xmlGroupPair]    `xml:"groups"`
+	IPRanges      set[xmlIPRange]      `xml:"ipRanges"`
+	IPv6Ranges    set[xmlIPv6Range]    `xml:"ipv6Ranges"`
+	PrefixListIDs set[xmlPrefixListID] `xml:"prefixListIds"`
 }
 
 type xmlGroup struct {
@@ -150,7 +148,9 @@ type xmlGroup struct {
 	SecurityGroupArn    string              `xml:"securityGroupArn"`
 }
 
-func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
+// xmlGroup renders g with its rules, taken from byGroup (rulesByGroup's
+// index: one pass over the region's rules per request, not per group).
+func (s *Server) xmlGroup(r *region, g *group, byGroup map[string][]*rule) xmlGroup {
 	x := xmlGroup{
 		OwnerID:          s.accountID(),
 		GroupID:          g.id,
@@ -165,7 +165,10 @@ func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
 		from, to int
 	}
 	byPorts := map[portKey]*xmlPermission{}
-	for _, ru := range s.visibleRulesOf(r, g.id) {
+	for _, ru := range byGroup[g.id] {
+		if ru.egress {
+			continue // addEgress's
+		}
 		k := portKey{ru.protocol, ru.fromPort, ru.toPort}
 		xp, ok := byPorts[k]
 		if !ok {
@@ -177,12 +180,9 @@ func (s *Server) xmlGroup(r *region, g *group) xmlGroup {
 			byPorts[k] = xp
 			x.IPPermissions.Items = append(x.IPPermissions.Items, xp)
 		}
-		if ru.cidr.Addr().Is4() {
-			xp.IPRanges.Items = append(xp.IPRanges.Items, xmlIPRange{ru.cidr.String(), ru.description})
-		} else {
-			xp.IPv6Ranges.Items = append(xp.IPv6Ranges.Items, xmlIPv6Range{ru.cidr.String(), ru.description})
-		}
+		s.addToPermission(xp, ru)
 	}
+	s.addEgress(&x, byGroup[g.id])
 	return x
 }
 
@@ -235,8 +235,9 @@ func (s *Server) describeSecurityGroups(r *region, p params) (response, *apiErro
 		return nil, err
 	}
 	resp := &describeGroupsResponse{NextToken: next}
+	byGroup := s.rulesByGroup(r)
 	for _, g := range items {
-		resp.SecurityGroupInfo.Items = append(resp.SecurityGroupInfo.Items, s.xmlGroup(r, g))
+		resp.SecurityGroupInfo.Items = append(resp.SecurityGroupInfo.Items, s.xmlGroup(r, g, byGroup))
 	}
 	return resp, nil
 }

@@ -148,7 +148,7 @@ func TestClient_InProcessInsideSynctest(t *testing.T) {
 		out, err := c.DescribeSecurityGroupRules(t.Context(), &ec2.DescribeSecurityGroupRulesInput{
 			Filters: []types.Filter{filter("group-id", web)},
 		})
-		if err != nil || len(out.SecurityGroupRules) != 1 {
+		if err != nil || len(ingressOnly(out.SecurityGroupRules)) != 1 {
 			t.Fatalf("describe = %v, %v", out, err)
 		}
 	})

@@ -22,6 +22,9 @@ type region struct {
 	groups     map[string]*group
 	rules      map[string]*rule
 	instances  map[string]*instance
+	// egress are the groups' outbound rules by ID (egress.go): apart from
+	// rules, which every inbound reader walks.
+	egress map[string]*rule
 	// ruleLog is what DescribeLag hides, oldest first (consistency.go).
 	ruleLog []ruleChange
 	// keyPairs are EC2 key pairs by name (keypairs.go), launchTemplates
@@ -58,6 +61,11 @@ type rule struct {
 	description string
 	seq         int64
 	tags        map[string]string
+	// sourceGroup or prefixList is the source when it is not a CIDR
+	// (sources.go); cidr is then zero.
+	sourceGroup string
+	prefixList  string
+	egress      bool
 }
 
 // key identifies a rule for duplicate detection and revoke-by-permission;
@@ -68,10 +76,13 @@ type ruleKey struct {
 	fromPort int
 	toPort   int
 	cidr     netip.Prefix
+	// sourceGroup and prefixList are the other sources (sources.go).
+	sourceGroup string
+	prefixList  string
 }
 
 func (r *rule) key() ruleKey {
-	return ruleKey{r.groupID, r.protocol, r.fromPort, r.toPort, r.cidr}
+	return ruleKey{r.groupID, r.protocol, r.fromPort, r.toPort, r.cidr, r.sourceGroup, r.prefixList}
 }
 
 type instance struct {
@@ -92,6 +103,9 @@ type instance struct {
 	agent        *agentState // its SSM agent, nil when it has none; see ssm_agent.go
 	keyName      string      // the key pair it was launched with; "" for none
 	profileARN   string      // its instance profile's ARN; "" for none
+	// extraENIs are its interfaces beyond the primary one (eniID,
+	// groupIDs), by device index from 1 (attach.go).
+	extraENIs []*eni
 }
 
 // Rule is a snapshot of one ingress rule, for tests and the admin endpoint.
@@ -104,6 +118,10 @@ type Rule struct {
 	CIDR        string            `json:"cidr"`
 	Description string            `json:"description,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
+	// SourceGroup or PrefixList is the source when it is not a CIDR (CIDR
+	// is then "").
+	SourceGroup string `json:"source_group,omitempty"`
+	PrefixList  string `json:"prefix_list,omitempty"`
 }
 
 func (r *rule) snapshot() Rule {
@@ -113,9 +131,11 @@ func (r *rule) snapshot() Rule {
 		Protocol:    r.protocol,
 		FromPort:    r.fromPort,
 		ToPort:      r.toPort,
-		CIDR:        r.cidr.String(),
+		CIDR:        r.cidrString(),
 		Description: r.description,
 		Tags:        maps.Clone(r.tags),
+		SourceGroup: r.sourceGroup,
+		PrefixList:  r.prefixList,
 	}
 }
 
@@ -126,6 +146,7 @@ func newRegion(name string) *region {
 		groups:    map[string]*group{},
 		rules:     map[string]*rule{},
 		instances: map[string]*instance{},
+		egress:    map[string]*rule{},
 	}
 }
 

@@ -39,6 +39,9 @@ func (r *region) resource(id string) (taggable, *apiError) {
 		if ru, ok := r.rules[id]; ok {
 			return taggable{id, "security-group-rule", ru.tags}, nil
 		}
+		if ru, ok := r.egress[id]; ok {
+			return taggable{id, "security-group-rule", ru.tags}, nil
+		}
 		return taggable{}, errf(CodeInvalidRuleIDNotFound, "The security group rule ID '%s' does not exist", id)
 	case strings.HasPrefix(id, "sg-"):
 		if !validID(id, "sg") {
@@ -207,6 +210,9 @@ func (r *region) allTaggable() []taggable {
 		out = append(out, taggable{id, "security-group", g.tags})
 	}
 	for id, ru := range r.rules {
+		out = append(out, taggable{id, "security-group-rule", ru.tags})
+	}
+	for id, ru := range r.egress {
 		out = append(out, taggable{id, "security-group-rule", ru.tags})
 	}
 	for id, in := range r.instances {

@@ -435,11 +435,15 @@ func (e *Env) Rules(t testing.TB, group latch.GroupID) []ec2sim.Rule {
 		if cidr == "" {
 			cidr = aws.ToString(r.CidrIpv6)
 		}
-		out = append(out, ec2sim.Rule{
+		rule := ec2sim.Rule{
 			ID: aws.ToString(r.SecurityGroupRuleId), GroupID: aws.ToString(r.GroupId), Protocol: aws.ToString(r.IpProtocol),
 			FromPort: int(aws.ToInt32(r.FromPort)), ToPort: int(aws.ToInt32(r.ToPort)), CIDR: cidr,
-			Description: aws.ToString(r.Description), Tags: Tags(r),
-		})
+			Description: aws.ToString(r.Description), Tags: Tags(r), PrefixList: aws.ToString(r.PrefixListId),
+		}
+		if g := r.ReferencedGroupInfo; g != nil {
+			rule.SourceGroup = aws.ToString(g.GroupId)
+		}
+		out = append(out, rule)
 	}
 	return out
 }
