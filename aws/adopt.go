@@ -24,6 +24,7 @@ type adoptAPI interface {
 	AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
 	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
 	DescribeSecurityGroupRules(context.Context, *ec2.DescribeSecurityGroupRulesInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupRulesOutput, error)
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
 
 // Adopter makes the changes of an adoption plan in one region
@@ -284,3 +285,39 @@ type withCause struct {
 
 func (e withCause) Error() string   { return e.err.Error() }
 func (e withCause) Unwrap() []error { return []error{e.err, e.cause} }
+
+// InstanceInterfaces reads the interfaces of ids, with their groups, in
+// paged DescribeInstances calls by ID (adopt.Reader): undo checks that
+// an interface still has the groups a plan gave it before setting them
+// back. An instance gone is absent.
+func (a *Adopter) InstanceInterfaces(ctx context.Context, ids []latch.InstanceID) (map[latch.InstanceID][]latch.NetworkInterface, error) {
+	out := map[latch.InstanceID][]latch.NetworkInterface{}
+	for chunk := range slices.Chunk(ids, latch.MaxRevokeBatch) { // as many values as latch puts in any one filter
+		names := make([]string, len(chunk))
+		for i, id := range chunk {
+			names[i] = string(id)
+		}
+		// Not by InstanceIds: EC2 answers InvalidInstanceID.NotFound for
+		// the whole call when one of them is gone.
+		p := ec2.NewDescribeInstancesPaginator(a.ec2, &ec2.DescribeInstancesInput{
+			MaxResults: aws.Int32(maxDescribe),
+			Filters:    []types.Filter{{Name: aws.String("instance-id"), Values: names}, {Name: aws.String("instance-state-name"), Values: liveStates}},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, translate("describe instances", err)
+			}
+			for _, res := range page.Reservations {
+				for _, in := range res.Instances {
+					ei, err := estateInstance(in)
+					if err != nil {
+						return nil, err
+					}
+					out[ei.ID] = ei.Interfaces
+				}
+			}
+		}
+	}
+	return out, nil
+}

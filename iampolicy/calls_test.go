@@ -447,6 +447,11 @@ func policyProblems(calls awsCalls) (errs, notes []string) {
 		}
 		if adoptCalls := calls.roles[adoptRole]; len(adoptCalls) > 0 {
 			want := keys(adoptCalls)
+			// Tags given at creation (TagSpecifications) are authorized
+			// as ec2:CreateTags, which no code calls by name.
+			if adoptCalls["ec2:CreateSecurityGroup"] != nil {
+				want = append(want, "ec2:CreateTags")
+			}
 			for _, a := range keys(scanCalls) {
 				if !slices.Contains(want, a) {
 					want = append(want, a)

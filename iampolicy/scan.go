@@ -22,7 +22,7 @@ func scanStatements(o Options) []Statement {
 			Effect: "Allow",
 			Action: []string{
 				"cloudtrail:DescribeTrails",
-				"ec2:DescribeInstances", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeLaunchTemplates",
+				"ec2:DescribeInstances", "ec2:DescribeLaunchTemplateVersions",
 				"ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups",
 				"ssm:DescribeInstanceInformation",
 			},

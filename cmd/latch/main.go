@@ -122,7 +122,7 @@ LATCH_SWEEP_INTERVAL). A flag on the command line wins.`,
 	root.SetUsageTemplate(usageTemplate(root.UsageTemplate()))
 	root.AddCommand(a.grantCommand(), a.revokeCommand(), a.lsCommand(), a.sweepCommand(), a.runCommand(), a.demoCommand(),
 		a.serverCommand(), a.policyCommand(), a.requestCommand(), a.reviewCommand(true), a.reviewCommand(false), a.withdrawCommand(), a.whoamiCommand(), a.loginCommand(), a.auditCommand(), a.lambdaCommand(), a.doctorCommand(), a.iamPolicyCommand(),
-		a.sshCommand(), a.sshCACommand(), a.sshConfigCommand(), a.sessionCommand(), a.benchCommand(), a.scanCommand())
+		a.sshCommand(), a.sshCACommand(), a.sshConfigCommand(), a.sessionCommand(), a.benchCommand(), a.scanCommand(), a.adoptCommand())
 	wrapAll(root)
 	return root
 }
