@@ -218,7 +218,11 @@ func NewPlan(in Input) (Plan, error) {
 	}
 
 	// One managed group per VPC: reuse one with nothing but latch's rules,
-	// preferring the one most targets already carry, else create one. A
+	// preferring the one most targets already carry, else create one.
+	// Only a group a target carries, or one adopt made (its tag or its
+	// name), is reused: a rule opened in a group reaches every instance
+	// carrying it, so joining another team's group (the web servers')
+	// would let each of their grants open the targets too. A
 	// managed group every target of the VPC carries already is reused even
 	// with standing rules (they are removed below, like any group's): a
 	// second managed group would only add to the scan's findings, and
@@ -261,6 +265,9 @@ func NewPlan(in Input) (Plan, error) {
 			})
 			if !clean && !carriedByAll {
 				continue
+			}
+			if n == 0 && g.Tags[latch.TagAdoptPlan] == "" && g.Name != groupName {
+				continue // another team's group: see above
 			}
 			if best == nil || n > bestN || (n == bestN && g.ID < best.ID) {
 				best, bestN = g, n

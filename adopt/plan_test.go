@@ -331,3 +331,22 @@ func TestPlanRefusesATerminatedTarget(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// A rule opened in a group reaches every instance carrying it: adopt never
+// puts its targets in another team's managed group, however clean.
+func TestPlanDoesNotJoinAnotherTeamsGroup(t *testing.T) {
+	e := fleet()
+	e.Groups[3].Name = "web-latch" // not adopt's name, and no adopt tag
+	e.Instances[2] = instance("i-other", "other", "sg-shared", "sg-m")
+	in := input(e, "i-db")
+	in.Estate.Instances[1].SSM = "Online"
+	p := mustPlan(t, in)
+	want := []string{
+		"create new:vpc-1 in vpc-1 named latch-managed",
+		"attach new:vpc-1 to i-db: [sg-db] -> [sg-db new:vpc-1]",
+		"remove sgr-d22 from sg-db for F-sgr-d22",
+	}
+	if got := steps(p); !slices.Equal(got, want) {
+		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
