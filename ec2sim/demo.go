@@ -16,6 +16,8 @@ const (
 	DemoAppGroup      = "sg-0a11ce5e0000a0001" // "app", unmanaged, HTTPS from anywhere
 	DemoWebLatchGroup = "sg-0f00dcafe0000b001" // "web-latch", latch:managed=true; on web-1 and web-2
 	DemoDBLatchGroup  = "sg-0f00dcafe0000d001" // "db-latch", latch:managed=true; on db-1
+	DemoLegacyGroup   = "sg-0bad0055000000001" // "legacy-ssh", unmanaged, SSH from anywhere: a mistake for latch scan
+	DemoBastion       = "i-0a0b0c0d0e0f00004"  // "bastion-old": public address, key pair, a role with ec2:*
 	DemoWeb1          = "i-0a0b0c0d0e0f00001"  // web-1, env=dev
 	DemoWeb2          = "i-0a0b0c0d0e0f00002"  // web-2, env=dev
 	DemoDB1           = "i-0a0b0c0d0e0f00003"  // db-1, env=prod

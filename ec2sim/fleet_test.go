@@ -204,8 +204,8 @@ func TestDemoFleet(t *testing.T) {
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "already") {
 		t.Errorf("second load = %v, want a FleetError saying the IDs exist", err)
 	}
-	if n := len(sim.Rules(ec2sim.DemoRegion, "")); n != 2 {
-		t.Errorf("%d rules, want the demo's 2", n)
+	if n := len(sim.Rules(ec2sim.DemoRegion, "")); n != 3 {
+		t.Errorf("%d rules, want the demo's 3", n)
 	}
 }
 

@@ -167,3 +167,11 @@ func ingressOnly(rules []types.SecurityGroupRule) []types.SecurityGroupRule {
 func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: aws.String(name), Values: values}
 }
+
+// bareSim is mustSim without the demo fleet, for tests that count what
+// they made (the demo fleet has key pairs and templates of its own).
+func bareSim(t testing.TB, opts ec2sim.Options) (*ec2sim.Server, *ec2.Client) {
+	t.Helper()
+	sim := ec2sim.New(opts)
+	return sim, newClient(t, mustStart(t, sim), "us-east-1")
+}

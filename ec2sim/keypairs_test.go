@@ -19,7 +19,7 @@ import (
 // whose public half DescribeKeyPairs shows; a second key of the same name
 // is a duplicate; key pairs are per region.
 func TestCreateKeyPair(t *testing.T) {
-	sim, c := mustSim(t, ec2sim.Options{})
+	sim, c := bareSim(t, ec2sim.Options{})
 	ctx := t.Context()
 	for _, kt := range []types.KeyType{types.KeyTypeEd25519, types.KeyTypeRsa} {
 		name := "key-" + string(kt)
@@ -69,7 +69,7 @@ func TestCreateKeyPair(t *testing.T) {
 }
 
 func TestImportDescribeDeleteKeyPair(t *testing.T) {
-	_, c := mustSim(t, ec2sim.Options{})
+	_, c := bareSim(t, ec2sim.Options{})
 	ctx := t.Context()
 	pk, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -189,7 +189,7 @@ func TestInstanceKeyNameAndProfile(t *testing.T) {
 		t.Errorf("key-name filter = %d reservations, %v", len(desc.Reservations), err)
 	}
 	// The demo fleet's instances have neither.
-	desc, err = c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{ec2sim.DemoWeb1}})
+	desc, err = c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{ec2sim.DemoDB1}})
 	if err != nil || desc.Reservations[0].Instances[0].KeyName != nil || desc.Reservations[0].Instances[0].IamInstanceProfile != nil {
 		t.Errorf("demo instance = %+v, %v", desc, err)
 	}

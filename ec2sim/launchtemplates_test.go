@@ -12,7 +12,7 @@ import (
 )
 
 func TestLaunchTemplateVersions(t *testing.T) {
-	_, c := mustSim(t, ec2sim.Options{})
+	_, c := bareSim(t, ec2sim.Options{})
 	ctx := t.Context()
 	created, err := c.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
 		LaunchTemplateName: aws.String("web"),
@@ -114,7 +114,7 @@ func TestLaunchTemplateVersions(t *testing.T) {
 // account-wide DescribeLaunchTemplateVersions lists a version that is both
 // default and latest once.
 func TestLaunchTemplatePaging(t *testing.T) {
-	sim, c := mustSim(t, ec2sim.Options{})
+	sim, c := bareSim(t, ec2sim.Options{})
 	ctx := t.Context()
 	const n = 23
 	for i := range n {

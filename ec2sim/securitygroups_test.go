@@ -81,8 +81,8 @@ func TestDescribeSecurityGroups_PermissionsAndFilters(t *testing.T) {
 	}
 
 	byVPC, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{filter("vpc-id", ec2sim.DemoVPC)}})
-	if err != nil || len(byVPC.SecurityGroups) != 4 {
-		t.Errorf("groups in demo VPC = %d, %v; want 4", len(byVPC.SecurityGroups), err)
+	if err != nil || len(byVPC.SecurityGroups) != 5 {
+		t.Errorf("groups in demo VPC = %d, %v; want 5", len(byVPC.SecurityGroups), err)
 	}
 	// Names work only in the default VPC, which the demo VPC is not.
 	_, err = c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupNames: []string{"db-latch"}})
@@ -122,8 +122,8 @@ func TestDescribeSecurityGroups_Paging(t *testing.T) {
 			seen[aws.ToString(g.GroupId)] = true
 		}
 	}
-	if len(seen) != 7 {
-		t.Errorf("saw %d groups, want 7", len(seen))
+	if len(seen) != 8 {
+		t.Errorf("saw %d groups, want 8", len(seen))
 	}
 }
 

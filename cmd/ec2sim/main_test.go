@@ -108,8 +108,8 @@ func TestServesTheDemoFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(out.Reservations); n != 3 {
-		t.Errorf("%d instances, want the demo fleet's 3", n)
+	if n := len(out.Reservations); n != 4 {
+		t.Errorf("%d instances, want the demo fleet's 4", n)
 	}
 	_, err = client(url).AuthorizeSecurityGroupIngress(t.Context(), &ec2.AuthorizeSecurityGroupIngressInput{
 		GroupId: aws.String(ec2sim.DemoWebLatchGroup), IpProtocol: aws.String("tcp"),

@@ -50,6 +50,7 @@ by 'latch iam-policy --for adopt'; the server's role cannot create groups.`,
   latch adopt i-0a0b0c0d0e0f00004 --policy policy.yaml --apply
   latch adopt --all --vpc vpc-0a1b2c3d4e5f60718       # every instance in a VPC
   latch adopt --undo adopt-20261205-1a2b3c4d          # put it all back`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.undo != "" {
 				if len(args) > 0 || o.all || o.apply {
@@ -133,9 +134,7 @@ func (a *app) adopt(ctx context.Context, targets []string, o adoptOptions) error
 		GroupName:  o.groupName,
 		AdminPorts: opts.AdminPorts,
 		Now:        a.clock.Now(),
-	}
-	if o.apply {
-		in.Actor = a.directActor(ctx, region)
+		Actor:      a.directActor(ctx, region),
 	}
 	plan, err := adopt.NewPlan(in)
 	if err != nil {
@@ -178,7 +177,7 @@ func (a *app) adopt(ctx context.Context, targets []string, o adoptOptions) error
 			return jerr
 		}
 	} else {
-		printResult(a.stdout, plan.ID, res)
+		printResult(a.stdout, plan.ID, "done", res)
 	}
 	if err != nil {
 		return fmt.Errorf("plan %s stopped: %w (what was done is audited; latch adopt --undo %s puts it back)", plan.ID, err, plan.ID)
@@ -212,7 +211,7 @@ func (a *app) adoptUndo(ctx context.Context, o adoptOptions) error {
 			return jerr
 		}
 	} else {
-		printResult(a.stdout, o.undo, res)
+		printResult(a.stdout, o.undo, "undone", res)
 	}
 	if err != nil {
 		return err
@@ -292,7 +291,7 @@ func printPlan(w io.Writer, p adopt.Plan) {
 var removable = []string{scan.AdminPortWorld, scan.AdminPortWide, scan.StandingInManaged}
 
 // printResult writes what Apply or Undo did and skipped.
-func printResult(w io.Writer, planID string, r adopt.Result) {
+func printResult(w io.Writer, planID, done string, r adopt.Result) {
 	fmt.Fprintf(w, "Plan %s:\n", planID)
 	for _, d := range r.Done {
 		line := d.Step.String()
@@ -302,10 +301,10 @@ func printResult(w io.Writer, planID string, r adopt.Result) {
 		case d.RuleID != "":
 			line += " → restored as " + string(d.RuleID)
 		}
-		fmt.Fprintf(w, "  done     %s\n", esc(line))
+		fmt.Fprintf(w, "  %-8s %s\n", done, esc(line))
 	}
 	for _, s := range r.Skipped {
-		fmt.Fprintf(w, "  skipped  %s: %s\n", esc(s.Step.String()), esc(s.Reason))
+		fmt.Fprintf(w, "  %-8s %s: %s\n", "skipped", esc(s.Step.String()), esc(s.Reason))
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", esc(warn))

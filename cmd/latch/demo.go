@@ -24,6 +24,7 @@ type demoOptions struct {
 	dur    string
 	keep   bool
 	server bool
+	scan   bool
 }
 
 func (a *app) demoCommand() *cobra.Command {
@@ -51,11 +52,24 @@ that the simulator's STS knows: demo-requester asks, demo-approver
 approves. It then walks through a request, its approval, the rule opening
 and the requester revoking it, printing each command it runs as each
 person. With --server --keep, it prints the environment and the commands
-to paste as each person instead, and serves until Ctrl-C.`,
+to paste as each person instead, and serves until Ctrl-C.
+
+With --scan, it runs latch scan on the demo fleet, which carries the usual
+mistakes (SSH open to the world on an old bastion with a public address
+and a key pair, a role that can change security groups, a launch
+template with a key, no CloudTrail trail), then latch adopt on the
+bastion (a dry run, then --apply), scans again, and undoes the plan.`,
 		Example: `  latch demo                    # a direct grant, closed at expiry
+  latch demo --scan             # find standing access, adopt an instance, undo
   latch demo --server           # request, approve, revoke through a server
   latch demo --server --keep    # a server to try by hand, as two people`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.scan {
+				if o.server || o.keep {
+					return usagef("--scan runs on its own: not with --server or --keep")
+				}
+				return a.demoScan(cmd.Context())
+			}
 			if o.server {
 				return a.demoServer(cmd.Context(), o)
 			}
@@ -65,6 +79,7 @@ to paste as each person instead, and serves until Ctrl-C.`,
 	cmd.Flags().StringVar(&o.dur, "for", "5s", "how long the demo grant lasts")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "leave the simulator and revoker (or server) running until Ctrl-C")
 	cmd.Flags().BoolVar(&o.server, "server", false, "run a latch server with two demo identities: one requests, the other approves")
+	cmd.Flags().BoolVar(&o.scan, "scan", false, "scan the demo fleet for standing access, adopt its bastion, scan again and undo")
 	// Not from LATCH_SERVER, which the other commands read as a URL, and
 	// which 'latch demo --server --keep' has people export.
 	commandLineOnly(cmd, "server")

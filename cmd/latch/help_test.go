@@ -46,6 +46,8 @@ var commandFlags = map[string][]flagGroup{
 	"latch audit proof":        {awsFlags, dbFlags},
 	"latch audit reconcile":    {awsFlags, dbFlags, auditKeyFlags},
 	"latch iam-policy":         {backstopFlags}, // its own --region names a region in the policy
+	"latch scan":               {awsFlags},
+	"latch adopt":              {awsFlags, dbFlags, auditKeyFlags}, // the plan and its changes go to the audit log
 	"latch ssh-ca keygen":      nil,
 	"latch ssh-ca pubkey":      nil,
 	"latch ssh-config":         {serverFlags}, // written into the block

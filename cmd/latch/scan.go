@@ -139,7 +139,7 @@ func (a *app) scan(ctx context.Context, o scanOptions) error {
 	}
 	if report.Fails(failOn) {
 		if o.format == "table" {
-			fmt.Fprintf(a.stderr, "latch scan: findings at --fail-on %s or above; exit %d\n", o.failOn, exitFindings)
+			fmt.Fprintf(a.stderr, "latch scan: a finding reaches --fail-on %s\n", o.failOn)
 		}
 		return exitStatus(exitFindings)
 	}
@@ -229,8 +229,9 @@ func (a *app) readEstates(ctx context.Context, regions []string, concurrency int
 // printScan writes the report as a table, then what was not checked.
 func printScan(w io.Writer, r scan.Report, accepted int) error {
 	c := r.Scanned
-	fmt.Fprintf(w, "Scanned %s: %d groups (%d inbound rules), %d instances, %d launch template versions, %d instance roles, %d trails.\n",
-		strings.Join(r.Regions, ", "), c.Groups, c.Rules, c.Instances, c.Templates, c.Roles, c.Trails)
+	fmt.Fprintf(w, "Scanned %s: %s (%s), %s, %s, %s, %s.\n", strings.Join(r.Regions, ", "),
+		count(c.Groups, "group"), count(c.Rules, "inbound rule"), count(c.Instances, "instance"),
+		count(c.Templates, "launch template version"), count(c.Roles, "instance role"), count(c.Trails, "trail"))
 	if len(r.Findings) == 0 {
 		fmt.Fprintln(w, "No findings.")
 	} else {
@@ -238,7 +239,7 @@ func printScan(w io.Writer, r scan.Report, accepted int) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEVERITY\tCHECK\tRESOURCE\tFINDING")
 		for _, f := range r.Findings {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Severity, f.Check, esc(f.Region+"/"+f.Resource), esc(f.Title))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Severity, f.Check, esc(where(f)), esc(f.Title))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -299,4 +300,25 @@ func latchVersion() string {
 		return info.Main.Version
 	}
 	return "(devel)"
+}
+
+// where names a finding's resource: region/resource, the region alone for
+// a region's finding, and an IAM role's ARN (global) alone.
+func where(f scan.Finding) string {
+	switch f.Resource {
+	case "", f.Region:
+		return f.Region
+	}
+	if f.Region == "" {
+		return f.Resource
+	}
+	return f.Region + "/" + f.Resource
+}
+
+// count is n and noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
