@@ -151,7 +151,9 @@
 //
 // RunInstances launches MaxCount instances from any well-formed AMI ID
 // (there is no image catalogue) into the VPC of their security groups, with
-// the next free private address and no public one, tagged from
+// the next free private address and no public one (unless
+// NetworkInterface.1.AssociatePublicIpAddress is true: then one from
+// 3.0.0.0/8, the only interface parameter modelled), tagged from
 // TagSpecification (ResourceType instance; volume and network-interface
 // tags are accepted and dropped); they answer pending and are running at
 // once. TerminateInstances ends them at once: they leave their groups and

@@ -81,7 +81,9 @@ func (s *Server) runInstances(r *region, p params) (response, *apiError) {
 	}
 
 	var groups []*group
-	for _, id := range p.list("SecurityGroupId") {
+	// Groups come top-level, or with the primary interface (as AWS wants
+	// them when NetworkInterface.1 is given).
+	for _, id := range slices.Concat(p.list("SecurityGroupId"), p.list("NetworkInterface.1.SecurityGroupId")) {
 		g, err := r.group(id)
 		if err != nil {
 			return nil, err
@@ -114,6 +116,11 @@ func (s *Server) runInstances(r *region, p params) (response, *apiError) {
 			groupIDs = []string{g.id}
 		}
 	}
+
+	// NetworkInterface.1 with AssociatePublicIpAddress asks for a public
+	// address on the primary interface, as a launch into a public subnet
+	// does; it is the only interface parameter modelled.
+	public := p.str("NetworkInterface.1.AssociatePublicIpAddress") == "true"
 
 	keyName, profileARN, aerr := s.launchIdentity(r, p)
 	if aerr != nil {
@@ -153,6 +160,9 @@ func (s *Server) runInstances(r *region, p params) (response, *apiError) {
 			state: "running", instanceType: instanceType, imageID: image,
 			launchTime: launched, seq: s.nextSeq(), tags: maps.Clone(tags),
 			keyName: keyName, profileARN: profileARN,
+		}
+		if public {
+			in.publicIP = r.freePublicAddress()
 		}
 		r.instances[id] = in
 		x := s.xmlInstance(r, in)
@@ -205,4 +215,15 @@ func (s *Server) terminateInstances(r *region, p params) (response, *apiError) {
 		})
 	}
 	return resp, nil
+}
+
+// freePublicAddress picks a public IPv4 address no instance of r has, from
+// 3.0.0.0/8 (one of AWS's own blocks; the simulator's addresses route
+// nowhere). Caller holds s.mu.
+func (r *region) freePublicAddress() netip.Addr {
+	a := netip.MustParseAddr("3.0.0.10")
+	for r.instanceWithPublicIP(a) != nil {
+		a = a.Next()
+	}
+	return a
 }

@@ -454,9 +454,9 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 	standing := !r.Latch()
 	inManaged := g.Managed() && standing
 	what := fmt.Sprintf("rule %s in group %s", r.ID, groupLabel(g))
-	covers := fmt.Sprintf("%s: it covers admin port %s", describeRule(r), joinPorts(ports))
+	covers := fmt.Sprintf("It allows %s: admin port %s", describeRule(r), joinPorts(ports))
 	if len(ports) > 1 {
-		covers = fmt.Sprintf("%s: it covers admin ports %s", describeRule(r), joinPorts(ports))
+		covers = fmt.Sprintf("It allows %s: admin ports %s", describeRule(r), joinPorts(ports))
 	}
 	alsoManaged := ""
 	if inManaged {
