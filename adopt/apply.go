@@ -40,21 +40,21 @@ type Outcome struct {
 
 // The keys of an adopt entry's details.
 const (
-	keyPlan      = "plan"      // planned: the plan as JSON
-	keyStep      = "step"      // the step's index in the plan
-	keyKind      = "kind"      // the step's kind
-	keyVPC       = "vpc"       //
-	keyGroup     = "group"     // the group made or changed (a create: the new group's ID)
-	keyInstance  = "instance"  // attach
-	keyInterface = "interface" // attach
-	keyBefore    = "before"    // attach: JSON list of groups
-	keyAfter     = "after"     // attach: JSON list of groups, as set
-	keyRule      = "rule"      // remove: the rule as JSON, exactly as read
-	keyFinding   = "finding"   // remove
-	keyRestored  = "restored"  // undo of a remove: the new rule's ID
-	keyError     = "error"     // failed
-	keyPhase     = "phase"     // failed: "apply" or "undo"
-	keyUndo      = "undo"      // undone: "complete" on the entry that closes an undo
+	keyPlan      = "plan"          // planned: the plan as JSON
+	keyStep      = "step"          // the step's index in the plan
+	keyKind      = "kind"          // the step's kind
+	keyVPC       = "vpc"           //
+	keyGroup     = "group"         // the group made or changed (a create: the new group's ID)
+	keyInstance  = "instance"      // attach
+	keyInterface = "interface"     // attach
+	keyBefore    = "before_groups" // attach: JSON list of groups
+	keyAfter     = "after_groups"  // attach: JSON list of groups, as set
+	keyRule      = "rule"          // remove: the rule as JSON, exactly as read
+	keyFinding   = "finding"       // remove
+	keyRestored  = "restored"      // undo of a remove: the new rule's ID
+	keyError     = "error"         // failed
+	keyPhase     = "phase"         // failed: "apply" or "undo"
+	keyUndo      = "undo"          // undone: "complete" on the entry that closes an undo
 )
 
 // Apply makes p's steps in order, after recording the plan (intent before

@@ -108,8 +108,8 @@ type Step struct {
 	// Interface is the ENI an attach sets, when the instance has several
 	// (the primary one, device index 0); "" means its only one.
 	Interface string          `json:"interface,omitempty"`
-	Before    []latch.GroupID `json:"before,omitempty"` // attach: the interface's groups before, exactly
-	After     []latch.GroupID `json:"after,omitempty"`  // attach: and after
+	Before    []latch.GroupID `json:"before_groups,omitempty"` // attach: the interface's groups before, exactly
+	After     []latch.GroupID `json:"after_groups,omitempty"`  // attach: and after
 	// Rule is the rule a removal revokes, exactly as read, so that Undo
 	// can authorize it again.
 	Rule    *latch.IngressRule `json:"rule,omitempty"`

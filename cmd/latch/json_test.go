@@ -89,6 +89,11 @@ func walkJSON(path, key string, v any, errs *[]string) {
 					bad("%q: a person is one shape, an object with key and display", k)
 				}
 			}
+			if k == "tags" {
+				// AWS's tags: their keys are AWS's data (latch:managed,
+				// Name), not ours.
+				continue
+			}
 			if k == "details" {
 				// An audit entry's details are the strings it recorded and
 				// signed, printed as recorded: only their keys are ours.

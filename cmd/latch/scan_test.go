@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/latchdev/latch"
+	"github.com/latchdev/latch/internal/awstest"
 )
 
 // scanPolicy expects access from the office network only, over SSH.
@@ -58,16 +60,18 @@ func TestScanFindsEachMistakeOnce(t *testing.T) {
 	exposed := s.instance(t, launch{name: "exposed", groups: []latch.GroupID{world, clean}, public: true, profile: okProfile})
 	unmanaged := s.instance(t, launch{name: "unmanaged", groups: []latch.GroupID{wide, peer}, profile: okProfile})
 	twoManaged := s.instance(t, launch{name: "two-managed", groups: []latch.GroupID{clean, clean2}, profile: okProfile})
-	keyed := s.instance(t, launch{name: "keyed", groups: []latch.GroupID{standing}, key: "scan-" + s.region, profile: badProfile})
+	keyed := s.instance(t, launch{name: "keyed", groups: []latch.GroupID{standing}, key: awstest.Unique("scan-key"), profile: badProfile})
 	s.instance(t, launch{name: "no-ssm", groups: []latch.GroupID{clean}, profile: noSSMProfile})
-	template := "scan-template-" + s.region
+	template := awstest.Unique("scan-template")
 	lt, err := s.ec2.CreateLaunchTemplate(t.Context(), &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(template),
 		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String("ami-0123456789abcdef0"), KeyName: aws.String("deploy")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ltID := aws.ToString(lt.LaunchTemplate.LaunchTemplateId)
-	t.Cleanup(func() { _, _ = s.ec2.DeleteLaunchTemplate(t.Context(), &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(ltID)}) })
+	t.Cleanup(func() {
+		_, _ = s.ec2.DeleteLaunchTemplate(context.Background(), &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(ltID)})
+	})
 
 	r := s.latch(t, "scan", "--policy", pf, "--json")
 	if r.code != exitFindings {
