@@ -1,11 +1,8 @@
 package ec2sim_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,19 +50,6 @@ func TestGoldenKeys(t *testing.T) {
 		if rec.Code != st.status {
 			t.Errorf("%s: status %d, want %d\n%s", st.name, rec.Code, st.status, rec.Body)
 		}
-		path := filepath.Join("testdata", st.name+".golden")
-		if *update {
-			if err := os.WriteFile(path, rec.Body.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(rec.Body.Bytes(), want) {
-			t.Errorf("%s differs from %s:\n%s", st.name, path, rec.Body)
-		}
+		checkGolden(t, st.name, rec.Body.Bytes())
 	}
 }

@@ -1,10 +1,7 @@
 package ec2sim_test
 
 import (
-	"bytes"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,19 +50,6 @@ func TestGoldenNet(t *testing.T) {
 		if rec.Code != 200 {
 			t.Errorf("%s: status %d\n%s", st.name, rec.Code, rec.Body)
 		}
-		path := filepath.Join("testdata", st.name+".golden")
-		if *update {
-			if err := os.WriteFile(path, rec.Body.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(rec.Body.Bytes(), want) {
-			t.Errorf("%s differs from %s:\n%s", st.name, path, rec.Body)
-		}
+		checkGolden(t, st.name, rec.Body.Bytes())
 	}
 }

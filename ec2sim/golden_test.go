@@ -76,19 +76,26 @@ func TestGolden(t *testing.T) {
 		if rec.Code != st.status {
 			t.Errorf("%s: status %d, want %d\n%s", st.name, rec.Code, st.status, rec.Body)
 		}
-		path := filepath.Join("testdata", st.name+".golden")
-		if *update {
-			if err := os.WriteFile(path, rec.Body.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
+		checkGolden(t, st.name, rec.Body.Bytes())
+	}
+}
+
+// checkGolden compares got with testdata/NAME.golden, or writes it there
+// with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(rec.Body.Bytes(), want) {
-			t.Errorf("%s differs from %s:\n%s", st.name, path, rec.Body)
-		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from %s:\n%s", name, path, got)
 	}
 }

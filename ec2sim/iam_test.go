@@ -1,12 +1,9 @@
 package ec2sim_test
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -494,19 +491,6 @@ iam:
 		if rec.Code != st.status {
 			t.Errorf("%s: status %d, want %d\n%s", st.name, rec.Code, st.status, rec.Body)
 		}
-		path := filepath.Join("testdata", st.name+".golden")
-		if *update {
-			if err := os.WriteFile(path, rec.Body.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(rec.Body.Bytes(), want) {
-			t.Errorf("%s differs from %s:\n%s", st.name, path, rec.Body)
-		}
+		checkGolden(t, st.name, rec.Body.Bytes())
 	}
 }
