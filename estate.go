@@ -86,6 +86,20 @@ type IngressRule struct {
 // Latch reports whether latch opened the rule (it carries latch's expiry).
 func (r IngressRule) Latch() bool { _, ok := r.Tags[TagExpiresAt]; return ok }
 
+// LatchIn reports whether r is a rule latch opened in g, as far as AWS
+// shows: it carries latch's expiry, readable, in a latch:managed group,
+// from an address range that is not the whole internet. The tag alone
+// proves nothing (anyone who may tag a rule can add it), so a rule that
+// fails any of these is judged as standing access.
+func (r IngressRule) LatchIn(g EstateGroup) bool {
+	v, ok := r.Tags[TagExpiresAt]
+	if !ok || !g.Managed() || !r.CIDR.IsValid() || r.CIDR.Bits() == 0 {
+		return false
+	}
+	_, err := ParseExpiry(v)
+	return err == nil
+}
+
 // CoversPort reports whether the rule lets TCP traffic reach port.
 func (r IngressRule) CoversPort(port int) bool {
 	switch r.Protocol {
@@ -145,12 +159,20 @@ type InstanceRole struct {
 	ManagedPolicies []string
 	InlinePolicies  []string // names
 	// Decisions is IAM's SimulatePrincipalPolicy decision per action asked
-	// about ("allowed", "explicitDeny", "implicitDeny").
+	// about ("allowed", "explicitDeny", "implicitDeny"), or
+	// DecisionConditional.
 	Decisions map[string]string
 	// DecidedBy names, per allowed action, the policies whose statements
 	// allowed it (SourcePolicyId of the matched statements).
 	DecidedBy map[string][]string
 }
+
+// DecisionConditional is an InstanceRole decision: IAM denied the action
+// only because a policy's condition keys had no value in the simulation
+// (MissingContextValues). A statement allowing it under a condition
+// (a tag on the instance's own group, say) is allowed at run time when
+// the condition holds, so a scan counts it as allowed.
+const DecisionConditional = "conditional"
 
 // Trail is a CloudTrail trail that applies to a region.
 type Trail struct {

@@ -36,13 +36,16 @@ const (
 // RefusalKind names why something was not planned.
 type RefusalKind string
 
-// The reasons a change is refused. Force turns lock-out and shared-group
-// refusals into warnings; a full interface cannot be forced, as EC2 would
-// refuse the attach anyway.
+// The reasons a change is refused. Force turns lock-out, shared-group and
+// wide-rule refusals into warnings; a full interface cannot be forced, as
+// EC2 would refuse the attach anyway.
 const (
 	RefusedLockOut     RefusalKind = "lock-out"
 	RefusedSharedGroup RefusalKind = "shared-group"
 	RefusedFull        RefusalKind = "interface-full"
+	// A standing rule that carries more than admin ports (every protocol,
+	// or a port range past them): removing it cuts that traffic too.
+	RefusedWideRule RefusalKind = "wide-rule"
 )
 
 // DefaultGroupName is the name of a managed group adopt creates.
@@ -258,10 +261,10 @@ func NewPlan(in Input) (Plan, error) {
 					n++
 				}
 			}
-			clean := !slices.ContainsFunc(g.Ingress, func(r latch.IngressRule) bool { return !r.Latch() })
+			clean := !slices.ContainsFunc(g.Ingress, func(r latch.IngressRule) bool { return !r.LatchIn(*g) })
 			carriedByAll := n == inVPC[vpc] && !slices.ContainsFunc(g.Ingress, func(r latch.IngressRule) bool {
 				_, standing := in.Standing(r)
-				return !r.Latch() && !standing
+				return !r.LatchIn(*g) && !standing
 			})
 			if !clean && !carriedByAll {
 				continue
@@ -329,7 +332,7 @@ func NewPlan(in Input) (Plan, error) {
 		}
 		var rules []Step
 		for _, r := range g.Ingress {
-			if r.Latch() {
+			if r.LatchIn(*g) {
 				continue // a grant's rule: the revoker closes it
 			}
 			fid, ok := in.Standing(r)
@@ -338,6 +341,14 @@ func NewPlan(in Input) (Plan, error) {
 			}
 			if r.GroupID == "" {
 				r.GroupID = g.ID // RestoreRule needs to know where it goes
+			}
+			if other := beyondAdmin(r, adminPorts); other != "" {
+				ref := Refusal{Kind: RefusedWideRule, Group: g.ID, Rules: []latch.RuleID{r.ID},
+					Reason: fmt.Sprintf("not removing %s from %s: it allows %s, not only admin ports, and removing it would cut that traffic too; narrow it to the admin ports first, or pass --force",
+						r.ID, g.ID, other)}
+				if refuse(&p, in.Force, ref) {
+					continue
+				}
 			}
 			rules = append(rules, Step{Kind: RemoveRule, VPC: g.VPC, Group: g.ID, Rule: &r, Finding: fid})
 		}
@@ -387,7 +398,10 @@ func NewPlan(in Input) (Plan, error) {
 				switch {
 				case removed[r.ID]:
 					mine = append(mine, Step{Group: gid, Rule: &r})
-				case !r.Latch() && slices.ContainsFunc(adminPorts, r.CoversPort):
+				case !r.LatchIn(*g) && (r.CIDR.IsValid() || r.PrefixList != "") && slices.ContainsFunc(adminPorts, r.CoversPort):
+					// People come in from addresses: a rule from a
+					// group (the default group admits its own members)
+					// lets in only what is already inside.
 					wayIn = true
 				}
 			}
@@ -576,4 +590,20 @@ func itThem(n int) string {
 		return "it"
 	}
 	return "them"
+}
+
+// beyondAdmin describes what r allows beyond adminPorts ("all traffic",
+// "tcp 0-65535"), or "" when it allows admin ports only.
+func beyondAdmin(r latch.IngressRule, adminPorts []int) string {
+	switch r.Protocol {
+	case "-1", "all":
+		return "all traffic"
+	case "tcp", "6":
+		for port := r.FromPort; port <= r.ToPort; port++ {
+			if !slices.Contains(adminPorts, port) {
+				return fmt.Sprintf("tcp %d-%d", r.FromPort, r.ToPort)
+			}
+		}
+	}
+	return ""
 }

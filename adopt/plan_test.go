@@ -87,6 +87,7 @@ func TestPlanCreatesAGroupWhenNoneCanBeReused(t *testing.T) {
 func TestPlanRemovesOnlyStandingRulesEachOnce(t *testing.T) {
 	e := fleet()
 	e.Instances = append(e.Instances, instance("i-web2", "web-2", "sg-web"))
+	e.Instances[0].SSM, e.Instances[3].SSM = "Online", "Online" // sgr-wb, from a group, is no way in for people
 	p := mustPlan(t, input(e, "i-web", "i-web2"))
 	var removed []latch.RuleID
 	for _, s := range p.Steps {
@@ -106,6 +107,7 @@ func TestPlanRemovesOnlyStandingRulesEachOnce(t *testing.T) {
 
 func TestPlanRefusesASharedGroupsRuleUnlessForced(t *testing.T) {
 	in := input(fleet(), "i-web")
+	in.Estate.Instances[0].SSM = "Online"
 	p := mustPlan(t, in)
 	if len(p.Refused) != 1 || p.Refused[0].Kind != adopt.RefusedSharedGroup || !slices.Equal(p.Refused[0].Others, []latch.InstanceID{"i-other"}) {
 		t.Fatalf("refused %+v, want sg-shared refused naming i-other", p.Refused)
@@ -121,6 +123,7 @@ func TestPlanRefusesASharedGroupsRuleUnlessForced(t *testing.T) {
 
 	// Adopting i-other too leaves nobody behind.
 	both := input(fleet(), "i-web", "i-other")
+	both.Estate.Instances[0].SSM = "Online"
 	both.Estate.Instances[2].SSM = "Online" // else sg-shared's rule is its last way in
 	if p := mustPlan(t, both); len(p.Refused) != 0 {
 		t.Errorf("refused %+v with every user of sg-shared a target", p.Refused)
@@ -348,5 +351,54 @@ func TestPlanDoesNotJoinAnotherTeamsGroup(t *testing.T) {
 	}
 	if got := steps(p); !slices.Equal(got, want) {
 		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A rule from a group lets in only what is already inside it (the
+// default group admits its own members): it keeps nobody's way in, so
+// removing the last rule from an address is refused all the same.
+func TestPlanLockOutIgnoresGroupSourcedRules(t *testing.T) {
+	e := fleet()
+	e.Groups = append(e.Groups, latch.EstateGroup{ID: "sg-default", Name: "default", VPC: "vpc-1",
+		Ingress: []latch.IngressRule{{ID: "sgr-self", GroupID: "sg-default", Protocol: "-1", FromPort: -1, ToPort: -1, SourceGroup: "sg-default"}}})
+	e.Instances[1] = instance("i-db", "db-1", "sg-db", "sg-default")
+	p := mustPlan(t, input(e, "i-db"))
+	if got := kinds(p.Refused); !slices.Equal(got, []string{"lock-out i-db"}) {
+		t.Errorf("refused %v, want db-1's lock-out", got)
+	}
+	if slices.ContainsFunc(p.Steps, func(s adopt.Step) bool { return s.Kind == adopt.RemoveRule }) {
+		t.Errorf("removes a rule although it is db-1's last way in: %v", steps(p))
+	}
+}
+
+// A standing rule that carries more than admin ports (every protocol, a
+// wide port range) is not removed without --force: it would cut the
+// rest of that traffic too.
+func TestPlanRefusesToRemoveRulesWiderThanAdminPorts(t *testing.T) {
+	e := fleet()
+	e.Groups[1].Ingress = []latch.IngressRule{
+		rule("sgr-all", "sg-db", "-1", -1, -1, "0.0.0.0/0"),
+		rule("sgr-range", "sg-db", "tcp", 0, 65535, "0.0.0.0/0"),
+		rule("sgr-d22", "sg-db", "tcp", 22, 22, "0.0.0.0/0"),
+	}
+	in := input(e, "i-db")
+	in.Estate.Instances[1].SSM = "Online"
+	in.Standing = func(r latch.IngressRule) (string, bool) { return "F-" + string(r.ID), r.GroupID == "sg-db" }
+	p := mustPlan(t, in)
+	if got := kinds(p.Refused); !slices.Equal(got, []string{"wide-rule sg-db", "wide-rule sg-db"}) {
+		t.Errorf("refused %v, want both wide rules", got)
+	}
+	var removed []latch.RuleID
+	for _, s := range p.Steps {
+		if s.Kind == adopt.RemoveRule {
+			removed = append(removed, s.Rule.ID)
+		}
+	}
+	if !slices.Equal(removed, []latch.RuleID{"sgr-d22"}) {
+		t.Errorf("removes %v, want sgr-d22 only", removed)
+	}
+	in.Force = true
+	if p := mustPlan(t, in); len(p.Refused) != 0 || len(p.Warnings) != 2 {
+		t.Errorf("forced: refused %v, warnings %q", kinds(p.Refused), p.Warnings)
 	}
 }

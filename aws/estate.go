@@ -152,7 +152,7 @@ func refusedAll(est latch.Estate) bool {
 // the API at all (an older or partial implementation).
 var (
 	refusalCodes = []string{"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess", "AuthorizationError"}
-	missingCodes = []string{"InvalidAction", "UnknownOperationException", "UnsupportedOperation", "NotImplemented", "UnrecognizedClientException"}
+	missingCodes = []string{"InvalidAction", "UnknownOperationException", "UnsupportedOperation", "NotImplemented"}
 )
 
 // notChecked turns a refused or missing API into a NotChecked entry.

@@ -233,6 +233,13 @@ func readRole(ctx context.Context, c iamAPI, role types.Role) (latch.InstanceRol
 		for _, ev := range page.EvaluationResults {
 			action := aws.ToString(ev.EvalActionName)
 			r.Decisions[action] = string(ev.EvalDecision)
+			if ev.EvalDecision == types.PolicyEvaluationDecisionTypeImplicitDeny && len(ev.MissingContextValues) > 0 {
+				// Denied only for want of the condition keys' values: a
+				// conditional allow, which holds when they do.
+				r.Decisions[action] = latch.DecisionConditional
+				r.DecidedBy[action] = []string{"a condition on " + strings.Join(ev.MissingContextValues, ", ")}
+				continue
+			}
 			if ev.EvalDecision != types.PolicyEvaluationDecisionTypeAllowed {
 				continue
 			}

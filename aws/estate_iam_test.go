@@ -96,12 +96,21 @@ func TestReadRolesDecides(t *testing.T) {
 	inline, inlineProfiles := instanceRole(t, c, nil, map[string]string{
 		"self-service": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Authorize*","Resource":"*"}]}`}, 1)
 
-	roles, notChecked, err := latchaws.ReadRoles(t.Context(), c, []string{wideProfiles[0], coreProfiles[0], "", inlineProfiles[0], wideProfiles[0]})
+	// Allowed only on groups tagged team=web: the simulation has no tag
+	// to test, so IAM says implicitDeny, naming the key it lacked.
+	_, condProfiles := instanceRole(t, c, nil, map[string]string{
+		"own-group": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:AuthorizeSecurityGroupIngress","Resource":"*","Condition":{"StringEquals":{"ec2:ResourceTag/team":"web"}}}]}`}, 1)
+
+	roles, notChecked, err := latchaws.ReadRoles(t.Context(), c, []string{wideProfiles[0], coreProfiles[0], "", inlineProfiles[0], wideProfiles[0], condProfiles[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(notChecked) != 0 || len(roles) != 3 {
-		t.Fatalf("ReadRoles: %d roles, not checked %+v; want 3 and none", len(roles), notChecked)
+	if len(notChecked) != 0 || len(roles) != 4 {
+		t.Fatalf("ReadRoles: %d roles, not checked %+v; want 4 and none", len(roles), notChecked)
+	}
+	if r, _ := roleOf(roles, condProfiles[0]); r.Decisions[authorizeSG] != latch.DecisionConditional || len(r.DecidedBy[authorizeSG]) != 1 ||
+		!strings.Contains(r.DecidedBy[authorizeSG][0], "ec2:ResourceTag/team") {
+		t.Errorf("the conditional allow: %v by %v; want conditional, naming the condition key", r.Decisions, r.DecidedBy)
 	}
 
 	r, _ := roleOf(roles, wideProfiles[0])

@@ -451,7 +451,7 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 	if len(ports) == 0 {
 		return false
 	}
-	standing := !r.Latch()
+	standing := !r.LatchIn(g)
 	inManaged := g.Managed() && standing
 	what := fmt.Sprintf("rule %s in group %s", r.ID, groupLabel(g))
 	covers := fmt.Sprintf("It allows %s: admin port %s", describeRule(r), joinPorts(ports))
@@ -503,6 +503,11 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 		f.Detail = covers + "; " + networksNote(j.opt.Networks) + "." + alsoManaged
 		f.Instances = attached
 		j.add(f)
+	case r.SourceGroup == g.ID:
+		// A group that admits itself (every default VPC group does) lets
+		// its members reach each other: nobody outside it gains a way in,
+		// and removing it would cut a cluster's own traffic, so it is
+		// never reported, managed group or not.
 	case inManaged:
 		f := base
 		f.ID, f.Check = findingID(StandingInManaged, region, string(r.ID)), StandingInManaged
@@ -511,10 +516,6 @@ func (j *judge) judgeRule(region string, g latch.EstateGroup, r latch.IngressRul
 		f.Detail = fmt.Sprintf("%s, and carries no %s tag: it stays open whatever latch grants or revokes.", covers, latch.TagExpiresAt)
 		f.Instances = attached
 		j.add(f)
-	case r.SourceGroup == g.ID:
-		// A group that admits itself (every default VPC group does) lets
-		// its members reach each other: nobody outside it gains a way in,
-		// so it is not reported outside managed groups.
 	case r.SourceGroup != "" || r.PrefixList != "":
 		f := base
 		f.ID, f.Check = findingID(AdminPortFromGroup, region, string(r.ID)), AdminPortFromGroup
@@ -719,7 +720,7 @@ func (j *judge) useRole(region string, r latch.InstanceRole, instances []latch.E
 		u.managed[p] = true
 	}
 	for _, a := range SecurityGroupActions {
-		if decision(r.Decisions, a) == "allowed" {
+		if d := decision(r.Decisions, a); d == "allowed" || d == latch.DecisionConditional {
 			u.allowed[a] = true
 			u.decidedBy[a] = append(u.decidedBy[a], decidedBy(r.DecidedBy, a)...)
 		}

@@ -325,10 +325,14 @@ func TestGroupAndPrefixListSourcesAreWhatTheyAre(t *testing.T) {
 			t.Errorf("%s: severity %v, title %q; want %v naming %s", f.ID, f.Severity, f.Title, wantSev, src)
 		}
 	}
-	// A group admitting its own members (as every default group does) gives nothing outside managed groups.
-	self := est(group("sg-default", false, latch.IngressRule{ID: "sgr-self", Protocol: "-1", FromPort: -1, ToPort: -1, SourceGroup: "sg-default"}))
-	if got := pairs(scan.Judge([]latch.Estate{self}, scan.Options{})); len(got) != 0 {
-		t.Errorf("self-referencing default group: %v", got)
+	// A group admitting its own members (as every default group does)
+	// gives nothing, managed or not: nobody outside gains a way in, and
+	// removing it (adopt would) cuts a cluster's own traffic.
+	for _, managed := range []bool{false, true} {
+		self := est(group("sg-default", managed, latch.IngressRule{ID: "sgr-self", Protocol: "-1", FromPort: -1, ToPort: -1, SourceGroup: "sg-default"}))
+		if got := pairs(scan.Judge([]latch.Estate{self}, scan.Options{})); len(got) != 0 {
+			t.Errorf("self-referencing group (managed %v): %v", managed, got)
+		}
 	}
 	// In a managed group, a standing group-sourced rule is still standing: LATCH003, once.
 	e.Groups[0].Tags = managedTags
@@ -406,9 +410,21 @@ func TestNetworks(t *testing.T) {
 		}
 	}
 	// latch's own rules are never wide: the policy let them in.
-	e := est(group("sg-a", false, tagged(tcp("sgr-1", 22, 22, "198.51.100.7/32"), latchTags())))
+	e := est(group("sg-a", true, tagged(tcp("sgr-1", 22, 22, "198.51.100.7/32"), latchTags())))
 	if rep := scan.Judge([]latch.Estate{e}, scan.Options{}); len(rep.Findings) != 0 {
 		t.Errorf("latch's rule: %v", pairs(rep))
+	}
+	// The tag proves nothing by itself: anyone who may tag a rule can add
+	// it. In a group latch does not manage, or with an unreadable expiry,
+	// the rule is judged as anyone's.
+	forged := []latch.EstateGroup{
+		group("sg-a", false, tagged(tcp("sgr-1", 22, 22, "0.0.0.0/1"), latchTags())),
+		group("sg-a", true, tagged(tcp("sgr-1", 22, 22, "198.51.100.0/24"), map[string]string{latch.TagExpiresAt: "forever"})),
+	}
+	for _, g := range forged {
+		if rep := scan.Judge([]latch.Estate{est(g)}, scan.Options{}); len(rep.Findings) != 1 || rep.Findings[0].Check != "LATCH002" {
+			t.Errorf("a latch-tagged rule in %s (managed %v): %v, want LATCH002", g.ID, g.Managed(), pairs(rep))
+		}
 	}
 }
 
@@ -678,4 +694,23 @@ func ExampleJudge() {
 		fmt.Println(f.Severity, f.ID)
 	}
 	// Output: critical LATCH001/us-east-1/sgr-0123456789abcdef0
+}
+
+// An allow under a condition the simulation could not test (a tag on the
+// instance's own group, say) holds at run time: LATCH008 all the same.
+func TestConditionalAllowIsReported(t *testing.T) {
+	r := latch.InstanceRole{Profile: profA, Role: roleA, RoleName: "own-group", ManagedPolicies: []string{"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+		Decisions: map[string]string{"ec2:AuthorizeSecurityGroupIngress": latch.DecisionConditional},
+		DecidedBy: map[string][]string{"ec2:AuthorizeSecurityGroupIngress": {"a condition on ec2:ResourceTag/team"}}}
+	in := instance("i-a")
+	in.InstanceProfile = profA
+	e := latch.Estate{Region: "us-east-1", Instances: []latch.EstateInstance{in}, Roles: []latch.InstanceRole{r}, Trails: []latch.Trail{goodTrail()},
+		NotChecked: []latch.NotChecked{{Check: latch.CheckGroups, Region: "us-east-1", API: "ec2:DescribeSecurityGroups", Reason: "x"}}}
+	rep := scan.Judge([]latch.Estate{e}, scan.Options{})
+	if got := pairs(rep); !reflect.DeepEqual(got, []pair{{"LATCH008", roleA}}) {
+		t.Fatalf("got %v", got)
+	}
+	if d := rep.Findings[0].Detail; !strings.Contains(d, "ec2:ResourceTag/team") {
+		t.Errorf("detail %q does not name the condition", d)
+	}
 }

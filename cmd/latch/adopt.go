@@ -61,6 +61,8 @@ by 'latch iam-policy --for adopt'; the server's role cannot create groups.`,
 			switch {
 			case o.all && len(args) > 0:
 				return usagef("give instances or --all --vpc, not both")
+			case !o.all && o.vpc != "":
+				return usagef("--vpc goes with --all; to adopt instances by name or ID, leave it out")
 			case o.all && o.vpc == "":
 				return latch.Invalidf("vpc", "--all needs --vpc: adopt plans one VPC at a time")
 			case !o.all && len(args) == 0:

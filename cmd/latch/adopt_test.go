@@ -236,6 +236,7 @@ func TestAdoptRefusesBadInput(t *testing.T) {
 		{nil, exitUsage, "name the instances"},
 		{[]string{"--all"}, exitUsage, "--all needs --vpc"},
 		{[]string{"bastion", "--all", "--vpc", "vpc-1"}, exitUsage, "not both"},
+		{[]string{"bastion", "--vpc", "vpc-1"}, exitUsage, "--vpc goes with --all"},
 		{[]string{"nosuch"}, exitUsage, `"nosuch": no instance`},
 		{[]string{"--all", "--vpc", "vpc-0123456789abcdef0"}, exitUsage, "has no instances"},
 		{[]string{"--undo", "adopt-20261205-00000000", "bastion"}, exitUsage, "--undo takes only"},

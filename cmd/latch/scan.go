@@ -137,6 +137,15 @@ func (a *app) scan(ctx context.Context, o scanOptions) error {
 	if err != nil {
 		return err
 	}
+	// Groups and instances are where standing access lives: a scan that
+	// could not read them has not looked, and must not pass as clean.
+	for _, est := range estates {
+		for _, c := range []latch.Check{latch.CheckGroups, latch.CheckInstances} {
+			if !est.Checked(c) {
+				return latch.Errorf(latch.EFORBIDDEN, "%s in %s could not be read, so the report above is incomplete: nothing there was checked for open admin ports (the role needs what 'latch iam-policy --for scan' prints)", c, est.Region)
+			}
+		}
+	}
 	if report.Fails(failOn) {
 		if o.format == "table" {
 			fmt.Fprintf(a.stderr, "latch scan: a finding reaches --fail-on %s\n", o.failOn)

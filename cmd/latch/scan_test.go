@@ -235,6 +235,18 @@ func TestScanReportsRefusedChecksAsNotChecked(t *testing.T) {
 	if !strings.Contains(table.stdout, "Not checked:") || !strings.Contains(table.stdout, "iam:SimulatePrincipalPolicy") {
 		t.Errorf("the table does not say what was not checked:\n%s", table.stdout)
 	}
+
+	// Without the groups, the world-open rule cannot be seen: the scan
+	// has not looked, and fails rather than pass as clean, whatever
+	// --fail-on says.
+	sim.Deny("ec2:DescribeSecurityGroups")
+	defer sim.Allow("ec2:DescribeSecurityGroups")
+	for _, failOn := range []string{"high", "critical", "none"} {
+		r := s.latch(t, "scan", "--fail-on", failOn)
+		if r.code != exitRuntime || !strings.Contains(r.stderr, "security-groups in eu-west-3 could not be read") || !strings.Contains(r.stdout, "ec2:DescribeSecurityGroups") {
+			t.Errorf("groups refused, --fail-on %s: exit %d\n%s%s", failOn, r.code, r.stdout, r.stderr)
+		}
+	}
 }
 
 func TestScanRefusesBadInput(t *testing.T) {
