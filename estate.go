@@ -185,14 +185,6 @@ type Trail struct {
 	ManagementEvents bool
 }
 
-// EstateReader reads a region's estate. It returns an error only when
-// nothing useful could be read (the region itself is refused); refused
-// checks are listed in Estate.NotChecked. progress, if not nil, is called
-// as reads complete, with how many of the known reads are done.
-type EstateReader interface {
-	ReadEstate(ctx context.Context, region string, progress func(done, total int)) (Estate, error)
-}
-
 // AdoptCloud makes the changes of an adoption plan in one region. Every
 // method is idempotent where AWS allows: a rule already gone or already
 // present, a group already attached, is not an error.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -25,18 +24,12 @@ import (
 // roles are read once per role, trails once per trail).
 type EstateReader struct {
 	cfg aws.Config
-	log *slog.Logger
 }
 
-var _ latch.EstateReader = (*EstateReader)(nil)
-
 // NewEstateReader reads with cfg's credentials; its region is replaced by
-// each ReadEstate's. log may be nil.
-func NewEstateReader(cfg aws.Config, log *slog.Logger) *EstateReader {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &EstateReader{cfg: cfg, log: log}
+// each ReadEstate's.
+func NewEstateReader(cfg aws.Config) *EstateReader {
+	return &EstateReader{cfg: cfg}
 }
 
 // EstateReads is how many reads ReadEstate reports progress over: groups,
@@ -47,7 +40,8 @@ const EstateReads = 6
 // ReadEstate reads region. A read AWS refuses or does not offer becomes a
 // NotChecked entry and the others go on; any other failure (the network,
 // throttling the SDK's retries did not outlast) is returned, as is the
-// case where every read was refused.
+// case where every read was refused. progress, if not nil, is called as
+// reads complete, with how many of the EstateReads are done.
 func (r *EstateReader) ReadEstate(ctx context.Context, region string, progress func(done, total int)) (latch.Estate, error) {
 	cfg := r.cfg.Copy()
 	cfg.Region = region

@@ -219,7 +219,7 @@ func benchEstate(tb testing.TB, size estateSize) (*latchaws.EstateReader, *callC
 		Retryer:      func() aws.Retryer { return latchaws.Retryer(latchaws.DefaultMaxAttempts, 50*time.Millisecond) },
 		Logger:       logging.Nop{},
 	}
-	return latchaws.NewEstateReader(cfg, nil), counter, sim
+	return latchaws.NewEstateReader(cfg), counter, sim
 }
 
 // estateCounts are what a read estate holds.

@@ -1,4 +1,4 @@
-// Package scan judges estates (what latch.EstateReader read of each
+// Package scan judges estates (what aws.EstateReader read of each
 // region) into findings: standing access to admin ports, instances it
 // exposes, instances latch cannot manage, instance roles that could open
 // their own doors or lack Session Manager, regions without a management

@@ -94,7 +94,7 @@ func (a *app) adopt(ctx context.Context, targets []string, o adoptOptions) error
 	if err != nil {
 		return err
 	}
-	est, err := latchaws.NewEstateReader(cfg, a.log.With("component", "adopt")).ReadEstate(ctx, region, nil)
+	est, err := latchaws.NewEstateReader(cfg).ReadEstate(ctx, region, nil)
 	if err != nil {
 		return err
 	}

@@ -211,7 +211,7 @@ func (a *app) readEstates(ctx context.Context, regions []string, concurrency int
 			if err != nil {
 				return err
 			}
-			reader := latchaws.NewEstateReader(cfg, a.log.With("component", "scan"))
+			reader := latchaws.NewEstateReader(cfg)
 			est, err := reader.ReadEstate(gctx, region, func(n, _ int) {
 				if bar == nil {
 					return
