@@ -234,14 +234,6 @@ func groupIDs(groups []latch.GroupID) []string {
 	return out
 }
 
-// apiCode is the AWS error code of err, or "".
-func apiCode(err error) string {
-	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {
-		return apiErr.ErrorCode()
-	}
-	return ""
-}
-
 // adoptCodes are the codes of the attach and group calls, beyond the rule
 // codes translate knows.
 var adoptCodes = map[string]string{

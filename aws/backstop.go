@@ -5,14 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/latchdev/latch"
 )
@@ -138,7 +136,7 @@ func (b *Backstop) put(ctx context.Context, c schedulerAPI, name, arn, input, de
 		ScheduleExpressionTimezone: aws.String("UTC"), FlexibleTimeWindow: &types.FlexibleTimeWindow{Mode: types.FlexibleTimeWindowModeOff},
 		ActionAfterCompletion: types.ActionAfterCompletionDelete, Target: target, Description: aws.String(desc),
 	})
-	if schedulerCode(err) == "ConflictException" {
+	if apiCode(err) == "ConflictException" {
 		_, err = c.UpdateSchedule(ctx, &scheduler.UpdateScheduleInput{
 			Name: aws.String(name), GroupName: aws.String(b.opts.Group), ScheduleExpression: aws.String(expr),
 			ScheduleExpressionTimezone: aws.String("UTC"), FlexibleTimeWindow: &types.FlexibleTimeWindow{Mode: types.FlexibleTimeWindowModeOff},
@@ -151,7 +149,7 @@ func (b *Backstop) put(ctx context.Context, c schedulerAPI, name, arn, input, de
 // delete deletes schedule name; one already gone is not an error.
 func (b *Backstop) delete(ctx context.Context, c schedulerAPI, name string) error {
 	_, err := c.DeleteSchedule(ctx, &scheduler.DeleteScheduleInput{Name: aws.String(name), GroupName: aws.String(b.opts.Group)})
-	if schedulerCode(err) == "ResourceNotFoundException" {
+	if apiCode(err) == "ResourceNotFoundException" {
 		return nil
 	}
 	return err
@@ -173,11 +171,4 @@ func (b *Backstop) client(region string) (schedulerAPI, error) {
 		return nil, latch.Invalidf("region", "no backstop for region %q", region)
 	}
 	return c, nil
-}
-
-func schedulerCode(err error) string {
-	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {
-		return apiErr.ErrorCode()
-	}
-	return ""
 }

@@ -52,6 +52,14 @@ func translate(op string, err error) error {
 	}
 }
 
+// apiCode is the AWS error code in err's chain, "" when there is none.
+func apiCode(err error) string {
+	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
 // translateLookup is translate for Describe calls, where EC2 also answers
 // NotFound for unknown instances.
 func translateLookup(op string, err error) error {

@@ -151,12 +151,11 @@ var (
 
 // notChecked turns a refused or missing API into a NotChecked entry.
 func notChecked(check latch.Check, region string, err error) (latch.NotChecked, bool) {
-	apiErr, ok := errors.AsType[smithy.APIError](err)
-	if !ok {
+	code := apiCode(err)
+	if code == "" {
 		return latch.NotChecked{}, false
 	}
-	code := apiErr.ErrorCode()
-	n := latch.NotChecked{Check: check, Region: region, API: apiName(err), Reason: code + ": " + apiErr.ErrorMessage()}
+	n := latch.NotChecked{Check: check, Region: region, API: apiName(err), Reason: awsReason(err)}
 	switch {
 	case slices.Contains(refusalCodes, code):
 		return n, true

@@ -107,8 +107,8 @@ func readRoles(ctx context.Context, c iamAPI, profiles []string) ([]latch.Instan
 		case err == nil:
 			notChecked = append(notChecked, roleNotChecked(arn, "iam:GetInstanceProfile",
 				fmt.Sprintf("NoSuchEntity: the account's profile %s is %s", profileName(arn), aws.ToString(out.InstanceProfile.Arn))))
-		case iamRefused(err) || iamCode(err) == "NoSuchEntity":
-			notChecked = append(notChecked, roleNotChecked(arn, "iam:GetInstanceProfile", iamReason(err)))
+		case iamRefused(err) || apiCode(err) == "NoSuchEntity":
+			notChecked = append(notChecked, roleNotChecked(arn, "iam:GetInstanceProfile", awsReason(err)))
 		default:
 			return nil, nil, fmt.Errorf("iam:GetInstanceProfile %s: %w", arn, err)
 		}
@@ -198,8 +198,8 @@ func readRole(ctx context.Context, c iamAPI, role types.Role) (latch.InstanceRol
 	// stop turns a refusal (or the role vanishing) into the role's
 	// NotChecked, and anything else into an error.
 	stop := func(api string, err error) (latch.InstanceRole, *latch.NotChecked, error) {
-		if iamRefused(err) || iamCode(err) == "NoSuchEntity" {
-			nc := roleNotChecked(arn, api, iamReason(err))
+		if iamRefused(err) || apiCode(err) == "NoSuchEntity" {
+			nc := roleNotChecked(arn, api, awsReason(err))
 			return latch.InstanceRole{}, &nc, nil
 		}
 		return latch.InstanceRole{}, nil, fmt.Errorf("%s %s: %w", api, name, err)
@@ -263,24 +263,11 @@ func roleNotChecked(resource, api, reason string) latch.NotChecked {
 // (arn:aws:iam::ACCOUNT:instance-profile/PATH/NAME).
 func profileName(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
-func iamCode(err error) string {
-	if ae, ok := errors.AsType[smithy.APIError](err); ok {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 // iamRefused reports whether AWS refused the call to the caller's policies.
-func iamRefused(err error) bool {
-	switch iamCode(err) {
-	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
-		return true
-	}
-	return false
-}
+func iamRefused(err error) bool { return slices.Contains(refusalCodes, apiCode(err)) }
 
-// iamReason is what AWS answered: "AccessDenied: User: … is not authorized…".
-func iamReason(err error) string {
+// awsReason is what AWS answered: "AccessDenied: User: … is not authorized…".
+func awsReason(err error) string {
 	if ae, ok := errors.AsType[smithy.APIError](err); ok {
 		return ae.ErrorCode() + ": " + ae.ErrorMessage()
 	}

@@ -44,7 +44,7 @@ func (c *InstanceConnect) Push(ctx context.Context, instance latch.InstanceID, o
 		InstanceId: aws.String(string(instance)), InstanceOSUser: aws.String(osUser),
 		SSHPublicKey: aws.String(string(ssh.MarshalAuthorizedKey(key))),
 	})
-	switch code := schedulerCode(err); code {
+	switch code := apiCode(err); code {
 	case "":
 		return translate("send SSH public key to "+string(instance), err)
 	case "EC2InstanceNotFoundException":

@@ -174,7 +174,7 @@ func SessionParameters(doc latch.SSMDocument, port, localPort int) map[string][]
 // ended.
 func (m *SessionManager) Terminate(ctx context.Context, id latch.SSMSessionID) error {
 	_, err := m.ssm.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(string(id))})
-	if schedulerCode(err) == "DoesNotExistException" {
+	if apiCode(err) == "DoesNotExistException" {
 		return nil
 	}
 	return translateSSM("ssm:TerminateSession "+string(id), err)
@@ -255,7 +255,7 @@ func translateSSM(op string, err error) error {
 		}
 		return ""
 	}
-	switch schedulerCode(err) {
+	switch apiCode(err) {
 	case "":
 		return translate(op, err)
 	case "TargetNotConnected":
