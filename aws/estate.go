@@ -100,14 +100,11 @@ func (r *EstateReader) ReadEstate(ctx context.Context, region string, progress f
 	if err := g.Wait(); err != nil {
 		return latch.Estate{}, err
 	}
-	var profiles []string
+	var profiles []string // readRoles skips repeats and ""
 	for i, in := range est.Instances {
 		est.Instances[i].SSM = ssmStatus[in.ID]
-		if in.InstanceProfile != "" && !slices.Contains(profiles, in.InstanceProfile) {
-			profiles = append(profiles, in.InstanceProfile)
-		}
+		profiles = append(profiles, in.InstanceProfile)
 	}
-	slices.Sort(profiles)
 	if !est.Checked(latch.CheckInstances) {
 		est.NotChecked = append(est.NotChecked, latch.NotChecked{Check: latch.CheckRoles, Region: region,
 			Reason: "the instances could not be read, so neither could their roles"})
