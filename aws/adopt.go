@@ -291,24 +291,12 @@ func (a *Adopter) InstanceInterfaces(ctx context.Context, ids []latch.InstanceID
 		}
 		// Not by InstanceIds: EC2 answers InvalidInstanceID.NotFound for
 		// the whole call when one of them is gone.
-		p := ec2.NewDescribeInstancesPaginator(a.ec2, &ec2.DescribeInstancesInput{
-			MaxResults: aws.Int32(maxDescribe),
-			Filters:    []types.Filter{{Name: aws.String("instance-id"), Values: names}, {Name: aws.String("instance-state-name"), Values: liveStates}},
-		})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, translate("describe instances", err)
-			}
-			for _, res := range page.Reservations {
-				for _, in := range res.Instances {
-					ei, err := estateInstance(in)
-					if err != nil {
-						return nil, err
-					}
-					out[ei.ID] = ei.Interfaces
-				}
-			}
+		ins, err := readInstances(ctx, a.ec2, types.Filter{Name: aws.String("instance-id"), Values: names})
+		if err != nil {
+			return nil, translate("describe instances", err)
+		}
+		for _, in := range ins {
+			out[in.ID] = in.Interfaces
 		}
 	}
 	return out, nil

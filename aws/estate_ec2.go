@@ -114,12 +114,13 @@ func ingressRule(r types.SecurityGroupRule) (latch.IngressRule, error) {
 var liveStates = []string{"pending", "running", "shutting-down", "stopping", "stopped"}
 
 // readInstances reads every instance of the region that is not
-// terminated, with its interfaces and their groups. SSM is not read here.
-func readInstances(ctx context.Context, c instancesAPI) ([]latch.EstateInstance, error) {
+// terminated, with its interfaces and their groups, narrowed by filters.
+// SSM is not read here.
+func readInstances(ctx context.Context, c instancesAPI, filters ...types.Filter) ([]latch.EstateInstance, error) {
 	var out []latch.EstateInstance
 	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{
 		MaxResults: aws.Int32(maxDescribe),
-		Filters:    []types.Filter{{Name: aws.String("instance-state-name"), Values: liveStates}},
+		Filters:    append([]types.Filter{{Name: aws.String("instance-state-name"), Values: liveStates}}, filters...),
 	})
 	seen := map[latch.InstanceID]bool{}
 	for p.HasMorePages() {
