@@ -295,11 +295,7 @@ func summary(r scan.Report) string {
 			parts = append(parts, fmt.Sprintf("%d %s", n, s))
 		}
 	}
-	noun := "findings"
-	if len(r.Findings) == 1 {
-		noun = "finding"
-	}
-	return fmt.Sprintf("%d %s (%s)", len(r.Findings), noun, strings.Join(parts, ", "))
+	return fmt.Sprintf("%s (%s)", count(len(r.Findings), "finding"), strings.Join(parts, ", "))
 }
 
 // latchVersion is the module version latch was built as, "(devel)" from a
