@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -293,10 +294,9 @@ func doctorRuleQuota(ctx context.Context, cfg aws.Config, groups []latch.Group, 
 // counts it.
 func inboundRules(ctx context.Context, c *ec2.Client, groups []latch.Group) (map[latch.GroupID][2]int, error) {
 	counts := map[latch.GroupID][2]int{}
-	const perFilter = 200 // values in one Describe filter
-	for i := 0; i < len(groups); i += perFilter {
+	for chunk := range slices.Chunk(groups, latch.MaxRevokeBatch) { // as many values as latch puts in any one filter
 		var ids []string
-		for _, g := range groups[i:min(i+perFilter, len(groups))] {
+		for _, g := range chunk {
 			ids = append(ids, string(g.ID))
 		}
 		p := ec2.NewDescribeSecurityGroupRulesPaginator(c, &ec2.DescribeSecurityGroupRulesInput{
