@@ -100,6 +100,24 @@ func (r IngressRule) LatchIn(g EstateGroup) bool {
 	return err == nil
 }
 
+// Source is the rule's source as EC2 names it: a CIDR, a security group
+// ID or a prefix list ID ("?" for none).
+func (r IngressRule) Source() string {
+	switch {
+	case r.CIDR.IsValid():
+		return r.CIDR.String()
+	case r.SourceGroup != "":
+		return string(r.SourceGroup)
+	case r.PrefixList != "":
+		return r.PrefixList
+	}
+	return "?"
+}
+
+// DefaultAdminPorts returns the TCP ports of remote administration: SSH,
+// RDP and WinRM (HTTP and HTTPS). A scan adds the ports its policy names.
+func DefaultAdminPorts() []int { return []int{22, 3389, 5985, 5986} }
+
 // CoversPort reports whether the rule lets TCP traffic reach port.
 func (r IngressRule) CoversPort(port int) bool {
 	switch r.Protocol {
@@ -131,6 +149,18 @@ type EstateInstance struct {
 	// "ConnectionLost", "Inactive"); "" when it has no agent, or when SSM
 	// was not checked.
 	SSM string
+}
+
+// Live reports whether the instance is neither terminated nor on its way
+// there: what a scan judges and adopt may act on.
+func (in EstateInstance) Live() bool { return in.State != "terminated" && in.State != "shutting-down" }
+
+// Label names the instance for people: its ID, with its Name tag if any.
+func (in EstateInstance) Label() string {
+	if in.Name != "" {
+		return string(in.ID) + " (" + in.Name + ")"
+	}
+	return string(in.ID)
 }
 
 // NetworkInterface is one of an instance's interfaces.

@@ -55,9 +55,6 @@ const DefaultGroupName = "latch-managed"
 // network interface.
 const DefaultGroupsPerInterface = 5
 
-// DefaultAdminPorts are the ports whose rules count as a way in.
-var DefaultAdminPorts = []int{22, 3389, 5985, 5986}
-
 // Input is what a plan is made from.
 type Input struct {
 	Estate  latch.Estate       // one region, read by the caller
@@ -75,7 +72,7 @@ type Input struct {
 	// GroupName-PLAN_ID, as names are unique in a VPC.
 	GroupName string
 	// AdminPorts are the TCP ports whose rules count as a way in for the
-	// lock-out check; nil means DefaultAdminPorts.
+	// lock-out check; nil means latch.DefaultAdminPorts().
 	AdminPorts []int
 	// GroupsPerInterface is the account's quota of groups per interface;
 	// 0 means DefaultGroupsPerInterface.
@@ -190,7 +187,7 @@ func NewPlan(in Input) (Plan, error) {
 	perIface := cmp.Or(in.GroupsPerInterface, DefaultGroupsPerInterface)
 	adminPorts := in.AdminPorts
 	if adminPorts == nil {
-		adminPorts = DefaultAdminPorts
+		adminPorts = latch.DefaultAdminPorts()
 	}
 
 	groups := map[latch.GroupID]*latch.EstateGroup{}
@@ -208,7 +205,7 @@ func NewPlan(in Input) (Plan, error) {
 		if !ok {
 			return Plan{}, latch.Invalidf("targets", "no instance %s in region %s", id, in.Estate.Region)
 		}
-		if !live(inst) {
+		if !inst.Live() {
 			return Plan{}, latch.Invalidf("targets", "instance %s is %s: nothing to adopt", id, inst.State)
 		}
 		if inst.VPC == "" {
@@ -257,7 +254,7 @@ func NewPlan(in Input) (Plan, error) {
 			}
 			n := 0
 			for _, t := range targets {
-				if slices.Contains(groupsOf(t), g.ID) {
+				if slices.Contains(t.Groups, g.ID) {
 					n++
 				}
 			}
@@ -294,7 +291,7 @@ func NewPlan(in Input) (Plan, error) {
 	carries := map[latch.InstanceID]bool{}
 	for _, t := range targets {
 		mg := managed[t.VPC]
-		if slices.Contains(groupsOf(t), mg) {
+		if slices.Contains(t.Groups, mg) {
 			carries[t.ID] = true
 			continue
 		}
@@ -302,7 +299,7 @@ func NewPlan(in Input) (Plan, error) {
 		if len(before) >= perIface {
 			p.Refused = append(p.Refused, Refusal{Kind: RefusedFull, Instance: t.ID, Group: mg,
 				Reason: fmt.Sprintf("%s cannot take latch's group %s: its interface%s already has %d groups (%s), the most EC2 allows (%d); detach one or raise the quota",
-					name(t), mg, enisuffix(eni), len(before), joinIDs(before), perIface)})
+					t.Label(), mg, enisuffix(eni), len(before), joinIDs(before), perIface)})
 			continue
 		}
 		carries[t.ID] = true
@@ -313,7 +310,7 @@ func NewPlan(in Input) (Plan, error) {
 	// The standing rules of the targets' groups, each once.
 	var gids []latch.GroupID
 	for _, t := range targets {
-		for _, g := range groupsOf(t) {
+		for _, g := range t.Groups {
 			if !slices.Contains(gids, g) {
 				gids = append(gids, g)
 			}
@@ -359,7 +356,7 @@ func NewPlan(in Input) (Plan, error) {
 		var others []latch.InstanceID
 		for i := range in.Estate.Instances {
 			o := &in.Estate.Instances[i]
-			if !isTarget[o.ID] && live(o) && slices.Contains(groupsOf(o), gid) {
+			if !isTarget[o.ID] && o.Live() && slices.Contains(o.Groups, gid) {
 				others = append(others, o.ID)
 			}
 		}
@@ -389,7 +386,7 @@ func NewPlan(in Input) (Plan, error) {
 	for _, t := range targets {
 		var mine []Step
 		wayIn := false
-		for _, gid := range groupsOf(t) {
+		for _, gid := range t.Groups {
 			g, ok := groups[gid]
 			if !ok {
 				continue
@@ -427,7 +424,7 @@ func NewPlan(in Input) (Plan, error) {
 		}
 		ref := Refusal{Kind: RefusedLockOut, Instance: t.ID, Rules: ruleIDs(mine),
 			Reason: fmt.Sprintf("not removing %s: %s would have no way in left: no admin-port rule remains in its groups, %s, and %s; to keep a way in, get Session Manager online on it, cover it with a latch policy rule, or pass --force",
-				joinRules(mine), name(t), ssm, cover)}
+				joinRules(mine), t.Label(), ssm, cover)}
 		if refuse(&p, in.Force, ref) {
 			for _, s := range mine {
 				locked[s.Rule.ID] = true
@@ -486,19 +483,6 @@ func refuse(p *Plan, force bool, ref Refusal) bool {
 	return true
 }
 
-// groupsOf returns every group of the instance's interfaces, each once.
-func groupsOf(in *latch.EstateInstance) []latch.GroupID {
-	out := slices.Clone(in.Groups)
-	for _, ni := range in.Interfaces {
-		for _, g := range ni.Groups {
-			if !slices.Contains(out, g) {
-				out = append(out, g)
-			}
-		}
-	}
-	return out
-}
-
 // primary returns the interface an attach sets ("" when the instance has
 // only one) and its groups.
 func primary(in *latch.EstateInstance) (eni string, groups []latch.GroupID) {
@@ -510,18 +494,6 @@ func primary(in *latch.EstateInstance) (eni string, groups []latch.GroupID) {
 	}
 	ni := slices.MinFunc(in.Interfaces, func(a, b latch.NetworkInterface) int { return cmp.Compare(a.DeviceIndex, b.DeviceIndex) })
 	return ni.ID, ni.Groups
-}
-
-// live reports whether an instance still uses its groups.
-func live(in *latch.EstateInstance) bool {
-	return in.State != "terminated" && in.State != "shutting-down"
-}
-
-func name(in *latch.EstateInstance) string {
-	if in.Name != "" {
-		return fmt.Sprintf("%s (%s)", in.ID, in.Name)
-	}
-	return string(in.ID)
 }
 
 func enisuffix(eni string) string {
@@ -566,16 +538,7 @@ func describeRule(g latch.GroupID, r latch.IngressRule) string {
 	if proto == "-1" {
 		proto, ports = "all", "ports"
 	}
-	src := "?"
-	switch {
-	case r.CIDR.IsValid():
-		src = r.CIDR.String()
-	case r.SourceGroup != "":
-		src = string(r.SourceGroup)
-	case r.PrefixList != "":
-		src = r.PrefixList
-	}
-	return fmt.Sprintf("%s (%s %s from %s in %s)", r.ID, proto, ports, src, g)
+	return fmt.Sprintf("%s (%s %s from %s in %s)", r.ID, proto, ports, r.Source(), g)
 }
 
 func isAre(n int) string {

@@ -113,7 +113,7 @@ func jsonRuleOf(r latch.IngressRule, group latch.GroupID) *jsonRule {
 	}
 	return &jsonRule{
 		RuleID: string(r.ID), GroupID: string(group), Protocol: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort,
-		Source: sourceOf(r), SourceKind: kind, Description: r.Description, Latch: r.Latch(),
+		Source: r.Source(), SourceKind: kind, Description: r.Description, Latch: r.Latch(),
 	}
 }
 

@@ -49,7 +49,7 @@ type Finding struct {
 // Options tune the judgement to a policy.
 type Options struct {
 	// AdminPorts are the TCP ports whose exposure is judged; empty means
-	// DefaultAdminPorts. The caller appends the ports its policy names.
+	// latch.DefaultAdminPorts. The caller appends the ports its policy names.
 	AdminPorts []int
 	// Networks are the policy's networks: a rule whose source lies inside
 	// one of them is not "wide" (LATCH002). With none, every CIDR is.
@@ -58,9 +58,6 @@ type Options struct {
 	// have before LATCH007; 0 means 1.
 	MaxManagedGroups int
 }
-
-// DefaultAdminPorts returns SSH, RDP and WinRM (HTTP and HTTPS).
-func DefaultAdminPorts() []int { return []int{22, 3389, 5985, 5986} }
 
 // Validate checks o, naming the field at fault.
 func (o Options) Validate() error {
@@ -142,10 +139,6 @@ var SecurityGroupActions = []string{
 	"ec2:ModifyNetworkInterfaceAttribute",
 }
 
-// live reports whether an instance is judged: terminated and
-// shutting-down instances are on their way out.
-func live(state string) bool { return state != "terminated" && state != "shutting-down" }
-
 // Judge judges estates into a report. It makes no call and never fails:
 // what could not be read is in the estates' NotChecked, carried into the
 // report, and the checks that need it report nothing.
@@ -167,7 +160,7 @@ func live(state string) bool { return state != "terminated" && state != "shuttin
 func Judge(estates []latch.Estate, opt Options) Report {
 	j := judge{opt: opt}
 	if len(j.opt.AdminPorts) == 0 {
-		j.opt.AdminPorts = DefaultAdminPorts()
+		j.opt.AdminPorts = latch.DefaultAdminPorts()
 	}
 	j.opt.AdminPorts = slices.Clone(j.opt.AdminPorts)
 	slices.Sort(j.opt.AdminPorts)
@@ -267,24 +260,11 @@ func findingID(check, region, resource string) string {
 	return id
 }
 
-// sourceOf names a rule's source as EC2 shows it.
-func sourceOf(r latch.IngressRule) string {
-	switch {
-	case r.CIDR.IsValid():
-		return r.CIDR.String()
-	case r.SourceGroup != "":
-		return string(r.SourceGroup)
-	case r.PrefixList != "":
-		return r.PrefixList
-	}
-	return "?"
-}
-
 func describeRule(r latch.IngressRule) string {
 	proto := r.Protocol
 	switch proto {
 	case "-1", "all":
-		return "every protocol and port from " + sourceOf(r)
+		return "every protocol and port from " + r.Source()
 	case "6":
 		proto = "tcp"
 	}
@@ -292,7 +272,7 @@ func describeRule(r latch.IngressRule) string {
 	if r.ToPort != r.FromPort {
 		ports = fmt.Sprintf("%d-%d", r.FromPort, r.ToPort)
 	}
-	return fmt.Sprintf("%s %s from %s", proto, ports, sourceOf(r))
+	return fmt.Sprintf("%s %s from %s", proto, ports, r.Source())
 }
 
 func isWorld(p netip.Prefix) bool { return p.IsValid() && p.Bits() == 0 }
@@ -340,7 +320,7 @@ func (j *judge) region(e latch.Estate) {
 	if instancesOK {
 		seen := map[latch.InstanceID]bool{}
 		for _, in := range e.Instances {
-			if live(in.State) && !seen[in.ID] {
+			if in.Live() && !seen[in.ID] {
 				seen[in.ID] = true
 				in.Groups = slices.Clone(in.Groups)
 				slices.Sort(in.Groups)
@@ -382,7 +362,7 @@ func (j *judge) region(e latch.Estate) {
 			j.add(Finding{
 				ID: findingID(InstanceKeyPair, e.Region, string(in.ID)), Check: InstanceKeyPair,
 				Region: e.Region, Resource: string(in.ID),
-				Title:     fmt.Sprintf("instance %s was launched with key pair %q", label(in), in.KeyName),
+				Title:     fmt.Sprintf("instance %s was launched with key pair %q", in.Label(), in.KeyName),
 				Detail:    fmt.Sprintf("instance %s (%s) names EC2 key pair %q: whoever holds its private key can log in whenever port 22 is reachable.", in.ID, in.State, in.KeyName),
 				Instances: []latch.InstanceID{in.ID},
 			})
@@ -435,13 +415,6 @@ func (j *judge) region(e latch.Estate) {
 			})
 		}
 	}
-}
-
-func label(in latch.EstateInstance) string {
-	if in.Name != "" {
-		return fmt.Sprintf("%s (%s)", in.ID, in.Name)
-	}
-	return string(in.ID)
 }
 
 // judgeRule judges one inbound rule and reports whether it is open to
@@ -607,7 +580,7 @@ func (j *judge) judgeInstanceGroups(region string, in latch.EstateInstance, grou
 		j.add(Finding{
 			ID: findingID(InstanceExposed, region, string(in.ID)), Check: InstanceExposed,
 			Region: region, Resource: string(in.ID),
-			Title:     fmt.Sprintf("instance %s at public address %s has an admin port open to the world", label(in), in.PublicIP),
+			Title:     fmt.Sprintf("instance %s at public address %s has an admin port open to the world", in.Label(), in.PublicIP),
 			Detail:    fmt.Sprintf("instance %s (%s) has public address %s and is in groups whose rules open admin ports to the world: %s.", in.ID, in.State, in.PublicIP, strings.Join(rules, "; ")),
 			Fix:       fmt.Sprintf("Remove the world rules (their LATCH001 findings), or the public address; %s moves the instance to a latch:managed group and removes the standing admin rules.", adoptCommand([]latch.InstanceID{in.ID})),
 			Instances: []latch.InstanceID{in.ID},
@@ -618,7 +591,7 @@ func (j *judge) judgeInstanceGroups(region string, in latch.EstateInstance, grou
 		j.add(Finding{
 			ID: findingID(InstanceUnmanaged, region, string(in.ID)), Check: InstanceUnmanaged,
 			Region: region, Resource: string(in.ID),
-			Title:     fmt.Sprintf("instance %s has no latch:managed security group", label(in)),
+			Title:     fmt.Sprintf("instance %s has no latch:managed security group", in.Label()),
 			Detail:    fmt.Sprintf("instance %s (%s, VPC %s) is in groups %s, none tagged %s=true: latch cannot open access to it.", in.ID, in.State, in.VPC, joinGroups(all), latch.TagManaged),
 			Fix:       fmt.Sprintf("`latch adopt %s` creates or reuses a latch:managed group in %s and attaches it (dry run first, then --apply).", in.ID, cmp.Or(in.VPC, "its VPC")),
 			Instances: []latch.InstanceID{in.ID},
@@ -627,7 +600,7 @@ func (j *judge) judgeInstanceGroups(region string, in latch.EstateInstance, grou
 		j.add(Finding{
 			ID: findingID(InstanceManyManaged, region, string(in.ID)), Check: InstanceManyManaged,
 			Region: region, Resource: string(in.ID),
-			Title:     fmt.Sprintf("instance %s has %d latch:managed groups; latch expects at most %d", label(in), len(managed), j.opt.MaxManagedGroups),
+			Title:     fmt.Sprintf("instance %s has %d latch:managed groups; latch expects at most %d", in.Label(), len(managed), j.opt.MaxManagedGroups),
 			Detail:    fmt.Sprintf("instance %s (%s) is in latch:managed groups %s.", in.ID, in.State, joinGroups(managed)),
 			Instances: []latch.InstanceID{in.ID},
 		})

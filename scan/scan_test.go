@@ -366,7 +366,7 @@ func TestPortsAndProtocols(t *testing.T) {
 		{tcp("sgr-between", 23, 3388, "0.0.0.0/0"), scan.Options{}, false},
 		{tcp("sgr-winrm", 5986, 5986, "::/0"), scan.Options{}, true},
 		{tcp("sgr-policy", 8022, 8022, "0.0.0.0/0"), scan.Options{}, false},
-		{tcp("sgr-policy", 8022, 8022, "0.0.0.0/0"), scan.Options{AdminPorts: append(scan.DefaultAdminPorts(), 8022)}, true},
+		{tcp("sgr-policy", 8022, 8022, "0.0.0.0/0"), scan.Options{AdminPorts: append(latch.DefaultAdminPorts(), 8022)}, true},
 	} {
 		e := est(group("sg-a", false, tc.rule))
 		rep := scan.Judge([]latch.Estate{e}, tc.opt)

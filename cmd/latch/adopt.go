@@ -227,11 +227,10 @@ func (a *app) adoptUndo(ctx context.Context, o adoptOptions) error {
 // resolveTargets turns instance IDs and Name tags into IDs, or --all into
 // every live instance of vpc.
 func resolveTargets(est latch.Estate, args []string, all bool, vpc string) ([]latch.InstanceID, error) {
-	live := func(in latch.EstateInstance) bool { return in.State != "terminated" && in.State != "shutting-down" }
 	var out []latch.InstanceID
 	if all {
 		for _, in := range est.Instances {
-			if in.VPC == vpc && live(in) {
+			if in.VPC == vpc && in.Live() {
 				out = append(out, in.ID)
 			}
 		}
@@ -243,7 +242,7 @@ func resolveTargets(est latch.Estate, args []string, all bool, vpc string) ([]la
 	for _, arg := range args {
 		var found []latch.InstanceID
 		for _, in := range est.Instances {
-			if live(in) && (string(in.ID) == arg || in.Name == arg) {
+			if in.Live() && (string(in.ID) == arg || in.Name == arg) {
 				found = append(found, in.ID)
 			}
 		}

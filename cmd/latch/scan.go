@@ -158,7 +158,7 @@ func (a *app) scan(ctx context.Context, o scanOptions) error {
 // scanJudgeOptions builds the judgement's options from the flags and the
 // policy, and returns the policy (nil without one).
 func (a *app) scanJudgeOptions(policyFile string, extraPorts []int, maxManaged int) (scan.Options, *policy.Policy, error) {
-	opts := scan.Options{AdminPorts: scan.DefaultAdminPorts(), MaxManagedGroups: maxManaged}
+	opts := scan.Options{AdminPorts: latch.DefaultAdminPorts(), MaxManagedGroups: maxManaged}
 	for _, p := range extraPorts {
 		if p < 1 || p > 65535 {
 			return opts, nil, latch.Invalidf("admin-port", "%d is not a TCP port; want 1 to 65535", p)
