@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/latchdev/latch"
@@ -118,12 +117,3 @@ func readJSONBaseline(data []byte) (Baseline, error) {
 	return b, nil
 }
 
-// IDs returns the baseline's IDs, sorted: to write one as a list.
-func (b Baseline) IDs() []string {
-	ids := make([]string, 0, len(b))
-	for id := range b {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
