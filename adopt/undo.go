@@ -77,9 +77,9 @@ func Undo(ctx context.Context, planID string, cloud latch.AdoptCloud, log AuditL
 	if planned == nil {
 		return res, latch.Errorf(latch.ENOTFOUND, "no adoption plan %s in the audit log", planID)
 	}
-	var plan Plan
-	if err := json.Unmarshal([]byte(planned.Details[keyPlan]), &plan); err != nil {
-		return res, latch.Errorf(latch.EINTERNAL, "plan %s: its recorded plan (audit entry %d) is not a plan: %v", planID, planned.Seq, err)
+	plan, err := decodePlan(planID, *planned)
+	if err != nil {
+		return res, err
 	}
 
 	var attached []latch.InstanceID
@@ -230,13 +230,18 @@ func Recorded(ctx context.Context, log AuditLog, planID string) (Plan, error) {
 		if e.Action != latch.AuditAdoptPlanned {
 			continue
 		}
-		var p Plan
-		if err := json.Unmarshal([]byte(e.Details[keyPlan]), &p); err != nil {
-			return Plan{}, latch.Errorf(latch.EINTERNAL, "plan %s: its recorded plan (audit entry %d) is not a plan: %v", planID, e.Seq, err)
-		}
-		return p, nil
+		return decodePlan(planID, e)
 	}
 	return Plan{}, latch.Errorf(latch.ENOTFOUND, "no adoption plan %s in the audit log", planID)
+}
+
+// decodePlan reads the plan an adopt-planned entry recorded.
+func decodePlan(planID string, e latch.AuditEntry) (Plan, error) {
+	var p Plan
+	if err := json.Unmarshal([]byte(e.Details[keyPlan]), &p); err != nil {
+		return Plan{}, latch.Errorf(latch.EINTERNAL, "plan %s: its recorded plan (audit entry %d) is not a plan: %v", planID, e.Seq, err)
+	}
+	return p, nil
 }
 
 // groupsNow returns the groups of interface eni ("" for the instance's
