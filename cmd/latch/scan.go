@@ -174,9 +174,7 @@ func (a *app) scanJudgeOptions(policyFile string, extraPorts []int, maxManaged i
 		opts.AdminPorts = append(opts.AdminPorts, p.TCPPorts()...)
 		opts.Networks = p.Networks()
 	}
-	slices.Sort(opts.AdminPorts)
-	opts.AdminPorts = slices.Compact(opts.AdminPorts)
-	return opts, p, opts.Validate()
+	return opts, p, opts.Validate() // Judge sorts the ports and drops repeats
 }
 
 func readBaseline(path string) (scan.Baseline, error) {
