@@ -30,6 +30,19 @@ func (e Estate) Checked(check Check) bool {
 	return !slices.ContainsFunc(e.NotChecked, func(n NotChecked) bool { return n.Check == check && n.Resource == "" })
 }
 
+// Unread returns the first of checks whose reads failed as a whole, with
+// what AWS said, and false when every one of them was read.
+func (e Estate) Unread(checks ...Check) (NotChecked, bool) {
+	for _, c := range checks {
+		for _, n := range e.NotChecked {
+			if n.Check == c && n.Resource == "" {
+				return n, true
+			}
+		}
+	}
+	return NotChecked{}, false
+}
+
 // Check names a part of a scan that reads its own APIs, and so can be
 // refused on its own.
 type Check string

@@ -455,21 +455,10 @@ func validate(in Input) error {
 		return latch.Invalidf("groups-per-interface", "%d is negative; EC2 allows 1 to 16", in.GroupsPerInterface)
 	}
 	// Planning on a partial read could miss a way in, or a group's users.
-	for _, c := range []latch.Check{latch.CheckGroups, latch.CheckInstances} {
-		if !in.Estate.Checked(c) {
-			return latch.Errorf(latch.EUNAVAILABLE, "cannot plan an adoption in %s: its %s could not be read (%s)", in.Estate.Region, c, notChecked(in.Estate, c))
-		}
+	if n, unread := in.Estate.Unread(latch.CheckGroups, latch.CheckInstances); unread {
+		return latch.Errorf(latch.EUNAVAILABLE, "cannot plan an adoption in %s: its %s could not be read (%s: %s)", in.Estate.Region, n.Check, n.API, n.Reason)
 	}
 	return nil
-}
-
-func notChecked(e latch.Estate, c latch.Check) string {
-	for _, n := range e.NotChecked {
-		if n.Check == c && n.Resource == "" {
-			return n.API + ": " + n.Reason
-		}
-	}
-	return "not checked"
 }
 
 // refuse records ref as a refusal, or with force as a warning; it reports

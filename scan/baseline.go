@@ -116,4 +116,3 @@ func readJSONBaseline(data []byte) (Baseline, error) {
 	}
 	return b, nil
 }
-

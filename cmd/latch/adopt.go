@@ -98,10 +98,8 @@ func (a *app) adopt(ctx context.Context, targets []string, o adoptOptions) error
 	if err != nil {
 		return err
 	}
-	for _, c := range []latch.Check{latch.CheckGroups, latch.CheckInstances} {
-		if !est.Checked(c) {
-			return latch.Errorf(latch.EFORBIDDEN, "adopt needs to read %s, and AWS refused; nothing was changed (latch iam-policy --for adopt)", c)
-		}
+	if n, unread := est.Unread(latch.CheckGroups, latch.CheckInstances); unread {
+		return latch.Errorf(latch.EFORBIDDEN, "adopt needs to read %s, and AWS refused; nothing was changed (latch iam-policy --for adopt)", n.Check)
 	}
 	ids, err := resolveTargets(est, targets, o.all, o.vpc)
 	if err != nil {

@@ -140,10 +140,8 @@ func (a *app) scan(ctx context.Context, o scanOptions) error {
 	// Groups and instances are where standing access lives: a scan that
 	// could not read them has not looked, and must not pass as clean.
 	for _, est := range estates {
-		for _, c := range []latch.Check{latch.CheckGroups, latch.CheckInstances} {
-			if !est.Checked(c) {
-				return latch.Errorf(latch.EFORBIDDEN, "%s in %s could not be read, so the report above is incomplete: nothing there was checked for open admin ports (the role needs what 'latch iam-policy --for scan' prints)", c, est.Region)
-			}
+		if n, unread := est.Unread(latch.CheckGroups, latch.CheckInstances); unread {
+			return latch.Errorf(latch.EFORBIDDEN, "%s in %s could not be read, so the report above is incomplete: nothing there was checked for open admin ports (the role needs what 'latch iam-policy --for scan' prints)", n.Check, est.Region)
 		}
 	}
 	if report.Fails(failOn) {
