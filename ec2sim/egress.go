@@ -12,7 +12,6 @@ package ec2sim
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"maps"
 )
 
 // egressRuleID is the ID of a group's default outbound rule. It is derived
@@ -64,26 +63,16 @@ func (s *Server) addEgress(x *xmlGroup, rules []*rule) {
 // a describe sees them now, and outbound) by group, in creation order.
 func (s *Server) rulesByGroup(r *region) map[string][]*rule {
 	out := map[string][]*rule{}
-	for _, ru := range s.describableRules(r) {
+	for _, ru := range s.visibleRules(r) {
+		out[ru.groupID] = append(out[ru.groupID], ru)
+	}
+	for _, ru := range r.egress {
 		out[ru.groupID] = append(out[ru.groupID], ru)
 	}
 	for _, rules := range out {
 		sortBySeq(rules, func(ru *rule) int64 { return ru.seq })
 	}
 	return out
-}
-
-// describableRules are the rules DescribeSecurityGroupRules lists: the
-// inbound rules a describe sees now (consistency.go) and the outbound
-// ones. Caller holds s.mu and must not modify the map.
-func (s *Server) describableRules(r *region) map[string]*rule {
-	visible := s.visibleRules(r)
-	if len(r.egress) == 0 {
-		return visible
-	}
-	all := maps.Clone(visible)
-	maps.Copy(all, r.egress)
-	return all
 }
 
 // groupInUse reports whether a group is one of an interface's groups or

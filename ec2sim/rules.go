@@ -246,18 +246,24 @@ var ruleListing = listing[*rule]{
 }
 
 func (s *Server) describeSecurityGroupRules(r *region, p params) (response, *apiError) {
-	visible := s.describableRules(r)
+	// The rules listed are the inbound ones a describe sees now
+	// (consistency.go) and the outbound ones (egress.go).
+	visible := s.visibleRules(r)
 	items, next, err := describe(p, ruleListing, func(page) ([]*rule, *apiError) {
 		ids := p.list("SecurityGroupRuleId")
 		if len(ids) == 0 {
-			return slices.Collect(maps.Values(visible)), nil
+			all := slices.AppendSeq(slices.Collect(maps.Values(visible)), maps.Values(r.egress))
+			return all, nil
 		}
 		var candidates []*rule
 		for _, id := range ids {
 			if !validRuleID(id) {
 				return nil, errf(CodeInvalidRuleIDMalformed, "Invalid id: %q (expecting \"sgr-...\")", id)
 			}
-			ru, ok := visible[id]
+			ru, ok := r.egress[id]
+			if !ok {
+				ru, ok = visible[id]
+			}
 			if !ok {
 				return nil, errf(CodeInvalidRuleIDNotFound, "The security group rule ID '%s' does not exist", id)
 			}
