@@ -33,13 +33,10 @@ func (s *Server) addDefaultEgress(r *region, g *group) {
 	}
 }
 
-// deleteEgress drops the outbound rules of a deleted group.
+// deleteEgress drops the outbound rule of a deleted group: its default
+// one, the only one a group has (addDefaultEgress).
 func (r *region) deleteEgress(groupID string) {
-	for id, ru := range r.egress {
-		if ru.groupID == groupID {
-			delete(r.egress, id)
-		}
-	}
+	delete(r.egress, egressRuleID(groupID))
 }
 
 // addEgress lists the outbound ones of a group's rules in x's
