@@ -13,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -185,13 +184,8 @@ var iamActions = map[string]iamHandler{
 // serveIAM answers r if it is an IAM request, and reports whether it was:
 // its SigV4 credential scope names the iam service, or its form says
 // Version=2010-05-08. Like EC2's, IAM requests are not authenticated.
-func (s *Server) serveIAM(w http.ResponseWriter, r *http.Request) bool {
-	body, err := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
-		return false
-	}
+// ServeHTTP has read body.
+func (s *Server) serveIAM(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	form, ferr := url.ParseQuery(string(body))
 	a, _ := parseAuthHeader(r.Header.Get("Authorization"))
 	if scopeService(a["Credential"]) != "iam" && scopeService(r.URL.Query().Get("X-Amz-Credential")) != "iam" &&

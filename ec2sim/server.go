@@ -1,7 +1,9 @@
 package ec2sim
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -306,7 +308,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if s.serveScheduler(w, r) || s.serveSSM(w, r) || s.serveSTS(w, r) || s.serveIAM(w, r) || s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
+	if s.serveScheduler(w, r) || s.serveSSM(w, r) {
+		return
+	}
+	// STS and IAM tell their requests from EC2's by the form, and STS's
+	// signature covers the body's exact bytes: the body is read once here,
+	// for them, and handed on to whichever reads it next with any read error.
+	reqBody, err := io.ReadAll(r.Body)
+	if err != nil {
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(reqBody), errReader{err}))
+	} else {
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+		if s.serveSTS(w, r, reqBody) || s.serveIAM(w, r, reqBody) {
+			return
+		}
+	}
+	if s.serveCloudTrail(w, r) || s.serveInstanceConnect(w, r) {
 		return
 	}
 	formErr := r.ParseForm()
@@ -361,6 +378,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"request_id", c.requestID)
 	_, _ = w.Write(body)
 }
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // handle runs one action under the lock, records it in CloudTrail, and
 // renders its answer.

@@ -8,7 +8,6 @@ package ec2sim
 // identities added with [Server.AddIdentity].
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -17,7 +16,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -101,16 +99,10 @@ func (s *Server) AddIdentity(id Identity) error {
 	return nil
 }
 
-// serveSTS answers r if it is an STS request, and reports whether it was.
-// The signature covers the body's exact bytes, so it reads them first and
-// hands them on to whichever parses them next, with any read error.
-func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) bool {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
-		return false
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+// serveSTS answers r, whose body ServeHTTP has read, if it is an STS
+// request, and reports whether it was. The signature covers the body's
+// exact bytes.
+func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	if !isSTS(r, body) {
 		return false
 	}
@@ -458,8 +450,3 @@ func encodeSTS(doc any) []byte {
 	}
 	return append(append([]byte(xml.Header), out...), '\n')
 }
-
-// errReader fails every read with err.
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
