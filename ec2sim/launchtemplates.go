@@ -12,7 +12,6 @@ package ec2sim
 import (
 	"fmt"
 	"maps"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -32,7 +31,8 @@ const (
 )
 
 // maxLTResults is the largest MaxResults of DescribeLaunchTemplates and
-// DescribeLaunchTemplateVersions.
+// DescribeLaunchTemplateVersions, which take 1 to 200 rather than EC2's
+// usual 5 to 1000.
 const maxLTResults = 200
 
 var ltNameRE = regexp.MustCompile(`^[a-zA-Z0-9().\-/_]{3,128}$`)
@@ -345,25 +345,6 @@ func (s *Server) deleteLaunchTemplate(r *region, p params) (response, *apiError)
 	return &launchTemplateResponse{LaunchTemplate: s.xmlLaunchTemplate(t)}, nil
 }
 
-// ltPaging parses MaxResults (1 to 200 for these actions, not EC2's usual
-// 5 to 1000) and NextToken.
-func ltPaging(p params) (page, *apiError) {
-	n, ok, aerr := p.integer("MaxResults")
-	if aerr != nil {
-		return page{}, aerr
-	}
-	if ok && (n < 1 || n > maxLTResults) {
-		return page{}, invalidValue("MaxResults", strconv.Itoa(n), fmt.Sprintf("Parameter must be between 1 and %d.", maxLTResults))
-	}
-	rest := params(maps.Clone(url.Values(p)))
-	delete(rest, "MaxResults")
-	pg, aerr := rest.paging()
-	if ok {
-		pg.max = n
-	}
-	return pg, aerr
-}
-
 type describeLaunchTemplatesResponse struct {
 	meta
 	LaunchTemplates set[xmlLaunchTemplate] `xml:"launchTemplates"`
@@ -378,7 +359,7 @@ var launchTemplateFields = fields[*launchTemplate]{
 // describeLaunchTemplates lists templates, all or those named by
 // LaunchTemplateId.N or LaunchTemplateName.N (each must exist), paged.
 func (s *Server) describeLaunchTemplates(r *region, p params) (response, *apiError) {
-	pg, aerr := ltPaging(p)
+	pg, aerr := p.pagingBetween(1, maxLTResults)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -468,7 +449,7 @@ type describeLTVersionsResponse struct {
 // version that is both listed once: so a caller reads every template's
 // default and latest versions in a few paged calls.
 func (s *Server) describeLaunchTemplateVersions(r *region, p params) (response, *apiError) {
-	pg, aerr := ltPaging(p)
+	pg, aerr := p.pagingBetween(1, maxLTResults)
 	if aerr != nil {
 		return nil, aerr
 	}

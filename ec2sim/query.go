@@ -3,6 +3,7 @@ package ec2sim
 import (
 	"cmp"
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
@@ -146,14 +147,20 @@ type page struct {
 // paging parses MaxResults (which EC2 bounds to 5..1000 on the describes
 // the simulator serves) and NextToken.
 func (p params) paging() (page, *apiError) {
+	return p.pagingBetween(5, 1000)
+}
+
+// pagingBetween parses MaxResults, which must be within lo..hi, and
+// NextToken.
+func (p params) pagingBetween(lo, hi int) (page, *apiError) {
 	var pg page
 	n, ok, err := p.integer("MaxResults")
 	if err != nil {
 		return pg, err
 	}
 	if ok {
-		if n < 5 || n > 1000 {
-			return pg, invalidValue("MaxResults", strconv.Itoa(n), "Parameter must be between 5 and 1000.")
+		if n < lo || n > hi {
+			return pg, invalidValue("MaxResults", strconv.Itoa(n), fmt.Sprintf("Parameter must be between %d and %d.", lo, hi))
 		}
 		pg.max = n
 	}
