@@ -209,9 +209,6 @@ func ParseFleet(data []byte) (Fleet, error) {
 	if _, err := f.check(); err != nil {
 		return Fleet{}, err
 	}
-	if err := f.IAM.check(); err != nil {
-		return Fleet{}, err
-	}
 	return f, nil
 }
 

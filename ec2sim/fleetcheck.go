@@ -47,8 +47,9 @@ type instancePlan struct {
 	interfaces []interfacePlan
 }
 
-// check validates f and resolves its references. It needs no server: all
-// it knows of the region is what the fleet says.
+// check validates f (its regions, then its trails, then its IAM) and
+// resolves its references. It needs no server: all it knows of the region
+// is what the fleet says.
 func (f Fleet) check() ([]regionPlan, error) {
 	var plans []regionPlan
 	ids := map[string]string{} // ID → path of the item that declared it, across regions
@@ -136,6 +137,9 @@ func (f Fleet) check() ([]regionPlan, error) {
 		plans = append(plans, p)
 	}
 	if err := f.checkTrails(); err != nil {
+		return nil, err
+	}
+	if err := f.IAM.check(); err != nil {
 		return nil, err
 	}
 	return plans, nil

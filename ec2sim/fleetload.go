@@ -15,9 +15,6 @@ func (s *Server) LoadFleet(f Fleet) error {
 	if err != nil {
 		return err
 	}
-	if err := f.IAM.check(); err != nil {
-		return err
-	}
 	s.lock()
 	defer s.unlock()
 	for _, p := range plans {

@@ -121,7 +121,7 @@ func decodeIAM(n *yaml.Node, path string) (*FleetIAM, error) {
 	return f, err
 }
 
-// checkIAM validates the fleet's IAM on its own: names, paths, documents,
+// check validates the fleet's IAM on its own: names, paths, documents,
 // references between its parts, and duplicates. Conflicts with what the
 // server already has are found by iamConflicts.
 func (f *FleetIAM) check() error {
