@@ -374,20 +374,16 @@ func putSSHString(b *bytes.Buffer, s []byte) {
 	b.Write(s)
 }
 
-// sshStrings splits wire into its length-prefixed strings.
+// sshStrings splits wire into its length-prefixed strings (sshString).
 func sshStrings(wire []byte) ([][]byte, bool) {
 	var out [][]byte
 	for len(wire) > 0 {
-		if len(wire) < 4 {
+		s, rest, ok := sshString(wire)
+		if !ok {
 			return nil, false
 		}
-		n := binary.BigEndian.Uint32(wire)
-		wire = wire[4:]
-		if uint64(n) > uint64(len(wire)) {
-			return nil, false
-		}
-		out = append(out, wire[:n])
-		wire = wire[n:]
+		out = append(out, s)
+		wire = rest
 	}
 	return out, true
 }
