@@ -289,11 +289,8 @@ func (s *Server) applyKeys(reg *region, p keysPlan) {
 		if id == "" {
 			id = s.ids.resource("lt")
 		}
-		def := lt.DefaultVersion
-		if def == 0 {
-			def = 1
-		}
-		t := &launchTemplate{id: id, name: lt.Name, created: now, seq: s.nextSeq(), tags: cloneTags(lt.Tags), defaultVersion: def}
+		// checkRegionKeys has set an unset DefaultVersion to 1.
+		t := &launchTemplate{id: id, name: lt.Name, created: now, seq: s.nextSeq(), tags: cloneTags(lt.Tags), defaultVersion: lt.DefaultVersion}
 		for j, v := range lt.Versions {
 			d := ltData{KeyName: v.KeyName, ImageID: v.Image, InstanceType: v.Type, GroupIDs: slices.Clone(v.SecurityGroups)}
 			if strings.HasPrefix(v.InstanceProfile, "arn:") {

@@ -77,7 +77,7 @@ func (s *Server) authorizeIngress(r *region, p params) (response, *apiError) {
 	var v4, v6 int
 	for _, ru := range existing {
 		seen[ru.key()] = true
-		a, b := ru.families()
+		a, b := familiesOf(ru.cidr)
 		v4, v6 = v4+a, v6+b
 	}
 	for _, pm := range perms {

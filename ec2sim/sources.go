@@ -108,10 +108,9 @@ func (r *rule) cidrString() string {
 	return r.cidr.String()
 }
 
-// families is how many rules of each address family a rule counts for in
-// the rule quota: a group or prefix list source counts in both.
-func (r *rule) families() (v4, v6 int) { return familiesOf(r.cidr) }
-
+// familiesOf is how many rules of each address family a rule with cidr
+// counts for in the rule quota: a group or prefix list source (no cidr)
+// counts in both.
 func familiesOf(cidr netip.Prefix) (v4, v6 int) {
 	switch {
 	case !cidr.IsValid():
