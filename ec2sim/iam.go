@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"maps"
@@ -359,9 +358,8 @@ func iamPaging(p params) (page, *apiError) {
 		pg.max = n
 	}
 	if m, ok := p.get("Marker"); ok && m != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(m)
-		after, ok := strings.CutPrefix(string(raw), tokenPrefix)
-		if err != nil || !ok {
+		after, ok := decodeToken(m)
+		if !ok {
 			return pg, errf(CodeInvalidInput, "Invalid Marker: %s", m)
 		}
 		pg.after = after

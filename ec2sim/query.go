@@ -165,9 +165,8 @@ func (p params) pagingBetween(lo, hi int) (page, *apiError) {
 		pg.max = n
 	}
 	if tok, ok := p.get("NextToken"); ok && tok != "" {
-		raw, derr := base64.RawURLEncoding.DecodeString(tok)
-		after, ok := strings.CutPrefix(string(raw), tokenPrefix)
-		if derr != nil || !ok {
+		after, ok := decodeToken(tok)
+		if !ok {
 			return pg, errf(CodeInvalidPaginationToken, "The pagination token %q is invalid.", tok)
 		}
 		pg.after = after
@@ -176,6 +175,16 @@ func (p params) pagingBetween(lo, hi int) (page, *apiError) {
 }
 
 const tokenPrefix = "ec2sim1:"
+
+// decodeToken returns the key a token from paginate names, and whether
+// tok is such a token.
+func decodeToken(tok string) (after string, ok bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", false
+	}
+	return strings.CutPrefix(string(raw), tokenPrefix)
+}
 
 // paginate returns the page of items (sorted by key, ascending) that
 // follows pg.after, and the token for the next page. Tokens name the last

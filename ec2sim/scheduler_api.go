@@ -4,7 +4,6 @@ package ec2sim
 // s.mu held (see serveScheduler).
 
 import (
-	"encoding/base64"
 	"maps"
 	"slices"
 	"strconv"
@@ -196,9 +195,8 @@ func (req *schedRequest) paging(v *violations) (page, *apiError) {
 		return pg, err
 	}
 	if tok := req.query.Get("NextToken"); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
-		after, ok := strings.CutPrefix(string(raw), tokenPrefix)
-		if err != nil || !ok {
+		after, ok := decodeToken(tok)
+		if !ok {
 			return pg, errf(CodeValidationException, "Invalid NextToken %s.", tok)
 		}
 		pg.after = after
