@@ -46,7 +46,7 @@ func (b *Broker) ExpireMany(ctx context.Context, ids []latch.GrantID) error {
 		region string
 		group  latch.GroupID
 	}
-	byGroup := map[key]map[latch.RuleID][]latch.GrantID{}
+	byGroup := map[key]map[latch.RuleID][]latch.Grant{}
 	var single []latch.GrantID
 	for _, g := range gs {
 		switch {
@@ -58,9 +58,9 @@ func (b *Broker) ExpireMany(ctx context.Context, ids []latch.GrantID) error {
 		}
 		k := key{g.Region, g.GroupID}
 		if byGroup[k] == nil {
-			byGroup[k] = map[latch.RuleID][]latch.GrantID{}
+			byGroup[k] = map[latch.RuleID][]latch.Grant{}
 		}
-		byGroup[k][g.RuleID] = append(byGroup[k][g.RuleID], g.ID)
+		byGroup[k][g.RuleID] = append(byGroup[k][g.RuleID], g)
 	}
 
 	var mu sync.Mutex
@@ -87,7 +87,7 @@ func (b *Broker) ExpireMany(ctx context.Context, ids []latch.GrantID) error {
 	for _, k := range keys {
 		rules := slices.Sorted(maps.Keys(byGroup[k]))
 		for chunk := range slices.Chunk(rules, latch.MaxRevokeBatch) {
-			var batch []latch.GrantID
+			var batch []latch.Grant
 			for _, r := range chunk {
 				batch = append(batch, byGroup[k][r]...)
 			}
@@ -101,24 +101,22 @@ func (b *Broker) ExpireMany(ctx context.Context, ids []latch.GrantID) error {
 	return errors.Join(errs...)
 }
 
-// expireBatch ends the due grants of ids, all in one region and group and
-// on at most latch.MaxRevokeBatch rules. It holds the locks of their
-// openings throughout, taken in one order so that batches cannot deadlock,
-// and so decides which rules are shared and acts on them as close() does
-// for one grant.
-func (b *Broker) expireBatch(ctx context.Context, region string, group latch.GroupID, ids []latch.GrantID) error {
+// expireBatch ends the due ones of batch, grants as ExpireMany loaded them,
+// all in one region and group and on at most latch.MaxRevokeBatch rules. It
+// holds the locks of their openings throughout, taken in one order so that
+// batches cannot deadlock, and so decides which rules are shared and acts on
+// them as close() does for one grant.
+func (b *Broker) expireBatch(ctx context.Context, region string, group latch.GroupID, batch []latch.Grant) error {
 	fw := b.firewalls[region]
-	gs, err := b.store.Grants(ctx, latch.GrantFilter{IDs: ids})
-	if err != nil {
-		return fmt.Errorf("load grants of %s: %w", group, err)
-	}
-	var openings []latch.Opening
-	for _, g := range gs {
-		openings = append(openings, g.Opening())
+	ids := make([]latch.GrantID, len(batch))
+	openings := make([]latch.Opening, len(batch))
+	for i, g := range batch {
+		ids[i], openings[i] = g.ID, g.Opening()
 	}
 	defer b.lockAll(openings)()
 	// They may have moved while we waited for the locks.
-	if gs, err = b.store.Grants(ctx, latch.GrantFilter{IDs: ids}); err != nil {
+	gs, err := b.store.Grants(ctx, latch.GrantFilter{IDs: ids})
+	if err != nil {
 		return fmt.Errorf("load grants of %s: %w", group, err)
 	}
 	now := b.now()
