@@ -264,19 +264,24 @@ func (b *Broker) sweepBatch(ctx context.Context, fw latch.Firewall, group latch.
 	}
 	defer b.lockAll(openings)()
 	var doomed []*Swept
-	// Two queries for the batch, not one per rule: the grants the store
-	// has open on its rules, and those it ended lately.
-	ids := batchIDs(batch)
-	open, err := b.store.Grants(ctx, latch.GrantFilter{RuleIDs: ids, States: []latch.GrantState{latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed}})
-	var ended []latch.Grant
-	if err == nil {
-		ended, err = b.store.Grants(ctx, latch.GrantFilter{RuleIDs: ids, States: []latch.GrantState{latch.StateExpired, latch.StateRevoked}})
-	}
+	// One query for the batch, not one per rule: the grants the store has
+	// open on its rules, and those it ended, each list newest first.
+	gs, err := b.store.Grants(ctx, latch.GrantFilter{RuleIDs: batchIDs(batch), States: []latch.GrantState{
+		latch.StateActive, latch.StateRevoking, latch.StateRevokeFailed, latch.StateExpired, latch.StateRevoked,
+	}})
 	if err != nil {
 		for _, s := range batch {
 			s.Err = fmt.Errorf("list grants on the rules of %s: %w", group, err)
 		}
 		return
+	}
+	var open, ended []latch.Grant
+	for _, g := range gs {
+		if g.State.Open() {
+			open = append(open, g)
+		} else {
+			ended = append(ended, g)
+		}
 	}
 	openOn := map[latch.RuleID][]latch.Grant{}
 	for _, g := range open {
