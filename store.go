@@ -10,7 +10,6 @@ type GrantFilter struct {
 	States    []GrantState // any of these states
 	Opening   *Opening     // only grants for this opening
 	IDs       []GrantID    // only these grants (one query for a batch); empty matches every ID
-	RuleID    RuleID       // only grants on this rule
 	RuleIDs   []RuleID     // only grants on one of these rules; empty matches every rule
 	Requester string       // only grants for this requester (exact, as Grant.Requester)
 	Owners    []string     // only grants whose Owner is one of these identity keys

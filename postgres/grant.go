@@ -78,9 +78,6 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 	if len(f.IDs) > 0 {
 		where = append(where, "id = ANY("+p.add(strs(f.IDs))+")")
 	}
-	if f.RuleID != "" {
-		where = append(where, "rule_id = "+p.add(string(f.RuleID)))
-	}
 	if len(f.RuleIDs) > 0 {
 		where = append(where, "rule_id = ANY("+p.add(strs(f.RuleIDs))+")")
 	}

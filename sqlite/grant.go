@@ -68,7 +68,7 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 	var args []any
 	if len(f.States) > 0 {
 		col := "state"
-		if len(f.IDs) > 0 || len(f.RuleIDs) > 0 || f.RuleID != "" {
+		if len(f.IDs) > 0 || len(f.RuleIDs) > 0 {
 			// A unary + keeps the planner off grants_state, which it
 			// otherwise took for the ordering and then scanned every grant
 			// in those states to find a batch's few.
@@ -88,10 +88,6 @@ func (s *Store) Grants(ctx context.Context, f latch.GrantFilter) ([]latch.Grant,
 		for _, id := range f.IDs {
 			args = append(args, id)
 		}
-	}
-	if f.RuleID != "" {
-		where = append(where, "rule_id = ?")
-		args = append(args, f.RuleID)
 	}
 	if len(f.RuleIDs) > 0 {
 		where = append(where, "rule_id IN ("+placeholders(len(f.RuleIDs))+")")

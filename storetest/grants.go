@@ -117,9 +117,9 @@ func testGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 		c := NewGrant(epoch().Add(2 * time.Minute))
 		c.RuleID = ""
 		mustCreate(t, s, c, "")
-		mustList(t, s, latch.GrantFilter{RuleID: a.RuleID}, a)
-		mustList(t, s, latch.GrantFilter{RuleID: b.RuleID}, b)
-		mustList(t, s, latch.GrantFilter{RuleID: "sgr-00000000000000000"})
+		mustList(t, s, latch.GrantFilter{RuleIDs: []latch.RuleID{a.RuleID}}, a)
+		mustList(t, s, latch.GrantFilter{RuleIDs: []latch.RuleID{b.RuleID}}, b)
+		mustList(t, s, latch.GrantFilter{RuleIDs: []latch.RuleID{"sgr-00000000000000000"}})
 	})
 
 	t.Run("ByRequesterExactly", func(t *testing.T) {
@@ -170,7 +170,7 @@ func testGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 		mustCreate(t, s, otherRequester, "")
 
 		o := want.Opening()
-		mustList(t, s, latch.GrantFilter{States: []latch.GrantState{latch.StateActive}, Opening: &o, RuleID: want.RuleID,
+		mustList(t, s, latch.GrantFilter{States: []latch.GrantState{latch.StateActive}, Opening: &o, RuleIDs: []latch.RuleID{want.RuleID},
 			Requester: want.Requester, Limit: 10}, want)
 	})
 
