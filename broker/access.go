@@ -351,12 +351,13 @@ func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Re
 		req.Access, req.Target, req.Document = latch.AccessSSM, r.Target.InstanceID, r.Document
 	}
 	var g latch.Grant
+	var placement string
 	var err error
 	if r.Access != latch.AccessSSM && r.Target.InstanceID != "" {
 		// Access to an instance may open in another of its managed groups
 		// when the first is full, if the rule that decided the request
 		// covers the instance through that group too.
-		g, err = a.b.GrantOnInstance(ctx, req, r.Target.InstanceID, func(group latch.GroupID) error {
+		g, placement, err = a.b.grant(ctx, req, r.Target.InstanceID, func(group latch.GroupID) error {
 			t := r.Target
 			t.GroupID = group
 			if !a.policy.Policy().CoversTarget(r.Rule, t) {
@@ -379,7 +380,7 @@ func (a *Access) open(ctx context.Context, r latch.Request, wide bool) (latch.Re
 	}
 	r.State, r.GrantID = latch.RequestActive, g.ID
 	if g.GroupID != r.Target.GroupID {
-		r.Note = a.placementNote(ctx, g, r.Target.GroupID)
+		r.Note = placement
 	}
 	return a.store.UpdateRequest(ctx, r)
 }

@@ -21,7 +21,8 @@ const grantStepTimeout = 2 * time.Minute
 // server's approved requests) comes through here, so this is where the
 // managed check lives.
 func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant, error) {
-	return b.grant(ctx, req, "", nil)
+	g, _, err := b.grant(ctx, req, "", nil)
+	return g, err
 }
 
 // GrantOnInstance is Grant for access to instance through req.GroupID, one
@@ -35,22 +36,28 @@ func (b *Broker) Grant(ctx context.Context, req latch.GrantRequest) (latch.Grant
 // (the policy rule that decided the request must cover the instance
 // through it); a group it refuses is passed over and named in the error.
 func (b *Broker) GrantOnInstance(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID, allow func(latch.GroupID) error) (latch.Grant, error) {
-	return b.grant(ctx, req, instance, allow)
+	g, _, err := b.grant(ctx, req, instance, allow)
+	return g, err
 }
 
-func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID, allow func(latch.GroupID) error) (latch.Grant, error) {
+// grant is Grant, or GrantOnInstance when instance is set. placement says
+// why the grant opened in another group than req's, as its history does:
+// "sg-A is full (60 rules); opened in sg-B"; it is "" when it opened in
+// req's group.
+func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance latch.InstanceID, allow func(latch.GroupID) error) (_ latch.Grant, placement string, _ error) {
 	if err := req.Validate(b.opts.MaxDuration); err != nil {
-		return latch.Grant{}, err
+		return latch.Grant{}, "", err
 	}
 	if req.Access == latch.AccessSSM {
-		return b.grantSSM(ctx, req)
+		g, err := b.grantSSM(ctx, req)
+		return g, "", err
 	}
 	fw, err := b.firewall(req.Region)
 	if err != nil {
-		return latch.Grant{}, err
+		return latch.Grant{}, "", err
 	}
 	if err := b.checkManaged(ctx, req.Region, req.GroupID); err != nil {
-		return latch.Grant{}, err
+		return latch.Grant{}, "", err
 	}
 	now := b.now()
 	g, err := b.store.CreateGrant(ctx, latch.Grant{
@@ -59,7 +66,7 @@ func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance lat
 		Requester: req.Requester, Owner: req.Owner, Reason: req.Reason, RequestID: req.RequestID, CreatedAt: now, ExpiresAt: now.Add(req.Duration),
 	}, "requested: "+req.Reason)
 	if err != nil {
-		return latch.Grant{}, fmt.Errorf("record grant: %w", err)
+		return latch.Grant{}, "", fmt.Errorf("record grant: %w", err)
 	}
 
 	// From here the step runs to its end even if the caller gives up (a
@@ -77,15 +84,19 @@ func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance lat
 		b.log.WarnContext(ctx, "grant failed", "grant_id", g.ID, "group_id", g.GroupID, "err", err)
 		b.audit(ctx, grantAudit(latch.AuditGrantFailed, g.Requester, g, map[string]string{"reason": g.Reason, "error": g.LastError}))
 		b.opts.Observer.GrantEnded(latch.StateFailed, 0)
-		return g, fmt.Errorf("open %s to %s on %s: %w", g.GroupID, g.Source, g.Ports, err)
+		return g, "", fmt.Errorf("open %s to %s on %s: %w", g.GroupID, g.Source, g.Ports, err)
 	}
 	b.checkpoint("after-authorize")
 	g.State, g.RuleID = latch.StateActive, p.rule.ID
-	g, err = b.store.UpdateGrant(ctx, g, p.note+"rule "+string(p.rule.ID))
+	note := "rule " + string(p.rule.ID)
+	if p.note != "" {
+		note = p.note + "; " + note
+	}
+	g, err = b.store.UpdateGrant(ctx, g, note)
 	if err != nil {
 		// The rule is tagged with its expiry, so a sweep will revoke it even
 		// though the store does not know it is active.
-		return g, fmt.Errorf("record rule %s: %w", p.rule.ID, err)
+		return g, "", fmt.Errorf("record rule %s: %w", p.rule.ID, err)
 	}
 	if p.moved {
 		b.backstop(ctx, g.Region, g.GroupID, g.RuleID, p.until)
@@ -93,7 +104,7 @@ func (b *Broker) grant(ctx context.Context, req latch.GrantRequest, instance lat
 	b.evidence(ctx, "granted", g, "reason", g.Reason)
 	b.audit(ctx, grantAudit(latch.AuditGranted, g.Requester, g, map[string]string{"reason": g.Reason}))
 	b.opts.Observer.GrantOpened()
-	return g, nil
+	return g, p.note, nil
 }
 
 // checkManaged looks group up and refuses it unless it is tagged

@@ -17,7 +17,7 @@ type placed struct {
 	rule   latch.Rule
 	until  time.Time
 	moved  bool   // the rule or its expiry changed: move the backstop
-	note   string // "sg-A is full (60 rules); opened in sg-B; ", or ""
+	note   string // "sg-A is full (60 rules); opened in sg-B", or ""
 	unlock func()
 }
 
@@ -49,7 +49,7 @@ func (b *Broker) place(ctx context.Context, fw latch.Firewall, g *latch.Grant, i
 		rule, until, moved, err := b.open(ctx, fw, *g)
 		p := placed{rule: rule, until: until, moved: moved, unlock: unlock}
 		if len(full) > 0 {
-			p.note = fmt.Sprintf("%s; opened in %s; ", strings.Join(full, "; "), g.GroupID)
+			p.note = fmt.Sprintf("%s; opened in %s", strings.Join(full, "; "), g.GroupID)
 		}
 		if !errors.Is(err, latch.ErrGroupFull) {
 			return p, err
@@ -171,20 +171,4 @@ func (b *Broker) observeFull(region string, full, placedIn latch.GroupID) {
 	if o, ok := b.opts.Observer.(PlacementObserver); ok {
 		o.GroupFull(region, full, placedIn)
 	}
-}
-
-// placementNote says why g opened in another group than asked, from the
-// note its opening recorded: "sg-A is full (60 rules); opened in sg-B".
-func (a *Access) placementNote(ctx context.Context, g latch.Grant, asked latch.GroupID) string {
-	if evs, err := a.store.History(ctx, g.ID); err == nil {
-		for _, e := range evs {
-			if e.State != latch.StateActive {
-				continue
-			}
-			if note, _, ok := strings.Cut(e.Note, "; rule "); ok && strings.Contains(note, " is full") {
-				return note
-			}
-		}
-	}
-	return fmt.Sprintf("%s is full; opened in %s", asked, g.GroupID)
 }
