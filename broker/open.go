@@ -201,19 +201,16 @@ func (b *Broker) sharers(ctx context.Context, g latch.Grant) (latch.Grant, known
 		return latch.Grant{}, knownRule{}, fmt.Errorf("list grants sharing the rule: %w", err)
 	}
 	latest, now := g, b.now()
-	held := map[latch.RuleID]time.Time{}
+	var known knownRule // the latest-expiring holder's rule; of several as late, the greatest ID
 	for _, o := range others {
 		if o.ExpiresAt.After(latest.ExpiresAt) {
 			latest = o
 		}
-		if o.State == latch.StateActive && o.RuleID != "" && o.ExpiresAt.After(now) && o.ExpiresAt.After(held[o.RuleID]) {
-			held[o.RuleID] = o.ExpiresAt
+		if o.State != latch.StateActive || o.RuleID == "" || !o.ExpiresAt.After(now) {
+			continue
 		}
-	}
-	var known knownRule
-	for id, until := range held {
-		if until.After(known.until) || (until.Equal(known.until) && id > known.id) {
-			known = knownRule{id, until}
+		if o.ExpiresAt.After(known.until) || (o.ExpiresAt.Equal(known.until) && o.RuleID > known.id) {
+			known = knownRule{o.RuleID, o.ExpiresAt}
 		}
 	}
 	return latest, known, nil
