@@ -1,8 +1,6 @@
 package storetest
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +13,7 @@ import (
 // chain, and a stale grant skipped without losing the others.
 func testUpdateGrants(t *testing.T, open func(t *testing.T) latch.Store) {
 	priv, pub, _ := AuditKeys()
-	sign := func(msg string) string { return base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(msg))) }
+	sign := latch.SignAudit(priv)
 	far := epoch().Add(100 * time.Hour)
 
 	// batchOf creates n active grants and returns the changes that end
