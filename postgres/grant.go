@@ -187,11 +187,10 @@ func (s *Store) UpdateGrants(ctx context.Context, changes []latch.GrantChange, s
 	if len(changes) == 0 {
 		return []latch.GrantChange{}, nil
 	}
-	var out []latch.GrantChange
-	var skipped []error
+	out := make([]latch.GrantChange, len(changes))
+	skipped := make([]error, len(changes))
 	written := 0
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out, skipped, written = make([]latch.GrantChange, len(changes)), make([]error, len(changes)), 0 // inTx may retry
 		now := s.now()
 		// Rows are locked in ID order, and the audit head after them all,
 		// so two batches cannot deadlock on each other.
