@@ -51,7 +51,7 @@ func (s *Store) stopListener() {
 	select {
 	case <-s.ln.kick:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = s.db.Exec(ctx, `SELECT pg_notify($1, $2)`, changedChannel, s.ln.id)
+		_ = s.pgNotify(ctx)
 		cancel()
 	default:
 	}
@@ -77,11 +77,18 @@ func (s *Store) announceLoop(ctx context.Context) {
 			return
 		case <-s.ln.kick:
 		}
-		if _, err := s.db.Exec(ctx, `SELECT pg_notify($1, $2)`, changedChannel, s.ln.id); err != nil && ctx.Err() == nil {
+		if err := s.pgNotify(ctx); err != nil && ctx.Err() == nil {
 			// Others still re-read on their timers.
 			s.log.Debug("announce a change to other replicas", "err", err)
 		}
 	}
+}
+
+// pgNotify sends the NOTIFY that tells the other Stores of this one's
+// writes.
+func (s *Store) pgNotify(ctx context.Context) error {
+	_, err := s.db.Exec(ctx, `SELECT pg_notify($1, $2)`, changedChannel, s.ln.id)
+	return err
 }
 
 // listenLoop holds a connection of its own LISTENing, reconnecting with
